@@ -1,0 +1,142 @@
+/**
+ * Opens the wire under an MCP session: Streamable HTTP, legacy HTTP+SSE, or an in-memory transport to a server in
+ * the same process. stdio lives in `@mcp-bridge/node` (`NodeTransport.layer`), which extends this service, so that
+ * this package stays runtime-neutral.
+ *
+ * Built on the official SDK's transports; the service is the seam where tests swap the wire for in-memory servers.
+ *
+ * @since 0.1.0
+ */
+import type { Transport } from "@modelcontextprotocol/client"
+import { SSEClientTransport, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
+import { Context, Duration, Effect, Layer } from "effect"
+import type { ResolvedServer } from "./BridgeConfig.ts"
+import { revealAll, transportKind } from "./BridgeConfig.ts"
+import { ConnectFailed, McpSessionError } from "./McpSession.ts"
+
+/**
+ * A transport, not yet started, and how to end it.
+ *
+ * @since 0.1.0
+ */
+export interface OpenedTransport {
+  readonly transport: Transport
+  readonly kind: "stdio" | "http" | "sse" | "memory"
+  /** The child process id (stdio). */
+  readonly pid?: number | undefined
+  /** The last lines the server wrote to stderr, secrets scrubbed (stdio). */
+  readonly stderrTail?: (() => string) | undefined
+  /**
+   * Ends the server side of the session before the client closes (HTTP: `DELETE` of the `Mcp-Session-Id`, since a
+   * bare close leaves the session open on the server).
+   */
+  readonly terminate?: (() => Promise<void>) | undefined
+}
+
+/**
+ * Connects an in-memory server: returns the client side of a linked transport pair whose other side a server is
+ * already serving.
+ *
+ * @since 0.1.0
+ */
+export type MemoryConnect = () => Transport | Promise<Transport>
+
+/**
+ * @since 0.1.0
+ */
+export class McpTransport extends Context.Service<McpTransport, {
+  /** Makes the transport of one new session of `server`; the session starts and closes it. */
+  readonly open: (server: ResolvedServer) => Effect.Effect<OpenedTransport, McpSessionError>
+}>()("@mcp-bridge/core/McpTransport") {}
+
+/**
+ * @since 0.1.0
+ */
+export interface Options {
+  /** In-memory servers by server name (config entries with `"type": "memory"`). @default {} */
+  readonly memory?: Readonly<Record<string, MemoryConnect>> | undefined
+  /** `fetch` for HTTP and SSE transports (e.g. to add a dispatcher). @default globalThis.fetch */
+  readonly fetch?: typeof globalThis.fetch | undefined
+}
+
+const connectFailed = (server: string, message: string) =>
+  new McpSessionError({ server, reason: new ConnectFailed({ message }) })
+
+/**
+ * Opens HTTP, SSE and in-memory transports; `stdio` fails with a `ConnectFailed` that points at `@mcp-bridge/node`.
+ *
+ * @since 0.1.0
+ */
+export const make = (options: Options = {}): McpTransport["Service"] => ({
+  open: (server) =>
+    Effect.suspend(() => {
+      const config = server.transport
+      switch (transportKind(config)) {
+        case "memory": {
+          const connect = options.memory?.[server.name]
+          if (connect === undefined) {
+            return Effect.fail(connectFailed(
+              server.name,
+              `no in-memory server is registered for "${server.name}" (McpTransport.layer({ memory }))`
+            ))
+          }
+          return Effect.tryPromise({
+            try: async (): Promise<OpenedTransport> => ({ transport: await connect(), kind: "memory" }),
+            catch: (error) => connectFailed(server.name, `in-memory connect failed: ${String(error)}`)
+          })
+        }
+        case "http": {
+          if (!("url" in config) || config.type === "sse") return Effect.die("unreachable")
+          const headers = revealAll(config.headers)
+          const transport = new StreamableHTTPClientTransport(new URL(config.url), {
+            ...(headers ? { requestInit: { headers } } : {}),
+            ...(options.fetch ? { fetch: options.fetch } : {}),
+            reconnectionOptions: {
+              maxReconnectionDelay: 30_000,
+              initialReconnectionDelay: 1_000,
+              reconnectionDelayGrowFactor: 1.5,
+              maxRetries: 0
+            }
+          })
+          const terminateTimeout = Math.min(Duration.toMillis(server.connectTimeout), 5_000)
+          return Effect.succeed<OpenedTransport>({
+            transport,
+            kind: "http",
+            terminate: () =>
+              transport.sessionId === undefined
+                ? Promise.resolve()
+                : Promise.race([
+                  transport.terminateSession().catch(() => undefined),
+                  new Promise<void>((resolve) => setTimeout(resolve, terminateTimeout).unref?.())
+                ])
+          })
+        }
+        case "sse": {
+          if (!("url" in config) || config.type !== "sse") return Effect.die("unreachable")
+          const headers = revealAll(config.headers)
+          const transport = new SSEClientTransport(new URL(config.url), {
+            ...(headers ? { requestInit: { headers } } : {}),
+            ...(options.fetch ? { fetch: options.fetch } : {})
+          })
+          return Effect.succeed<OpenedTransport>({ transport, kind: "sse" })
+        }
+        case "stdio":
+          return Effect.fail(connectFailed(
+            server.name,
+            "stdio servers need the Node transport: provide NodeTransport.layer() from @mcp-bridge/node"
+          ))
+      }
+    })
+})
+
+/**
+ * HTTP, SSE and in-memory transports.
+ *
+ * @example
+ * ```ts
+ * McpTransport.layer({ memory: { calc: () => TestServer.make(spec).connect() } })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const layer = (options: Options = {}): Layer.Layer<McpTransport> => Layer.succeed(McpTransport, make(options))

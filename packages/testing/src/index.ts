@@ -1,0 +1,1 @@
+export * as TestServer from "./TestServer.ts"
