@@ -102,6 +102,8 @@ export interface TestServer {
   readonly connect: () => Promise<Transport>
   /** tool calls running now */
   readonly inFlight: () => number
+  /** the most tool calls that ran at once */
+  readonly peakInFlight: () => number
   /** tool calls the client cancelled (interrupted, timed out) while they ran */
   readonly cancelled: () => number
   /** in-memory sessions currently open */
@@ -124,6 +126,7 @@ export const make = (spec: TestServerSpec): TestServer => {
     calls: (tool) => countCalls(state, tool),
     inFlight: () => state.inFlight,
     cancelled: () => state.cancelled,
+    peakInFlight: () => state.peakInFlight,
     connect: memory.connect,
     openSessions: memory.openSessions,
     close: memory.close

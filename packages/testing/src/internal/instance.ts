@@ -147,6 +147,7 @@ export const buildServer = (state: ServerState, hooks: InstanceHooks): McpServer
       async (args, ctx) => {
         recordCall(state, tool.name)
         state.inFlight++
+        state.peakInFlight = Math.max(state.peakInFlight, state.inFlight)
         const signal = ctx.mcpReq.signal
         const onAbort = () => state.cancelled++
         signal.addEventListener("abort", onAbort, { once: true })

@@ -11,6 +11,8 @@ export interface ServerState {
   readonly calls: Map<string, number>
   /** tool calls running now */
   inFlight: number
+  /** the most tool calls that ran at once */
+  peakInFlight: number
   /** tool calls whose request was cancelled by the client (its abort signal fired) */
   cancelled: number
   /** calls seen so far per "flaky" tool */
@@ -27,6 +29,7 @@ export const makeState = (spec: TestServerSpec): ServerState => ({
   spec,
   calls: new Map(),
   inFlight: 0,
+  peakInFlight: 0,
   cancelled: 0,
   flaky: new Map(),
   addedTools: [],
