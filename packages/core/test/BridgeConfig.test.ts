@@ -41,7 +41,7 @@ describe("BridgeConfig", () => {
       })
       const files = config.servers.get("files")!.transport
       assert.isTrue("env" in files && files.env !== undefined && Redacted.isRedacted(files.env.TOKEN))
-      const printed = JSON.stringify([...config.servers.values()]) + String(files.env) +
+      const printed = JSON.stringify([...config.servers.values()]) + String("env" in files ? files.env : "") +
         [...config.servers.values()].map((s) => `${JSON.stringify(s)}`).join()
       assert.notInclude(printed, "s3cret-value")
       assert.notInclude(printed, "abc123")

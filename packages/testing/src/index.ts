@@ -1,1 +1,9 @@
+/**
+ * @since 0.1.0
+ */
+export * as TestBridge from "./TestBridge.ts"
+
+/**
+ * @since 0.1.0
+ */
 export * as TestServer from "./TestServer.ts"

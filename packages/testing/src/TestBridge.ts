@@ -1,0 +1,72 @@
+/**
+ * Test layers for users' own tests: a whole `McpBridge` over in-memory `TestServer`s, no processes, no network.
+ * Swap it in where production code gets `McpBridge.layer(config)`.
+ *
+ * @since 0.1.0
+ */
+import { type BridgeConfig, type ConnectionPool, McpBridge, McpTransport } from "@mcp-bridge/core"
+import { Context, Effect, Layer } from "effect"
+import * as TestServer from "./TestServer.ts"
+
+/**
+ * The test servers behind a `TestBridge.layer`, by server name, to inspect calls made to them.
+ *
+ * @since 0.1.0
+ */
+export class TestServers extends Context.Service<TestServers, Readonly<Record<string, TestServer.TestServer>>>()(
+  "@mcp-bridge/testing/TestServers"
+) {}
+
+/**
+ * @since 0.1.0
+ */
+export interface Options extends McpBridge.Options {
+  /** The `bridge` section applied to every server (pool, timeout...). @default {} */
+  readonly bridge?: Readonly<Record<string, unknown>> | undefined
+  /** Pool options, or `false` for a new session per call. @default {} */
+  readonly pool?: ConnectionPool.Options | false | undefined
+}
+
+/**
+ * A bridge over in-memory test servers, plus `TestServers` to look at what they received. Closing the layer closes
+ * every session.
+ *
+ * @example
+ * ```ts
+ * const Test = TestBridge.layer({ crm: { tools: [{ name: "get_account", respond: { kind: "json", value: { id: 1 } } }] } })
+ * it.effect("reads the account", () =>
+ *   Effect.gen(function*() {
+ *     const result = yield* McpBridge.McpBridge.use((b) => b.callTool("crm.get_account", { id: 1 }))
+ *     const servers = yield* TestBridge.TestServers
+ *     assert.strictEqual(servers.crm.calls("get_account"), 1)
+ *   }).pipe(Effect.provide(Test)))
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const layer = (
+  servers: Readonly<Record<string, TestServer.TestServerSpec | TestServer.TestServer>>,
+  options: Options = {}
+): Layer.Layer<
+  McpBridge.McpBridge | ConnectionPool.ConnectionPool | BridgeConfig.BridgeConfig | TestServers,
+  BridgeConfig.BridgeConfigError
+> =>
+  Layer.unwrap(Effect.gen(function*() {
+    const instances: Record<string, TestServer.TestServer> = {}
+    for (const [name, server] of Object.entries(servers)) {
+      instances[name] = "connect" in server ? server : TestServer.make(server)
+    }
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(() => Promise.all(Object.values(instances).map((s) => s.close().catch(() => undefined))))
+    )
+    const config = {
+      mcpServers: Object.fromEntries(
+        Object.keys(instances).map((name) => [name, { type: "memory", bridge: options.bridge ?? {} }])
+      )
+    }
+    const memory = Object.fromEntries(Object.entries(instances).map(([name, s]) => [name, s.connect]))
+    return McpBridge.layer(config, {
+      ...options,
+      transport: McpTransport.layer({ memory })
+    }).pipe(Layer.merge(Layer.succeed(TestServers, instances)))
+  }))
