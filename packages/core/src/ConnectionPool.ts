@@ -112,9 +112,13 @@ interface Counters {
   totalConnectMillis: number
 }
 
-interface PoolKey {
-  readonly server: string
-  readonly identity: string | undefined
+// Pools are keyed by a string (cheap to hash): the server name, then NUL and the identity for per-identity pools.
+const poolKey = (server: string, identity: string | undefined) =>
+  identity === undefined ? server : `${server}\u0000${identity}`
+
+const parsePoolKey = (key: string): { readonly server: string; readonly identity: string | undefined } => {
+  const nul = key.indexOf("\u0000")
+  return nul === -1 ? { server: key, identity: undefined } : { server: key.slice(0, nul), identity: key.slice(nul + 1) }
 }
 
 const isTransportFailure = (error: unknown): error is McpSession.McpSessionError =>
@@ -190,7 +194,6 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const counters = new Map<string, Counters>()
   const priors = new Map<string, McpSession.McpSession["prior"]>()
   const pools = new Map<string, Pool.Pool<McpSession.McpSession, McpSession.McpSessionError>>()
-  const keyString = (key: PoolKey) => key.identity === undefined ? key.server : `${key.server}\u0000${key.identity}`
 
   const countersOf = (key: string): Counters => {
     let c = counters.get(key)
@@ -202,10 +205,9 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   }
 
   const map = yield* RcMap.make({
-    lookup: (key: PoolKey) =>
+    lookup: (id: string) =>
       Effect.gen(function*() {
-        const server = config.servers.get(key.server)!
-        const id = keyString(key)
+        const server = config.servers.get(parsePoolKey(id).server)!
         const c = countersOf(id)
         let pool: Pool.Pool<McpSession.McpSession, McpSession.McpSessionError> | undefined
         const acquire = Effect.gen(function*() {
@@ -247,7 +249,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   // Warm `min` sessions of every shared pool from start-up.
   for (const server of config.servers.values()) {
     if (server.pool.min > 0 && server.pool.isolation === "shared") {
-      yield* RcMap.get(map, { server: server.name, identity: undefined })
+      yield* RcMap.get(map, poolKey(server.name, undefined))
     }
   }
 
@@ -257,8 +259,11 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   ): Effect.Effect<A, E | McpSession.McpSessionError | ConnectionPoolError, R> =>
     Effect.gen(function*() {
       const identity = server.pool.isolation === "per-identity" ? yield* CallerIdentity : undefined
-      const pool = yield* RcMap.get(map, { server: server.name, identity })
-      const session = yield* Pool.get(pool).pipe(
+      const id = poolKey(server.name, identity)
+      const pool = yield* RcMap.get(map, id)
+      // A free session is leased at once; only a caller that has to wait gets the deadline (and its timer).
+      const free = pool.state.waiters.size === 0 && pool.state.availableHead?.exit._tag === "Success"
+      const session = yield* free ? Pool.get(pool) : Pool.get(pool).pipe(
         Effect.timeoutOrElse({
           duration: server.pool.acquireTimeout,
           orElse: () =>
@@ -278,7 +283,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         Effect.tapError((error) =>
           isTransportFailure(error)
             ? Effect.suspend(() => {
-              countersOf(keyString({ server: server.name, identity })).invalidated++
+              countersOf(id).invalidated++
               return Pool.invalidate(pool, session)
             })
             : Effect.void
@@ -288,8 +293,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
 
   const stats = Effect.gen(function*() {
     const out: Array<PoolStats> = []
-    for (const key of yield* RcMap.keys(map)) {
-      const id = keyString(key)
+    for (const id of yield* RcMap.keys(map)) {
+      const key = parsePoolKey(id)
       const pool = pools.get(id)
       if (pool === undefined) continue
       const s = yield* Pool.stats(pool)
