@@ -59,31 +59,24 @@ export const summarize = (samples: Samples): Summary => {
   }
 }
 
-/** Rounds to 3 significant digits, but never finer than a microsecond (0.001 ms). */
-export const round3 = (ms: number): number => {
-  if (!Number.isFinite(ms) || ms === 0) return ms
-  const magnitude = Math.floor(Math.log10(Math.abs(ms)))
-  const decimals = Math.min(3, Math.max(0, 2 - magnitude))
-  return Number(ms.toFixed(decimals))
-}
+/** Decimals that give 3 significant digits, but never finer than a microsecond (0.001 ms). */
+const millisDecimals = (ms: number): number =>
+  ms === 0 ? 0 : Math.min(3, Math.max(0, 2 - Math.floor(Math.log10(Math.abs(ms)))))
+
+/** Rounds milliseconds to 3 significant digits, µs precision at most (for JSON). */
+export const round3 = (ms: number): number => Number.isFinite(ms) ? Number(ms.toFixed(millisDecimals(ms))) : ms
 
 /** A millisecond value for a table: 3 significant digits, µs precision at most. */
-export const formatMillis = (ms: number): string => {
-  if (!Number.isFinite(ms)) return "–"
-  if (ms === 0) return "0"
-  const magnitude = Math.floor(Math.log10(Math.abs(ms)))
-  const decimals = Math.min(3, Math.max(0, 2 - magnitude))
-  return ms.toFixed(decimals)
-}
+export const formatMillis = (ms: number): string => Number.isFinite(ms) ? ms.toFixed(millisDecimals(ms)) : "–"
 
-/** A rate or count: 3 significant digits, no decimals above 100, thousands separated. */
+/** A rate or count: 3 significant digits below 100, whole numbers with thousands separators above. */
 export const formatRate = (x: number): string => {
   if (!Number.isFinite(x)) return "–"
   if (Math.abs(x) >= 100) return Math.round(x).toLocaleString("en-US")
   return x.toPrecision(3)
 }
 
-export const formatRatio = (x: number): string => Number.isFinite(x) ? `${x.toPrecision(3)}×` : "–"
+export const formatRatio = (x: number): string => Number.isFinite(x) ? `${formatRate(x)}×` : "–"
 
 export const formatMicros = (ms: number): string => {
   if (!Number.isFinite(ms)) return "–"

@@ -1,0 +1,191 @@
+/**
+ * `npm run demo`: the seed's "Expected Performance Metrics", measured live against the demo "workos" server started
+ * as a stdio child process (no network, no keys), through the bridge and through the naive pattern side by side.
+ */
+import { createBridge } from "@mcp-bridge/core"
+import type { BridgeClient } from "@mcp-bridge/core"
+import { TestServer } from "@mcp-bridge/testing"
+import type { CallToolResult } from "@modelcontextprotocol/client"
+import { StdioClientTransport } from "@modelcontextprotocol/client/stdio"
+import { formatMillis, formatRate, markdownTable, runLoad, summarize, timed } from "./internal/measure.ts"
+import { newClient } from "./internal/targets.ts"
+
+const BRIDGE_CALLS = 200
+const BRIDGE_CONCURRENCY = 8
+const NAIVE_CALLS = 20
+
+const spec = TestServer.demoServers.workos
+const { args, command } = TestServer.stdioCommand(spec)
+
+/** Call `i` of the workload: reads with varied arguments, and some writes. */
+const workload = (i: number): { readonly tool: string; readonly args: Record<string, unknown> } => {
+  const statuses = ["todo", "in_progress", "done", undefined] as const
+  switch (i % 10) {
+    case 0:
+    case 1:
+    case 2:
+    case 3: {
+      const status = statuses[(i + Math.floor(i / 10)) % statuses.length]
+      return { tool: "get_tasks", args: status === undefined ? {} : { status } }
+    }
+    case 4:
+    case 5:
+      return { tool: "get_today_metrics", args: {} }
+    case 6:
+    case 7:
+      return { tool: "get_clients", args: {} }
+    case 8:
+      return { tool: "create_task", args: { title: `Follow up #${i}`, priority: "medium", assignee: "maya" } }
+    default:
+      return { tool: "get_tasks", args: { status: "todo" } }
+  }
+}
+
+const isOk = (result: CallToolResult): boolean => result.isError !== true
+
+// -----------------------------------------------------------------------------
+// Grading (the seed's thresholds)
+// -----------------------------------------------------------------------------
+
+type Grade = "Target" | "Good" | "Needs Improvement" | "n/a"
+
+/** `lower`: lower is better (latency), else higher is better (rates). */
+const grade = (value: number | undefined, target: number, good: number, lower: boolean): Grade => {
+  if (value === undefined || !Number.isFinite(value)) return "n/a"
+  if (lower ? value < target : value > target) return "Target"
+  if (lower ? value < good : value > good) return "Good"
+  return "Needs Improvement"
+}
+
+const verdict = (bridge: Grade, naive: Grade): string => `${bridge} (naive: ${naive})`
+
+const percent = (x: number): string => `${(x * 100).toFixed(1)}%`
+
+// -----------------------------------------------------------------------------
+// Runs
+// -----------------------------------------------------------------------------
+
+const runBridge = async () => {
+  const started = performance.now()
+  const bridge: BridgeClient.BridgeClient = await createBridge({ mcpServers: { workos: { command, args: [...args] } } })
+  try {
+    const tools = await bridge.listTools()
+    const coldStartMillis = performance.now() - started
+    const samples = await runLoad({
+      total: BRIDGE_CALLS,
+      concurrency: BRIDGE_CONCURRENCY,
+      call: async (i) => {
+        const { args: callArgs, tool } = workload(i)
+        return isOk(await bridge.callTool(`workos.${tool}`, callArgs))
+      }
+    })
+    const stats = (await bridge.stats()).find((s) => s.server === "workos")
+    return { samples, stats, coldStartMillis, tools: tools.length }
+  } finally {
+    await bridge.close()
+  }
+}
+
+const runNaive = async () => {
+  const connects: Array<number> = []
+  const firstCalls: Array<number> = []
+  const samples = await runLoad({
+    total: NAIVE_CALLS,
+    concurrency: 1,
+    call: async (i) => {
+      const { args: callArgs, tool } = workload(i)
+      const client = newClient()
+      try {
+        const connect = await timed(() =>
+          client.connect(new StdioClientTransport({ command, args: [...args], stderr: "ignore" }))
+        )
+        connects.push(connect.millis)
+        const call = await timed(() => client.callTool({ name: tool, arguments: callArgs }) as Promise<CallToolResult>)
+        firstCalls.push(call.millis)
+        return isOk(call.value)
+      } finally {
+        // The caller has its result before the close; the close is not part of the call's latency.
+        void client.close().catch(() => undefined)
+      }
+    }
+  })
+  return { samples, connects, firstCalls }
+}
+
+const mean = (xs: ReadonlyArray<number>) => xs.length === 0 ? Number.NaN : xs.reduce((a, b) => a + b, 0) / xs.length
+
+const main = async () => {
+  console.log(
+    `Demo: the "workos" MCP server (${spec.tools.map((t) => t.name).join(", ")}) as a stdio child process; ` +
+      `${BRIDGE_CALLS} mixed calls through the bridge (${BRIDGE_CONCURRENCY} at a time), then ${NAIVE_CALLS} calls ` +
+      `with the naive pattern (new SDK client + process per call, one at a time).\n`
+  )
+  const started = performance.now()
+  const bridgeRun = await runBridge()
+  const naiveRun = await runNaive()
+  // let the last naive close finish before the process winds down
+  await new Promise((resolve) => setTimeout(resolve, 50))
+
+  const b = summarize(bridgeRun.samples)
+  const n = summarize(naiveRun.samples)
+  // errors = calls that threw + calls answered with isError, over every attempted call
+  const bridgeSuccess = (BRIDGE_CALLS - bridgeRun.samples.errors) / BRIDGE_CALLS
+  const naiveSuccess = (NAIVE_CALLS - naiveRun.samples.errors) / NAIVE_CALLS
+
+  const connectMean = bridgeRun.stats?.meanConnectMillis
+  const connectLast = bridgeRun.stats?.lastConnectMillis
+  const naiveConnect = mean(naiveRun.connects)
+
+  const rows = [
+    [
+      "Tool call latency (p50)",
+      "<100ms",
+      `${formatMillis(b.p50)} ms`,
+      `${formatMillis(n.p50)} ms`,
+      verdict(grade(b.p50, 100, 200, true), grade(n.p50, 100, 200, true))
+    ],
+    [
+      "Tool call latency (p95)",
+      "<500ms",
+      `${formatMillis(b.p95)} ms`,
+      `${formatMillis(n.p95)} ms`,
+      verdict(grade(b.p95, 500, 1000, true), grade(n.p95, 500, 1000, true))
+    ],
+    [
+      "Connection establishment",
+      "<500ms",
+      connectMean === undefined
+        ? "–"
+        : `${formatMillis(connectMean)} ms mean (last ${formatMillis(connectLast ?? Number.NaN)} ms, ` +
+          `${bridgeRun.stats?.created ?? 0} sessions)`,
+      `${formatMillis(naiveConnect)} ms mean (${naiveRun.connects.length} sessions)`,
+      verdict(grade(connectMean, 500, 1000, true), grade(naiveConnect, 500, 1000, true))
+    ],
+    [
+      "Success rate",
+      ">99%",
+      `${percent(bridgeSuccess)} (${BRIDGE_CALLS - bridgeRun.samples.errors}/${BRIDGE_CALLS})`,
+      `${percent(naiveSuccess)} (${NAIVE_CALLS - naiveRun.samples.errors}/${NAIVE_CALLS})`,
+      verdict(grade(bridgeSuccess, 0.99, 0.95, false), grade(naiveSuccess, 0.99, 0.95, false))
+    ],
+    ["Cache hit rate", ">70%", "n/a (cache not enabled yet)", "n/a", "n/a"]
+  ]
+  console.log(markdownTable(["Metric", "Target", "Bridge", "Naive", "Verdict"], rows))
+  console.log()
+  console.log(
+    `Bridge: ${b.calls} calls in ${formatRate(b.wallMillis / 1000)} s (${formatRate(b.callsPerSecond)} calls/s), ` +
+      `cold start (spawn, connect, tools/list of ${bridgeRun.tools} tools) ${formatMillis(bridgeRun.coldStartMillis)} ms` +
+      (bridgeRun.samples.firstError === undefined ? "" : `; first error: ${bridgeRun.samples.firstError}`)
+  )
+  console.log(
+    `Naive:  ${n.calls} calls in ${formatRate(n.wallMillis / 1000)} s (${formatRate(n.callsPerSecond)} calls/s); ` +
+      `each call = connect (mean ${formatMillis(naiveConnect)} ms) + first call on the new process ` +
+      `(mean ${formatMillis(mean(naiveRun.firstCalls))} ms)` +
+      (naiveRun.samples.firstError === undefined ? "" : `; first error: ${naiveRun.samples.firstError}`)
+  )
+  console.log(`Verdicts grade the bridge column (the naive column's in brackets). Done in ${
+    formatRate((performance.now() - started) / 1000)
+  } s.`)
+}
+
+await main()
