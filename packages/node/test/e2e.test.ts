@@ -4,6 +4,8 @@ import { NodeTransport } from "@mcp-bridge/node"
 import { TestServer } from "@mcp-bridge/testing"
 import { Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
+import { type ChildProcess, spawn } from "node:child_process"
+import { createServer } from "node:http"
 import { createRequire } from "node:module"
 
 const tools: ReadonlyArray<TestServer.TestTool> = [
@@ -158,6 +160,44 @@ describe("official reference server", () => {
     }).pipe(
       Effect.provide(bridgeLayer({ mcpServers: { everything: { command: process.execPath, args: [everything] } } }))
     ))
+})
+
+describe("legacy HTTP+SSE end to end", () => {
+  const require = createRequire(import.meta.url)
+  const everything = require.resolve("@modelcontextprotocol/server-everything/dist/index.js")
+  const freePort = Effect.promise(() =>
+    new Promise<number>((resolve) => {
+      const probe = createServer()
+      probe.listen(0, "127.0.0.1", () => {
+        const port = (probe.address() as { port: number }).port
+        probe.close(() => resolve(port))
+      })
+    })
+  )
+
+  it.live("calls the reference server over the deprecated SSE transport", () =>
+    Effect.gen(function*() {
+      const port = yield* freePort
+      yield* Effect.acquireRelease(
+        Effect.promise(() =>
+          new Promise<ChildProcess>((resolve, reject) => {
+            const child = spawn(process.execPath, [everything, "sse"], {
+              env: { ...process.env, PORT: String(port) },
+              stdio: ["ignore", "ignore", "pipe"]
+            })
+            child.stderr!.on("data", (chunk: Buffer) => {
+              if (chunk.toString().includes("running on port")) resolve(child)
+            })
+            child.once("exit", (code) => reject(new Error(`sse server exited with ${code}`)))
+          })
+        ),
+        (child) => Effect.sync(() => child.kill("SIGKILL"))
+      )
+      const result = yield* call("old.echo", { message: "over sse" }).pipe(
+        Effect.provide(bridgeLayer({ mcpServers: { old: { type: "sse", url: `http://127.0.0.1:${port}/sse` } } }))
+      )
+      assert.include(text(result), "over sse")
+    }))
 })
 
 describe("Streamable HTTP end to end", () => {

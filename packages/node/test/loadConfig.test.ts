@@ -1,0 +1,36 @@
+import { NodeServices } from "@effect/platform-node"
+import { assert, describe, it } from "@effect/vitest"
+import { BridgeConfig } from "@mcp-bridge/core"
+import { Effect } from "effect"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+
+describe("BridgeConfig.load", () => {
+  const dir = mkdtempSync(join(tmpdir(), "mcp-bridge-config-"))
+  const file = (name: string, text: string) => {
+    const path = join(dir, name)
+    writeFileSync(path, text)
+    return path
+  }
+
+  it.effect("loads a Claude-style JSON file", () =>
+    Effect.gen(function*() {
+      const config = yield* BridgeConfig.load(file("ok.json", JSON.stringify({
+        mcpServers: { files: { command: "node", args: ["s.js"] }, docs: { url: "http://127.0.0.1:1/mcp" } }
+      })))
+      assert.deepStrictEqual([...config.servers.keys()], ["files", "docs"])
+    }).pipe(Effect.provide(NodeServices.layer)))
+
+  it.effect("a missing file, bad JSON and bad content are typed errors", () =>
+    Effect.gen(function*() {
+      const missing = yield* Effect.flip(BridgeConfig.load(join(dir, "nope.json")))
+      assert.strictEqual(missing.reason, "Unreadable")
+      const notJson = yield* Effect.flip(BridgeConfig.load(file("bad.json", "{ mcpServers: ")))
+      assert.strictEqual(notJson.reason, "Unreadable")
+      assert.include(notJson.message, "not JSON")
+      const invalid = yield* Effect.flip(BridgeConfig.load(file("invalid.json", "{\"mcpServers\":{\"x\":{\"url\":1}}}")))
+      assert.strictEqual(invalid.reason, "Invalid")
+      assert.strictEqual(invalid.path.join("."), "mcpServers.x.url")
+    }).pipe(Effect.provide(NodeServices.layer)))
+})
