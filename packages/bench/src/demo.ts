@@ -61,6 +61,8 @@ const verdict = (bridge: Grade, naive: Grade): string => `${bridge} (naive: ${na
 
 const percent = (x: number): string => `${(x * 100).toFixed(1)}%`
 
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`
+
 // -----------------------------------------------------------------------------
 // Runs
 // -----------------------------------------------------------------------------
@@ -157,8 +159,8 @@ const main = async () => {
       connectMean === undefined
         ? "–"
         : `${formatMillis(connectMean)} ms mean (last ${formatMillis(connectLast ?? Number.NaN)} ms, ` +
-          `${bridgeRun.stats?.created ?? 0} sessions)`,
-      `${formatMillis(naiveConnect)} ms mean (${naiveRun.connects.length} sessions)`,
+          `${plural(bridgeRun.stats?.created ?? 0, "session")})`,
+      `${formatMillis(naiveConnect)} ms mean (${plural(naiveRun.connects.length, "session")})`,
       verdict(grade(connectMean, 500, 1000, true), grade(naiveConnect, 500, 1000, true))
     ],
     [
@@ -172,16 +174,22 @@ const main = async () => {
   ]
   console.log(markdownTable(["Metric", "Target", "Bridge", "Naive", "Verdict"], rows))
   console.log()
+  const bridgeError = bridgeRun.samples.firstError
+  const naiveError = naiveRun.samples.firstError
   console.log(
-    `Bridge: ${b.calls} calls in ${formatRate(b.wallMillis / 1000)} s (${formatRate(b.callsPerSecond)} calls/s), ` +
-      `cold start (spawn, connect, tools/list of ${bridgeRun.tools} tools) ${formatMillis(bridgeRun.coldStartMillis)} ms` +
-      (bridgeRun.samples.firstError === undefined ? "" : `; first error: ${bridgeRun.samples.firstError}`)
+    `- Bridge: ${b.calls} calls in ${formatRate(b.wallMillis / 1000)} s (${formatRate(b.callsPerSecond)} calls/s); ` +
+      `cold start (spawn, connect, tools/list of ${bridgeRun.tools} tools) ` +
+      `${formatMillis(bridgeRun.coldStartMillis)} ms${bridgeError === undefined ? "" : `; first error: ${bridgeError}`}`
   )
   console.log(
-    `Naive:  ${n.calls} calls in ${formatRate(n.wallMillis / 1000)} s (${formatRate(n.callsPerSecond)} calls/s); ` +
-      `each call = connect (mean ${formatMillis(naiveConnect)} ms) + first call on the new process ` +
+    `- Naive: ${n.calls} calls in ${formatRate(n.wallMillis / 1000)} s (${formatRate(n.callsPerSecond)} calls/s); ` +
+      `each = connect() (mean ${formatMillis(naiveConnect)} ms) + the call on the new session ` +
       `(mean ${formatMillis(mean(naiveRun.firstCalls))} ms)` +
-      (naiveRun.samples.firstError === undefined ? "" : `; first error: ${naiveRun.samples.firstError}`)
+      (naiveError === undefined ? "" : `; first error: ${naiveError}`)
+  )
+  console.log(
+    `- With version negotiation "auto" over stdio, the SDK's connect() probes on a throwaway sibling process and ` +
+      `only then starts the session's own process,\n  without waiting for it: that start-up lands on the first call.`
   )
   console.log(`Verdicts grade the bridge column (the naive column's in brackets). Done in ${
     formatRate((performance.now() - started) / 1000)
