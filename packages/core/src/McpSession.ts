@@ -325,8 +325,39 @@ export const make = Effect.fnUntraced(function*(
         )
     })
   )
-  const connectedAt = yield* Clock.currentTimeMillis
   const era = client.getProtocolEra() ?? "legacy"
+  // Connecting from a prior 2026-07-28 verdict costs no round trip: the SDK returns as soon as the transport starts
+  // (for stdio, before the child is ready) and opens no `subscriptions/listen` stream. One request here makes the
+  // session ready before it is leased, and subscribes to tool-list changes like a negotiated session.
+  if (prior?.kind === "modern" && era === "modern") {
+    const listChanged = prior.discover.capabilities?.tools?.listChanged === true
+    yield* Effect.tryPromise({
+      try: (signal): Promise<unknown> =>
+        listChanged
+          ? client.listen({ toolsListChanged: true }, { signal, timeout: connectMillis })
+          : client.discover({ signal, timeout: connectMillis }),
+      catch: (error) =>
+        new McpSessionError({
+          server: server.name,
+          reason: new ConnectFailed({
+            message: error instanceof Error ? error.message : String(error),
+            ...(stderr() ? { stderr: stderr()! } : {})
+          })
+        })
+    }).pipe(
+      Effect.timeoutOrElse({
+        duration: server.connectTimeout,
+        orElse: () =>
+          Effect.fail(
+            new McpSessionError({
+              server: server.name,
+              reason: new Timeout({ operation: "connect", timeoutMillis: connectMillis })
+            })
+          )
+      })
+    )
+  }
+  const connectedAt = yield* Clock.currentTimeMillis
   const discover: DiscoverResult | undefined = client.getDiscoverResult()
 
   const request = <A>(
