@@ -301,6 +301,17 @@ export const make = Effect.fnUntraced(function*(
   )
 
   const prior = options.prior
+  const withConnectDeadline = <A>(effect: Effect.Effect<A, McpSessionError>) =>
+    Effect.timeoutOrElse(effect, {
+      duration: server.connectTimeout,
+      orElse: () =>
+        Effect.fail(
+          new McpSessionError({
+            server: server.name,
+            reason: new Timeout({ operation: "connect", timeoutMillis: connectMillis })
+          })
+        )
+    })
   yield* Effect.tryPromise({
     try: (signal) => client.connect(opened.transport, { signal, timeout: connectMillis, ...(prior ? { prior } : {}) }),
     catch: (error) => {
@@ -313,18 +324,7 @@ export const make = Effect.fnUntraced(function*(
         })
       })
     }
-  }).pipe(
-    Effect.timeoutOrElse({
-      duration: server.connectTimeout,
-      orElse: () =>
-        Effect.fail(
-          new McpSessionError({
-            server: server.name,
-            reason: new Timeout({ operation: "connect", timeoutMillis: connectMillis })
-          })
-        )
-    })
-  )
+  }).pipe(withConnectDeadline)
   const era = client.getProtocolEra() ?? "legacy"
   // Connecting from a prior 2026-07-28 verdict costs no round trip: the SDK returns as soon as the transport starts
   // (for stdio, before the child is ready) and opens no `subscriptions/listen` stream. One request here makes the
@@ -344,18 +344,7 @@ export const make = Effect.fnUntraced(function*(
             ...(stderr() ? { stderr: stderr()! } : {})
           })
         })
-    }).pipe(
-      Effect.timeoutOrElse({
-        duration: server.connectTimeout,
-        orElse: () =>
-          Effect.fail(
-            new McpSessionError({
-              server: server.name,
-              reason: new Timeout({ operation: "connect", timeoutMillis: connectMillis })
-            })
-          )
-      })
-    )
+    }).pipe(withConnectDeadline)
   }
   const connectedAt = yield* Clock.currentTimeMillis
   const discover: DiscoverResult | undefined = client.getDiscoverResult()
