@@ -65,11 +65,18 @@ describe("stdio end to end", () => {
       const scope = yield* Scope.make()
       const context = yield* Layer.buildWithScope(bridgeLayer(stdio({ min: 2, max: 3, concurrency: 1 })), scope)
       const pids = yield* Effect.gen(function*() {
-        yield* Effect.forEach([1, 2, 3], (i) => call("s.slow", { i }), { concurrency: 3 })
-        const stats = yield* Effect.flatMap(ConnectionPool.ConnectionPool, (pool) => pool.stats)
+        const config = yield* BridgeConfig.BridgeConfig
+        const pool = yield* ConnectionPool.ConnectionPool
+        // Three leases held at once, one request per session: three child processes.
+        const held = yield* Effect.forEach([1, 2, 3], () =>
+          pool.withSession(config.servers.get("s")!, (session) => Effect.as(settle(300), session.pid!)), {
+          concurrency: 3
+        })
+        const stats = yield* pool.stats
         assert.strictEqual(stats[0].created, 3)
-        return yield* Effect.forEach([1, 2, 3], () => sessionPids, { concurrency: 3 })
+        return held
       }).pipe(Effect.provide(context))
+      assert.strictEqual(new Set(pids).size, 3)
       assert.isTrue(pids.every(isAlive))
       yield* Scope.close(scope, Exit.void)
       assert.isTrue(yield* waitUntil(() => !pids.some(isAlive)), `children still alive: ${pids.filter(isAlive)}`)
