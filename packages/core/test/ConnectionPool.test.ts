@@ -34,6 +34,7 @@ const advance = (minutes: number) =>
 const stats = Effect.flatMap(ConnectionPool.ConnectionPool, (pool) => pool.stats)
 const call = (tool: string, args: Record<string, unknown> = {}) =>
   Effect.flatMap(McpBridge.McpBridge, (bridge) => bridge.callTool(`s.${tool}`, args))
+const as = (identity: string) => Effect.provideService(CallerIdentity, identity)
 const text = (result: { content: ReadonlyArray<unknown> }) => (result.content[0] as { text: string }).text
 
 describe("ConnectionPool", () => {
@@ -191,7 +192,6 @@ describe("ConnectionPool", () => {
     Effect.gen(function*() {
       const server = TestServer.make({ tools })
       yield* Effect.gen(function*() {
-        const as = (identity: string) => Effect.provideService(CallerIdentity, identity)
         const a1 = yield* call("counter").pipe(as("alice"))
         const a2 = yield* call("counter").pipe(as("alice"))
         const b1 = yield* call("counter").pipe(as("bob"))
@@ -206,7 +206,6 @@ describe("ConnectionPool", () => {
     Effect.gen(function*() {
       const server = TestServer.make({ tools })
       yield* Effect.gen(function*() {
-        const as = (identity: string) => Effect.provideService(CallerIdentity, identity)
         const a1 = yield* call("counter").pipe(as("alice"))
         const b1 = yield* call("counter").pipe(as("bob"))
         assert.deepStrictEqual([a1, b1].map(text), ["1", "2"])

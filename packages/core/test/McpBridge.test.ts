@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { BridgeConfig, ConnectionPool, McpBridge, McpTransport } from "@mcp-bridge/core"
-import { TestServer } from "@mcp-bridge/testing"
+import { BridgeConfig, ConnectionPool, McpBridge } from "@mcp-bridge/core"
+import { TestBridge, TestServer } from "@mcp-bridge/testing"
 import { Effect, Exit, Fiber } from "effect"
 import { TestClock } from "effect/testing"
 
@@ -12,22 +12,13 @@ const tools: ReadonlyArray<TestServer.TestTool> = [
   { name: "slow", latencyMs: 50, respond: { kind: "text", text: "done" } }
 ]
 
-const bridgeLayer = (servers: Record<string, TestServer.TestServer>, bridge: object = {}) =>
-  McpBridge.layer(
-    {
-      mcpServers: Object.fromEntries(Object.keys(servers).map((name) => [name, { type: "memory", bridge }]))
-    },
-    {
-      transport: McpTransport.layer({
-        memory: Object.fromEntries(Object.entries(servers).map(([name, server]) => [name, server.connect]))
-      })
-    }
-  )
+const bridgeLayer = (servers: Record<string, TestServer.TestServer>, bridge: Record<string, unknown> = {}) =>
+  TestBridge.layer(servers, { bridge })
 
 const withBridge = <A, E>(
   servers: Record<string, TestServer.TestServer>,
   f: (bridge: McpBridge.McpBridge["Service"]) => Effect.Effect<A, E, any>,
-  bridge: object = {}
+  bridge: Record<string, unknown> = {}
 ) => Effect.flatMap(McpBridge.McpBridge, f).pipe(Effect.provide(bridgeLayer(servers, bridge)))
 
 describe("McpBridge", () => {
