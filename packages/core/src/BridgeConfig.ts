@@ -77,6 +77,138 @@ export const PoolSettings = Schema.Struct({
 export type PoolSettings = typeof PoolSettings.Type
 
 /**
+ * How long a tool's results may be cached: a duration, one of the seed's named classes, or `false` (never).
+ *
+ * - `"static"`: 1 hour (reference data, schemas, documentation);
+ * - `"dynamic"`: 5 minutes (listings, search results);
+ * - `"realtime"`: never cached (prices, metrics, anything that must be fresh).
+ *
+ * @since 0.1.0
+ */
+export const CacheTtl = Schema.Union([
+  literals(["static", "dynamic", "realtime"]),
+  Schema.Literal(false),
+  DurationInput
+]).annotate({ expected: "a duration, \"static\", \"dynamic\", \"realtime\" or false" })
+
+/**
+ * @since 0.1.0
+ */
+export type CacheTtl = typeof CacheTtl.Type
+
+/**
+ * The TTL of each named cache class (`undefined`: never cached).
+ *
+ * @since 0.1.0
+ */
+export const cachePresets: Readonly<Record<"static" | "dynamic" | "realtime", Duration.Duration | undefined>> = {
+  static: Duration.hours(1),
+  dynamic: Duration.minutes(5),
+  realtime: undefined
+}
+
+/**
+ * Result cache settings of one server (`bridge.cache`), or `false` to cache nothing from it.
+ *
+ * @since 0.1.0
+ */
+export const CacheSettings = Schema.Union([
+  Schema.Literal(false),
+  Schema.Struct({
+    /** TTL of the server's cacheable tools that have no TTL of their own. */
+    ttl: Schema.optionalKey(CacheTtl),
+    /** A call to a tool that is not read-only drops the server's cached results. */
+    invalidateOnWrite: Schema.optionalKey(Schema.Boolean),
+    /** Results larger than this (bytes of JSON) are not stored. */
+    maxResultBytes: Schema.optionalKey(PositiveInt)
+  })
+])
+
+/**
+ * Rate and concurrency limits (`bridge.throttle`, or per tool).
+ *
+ * @since 0.1.0
+ */
+export const ThrottleSettings = Schema.Struct({
+  perSecond: Schema.optionalKey(PositiveInt),
+  perMinute: Schema.optionalKey(PositiveInt),
+  /** Calls in flight at most. */
+  concurrency: Schema.optionalKey(PositiveInt),
+  /** Over the limit, a call waits at most this long for its turn, then fails with `RateLimited`. */
+  maxWait: Schema.optionalKey(DurationInput),
+  /** `"wait"` for a turn (up to `maxWait`), or `"fail"` at once with `RateLimited`. */
+  onLimit: Schema.optionalKey(literals(["wait", "fail"]))
+})
+
+/**
+ * @since 0.1.0
+ */
+export type ThrottleSettings = typeof ThrottleSettings.Type
+
+/**
+ * Retries of calls that are safe to repeat (`bridge.retry`), or `false` for none.
+ *
+ * @since 0.1.0
+ */
+export const RetrySettings = Schema.Union([
+  Schema.Literal(false),
+  Schema.Struct({
+    /** Retries at most per call. */
+    times: Schema.optionalKey(NonNegativeInt),
+    /** First backoff delay (doubles each time, with jitter). */
+    base: Schema.optionalKey(DurationInput),
+    /** Longest backoff delay. */
+    maxDelay: Schema.optionalKey(DurationInput),
+    /** Retries may add at most this fraction of the server's calls (a retry budget), e.g. 0.2. */
+    budget: Schema.optionalKey(Schema.Number.check(Schema.isBetween({ minimum: 0, maximum: 1 })))
+  })
+])
+
+/**
+ * The circuit breaker of a server (`bridge.circuitBreaker`), or `false` for none.
+ *
+ * @since 0.1.0
+ */
+export const CircuitBreakerSettings = Schema.Union([
+  Schema.Literal(false),
+  Schema.Struct({
+    /** Opens after this many consecutive failures. */
+    failures: Schema.optionalKey(PositiveInt),
+    /** Or opens when the failure rate over the last `window` calls reaches this. */
+    failureRate: Schema.optionalKey(Schema.Number.check(Schema.isBetween({ minimum: 0, maximum: 1 }))),
+    window: Schema.optionalKey(PositiveInt),
+    /** How long the circuit stays open before a half-open probe. */
+    openFor: Schema.optionalKey(DurationInput)
+  })
+])
+
+/**
+ * The operator's policy for one tool (`bridge.tools.<name>`). It overrides the tool's annotations, which are hints
+ * that the spec says not to trust from unknown servers.
+ *
+ * @since 0.1.0
+ */
+export const ToolPolicy = Schema.Struct({
+  /** Cache this tool's results for this long (implies `readOnly: true`), or `false` to never cache them. */
+  cache: Schema.optionalKey(CacheTtl),
+  /** The tool has no side effects: its results may be cached, and calls coalesced and retried. */
+  readOnly: Schema.optionalKey(Schema.Boolean),
+  /** Repeating a call has no further effect: it may be coalesced and retried. */
+  idempotent: Schema.optionalKey(Schema.Boolean),
+  /** Cached results are shared by every caller (the result does not depend on who asks). */
+  shared: Schema.optionalKey(Schema.Boolean),
+  /** Deadline of one call to this tool. */
+  timeout: Schema.optionalKey(DurationInput),
+  /** Limits for this tool on top of the server's. */
+  throttle: Schema.optionalKey(ThrottleSettings)
+})
+
+/**
+ * @since 0.1.0
+ */
+export type ToolPolicy = typeof ToolPolicy.Type
+
+/**
  * The `bridge` section of a server (or the global defaults).
  *
  * @since 0.1.0
@@ -87,7 +219,15 @@ export const BridgeSettings = Schema.Struct({
   /** Deadline of opening a session (spawn or HTTP handshake, plus negotiation). */
   connectTimeout: Schema.optionalKey(DurationInput),
   protocol: Schema.optionalKey(ProtocolMode),
-  pool: Schema.optionalKey(PoolSettings)
+  pool: Schema.optionalKey(PoolSettings),
+  /** Trust the server's tool annotations: `readOnlyHint` tools are cached, coalesced and retried. @default false */
+  trustAnnotations: Schema.optionalKey(Schema.Boolean),
+  cache: Schema.optionalKey(CacheSettings),
+  throttle: Schema.optionalKey(ThrottleSettings),
+  retry: Schema.optionalKey(RetrySettings),
+  circuitBreaker: Schema.optionalKey(CircuitBreakerSettings),
+  /** Per-tool policy, by tool name. */
+  tools: Schema.optionalKey(Schema.Record(Schema.String, ToolPolicy))
 })
 
 /**
@@ -275,6 +415,130 @@ export interface ResolvedServer {
   /** @default "auto" */
   readonly protocol: ProtocolMode
   readonly pool: ResolvedPool
+  /** Trust tool annotations (`readOnlyHint`, `idempotentHint`). @default false */
+  readonly trustAnnotations: boolean
+  readonly cache: ResolvedCache
+  /** Limits of the server, `undefined` when it has none. */
+  readonly throttle: ThrottleSettings | undefined
+  readonly retry: ResolvedRetry | false
+  readonly circuitBreaker: ResolvedCircuitBreaker | false
+  /** The operator's per-tool policies, by tool name. */
+  readonly tools: ReadonlyMap<string, ToolPolicy>
+}
+
+/**
+ * Result cache settings of a server with defaults applied.
+ *
+ * @since 0.1.0
+ */
+export interface ResolvedCache {
+  /** `false` when the server's `bridge.cache` is `false`. */
+  readonly enabled: boolean
+  /**
+   * TTL of the server's cacheable tools that name none: `undefined` for the `ResultCache` layer's default,
+   * `Duration.zero` for "only tools with their own TTL".
+   */
+  readonly ttl: Duration.Duration | undefined
+  /** @default true */
+  readonly invalidateOnWrite: boolean
+  /** `undefined` for the `ResultCache` layer's limit. */
+  readonly maxResultBytes: number | undefined
+}
+
+/**
+ * @since 0.1.0
+ */
+export interface ResolvedRetry {
+  /** @default 2 */
+  readonly times: number
+  /** @default 100 millis */
+  readonly base: Duration.Duration
+  /** @default 2 seconds */
+  readonly maxDelay: Duration.Duration
+  /** @default 0.2 */
+  readonly budget: number
+}
+
+/**
+ * @since 0.1.0
+ */
+export interface ResolvedCircuitBreaker {
+  /** @default 5 */
+  readonly failures: number
+  /** `undefined`: trip on consecutive failures only. */
+  readonly failureRate: number | undefined
+  /** @default 20 */
+  readonly window: number
+  /** @default 30 seconds */
+  readonly openFor: Duration.Duration
+}
+
+/**
+ * What the bridge may do with calls to one tool, from the operator's policy and (on a trusted server) the tool's
+ * annotations. Annotations alone never make a tool cacheable on a server that is not trusted.
+ *
+ * @since 0.1.0
+ */
+export interface ResolvedToolPolicy {
+  /** No side effects. */
+  readonly readOnly: boolean
+  /** Safe to repeat: read-only or idempotent. Such calls may be coalesced and retried. */
+  readonly safe: boolean
+  /** Results may be cached. */
+  readonly cacheable: boolean
+  /** TTL of cached results: `undefined` for the `ResultCache` layer's default. */
+  readonly cacheTtl: Duration.Duration | undefined
+  /** Cached results are shared across caller identities. */
+  readonly shared: boolean
+  /** Deadline of one call to the tool, when the policy sets one. */
+  readonly timeout: Duration.Duration | undefined
+  /** Limits of this tool on top of the server's. */
+  readonly throttle: ThrottleSettings | undefined
+}
+
+const cacheTtlOf = (ttl: CacheTtl): Duration.Duration | undefined =>
+  ttl === false ? undefined : typeof ttl === "string" ? cachePresets[ttl] : ttl
+
+/**
+ * The policy for calls to `tool` on `server`. `definition` is the tool as the server listed it (for annotations).
+ *
+ * @since 0.1.0
+ */
+export const toolPolicy = (
+  server: ResolvedServer,
+  tool: string,
+  definition?: {
+    readonly annotations?: {
+      readonly readOnlyHint?: boolean | undefined
+      readonly idempotentHint?: boolean | undefined
+    } | undefined
+  }
+): ResolvedToolPolicy => {
+  const policy = server.tools.get(tool)
+  const hints = server.trustAnnotations ? definition?.annotations : undefined
+  const explicitTtl = policy?.cache === undefined ? undefined : cacheTtlOf(policy.cache)
+  const readOnly = policy?.readOnly ?? (explicitTtl !== undefined || hints?.readOnlyHint === true)
+  const idempotent = policy?.idempotent ?? hints?.idempotentHint === true
+  let cacheable = false
+  let cacheTtl: Duration.Duration | undefined
+  if (server.cache.enabled && readOnly && policy?.cache !== false && policy?.cache !== "realtime") {
+    if (explicitTtl !== undefined) {
+      cacheable = true
+      cacheTtl = explicitTtl
+    } else if (server.cache.ttl === undefined || Duration.isGreaterThan(server.cache.ttl, Duration.zero)) {
+      cacheable = true
+      cacheTtl = server.cache.ttl
+    }
+  }
+  return {
+    readOnly,
+    safe: readOnly || idempotent,
+    cacheable,
+    cacheTtl,
+    shared: policy?.shared ?? false,
+    timeout: policy?.timeout,
+    throttle: policy?.throttle
+  }
 }
 
 /**
@@ -312,7 +576,9 @@ export const defaults = {
     healthCheckInterval: Duration.seconds(60),
     acquireTimeout: Duration.seconds(10),
     isolation: "shared" as const
-  }
+  },
+  retry: { times: 2, base: Duration.millis(100), maxDelay: Duration.seconds(2), budget: 0.2 },
+  circuitBreaker: { failures: 5, window: 20, openFor: Duration.seconds(30) }
 } as const
 
 const resolveServer = (
@@ -338,7 +604,56 @@ const resolveServer = (
       healthCheckInterval: pool.healthCheckInterval ?? defaults.pool.healthCheckInterval,
       acquireTimeout: pool.acquireTimeout ?? defaults.pool.acquireTimeout,
       isolation: pool.isolation ?? defaults.pool.isolation
-    }
+    },
+    trustAnnotations: bridge?.trustAnnotations ?? global?.trustAnnotations ?? false,
+    cache: resolveCache(global?.cache, bridge?.cache),
+    throttle: global?.throttle === undefined && bridge?.throttle === undefined
+      ? undefined
+      : { ...global?.throttle, ...bridge?.throttle },
+    retry: resolveRetry(global?.retry, bridge?.retry),
+    circuitBreaker: resolveBreaker(global?.circuitBreaker, bridge?.circuitBreaker),
+    tools: new Map(Object.entries({ ...global?.tools, ...bridge?.tools }))
+  }
+}
+
+type Settings<K extends keyof BridgeSettings> = NonNullable<BridgeSettings[K]>
+
+// A server's section overrides the global one field by field; `false` in the server's section switches it off, and
+// `false` globally is overridden by a server's own object.
+const merged = <A extends object>(global: A | false | undefined, server: A | false | undefined): A | false =>
+  server === false ? false : server === undefined ? (global ?? {} as A) : { ...(global || {}), ...server }
+
+const resolveCache = (global: Settings<"cache"> | undefined, server: Settings<"cache"> | undefined): ResolvedCache => {
+  const cache = merged(global, server)
+  if (cache === false) return { enabled: false, ttl: undefined, invalidateOnWrite: true, maxResultBytes: undefined }
+  return {
+    enabled: true,
+    ttl: cache.ttl === undefined ? undefined : cacheTtlOf(cache.ttl) ?? Duration.zero,
+    invalidateOnWrite: cache.invalidateOnWrite ?? true,
+    maxResultBytes: cache.maxResultBytes
+  }
+}
+
+const resolveRetry = (global: Settings<"retry"> | undefined, server: Settings<"retry"> | undefined) => {
+  const retry = merged(global, server)
+  return retry === false ? false : {
+    times: retry.times ?? defaults.retry.times,
+    base: retry.base ?? defaults.retry.base,
+    maxDelay: retry.maxDelay ?? defaults.retry.maxDelay,
+    budget: retry.budget ?? defaults.retry.budget
+  }
+}
+
+const resolveBreaker = (
+  global: Settings<"circuitBreaker"> | undefined,
+  server: Settings<"circuitBreaker"> | undefined
+) => {
+  const breaker = merged(global, server)
+  return breaker === false ? false : {
+    failures: breaker.failures ?? defaults.circuitBreaker.failures,
+    failureRate: breaker.failureRate,
+    window: breaker.window ?? defaults.circuitBreaker.window,
+    openFor: breaker.openFor ?? defaults.circuitBreaker.openFor
   }
 }
 

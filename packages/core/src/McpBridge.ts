@@ -9,11 +9,17 @@
  */
 import type { CallToolResult, Tool } from "@modelcontextprotocol/client"
 import { Cache, Context, Duration, Effect, Exit, Layer, Predicate, Schema } from "effect"
+import * as Batcher from "./Batcher.ts"
 import * as BridgeConfig from "./BridgeConfig.ts"
+import { CallerIdentity } from "./CallerIdentity.ts"
 import * as ConnectionPool from "./ConnectionPool.ts"
 import type { McpSession } from "./McpSession.ts"
 import * as McpTransport from "./McpTransport.ts"
-import type { CallError, CallRequest, ToolCaller } from "./ToolCaller.ts"
+import * as Resilience from "./Resilience.ts"
+import * as ResultCache from "./ResultCache.ts"
+import * as Telemetry from "./Telemetry.ts"
+import * as Throttler from "./Throttler.ts"
+import type { CallError, CallRequest, Stage, ToolCaller } from "./ToolCaller.ts"
 
 // -----------------------------------------------------------------------------
 // Model
@@ -191,6 +197,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   interface IndexedList {
     readonly tools: ReadonlyArray<BridgeTool>
     readonly byName: ReadonlyMap<string, Tool>
+    readonly policies: ReadonlyMap<string, BridgeConfig.ResolvedToolPolicy>
     readonly ttl: Duration.Duration
   }
   const toolLists = yield* Cache.makeWith(
@@ -205,6 +212,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         return {
           tools: list.tools.map((tool) => toBridgeTool(name, tool)),
           byName,
+          policies: new Map(list.tools.map((tool) => [tool.name, BridgeConfig.toolPolicy(server, tool.name, tool)])),
           ttl: list.ttlMs !== undefined && list.ttlMs > 0 ? Duration.millis(list.ttlMs) : defaultListTtl
         } satisfies IndexedList
       }),
@@ -236,12 +244,18 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         request.timeout
       )
     })
-  const caller: ToolCaller = bottom
+  // The stages in context, top to bottom; a stage that is not provided is skipped.
+  const stages: Array<Stage> = []
+  for (const key of [Telemetry.Telemetry, ResultCache.ResultCache, Batcher.Batcher, Throttler.Throttler, Resilience.Resilience]) {
+    const stage = yield* Effect.serviceOption(key as Context.Key<unknown, Stage>)
+    if (stage._tag === "Some") stages.push(stage.value)
+  }
+  const caller: ToolCaller = stages.reduceRight((next: ToolCaller, stage) => stage.wrap(next), bottom)
 
   const resolveTool = Effect.fnUntraced(function*(server: BridgeConfig.ResolvedServer, tool: string) {
     const list = yield* Cache.get(toolLists, server.name)
     const known = list.byName.get(tool)
-    if (known !== undefined) return known
+    if (known !== undefined) return { definition: known, policy: list.policies.get(tool)! }
     // A tool the index does not know may have just been added: look again once before giving up.
     yield* Cache.invalidate(toolLists, server.name)
     const fresh = yield* Cache.get(toolLists, server.name)
@@ -251,7 +265,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         reason: new UnknownTool({ server: server.name, tool, available: Array.from(fresh.byName.keys()) })
       })
     }
-    return definition
+    return { definition, policy: fresh.policies.get(tool)! }
   })
 
   const callTool = (
@@ -272,13 +286,17 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         })
       }
       const server = yield* serverOf(parsed.server)
-      const definition = yield* resolveTool(server, parsed.tool)
+      const { definition, policy } = yield* resolveTool(server, parsed.tool)
       return yield* caller({
         server,
         tool: parsed.tool,
         arguments: args,
         definition,
-        timeout: options.timeout === undefined ? server.timeout : Duration.fromInputUnsafe(options.timeout),
+        policy,
+        identity: yield* CallerIdentity,
+        timeout: options.timeout === undefined
+          ? policy.timeout ?? server.timeout
+          : Duration.fromInputUnsafe(options.timeout),
         meta: options.meta
       })
     })
@@ -304,10 +322,49 @@ export interface LayerOptions extends Options {
   readonly transport?: Layer.Layer<McpTransport.McpTransport> | undefined
   /** Pool options, or `false` for a new session per call. @default {} */
   readonly pool?: ConnectionPool.Options | false | undefined
+  /** Result cache options, or `false` to cache nothing. @default {} */
+  readonly cache?: ResultCache.Options | false | undefined
+  /** Batcher options, or `false` for no coalescing. @default {} */
+  readonly batcher?: Batcher.Options | false | undefined
+  /** Throttler options, or `false` for no limits (even those in the config). @default {} */
+  readonly throttle?: Throttler.Options | false | undefined
+  /** Resilience options, or `false` for no retries and no circuit breakers. @default {} */
+  readonly resilience?: Resilience.Options | false | undefined
+  /** Telemetry options, or `false` for no metrics and no spans. @default {} */
+  readonly telemetry?: Telemetry.Options | false | undefined
 }
 
 /**
- * The whole bridge from a configuration object: config, transport, pool and bridge.
+ * Every service `McpBridge.layer` provides.
+ *
+ * @since 0.1.0
+ */
+export type Services =
+  | McpBridge
+  | ConnectionPool.ConnectionPool
+  | BridgeConfig.BridgeConfig
+  | ResultCache.ResultCache
+  | Batcher.Batcher
+  | Throttler.Throttler
+  | Resilience.Resilience
+  | Telemetry.Telemetry
+
+/**
+ * The pipeline stages chosen by `options` (each on by default).
+ *
+ * @since 0.1.0
+ */
+export const layerStages = (options: LayerOptions = {}) =>
+  Layer.mergeAll(
+    options.telemetry === false ? Telemetry.layerDisabled : Telemetry.layer(options.telemetry ?? {}),
+    options.cache === false ? ResultCache.layerDisabled : ResultCache.layer(options.cache ?? {}),
+    options.batcher === false ? Batcher.layerDisabled : Batcher.layer(options.batcher ?? {}),
+    options.throttle === false ? Throttler.layerDisabled : Throttler.layer(options.throttle ?? {}),
+    options.resilience === false ? Resilience.layerDisabled : Resilience.layer(options.resilience ?? {})
+  )
+
+/**
+ * The whole bridge from a configuration object: config, transport, pool, the pipeline stages and the bridge.
  *
  * @example
  * ```ts
@@ -321,14 +378,12 @@ export interface LayerOptions extends Options {
 export const layer = (
   config: object,
   options: LayerOptions = {}
-): Layer.Layer<
-  McpBridge | ConnectionPool.ConnectionPool | BridgeConfig.BridgeConfig,
-  BridgeConfig.BridgeConfigError
-> => {
+): Layer.Layer<Services, BridgeConfig.BridgeConfigError> => {
   const configLayer = BridgeConfig.layer(config)
   const transport = options.transport ?? McpTransport.layer()
   const poolLayer = options.pool === false ? ConnectionPool.layerDisabled : ConnectionPool.layer(options.pool ?? {})
   return layerServices(options).pipe(
+    Layer.provideMerge(layerStages(options)),
     Layer.provideMerge(poolLayer),
     Layer.provideMerge(configLayer),
     Layer.provide(transport)

@@ -7,9 +7,11 @@
  */
 import type { CallToolResult, Tool } from "@modelcontextprotocol/client"
 import type { Duration, Effect } from "effect"
-import type { ResolvedServer } from "./BridgeConfig.ts"
+import type { ResolvedServer, ResolvedToolPolicy } from "./BridgeConfig.ts"
 import type { ConnectionPoolError } from "./ConnectionPool.ts"
 import type { McpSessionError } from "./McpSession.ts"
+import type { ResilienceError } from "./Resilience.ts"
+import type { ThrottlerError } from "./Throttler.ts"
 
 /**
  * One resolved tool call on its way down the pipeline.
@@ -22,6 +24,10 @@ export interface CallRequest {
   readonly arguments: Readonly<Record<string, unknown>>
   /** The tool's definition from `tools/list` (annotations, schemas), when the router knows it. */
   readonly definition: Tool | undefined
+  /** What the bridge may do with this call (cache, coalesce, retry), from the operator's policy. */
+  readonly policy: ResolvedToolPolicy
+  /** The caller's identity (`CallerIdentity`) when the call was made. */
+  readonly identity: string | undefined
   /** The deadline of this call. */
   readonly timeout: Duration.Duration
   /** Request `_meta` to send (e.g. trace context). */
@@ -33,7 +39,7 @@ export interface CallRequest {
  *
  * @since 0.1.0
  */
-export type CallError = McpSessionError | ConnectionPoolError
+export type CallError = McpSessionError | ConnectionPoolError | ThrottlerError | ResilienceError
 
 /**
  * Makes a call. `isError: true` results are successes: the tool ran and reported an error.

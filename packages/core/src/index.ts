@@ -42,3 +42,28 @@ export * as McpTransport from "./McpTransport.ts"
  * @since 0.1.0
  */
 export * as ToolCaller from "./ToolCaller.ts"
+
+/**
+ * @since 0.1.0
+ */
+export * as Batcher from "./Batcher.ts"
+
+/**
+ * @since 0.1.0
+ */
+export * as Resilience from "./Resilience.ts"
+
+/**
+ * @since 0.1.0
+ */
+export * as ResultCache from "./ResultCache.ts"
+
+/**
+ * @since 0.1.0
+ */
+export * as Telemetry from "./Telemetry.ts"
+
+/**
+ * @since 0.1.0
+ */
+export * as Throttler from "./Throttler.ts"

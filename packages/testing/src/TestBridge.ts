@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { type BridgeConfig, type ConnectionPool, McpBridge, McpTransport } from "@mcp-bridge/core"
+import { type BridgeConfig, McpBridge, McpTransport } from "@mcp-bridge/core"
 import { Context, Effect, Layer } from "effect"
 import * as TestServer from "./TestServer.ts"
 
@@ -20,11 +20,11 @@ export class TestServers extends Context.Service<TestServers, Readonly<Record<st
 /**
  * @since 0.1.0
  */
-export interface Options extends McpBridge.Options {
-  /** The `bridge` section applied to every server (pool, timeout...). @default {} */
+export interface Options extends Omit<McpBridge.LayerOptions, "transport"> {
+  /** The `bridge` section applied to every server (pool, cache, throttle, timeout...). @default {} */
   readonly bridge?: Readonly<Record<string, unknown>> | undefined
-  /** Pool options, or `false` for a new session per call. @default {} */
-  readonly pool?: ConnectionPool.Options | false | undefined
+  /** Per-server `bridge` sections, over `bridge`. @default {} */
+  readonly servers?: Readonly<Record<string, Readonly<Record<string, unknown>>>> | undefined
 }
 
 /**
@@ -47,10 +47,7 @@ export interface Options extends McpBridge.Options {
 export const layer = (
   servers: Readonly<Record<string, TestServer.TestServerSpec | TestServer.TestServer>>,
   options: Options = {}
-): Layer.Layer<
-  McpBridge.McpBridge | ConnectionPool.ConnectionPool | BridgeConfig.BridgeConfig | TestServers,
-  BridgeConfig.BridgeConfigError
-> =>
+): Layer.Layer<McpBridge.Services | TestServers, BridgeConfig.BridgeConfigError> =>
   Layer.unwrap(Effect.gen(function*() {
     const instances: Record<string, TestServer.TestServer> = {}
     for (const [name, server] of Object.entries(servers)) {
@@ -61,7 +58,7 @@ export const layer = (
     )
     const config = {
       mcpServers: Object.fromEntries(
-        Object.keys(instances).map((name) => [name, { type: "memory", bridge: options.bridge ?? {} }])
+        Object.keys(instances).map((name) => [name, { type: "memory", bridge: { ...options.bridge, ...options.servers?.[name] } }])
       )
     }
     const memory = Object.fromEntries(Object.entries(instances).map(([name, s]) => [name, s.connect]))
