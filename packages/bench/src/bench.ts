@@ -1,9 +1,10 @@
 /**
- * `npm run bench [-- --quick]`: what the bridge costs and what it saves, per transport and concurrency.
+ * `npm run bench [-- --quick] [--only overhead,cache]`: what the bridge costs and what it saves, per transport and
+ * concurrency.
  *
  * Each section measures its variants in interleaved rounds (so they share machine conditions), prints a markdown
- * table, and adds its results to `.bench/results.json`. Sections to come (cache, batching, throttle, telemetry) are
- * more functions of the same shape, listed in `sections`.
+ * table, and adds its results to `.bench/results.json`. The sections are listed in `sections`; each lives in
+ * `sections/<name>.ts` except `overhead`, which is below.
  */
 import { mkdir, writeFile } from "node:fs/promises"
 import { cpus } from "node:os"
@@ -22,20 +23,7 @@ import type { Summary, Variant } from "./internal/measure.ts"
 import { callOk, connectClient, echoSpec, naiveCall, startTarget, transportNames } from "./internal/targets.ts"
 import type { TransportName } from "./internal/targets.ts"
 
-interface Context {
-  readonly quick: boolean
-  /** measured rounds per cell */
-  readonly rounds: number
-  readonly log: (line: string) => void
-}
-
-interface SectionResult {
-  readonly title: string
-  readonly markdown: string
-  readonly json: unknown
-}
-
-type Section = (context: Context) => Promise<SectionResult>
+import type { Context, Section } from "./internal/section.ts"
 
 // -----------------------------------------------------------------------------
 // Section: overhead (raw SDK vs naive vs bridge)
@@ -222,6 +210,14 @@ const sections: ReadonlyArray<readonly [name: string, run: Section]> = [["overhe
 const main = async () => {
   const argv = process.argv.slice(2)
   const quick = argv.includes("--quick")
+  const onlyAt = argv.indexOf("--only")
+  const only = onlyAt >= 0 ? new Set((argv[onlyAt + 1] ?? "").split(",")) : undefined
+  const unknown = only === undefined ? [] : [...only].filter((name) => !sections.some(([n]) => n === name))
+  if (unknown.length > 0) {
+    console.error(`unknown section(s) ${unknown.join(", ")}; sections: ${sections.map(([n]) => n).join(", ")}`)
+    process.exitCode = 2
+    return
+  }
   const script = relative(process.cwd(), process.argv[1] ?? "packages/bench/src/bench.ts")
   const command = process.env.npm_lifecycle_event === "bench"
     ? `npm run bench${argv.length > 0 ? ` -- ${argv.join(" ")}` : ""}`
@@ -239,6 +235,7 @@ const main = async () => {
   const started = performance.now()
   const results: Record<string, unknown> = {}
   for (const [name, run] of sections) {
+    if (only !== undefined && !only.has(name)) continue
     console.error(`section ${name}:`)
     const result = await run(context)
     console.log(`## ${result.title}\n\n${result.markdown}\n`)
