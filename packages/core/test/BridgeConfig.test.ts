@@ -63,6 +63,12 @@ describe("BridgeConfig", () => {
     [{ mcpServers: { gh: { command: "x", bridge: { pool: { max: 0 } } } } }, "mcpServers.gh.bridge.pool.max", "gh", "1"],
     [{ mcpServers: { gh: { command: "x", bridge: { pool: { isolation: "tenant" } } } } }, "mcpServers.gh.bridge.pool.isolation", "gh", "tenant"],
     [{ mcpServers: { gh: { command: "x", bridge: { protocol: "2024" } } } }, "mcpServers.gh.bridge.protocol", "gh", "2024"],
+    [{ mcpServers: { gh: { command: "x", bridge: { cache: { ttl: "forever" } } } } }, "mcpServers.gh.bridge.cache.ttl", "gh", "forever"],
+    [{ mcpServers: { gh: { command: "x", bridge: { tools: { q: { cache: "static", readOnly: "yes" } } } } } }, "mcpServers.gh.bridge.tools.q.readOnly", "gh", "boolean"],
+    [{ mcpServers: { gh: { command: "x", bridge: { throttle: { perSecond: 0 } } } } }, "mcpServers.gh.bridge.throttle.perSecond", "gh", "1"],
+    [{ mcpServers: { gh: { command: "x", bridge: { throttle: { onLimit: "drop" } } } } }, "mcpServers.gh.bridge.throttle.onLimit", "gh", "drop"],
+    [{ mcpServers: { gh: { command: "x", bridge: { retry: { budget: 2 } } } } }, "mcpServers.gh.bridge.retry.budget", "gh", "2"],
+    [{ mcpServers: { gh: { command: "x", bridge: { circuitBreaker: { openFor: "never" } } } } }, "mcpServers.gh.bridge.circuitBreaker.openFor", "gh", "never"],
     [{ servers: {} }, "", undefined, ""],
     [{ mcpServers: {}, bridge: { timeout: -5 } }, "", undefined, ""]
   ] as const)("names the server and the field of bad input: %j", ([input, path, server, mentions]) =>
@@ -82,5 +88,87 @@ describe("BridgeConfig", () => {
       })
       assert.notInclude(error.message, "s3cret-value")
       assert.notInclude(JSON.stringify(error), "s3cret-value")
+    }))
+
+  describe("tool policy", () => {
+    const policyOf = (bridge: object, tool: string, annotations?: { readOnlyHint?: boolean; idempotentHint?: boolean }) =>
+      BridgeConfig.decode({ mcpServers: { s: { type: "memory", bridge } } }).pipe(
+        Effect.map((config) =>
+          BridgeConfig.toolPolicy(config.servers.get("s")!, tool, annotations === undefined ? {} : { annotations })
+        )
+      )
+
+    it.effect("caches nothing by default, whatever the annotations say", () =>
+      Effect.gen(function*() {
+        const policy = yield* policyOf({}, "search", { readOnlyHint: true, idempotentHint: true })
+        assert.isFalse(policy.cacheable)
+        assert.isFalse(policy.readOnly)
+        assert.isFalse(policy.safe)
+      }))
+
+    it.effect("trusts annotations only on a server marked trustAnnotations", () =>
+      Effect.gen(function*() {
+        const policy = yield* policyOf({ trustAnnotations: true }, "search", { readOnlyHint: true })
+        assert.isTrue(policy.cacheable)
+        assert.isTrue(policy.safe)
+        assert.isUndefined(policy.cacheTtl)
+        const write = yield* policyOf({ trustAnnotations: true }, "delete", { readOnlyHint: false })
+        assert.isFalse(write.cacheable)
+        const idempotent = yield* policyOf({ trustAnnotations: true }, "put", { idempotentHint: true })
+        assert.isFalse(idempotent.cacheable)
+        assert.isTrue(idempotent.safe)
+      }))
+
+    it.effect("takes the operator's per-tool policy over annotations, presets included", () =>
+      Effect.gen(function*() {
+        const bridge = {
+          trustAnnotations: true,
+          cache: { ttl: "10 minutes" },
+          tools: {
+            docs: { cache: "static", shared: true },
+            quotes: { cache: "realtime" },
+            listing: { cache: "dynamic" },
+            lying: { readOnly: false },
+            explicit: { cache: "90 seconds", timeout: "2 seconds" }
+          }
+        }
+        const docs = yield* policyOf(bridge, "docs")
+        assert.isTrue(docs.cacheable && docs.shared && docs.readOnly)
+        assert.strictEqual(Duration.toMillis(docs.cacheTtl!), 3_600_000)
+        assert.strictEqual(Duration.toMillis((yield* policyOf(bridge, "listing")).cacheTtl!), 300_000)
+        assert.isFalse((yield* policyOf(bridge, "quotes", { readOnlyHint: true })).cacheable)
+        assert.isFalse((yield* policyOf(bridge, "lying", { readOnlyHint: true })).cacheable)
+        const explicit = yield* policyOf(bridge, "explicit")
+        assert.strictEqual(Duration.toMillis(explicit.cacheTtl!), 90_000)
+        assert.strictEqual(Duration.toMillis(explicit.timeout!), 2_000)
+        const hinted = yield* policyOf(bridge, "other", { readOnlyHint: true })
+        assert.strictEqual(Duration.toMillis(hinted.cacheTtl!), 600_000)
+      }))
+
+    it.effect("caches nothing from a server whose cache is false", () =>
+      Effect.gen(function*() {
+        const policy = yield* policyOf({ cache: false, tools: { docs: { cache: "static" } } }, "docs")
+        assert.isFalse(policy.cacheable)
+        assert.isTrue(policy.readOnly)
+      }))
+  })
+
+  it.effect("merges the global bridge section under each server's, and false switches a feature off", () =>
+    Effect.gen(function*() {
+      const config = yield* BridgeConfig.decode({
+        mcpServers: {
+          a: { type: "memory", bridge: { retry: { times: 5 }, throttle: { perSecond: 5 } } },
+          b: { type: "memory", bridge: { retry: false, circuitBreaker: false } }
+        },
+        bridge: { retry: { base: "50 millis" }, throttle: { perMinute: 100 }, circuitBreaker: { failures: 3 } }
+      })
+      const a = config.servers.get("a")!
+      const b = config.servers.get("b")!
+      assert.deepStrictEqual(a.throttle, { perMinute: 100, perSecond: 5 })
+      assert.isTrue(a.retry !== false && a.retry.times === 5 && Duration.toMillis(a.retry.base) === 50)
+      assert.isTrue(a.circuitBreaker !== false && a.circuitBreaker.failures === 3)
+      assert.isFalse(b.retry)
+      assert.isFalse(b.circuitBreaker)
+      assert.deepStrictEqual(b.throttle, { perMinute: 100 })
     }))
 })
