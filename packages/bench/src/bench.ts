@@ -24,6 +24,10 @@ import { callOk, connectClient, echoSpec, naiveCall, startTarget, transportNames
 import type { TransportName } from "./internal/targets.ts"
 
 import type { Context, Section } from "./internal/section.ts"
+import { batching } from "./sections/batching.ts"
+import { cache } from "./sections/cache.ts"
+import { stages } from "./sections/stages.ts"
+import { telemetry } from "./sections/telemetry.ts"
 
 // -----------------------------------------------------------------------------
 // Section: overhead (raw SDK vs naive vs bridge)
@@ -205,7 +209,13 @@ const overhead: Section = async ({ log, quick, rounds }) => {
 // Main
 // -----------------------------------------------------------------------------
 
-const sections: ReadonlyArray<readonly [name: string, run: Section]> = [["overhead", overhead]]
+const sections: ReadonlyArray<readonly [name: string, run: Section]> = [
+  ["overhead", overhead],
+  ["cache", cache],
+  ["telemetry", telemetry],
+  ["batching", batching],
+  ["stages", stages]
+]
 
 const main = async () => {
   const argv = process.argv.slice(2)

@@ -11,6 +11,9 @@ import * as ConnectionPool from "./ConnectionPool.ts"
 import { CallerIdentity } from "./CallerIdentity.ts"
 import * as McpBridge from "./McpBridge.ts"
 import * as McpTransport from "./McpTransport.ts"
+import * as ResultCache from "./ResultCache.ts"
+import type * as Telemetry from "./Telemetry.ts"
+import type { CallError } from "./ToolCaller.ts"
 
 /**
  * @since 0.1.0
@@ -34,10 +37,72 @@ export interface BridgeClient {
     args?: Readonly<Record<string, unknown>>,
     options?: CallOptions
   ) => Promise<CallToolResult>
+  /**
+   * Makes several calls, `concurrency` at a time (default 5). Never rejects because of one call: each call gets its own
+   * `{ ok: true, result }` or `{ ok: false, error }`, in input order (`error` is the bridge's typed error).
+   */
+  readonly callMany: (
+    calls: ReadonlyArray<CallManyItem>,
+    options?: CallManyOptions
+  ) => Promise<Array<CallManyOutcome>>
   readonly listTools: () => Promise<ReadonlyArray<McpBridge.BridgeTool>>
   readonly stats: () => Promise<ReadonlyArray<ConnectionPool.PoolStats>>
+  /** A snapshot of the metrics per server (`McpBridge.metrics()`): success rate, latency percentiles, cache, pool. */
+  readonly metrics: () => Promise<Telemetry.BridgeMetrics>
+  /** The result cache: invalidation and stats (see `ResultCache`). */
+  readonly cache: CacheControl
   /** Closes every session (and ends every child process). */
   readonly close: () => Promise<void>
+}
+
+/**
+ * One call of `callMany`. `options.signal` is ignored: pass one signal for the whole batch in `CallManyOptions`.
+ *
+ * @since 0.1.0
+ */
+export interface CallManyItem {
+  readonly target: McpBridge.ToolTarget
+  readonly arguments?: Readonly<Record<string, unknown>> | undefined
+  readonly options?: CallOptions | undefined
+}
+
+/**
+ * @since 0.1.0
+ */
+export interface CallManyOptions {
+  /** Calls in flight at once. @default 5 */
+  readonly concurrency?: number | undefined
+  /** Aborts every call still running. */
+  readonly signal?: AbortSignal | undefined
+}
+
+/**
+ * What one call of `callMany` ended with.
+ *
+ * @since 0.1.0
+ */
+export type CallManyOutcome =
+  | { readonly ok: true; readonly result: CallToolResult }
+  | { readonly ok: false; readonly error: McpBridge.McpBridgeError | CallError }
+
+/**
+ * The result cache of a `BridgeClient`. Each `invalidate*` resolves to the number of results dropped.
+ *
+ * @example
+ * ```ts
+ * await bridge.cache.invalidateTool("crm", "get_account")
+ * const { hitRate, servers } = await bridge.cache.stats()
+ * ```
+ *
+ * @since 0.1.0
+ */
+export interface CacheControl {
+  readonly invalidateServer: (server: string) => Promise<number>
+  readonly invalidateTool: (server: string, tool: string) => Promise<number>
+  readonly invalidateKey: (selector: ResultCache.CallSelector) => Promise<number>
+  readonly invalidateWhen: (predicate: (call: ResultCache.CachedCall) => boolean) => Promise<number>
+  readonly invalidateAll: () => Promise<number>
+  readonly stats: () => Promise<ResultCache.Stats>
 }
 
 /**
@@ -99,6 +164,7 @@ export const createBridge = async (config: object, options: CreateOptions = {}):
     throw error
   })
   const pool = await runtime.runPromise(ConnectionPool.ConnectionPool)
+  const cache = await runtime.runPromise(ResultCache.ResultCache)
   return {
     servers: bridge.servers,
     callTool: (target, args, callOptions = {}) =>
@@ -109,8 +175,34 @@ export const createBridge = async (config: object, options: CreateOptions = {}):
         ),
         callOptions.signal ? { signal: callOptions.signal } : undefined
       ),
+    callMany: (calls, manyOptions = {}) =>
+      runtime.runPromise(
+        Effect.forEach(calls, (call) => {
+          const callOptions = call.options ?? {}
+          return parseTimeout(callOptions.timeout).pipe(
+            Effect.flatMap((timeout) =>
+              bridge.callTool(call.target, call.arguments, timeout === undefined ? {} : { timeout })
+            ),
+            Effect.provideService(CallerIdentity, callOptions.identity),
+            Effect.match({
+              onSuccess: (result): CallManyOutcome => ({ ok: true, result }),
+              onFailure: (error): CallManyOutcome => ({ ok: false, error })
+            })
+          )
+        }, { concurrency: manyOptions.concurrency ?? 5 }),
+        manyOptions.signal ? { signal: manyOptions.signal } : undefined
+      ),
     listTools: () => runtime.runPromise(bridge.listTools()),
     stats: () => runtime.runPromise(pool.stats),
+    metrics: () => runtime.runPromise(bridge.metrics()),
+    cache: {
+      invalidateServer: (server) => runtime.runPromise(cache.invalidateServer(server)),
+      invalidateTool: (server, tool) => runtime.runPromise(cache.invalidateTool(server, tool)),
+      invalidateKey: (selector) => runtime.runPromise(cache.invalidateKey(selector)),
+      invalidateWhen: (predicate) => runtime.runPromise(cache.invalidateWhen(predicate)),
+      invalidateAll: () => runtime.runPromise(cache.invalidateAll),
+      stats: () => runtime.runPromise(cache.stats)
+    },
     close: () => runtime.dispose()
   }
 }

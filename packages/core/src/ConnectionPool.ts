@@ -12,6 +12,7 @@
 import { Clock, Context, Duration, Effect, Layer, Pool, RcMap, Schema, Scope } from "effect"
 import { BridgeConfig, type ResolvedServer } from "./BridgeConfig.ts"
 import { CallerIdentity } from "./CallerIdentity.ts"
+import * as Metrics from "./internal/metrics.ts"
 import * as McpSession from "./McpSession.ts"
 import { McpTransport } from "./McpTransport.ts"
 
@@ -212,12 +213,24 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         let pool: Pool.Pool<McpSession.McpSession, McpSession.McpSessionError> | undefined
         const acquire = Effect.gen(function*() {
           const session = yield* McpSession.make(server, { prior: priors.get(server.name) }).pipe(
-            Effect.tapError(() => Effect.sync(() => c.connectFailures++))
+            Effect.tapError(() =>
+              Effect.andThen(Effect.sync(() => c.connectFailures++), Metrics.sessionConnect(server.name, "failure", 0))
+            )
           )
           priors.set(server.name, session.prior)
           c.created++
           c.lastConnectMillis = session.connectMillis
           c.totalConnectMillis += session.connectMillis
+          yield* Metrics.sessionConnect(server.name, "success", session.connectMillis / 1000)
+          yield* Effect.addFinalizer(() =>
+            Effect.flatMap(Clock.currentTimeMillis, (now) =>
+              Metrics.sessionClosed(
+                server.name,
+                Metrics.networkTransport(session.transport),
+                session.protocolVersion,
+                (now - session.openedAt) / 1000
+              ))
+          )
           // A session whose transport closes is retired at once, not at the next sweep.
           const scope = yield* Scope.Scope
           yield* Effect.forkIn(
@@ -245,6 +258,35 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       }),
     idleTimeToLive: options.unusedPoolTimeToLive ?? Duration.infinity
   })
+
+  // Pool gauges, read when metrics are collected (summed over a server's per-identity pools): no cost per call.
+  const poolGauge = (server: string, read: (pool: Pool.Pool<McpSession.McpSession, McpSession.McpSessionError>) => number) =>
+  () => {
+    let total = 0
+    for (const [id, pool] of pools) if (parsePoolKey(id).server === server) total += read(pool)
+    return total
+  }
+  const countItems = (pool: Pool.Pool<McpSession.McpSession, McpSession.McpSessionError>, used: boolean) => {
+    let n = 0
+    for (const item of pool.state.items) if (item.exit._tag === "Success" && (item.refCount > 0) === used) n++
+    return n
+  }
+  for (const server of config.servers.values()) {
+    const d = Metrics.definitions
+    const attrs = { [Metrics.Attr.server]: server.name }
+    yield* Metrics.observeGauges([
+      [
+        Metrics.gaugeOf(d.poolSessions, { ...attrs, [Metrics.Attr.sessionState]: "idle" }),
+        poolGauge(server.name, (pool) => countItems(pool, false))
+      ],
+      [
+        Metrics.gaugeOf(d.poolSessions, { ...attrs, [Metrics.Attr.sessionState]: "used" }),
+        poolGauge(server.name, (pool) => countItems(pool, true))
+      ],
+      [Metrics.gaugeOf(d.poolPending, attrs), poolGauge(server.name, (pool) => pool.state.waiters.size)],
+      [Metrics.gaugeOf(d.poolMax, attrs), () => server.pool.max]
+    ])
+  }
 
   // Warm `min` sessions of every shared pool from start-up.
   for (const server of config.servers.values()) {

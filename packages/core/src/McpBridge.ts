@@ -1,25 +1,26 @@
 /**
  * The bridge: one service to list and call the tools of many MCP servers by qualified name (`server.tool`).
  *
- * A call is routed through the tool index (the `tools/list` of every server, cached per server and refreshed when a
- * server announces `tools/list_changed`), then travels down the pipeline of stages that are in the layer's context
- * (see `ToolCaller`) to the `ConnectionPool`.
+ * A call is routed through the tool index (the `tools/list` of every server, cached per server, or per caller identity
+ * when a 2026-07-28 server marks it `private`, and dropped when a server announces a list change; a list past its
+ * time is refreshed in the background, so a call does not wait for a `tools/list` while a known list is in use), then
+ * travels down the pipeline of stages that are in the layer's context (see `ToolCaller`) to the `ConnectionPool`.
  *
  * @since 0.1.0
  */
 import type { CallToolResult, Tool } from "@modelcontextprotocol/client"
-import { Cache, Context, Duration, Effect, Exit, Layer, Predicate, Schema } from "effect"
+import { Config, Context, Duration, Effect, Layer, Option, Predicate, type Result, Schema } from "effect"
 import * as Batcher from "./Batcher.ts"
 import * as BridgeConfig from "./BridgeConfig.ts"
 import { CallerIdentity } from "./CallerIdentity.ts"
 import * as ConnectionPool from "./ConnectionPool.ts"
-import type { McpSession } from "./McpSession.ts"
 import * as McpTransport from "./McpTransport.ts"
 import * as Resilience from "./Resilience.ts"
 import * as ResultCache from "./ResultCache.ts"
 import * as Telemetry from "./Telemetry.ts"
 import * as Throttler from "./Throttler.ts"
 import type { CallError, CallRequest, Stage, ToolCaller } from "./ToolCaller.ts"
+import * as ToolIndex from "./internal/toolIndex.ts"
 
 // -----------------------------------------------------------------------------
 // Model
@@ -48,6 +49,25 @@ export interface BridgeTool {
  * @since 0.1.0
  */
 export type ToolTarget = string | { readonly server: string; readonly tool: string }
+
+/**
+ * One call of {@link McpBridge}'s `callMany`.
+ *
+ * @since 0.1.0
+ */
+export interface CallManyItem {
+  readonly target: ToolTarget
+  readonly arguments?: Readonly<Record<string, unknown>> | undefined
+  readonly options?: CallOptions | undefined
+}
+
+/**
+ * @since 0.1.0
+ */
+export interface CallManyOptions {
+  /** Calls in flight at once. @default 5 */
+  readonly concurrency?: number | "unbounded" | undefined
+}
 
 /**
  * @since 0.1.0
@@ -138,13 +158,32 @@ export class McpBridge extends Context.Service<McpBridge, {
     args?: Readonly<Record<string, unknown>>,
     options?: CallOptions
   ) => Effect.Effect<CallToolResult, McpBridgeError | CallError>
+  /**
+   * A snapshot of the bridge's metrics per server (the seed's `get_all_metrics()`): calls by outcome, success rate,
+   * latency mean and p50/p95/p99 per tool, cache hit rate, pool, throttle, retries, circuit state, and the alerts
+   * firing now. Reads the current `Metric.MetricRegistry`.
+   */
+  readonly metrics: () => Effect.Effect<Telemetry.BridgeMetrics>
+  /**
+   * Makes several calls, `concurrency` at a time (default 5), and returns one `Result` per call in input order: a
+   * failed call loses nothing of the others. Calls that are safe to merge and identical share one upstream call (see
+   * `Batcher`).
+   */
+  readonly callMany: (
+    calls: Iterable<CallManyItem>,
+    options?: CallManyOptions
+  ) => Effect.Effect<Array<Result.Result<CallToolResult, McpBridgeError | CallError>>>
 }>()("@mcp-bridge/core/McpBridge") {}
 
 /**
  * @since 0.1.0
  */
 export interface Options {
-  /** How long a server's tool list is trusted when the server sends no cache hint. @default 5 minutes */
+  /**
+   * How long the router uses a server's tool list when the server sends no positive `ttlMs` (2026-07-28 cache hint);
+   * past it, the list is refreshed in the background while calls keep being routed with it. `listTools()` honours
+   * `ttlMs` 0 (asks the server each time); a list-changed notification drops the list at once. @default 5 minutes
+   */
   readonly toolListTimeToLive?: Duration.Input | undefined
 }
 
@@ -184,46 +223,28 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       : Effect.succeed(server)
   }
 
-  // Sessions announce list changes; the first time the bridge sees a session it subscribes to them.
-  const watched = new WeakSet<McpSession>()
-  const watch = (session: McpSession) => {
-    if (watched.has(session)) return
-    watched.add(session)
-    session.onToolsChanged(() => {
-      Effect.runFork(Cache.invalidate(toolLists, session.server))
-    })
+  // The tool index: every server's tools/list, cached per server (per identity for `private` lists), refreshed on
+  // list-changed notifications and in the background, so that routing a call costs no tools/list round trip.
+  // Its tools/list goes through the server's circuit breaker (and retries), so that a dead server fails fast here too.
+  const resilience = yield* Effect.serviceOption(Resilience.Resilience)
+  const listPool: ConnectionPool.ConnectionPool["Service"] = resilience._tag === "None" ? pool : {
+    ...pool,
+    // The guard adds `ResilienceError` to the pool's errors (part of `CallError`, which the bridge's methods declare).
+    withSession: ((server, f) => resilience.value.guard(server, pool.withSession(server, f))) as typeof pool.withSession
   }
-
-  interface IndexedList {
-    readonly tools: ReadonlyArray<BridgeTool>
-    readonly byName: ReadonlyMap<string, Tool>
-    readonly policies: ReadonlyMap<string, BridgeConfig.ResolvedToolPolicy>
-    readonly ttl: Duration.Duration
-  }
-  const toolLists = yield* Cache.makeWith(
-    (name: string) =>
-      Effect.gen(function*() {
-        const server = config.servers.get(name)!
-        const list = yield* pool.withSession(server, (session) => {
-          watch(session)
-          return session.listTools(server.timeout)
-        })
-        const byName = new Map(list.tools.map((tool) => [tool.name, tool]))
-        return {
-          tools: list.tools.map((tool) => toBridgeTool(name, tool)),
-          byName,
-          policies: new Map(list.tools.map((tool) => [tool.name, BridgeConfig.toolPolicy(server, tool.name, tool)])),
-          ttl: list.ttlMs !== undefined && list.ttlMs > 0 ? Duration.millis(list.ttlMs) : defaultListTtl
-        } satisfies IndexedList
-      }),
-    {
-      capacity: Math.max(servers.length, 1),
-      timeToLive: (exit) => Exit.isSuccess(exit) ? exit.value.ttl : Duration.zero
-    }
-  )
+  const index = yield* ToolIndex.make({
+    servers: config.servers,
+    pool: listPool,
+    timeToLive: defaultListTtl,
+    present: toBridgeTool
+  })
+  const watch = index.watch
 
   const listServerTools = (name: string) =>
-    serverOf(name).pipe(Effect.andThen(Cache.get(toolLists, name)), Effect.map((list) => list.tools))
+    Effect.gen(function*() {
+      const server = yield* serverOf(name)
+      return (yield* index.list(server, yield* CallerIdentity)).tools
+    })
 
   const listTools = () =>
     Effect.forEach(servers, (name) =>
@@ -236,14 +257,19 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       ), { concurrency: "unbounded" }).pipe(Effect.map((lists) => lists.flat()))
 
   // The bottom of the pipeline: a leased session's `tools/call`.
-  const bottom: ToolCaller = (request: CallRequest) =>
-    pool.withSession(request.server, (session) => {
-      watch(session)
-      return session.callTool(
-        { name: request.tool, arguments: request.arguments, _meta: request.meta },
-        request.timeout
-      )
-    })
+  // With telemetry, the bottom also traces the session wait and the wire call, and sends W3C trace context.
+  const telemetry = yield* Effect.serviceOption(Telemetry.Telemetry)
+  const instrumentBottom = telemetry._tag === "Some" ? telemetry.value.instrumentBottom : undefined
+  const bottom: ToolCaller = instrumentBottom !== undefined
+    ? instrumentBottom(pool, watch)
+    : (request: CallRequest) =>
+      pool.withSession(request.server, (session) => {
+        watch(session)
+        return session.callTool(
+          { name: request.tool, arguments: request.arguments, _meta: request.meta },
+          request.timeout
+        )
+      })
   // The stages in context, top to bottom; a stage that is not provided is skipped.
   const stages: Array<Stage> = []
   for (const key of [Telemetry.Telemetry, ResultCache.ResultCache, Batcher.Batcher, Throttler.Throttler, Resilience.Resilience]) {
@@ -252,13 +278,16 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   }
   const caller: ToolCaller = stages.reduceRight((next: ToolCaller, stage) => stage.wrap(next), bottom)
 
-  const resolveTool = Effect.fnUntraced(function*(server: BridgeConfig.ResolvedServer, tool: string) {
-    const list = yield* Cache.get(toolLists, server.name)
+  const resolveTool = Effect.fnUntraced(function*(
+    server: BridgeConfig.ResolvedServer,
+    tool: string,
+    identity: string | undefined
+  ) {
+    const list = yield* index.route(server, identity)
     const known = list.byName.get(tool)
     if (known !== undefined) return { definition: known, policy: list.policies.get(tool)! }
     // A tool the index does not know may have just been added: look again once before giving up.
-    yield* Cache.invalidate(toolLists, server.name)
-    const fresh = yield* Cache.get(toolLists, server.name)
+    const fresh = yield* index.reload(server, identity)
     const definition = fresh.byName.get(tool)
     if (definition === undefined) {
       return yield* new McpBridgeError({
@@ -286,14 +315,15 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         })
       }
       const server = yield* serverOf(parsed.server)
-      const { definition, policy } = yield* resolveTool(server, parsed.tool)
+      const identity = yield* CallerIdentity
+      const { definition, policy } = yield* resolveTool(server, parsed.tool, identity)
       return yield* caller({
         server,
         tool: parsed.tool,
         arguments: args,
         definition,
         policy,
-        identity: yield* CallerIdentity,
+        identity,
         timeout: options.timeout === undefined
           ? policy.timeout ?? server.timeout
           : Duration.fromInputUnsafe(options.timeout),
@@ -301,7 +331,14 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       })
     })
 
-  return McpBridge.of({ servers, listTools, listServerTools, callTool })
+  const metrics = () => Telemetry.snapshot(servers, pool.stats)
+
+  const callMany = (calls: Iterable<CallManyItem>, manyOptions: CallManyOptions = {}) =>
+    Effect.forEach(calls, (call) => Effect.result(callTool(call.target, call.arguments, call.options)), {
+      concurrency: manyOptions.concurrency ?? 5
+    })
+
+  return McpBridge.of({ servers, listTools, listServerTools, callTool, metrics, callMany })
 })
 
 /**
@@ -389,3 +426,118 @@ export const layer = (
     Layer.provide(transport)
   )
 }
+
+/**
+ * The seed's production settings: what `layerProduction` applies under the user's own configuration.
+ *
+ * - pool: `min` 2 sessions kept warm, `max` 20, idle sessions above `min` closed after 5 minutes, health checks every
+ *   60 seconds;
+ * - result cache: 5000 entries, 30 minutes TTL for cacheable tools that name none;
+ * - throttle (per server): 50 calls a second, 1000 a minute, 20 in flight;
+ * - export: OTLP traces and metrics from the `OTEL_*` environment (see `Telemetry.layerOtlp`), alert rules on.
+ *
+ * @since 0.1.0
+ */
+export const productionDefaults = {
+  pool: { min: 2, max: 20, idleTimeToLive: "5 minutes", healthCheckInterval: "60 seconds" },
+  cache: { capacity: 5000, defaultTimeToLive: "30 minutes" },
+  throttle: { perSecond: 50, perMinute: 1000, concurrency: 20 },
+  export: true
+} as const
+
+/**
+ * The environment variables that override `productionDefaults` (a server's own `bridge` section still wins for that
+ * server).
+ *
+ * @since 0.1.0
+ */
+export const productionEnvironment = {
+  "pool.min": "MCP_BRIDGE_POOL_MIN",
+  "pool.max": "MCP_BRIDGE_POOL_MAX",
+  "pool.idleTimeToLive": "MCP_BRIDGE_POOL_IDLE_TTL",
+  "pool.healthCheckInterval": "MCP_BRIDGE_POOL_HEALTH_CHECK_INTERVAL",
+  "cache.capacity": "MCP_BRIDGE_CACHE_CAPACITY",
+  "cache.defaultTimeToLive": "MCP_BRIDGE_CACHE_TTL",
+  "throttle.perSecond": "MCP_BRIDGE_THROTTLE_PER_SECOND",
+  "throttle.perMinute": "MCP_BRIDGE_THROTTLE_PER_MINUTE",
+  "throttle.concurrency": "MCP_BRIDGE_THROTTLE_CONCURRENCY",
+  export: "MCP_BRIDGE_EXPORT"
+} as const
+
+const readProductionEnvironment = Effect.gen(function*() {
+  const env = productionEnvironment
+  const int = (name: string) => Config.option(Config.Int(name))
+  const text = (name: string) => Config.option(Config.String(name))
+  const values = yield* Config.all({
+    poolMin: int(env["pool.min"]),
+    poolMax: int(env["pool.max"]),
+    poolIdle: text(env["pool.idleTimeToLive"]),
+    poolHealth: text(env["pool.healthCheckInterval"]),
+    cacheCapacity: int(env["cache.capacity"]),
+    cacheTtl: text(env["cache.defaultTimeToLive"]),
+    perSecond: int(env["throttle.perSecond"]),
+    perMinute: int(env["throttle.perMinute"]),
+    concurrency: int(env["throttle.concurrency"]),
+    exportOn: Config.option(Config.Boolean(env.export))
+  })
+  const some = <A>(o: Option.Option<A>, key: string): Record<string, A> => Option.isSome(o) ? { [key]: o.value } : {}
+  return {
+    pool: {
+      ...some(values.poolMin, "min"),
+      ...some(values.poolMax, "max"),
+      ...some(values.poolIdle, "idleTimeToLive"),
+      ...some(values.poolHealth, "healthCheckInterval")
+    },
+    cache: { ...some(values.cacheCapacity, "capacity"), ...some(values.cacheTtl, "defaultTimeToLive") },
+    throttle: {
+      ...some(values.perSecond, "perSecond"),
+      ...some(values.perMinute, "perMinute"),
+      ...some(values.concurrency, "concurrency")
+    },
+    export: Option.getOrUndefined(values.exportOn)
+  }
+})
+
+/**
+ * The bridge with the seed's production settings (`productionDefaults`) under the user's configuration: the user's
+ * global `bridge` section overrides them field by field, the `MCP_BRIDGE_*` environment variables
+ * (`productionEnvironment`) override both, and each server's own `bridge` section still has the last word for that
+ * server. Telemetry with alert rules is on, and OTLP export follows the `OTEL_*` variables (`MCP_BRIDGE_EXPORT=false`
+ * or `options.export: false` switches it off).
+ *
+ * @example
+ * ```ts
+ * // OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 MCP_BRIDGE_POOL_MAX=40 node agent.js
+ * const Bridge = McpBridge.layerProduction(JSON.parse(fs.readFileSync("mcp.json", "utf8")))
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const layerProduction = (
+  config: object,
+  options: LayerOptions & { readonly export?: boolean | undefined } = {}
+): Layer.Layer<Services, BridgeConfig.BridgeConfigError> =>
+  Layer.unwrap(Effect.gen(function*() {
+    const env = yield* readProductionEnvironment.pipe(
+      Effect.mapError((error) =>
+        new BridgeConfig.BridgeConfigError({ reason: "Invalid", path: ["environment"], detail: error.message })
+      )
+    )
+    const user = config as { readonly bridge?: Record<string, any> }
+    const bridge = {
+      ...user.bridge,
+      pool: { ...productionDefaults.pool, ...user.bridge?.pool, ...env.pool },
+      throttle: { ...productionDefaults.throttle, ...user.bridge?.throttle, ...env.throttle }
+    }
+    const cache = options.cache === false
+      ? false as const
+      : { ...productionDefaults.cache, ...options.cache, ...env.cache } as ResultCache.Options
+    const exportOn = env.export ?? options.export ?? productionDefaults.export
+    const telemetry = options.telemetry === false ? false as const : yield* Telemetry.optionsFromConfig(options.telemetry).pipe(
+      Effect.mapError((error) =>
+        new BridgeConfig.BridgeConfigError({ reason: "Invalid", path: ["environment"], detail: error.message })
+      )
+    )
+    const bridgeLayer = layer({ ...config, bridge }, { ...options, cache, telemetry })
+    return exportOn ? bridgeLayer.pipe(Layer.provideMerge(Telemetry.layerOtlp())) : bridgeLayer
+  }))

@@ -3,20 +3,61 @@
  * only on transient failures and within a retry budget, and a circuit breaker per server
  * (`effect/persistence/CircuitBreaker`) that fails fast with a typed `CircuitOpen` error.
  *
+ * - Each call has its deadline (`bridge.timeout`, the tool's `timeout`, or the call's `timeout` option), enforced by
+ *   the session, which cancels the request on the wire. The deadline is per attempt.
+ * - A retry happens only when the tool is safe to repeat (`readOnly` or `idempotent` by the operator's policy, or by
+ *   annotations on a trusted server) and the failure is transient: the transport closed, the call timed out, the
+ *   session could not be opened, or the server answered HTTP 429. An `isError` result is an answer, never retried.
+ *   A pool that has no free session in time (`PoolTimeout`) is not retried: it means the bridge itself is saturated.
+ * - The retry budget (per server) keeps retries from multiplying load during an outage: every call that may be
+ *   retried deposits `budget` (e.g. 0.2) of a retry, every retry withdraws one, and the balance is capped at
+ *   `retryReserve`, so that retries add at most `budget` of those calls plus a small reserve. It is a counter over
+ *   calls, not over time, which is why it is not a `RateLimiter` (whose buckets refill with time).
+ * - The breaker sees every attempt: transport failures and timeouts count against the server, an `isError` result or
+ *   a JSON-RPC error counts for it (the server answered), interruption and pool saturation count for nothing. While
+ *   the circuit is open (and while the half-open probe runs) calls fail at once with `CircuitOpen`, which is not
+ *   retried, so a dead server costs its callers nothing and the calls to other servers nothing either. With
+ *   `failureRate`, the circuit opens when that share of the last `window` attempts failed, once at least
+ *   `min(window, failures)` attempts are recorded. The router's `tools/list` goes through the same circuit (`guard`).
+ *
  * @since 0.1.0
  */
-import { Context, Layer, Schema } from "effect"
-import type { Stage } from "./ToolCaller.ts"
+import {
+  Cause,
+  Context,
+  Duration,
+  Effect,
+  Exit,
+  Layer,
+  Predicate,
+  Schedule,
+  Schema,
+  Scope,
+  Semaphore,
+  Stream
+} from "effect"
+import { CircuitBreaker } from "effect/persistence"
+import type { ResolvedServer } from "./BridgeConfig.ts"
+import * as Metrics from "./internal/metrics.ts"
+import type { McpSessionError } from "./McpSession.ts"
+import type { CallRequest, Stage, ToolCaller } from "./ToolCaller.ts"
 
 /**
  * The server's circuit is open after repeated failures: the call was not attempted. Retry after `retryAfterMillis`.
+ * `halfOpen` is set when the circuit is letting one probe call through and this call was not it.
  *
  * @since 0.1.0
  */
 export class CircuitOpen extends Schema.TaggedClass<CircuitOpen>()("CircuitOpen", {
   server: Schema.String,
-  retryAfterMillis: Schema.Number
-}) {}
+  retryAfterMillis: Schema.Number,
+  halfOpen: Schema.optionalKey(Schema.Boolean)
+}) {
+  /** `retryAfterMillis` as a `Duration`. */
+  get retryAfter(): Duration.Duration {
+    return Duration.millis(this.retryAfterMillis)
+  }
+}
 
 /**
  * @since 0.1.0
@@ -26,19 +67,248 @@ export class ResilienceError extends Schema.TaggedError<ResilienceError>()("Resi
 }) {
   override get message(): string {
     const r = this.reason
-    return `circuit of MCP server "${r.server}" is open; retry after ${r.retryAfterMillis} ms`
+    return r.halfOpen === true
+      ? `circuit of MCP server "${r.server}" is half-open and its probe call is running; retry shortly`
+      : `circuit of MCP server "${r.server}" is open; retry after ${r.retryAfterMillis} ms`
   }
 }
 
 /**
  * @since 0.1.0
  */
-export class Resilience extends Context.Service<Resilience, Stage>()("@mcp-bridge/core/Resilience") {}
+export class Resilience extends Context.Service<Resilience, Resilience.Service>()("@mcp-bridge/core/Resilience") {}
 
 /**
  * @since 0.1.0
  */
-export interface Options {}
+export declare namespace Resilience {
+  /**
+   * @since 0.1.0
+   */
+  export interface Service extends Stage {
+    /**
+     * Runs another request to `server` (e.g. the router's `tools/list`) under the server's circuit breaker, retried
+     * like a call that is safe to repeat: a dead server's tool list fails fast too.
+     */
+    readonly guard: <A, E, R>(
+      server: ResolvedServer,
+      effect: Effect.Effect<A, E, R>
+    ) => Effect.Effect<A, E | ResilienceError, R>
+  }
+}
+
+/**
+ * @since 0.1.0
+ */
+export interface Options {
+  /**
+   * Retries a server may make beyond its budget's fraction of calls, so that a quiet server can still retry: its
+   * budget starts with, and never holds more than, this many retries.
+   * @default 10
+   */
+  readonly retryReserve?: number | undefined
+}
+
+const isSessionError = (error: unknown): error is McpSessionError => Predicate.isTagged(error, "McpSessionError")
+
+/**
+ * Is this failure worth another attempt (for a call that is safe to repeat)?
+ *
+ * @since 0.1.0
+ */
+export const isTransient = (error: unknown): boolean => {
+  if (!isSessionError(error)) return false
+  switch (error.reason._tag) {
+    case "Closed":
+    case "Timeout":
+    case "ConnectFailed":
+      return true
+    case "Protocol":
+      return error.reason.code === 429
+  }
+}
+
+// How an attempt's outcome counts for the server's circuit.
+const classify = (exit: Exit.Exit<unknown, unknown>): CircuitBreaker.Outcome => {
+  if (Exit.isSuccess(exit)) return CircuitBreaker.success
+  const error = Cause.findErrorOption(exit.cause)
+  if (error._tag === "None") return CircuitBreaker.failure()
+  const e = error.value
+  if (!isSessionError(e)) return CircuitBreaker.ignored
+  return e.reason._tag === "Protocol" && e.reason.code !== 429 ? CircuitBreaker.success : CircuitBreaker.failure()
+}
+
+const stateName = { Closed: "closed", Open: "open", HalfOpen: "half_open" } as const
+
+interface ServerState {
+  readonly breaker: CircuitBreaker.CircuitBreaker | undefined
+  readonly schedule: Schedule.Schedule<unknown, unknown> | undefined
+  readonly times: number
+  readonly budget: number
+  /** Retries the server may make now. */
+  balance: number
+}
+
+/**
+ * Builds the stage over the `CircuitBreakerStore` in context; breakers live as long as the enclosing scope.
+ *
+ * @since 0.1.0
+ */
+export const make = Effect.fnUntraced(function*(options: Options = {}) {
+  const store = yield* CircuitBreaker.CircuitBreakerStore
+  const scope = yield* Effect.scope
+  const reserve = options.retryReserve ?? 10
+  const states = new Map<string, ServerState>()
+  const creating = yield* Semaphore.make(1)
+
+  const newState = (server: ResolvedServer): Effect.Effect<ServerState> =>
+    Effect.gen(function*() {
+      const settings = server.circuitBreaker
+      const breaker = settings === false ? undefined : yield* CircuitBreaker.make({
+        tripPolicy: settings.failureRate === undefined
+          ? CircuitBreaker.consecutive(settings.failures)
+          : CircuitBreaker.rate({
+            threshold: settings.failureRate,
+            size: settings.window,
+            minimumCalls: Math.min(settings.window, settings.failures)
+          }),
+        openDuration: settings.openFor
+      }).pipe(Effect.provideService(CircuitBreaker.CircuitBreakerStore, store), Scope.provide(scope))
+      if (breaker !== undefined) {
+        // The breaker's state and transitions, as metrics (nothing is recorded per call).
+        yield* Metrics.breakerState(server.name, "closed")
+        yield* breaker.transitions.pipe(
+          Stream.runForEach((t) => Metrics.breakerTransition(server.name, stateName[t.from], stateName[t.to])),
+          Effect.forkIn(scope, { startImmediately: true })
+        )
+      }
+      const retry = server.retry
+      return {
+        breaker,
+        schedule: retry === false || retry.times === 0 ? undefined : Schedule.exponential(retry.base).pipe(
+          Schedule.jittered,
+          Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, retry.maxDelay)))
+        ) as Schedule.Schedule<unknown, unknown>,
+        times: retry === false ? 0 : retry.times,
+        budget: retry === false ? 0 : retry.budget,
+        balance: reserve
+      }
+    })
+
+  const stateOf = (server: ResolvedServer): Effect.Effect<ServerState> => {
+    const state = states.get(server.name)
+    if (state !== undefined) return Effect.succeed(state)
+    return creating.withPermit(Effect.suspend(() => {
+      const existing = states.get(server.name)
+      if (existing !== undefined) return Effect.succeed(existing)
+      return Effect.map(newState(server), (state) => {
+        states.set(server.name, state)
+        return state
+      })
+    }))
+  }
+
+  const toCircuitOpen = (
+    server: string,
+    error: CircuitBreaker.CircuitBreakerError
+  ): Effect.Effect<never, ResilienceError> => {
+    const reason = error.reason
+    switch (reason._tag) {
+      case "CircuitOpen":
+        return Effect.fail(
+          new ResilienceError({
+            reason: new CircuitOpen({ server, retryAfterMillis: Math.ceil(Duration.toMillis(reason.retryAfter)) })
+          })
+        )
+      case "CircuitHalfOpen":
+        return Effect.fail(
+          new ResilienceError({ reason: new CircuitOpen({ server, retryAfterMillis: 0, halfOpen: true }) })
+        )
+      case "CircuitBreakerStoreError":
+        // Only with `onStoreError: "fail"`, which this stage does not use.
+        return Effect.die(error)
+    }
+  }
+
+  const protect = <A, E, R>(
+    server: ResolvedServer,
+    safe: boolean,
+    effect: Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E | ResilienceError, R> => {
+    const mayRetry = safe && server.retry !== false && server.retry.times > 0
+    if (server.circuitBreaker === false && !mayRetry) return effect
+    return Effect.flatMap(stateOf(server), (state) => {
+      const breaker = state.breaker
+      const attempt: Effect.Effect<A, E | ResilienceError, R> = breaker === undefined
+        ? effect
+        : Effect.catchIf(
+          breaker.execute<A, E, never>({ key: server.name, classify })(effect),
+          (error): error is CircuitBreaker.CircuitBreakerError => error instanceof CircuitBreaker.CircuitBreakerError,
+          (error) => toCircuitOpen(server.name, error)
+        )
+      const schedule = state.schedule
+      if (!mayRetry || schedule === undefined) return attempt
+      state.balance = Math.min(reserve, state.balance + state.budget)
+      // The retry machinery is only set up once a first attempt fails with something worth retrying; its schedule
+      // starts from that failure, replayed.
+      return Effect.catchIf(attempt, isTransient, (first) => {
+        let retries = 0
+        let replay = true
+        return Effect.retry(
+          Effect.suspend(() => {
+            if (!replay) return attempt
+            replay = false
+            return Effect.fail(first)
+          }),
+          {
+            schedule,
+            while: (error) => {
+              if (!isTransient(error) || retries >= state.times || state.balance < 1) return false
+              retries++
+              state.balance -= 1
+              return true
+            }
+          }
+        )
+      })
+    })
+  }
+
+  const wrap = (next: ToolCaller): ToolCaller => (request: CallRequest) =>
+    protect(request.server, request.policy.safe, next(request))
+
+  const guard = <A, E, R>(server: ResolvedServer, effect: Effect.Effect<A, E, R>) => protect(server, true, effect)
+
+  return Resilience.of({ wrap, guard })
+})
+
+/**
+ * Retries and breakers over any `CircuitBreakerStore` (e.g. `CircuitBreaker.layerStoreRedis` to share circuits
+ * between processes).
+ *
+ * @since 0.1.0
+ */
+export const layerStore = (
+  options: Options = {}
+): Layer.Layer<Resilience, never, CircuitBreaker.CircuitBreakerStore> => Layer.effect(Resilience, make(options))
+
+/**
+ * Retries and circuit breakers as each server's `bridge.retry` and `bridge.circuitBreaker` say, with circuits kept in
+ * memory.
+ *
+ * @example
+ * ```ts
+ * const Bridge = McpBridge.layer({
+ *   mcpServers: {
+ *     crm: { url: "http://127.0.0.1:3000/mcp", bridge: { retry: { times: 3 }, circuitBreaker: { failures: 5 } } }
+ *   }
+ * }, { resilience: { retryReserve: 20 } })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const layer = (options: Options = {}): Layer.Layer<Resilience> =>
+  layerStore(options).pipe(Layer.provide(CircuitBreaker.layerStoreMemory()))
 
 /**
  * No retries and no circuit breaker (each call still has its deadline).
@@ -47,10 +317,5 @@ export interface Options {}
  */
 export const layerDisabled: Layer.Layer<Resilience> = Layer.succeed(
   Resilience,
-  Resilience.of({ wrap: (next) => next })
+  Resilience.of({ wrap: (next) => next, guard: (_server, effect) => effect })
 )
-
-/**
- * @since 0.1.0
- */
-export const layer = (_options: Options = {}): Layer.Layer<Resilience> => layerDisabled

@@ -1,25 +1,45 @@
 /**
  * The throttler stage: per-server (and per-tool) rate limits and in-flight limits, built on Effect's `RateLimiter`
- * (`effect/persistence`) and `Semaphore`. Over the limit a call waits for its turn (up to `maxWait`) or fails with a
- * typed `RateLimited` error that says when to retry.
+ * (`effect/persistence`, fixed-window counters in a pluggable store) and `Semaphore`. Over the limit a call waits for
+ * its turn (up to `maxWait`) or fails with a typed `RateLimited` error that says when to retry.
+ *
+ * - Each server has its own counters and its own semaphore, so a busy server's waiters never hold up another
+ *   server's calls. A tool's own limits (`bridge.tools.<tool>.throttle`) apply on top of its server's.
+ * - A call first takes an in-flight slot (FIFO among the waiters of that server), then a rate token. Holding the slot
+ *   while it waits for a token keeps queued calls from bunching up once slots free.
+ * - A rate token is taken with `onExceeded: "fail"`, so that a call that is refused never takes quota: the store only
+ *   counts a token when the call is admitted. When one of several limits refuses, the tokens already taken from the
+ *   others are handed back at once. A waiting call sleeps until the counter that refused it resets, then tries again;
+ *   if that reset is past its `maxWait`, it fails at once.
+ * - Servers with no limits (none in their config and no layer `defaults`) skip the stage.
  *
  * @since 0.1.0
  */
-import { Context, Layer, Schema } from "effect"
-import type { Stage } from "./ToolCaller.ts"
+import { Clock, Context, Duration, Effect, Layer, Schema, Semaphore } from "effect"
+import { RateLimiter } from "effect/persistence"
+import type { ResolvedServer, ResolvedToolPolicy, ThrottleSettings } from "./BridgeConfig.ts"
+import * as Metrics from "./internal/metrics.ts"
+import type { CallRequest, Stage, ToolCaller } from "./ToolCaller.ts"
 
 /**
- * A call was refused by a rate or concurrency limit. `retryAfterMillis` says when a retry may be admitted.
+ * A call was refused by a rate or concurrency limit. `retryAfterMillis` says when a retry may be admitted (0 for an
+ * in-flight limit: a slot frees as soon as a call in flight ends).
  *
  * @since 0.1.0
  */
 export class RateLimited extends Schema.TaggedClass<RateLimited>()("RateLimited", {
   server: Schema.String,
+  /** Set when the limit that refused the call is the tool's own. */
   tool: Schema.optionalKey(Schema.String),
-  /** Which limit refused the call, e.g. `"50 per second"`. */
+  /** Which limit refused the call, e.g. `"50 per second"` or `"20 in flight"`. */
   limit: Schema.String,
   retryAfterMillis: Schema.Number
-}) {}
+}) {
+  /** `retryAfterMillis` as a `Duration`. */
+  get retryAfter(): Duration.Duration {
+    return Duration.millis(this.retryAfterMillis)
+  }
+}
 
 /**
  * @since 0.1.0
@@ -29,7 +49,9 @@ export class ThrottlerError extends Schema.TaggedError<ThrottlerError>()("Thrott
 }) {
   override get message(): string {
     const r = this.reason
-    return `rate limit of MCP server "${r.server}"${r.tool === undefined ? "" : ` tool "${r.tool}"`} reached (${r.limit}); retry after ${r.retryAfterMillis} ms`
+    return `rate limit of MCP server "${r.server}"${
+      r.tool === undefined ? "" : ` tool "${r.tool}"`
+    } reached (${r.limit}); retry after ${r.retryAfterMillis} ms`
   }
 }
 
@@ -41,7 +63,330 @@ export class Throttler extends Context.Service<Throttler, Stage>()("@mcp-bridge/
 /**
  * @since 0.1.0
  */
-export interface Options {}
+export interface Options {
+  /**
+   * Limits of servers whose configuration sets none; fields a server's `bridge.throttle` leaves out also come from
+   * here. The seed's production preset is `{ perSecond: 50, perMinute: 1000, concurrency: 20 }`.
+   * @default undefined (servers without `bridge.throttle` are not throttled)
+   */
+  readonly defaults?: ThrottleSettings | undefined
+  /** How long a call waits for its turn when neither its tool, its server nor `defaults` say. @default 30 seconds */
+  readonly maxWait?: Duration.Input | undefined
+}
+
+/**
+ * A limit a call must pass, in the order they are checked.
+ */
+interface Limit {
+  readonly key: string
+  readonly limit: number
+  readonly window: Duration.Duration
+  readonly label: string
+  readonly kind: Metrics.ThrottleLimit
+  /** Set for a tool's own limit. */
+  readonly tool: string | undefined
+}
+
+interface Slot {
+  readonly semaphore: Semaphore.Semaphore
+  readonly label: string
+  readonly tool: string | undefined
+}
+
+
+/**
+ * What the stage does with calls to one tool of one server (cached per server and tool).
+ */
+interface Plan {
+  readonly server: string
+  readonly limits: ReadonlyArray<Limit>
+  /** Tool slot first, then server slot. */
+  readonly slots: ReadonlyArray<Slot>
+  readonly maxWaitMillis: number
+  readonly failFast: boolean
+  /** Takes a token of every limit, or none (built once per plan, run per call). */
+  readonly tokens: Effect.Effect<Refusal | undefined>
+}
+
+/** Which limit refused a call, and when it resets. */
+type Refusal = readonly [index: number, retryAfterMillis: number]
+
+/**
+ * One call that had to wait: when it started waiting, until when it may, and the limit it last waited for.
+ */
+interface Ticket {
+  readonly plan: Plan
+  /** -1 until the call first waits. */
+  start: number
+  deadline: number
+  waitedFor: Metrics.ThrottleLimit | undefined
+}
+
+const second = Duration.seconds(1)
+const minute = Duration.minutes(1)
+
+/**
+ * Builds the stage over the `RateLimiter` in context.
+ *
+ * @since 0.1.0
+ */
+export const make = Effect.fnUntraced(function*(options: Options = {}) {
+  const limiter = yield* RateLimiter.RateLimiter
+  const defaultMaxWait = Duration.toMillis(Duration.fromInputUnsafe(options.maxWait ?? "30 seconds"))
+  const semaphores = new Map<string, Semaphore.Semaphore>()
+  const plans = new WeakMap<ResolvedServer, Map<string, Plan | null>>()
+
+  const semaphoreFor = (key: string, permits: number) => {
+    let semaphore = semaphores.get(key)
+    if (semaphore === undefined) {
+      semaphore = Semaphore.makeUnsafe(permits)
+      semaphores.set(key, semaphore)
+    }
+    return semaphore
+  }
+
+  const planFor = (server: ResolvedServer, tool: string, policy: ResolvedToolPolicy): Plan | undefined => {
+    let byTool = plans.get(server)
+    if (byTool === undefined) {
+      byTool = new Map()
+      plans.set(server, byTool)
+    }
+    const cached = byTool.get(tool)
+    if (cached !== undefined) return cached ?? undefined
+    const serverSettings = server.throttle === undefined
+      ? options.defaults
+      : options.defaults === undefined
+      ? server.throttle
+      : { ...options.defaults, ...server.throttle }
+    const toolSettings = policy.throttle
+    const limits: Array<Limit> = []
+    const slots: Array<Slot> = []
+    const addRates = (settings: ThrottleSettings | undefined, key: string, forTool: string | undefined) => {
+      if (settings === undefined) return
+      const suffix = forTool === undefined ? "" : ` for tool ${forTool}`
+      if (settings.perSecond !== undefined) {
+        limits.push({
+          key: `${key}\u0000s`,
+          limit: settings.perSecond,
+          window: second,
+          label: `${settings.perSecond} per second${suffix}`,
+          kind: "per_second",
+          tool: forTool
+        })
+      }
+      if (settings.perMinute !== undefined) {
+        limits.push({
+          key: `${key}\u0000m`,
+          limit: settings.perMinute,
+          window: minute,
+          label: `${settings.perMinute} per minute${suffix}`,
+          kind: "per_minute",
+          tool: forTool
+        })
+      }
+    }
+    const serverKey = server.name
+    const toolKey = `${server.name}\u0000${tool}`
+    addRates(serverSettings, serverKey, undefined)
+    addRates(toolSettings, toolKey, tool)
+    if (toolSettings?.concurrency !== undefined) {
+      slots.push({
+        semaphore: semaphoreFor(toolKey, toolSettings.concurrency),
+        label: `${toolSettings.concurrency} in flight for tool ${tool}`,
+        tool
+      })
+    }
+    if (serverSettings?.concurrency !== undefined) {
+      slots.push({
+        semaphore: semaphoreFor(serverKey, serverSettings.concurrency),
+        label: `${serverSettings.concurrency} in flight`,
+        tool: undefined
+      })
+    }
+    if (limits.length === 0 && slots.length === 0) {
+      byTool.set(tool, null)
+      return undefined
+    }
+    const maxWait = toolSettings?.maxWait ?? serverSettings?.maxWait
+    const plan: Plan = {
+      server: server.name,
+      limits,
+      slots,
+      maxWaitMillis: maxWait === undefined ? defaultMaxWait : Duration.toMillis(maxWait),
+      failFast: (toolSettings?.onLimit ?? serverSettings?.onLimit) === "fail",
+      tokens: tryTokens(limits)
+    }
+    byTool.set(tool, plan)
+    return plan
+  }
+
+  const refused = (
+    ticket: Ticket,
+    kind: Metrics.ThrottleLimit,
+    label: string,
+    tool: string | undefined,
+    retryAfterMillis: number
+  ) =>
+    Effect.andThen(
+      Metrics.throttleRejection(ticket.plan.server, kind),
+      Effect.fail(
+        new ThrottlerError({
+          reason: new RateLimited({
+            server: ticket.plan.server,
+            ...(tool === undefined ? {} : { tool }),
+            limit: label,
+            retryAfterMillis: Math.max(0, Math.ceil(retryAfterMillis))
+          })
+        })
+      )
+    )
+
+  // Takes one token of every limit, or none: `undefined` when admitted, else which limit refused and its reset. When
+  // a later limit refuses, the tokens taken from the earlier ones are handed back.
+  const tryTokens = (limits: ReadonlyArray<Limit>): Effect.Effect<Refusal | undefined> => {
+    let chain: Effect.Effect<Refusal | undefined> = Effect.succeed(undefined)
+    for (let i = limits.length - 1; i >= 0; i--) {
+      const l = limits[i]!
+      const rest = chain
+      const refund = Effect.forEach(
+        limits.slice(0, i),
+        (r) => Effect.ignore(limiter.consume({ key: r.key, limit: r.limit, window: r.window, tokens: -1 })),
+        { discard: true }
+      )
+      chain = limiter.consume({ key: l.key, limit: l.limit, window: l.window, onExceeded: "fail" }).pipe(
+        Effect.matchEffect({
+          onSuccess: () => rest,
+          onFailure: (error) =>
+            error.reason._tag === "RateLimitExceeded"
+              ? Effect.as(refund, [i, Duration.toMillis(error.reason.retryAfter)] as const)
+              // The store is unreachable: let the call through rather than fail it for the limiter's sake.
+              : rest
+        })
+      )
+    }
+    return chain
+  }
+
+  // Starts the ticket's wait (and its deadline) the first time the call has to wait.
+  const started = (ticket: Ticket): Effect.Effect<number> =>
+    Effect.map(Clock.currentTimeMillis, (now) => {
+      if (ticket.start < 0) {
+        ticket.start = now
+        ticket.deadline = now + ticket.plan.maxWaitMillis
+      }
+      return now
+    })
+
+  // Records how long an admitted call waited, if it did.
+  const admitted = (ticket: Ticket) =>
+    ticket.waitedFor === undefined ? Effect.void : Effect.flatMap(
+      Clock.currentTimeMillis,
+      (now) => Metrics.throttleWait(ticket.plan.server, ticket.waitedFor!, (now - ticket.start) / 1000)
+    )
+
+  // Takes a token of every limit, waiting for them until the ticket's deadline.
+  const admit = (ticket: Ticket): Effect.Effect<void, ThrottlerError> =>
+    Effect.flatMap(ticket.plan.tokens, (refusal) => {
+      if (refusal === undefined) return admitted(ticket)
+      const [index, retryAfter] = refusal
+      const limit = ticket.plan.limits[index]!
+      return Effect.flatMap(started(ticket), (now) => {
+        if (ticket.plan.failFast || now + retryAfter > ticket.deadline) {
+          return refused(ticket, limit.kind, limit.label, limit.tool, retryAfter)
+        }
+        ticket.waitedFor = limit.kind
+        return Effect.andThen(Effect.sleep(Duration.millis(retryAfter)), admit(ticket))
+      })
+    })
+
+  // Takes a permit of `semaphore` before `deadline`. `true`: the caller holds a permit and must release it; `false`
+  // or interrupted: it holds none (a permit granted after the deadline is handed back).
+  const takeBefore = (semaphore: Semaphore.Semaphore, deadline: number): Effect.Effect<boolean> =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      if (now >= deadline) return Effect.succeed(false)
+      let acquired = false
+      let abandoned = false
+      const take = Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(restore(semaphore.take(1)), () => {
+          if (abandoned) return Effect.asVoid(semaphore.release(1))
+          acquired = true
+          return Effect.void
+        })
+      )
+      return Effect.timeoutOption(take, Duration.millis(deadline - now)).pipe(
+        Effect.map(() => {
+          abandoned = true
+          return acquired
+        }),
+        Effect.onInterrupt(() =>
+          Effect.suspend(() => {
+            abandoned = true
+            return acquired ? Effect.asVoid(semaphore.release(1)) : Effect.void
+          })
+        )
+      )
+    })
+
+  const withSlots = <A, E>(
+    ticket: Ticket,
+    index: number,
+    inner: Effect.Effect<A, E>
+  ): Effect.Effect<A, E | ThrottlerError> => {
+    const plan = ticket.plan
+    if (index === plan.slots.length) return inner
+    const slot = plan.slots[index]!
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(slot.semaphore.takeIfAvailable(1), (taken) => {
+        if (taken) return Effect.ensuring(restore(withSlots(ticket, index + 1, inner)), slot.semaphore.release(1))
+        if (plan.failFast) return refused(ticket, "concurrency", slot.label, slot.tool, 0)
+        ticket.waitedFor = "concurrency"
+        const take = Effect.flatMap(started(ticket), () => takeBefore(slot.semaphore, ticket.deadline))
+        return Effect.flatMap(restore(take), (ok) =>
+          ok
+            ? Effect.ensuring(restore(withSlots(ticket, index + 1, inner)), slot.semaphore.release(1))
+            : refused(ticket, "concurrency", slot.label, slot.tool, 0))
+      })
+    )
+  }
+
+  const wrap = (next: ToolCaller): ToolCaller => (request: CallRequest) => {
+    const plan = planFor(request.server, request.tool, request.policy)
+    if (plan === undefined) return next(request)
+    const ticket: Ticket = { plan, start: -1, deadline: 0, waitedFor: undefined }
+    const call = next(request)
+    const inner = plan.limits.length === 0
+      ? Effect.suspend(() => Effect.andThen(admitted(ticket), call))
+      : Effect.andThen(admit(ticket), call)
+    return withSlots(ticket, 0, inner)
+  }
+
+  return Throttler.of({ wrap })
+})
+
+/**
+ * The throttler over any `RateLimiterStore` (e.g. `RateLimiter.layerStoreRedis` to share limits between processes).
+ *
+ * Note: with a store shared by several processes, a call refused by its second limit hands back its first token
+ * with a separate store operation, so another process may briefly see one token fewer.
+ *
+ * @since 0.1.0
+ */
+export const layerStore = (options: Options = {}): Layer.Layer<Throttler, never, RateLimiter.RateLimiterStore> =>
+  Layer.effect(Throttler, make(options)).pipe(Layer.provide(RateLimiter.layer))
+
+/**
+ * The throttler with its counters in memory (one process).
+ *
+ * @example
+ * ```ts
+ * // the seed's production preset for servers that configure no limits of their own
+ * Throttler.layer({ defaults: { perSecond: 50, perMinute: 1000, concurrency: 20 }, maxWait: "10 seconds" })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const layer = (options: Options = {}): Layer.Layer<Throttler> =>
+  layerStore(options).pipe(Layer.provide(RateLimiter.layerStoreMemory))
 
 /**
  * No limits: calls pass straight through.
@@ -49,8 +394,3 @@ export interface Options {}
  * @since 0.1.0
  */
 export const layerDisabled: Layer.Layer<Throttler> = Layer.succeed(Throttler, Throttler.of({ wrap: (next) => next }))
-
-/**
- * @since 0.1.0
- */
-export const layer = (_options: Options = {}): Layer.Layer<Throttler> => layerDisabled

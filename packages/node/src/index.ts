@@ -2,3 +2,8 @@
  * @since 0.1.0
  */
 export * as NodeTransport from "./NodeTransport.ts"
+
+/**
+ * @since 0.1.0
+ */
+export * as NodeTelemetry from "./NodeTelemetry.ts"

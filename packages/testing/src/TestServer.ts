@@ -11,7 +11,7 @@ import type { Scope } from "effect"
 import { workos } from "./internal/demo.ts"
 import { startHttpServer } from "./internal/http.ts"
 import { makeMemoryServer } from "./internal/memory.ts"
-import { countCalls, makeState } from "./internal/state.ts"
+import { countCalls, makeState, receivedMeta } from "./internal/state.ts"
 
 /**
  * What a test tool answers. Every variant is plain JSON, so a spec can be handed to a child process.
@@ -87,6 +87,11 @@ export interface TestServerSpec {
   readonly tools: ReadonlyArray<TestTool>
   /** "legacy": 2025-era only (plain McpServer.connect / stateful legacy HTTP); default "dual" (2025 and 2026-07-28) */
   readonly era?: "dual" | "legacy"
+  /**
+   * The cache hint of `tools/list` answers to 2026-07-28 requests (`ttlMs`, `cacheScope`); the SDK's default is
+   * `{ ttlMs: 0, cacheScope: "private" }`. 2025-era answers carry none.
+   */
+  readonly toolsListCacheHint?: { readonly ttlMs?: number; readonly cacheScope?: "public" | "private" }
 }
 
 /**
@@ -98,6 +103,8 @@ export interface TestServer {
   readonly spec: TestServerSpec
   /** upstream calls received so far (all tools if omitted) */
   readonly calls: (tool?: string) => number
+  /** the request `_meta` of each tool call received (at least the last 10 000), in order (all tools if omitted) */
+  readonly receivedMeta: (tool?: string) => ReadonlyArray<Readonly<Record<string, unknown>>>
   /** a new session: a linked in-memory client-side transport, ready for `client.connect` */
   readonly connect: () => Promise<Transport>
   /** tool calls running now */
@@ -124,6 +131,7 @@ export const make = (spec: TestServerSpec): TestServer => {
   return {
     spec,
     calls: (tool) => countCalls(state, tool),
+    receivedMeta: (tool) => receivedMeta(state, tool),
     inFlight: () => state.inFlight,
     cancelled: () => state.cancelled,
     peakInFlight: () => state.peakInFlight,
@@ -158,6 +166,8 @@ export interface HttpTestServer {
   readonly url: string
   readonly port: number
   readonly calls: (tool?: string) => number
+  /** the request `_meta` of each tool call received (at least the last 10 000), in order (all tools if omitted) */
+  readonly receivedMeta: (tool?: string) => ReadonlyArray<Readonly<Record<string, unknown>>>
   /** stateful legacy sessions opened */
   readonly sessionsOpened: () => number
   /** stateful legacy sessions ended by a client DELETE */

@@ -13,7 +13,7 @@ import { NodeStreamableHTTPServerTransport, toNodeHandler, toWebRequest } from "
 import type { NodeIncomingMessageLike } from "@modelcontextprotocol/node"
 import type { HttpOptions, HttpTestServer, TestServerSpec } from "../TestServer.ts"
 import { buildServer, instanceCounter } from "./instance.ts"
-import { countCalls, makeState } from "./state.ts"
+import { countCalls, makeState, receivedMeta } from "./state.ts"
 
 const MAX_BODY = 64 * 1024 * 1024
 
@@ -200,6 +200,7 @@ export const startHttpServer = async (
     url: `http://127.0.0.1:${port}/mcp`,
     port,
     calls: (tool) => countCalls(state, tool),
+    receivedMeta: (tool) => receivedMeta(state, tool),
     sessionsOpened: () => opened,
     sessionsTerminated: () => terminated,
     openSessions: () => sessions.size,

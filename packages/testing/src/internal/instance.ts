@@ -134,7 +134,10 @@ export const buildServer = (state: ServerState, hooks: InstanceHooks): McpServer
   const { spec } = state
   const server = new McpServer(
     { name: spec.name ?? "test-server", version: spec.version ?? "1.0.0" },
-    { capabilities: { tools: { listChanged: true } } }
+    {
+      capabilities: { tools: { listChanged: true } },
+      ...(spec.toolsListCacheHint !== undefined ? { cacheHints: { "tools/list": { ...spec.toolsListCacheHint } } } : {})
+    }
   )
   for (const tool of spec.tools) {
     server.registerTool(
@@ -145,7 +148,7 @@ export const buildServer = (state: ServerState, hooks: InstanceHooks): McpServer
         inputSchema: objectSchema(tool.inputSchema)
       },
       async (args, ctx) => {
-        recordCall(state, tool.name)
+        recordCall(state, tool.name, ctx.mcpReq._meta as Readonly<Record<string, unknown>> | undefined)
         state.inFlight++
         state.peakInFlight = Math.max(state.peakInFlight, state.inFlight)
         const signal = ctx.mcpReq.signal

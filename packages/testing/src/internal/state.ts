@@ -9,6 +9,8 @@ export interface ServerState {
   readonly spec: TestServerSpec
   /** upstream tool calls per tool name (the built-in `__stats` tool is not counted) */
   readonly calls: Map<string, number>
+  /** the request `_meta` of (at least) the last 10 000 tool calls received, in order (e.g. W3C `traceparent`) */
+  readonly metas: Array<{ readonly tool: string; readonly meta: Readonly<Record<string, unknown>> }>
   /** tool calls running now */
   inFlight: number
   /** the most tool calls that ran at once */
@@ -28,6 +30,7 @@ export interface ServerState {
 export const makeState = (spec: TestServerSpec): ServerState => ({
   spec,
   calls: new Map(),
+  metas: [],
   inFlight: 0,
   peakInFlight: 0,
   cancelled: 0,
@@ -37,9 +40,15 @@ export const makeState = (spec: TestServerSpec): ServerState => ({
   toolsChangedListeners: new Set()
 })
 
-export const recordCall = (state: ServerState, tool: string): void => {
+export const recordCall = (state: ServerState, tool: string, meta?: Readonly<Record<string, unknown>>): void => {
   state.calls.set(tool, (state.calls.get(tool) ?? 0) + 1)
+  state.metas.push({ tool, meta: meta ?? {} })
+  // Bounded, so that a long benchmark run does not grow without end (trimmed in chunks: O(1) amortized per call).
+  if (state.metas.length >= 20_000) state.metas.splice(0, state.metas.length - 10_000)
 }
+
+export const receivedMeta = (state: ServerState, tool?: string): ReadonlyArray<Readonly<Record<string, unknown>>> =>
+  state.metas.filter((m) => tool === undefined || m.tool === tool).map((m) => m.meta)
 
 export const countCalls = (state: ServerState, tool?: string): number => {
   if (tool !== undefined) return state.calls.get(tool) ?? 0

@@ -1,0 +1,130 @@
+/**
+ * Section "stages": what the throttler, resilience and batcher stages cost on a warm call, next to a bridge with every
+ * stage off. One in-memory echo server (zero latency), one bridge per variant, measured in interleaved rounds at c=1
+ * (median latency) and c=50 (throughput). The tool is read-only by policy, so every stage has work to do: the throttler
+ * has limits (set far above the load, so it never waits), resilience has its retry policy and circuit breaker, and the
+ * batcher looks for identical calls in flight (every call has distinct arguments, so none is merged).
+ */
+import { createBridge, McpTransport } from "@mcp-bridge/core"
+import type { BridgeClient, McpBridge } from "@mcp-bridge/core"
+import { TestServer } from "@mcp-bridge/testing"
+import {
+  formatMicros,
+  formatRate,
+  formatRatio,
+  interleave,
+  markdownTable,
+  round3,
+  summarize
+} from "../internal/measure.ts"
+import type { Summary, Variant } from "../internal/measure.ts"
+import type { Section } from "../internal/section.ts"
+import { callOk } from "../internal/targets.ts"
+
+type Mode = "none" | "throttler" | "resilience" | "both" | "batcher"
+const modes: ReadonlyArray<Mode> = ["none", "throttler", "resilience", "both", "batcher"]
+const modeLabel: Record<Mode, string> = {
+  none: "no stages",
+  throttler: "throttler (limits set, never reached)",
+  resilience: "resilience (retry policy + circuit breaker)",
+  both: "throttler + resilience",
+  batcher: "batcher (coalescing lookup)"
+}
+const concurrencies = [1, 50] as const
+
+const spec: TestServer.TestServerSpec = {
+  name: "bench-stages",
+  tools: [{ name: "echo", respond: { kind: "echo" } }]
+}
+
+const options = (mode: Mode): McpBridge.LayerOptions => ({
+  cache: false,
+  telemetry: false,
+  batcher: mode === "batcher" ? {} : false,
+  throttle: mode === "throttler" || mode === "both" ? {} : false,
+  resilience: mode === "resilience" || mode === "both" ? {} : false
+})
+
+export const stages: Section = async ({ log, quick, rounds }) => {
+  const server = TestServer.make(spec)
+  const bridges = new Map<Mode, BridgeClient.BridgeClient>()
+  for (const mode of modes) {
+    bridges.set(
+      mode,
+      await createBridge({
+        mcpServers: {
+          s: {
+            type: "memory",
+            bridge: {
+              tools: { echo: { readOnly: true } },
+              throttle: { perSecond: 10_000_000, perMinute: 600_000_000, concurrency: 10_000 },
+              retry: { times: 2 },
+              circuitBreaker: { failures: 5 }
+            }
+          }
+        }
+      }, { transport: McpTransport.layer({ memory: { s: server.connect } }), ...options(mode) })
+    )
+  }
+  const cells: Array<{ mode: Mode; concurrency: number; summary: Summary; firstError: string | undefined }> = []
+  try {
+    for (const bridge of bridges.values()) await bridge.listTools()
+    for (const concurrency of concurrencies) {
+      const total = quick ? (concurrency === 1 ? 2_000 : 5_000) : (concurrency === 1 ? 10_000 : 30_000)
+      log(`  c=${concurrency}: ${total} calls per variant × ${modes.length} variants...`)
+      const variants: Array<Variant> = modes.map((mode) => {
+        const bridge = bridges.get(mode)!
+        return {
+          name: mode,
+          total,
+          warmup: Math.min(total, Math.max(500, concurrency * 20)),
+          call: async (i) => callOk(await bridge.callTool("s.echo", { i }))
+        }
+      })
+      const results = await interleave(variants, { concurrency, rounds })
+      for (const mode of modes) {
+        const samples = results.get(mode)!
+        cells.push({ mode, concurrency, summary: summarize(samples), firstError: samples.firstError })
+      }
+    }
+  } finally {
+    for (const bridge of bridges.values()) await bridge.close()
+    await server.close()
+  }
+  const find = (mode: Mode, c: number) => cells.find((x) => x.mode === mode && x.concurrency === c)!.summary
+  const rows = modes.map((mode) => {
+    const c1 = find(mode, 1)
+    const c50 = find(mode, 50)
+    return [
+      modeLabel[mode],
+      (c1.p50 * 1000).toFixed(1),
+      mode === "none" ? "–" : formatMicros(c1.p50 - find("none", 1).p50),
+      formatRate(c50.callsPerSecond),
+      mode === "none" ? "–" : formatRatio(c50.callsPerSecond / find("none", 50).callsPerSecond)
+    ]
+  })
+  const errors = cells.filter((c) => c.firstError !== undefined)
+  const markdown = [
+    markdownTable(
+      ["stages on a warm call (in-memory echo)", "c=1 p50 µs", "vs no stages", "c=50 calls/s", "vs no stages"],
+      rows,
+      ["left", "right", "right", "right", "right"]
+    ),
+    ...errors.map((c) => `\nerrors in ${c.mode} c=${c.concurrency}: ${c.firstError}`)
+  ].join("\n")
+  return {
+    title: "Stages: overhead of throttler, resilience and batcher on a warm call",
+    markdown,
+    json: {
+      cells: cells.map((c) => ({
+        mode: c.mode,
+        concurrency: c.concurrency,
+        calls: c.summary.calls,
+        errors: c.summary.errors,
+        p50Millis: round3(c.summary.p50),
+        p95Millis: round3(c.summary.p95),
+        callsPerSecond: Math.round(c.summary.callsPerSecond)
+      }))
+    }
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Section "telemetry": what observability costs on a warm call. The same in-memory echo server is called through
+ * four bridges, interleaved: telemetry off, metrics and alerts only (`spans: false`), telemetry on (metrics, spans
+ * with Effect's native tracer, trace context in `_meta`, alert rules), and telemetry on with OTLP/JSON export of
+ * traces and metrics to a local receiver.
+ */
+import { McpBridge, McpTransport, Telemetry } from "@mcp-bridge/core"
+import { TestServer } from "@mcp-bridge/testing"
+import { ConfigProvider, Layer, ManagedRuntime } from "effect"
+import { createServer } from "node:http"
+import type { AddressInfo } from "node:net"
+import {
+  formatMicros,
+  formatRate,
+  formatRatio,
+  interleave,
+  markdownTable,
+  round3,
+  summarize
+} from "../internal/measure.ts"
+import type { Summary, Variant } from "../internal/measure.ts"
+import type { Section } from "../internal/section.ts"
+import { callOk, echoSpec } from "../internal/targets.ts"
+
+type Mode = "off" | "metrics" | "on" | "otlp"
+const modes: ReadonlyArray<Mode> = ["off", "metrics", "on", "otlp"]
+const modeLabel: Record<Mode, string> = {
+  off: "telemetry off",
+  metrics: "metrics and alerts only (`spans: false`)",
+  on: "telemetry on (metrics, spans, trace context, alerts)",
+  otlp: "telemetry on + OTLP export"
+}
+const concurrencies = [1, 50] as const
+
+const micros = (ms: number) => Number.isFinite(ms) ? (ms * 1000).toFixed(1) : "–"
+
+/** An OTLP/HTTP sink on 127.0.0.1 that accepts and drops what it is sent, counting requests. */
+const startSink = () =>
+  new Promise<{ readonly url: string; readonly requests: () => number; readonly close: () => Promise<void> }>(
+    (resolve) => {
+      let requests = 0
+      const server = createServer((req, res) => {
+        req.resume()
+        req.on("end", () => {
+          requests++
+          res.writeHead(200, { "content-type": "application/json" }).end("{}")
+        })
+      })
+      server.listen(0, "127.0.0.1", () => {
+        const { port } = server.address() as AddressInfo
+        resolve({
+          url: `http://127.0.0.1:${port}`,
+          requests: () => requests,
+          close: () => new Promise((r) => server.close(() => r()))
+        })
+      })
+    }
+  )
+
+const makeBridge = async (server: TestServer.TestServer, mode: Mode, otlpUrl: string) => {
+  const base = McpBridge.layer({ mcpServers: { s: { type: "memory" } } }, {
+    transport: McpTransport.layer({ memory: { s: server.connect } }),
+    ...(mode === "off" ? { telemetry: false as const } : mode === "metrics" ? { telemetry: { spans: false } } : {})
+  })
+  const env = ConfigProvider.fromUnknown({
+    OTEL_EXPORTER_OTLP_ENDPOINT: otlpUrl,
+    OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+    OTEL_SERVICE_NAME: "mcp-bridge-bench",
+    OTEL_METRIC_EXPORT_INTERVAL: "1000",
+    OTEL_BSP_SCHEDULE_DELAY: "1000"
+  })
+  const layer = mode === "otlp"
+    ? base.pipe(Layer.provideMerge(Telemetry.layerOtlp().pipe(Layer.provide(ConfigProvider.layer(env)))))
+    : base
+  const runtime = ManagedRuntime.make(layer)
+  const bridge = await runtime.runPromise(McpBridge.McpBridge)
+  await runtime.runPromise(bridge.listTools())
+  return {
+    call: (i: number) => runtime.runPromise(bridge.callTool("s.echo", { i })),
+    close: () => runtime.dispose()
+  }
+}
+
+interface Cell {
+  readonly concurrency: number
+  readonly mode: Mode
+  readonly summary: Summary
+  readonly firstError: string | undefined
+}
+
+export const telemetry: Section = async ({ log, quick, rounds }) => {
+  const server = TestServer.make(echoSpec)
+  const sink = await startSink()
+  const bridges = {
+    off: await makeBridge(server, "off", sink.url),
+    metrics: await makeBridge(server, "metrics", sink.url),
+    on: await makeBridge(server, "on", sink.url),
+    otlp: await makeBridge(server, "otlp", sink.url)
+  }
+  const cells: Array<Cell> = []
+  try {
+    for (const concurrency of concurrencies) {
+      const total = quick ? (concurrency === 1 ? 3_000 : 10_000) : (concurrency === 1 ? 15_000 : 50_000)
+      log(`  memory c=${concurrency}: ${total} calls per variant...`)
+      const variants: Array<Variant> = modes.map((mode) => ({
+        name: mode,
+        total,
+        warmup: Math.max(500, concurrency * 20),
+        call: async (i) => callOk(await bridges[mode].call(i))
+      }))
+      const results = await interleave(variants, { concurrency, rounds })
+      for (const mode of modes) {
+        const samples = results.get(mode)!
+        cells.push({ concurrency, mode, summary: summarize(samples), firstError: samples.firstError })
+      }
+    }
+  } finally {
+    await Promise.all(modes.map((m) => bridges[m].close()))
+    await sink.close()
+    await server.close()
+  }
+  log(`  OTLP receiver got ${sink.requests()} requests`)
+
+  const find = (c: number, m: Mode) => cells.find((x) => x.concurrency === c && x.mode === m)!.summary
+  const rows = cells.map((cell) => {
+    const off = find(cell.concurrency, "off")
+    return [
+      String(cell.concurrency),
+      modeLabel[cell.mode],
+      String(cell.summary.calls),
+      micros(cell.summary.p50),
+      micros(cell.summary.p95),
+      formatRate(cell.summary.callsPerSecond),
+      cell.mode === "off" ? "–" : formatMicros(cell.summary.p50 - off.p50),
+      cell.mode === "off" ? "–" : formatRatio(cell.summary.callsPerSecond / off.callsPerSecond),
+      String(cell.summary.errors)
+    ]
+  })
+  const errors = cells.filter((c) => c.firstError !== undefined)
+  return {
+    title: "Telemetry: the cost of observability on a warm call (in-memory echo, interleaved)",
+    markdown: [
+      markdownTable(
+        ["c", "variant", "calls", "p50 µs", "p95 µs", "calls/s", "p50 vs off", "calls/s vs off", "errors"],
+        rows,
+        ["right", "left", "right", "right", "right", "right", "right", "right", "right"]
+      ),
+      ...errors.map((c) => `\nerrors in c=${c.concurrency} ${c.mode}: ${c.firstError}`)
+    ].join("\n"),
+    json: {
+      otlpRequests: sink.requests(),
+      cells: cells.map((c) => ({
+        concurrency: c.concurrency,
+        mode: c.mode,
+        calls: c.summary.calls,
+        errors: c.summary.errors,
+        p50Millis: round3(c.summary.p50),
+        p95Millis: round3(c.summary.p95),
+        callsPerSecond: Math.round(c.summary.callsPerSecond)
+      }))
+    }
+  }
+}

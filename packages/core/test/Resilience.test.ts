@@ -1,0 +1,351 @@
+import { assert, describe, it } from "@effect/vitest"
+import type { CallToolResult } from "@modelcontextprotocol/client"
+import { BridgeConfig, ConnectionPool, McpBridge, McpSession, Resilience } from "@mcp-bridge/core"
+import type { ToolCaller } from "@mcp-bridge/core"
+import { TestBridge } from "@mcp-bridge/testing"
+import { Cause, Clock, Deferred, Effect, Exit, Fiber, Metric } from "effect"
+import { TestClock } from "effect/testing"
+
+const ok: CallToolResult = { content: [{ type: "text", text: "ok" }] }
+const toolError: CallToolResult = { content: [{ type: "text", text: "no such record" }], isError: true }
+
+type Outcome = "ok" | "isError" | "closed" | "timeout" | "connect" | "429" | "protocol" | "poolTimeout" | "gate"
+
+const configOf = (servers: Record<string, Record<string, unknown>>) =>
+  BridgeConfig.decode({
+    mcpServers: Object.fromEntries(Object.entries(servers).map(([name, bridge]) => [name, { type: "memory", bridge }]))
+  })
+
+const requestOf = (
+  config: BridgeConfig.BridgeConfig["Service"],
+  server: string,
+  tool: string
+): ToolCaller.CallRequest => {
+  const resolved = config.servers.get(server)!
+  return {
+    server: resolved,
+    tool,
+    arguments: {},
+    definition: undefined,
+    policy: BridgeConfig.toolPolicy(resolved, tool),
+    identity: undefined,
+    timeout: resolved.timeout,
+    meta: undefined
+  }
+}
+
+const sessionError = (server: string, reason: McpSession.Reason) => new McpSession.McpSessionError({ server, reason })
+
+/**
+ * An upstream that answers each attempt from a script (the last outcome repeats) and records when attempts were made,
+ * per server.
+ */
+const scripted = (scripts: Record<string, ReadonlyArray<Outcome>>, gate?: Deferred.Deferred<void>) => {
+  const attempts: Record<string, Array<number>> = {}
+  const next: ToolCaller.ToolCaller = (request) =>
+    Effect.gen(function*() {
+      const server = request.server.name
+      const seen = (attempts[server] ??= [])
+      seen.push(yield* Clock.currentTimeMillis)
+      const script = scripts[server]!
+      const outcome = script[Math.min(seen.length - 1, script.length - 1)]!
+      switch (outcome) {
+        case "ok":
+          return ok
+        case "gate":
+          yield* Deferred.await(gate!)
+          return ok
+        case "isError":
+          return toolError
+        case "closed":
+          return yield* sessionError(server, new McpSession.Closed({ message: "child process exited" }))
+        case "timeout":
+          return yield* sessionError(server, new McpSession.Timeout({ operation: "tools/call t", timeoutMillis: 1 }))
+        case "connect":
+          return yield* sessionError(server, new McpSession.ConnectFailed({ message: "ECONNREFUSED" }))
+        case "429":
+          return yield* sessionError(server, new McpSession.Protocol({ code: 429, message: "Too Many Requests" }))
+        case "protocol":
+          return yield* sessionError(server, new McpSession.Protocol({ code: -32602, message: "invalid params" }))
+        case "poolTimeout":
+          return yield* new ConnectionPool.ConnectionPoolError({
+            server,
+            reason: new ConnectionPool.PoolTimeout({ max: 1, concurrency: 1, waitedMillis: 10 })
+          })
+      }
+    })
+  return { attempts, next }
+}
+
+/** A test of the stage over a scripted upstream; the stage's layer lives as long as the test. */
+const unit = <A, E>(
+  name: string,
+  body: () => Effect.Effect<A, E, Resilience.Resilience>,
+  options?: Resilience.Options
+) =>
+  it.effect(name, () => Effect.provide(body(), Resilience.layer(options)))
+
+const errorOf = (exit: Exit.Exit<unknown, unknown>) => {
+  assert.isTrue(Exit.isFailure(exit))
+  const found = Exit.isFailure(exit) ? Cause.findErrorOption(exit.cause) : undefined
+  assert.strictEqual(found?._tag, "Some")
+  return (found as { value: ToolCaller.CallError }).value
+}
+
+const safeTool = { tools: { t: { readOnly: true } } }
+
+describe("Resilience", () => {
+  unit("retries transient failures of a safe call with exponential backoff and jitter", () =>
+    Effect.gen(function*() {
+      const config = yield* configOf({
+        s: { ...safeTool, retry: { times: 3, base: "100 millis", maxDelay: "250 millis" }, circuitBreaker: false }
+      })
+      const { attempts, next } = scripted({ s: ["closed", "timeout", "connect", "ok"] })
+      const caller = (yield* Resilience.Resilience).wrap(next)
+      const fiber = yield* Effect.forkChild(caller(requestOf(config, "s", "t")))
+      yield* TestClock.adjust("79 millis")
+      assert.strictEqual(attempts.s!.length, 1)
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual(yield* Fiber.join(fiber), ok)
+      const [a0, a1, a2, a3] = attempts.s!
+      assert.deepStrictEqual([a0, attempts.s!.length], [0, 4])
+      // 100 ms ± 20 %, then 200 ms ± 20 %, then 400 ms ± 20 % capped at 250 ms.
+      assert.isTrue(a1! >= 79.999 && a1! <= 120.001, `first backoff ${a1}`)
+      assert.isTrue(a2! - a1! >= 159.999 && a2! - a1! <= 240.001, `second backoff ${a2! - a1!}`)
+      assert.isTrue(a3! - a2! <= 250.001, `third backoff ${a3! - a2!}`)
+    }))
+
+  unit("stops after `times` retries with the last failure", () =>
+    Effect.gen(function*() {
+      const config = yield* configOf({ s: { ...safeTool, retry: { times: 2 }, circuitBreaker: false } })
+      const { attempts, next } = scripted({ s: ["closed"] })
+      const caller = (yield* Resilience.Resilience).wrap(next)
+      const fiber = yield* Effect.forkChild(Effect.exit(caller(requestOf(config, "s", "t"))))
+      yield* TestClock.adjust("10 seconds")
+      const error = errorOf(yield* Fiber.join(fiber))
+      assert.isTrue(error._tag === "McpSessionError" && error.reason._tag === "Closed")
+      assert.strictEqual(attempts.s!.length, 3)
+    }))
+
+  unit("retries only safe calls, only transient failures, never an isError result", () =>
+    Effect.gen(function*() {
+      const config = yield* configOf({
+        write: { retry: { times: 3 }, circuitBreaker: false },
+        tool: { ...safeTool, retry: { times: 3 }, circuitBreaker: false },
+        bad: { ...safeTool, retry: { times: 3 }, circuitBreaker: false },
+        busy: { ...safeTool, retry: { times: 3 }, circuitBreaker: false },
+        limited: { ...safeTool, retry: { times: 3 }, circuitBreaker: false },
+        off: { ...safeTool, retry: false, circuitBreaker: false }
+      })
+      const { attempts, next } = scripted({
+        write: ["closed", "ok"],
+        tool: ["isError", "ok"],
+        bad: ["protocol", "ok"],
+        busy: ["poolTimeout", "ok"],
+        limited: ["429", "ok"],
+        off: ["closed", "ok"]
+      })
+      const caller = (yield* Resilience.Resilience).wrap(next)
+      const fiber = yield* Effect.forkChild(
+        Effect.forEach(
+          ["write", "tool", "bad", "busy", "limited", "off"],
+          (server) => Effect.exit(caller(requestOf(config, server, "t"))),
+          { concurrency: "unbounded" }
+        )
+      )
+      yield* TestClock.adjust("10 seconds")
+      const [write, tool, bad, busy, limited, off] = yield* Fiber.join(fiber)
+      assert.isTrue(Exit.isFailure(write!))
+      assert.deepStrictEqual(tool, Exit.succeed(toolError))
+      assert.isTrue(Exit.isFailure(bad!))
+      assert.isTrue(Exit.isFailure(busy!))
+      assert.deepStrictEqual(limited, Exit.succeed(ok))
+      assert.isTrue(Exit.isFailure(off!))
+      assert.deepStrictEqual(
+        Object.fromEntries(Object.entries(attempts).map(([server, times]) => [server, times.length])),
+        { write: 1, tool: 1, bad: 1, busy: 1, limited: 2, off: 1 }
+      )
+    }))
+
+  unit("a retry budget keeps retries from multiplying load during an outage", () =>
+    Effect.gen(function*() {
+      const config = yield* configOf({
+        s: { ...safeTool, retry: { times: 2, budget: 0.2 }, circuitBreaker: false }
+      })
+      const { attempts, next } = scripted({ s: ["closed"] })
+      const caller = (yield* Resilience.Resilience).wrap(next)
+      const fiber = yield* Effect.forkChild(
+        Effect.forEach(Array.from({ length: 10 }), () => Effect.exit(caller(requestOf(config, "s", "t"))))
+      )
+      yield* TestClock.adjust("1 minute")
+      const exits = yield* Fiber.join(fiber)
+      assert.isTrue(exits.every(Exit.isFailure))
+      // The reserve (2) pays the first call's two retries; then each call adds 0.2 of a retry: one more by call 6.
+      assert.strictEqual(attempts.s!.length, 10 + 3)
+    }), { retryReserve: 2 })
+
+  unit("the breaker opens after consecutive failures and fails fast with CircuitOpen", () =>
+    Effect.gen(function*() {
+      const config = yield* configOf({ s: { retry: false, circuitBreaker: { failures: 3, openFor: "30 seconds" } } })
+      const { attempts, next } = scripted({ s: ["closed", "closed", "closed", "ok"] })
+      const caller = (yield* Resilience.Resilience).wrap(next)
+      const request = requestOf(config, "s", "t")
+      for (let i = 0; i < 3; i++) {
+        const error = errorOf(yield* Effect.exit(caller(request)))
+        assert.strictEqual(error._tag, "McpSessionError")
+      }
+      const open = errorOf(yield* Effect.exit(caller(request)))
+      assert.isTrue(open._tag === "ResilienceError" && open.reason._tag === "CircuitOpen")
+      assert.strictEqual((open as Resilience.ResilienceError).reason.server, "s")
+      assert.strictEqual((open as Resilience.ResilienceError).reason.retryAfterMillis, 30_000)
+      assert.strictEqual(attempts.s!.length, 3)
+      yield* TestClock.adjust("10 seconds")
+      const later = errorOf(yield* Effect.exit(caller(request))) as Resilience.ResilienceError
+      assert.strictEqual(later.reason.retryAfterMillis, 20_000)
+      assert.strictEqual(attempts.s!.length, 3)
+    }))
+
+  unit("half-open: one probe goes through, others fail fast; a good probe closes the circuit", () =>
+    Effect.gen(function*() {
+      const config = yield* configOf({ s: { retry: false, circuitBreaker: { failures: 2, openFor: "5 seconds" } } })
+      const gate = yield* Deferred.make<void>()
+      const { attempts, next } = scripted({ s: ["closed", "closed", "gate", "ok"] }, gate)
+      const caller = (yield* Resilience.Resilience).wrap(next)
+      const request = requestOf(config, "s", "t")
+      yield* Effect.exit(caller(request))
+      yield* Effect.exit(caller(request))
+      yield* TestClock.adjust("5 seconds")
+      const probe = yield* Effect.forkChild(caller(request))
+      yield* Effect.yieldNow
+      const rejected = errorOf(yield* Effect.exit(caller(request))) as Resilience.ResilienceError
+      assert.strictEqual(rejected.reason._tag, "CircuitOpen")
+      assert.isTrue(rejected.reason.halfOpen)
+      yield* Deferred.succeed(gate, undefined)
+      assert.deepStrictEqual(yield* Fiber.join(probe), ok)
+      assert.deepStrictEqual(yield* caller(request), ok)
+      assert.strictEqual(attempts.s!.length, 4)
+      // Telemetry sees the transitions: closed → open → half-open → closed, and the state gauge is back at 0.
+      yield* Effect.yieldNow
+      const series = (yield* Metric.snapshot).filter((m) => m.id.startsWith("mcp_bridge.circuit_breaker."))
+      const transitions = series.filter((m) => m.id === "mcp_bridge.circuit_breaker.transitions").map((m) => {
+        const a = m.attributes as Record<string, string>
+        return `${a["mcp_bridge.circuit_breaker.from"]}->${a["mcp_bridge.circuit_breaker.to"]}`
+      })
+      assert.deepStrictEqual(transitions.sort(), ["closed->open", "half_open->closed", "open->half_open"])
+      const state = series.find((m) => m.id === "mcp_bridge.circuit_breaker.state")!
+      assert.strictEqual((state.state as { value: number }).value, 0)
+    }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
+
+  unit("a failed probe opens the circuit again", () =>
+    Effect.gen(function*() {
+      const config = yield* configOf({ s: { retry: false, circuitBreaker: { failures: 1, openFor: "5 seconds" } } })
+      const { attempts, next } = scripted({ s: ["timeout", "timeout", "ok"] })
+      const caller = (yield* Resilience.Resilience).wrap(next)
+      const request = requestOf(config, "s", "t")
+      yield* Effect.exit(caller(request))
+      yield* TestClock.adjust("5 seconds")
+      const probe = errorOf(yield* Effect.exit(caller(request)))
+      assert.strictEqual(probe._tag, "McpSessionError")
+      const open = errorOf(yield* Effect.exit(caller(request))) as Resilience.ResilienceError
+      assert.strictEqual(open.reason._tag, "CircuitOpen")
+      assert.isUndefined(open.reason.halfOpen)
+      yield* TestClock.adjust("5 seconds")
+      assert.deepStrictEqual(yield* caller(request), ok)
+      assert.strictEqual(attempts.s!.length, 3)
+    }))
+
+  unit("isError results, JSON-RPC errors and interruptions do not open the circuit", () =>
+    Effect.gen(function*() {
+      const config = yield* configOf({ s: { retry: false, circuitBreaker: { failures: 1 } } })
+      const gate = yield* Deferred.make<void>()
+      const { next } = scripted({ s: ["isError", "protocol", "gate", "closed"] }, gate)
+      const caller = (yield* Resilience.Resilience).wrap(next)
+      const request = requestOf(config, "s", "t")
+      assert.deepStrictEqual(yield* caller(request), toolError)
+      assert.strictEqual(errorOf(yield* Effect.exit(caller(request)))._tag, "McpSessionError")
+      const interrupted = yield* Effect.forkChild(caller(request))
+      yield* Effect.yieldNow
+      yield* Fiber.interrupt(interrupted)
+      // Still closed: this call reaches the server (and its failure opens the circuit).
+      const error = errorOf(yield* Effect.exit(caller(request)))
+      assert.isTrue(error._tag === "McpSessionError" && error.reason._tag === "Closed")
+      assert.strictEqual(errorOf(yield* Effect.exit(caller(request)))._tag, "ResilienceError")
+    }))
+
+  unit("an open circuit stops the retries of a call at once", () =>
+    Effect.gen(function*() {
+      const config = yield* configOf({ s: { ...safeTool, retry: { times: 5 }, circuitBreaker: { failures: 2 } } })
+      const { attempts, next } = scripted({ s: ["closed"] })
+      const caller = (yield* Resilience.Resilience).wrap(next)
+      const fiber = yield* Effect.forkChild(Effect.exit(caller(requestOf(config, "s", "t"))))
+      yield* TestClock.adjust("1 minute")
+      const error = errorOf(yield* Fiber.join(fiber))
+      assert.strictEqual(error._tag, "ResilienceError")
+      assert.strictEqual(attempts.s!.length, 2)
+    }))
+
+  unit("one dead server's open circuit never touches calls to another", () =>
+    Effect.gen(function*() {
+      const config = yield* configOf({
+        dead: { retry: false, circuitBreaker: { failures: 2 } },
+        healthy: { retry: false, circuitBreaker: { failures: 2 } }
+      })
+      const { attempts, next } = scripted({ dead: ["connect"], healthy: ["ok"] })
+      const caller = (yield* Resilience.Resilience).wrap(next)
+      const results = yield* Effect.forEach(
+        ["dead", "healthy", "dead", "healthy", "dead", "healthy", "dead", "healthy"],
+        (server) => Effect.exit(caller(requestOf(config, server, "t")))
+      )
+      assert.deepStrictEqual(results.filter((_, i) => i % 2 === 1), [1, 2, 3, 4].map(() => Exit.succeed(ok)))
+      const deadErrors = results.filter((_, i) => i % 2 === 0).map((exit) => errorOf(exit)._tag)
+      assert.deepStrictEqual(deadErrors, ["McpSessionError", "McpSessionError", "ResilienceError", "ResilienceError"])
+      assert.deepStrictEqual([attempts.dead!.length, attempts.healthy!.length], [2, 4])
+    }))
+
+  it.live("per-call deadlines: server default, tool override, call option; the request is cancelled on the wire", () =>
+    Effect.gen(function*() {
+      const servers = yield* TestBridge.TestServers
+      const bridge = yield* McpBridge.McpBridge
+      const started = Date.now()
+      const [byServer, byTool, byCall] = yield* Effect.all([
+        Effect.flip(bridge.callTool("s.hang", {})),
+        Effect.flip(bridge.callTool("s.hangs_briefly", {})),
+        Effect.flip(bridge.callTool("s.hang", {}, { timeout: "50 millis" }))
+      ], { concurrency: "unbounded" })
+      const timeoutOf = (e: unknown) =>
+        e instanceof McpSession.McpSessionError && e.reason._tag === "Timeout" ? e.reason.timeoutMillis : undefined
+      assert.deepStrictEqual([timeoutOf(byServer), timeoutOf(byTool), timeoutOf(byCall)], [400, 100, 50])
+      assert.isBelow(Date.now() - started, 5_000)
+      // Cancellation reaches the server shortly after the deadline.
+      for (let i = 0; i < 50 && servers.s!.cancelled() < 3; i++) yield* Effect.sleep("10 millis")
+      assert.strictEqual(servers.s!.cancelled(), 3)
+    }).pipe(
+      Effect.provide(
+        TestBridge.layer({
+          s: {
+            tools: [
+              { name: "hang", respond: { kind: "hang" } },
+              { name: "hangs_briefly", respond: { kind: "hang" } }
+            ]
+          }
+        }, { bridge: { timeout: "400 millis", retry: false, tools: { hangs_briefly: { timeout: "100 millis" } } } })
+      )
+    ))
+
+  it.live("a crashing tool that is safe to repeat is retried on a fresh session", () =>
+    Effect.gen(function*() {
+      const servers = yield* TestBridge.TestServers
+      const bridge = yield* McpBridge.McpBridge
+      const result = yield* Effect.exit(bridge.callTool("s.crash", {}))
+      assert.isTrue(Exit.isFailure(result))
+      assert.strictEqual(servers.s!.calls("crash"), 3)
+    }).pipe(
+      Effect.provide(
+        TestBridge.layer({ s: { tools: [{ name: "crash", respond: { kind: "crash" } }] } }, {
+          bridge: { retry: { times: 2, base: "5 millis" }, tools: { crash: { idempotent: true } } }
+        })
+      )
+    ))
+})
+
+

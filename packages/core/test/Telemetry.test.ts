@@ -1,0 +1,289 @@
+import { assert, describe, it } from "@effect/vitest"
+import { BridgeConfig, McpBridge, McpSession, Telemetry } from "@mcp-bridge/core"
+import { TestBridge, TestServer } from "@mcp-bridge/testing"
+import { Effect, Fiber, Metric, Tracer } from "effect"
+import { TestClock } from "effect/testing"
+
+const tools: ReadonlyArray<TestServer.TestTool> = [
+  { name: "echo", annotations: { readOnlyHint: true }, respond: { kind: "echo" } },
+  { name: "fails", respond: { kind: "isError", message: "no such record" } },
+  { name: "hang", respond: { kind: "hang" } }
+]
+
+// Only the telemetry stage: exact counts must not depend on caching, coalescing or retries.
+const onlyTelemetry = { cache: false, batcher: false, throttle: false, resilience: false } as const
+
+/** A tracer that keeps every span it makes. */
+const recordingTracer = () => {
+  const spans: Array<Tracer.NativeSpan> = []
+  const tracer = Tracer.make({
+    span(options) {
+      const span = new Tracer.NativeSpan(options)
+      spans.push(span)
+      return span
+    }
+  })
+  return { spans, tracer }
+}
+
+/** Runs `effect` with a fresh metric registry and a recording tracer. */
+const isolated = <A, E, R>(effect: (spans: Array<Tracer.NativeSpan>) => Effect.Effect<A, E, R>) =>
+  Effect.suspend(() => {
+    const { spans, tracer } = recordingTracer()
+    return effect(spans).pipe(
+      Effect.provideService(Metric.MetricRegistry, new Map()),
+      Effect.provideService(Tracer.Tracer, tracer)
+    )
+  })
+
+const counter = (snapshot: ReadonlyArray<Metric.Metric.Snapshot>, id: string, attributes: Record<string, string>) =>
+  snapshot.filter((s) =>
+    s.id === id && Object.entries(attributes).every(([k, v]) => s.attributes?.[k] === v)
+  ).reduce((n, s) => n + Number((s.state as Metric.CounterState<number>).count), 0)
+
+const workload = (bridge: McpBridge.McpBridge["Service"]) =>
+  Effect.gen(function*() {
+    yield* bridge.callTool("alpha.echo", { n: 1 })
+    yield* bridge.callTool("alpha.echo", { n: 2 })
+    yield* bridge.callTool("alpha.echo", { n: 3 })
+    yield* bridge.callTool("alpha.fails", {})
+    yield* bridge.callTool("alpha.fails", {})
+    const hung = yield* bridge.callTool("alpha.hang", {}, { timeout: "2 seconds" }).pipe(Effect.flip, Effect.forkChild)
+    yield* TestClock.adjust("2 seconds")
+    return yield* Fiber.join(hung)
+  })
+
+describe("Telemetry", () => {
+  it.effect("metric values after a scripted workload", () =>
+    isolated(() => {
+      const server = TestServer.make({ tools })
+      return Effect.gen(function*() {
+        const bridge = yield* McpBridge.McpBridge
+        const timeout = yield* workload(bridge)
+        assert.strictEqual(timeout._tag, "McpSessionError")
+        const snapshot = yield* Metric.snapshot
+        const calls = "mcp_bridge.calls"
+        assert.strictEqual(counter(snapshot, calls, { "gen_ai.tool.name": "echo", "mcp_bridge.outcome": "success" }), 3)
+        const fails = { "gen_ai.tool.name": "fails", "mcp_bridge.outcome": "tool_error" }
+        assert.strictEqual(counter(snapshot, calls, fails), 2)
+        assert.strictEqual(
+          counter(snapshot, calls, {
+            "gen_ai.tool.name": "hang",
+            "mcp_bridge.outcome": "failure",
+            "error.type": "Timeout"
+          }),
+          1
+        )
+        assert.strictEqual(counter(snapshot, calls, { "mcp_bridge.server": "alpha" }), 6)
+
+        const durations = snapshot.filter((s) => s.id === "mcp.client.operation.duration")
+        const total = durations.reduce((n, s) => n + (s.state as Metric.HistogramState).count, 0)
+        assert.strictEqual(total, 6)
+        const echo = durations.find((s) => s.attributes?.["gen_ai.tool.name"] === "echo")!
+        assert.strictEqual(echo.attributes?.["mcp.method.name"], "tools/call")
+        assert.strictEqual(echo.attributes?.["gen_ai.operation.name"], "execute_tool")
+        assert.strictEqual(echo.attributes?.["network.transport"], "inproc")
+        assert.strictEqual(echo.attributes?.unit, "seconds")
+        assert.isUndefined(echo.attributes?.["error.type"])
+        const hang = durations.find((s) => s.attributes?.["gen_ai.tool.name"] === "hang")!
+        assert.strictEqual(hang.attributes?.["error.type"], "Timeout")
+        assert.strictEqual((hang.state as Metric.HistogramState).sum, 2)
+
+        const active = snapshot.filter((s) => s.id === "mcp_bridge.calls.active")
+        assert.isTrue(active.every((s) => (s.state as Metric.GaugeState<number>).value === 0))
+        // One session was opened for the workload and its connect was recorded.
+        assert.strictEqual(counter(snapshot, "mcp_bridge.session.connects", { "mcp_bridge.outcome": "success" }), 1)
+        assert.strictEqual(server.calls(), 6)
+      }).pipe(Effect.provide(TestBridge.layer({ alpha: server }, onlyTelemetry)))
+    }))
+
+  it.effect("bridge.metrics() gives success rate, latency percentiles and counts per server and tool", () =>
+    isolated(() =>
+      Effect.gen(function*() {
+        const bridge = yield* McpBridge.McpBridge
+        yield* workload(bridge)
+        const metrics = yield* bridge.metrics()
+        assert.strictEqual(metrics.servers.length, 1)
+        const alpha = metrics.servers[0]!
+        assert.strictEqual(alpha.server, "alpha")
+        assert.strictEqual(alpha.calls, 6)
+        assert.strictEqual(alpha.success, 3)
+        assert.strictEqual(alpha.toolErrors, 2)
+        assert.strictEqual(alpha.failures, 1)
+        assert.strictEqual(alpha.successRate, 0.5)
+        assert.deepStrictEqual(alpha.failuresByReason, { Timeout: 1 })
+        assert.strictEqual(alpha.inFlight, 0)
+        const hang = alpha.tools.find((t) => t.tool === "hang")!
+        assert.strictEqual(hang.calls, 1)
+        assert.strictEqual(hang.p50Millis, 2000)
+        assert.strictEqual(hang.p95Millis, 2000)
+        assert.strictEqual(hang.p99Millis, 2000)
+        assert.strictEqual(hang.meanMillis, 2000)
+        const echo = alpha.tools.find((t) => t.tool === "echo")!
+        assert.strictEqual(echo.calls, 3)
+        assert.strictEqual(echo.successRate, 1)
+        assert.strictEqual(echo.p95Millis, 0)
+        assert.strictEqual(alpha.pool?.created, 1)
+        assert.strictEqual(alpha.pool?.inUse, 0)
+        assert.strictEqual(alpha.cache.hitRate, undefined)
+        assert.deepStrictEqual(metrics.alerts, [])
+      }).pipe(Effect.provide(TestBridge.layer({ alpha: TestServer.make({ tools }) }, onlyTelemetry)))
+    ))
+
+  it.effect("one span per call with child spans for the session wait and the wire call", () =>
+    isolated((spans) =>
+      Effect.gen(function*() {
+        const bridge = yield* McpBridge.McpBridge
+        yield* bridge.callTool("alpha.echo", { n: 1 })
+        yield* bridge.callTool("alpha.fails", {})
+        const calls = spans.filter((s) => s.name.startsWith("tools/call "))
+        assert.deepStrictEqual(calls.map((s) => s.name), ["tools/call echo", "tools/call fails"])
+        const [echo, fails] = calls as [Tracer.NativeSpan, Tracer.NativeSpan]
+        assert.strictEqual(echo.kind, "client")
+        assert.strictEqual(echo.attributes.get("mcp.method.name"), "tools/call")
+        assert.strictEqual(echo.attributes.get("gen_ai.tool.name"), "echo")
+        assert.strictEqual(echo.attributes.get("mcp_bridge.server"), "alpha")
+        assert.strictEqual(echo.attributes.get("mcp_bridge.result"), "success")
+        assert.strictEqual(echo.attributes.get("mcp_bridge.cache.result"), "none")
+        assert.strictEqual(echo.attributes.get("mcp_bridge.retries"), 0)
+        assert.isFalse(echo.attributes.has("error.type"))
+        assert.strictEqual(echo.status._tag, "Ended")
+        assert.strictEqual(fails.attributes.get("mcp_bridge.result"), "tool_error")
+        assert.strictEqual(fails.attributes.get("error.type"), "tool_error")
+
+        const children = spans.filter((s) => s.parent._tag === "Some" && s.parent.value === echo)
+        assert.deepStrictEqual(children.map((s) => s.name), ["mcp_bridge.session.wait", "mcp_bridge.wire"])
+        const wire = children[1]!
+        assert.strictEqual(wire.kind, "client")
+        assert.strictEqual(wire.traceId, echo.traceId)
+        assert.strictEqual(wire.attributes.get("mcp.protocol.version"), "2026-07-28")
+        assert.strictEqual(wire.attributes.get("network.transport"), "inproc")
+        assert.isTrue(spans.every((s) => s.status._tag === "Ended"))
+      }).pipe(Effect.provide(TestBridge.layer({ alpha: TestServer.make({ tools }) }, onlyTelemetry)))
+    ))
+
+  it.effect("W3C trace context reaches the server in _meta, continuing the caller's trace", () =>
+    isolated((spans) =>
+      Effect.gen(function*() {
+        const server = TestServer.make({ tools })
+        yield* Effect.gen(function*() {
+          const bridge = yield* McpBridge.McpBridge
+          yield* bridge.callTool("alpha.echo", {}).pipe(Effect.withSpan("user request"))
+          yield* bridge.callTool("alpha.echo", {}, {
+            meta: {
+              traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+              tracestate: "rojo=00f067aa0ba902b7"
+            }
+          })
+        }).pipe(Effect.provide(TestBridge.layer({ alpha: server }, onlyTelemetry)))
+        const [first, second] = server.receivedMeta("echo")
+        const user = spans.find((s) => s.name === "user request")!
+        const wires = spans.filter((s) => s.name === "mcp_bridge.wire")
+        assert.strictEqual(first?.traceparent, `00-${user.traceId}-${wires[0]!.spanId}-01`)
+        // A traceparent in the caller's meta is the parent of the bridge's spans; tracestate passes through.
+        assert.strictEqual(second?.traceparent, `00-4bf92f3577b34da6a3ce929d0e0e4736-${wires[1]!.spanId}-01`)
+        assert.strictEqual(second?.tracestate, "rojo=00f067aa0ba902b7")
+        const call = spans.filter((s) => s.name === "tools/call echo")[1]!
+        assert.strictEqual(call.parent._tag === "Some" && call.parent.value.spanId, "00f067aa0ba902b7")
+      })
+    ))
+
+  it.effect("telemetry off: no bridge spans, and the caller's meta goes through untouched", () =>
+    isolated((spans) =>
+      Effect.gen(function*() {
+        const server = TestServer.make({ tools })
+        yield* McpBridge.McpBridge.use((bridge) => bridge.callTool("alpha.echo", {}, { meta: { k: "v" } })).pipe(
+          Effect.provide(TestBridge.layer({ alpha: server }, { ...onlyTelemetry, telemetry: false }))
+        )
+        assert.deepStrictEqual(server.receivedMeta("echo"), [{ k: "v" }])
+        assert.isFalse(spans.some((s) => s.name.startsWith("tools/call") || s.name.startsWith("mcp_bridge.")))
+        assert.strictEqual(
+          counter(yield* Metric.snapshot, "mcp_bridge.calls", {}),
+          0
+        )
+      })
+    ))
+
+  it.effect("a retry below the stage is counted once per extra attempt, with the error.type that caused it", () =>
+    isolated((spans) =>
+      Effect.gen(function*() {
+        const config = yield* BridgeConfig.decode({ mcpServers: { alpha: { type: "memory" } } })
+        const server = config.servers.get("alpha")!
+        let n = 0
+        const session = {
+          protocolVersion: "2025-11-25",
+          transport: "memory",
+          callTool: () =>
+            ++n < 3
+              ? Effect.fail(
+                new McpSession.McpSessionError({
+                  server: "alpha",
+                  reason: new McpSession.Timeout({ operation: "tools/call", timeoutMillis: 5 })
+                })
+              )
+              : Effect.succeed({ content: [] })
+        } as unknown as McpSession.McpSession
+        const pool = { withSession: (_: unknown, f: (s: McpSession.McpSession) => any) => f(session) } as any
+        const stage = yield* Telemetry.make({ alerts: false })
+        const bottom = stage.instrumentBottom!(pool, () => {})
+        const call = stage.wrap((request) => Effect.retry(bottom(request), { times: 3 }))
+        yield* call({
+          server,
+          tool: "echo",
+          arguments: {},
+          definition: undefined,
+          policy: undefined as any,
+          identity: undefined,
+          timeout: server.timeout,
+          meta: undefined
+        })
+        const metrics = Telemetry.fromSnapshot(["alpha"], yield* Metric.snapshot, [])
+        assert.strictEqual(metrics.servers[0]!.retries, 2)
+        assert.strictEqual(metrics.servers[0]!.success, 1)
+        const retries = (yield* Metric.snapshot).filter((s) => s.id === "mcp_bridge.retries")
+        assert.deepStrictEqual(retries.map((s) => s.attributes?.["error.type"]), ["Timeout"])
+        const span = spans.find((s) => s.name === "tools/call echo")!
+        assert.strictEqual(span.attributes.get("mcp_bridge.retries"), 2)
+        assert.strictEqual(spans.filter((s) => s.name === "mcp_bridge.wire").length, 3)
+      }).pipe(Effect.scoped)
+    ))
+
+  it.effect("with the result cache: the span reports hit or miss and the snapshot the hit rate", () =>
+    isolated((spans) =>
+      Effect.gen(function*() {
+        const bridge = yield* McpBridge.McpBridge
+        yield* bridge.callTool("alpha.echo", { q: 1 })
+        yield* bridge.callTool("alpha.echo", { q: 1 })
+        yield* bridge.callTool("alpha.fails", {})
+        const results = spans.filter((s) => s.name.startsWith("tools/call ")).map((s) =>
+          s.attributes.get("mcp_bridge.cache.result")
+        )
+        assert.deepStrictEqual(results, ["miss", "hit", "none"])
+        // A hit never reaches the wire.
+        assert.strictEqual(spans.filter((s) => s.name === "mcp_bridge.wire").length, 2)
+        const alpha = (yield* bridge.metrics()).servers[0]!
+        assert.deepStrictEqual([alpha.cache.hits, alpha.cache.misses, alpha.cache.hitRate], [1, 1, 0.5])
+        assert.strictEqual(alpha.calls, 3)
+      }).pipe(Effect.provide(TestBridge.layer({ alpha: TestServer.make({ tools }) }, {
+        batcher: false,
+        throttle: false,
+        resilience: false,
+        bridge: { tools: { echo: { cache: "1 minute" } } }
+      })))
+    ))
+
+  it.effect("spans: false keeps the metrics and sends no trace context", () =>
+    isolated((spans) => {
+      const server = TestServer.make({ tools })
+      return Effect.gen(function*() {
+        const bridge = yield* McpBridge.McpBridge
+        yield* bridge.callTool("alpha.echo", {})
+        yield* bridge.callTool("alpha.fails", {})
+        const alpha = (yield* bridge.metrics()).servers[0]!
+        assert.deepStrictEqual([alpha.calls, alpha.success, alpha.toolErrors], [2, 1, 1])
+        const ours = spans.map((s) => s.name).filter((n) => n.startsWith("tools/call") || n.startsWith("mcp_bridge"))
+        assert.deepStrictEqual(ours, [])
+        assert.deepStrictEqual(server.receivedMeta("echo"), [{}])
+      }).pipe(Effect.provide(TestBridge.layer({ alpha: server }, { ...onlyTelemetry, telemetry: { spans: false } })))
+    }))
+})

@@ -1,0 +1,203 @@
+import { assert, describe, it } from "@effect/vitest"
+import { McpBridge, Telemetry } from "@mcp-bridge/core"
+import { TestBridge, TestServer } from "@mcp-bridge/testing"
+import { Effect, Fiber, Logger, Metric, Stream } from "effect"
+import { TestClock } from "effect/testing"
+import * as Metrics from "../src/internal/metrics.ts"
+
+const tools: ReadonlyArray<TestServer.TestTool> = [
+  { name: "echo", annotations: { readOnlyHint: true }, respond: { kind: "echo" } },
+  { name: "fails", respond: { kind: "isError", message: "no such record" } },
+  { name: "hang", respond: { kind: "hang" } }
+]
+
+const only = { cache: false, batcher: false, throttle: false, resilience: false } as const
+
+// Every rule off, so that each test switches on the one it checks.
+const none: Telemetry.AlertOptions = {
+  evaluationInterval: "10 seconds",
+  errorRate: false,
+  latency: false,
+  cacheHitRate: false,
+  poolSaturated: false,
+  circuitOpen: false
+}
+
+/**
+ * Runs `body` against a bridge whose telemetry evaluates `alerts` every 10 s over a 1 minute window, with a fresh
+ * metric registry; returns the events delivered to the callback, and the log lines.
+ */
+const withAlerts = <A, E>(
+  alerts: Telemetry.AlertOptions,
+  body: (bridge: McpBridge.McpBridge["Service"], events: Array<Telemetry.AlertEvent>) => Effect.Effect<A, E, any>,
+  bridgeSection: Record<string, unknown> = {}
+) =>
+  Effect.suspend(() => {
+    const events: Array<Telemetry.AlertEvent> = []
+    const logs: Array<string> = []
+    const logger = Logger.make((o) => {
+      logs.push(`${o.logLevel}: ${Array.isArray(o.message) ? o.message.join(" ") : String(o.message)}`)
+    })
+    return McpBridge.McpBridge.pipe(
+      Effect.flatMap((bridge) => body(bridge, events)),
+      Effect.provide(TestBridge.layer({ alpha: TestServer.make({ tools }) }, {
+        ...only,
+        bridge: bridgeSection,
+        telemetry: { window: "1 minute", alerts: { ...none, ...alerts, onEvent: (e) => void events.push(e) } }
+      })),
+      Effect.provide(Logger.layer([logger])),
+      Effect.provideService(Metric.MetricRegistry, new Map()),
+      Effect.map((a) => ({ result: a, events, logs }))
+    )
+  })
+
+/** Waits (in real time) until the test server runs `n` tool calls, so that their deadlines start on the TestClock. */
+const untilInFlight = (n: number) =>
+  Effect.gen(function*() {
+    const servers = yield* TestBridge.TestServers
+    while (servers.alpha!.inFlight() < n) yield* Effect.promise(() => new Promise((r) => setTimeout(r, 1)))
+  })
+
+const brief = (events: ReadonlyArray<Telemetry.AlertEvent>) => events.map((e) => `${e.rule}:${e.state}:${e.at / 1000}`)
+
+const alertCount = (snapshot: ReadonlyArray<Metric.Metric.Snapshot>, state: string) =>
+  snapshot.filter((s) => s.id === "mcp_bridge.alerts" && s.attributes?.["mcp_bridge.alert.state"] === state)
+    .reduce((n, s) => n + Number((s.state as Metric.CounterState<number>).count), 0)
+
+describe("Telemetry alerts", () => {
+  it.effect("error rate fires above the threshold and resolves once the window has moved past the errors", () =>
+    Effect.gen(function*() {
+      const { events, logs, result } = yield* withAlerts(
+        { errorRate: { threshold: 0.1, minCalls: 5 } },
+        (bridge, events) =>
+          Effect.gen(function*() {
+            const stream = yield* (yield* Telemetry.Telemetry).alerts.pipe(Stream.take(2), Stream.runCollect)
+              .pipe(Effect.forkChild)
+            yield* Effect.yieldNow
+            for (let i = 0; i < 4; i++) yield* bridge.callTool("alpha.echo", {})
+            yield* bridge.callTool("alpha.fails", {})
+            yield* TestClock.adjust("10 seconds")
+            assert.deepStrictEqual(brief(events), ["error_rate:firing:10"])
+            assert.deepStrictEqual((yield* bridge.metrics()).alerts.map((a) => a.rule), ["error_rate"])
+            // Healthy calls from now on; the errors leave the window after one minute.
+            for (let t = 0; t < 8; t++) {
+              for (let i = 0; i < 5; i++) yield* bridge.callTool("alpha.echo", {})
+              yield* TestClock.adjust("10 seconds")
+            }
+            return [yield* Fiber.join(stream), yield* Metric.snapshot] as const
+          })
+      )
+      // 1 error in 5 calls at 10 s (20 %); healthy calls dilute it to 10 % at 20 s (not above), clear again at 30 s.
+      assert.deepStrictEqual(brief(events), ["error_rate:firing:10", "error_rate:resolved:30"])
+      const [streamed, snapshot] = result
+      assert.deepStrictEqual(brief(streamed), brief(events))
+      assert.strictEqual(events[0]!.server, "alpha")
+      assert.strictEqual(events[0]!.value, 0.2)
+      assert.strictEqual(events[0]!.threshold, 0.1)
+      assert.strictEqual(alertCount(snapshot, "firing"), 1)
+      assert.strictEqual(alertCount(snapshot, "resolved"), 1)
+      assert.include(logs.join("\n"), "Warn: error rate of MCP server \"alpha\" is 20.0 % (threshold 10.0 %)")
+      assert.include(logs.join("\n"), "Info: resolved: error rate of MCP server \"alpha\"")
+    }))
+
+  it.effect("latency fires on p95 above the threshold and resolves when calls are fast again", () =>
+    Effect.gen(function*() {
+      const { events } = yield* withAlerts({ latency: { p95: "1 second", minCalls: 3 } }, (bridge) =>
+        Effect.gen(function*() {
+          const slow = yield* Effect.forEach(
+            [1, 2, 3],
+            () => bridge.callTool("alpha.hang", {}, { timeout: "2 seconds" }).pipe(Effect.flip, Effect.forkChild)
+          )
+          yield* untilInFlight(3)
+          yield* TestClock.adjust("2 seconds")
+          yield* Effect.forEach(slow, Fiber.join)
+          yield* TestClock.adjust("8 seconds")
+          for (let t = 0; t < 8; t++) yield* TestClock.adjust("10 seconds")
+        }))
+      // Fires at 10 s (p95 = 2 s); the slow samples age out of the 1 minute window, then two clear evaluations.
+      assert.deepStrictEqual(brief(events), ["latency:firing:10", "latency:resolved:80"])
+      assert.strictEqual(events[0]!.tool, "hang")
+      assert.strictEqual(events[0]!.value, 2)
+      assert.strictEqual(events[0]!.threshold, 1)
+    }))
+
+  it.effect("cache hit rate fires below the threshold and resolves when hits come back", () =>
+    Effect.gen(function*() {
+      const { events } = yield* withAlerts({ cacheHitRate: { threshold: 0.5, minLookups: 10 } }, () =>
+        Effect.gen(function*() {
+          for (let i = 0; i < 10; i++) yield* Metrics.cacheRequest("alpha", "echo", "miss")
+          yield* TestClock.adjust("10 seconds")
+          for (let t = 0; t < 8; t++) {
+            for (let i = 0; i < 10; i++) yield* Metrics.cacheRequest("alpha", "echo", "hit")
+            yield* TestClock.adjust("10 seconds")
+          }
+        }))
+      // 0 % at 10 s; at 20 s the window holds 10 misses and 10 hits (50 %: not below), at 30 s 67 %.
+      assert.deepStrictEqual(brief(events), ["cache_hit_rate:firing:10", "cache_hit_rate:resolved:30"])
+      assert.strictEqual(events[0]!.value, 0)
+    }))
+
+  it.effect("pool saturation fires when callers wait for a session at two evaluations, resolves when they stop", () =>
+    Effect.gen(function*() {
+      const { events } = yield* withAlerts(
+        { poolSaturated: { for: 2 } },
+        (bridge) =>
+          Effect.gen(function*() {
+            const calls = yield* Effect.forEach(
+              [1, 2],
+              () => bridge.callTool("alpha.hang", {}, { timeout: "45 seconds" }).pipe(Effect.flip, Effect.forkChild)
+            )
+            yield* untilInFlight(1)
+            for (let t = 0; t < 10; t++) yield* TestClock.adjust("10 seconds")
+            yield* Effect.forEach(calls, Fiber.join)
+          }),
+        { pool: { max: 1, concurrency: 1, acquireTimeout: "2 minutes" } }
+      )
+      // Waiting at 10 s and 20 s → fires at 20 s. The first call times out at 45 s, the second holds the session
+      // (nobody waits) from then on → clear at 50 s and 60 s → resolves at 60 s.
+      assert.deepStrictEqual(brief(events), ["pool_saturated:firing:20", "pool_saturated:resolved:60"])
+      assert.strictEqual(events[0]!.value, 1)
+    }))
+
+  it.effect("circuit open fires when a breaker opens and resolves when it closes", () =>
+    Effect.gen(function*() {
+      const { events } = yield* withAlerts({ circuitOpen: true }, () =>
+        Effect.gen(function*() {
+          yield* Metrics.breakerState("alpha", "closed")
+          yield* TestClock.adjust("10 seconds")
+          yield* Metrics.breakerTransition("alpha", "closed", "open")
+          yield* TestClock.adjust("10 seconds")
+          yield* Metrics.breakerTransition("alpha", "open", "half_open")
+          yield* Metrics.breakerTransition("alpha", "half_open", "closed")
+          for (let t = 0; t < 3; t++) yield* TestClock.adjust("10 seconds")
+        }))
+      assert.deepStrictEqual(brief(events), ["circuit_open:firing:20", "circuit_open:resolved:40"])
+    }))
+
+  it.effect("a quiet server does not flap: too few calls never fire, and a resolved alert stays resolved", () =>
+    Effect.gen(function*() {
+      const { events } = yield* withAlerts({ errorRate: { threshold: 0.1, minCalls: 5 } }, (bridge) =>
+        Effect.gen(function*() {
+          // A failing call now and then, always below minCalls in the window.
+          for (let t = 0; t < 12; t++) {
+            if (t % 3 === 0) yield* bridge.callTool("alpha.fails", {})
+            yield* TestClock.adjust("10 seconds")
+          }
+          // A burst of errors, then silence: one firing, one resolving, nothing after.
+          for (let i = 0; i < 5; i++) yield* bridge.callTool("alpha.fails", {})
+          for (let t = 0; t < 30; t++) yield* TestClock.adjust("10 seconds")
+        }))
+      assert.deepStrictEqual(events.map((e) => `${e.rule}:${e.state}`), ["error_rate:firing", "error_rate:resolved"])
+    }))
+
+  it.effect("wouldFire checks the rules against the counts since start", () =>
+    Effect.gen(function*() {
+      const { result } = yield* withAlerts({}, (bridge) =>
+        Effect.gen(function*() {
+          for (let i = 0; i < 10; i++) yield* bridge.callTool("alpha.fails", {})
+          return yield* Telemetry.wouldFire({ errorRate: { minCalls: 5 } })
+        }))
+      assert.deepStrictEqual(result.map((e) => e.rule), ["error_rate"])
+      assert.strictEqual(result[0]!.message, "error rate of MCP server \"alpha\" is 100.0 % (threshold 10.0 %)")
+    }))
+})
