@@ -9,7 +9,7 @@
  * @since 0.1.0
  */
 import type { CallToolResult, Tool } from "@modelcontextprotocol/client"
-import { Config, Context, Duration, Effect, Layer, Option, Predicate, type Result, Schema } from "effect"
+import { Clock, Config, Context, Duration, Effect, Layer, Option, Predicate, type Result, Schema } from "effect"
 import * as Batcher from "./Batcher.ts"
 import * as BridgeConfig from "./BridgeConfig.ts"
 import { CallerIdentity } from "./CallerIdentity.ts"
@@ -297,39 +297,70 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     return { definition, policy: fresh.policies.get(tool)! }
   })
 
+  const requestOf = (
+    server: BridgeConfig.ResolvedServer,
+    tool: string,
+    args: Readonly<Record<string, unknown>>,
+    definition: Tool,
+    policy: BridgeConfig.ResolvedToolPolicy,
+    identity: string | undefined,
+    options: CallOptions
+  ): CallRequest => ({
+    server,
+    tool,
+    arguments: args,
+    definition,
+    policy,
+    identity,
+    timeout: options.timeout === undefined
+      ? policy.timeout ?? server.timeout
+      : Duration.fromInputUnsafe(options.timeout),
+    meta: options.meta
+  })
+
   const callTool = (
     target: ToolTarget,
     args: Readonly<Record<string, unknown>> = {},
     options: CallOptions = {}
-  ): Effect.Effect<CallToolResult, McpBridgeError | CallError> =>
-    Effect.gen(function*() {
-      const parsed = splitTarget(target)
-      if (parsed === undefined) {
-        return yield* new McpBridgeError({
+  ): Effect.Effect<CallToolResult, McpBridgeError | CallError> => {
+    const parsed = splitTarget(target)
+    if (parsed === undefined) {
+      return Effect.fail(
+        new McpBridgeError({
           reason: new InvalidCall({ detail: `expected "server.tool", got ${JSON.stringify(target)}` })
         })
-      }
-      if (!Predicate.isObject(args) || Array.isArray(args)) {
-        return yield* new McpBridgeError({
+      )
+    }
+    if (!Predicate.isObject(args) || Array.isArray(args)) {
+      return Effect.fail(
+        new McpBridgeError({
           reason: new InvalidCall({ detail: `arguments of ${parsed.server}.${parsed.tool} must be an object` })
         })
+      )
+    }
+    const server = config.servers.get(parsed.server)
+    if (server === undefined) {
+      return Effect.fail(
+        new McpBridgeError({ reason: new UnknownServer({ server: parsed.server, available: servers }) })
+      )
+    }
+    return Effect.withFiber((fiber) => {
+      const identity = fiber.getRef(CallerIdentity)
+      // A warm call routes from the list the index already holds, without running an effect.
+      const list = index.peek(server.name, identity, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
+      const definition = list?.byName.get(parsed.tool)
+      if (definition !== undefined) {
+        return caller(
+          requestOf(server, parsed.tool, args, definition, list!.policies.get(parsed.tool)!, identity, options)
+        )
       }
-      const server = yield* serverOf(parsed.server)
-      const identity = yield* CallerIdentity
-      const { definition, policy } = yield* resolveTool(server, parsed.tool, identity)
-      return yield* caller({
-        server,
-        tool: parsed.tool,
-        arguments: args,
-        definition,
-        policy,
-        identity,
-        timeout: options.timeout === undefined
-          ? policy.timeout ?? server.timeout
-          : Duration.fromInputUnsafe(options.timeout),
-        meta: options.meta
-      })
+      return Effect.flatMap(
+        resolveTool(server, parsed.tool, identity),
+        ({ definition, policy }) =>
+          caller(requestOf(server, parsed.tool, args, definition, policy, identity, options))
+      )
     })
+  }
 
   const metrics = () => Telemetry.snapshot(servers, pool.stats)
 

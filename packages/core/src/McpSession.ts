@@ -10,7 +10,7 @@
  */
 import type { CallToolResult, DiscoverResult, PriorDiscovery, Tool } from "@modelcontextprotocol/client"
 import { Client, ProtocolError, SdkError, SdkErrorCode, SdkHttpError } from "@modelcontextprotocol/client"
-import { Clock, Deferred, Duration, Effect, Schema, Scope } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Schema, Scope } from "effect"
 import type { ResolvedServer } from "./BridgeConfig.ts"
 import { McpTransport, type OpenedTransport } from "./McpTransport.ts"
 
@@ -238,6 +238,8 @@ export const reasonFromSdk = (
 let nextId = 0
 
 // Outlives any real deadline: the SDK's own timer is only a backstop behind the Effect deadline.
+const liveClock = Context.get(Context.empty(), Clock.Clock)
+
 const sdkBackstop = (timeout: Duration.Duration) => Math.min(Duration.toMillis(timeout) + 1_000, 2_147_483_647)
 
 /**
@@ -355,7 +357,13 @@ export const make = Effect.fnUntraced(function*(
     run: (signal: AbortSignal, timeoutMillis: number) => Promise<A>
   ): Effect.Effect<A, McpSessionError> => {
     const timeoutMillis = Duration.toMillis(timeout)
-    return Effect.suspend(() =>
+    // With the live clock, one callback holds the request and its deadline timer: no fibers raced per call. Any other
+    // clock (a TestClock) gets the deadline from Effect, so that tests drive it.
+    return Effect.withFiber((fiber) =>
+      fiber.getRef(Clock.Clock) === liveClock ? requestLive(operation, timeoutMillis, run) : requestOnClock()
+    )
+    function requestOnClock() {
+      return Effect.suspend(() =>
       open
         ? Effect.tryPromise({
           try: (signal) => run(signal, sdkBackstop(timeout)),
@@ -371,7 +379,50 @@ export const make = Effect.fnUntraced(function*(
           )
       })
     )
+    }
   }
+
+  const requestLive = <A>(
+    operation: string,
+    timeoutMillis: number,
+    run: (signal: AbortSignal, timeoutMillis: number) => Promise<A>
+  ): Effect.Effect<A, McpSessionError> =>
+    Effect.callback<A, McpSessionError>((resume) => {
+      if (!open) {
+        resume(Effect.fail(fail(operation, timeoutMillis)(undefined)))
+        return
+      }
+      const controller = new AbortController()
+      let settled = false
+      const timer = setTimeout(() => {
+        settled = true
+        controller.abort()
+        resume(Effect.fail(
+          new McpSessionError({ server: server.name, reason: new Timeout({ operation, timeoutMillis }) })
+        ))
+      }, Math.min(timeoutMillis, 2_147_483_647))
+      run(controller.signal, Math.min(timeoutMillis + 1_000, 2_147_483_647)).then(
+        (value) => {
+          if (settled) return
+          settled = true
+          clearTimeout(timer)
+          resume(Effect.succeed(value))
+        },
+        (error) => {
+          if (settled) return
+          settled = true
+          clearTimeout(timer)
+          resume(Effect.fail(fail(operation, timeoutMillis)(error)))
+        }
+      )
+      // Interrupted: cancel the request on the wire.
+      return Effect.sync(() => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        controller.abort()
+      })
+    })
 
   const session: McpSession = {
     server: server.name,

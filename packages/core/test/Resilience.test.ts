@@ -3,7 +3,8 @@ import type { CallToolResult } from "@modelcontextprotocol/client"
 import { BridgeConfig, ConnectionPool, McpBridge, McpSession, Resilience } from "@mcp-bridge/core"
 import type { ToolCaller } from "@mcp-bridge/core"
 import { TestBridge } from "@mcp-bridge/testing"
-import { Cause, Clock, Deferred, Effect, Exit, Fiber, Metric } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, Fiber, Layer, Metric } from "effect"
+import { CircuitBreaker } from "effect/persistence"
 import { TestClock } from "effect/testing"
 
 const ok: CallToolResult = { content: [{ type: "text", text: "ok" }] }
@@ -204,6 +205,60 @@ describe("Resilience", () => {
       assert.strictEqual(later.reason.retryAfterMillis, 20_000)
       assert.strictEqual(attempts.s!.length, 3)
     }))
+
+  unit("a success between failures resets the count of consecutive failures", () =>
+    Effect.gen(function*() {
+      const config = yield* configOf({ s: { retry: false, circuitBreaker: { failures: 3, openFor: "30 seconds" } } })
+      const { attempts, next } = scripted({ s: ["closed", "closed", "ok", "closed", "closed", "ok", "closed"] })
+      const caller = (yield* Resilience.Resilience).wrap(next)
+      const request = requestOf(config, "s", "t")
+      const tags = []
+      for (let i = 0; i < 9; i++) {
+        const exit = yield* Effect.exit(caller(request))
+        tags.push(Exit.isSuccess(exit) ? "ok" : errorOf(exit)._tag)
+      }
+      // Three failures in a row only at the 7th, 8th and 9th attempts: then the circuit opens.
+      assert.deepStrictEqual(tags, [
+        "McpSessionError",
+        "McpSessionError",
+        "ok",
+        "McpSessionError",
+        "McpSessionError",
+        "ok",
+        "McpSessionError",
+        "McpSessionError",
+        "McpSessionError"
+      ])
+      assert.strictEqual(errorOf(yield* Effect.exit(caller(request)))._tag, "ResilienceError")
+      assert.strictEqual(attempts.s!.length, 9)
+    }))
+
+  unit("with failureRate, the circuit opens when that share of the last window failed", () =>
+    Effect.gen(function*() {
+      const config = yield* configOf({
+        s: { retry: false, circuitBreaker: { failureRate: 0.5, window: 4, failures: 4, openFor: "10 seconds" } }
+      })
+      const { attempts, next } = scripted({ s: ["ok", "closed", "ok", "closed", "ok"] })
+      const caller = (yield* Resilience.Resilience).wrap(next)
+      const request = requestOf(config, "s", "t")
+      for (let i = 0; i < 4; i++) yield* Effect.exit(caller(request))
+      const open = errorOf(yield* Effect.exit(caller(request)))
+      assert.isTrue(open._tag === "ResilienceError" && open.reason._tag === "CircuitOpen")
+      assert.strictEqual(attempts.s!.length, 4)
+    }))
+
+  it.effect("layerStore keeps circuits in the store it is given", () =>
+    Effect.gen(function*() {
+      const config = yield* configOf({ s: { retry: false, circuitBreaker: { failures: 2, openFor: "10 seconds" } } })
+      const { attempts, next } = scripted({ s: ["closed"] })
+      const caller = (yield* Resilience.Resilience).wrap(next)
+      const request = requestOf(config, "s", "t")
+      yield* Effect.exit(caller(request))
+      yield* Effect.exit(caller(request))
+      const open = errorOf(yield* Effect.exit(caller(request)))
+      assert.isTrue(open._tag === "ResilienceError" && open.reason._tag === "CircuitOpen")
+      assert.strictEqual(attempts.s!.length, 2)
+    }).pipe(Effect.provide(Resilience.layerStore().pipe(Layer.provide(CircuitBreaker.layerStoreMemory())))))
 
   unit("half-open: one probe goes through, others fail fast; a good probe closes the circuit", () =>
     Effect.gen(function*() {

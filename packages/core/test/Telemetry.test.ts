@@ -286,4 +286,22 @@ describe("Telemetry", () => {
         assert.deepStrictEqual(server.receivedMeta("echo"), [{}])
       }).pipe(Effect.provide(TestBridge.layer({ alpha: server }, { ...onlyTelemetry, telemetry: { spans: false } })))
     }))
+
+  it.effect("spans: \"auto\" traces only when a tracer is installed; spans: true traces with the default tracer", () =>
+    Effect.gen(function*() {
+      const quiet = TestServer.make({ tools })
+      yield* Effect.gen(function*() {
+        const bridge = yield* McpBridge.McpBridge
+        yield* bridge.callTool("alpha.echo", {}).pipe(Effect.withSpan("user request"))
+        assert.strictEqual((yield* bridge.metrics()).servers[0]!.calls, 1)
+      }).pipe(Effect.provide(TestBridge.layer({ alpha: quiet }, onlyTelemetry)))
+      // Effect's default tracer exports nowhere: no bridge spans, no trace context, metrics still counted.
+      assert.deepStrictEqual(quiet.receivedMeta("echo"), [{}])
+
+      const forced = TestServer.make({ tools })
+      yield* McpBridge.McpBridge.use((bridge) => bridge.callTool("alpha.echo", {})).pipe(
+        Effect.provide(TestBridge.layer({ alpha: forced }, { ...onlyTelemetry, telemetry: { spans: true } }))
+      )
+      assert.match(String(forced.receivedMeta("echo")[0]?.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
+    }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
 })

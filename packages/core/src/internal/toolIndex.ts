@@ -67,6 +67,11 @@ export interface ToolIndex<T> {
   ) => Effect.Effect<IndexedList<T>, ListError>
   /** Drops every list of `server` (all identities) at once. */
   readonly invalidate: (server: string) => void
+  /**
+   * The list the router may use now without any effect (a warm call's fast path), or `undefined`: then use `route`.
+   * Only lists that `route` already returned within their time are here.
+   */
+  readonly peek: (server: string, identity: string | undefined, nowMillis: number) => IndexedList<T> | undefined
 }
 
 const serverOfKey = (key: string): string => {
@@ -95,8 +100,13 @@ export const make = <T>(options: {
     const keyOf = (server: string, identity: string | undefined): string =>
       scopes.get(server) === "public" ? server : `${server}\u0000${identity ?? ""}`
 
+    // The lists `route` returned within their time, for `peek`. Bounded: identities are not (it is only a shortcut).
+    const hot = new Map<string, IndexedList<T>>()
+    const maxHot = Math.max(1_024, servers.size * 4)
+
     const invalidate = (server: string): void => {
       generations.set(server, (generations.get(server) ?? 0) + 1)
+      for (const key of hot.keys()) if (serverOfKey(key) === server) hot.delete(key)
       for (const key of Array.from(MutableHashMap.keys(lists.map))) {
         if (serverOfKey(key) === server) MutableHashMap.remove(lists.map, key)
       }
@@ -171,8 +181,19 @@ export const make = <T>(options: {
     const route = (server: BridgeConfig.ResolvedServer, identity: string | undefined) => {
       const key = keyOf(server.name, identity)
       return Effect.flatMap(Cache.get(lists, key), (list) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          now < list.routeUntil ? Effect.succeed(list) : Effect.as(revalidate(key), list)))
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          if (now >= list.routeUntil) return Effect.as(revalidate(key), list)
+          if (list.generation === (generations.get(list.server) ?? 0)) {
+            if (hot.size >= maxHot) hot.clear()
+            hot.set(key, list)
+          }
+          return Effect.succeed(list)
+        }))
+    }
+
+    const peek = (server: string, identity: string | undefined, nowMillis: number) => {
+      const list = hot.get(keyOf(server, identity))
+      return list !== undefined && nowMillis < list.routeUntil ? list : undefined
     }
 
     const list = (server: BridgeConfig.ResolvedServer, identity: string | undefined) =>
@@ -187,8 +208,9 @@ export const make = <T>(options: {
     const reload = (server: BridgeConfig.ResolvedServer, identity: string | undefined) =>
       Effect.suspend(() => {
         const key = keyOf(server.name, identity)
+        hot.delete(key)
         return Cache.invalidate(lists, key).pipe(Effect.andThen(Cache.get(lists, key)))
       })
 
-    return { watch, route, list, reload, invalidate } satisfies ToolIndex<T>
+    return { watch, route, list, reload, invalidate, peek } satisfies ToolIndex<T>
   })
