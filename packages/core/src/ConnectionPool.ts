@@ -295,33 +295,33 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     }
   }
 
-  const withSession = <A, E, R>(
+  // Leases a session of `pool` for `f`, and retires it if `f` fails on its transport.
+  const lease = <A, E, R>(
     server: ResolvedServer,
+    id: string,
+    pool: Pool.Pool<McpSession.McpSession, McpSession.McpSessionError>,
     f: (session: McpSession.McpSession) => Effect.Effect<A, E, R>
-  ): Effect.Effect<A, E | McpSession.McpSessionError | ConnectionPoolError, R> =>
-    Effect.gen(function*() {
-      const identity = server.pool.isolation === "per-identity" ? yield* CallerIdentity : undefined
-      const id = poolKey(server.name, identity)
-      const pool = yield* RcMap.get(map, id)
-      // A free session is leased at once; only a caller that has to wait gets the deadline (and its timer).
-      const free = pool.state.waiters.size === 0 && pool.state.availableHead?.exit._tag === "Success"
-      const session = yield* free ? Pool.get(pool) : Pool.get(pool).pipe(
-        Effect.timeoutOrElse({
-          duration: server.pool.acquireTimeout,
-          orElse: () =>
-            Effect.fail(
-              new ConnectionPoolError({
-                server: server.name,
-                reason: new PoolTimeout({
-                  max: server.pool.max,
-                  concurrency: server.pool.concurrency,
-                  waitedMillis: Duration.toMillis(server.pool.acquireTimeout)
-                })
+  ): Effect.Effect<A, E | McpSession.McpSessionError | ConnectionPoolError, R | Scope.Scope> => {
+    // A free session is leased at once; only a caller that has to wait gets the deadline (and its timer).
+    const free = pool.state.waiters.size === 0 && pool.state.availableHead?.exit._tag === "Success"
+    const get = free ? Pool.get(pool) : Pool.get(pool).pipe(
+      Effect.timeoutOrElse({
+        duration: server.pool.acquireTimeout,
+        orElse: () =>
+          Effect.fail(
+            new ConnectionPoolError({
+              server: server.name,
+              reason: new PoolTimeout({
+                max: server.pool.max,
+                concurrency: server.pool.concurrency,
+                waitedMillis: Duration.toMillis(server.pool.acquireTimeout)
               })
-            )
-        })
-      )
-      return yield* f(session).pipe(
+            })
+          )
+      })
+    )
+    return Effect.flatMap(get, (session) =>
+      f(session).pipe(
         Effect.tapError((error) =>
           isTransportFailure(error)
             ? Effect.suspend(() => {
@@ -330,8 +330,27 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
             })
             : Effect.void
         )
+      ))
+  }
+
+  // With the default `unusedPoolTimeToLive` (never), a pool lives as long as the layer once opened, so a call can
+  // take it from `pools` without an `RcMap` reference of its own.
+  const poolsStay = options.unusedPoolTimeToLive === undefined
+
+  const withSession = <A, E, R>(
+    server: ResolvedServer,
+    f: (session: McpSession.McpSession) => Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E | McpSession.McpSessionError | ConnectionPoolError, R> =>
+    Effect.withFiber((fiber) => {
+      const identity = server.pool.isolation === "per-identity" ? fiber.getRef(CallerIdentity) : undefined
+      const id = poolKey(server.name, identity)
+      const open = poolsStay ? pools.get(id) : undefined
+      return Effect.scoped(
+        open !== undefined
+          ? lease(server, id, open, f)
+          : Effect.flatMap(RcMap.get(map, id), (pool) => lease(server, id, pool, f))
       )
-    }).pipe(Effect.scoped)
+    })
 
   const stats = Effect.gen(function*() {
     const out: Array<PoolStats> = []

@@ -72,18 +72,12 @@ export interface ToolMetrics {
  *
  * @since 0.1.0
  */
-export interface PoolMetrics {
-  readonly idle: number
-  readonly inUse: number
-  /** Callers waiting for a session. */
-  readonly pending: number
-  readonly min: number
-  readonly max: number
-  readonly created: number
-  readonly invalidated: number
-  readonly connectFailures: number
-  readonly meanConnectMillis: number | undefined
-}
+export interface PoolMetrics extends
+  Pick<
+    ConnectionPool.PoolStats,
+    "idle" | "inUse" | "pending" | "min" | "max" | "created" | "invalidated" | "connectFailures" | "meanConnectMillis"
+  >
+{}
 
 /**
  * The seed's `get_all_metrics()` view of one server.
@@ -897,17 +891,19 @@ export const wouldFire = (options: AlertOptions = {}): Effect.Effect<ReadonlyArr
     const rules = resolveAlertOptions(options)
     const now = readInput(yield* Metric.snapshot)
     const at = yield* Clock.currentTimeMillis
-    return checkRules(rules, now, undefined).filter((c) => c.breached).map((c) => ({
-      rule: c.rule,
-      state: "firing" as const,
-      server: c.server,
-      tool: c.tool,
-      value: c.value!,
-      threshold: c.threshold,
-      at,
-      message: describe(c, "firing", c.value!)
-    }))
+    return checkRules(rules, now, undefined).filter((c) => c.breached).map((c) => firingEvent(c, at))
   })
+
+const firingEvent = (c: RuleCheck, at: number): AlertEvent => ({
+  rule: c.rule,
+  state: "firing",
+  server: c.server,
+  tool: c.tool,
+  value: c.value!,
+  threshold: c.threshold,
+  at,
+  message: describe(c, "firing", c.value!)
+})
 
 /**
  * Which alert rules fire on a snapshot (`McpBridge.metrics()`), with its counts since start and its windowed
@@ -951,16 +947,7 @@ export const rulesFiring = (metrics: BridgeMetrics, options: AlertOptions = {}):
       push({ rule: "circuit_open", server: s.server, tool: undefined, value: 1, threshold: 1 }, open)
     }
   }
-  return checks.map((c) => ({
-    rule: c.rule,
-    state: "firing" as const,
-    server: c.server,
-    tool: c.tool,
-    value: c.value!,
-    threshold: c.threshold,
-    at: 0,
-    message: describe(c, "firing", c.value!)
-  }))
+  return checks.map((c) => firingEvent(c, 0))
 }
 
 const alertsCounter = Metrics.family((rule, server, state) =>

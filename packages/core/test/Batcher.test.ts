@@ -1,34 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import type { CallToolResult } from "@modelcontextprotocol/client"
-import { Batcher, BridgeConfig, CallerIdentity, createBridge, McpBridge, McpTransport } from "@mcp-bridge/core"
-import type { ToolCaller } from "@mcp-bridge/core"
+import { Batcher, CallerIdentity, createBridge, McpBridge, McpTransport } from "@mcp-bridge/core"
 import { TestBridge, TestServer } from "@mcp-bridge/testing"
 import { Clock, Effect, Fiber, Result } from "effect"
 import { TestClock } from "effect/testing"
-
-const configOf = (servers: Record<string, Record<string, unknown>>) =>
-  BridgeConfig.decode({
-    mcpServers: Object.fromEntries(Object.entries(servers).map(([name, bridge]) => [name, { type: "memory", bridge }]))
-  })
-
-const requestOf = (
-  config: BridgeConfig.BridgeConfig["Service"],
-  server: string,
-  tool: string,
-  args: Record<string, unknown> = {}
-): ToolCaller.CallRequest => {
-  const resolved = config.servers.get(server)!
-  return {
-    server: resolved,
-    tool,
-    arguments: args,
-    definition: undefined,
-    policy: BridgeConfig.toolPolicy(resolved, tool),
-    identity: undefined,
-    timeout: resolved.timeout,
-    meta: undefined
-  }
-}
+import { configOf, requestOf, text } from "./fixtures.ts"
 
 /** An upstream that records when each call reached it. */
 const recording = () =>
@@ -63,8 +39,6 @@ const bridgeOf = (bridge: Record<string, unknown> = {}) =>
       ...bridge
     }
   })
-
-const text = (result: CallToolResult) => (result.content[0] as { text: string }).text
 
 describe("Batcher", () => {
   it.live("callMany: results in input order, each its own success or typed failure", () =>

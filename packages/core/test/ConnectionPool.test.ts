@@ -4,6 +4,7 @@ import { TestServer } from "@mcp-bridge/testing"
 import type { Transport } from "@modelcontextprotocol/client"
 import { Effect, Fiber, Layer } from "effect"
 import { TestClock } from "effect/testing"
+import { text } from "./fixtures.ts"
 
 const tools: ReadonlyArray<TestServer.TestTool> = [
   { name: "echo", annotations: { readOnlyHint: true }, respond: { kind: "echo" } },
@@ -35,7 +36,6 @@ const stats = Effect.flatMap(ConnectionPool.ConnectionPool, (pool) => pool.stats
 const call = (tool: string, args: Record<string, unknown> = {}) =>
   Effect.flatMap(McpBridge.McpBridge, (bridge) => bridge.callTool(`s.${tool}`, args))
 const as = (identity: string) => Effect.provideService(CallerIdentity, identity)
-const text = (result: { content: ReadonlyArray<unknown> }) => (result.content[0] as { text: string }).text
 
 describe("ConnectionPool", () => {
   it.effect("keeps `min` sessions warm from start-up", () =>

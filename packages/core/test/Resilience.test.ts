@@ -1,39 +1,13 @@
 import { assert, describe, it } from "@effect/vitest"
-import type { CallToolResult } from "@modelcontextprotocol/client"
-import { BridgeConfig, ConnectionPool, McpBridge, McpSession, Resilience } from "@mcp-bridge/core"
+import { ConnectionPool, McpBridge, McpSession, Resilience } from "@mcp-bridge/core"
 import type { ToolCaller } from "@mcp-bridge/core"
 import { TestBridge } from "@mcp-bridge/testing"
 import { Cause, Clock, Deferred, Effect, Exit, Fiber, Layer, Metric } from "effect"
 import { CircuitBreaker } from "effect/persistence"
 import { TestClock } from "effect/testing"
-
-const ok: CallToolResult = { content: [{ type: "text", text: "ok" }] }
-const toolError: CallToolResult = { content: [{ type: "text", text: "no such record" }], isError: true }
+import { configOf, ok, requestOf, toolError } from "./fixtures.ts"
 
 type Outcome = "ok" | "isError" | "closed" | "timeout" | "connect" | "429" | "protocol" | "poolTimeout" | "gate"
-
-const configOf = (servers: Record<string, Record<string, unknown>>) =>
-  BridgeConfig.decode({
-    mcpServers: Object.fromEntries(Object.entries(servers).map(([name, bridge]) => [name, { type: "memory", bridge }]))
-  })
-
-const requestOf = (
-  config: BridgeConfig.BridgeConfig["Service"],
-  server: string,
-  tool: string
-): ToolCaller.CallRequest => {
-  const resolved = config.servers.get(server)!
-  return {
-    server: resolved,
-    tool,
-    arguments: {},
-    definition: undefined,
-    policy: BridgeConfig.toolPolicy(resolved, tool),
-    identity: undefined,
-    timeout: resolved.timeout,
-    meta: undefined
-  }
-}
 
 const sessionError = (server: string, reason: McpSession.Reason) => new McpSession.McpSessionError({ server, reason })
 
@@ -402,5 +376,4 @@ describe("Resilience", () => {
       )
     ))
 })
-
 

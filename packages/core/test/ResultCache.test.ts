@@ -4,6 +4,7 @@ import { TestBridge, TestServer } from "@mcp-bridge/testing"
 import type { CallToolResult } from "@modelcontextprotocol/client"
 import { Effect, Exit, Fiber, Metric } from "effect"
 import { TestClock } from "effect/testing"
+import { text } from "./fixtures.ts"
 
 const tools: ReadonlyArray<TestServer.TestTool> = [
   { name: "get", respond: { kind: "echo" } },
@@ -49,8 +50,6 @@ const layerOf = (
 
 const call = (target: string, args: Record<string, unknown> = {}) =>
   McpBridge.McpBridge.use((bridge) => bridge.callTool(target, args))
-
-const text = (result: CallToolResult) => (result.content[0] as { text: string }).text
 
 const stats = ResultCache.ResultCache.use((cache) => cache.stats)
 

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { BridgeConfig, McpBridge, McpSession, Telemetry } from "@mcp-bridge/core"
-import { TestBridge, TestServer } from "@mcp-bridge/testing"
+import { TestBridge, TestServer, TestTracer } from "@mcp-bridge/testing"
 import { Effect, Fiber, Metric, Tracer } from "effect"
 import { TestClock } from "effect/testing"
 
@@ -13,23 +13,10 @@ const tools: ReadonlyArray<TestServer.TestTool> = [
 // Only the telemetry stage: exact counts must not depend on caching, coalescing or retries.
 const onlyTelemetry = { cache: false, batcher: false, throttle: false, resilience: false } as const
 
-/** A tracer that keeps every span it makes. */
-const recordingTracer = () => {
-  const spans: Array<Tracer.NativeSpan> = []
-  const tracer = Tracer.make({
-    span(options) {
-      const span = new Tracer.NativeSpan(options)
-      spans.push(span)
-      return span
-    }
-  })
-  return { spans, tracer }
-}
-
 /** Runs `effect` with a fresh metric registry and a recording tracer. */
-const isolated = <A, E, R>(effect: (spans: Array<Tracer.NativeSpan>) => Effect.Effect<A, E, R>) =>
+const isolated = <A, E, R>(effect: (spans: ReadonlyArray<Tracer.NativeSpan>) => Effect.Effect<A, E, R>) =>
   Effect.suspend(() => {
-    const { spans, tracer } = recordingTracer()
+    const { spans, tracer } = TestTracer.make()
     return effect(spans).pipe(
       Effect.provideService(Metric.MetricRegistry, new Map()),
       Effect.provideService(Tracer.Tracer, tracer)

@@ -1,35 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
-import type { CallToolResult } from "@modelcontextprotocol/client"
-import { BridgeConfig, McpBridge, Throttler } from "@mcp-bridge/core"
-import type { ToolCaller } from "@mcp-bridge/core"
+import { McpBridge, Throttler } from "@mcp-bridge/core"
 import { TestBridge, TestServer } from "@mcp-bridge/testing"
 import { Clock, Deferred, Effect, Exit, Fiber, Metric } from "effect"
 import { TestClock } from "effect/testing"
-
-const ok: CallToolResult = { content: [{ type: "text", text: "ok" }] }
-
-const configOf = (servers: Record<string, Record<string, unknown>>) =>
-  BridgeConfig.decode({
-    mcpServers: Object.fromEntries(Object.entries(servers).map(([name, bridge]) => [name, { type: "memory", bridge }]))
-  })
-
-const requestOf = (
-  config: BridgeConfig.BridgeConfig["Service"],
-  server: string,
-  tool: string
-): ToolCaller.CallRequest => {
-  const resolved = config.servers.get(server)!
-  return {
-    server: resolved,
-    tool,
-    arguments: {},
-    definition: undefined,
-    policy: BridgeConfig.toolPolicy(resolved, tool),
-    identity: undefined,
-    timeout: resolved.timeout,
-    meta: undefined
-  }
-}
+import { configOf, ok, requestOf } from "./fixtures.ts"
 
 /** A stage over an upstream that records when each call was admitted. */
 const recording = (options: Throttler.Options = {}) =>

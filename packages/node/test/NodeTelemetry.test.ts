@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { McpBridge } from "@mcp-bridge/core"
 import { NodeTelemetry, NodeTransport } from "@mcp-bridge/node"
-import { TestServer } from "@mcp-bridge/testing"
+import { TestServer, TestTracer } from "@mcp-bridge/testing"
 import { Effect, Layer, Logger, Metric, References, Tracer } from "effect"
 import { HttpServer } from "effect/http"
 
@@ -115,14 +115,7 @@ describe("NodeTelemetry", () => {
       const apiKey = "sk-secret-123"
       const token = "Bearer secret-token-456"
       const http = yield* TestServer.httpScoped({ tools })
-      const spans: Array<Tracer.NativeSpan> = []
-      const tracer = Tracer.make({
-        span(options) {
-          const span = new Tracer.NativeSpan(options)
-          spans.push(span)
-          return span
-        }
-      })
+      const { spans, tracer } = TestTracer.make()
       const logs: Array<string> = []
       const logger = Logger.make((o) => {
         const annotations = o.fiber.getRef(References.CurrentLogAnnotations)

@@ -5,8 +5,8 @@ import { TestServer } from "@mcp-bridge/testing"
 import { Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { type ChildProcess, spawn } from "node:child_process"
-import { createServer } from "node:http"
 import { createRequire } from "node:module"
+import { freePort } from "./helpers.ts"
 
 const tools: ReadonlyArray<TestServer.TestTool> = [
   { name: "echo", annotations: { readOnlyHint: true }, respond: { kind: "echo" } },
@@ -172,15 +172,6 @@ describe("official reference server", () => {
 describe("legacy HTTP+SSE end to end", () => {
   const require = createRequire(import.meta.url)
   const everything = require.resolve("@modelcontextprotocol/server-everything/dist/index.js")
-  const freePort = Effect.promise(() =>
-    new Promise<number>((resolve) => {
-      const probe = createServer()
-      probe.listen(0, "127.0.0.1", () => {
-        const port = (probe.address() as { port: number }).port
-        probe.close(() => resolve(port))
-      })
-    })
-  )
 
   it.live("calls the reference server over the deprecated SSE transport", () =>
     Effect.gen(function*() {

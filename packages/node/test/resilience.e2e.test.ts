@@ -4,6 +4,7 @@ import { NodeTransport } from "@mcp-bridge/node"
 import { TestServer } from "@mcp-bridge/testing"
 import { Effect, Exit, Fiber } from "effect"
 import { createServer, type Socket } from "node:net"
+import { freePort } from "./helpers.ts"
 
 const tools: ReadonlyArray<TestServer.TestTool> = [
   { name: "echo", respond: { kind: "echo" } },
@@ -33,17 +34,6 @@ const blackHole = Effect.acquireRelease(
   (hole) => Effect.sync(() => hole.close())
 )
 
-/** A port on 127.0.0.1 where nothing listens (connections are refused). */
-const closedPort = Effect.promise(() =>
-  new Promise<number>((resolve) => {
-    const server = createServer()
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as { port: number }).port
-      server.close(() => resolve(port))
-    })
-  })
-)
-
 const errorTag = (exit: Exit.Exit<unknown, { readonly _tag: string; readonly reason: { readonly _tag: string } }>) =>
   Exit.isSuccess(exit) ? "ok" : exit.cause.reasons.map((r) => r._tag === "Fail" ? r.error.reason._tag : r._tag).join()
 
@@ -52,7 +42,7 @@ describe("resilience end to end", () => {
     Effect.gen(function*() {
       const healthy = yield* TestServer.httpScoped({ tools })
       const hole = yield* blackHole
-      const refused = yield* closedPort
+      const refused = yield* freePort
       const breaker = { failures: 2, openFor: "1 minute" }
       const layer = McpBridge.layer({
         mcpServers: {

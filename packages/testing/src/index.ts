@@ -7,3 +7,8 @@ export * as TestBridge from "./TestBridge.ts"
  * @since 0.1.0
  */
 export * as TestServer from "./TestServer.ts"
+
+/**
+ * @since 0.1.0
+ */
+export * as TestTracer from "./TestTracer.ts"

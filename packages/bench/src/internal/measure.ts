@@ -78,6 +78,9 @@ export const formatRate = (x: number): string => {
 
 export const formatRatio = (x: number): string => Number.isFinite(x) ? `${formatRate(x)}×` : "–"
 
+/** A millisecond value in µs, one decimal (no sign, no unit). */
+export const micros = (ms: number): string => Number.isFinite(ms) ? (ms * 1000).toFixed(1) : "–"
+
 export const formatMicros = (ms: number): string => {
   if (!Number.isFinite(ms)) return "–"
   const us = ms * 1000

@@ -11,7 +11,17 @@
 import { McpBridge, McpTransport, ResultCache } from "@mcp-bridge/core"
 import { TestServer } from "@mcp-bridge/testing"
 import { Effect, ManagedRuntime } from "effect"
-import { formatMillis, formatRate, formatRatio, interleave, markdownTable, percentile, round3, summarize } from "../internal/measure.ts"
+import {
+  formatMillis,
+  formatRate,
+  formatRatio,
+  interleave,
+  markdownTable,
+  micros,
+  percentile,
+  round3,
+  summarize
+} from "../internal/measure.ts"
 import type { Summary } from "../internal/measure.ts"
 import type { Section } from "../internal/section.ts"
 import { callOk, startTarget, transportNames } from "../internal/targets.ts"
@@ -32,8 +42,6 @@ const spec: TestServer.TestServerSpec = {
  * each call drops the server's cached results.
  */
 const policy = { tools: { cached: { cache: "1 hour" }, echo: { readOnly: true, cache: false } } }
-
-const micros = (ms: number) => Number.isFinite(ms) ? (ms * 1000).toFixed(1) : "–"
 
 // -----------------------------------------------------------------------------
 // 1. hit vs warm pooled call

@@ -8,16 +8,9 @@
 import { createBridge, McpTransport } from "@mcp-bridge/core"
 import type { BridgeClient, McpBridge } from "@mcp-bridge/core"
 import { TestServer } from "@mcp-bridge/testing"
-import {
-  formatMicros,
-  formatRate,
-  formatRatio,
-  interleave,
-  markdownTable,
-  round3,
-  summarize
-} from "../internal/measure.ts"
-import type { Summary, Variant } from "../internal/measure.ts"
+import { formatMicros, formatRate, formatRatio, markdownTable, micros } from "../internal/measure.ts"
+import { cellJson, errorLines, measureModes, summaryOf } from "../internal/modes.ts"
+import type { Cell } from "../internal/modes.ts"
 import type { Section } from "../internal/section.ts"
 import { callOk } from "../internal/targets.ts"
 
@@ -66,65 +59,47 @@ export const stages: Section = async ({ log, quick, rounds }) => {
       }, { transport: McpTransport.layer({ memory: { s: server.connect } }), ...options(mode) })
     )
   }
-  const cells: Array<{ mode: Mode; concurrency: number; summary: Summary; firstError: string | undefined }> = []
+  let cells: ReadonlyArray<Cell<Mode>>
   try {
     for (const bridge of bridges.values()) await bridge.listTools()
-    for (const concurrency of concurrencies) {
-      const total = quick ? (concurrency === 1 ? 2_000 : 5_000) : (concurrency === 1 ? 10_000 : 30_000)
-      log(`  c=${concurrency}: ${total} calls per variant × ${modes.length} variants...`)
-      const variants: Array<Variant> = modes.map((mode) => {
+    cells = await measureModes({
+      modes,
+      concurrencies,
+      rounds,
+      log,
+      total: (c) => quick ? (c === 1 ? 2_000 : 5_000) : (c === 1 ? 10_000 : 30_000),
+      call: (mode) => {
         const bridge = bridges.get(mode)!
-        return {
-          name: mode,
-          total,
-          warmup: Math.min(total, Math.max(500, concurrency * 20)),
-          call: async (i) => callOk(await bridge.callTool("s.echo", { i }))
-        }
-      })
-      const results = await interleave(variants, { concurrency, rounds })
-      for (const mode of modes) {
-        const samples = results.get(mode)!
-        cells.push({ mode, concurrency, summary: summarize(samples), firstError: samples.firstError })
+        return async (i) => callOk(await bridge.callTool("s.echo", { i }))
       }
-    }
+    })
   } finally {
     for (const bridge of bridges.values()) await bridge.close()
     await server.close()
   }
-  const find = (mode: Mode, c: number) => cells.find((x) => x.mode === mode && x.concurrency === c)!.summary
+  const find = (mode: Mode, c: number) => summaryOf(cells, mode, c)
   const rows = modes.map((mode) => {
     const c1 = find(mode, 1)
     const c50 = find(mode, 50)
     return [
       modeLabel[mode],
-      (c1.p50 * 1000).toFixed(1),
+      micros(c1.p50),
       mode === "none" ? "–" : formatMicros(c1.p50 - find("none", 1).p50),
       formatRate(c50.callsPerSecond),
       mode === "none" ? "–" : formatRatio(c50.callsPerSecond / find("none", 50).callsPerSecond)
     ]
   })
-  const errors = cells.filter((c) => c.firstError !== undefined)
   const markdown = [
     markdownTable(
       ["stages on a warm call (in-memory echo)", "c=1 p50 µs", "vs no stages", "c=50 calls/s", "vs no stages"],
       rows,
       ["left", "right", "right", "right", "right"]
     ),
-    ...errors.map((c) => `\nerrors in ${c.mode} c=${c.concurrency}: ${c.firstError}`)
+    ...errorLines(cells)
   ].join("\n")
   return {
     title: "Stages: overhead of throttler, resilience and batcher on a warm call",
     markdown,
-    json: {
-      cells: cells.map((c) => ({
-        mode: c.mode,
-        concurrency: c.concurrency,
-        calls: c.summary.calls,
-        errors: c.summary.errors,
-        p50Millis: round3(c.summary.p50),
-        p95Millis: round3(c.summary.p95),
-        callsPerSecond: Math.round(c.summary.callsPerSecond)
-      }))
-    }
+    json: { cells: cells.map(cellJson) }
   }
 }

@@ -9,16 +9,9 @@ import { TestServer } from "@mcp-bridge/testing"
 import { ConfigProvider, Layer, ManagedRuntime } from "effect"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
-import {
-  formatMicros,
-  formatRate,
-  formatRatio,
-  interleave,
-  markdownTable,
-  round3,
-  summarize
-} from "../internal/measure.ts"
-import type { Summary, Variant } from "../internal/measure.ts"
+import { formatMicros, formatRate, formatRatio, markdownTable, micros } from "../internal/measure.ts"
+import { cellJson, errorLines, measureModes, summaryOf } from "../internal/modes.ts"
+import type { Cell } from "../internal/modes.ts"
 import type { Section } from "../internal/section.ts"
 import { callOk, echoSpec } from "../internal/targets.ts"
 
@@ -31,8 +24,6 @@ const modeLabel: Record<Mode, string> = {
   otlp: "telemetry on + OTLP export"
 }
 const concurrencies = [1, 50] as const
-
-const micros = (ms: number) => Number.isFinite(ms) ? (ms * 1000).toFixed(1) : "–"
 
 /** An OTLP/HTTP sink on 127.0.0.1 that accepts and drops what it is sent, counting requests. */
 const startSink = () =>
@@ -81,13 +72,6 @@ const makeBridge = async (server: TestServer.TestServer, mode: Mode, otlpUrl: st
   }
 }
 
-interface Cell {
-  readonly concurrency: number
-  readonly mode: Mode
-  readonly summary: Summary
-  readonly firstError: string | undefined
-}
-
 export const telemetry: Section = async ({ log, quick, rounds }) => {
   const server = TestServer.make(echoSpec)
   const sink = await startSink()
@@ -97,23 +81,16 @@ export const telemetry: Section = async ({ log, quick, rounds }) => {
     on: await makeBridge(server, "on", sink.url),
     otlp: await makeBridge(server, "otlp", sink.url)
   }
-  const cells: Array<Cell> = []
+  let cells: ReadonlyArray<Cell<Mode>>
   try {
-    for (const concurrency of concurrencies) {
-      const total = quick ? (concurrency === 1 ? 3_000 : 10_000) : (concurrency === 1 ? 15_000 : 50_000)
-      log(`  memory c=${concurrency}: ${total} calls per variant...`)
-      const variants: Array<Variant> = modes.map((mode) => ({
-        name: mode,
-        total,
-        warmup: Math.max(500, concurrency * 20),
-        call: async (i) => callOk(await bridges[mode].call(i))
-      }))
-      const results = await interleave(variants, { concurrency, rounds })
-      for (const mode of modes) {
-        const samples = results.get(mode)!
-        cells.push({ concurrency, mode, summary: summarize(samples), firstError: samples.firstError })
-      }
-    }
+    cells = await measureModes({
+      modes,
+      concurrencies,
+      rounds,
+      log,
+      total: (c) => quick ? (c === 1 ? 3_000 : 10_000) : (c === 1 ? 15_000 : 50_000),
+      call: (mode) => async (i) => callOk(await bridges[mode].call(i))
+    })
   } finally {
     await Promise.all(modes.map((m) => bridges[m].close()))
     await sink.close()
@@ -121,9 +98,8 @@ export const telemetry: Section = async ({ log, quick, rounds }) => {
   }
   log(`  OTLP receiver got ${sink.requests()} requests`)
 
-  const find = (c: number, m: Mode) => cells.find((x) => x.concurrency === c && x.mode === m)!.summary
   const rows = cells.map((cell) => {
-    const off = find(cell.concurrency, "off")
+    const off = summaryOf(cells, "off", cell.concurrency)
     return [
       String(cell.concurrency),
       modeLabel[cell.mode],
@@ -136,7 +112,6 @@ export const telemetry: Section = async ({ log, quick, rounds }) => {
       String(cell.summary.errors)
     ]
   })
-  const errors = cells.filter((c) => c.firstError !== undefined)
   return {
     title: "Telemetry: the cost of observability on a warm call (in-memory echo, interleaved)",
     markdown: [
@@ -145,19 +120,11 @@ export const telemetry: Section = async ({ log, quick, rounds }) => {
         rows,
         ["right", "left", "right", "right", "right", "right", "right", "right", "right"]
       ),
-      ...errors.map((c) => `\nerrors in c=${c.concurrency} ${c.mode}: ${c.firstError}`)
+      ...errorLines(cells)
     ].join("\n"),
     json: {
       otlpRequests: sink.requests(),
-      cells: cells.map((c) => ({
-        concurrency: c.concurrency,
-        mode: c.mode,
-        calls: c.summary.calls,
-        errors: c.summary.errors,
-        p50Millis: round3(c.summary.p50),
-        p95Millis: round3(c.summary.p95),
-        callsPerSecond: Math.round(c.summary.callsPerSecond)
-      }))
+      cells: cells.map(cellJson)
     }
   }
 }
