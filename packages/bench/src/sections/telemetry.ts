@@ -1,8 +1,9 @@
 /**
  * Section "telemetry": what observability costs on a warm call. The same in-memory echo server is called through
- * four bridges, interleaved: telemetry off, metrics and alerts only (`spans: false`), telemetry on (metrics, spans
- * with Effect's native tracer, trace context in `_meta`, alert rules), and telemetry on with OTLP/JSON export of
- * traces and metrics to a local receiver.
+ * five bridges, interleaved: telemetry off; metrics and alerts only (`spans: false`); the default (`spans: "auto"`:
+ * with no tracer installed, metrics and alerts only); spans forced with Effect's in-process tracer (`spans: true`:
+ * spans, trace context in `_meta`); and the default with OTLP/JSON export of traces and metrics to a local receiver
+ * (the exporter installs a tracer, so spans are on).
  */
 import { McpBridge, McpTransport, Telemetry } from "@mcp-bridge/core"
 import { TestServer } from "@mcp-bridge/testing"
@@ -15,13 +16,14 @@ import type { Cell } from "../internal/modes.ts"
 import type { Section } from "../internal/section.ts"
 import { callOk, echoSpec } from "../internal/targets.ts"
 
-type Mode = "off" | "metrics" | "on" | "otlp"
-const modes: ReadonlyArray<Mode> = ["off", "metrics", "on", "otlp"]
+type Mode = "off" | "metrics" | "on" | "spans" | "otlp"
+const modes: ReadonlyArray<Mode> = ["off", "metrics", "on", "spans", "otlp"]
 const modeLabel: Record<Mode, string> = {
   off: "telemetry off",
   metrics: "metrics and alerts only (`spans: false`)",
-  on: "telemetry on (metrics, spans, trace context, alerts)",
-  otlp: "telemetry on + OTLP export"
+  on: "default (`spans: \"auto\"`, no tracer installed)",
+  spans: "spans forced (`spans: true`, in-process tracer)",
+  otlp: "default + OTLP export (spans, metrics)"
 }
 const concurrencies = [1, 50] as const
 
@@ -51,7 +53,13 @@ const startSink = () =>
 const makeBridge = async (server: TestServer.TestServer, mode: Mode, otlpUrl: string) => {
   const base = McpBridge.layer({ mcpServers: { s: { type: "memory" } } }, {
     transport: McpTransport.layer({ memory: { s: server.connect } }),
-    ...(mode === "off" ? { telemetry: false as const } : mode === "metrics" ? { telemetry: { spans: false } } : {})
+    ...(mode === "off"
+      ? { telemetry: false as const }
+      : mode === "metrics"
+      ? { telemetry: { spans: false } }
+      : mode === "spans"
+      ? { telemetry: { spans: true } }
+      : {})
   })
   const env = ConfigProvider.fromUnknown({
     OTEL_EXPORTER_OTLP_ENDPOINT: otlpUrl,
@@ -79,6 +87,7 @@ export const telemetry: Section = async ({ log, quick, rounds }) => {
     off: await makeBridge(server, "off", sink.url),
     metrics: await makeBridge(server, "metrics", sink.url),
     on: await makeBridge(server, "on", sink.url),
+    spans: await makeBridge(server, "spans", sink.url),
     otlp: await makeBridge(server, "otlp", sink.url)
   }
   let cells: ReadonlyArray<Cell<Mode>>
