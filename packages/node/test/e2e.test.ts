@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { BridgeConfig, ConnectionPool, createBridge, McpBridge } from "@mcp-bridge/core"
 import { NodeTransport } from "@mcp-bridge/node"
 import { TestServer } from "@mcp-bridge/testing"
-import { Effect, Exit, Fiber, Layer, Scope } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { type ChildProcess, spawn } from "node:child_process"
 import { createRequire } from "node:module"
@@ -67,11 +67,17 @@ describe("stdio end to end", () => {
       const pids = yield* Effect.gen(function*() {
         const config = yield* BridgeConfig.BridgeConfig
         const pool = yield* ConnectionPool.ConnectionPool
-        // Three leases held at once, one request per session: three child processes.
+        // Three leases held at once (none is released before all three are held), one request per session: three
+        // child processes.
+        const allHeld = yield* Deferred.make<void>()
+        let holding = 0
         const held = yield* Effect.forEach([1, 2, 3], () =>
-          pool.withSession(config.servers.get("s")!, (session) => Effect.as(settle(300), session.pid!)), {
-          concurrency: 3
-        })
+          pool.withSession(config.servers.get("s")!, (session) =>
+            Effect.gen(function*() {
+              if (++holding === 3) yield* Deferred.succeed(allHeld, undefined)
+              yield* Deferred.await(allHeld)
+              return session.pid!
+            })), { concurrency: 3 })
         const stats = yield* pool.stats
         assert.strictEqual(stats[0].created, 3)
         return held
