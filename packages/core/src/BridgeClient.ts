@@ -25,6 +25,8 @@ export interface CallOptions {
   readonly identity?: string | undefined
   /** Aborts the call (the request is cancelled on the wire). */
   readonly signal?: AbortSignal | undefined
+  /** Request `_meta` to send, e.g. W3C `traceparent` / `tracestate` of your own trace. */
+  readonly meta?: Readonly<Record<string, unknown>> | undefined
 }
 
 /**
@@ -121,10 +123,26 @@ const stdioTransport = async (): Promise<Layer.Layer<McpTransport.McpTransport>>
   }
 }
 
+// A facade call: its options checked, its identity provided.
+const facadeCall = (
+  bridge: McpBridge.McpBridge["Service"],
+  target: McpBridge.ToolTarget,
+  args: Readonly<Record<string, unknown>> | undefined,
+  options: CallOptions
+): Effect.Effect<CallToolResult, McpBridge.McpBridgeError | CallError> => {
+  const call = (timeout: Duration.Duration | undefined) =>
+    bridge.callTool(target, args, {
+      ...(timeout === undefined ? {} : { timeout }),
+      ...(options.meta === undefined ? {} : { meta: options.meta })
+    })
+  const input = options.timeout
+  const effect = input === undefined ? call(undefined) : Effect.flatMap(parseTimeout(input), call)
+  return options.identity === undefined ? effect : Effect.provideService(effect, CallerIdentity, options.identity)
+}
+
 const parseTimeout = (
-  input: string | number | undefined
-): Effect.Effect<Duration.Duration | undefined, McpBridge.McpBridgeError> => {
-  if (input === undefined) return Effect.succeed(undefined)
+  input: string | number
+): Effect.Effect<Duration.Duration, McpBridge.McpBridgeError> => {
   const duration = Duration.fromInput(input as Duration.Input)
   return Option.isSome(duration) && Duration.isGreaterThan(duration.value, Duration.zero)
     ? Effect.succeed(duration.value)
@@ -143,8 +161,8 @@ const needsStdio = (config: object) => {
 
 /**
  * Starts a bridge. Rejects with a `BridgeConfigError` when the configuration is invalid. Errors of calls reject with
- * the bridge's typed errors (`McpBridgeError`, `McpSessionError`, `ConnectionPoolError`), whose `_tag` and `reason`
- * say what went wrong.
+ * the bridge's typed errors (`McpBridgeError`, `McpSessionError`, `ConnectionPoolError`, `ThrottlerError`,
+ * `ResilienceError`), whose `_tag` and `reason` say what went wrong.
  *
  * @example
  * ```ts
@@ -169,27 +187,18 @@ export const createBridge = async (config: object, options: CreateOptions = {}):
     servers: bridge.servers,
     callTool: (target, args, callOptions = {}) =>
       runtime.runPromise(
-        parseTimeout(callOptions.timeout).pipe(
-          Effect.flatMap((timeout) => bridge.callTool(target, args, timeout === undefined ? {} : { timeout })),
-          Effect.provideService(CallerIdentity, callOptions.identity)
-        ),
+        facadeCall(bridge, target, args, callOptions),
         callOptions.signal ? { signal: callOptions.signal } : undefined
       ),
     callMany: (calls, manyOptions = {}) =>
       runtime.runPromise(
-        Effect.forEach(calls, (call) => {
-          const callOptions = call.options ?? {}
-          return parseTimeout(callOptions.timeout).pipe(
-            Effect.flatMap((timeout) =>
-              bridge.callTool(call.target, call.arguments, timeout === undefined ? {} : { timeout })
-            ),
-            Effect.provideService(CallerIdentity, callOptions.identity),
+        Effect.forEach(calls, (call) =>
+          facadeCall(bridge, call.target, call.arguments, call.options ?? {}).pipe(
             Effect.match({
               onSuccess: (result): CallManyOutcome => ({ ok: true, result }),
               onFailure: (error): CallManyOutcome => ({ ok: false, error })
             })
-          )
-        }, { concurrency: manyOptions.concurrency ?? 5 }),
+          ), { concurrency: manyOptions.concurrency ?? 5 }),
         manyOptions.signal ? { signal: manyOptions.signal } : undefined
       ),
     listTools: () => runtime.runPromise(bridge.listTools()),

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { BridgeConfig, ConnectionPool, McpBridge } from "@mcp-bridge/core"
+import { BridgeConfig, ConnectionPool, createBridge, McpBridge, McpTransport } from "@mcp-bridge/core"
 import { TestBridge, TestServer } from "@mcp-bridge/testing"
 import { Effect, Exit, Fiber } from "effect"
 import { TestClock } from "effect/testing"
@@ -134,4 +134,28 @@ describe("McpBridge", () => {
       modern: TestServer.make({ tools }),
       legacy: TestServer.make({ tools, era: "legacy" })
     }))))
+
+  it.live("the Promise facade passes meta, identity and timeout, and rejects a bad timeout with InvalidCall", () =>
+    Effect.promise(async () => {
+      const server = TestServer.make({ tools })
+      const bridge = await createBridge({ mcpServers: { s: { type: "memory" } } }, {
+        transport: McpTransport.layer({ memory: { s: server.connect } })
+      })
+      try {
+        await bridge.callTool("s.echo", { n: 1 }, { meta: { k: "v" }, identity: "tenant-1", timeout: "5 seconds" })
+        assert.deepStrictEqual(server.receivedMeta("echo"), [{ k: "v" }])
+        const error = await bridge.callTool("s.echo", {}, { timeout: "soon" }).then(() => undefined, (e) => e)
+        assert.strictEqual(error?._tag, "McpBridgeError")
+        assert.strictEqual(error?.reason._tag, "InvalidCall")
+        const many = await bridge.callMany([
+          { target: "s.echo", arguments: { n: 2 }, options: { meta: { k: "w" } } },
+          { target: "s.nope" }
+        ])
+        assert.deepStrictEqual(many.map((o) => o.ok), [true, false])
+        assert.deepStrictEqual(server.receivedMeta("echo").at(-1), { k: "w" })
+      } finally {
+        await bridge.close()
+        await server.close()
+      }
+    }))
 })
