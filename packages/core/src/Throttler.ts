@@ -88,9 +88,15 @@ interface Limit {
 }
 
 interface Slot {
-  readonly semaphore: Semaphore.Semaphore
+  readonly gate: Gate
   readonly label: string
   readonly tool: string | undefined
+}
+
+/** An in-flight limit: its semaphore, and how many callers wait for it (a newcomer never overtakes them). */
+interface Gate {
+  readonly semaphore: Semaphore.Semaphore
+  waiting: number
 }
 
 
@@ -133,16 +139,16 @@ const minute = Duration.minutes(1)
 export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const limiter = yield* RateLimiter.RateLimiter
   const defaultMaxWait = Duration.toMillis(Duration.fromInputUnsafe(options.maxWait ?? "30 seconds"))
-  const semaphores = new Map<string, Semaphore.Semaphore>()
+  const gates = new Map<string, Gate>()
   const plans = new WeakMap<ResolvedServer, Map<string, Plan | null>>()
 
-  const semaphoreFor = (key: string, permits: number) => {
-    let semaphore = semaphores.get(key)
-    if (semaphore === undefined) {
-      semaphore = Semaphore.makeUnsafe(permits)
-      semaphores.set(key, semaphore)
+  const gateFor = (key: string, permits: number): Gate => {
+    let gate = gates.get(key)
+    if (gate === undefined) {
+      gate = { semaphore: Semaphore.makeUnsafe(permits), waiting: 0 }
+      gates.set(key, gate)
     }
-    return semaphore
+    return gate
   }
 
   const planFor = (server: ResolvedServer, tool: string, policy: ResolvedToolPolicy): Plan | undefined => {
@@ -191,14 +197,14 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     addRates(toolSettings, toolKey, tool)
     if (toolSettings?.concurrency !== undefined) {
       slots.push({
-        semaphore: semaphoreFor(toolKey, toolSettings.concurrency),
+        gate: gateFor(toolKey, toolSettings.concurrency),
         label: `${toolSettings.concurrency} in flight for tool ${tool}`,
         tool
       })
     }
     if (serverSettings?.concurrency !== undefined) {
       slots.push({
-        semaphore: semaphoreFor(serverKey, serverSettings.concurrency),
+        gate: gateFor(serverKey, serverSettings.concurrency),
         label: `${serverSettings.concurrency} in flight`,
         tool: undefined
       })
@@ -335,15 +341,22 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     const plan = ticket.plan
     if (index === plan.slots.length) return inner
     const slot = plan.slots[index]!
+    const gate = slot.gate
+    const semaphore = gate.semaphore
     return Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(slot.semaphore.takeIfAvailable(1), (taken) => {
-        if (taken) return Effect.ensuring(restore(withSlots(ticket, index + 1, inner)), slot.semaphore.release(1))
+      // A free permit is taken at once only when nobody waits for one (`takeIfAvailable` would overtake them; the
+      // semaphore's own `take` queues in order).
+      Effect.flatMap(gate.waiting === 0 ? semaphore.takeIfAvailable(1) : Effect.succeed(false), (taken) => {
+        if (taken) return Effect.ensuring(restore(withSlots(ticket, index + 1, inner)), semaphore.release(1))
         if (plan.failFast) return refused(ticket, "concurrency", slot.label, slot.tool, 0)
         ticket.waitedFor = "concurrency"
-        const take = Effect.flatMap(started(ticket), () => takeBefore(slot.semaphore, ticket.deadline))
+        gate.waiting++
+        const take = Effect.flatMap(started(ticket), () => takeBefore(semaphore, ticket.deadline)).pipe(
+          Effect.ensuring(Effect.sync(() => gate.waiting--))
+        )
         return Effect.flatMap(restore(take), (ok) =>
           ok
-            ? Effect.ensuring(restore(withSlots(ticket, index + 1, inner)), slot.semaphore.release(1))
+            ? Effect.ensuring(restore(withSlots(ticket, index + 1, inner)), semaphore.release(1))
             : refused(ticket, "concurrency", slot.label, slot.tool, 0))
       })
     )

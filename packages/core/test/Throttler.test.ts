@@ -152,6 +152,30 @@ describe("Throttler", () => {
       assert.strictEqual(peak, 1)
     }))
 
+  it.effect("waiters for an in-flight slot go in order: a caller calling back to back never overtakes them", () =>
+    Effect.gen(function*() {
+      const config = yield* configOf({ s: { throttle: { concurrency: 1, maxWait: "10 seconds" } } })
+      const stage = yield* Effect.provide(Throttler.Throttler.use(Effect.succeed), Throttler.layer())
+      const order: Array<string> = []
+      const caller = stage.wrap((request) =>
+        Effect.as(Effect.sleep("1 millis"), undefined).pipe(Effect.map(() => {
+          order.push(request.tool)
+          return ok
+        }))
+      )
+      // A hog calls back to back: each of its calls wants the slot the moment its previous one frees it.
+      const hog = yield* Effect.forkChild(
+        Effect.forEach(Array.from({ length: 50 }), () => caller(requestOf(config, "s", "hog")), { discard: true })
+      )
+      yield* TestClock.adjust("2 millis")
+      const waiter = yield* Effect.forkChild(caller(requestOf(config, "s", "waiter")))
+      for (let i = 0; i < 10; i++) yield* TestClock.adjust("1 millis")
+      yield* Fiber.join(waiter)
+      // The waiter got the slot right after the call that held it when it arrived, not after the hog's 50 calls.
+      assert.isBelow(order.indexOf("waiter"), 4)
+      yield* Fiber.interrupt(hog)
+    }))
+
   it.effect("onLimit fail refuses at once when every slot is taken", () =>
     Effect.gen(function*() {
       const config = yield* configOf({ s: { throttle: { concurrency: 2, onLimit: "fail" } } })
