@@ -267,6 +267,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}, privateSt
 
   const protect = <A, E, R>(
     server: ResolvedServer,
+    tool: string,
     safe: boolean,
     effect: Effect.Effect<A, E, R>
   ): Effect.Effect<A, E | ResilienceError, R> => {
@@ -274,8 +275,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}, privateSt
     if (server.circuitBreaker === false && !mayRetry) return effect
     const state = states.get(server.name)
     return state !== undefined
-      ? protectWith(state, mayRetry, effect)
-      : Effect.flatMap(stateOf(server), (state) => protectWith(state, mayRetry, effect))
+      ? protectWith(state, server.name, tool, mayRetry, effect)
+      : Effect.flatMap(stateOf(server), (state) => protectWith(state, server.name, tool, mayRetry, effect))
   }
 
   // An attempt while the circuit is clean: run it, and only if it fails, have the breaker record the failure (through
@@ -288,6 +289,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}, privateSt
 
   const protectWith = <A, E, R>(
     state: ServerState,
+    server: string,
+    tool: string,
     mayRetry: boolean,
     effect: Effect.Effect<A, E, R>
   ): Effect.Effect<A, E | ResilienceError, R> => {
@@ -304,9 +307,10 @@ export const make = Effect.fnUntraced(function*(options: Options = {}, privateSt
     return Effect.catchIf(attempt, isTransient, (first) => {
       let retries = 0
       let replay = true
+      let cause = "_OTHER"
       return Effect.retry(
         Effect.suspend(() => {
-          if (!replay) return attempt
+          if (!replay) return Effect.andThen(Metrics.retry(server, tool, cause), attempt)
           replay = false
           return Effect.fail(first)
         }),
@@ -316,6 +320,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}, privateSt
             if (!isTransient(error) || retries >= state.times || state.balance < 1) return false
             retries++
             state.balance -= 1
+            cause = isSessionError(error) ? error.reason._tag : "_OTHER"
             return true
           }
         }
@@ -324,9 +329,10 @@ export const make = Effect.fnUntraced(function*(options: Options = {}, privateSt
   }
 
   const wrap = (next: ToolCaller): ToolCaller => (request: CallRequest) =>
-    protect(request.server, request.policy.safe, next(request))
+    protect(request.server, request.tool, request.policy.safe, next(request))
 
-  const guard = <A, E, R>(server: ResolvedServer, effect: Effect.Effect<A, E, R>) => protect(server, true, effect)
+  const guard = <A, E, R>(server: ResolvedServer, effect: Effect.Effect<A, E, R>) =>
+    protect(server, "tools/list", true, effect)
 
   return Resilience.of({ wrap, guard })
 })

@@ -242,7 +242,7 @@ export interface Options {
    *   OpenTelemetry SDK, or your own `Tracer`. With Effect's default in-process tracer, which exports nowhere, the
    *   stage skips the spans and their cost (about 20 µs a call) and keeps the metrics.
    * - `true`: always, even with the default tracer.
-   * - `false`: metrics and alerts only (no trace context is sent, retries are not counted).
+   * - `false`: metrics and alerts only (no spans, no trace context sent).
    *
    * @default "auto"
    */
@@ -1185,7 +1185,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     return o
   }
 
-  const attempts = new WeakMap<Tracer.Span, { count: number; lastError: string | undefined }>()
+  const attempts = new WeakMap<Tracer.Span, number>()
   const instrumentBottom = options.wireSpans === false || options.spans === false ? undefined : (
     pool: ConnectionPool.ConnectionPool["Service"],
     onSession: (session: McpSession) => void
@@ -1222,23 +1222,17 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
               )
             }))
       )
-      // Each time a call reaches the bottom again under the same call span, it is a retry (whichever stage retries):
-      // counted here, with the error.type of the attempt before it, and reported on the call span.
+      // Each time a call reaches the bottom again under the same call span, it is a retry: reported on the call span.
+      // (The retries metric is recorded by the stage that retries, so that it is counted with spans off too.)
       const call = fiber.cache.span
       if (call?._tag !== "Span" || !call.attributes.has(Attr.server)) return attempt
-      const state = attempts.get(call)
-      if (state === undefined) attempts.set(call, { count: 1, lastError: undefined })
+      const count = attempts.get(call)
+      if (count === undefined) attempts.set(call, 1)
       else {
-        call.attribute(Attr.retries, state.count)
-        state.count++
-        return Effect.andThen(
-          Metrics.retry(request.server.name, request.tool, state.lastError ?? "_OTHER"),
-          attempt.pipe(Effect.onError((cause) => Effect.sync(() => state.lastError = errorType(cause))))
-        )
+        call.attribute(Attr.retries, count)
+        attempts.set(call, count + 1)
       }
-      return attempt.pipe(
-        Effect.onError((cause) => Effect.sync(() => attempts.get(call)!.lastError = errorType(cause)))
-      )
+      return attempt
     })
 
   const alerts = options.alerts === false

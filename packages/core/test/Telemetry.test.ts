@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { BridgeConfig, McpBridge, McpSession, Telemetry } from "@mcp-bridge/core"
+import { BridgeConfig, ConnectionPool, McpBridge, McpSession, Resilience, Telemetry } from "@mcp-bridge/core"
+import type { ToolCaller } from "@mcp-bridge/core"
 import { TestBridge, TestServer, TestTracer } from "@mcp-bridge/testing"
 import { Effect, Fiber, Metric, Tracer } from "effect"
 import { TestClock } from "effect/testing"
@@ -191,49 +192,71 @@ describe("Telemetry", () => {
       })
     ))
 
-  it.effect("a retry below the stage is counted once per extra attempt, with the error.type that caused it", () =>
+  const retried = (telemetry: Telemetry.Options) =>
+    Effect.gen(function*() {
+      const config = yield* BridgeConfig.decode({
+        mcpServers: {
+          alpha: {
+            type: "memory",
+            bridge: { retry: { times: 3, base: "10 millis" }, circuitBreaker: false, tools: { echo: { readOnly: true } } }
+          }
+        }
+      })
+      const server = config.servers.get("alpha")!
+      let n = 0
+      const session = {
+        protocolVersion: "2025-11-25",
+        transport: "memory",
+        callTool: () =>
+          ++n < 3
+            ? Effect.fail(
+              new McpSession.McpSessionError({
+                server: "alpha",
+                reason: new McpSession.Timeout({ operation: "tools/call", timeoutMillis: 5 })
+              })
+            )
+            : Effect.succeed({ content: [] })
+      } as unknown as McpSession.McpSession
+      const pool = {
+        withSession: (_: unknown, f: (s: McpSession.McpSession) => any) => Effect.suspend(() => f(session))
+      } as unknown as ConnectionPool.ConnectionPool["Service"]
+      const stage = yield* Telemetry.make({ ...telemetry, alerts: false })
+      const resilience = yield* Resilience.Resilience
+      const plain: ToolCaller.ToolCaller = (request) =>
+        pool.withSession(request.server, (s) => s.callTool({ name: request.tool, arguments: {} }, request.timeout))
+      const bottom = stage.instrumentBottom?.(pool, () => {}) ?? plain
+      const call = stage.wrap(resilience.wrap(bottom))
+      const fiber = yield* Effect.forkChild(call({
+        server,
+        tool: "echo",
+        arguments: {},
+        definition: undefined,
+        policy: BridgeConfig.toolPolicy(server, "echo"),
+        identity: undefined,
+        timeout: server.timeout,
+        meta: undefined
+      }))
+      yield* TestClock.adjust("10 seconds")
+      yield* Fiber.join(fiber)
+      const metrics = Telemetry.fromSnapshot(["alpha"], yield* Metric.snapshot, [])
+      assert.strictEqual(metrics.servers[0]!.retries, 2)
+      assert.strictEqual(metrics.servers[0]!.success, 1)
+      const retries = (yield* Metric.snapshot).filter((s) => s.id === "mcp_bridge.retries")
+      assert.deepStrictEqual(retries.map((s) => s.attributes?.["error.type"]), ["Timeout"])
+    }).pipe(Effect.scoped, Effect.provide(Resilience.layer()))
+
+  it.effect("each retry is counted once, with the error.type that caused it, and reported on the call span", () =>
     isolated((spans) =>
       Effect.gen(function*() {
-        const config = yield* BridgeConfig.decode({ mcpServers: { alpha: { type: "memory" } } })
-        const server = config.servers.get("alpha")!
-        let n = 0
-        const session = {
-          protocolVersion: "2025-11-25",
-          transport: "memory",
-          callTool: () =>
-            ++n < 3
-              ? Effect.fail(
-                new McpSession.McpSessionError({
-                  server: "alpha",
-                  reason: new McpSession.Timeout({ operation: "tools/call", timeoutMillis: 5 })
-                })
-              )
-              : Effect.succeed({ content: [] })
-        } as unknown as McpSession.McpSession
-        const pool = { withSession: (_: unknown, f: (s: McpSession.McpSession) => any) => f(session) } as any
-        const stage = yield* Telemetry.make({ alerts: false })
-        const bottom = stage.instrumentBottom!(pool, () => {})
-        const call = stage.wrap((request) => Effect.retry(bottom(request), { times: 3 }))
-        yield* call({
-          server,
-          tool: "echo",
-          arguments: {},
-          definition: undefined,
-          policy: undefined as any,
-          identity: undefined,
-          timeout: server.timeout,
-          meta: undefined
-        })
-        const metrics = Telemetry.fromSnapshot(["alpha"], yield* Metric.snapshot, [])
-        assert.strictEqual(metrics.servers[0]!.retries, 2)
-        assert.strictEqual(metrics.servers[0]!.success, 1)
-        const retries = (yield* Metric.snapshot).filter((s) => s.id === "mcp_bridge.retries")
-        assert.deepStrictEqual(retries.map((s) => s.attributes?.["error.type"]), ["Timeout"])
+        yield* retried({ spans: true })
         const span = spans.find((s) => s.name === "tools/call echo")!
         assert.strictEqual(span.attributes.get("mcp_bridge.retries"), 2)
         assert.strictEqual(spans.filter((s) => s.name === "mcp_bridge.wire").length, 3)
-      }).pipe(Effect.scoped)
+      })
     ))
+
+  it.effect("retries are counted with spans off too", () =>
+    isolated(() => retried({ spans: false })))
 
   it.effect("with the result cache: the span reports hit or miss and the snapshot the hit rate", () =>
     isolated((spans) =>
