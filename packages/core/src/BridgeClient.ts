@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import type { CallToolResult } from "@modelcontextprotocol/client"
-import { Duration, Effect, Layer, ManagedRuntime, Option } from "effect"
+import { type Duration, Effect, Layer, ManagedRuntime } from "effect"
 import type * as BridgeConfig from "./BridgeConfig.ts"
 import * as ConnectionPool from "./ConnectionPool.ts"
 import { CallerIdentity } from "./CallerIdentity.ts"
@@ -123,34 +123,18 @@ const stdioTransport = async (): Promise<Layer.Layer<McpTransport.McpTransport>>
   }
 }
 
-// A facade call: its options checked, its identity provided.
+// A facade call: its options passed on (the bridge checks them), its identity provided.
 const facadeCall = (
   bridge: McpBridge.McpBridge["Service"],
   target: McpBridge.ToolTarget,
   args: Readonly<Record<string, unknown>> | undefined,
   options: CallOptions
 ): Effect.Effect<CallToolResult, McpBridge.McpBridgeError | CallError> => {
-  const call = (timeout: Duration.Duration | undefined) =>
-    bridge.callTool(target, args, {
-      ...(timeout === undefined ? {} : { timeout }),
-      ...(options.meta === undefined ? {} : { meta: options.meta })
-    })
-  const input = options.timeout
-  const effect = input === undefined ? call(undefined) : Effect.flatMap(parseTimeout(input), call)
+  const effect = bridge.callTool(target, args, {
+    ...(options.timeout === undefined ? {} : { timeout: options.timeout as Duration.Input }),
+    ...(options.meta === undefined ? {} : { meta: options.meta })
+  })
   return options.identity === undefined ? effect : Effect.provideService(effect, CallerIdentity, options.identity)
-}
-
-const parseTimeout = (
-  input: string | number
-): Effect.Effect<Duration.Duration, McpBridge.McpBridgeError> => {
-  const duration = Duration.fromInput(input as Duration.Input)
-  return Option.isSome(duration) && Duration.isGreaterThan(duration.value, Duration.zero)
-    ? Effect.succeed(duration.value)
-    : Effect.fail(
-      new McpBridge.McpBridgeError({
-        reason: new McpBridge.InvalidCall({ detail: `timeout must be a positive duration, got ${JSON.stringify(input)}` })
-      })
-    )
 }
 
 const needsStdio = (config: object) => {

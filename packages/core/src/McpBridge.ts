@@ -260,6 +260,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   // With telemetry, the bottom also traces the session wait and the wire call, and sends W3C trace context.
   const telemetry = yield* Effect.serviceOption(Telemetry.Telemetry)
   const instrumentBottom = telemetry._tag === "Some" ? telemetry.value.instrumentBottom : undefined
+  const routeFailures = telemetry._tag === "Some" ? telemetry.value.recordRouteFailure : undefined
   const bottom: ToolCaller = instrumentBottom !== undefined
     ? instrumentBottom(pool, watch)
     : (request: CallRequest) =>
@@ -304,7 +305,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     definition: Tool,
     policy: BridgeConfig.ResolvedToolPolicy,
     identity: string | undefined,
-    options: CallOptions
+    timeout: Duration.Duration | undefined,
+    meta: CallOptions["meta"]
   ): CallRequest => ({
     server,
     tool,
@@ -312,10 +314,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     definition,
     policy,
     identity,
-    timeout: options.timeout === undefined
-      ? policy.timeout ?? server.timeout
-      : Duration.fromInputUnsafe(options.timeout),
-    meta: options.meta
+    timeout: timeout ?? policy.timeout ?? server.timeout,
+    meta
   })
 
   const callTool = (
@@ -344,6 +344,23 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         new McpBridgeError({ reason: new UnknownServer({ server: parsed.server, available: servers }) })
       )
     }
+    let timeout: Duration.Duration | undefined
+    if (options.timeout !== undefined) {
+      const decoded = Duration.fromInput(options.timeout)
+      if (Option.isNone(decoded) || !Duration.isGreaterThan(decoded.value, Duration.zero)) {
+        return Effect.fail(
+          new McpBridgeError({
+            reason: new InvalidCall({
+              detail: `timeout of ${parsed.server}.${parsed.tool} must be a positive duration, got ${
+                JSON.stringify(options.timeout)
+              }`
+            })
+          })
+        )
+      }
+      timeout = decoded.value
+    }
+    const meta = options.meta
     return Effect.withFiber((fiber) => {
       const identity = fiber.getRef(CallerIdentity)
       // A warm call routes from the list the index already holds, without running an effect.
@@ -351,13 +368,16 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       const definition = list?.byName.get(parsed.tool)
       if (definition !== undefined) {
         return caller(
-          requestOf(server, parsed.tool, args, definition, list!.policies.get(parsed.tool)!, identity, options)
+          requestOf(server, parsed.tool, args, definition, list!.policies.get(parsed.tool)!, identity, timeout, meta)
         )
       }
+      const resolved = resolveTool(server, parsed.tool, identity)
       return Effect.flatMap(
-        resolveTool(server, parsed.tool, identity),
+        routeFailures === undefined
+          ? resolved
+          : Effect.tapError(resolved, (error) => routeFailures(server, parsed.tool, error)),
         ({ definition, policy }) =>
-          caller(requestOf(server, parsed.tool, args, definition, policy, identity, options))
+          caller(requestOf(server, parsed.tool, args, definition, policy, identity, timeout, meta))
       )
     })
   }

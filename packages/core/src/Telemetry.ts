@@ -178,6 +178,16 @@ export declare namespace Telemetry {
         onSession: (session: McpSession) => void
       ) => ToolCaller)
       | undefined
+    /**
+     * Counts a call that failed before it reached the pipeline: while the router fetched the server's tool list
+     * (connect failure, open circuit...) or because the server has no such tool (counted under tool `_unknown`).
+     * Used by `McpBridge`, so that a server that is down shows in the error rate.
+     */
+    readonly recordRouteFailure: (
+      server: BridgeConfig.ResolvedServer,
+      tool: string,
+      error: { readonly _tag: string; readonly reason?: { readonly _tag: string } }
+    ) => Effect.Effect<void>
     /** Alert events as they happen (firing and resolving). Empty when alert rules are off. */
     readonly alerts: Stream.Stream<AlertEvent>
     /** Alerts firing now. */
@@ -1239,9 +1249,18 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     ? undefined
     : yield* makeAlerts(options.alerts ?? {}, window)
 
+  const recordRouteFailure: Telemetry.Service["recordRouteFailure"] = (server, tool, error) =>
+    Effect.withFiber((fiber) => {
+      const type = error.reason?._tag ?? error._tag
+      const s = seriesOf(server, type === "UnknownTool" ? "_unknown" : tool)
+      failureCounter(s, type).updateUnsafe(1, fiber.context)
+      return Effect.void
+    })
+
   return Telemetry.of({
     wrap,
     instrumentBottom,
+    recordRouteFailure,
     alerts: alerts?.stream ?? Stream.empty,
     activeAlerts: alerts?.active ?? Effect.succeed([]),
     evaluateAlerts: alerts?.evaluate ?? Effect.succeed([]),
@@ -1328,6 +1347,7 @@ export const layerDisabled: Layer.Layer<Telemetry> = Layer.succeed(
   Telemetry.of({
     wrap: (next) => next,
     instrumentBottom: undefined,
+    recordRouteFailure: () => Effect.void,
     alerts: Stream.empty,
     activeAlerts: Effect.succeed([]),
     evaluateAlerts: Effect.succeed([]),

@@ -158,4 +158,18 @@ describe("McpBridge", () => {
         await server.close()
       }
     }))
+
+  it.effect("a bad timeout option is a typed InvalidCall, and in callMany it loses nothing else", () =>
+    withBridge({ s: TestServer.make({ tools }) }, (bridge) =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(bridge.callTool("s.echo", {}, { timeout: "soon" as "1 second" }))
+        assert.isTrue(error._tag === "McpBridgeError" && error.reason._tag === "InvalidCall")
+        assert.include(error.message, "timeout of s.echo")
+        const results = yield* bridge.callMany([
+          { target: "s.echo", arguments: { n: 1 } },
+          { target: "s.echo", arguments: { n: 2 }, options: { timeout: -1 } },
+          { target: "s.echo", arguments: { n: 3 } }
+        ])
+        assert.deepStrictEqual(results.map((r) => r._tag), ["Success", "Failure", "Success"])
+      })))
 })

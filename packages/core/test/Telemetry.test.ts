@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { BridgeConfig, ConnectionPool, McpBridge, McpSession, Resilience, Telemetry } from "@mcp-bridge/core"
+import { BridgeConfig, ConnectionPool, McpBridge, McpSession, McpTransport, Resilience, Telemetry } from "@mcp-bridge/core"
 import type { ToolCaller } from "@mcp-bridge/core"
 import { TestBridge, TestServer, TestTracer } from "@mcp-bridge/testing"
 import { Effect, Fiber, Metric, Tracer } from "effect"
@@ -313,5 +313,28 @@ describe("Telemetry", () => {
         Effect.provide(TestBridge.layer({ alpha: forced }, { ...onlyTelemetry, telemetry: { spans: true } }))
       )
       assert.match(String(forced.receivedMeta("echo")[0]?.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
+    }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
+
+  it.effect("calls that fail while the router fetches a server's tool list count as failures", () =>
+    Effect.gen(function*() {
+      const up = TestServer.make({ tools })
+      yield* Effect.gen(function*() {
+        const bridge = yield* McpBridge.McpBridge
+        for (let i = 0; i < 3; i++) {
+          const error = yield* Effect.flip(bridge.callTool("down.echo", {}))
+          assert.isTrue(error._tag === "McpSessionError" && error.reason._tag === "ConnectFailed")
+        }
+        yield* Effect.flip(bridge.callTool("up.nope", {}))
+        const metrics = yield* bridge.metrics()
+        const down = metrics.servers.find((s) => s.server === "down")!
+        assert.deepStrictEqual([down.calls, down.failures, down.successRate], [3, 3, 0])
+        const unknown = (yield* Metric.snapshot).filter((m) =>
+          m.id === "mcp_bridge.calls" && m.attributes?.["gen_ai.tool.name"] === "_unknown"
+        )
+        assert.deepStrictEqual(unknown.map((m) => m.attributes?.["error.type"]), ["UnknownTool"])
+      }).pipe(Effect.provide(McpBridge.layer(
+        { mcpServers: { up: { type: "memory" }, down: { type: "memory", bridge: { retry: false } } } },
+        { ...onlyTelemetry, transport: McpTransport.layer({ memory: { up: up.connect } }) }
+      )))
     }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
 })
