@@ -990,9 +990,17 @@ const makeAlerts = Effect.fnUntraced(function*(options: AlertOptions, window: Du
       )
       yield* Metric.update(alertsCounter(event.rule, event.server, event.state), 1)
       yield* PubSub.publish(pubsub, event)
-      if (options.onEvent !== undefined) {
-        const r = options.onEvent(event)
-        if (Effect.isEffect(r)) yield* r
+      const onEvent = options.onEvent
+      if (onEvent !== undefined) {
+        // The user's callback may throw, fail or hang: it gets 10 seconds, and what goes wrong is logged, never lets
+        // the rules stop.
+        yield* Effect.suspend(() => {
+          const r = onEvent(event)
+          return Effect.isEffect(r) ? r : Effect.void
+        }).pipe(
+          Effect.timeout("10 seconds"),
+          Effect.catchCause((cause) => Effect.logError("alert callback onEvent failed", cause))
+        )
       }
     })
 

@@ -200,4 +200,39 @@ describe("Telemetry alerts", () => {
       assert.deepStrictEqual(result.map((e) => e.rule), ["error_rate"])
       assert.strictEqual(result[0]!.message, "error rate of MCP server \"alpha\" is 100.0 % (threshold 10.0 %)")
     }))
+
+  it.effect("a callback that throws is logged and never stops the rules", () =>
+    Effect.gen(function*() {
+      const delivered: Array<string> = []
+      const logs: Array<string> = []
+      const logger = Logger.make((o) => {
+        logs.push(`${o.logLevel}: ${Array.isArray(o.message) ? o.message.join(" ") : String(o.message)}`)
+      })
+      yield* Effect.gen(function*() {
+        const bridge = yield* McpBridge.McpBridge
+        for (let i = 0; i < 5; i++) yield* bridge.callTool("alpha.fails", {})
+        yield* TestClock.adjust("10 seconds")
+        // Past the window the errors are gone: the rule resolves on a later run, which still happens.
+        yield* TestClock.adjust("2 minutes")
+      }).pipe(
+        Effect.provide(TestBridge.layer({ alpha: TestServer.make({ tools }) }, {
+          ...only,
+          telemetry: {
+            window: "1 minute",
+            alerts: {
+              ...none,
+              errorRate: { threshold: 0.1, minCalls: 5 },
+              onEvent: (e) => {
+                delivered.push(`${e.rule}:${e.state}`)
+                throw new Error("the pager is down")
+              }
+            }
+          }
+        })),
+        Effect.provide(Logger.layer([logger])),
+        Effect.provideService(Metric.MetricRegistry, new Map())
+      )
+      assert.deepStrictEqual(delivered, ["error_rate:firing", "error_rate:resolved"])
+      assert.isTrue(logs.some((l) => l.includes("alert callback onEvent failed")))
+    }))
 })
