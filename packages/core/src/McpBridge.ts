@@ -518,14 +518,16 @@ export const productionEnvironment = {
 const readProductionEnvironment = Effect.gen(function*() {
   const env = productionEnvironment
   const int = (name: string) => Config.option(Config.Int(name))
-  const text = (name: string) => Config.option(Config.String(name))
+  // Durations are decoded here, so that a bad value names its variable; the config gets them as milliseconds.
+  const duration = (name: string) =>
+    Config.option(Config.Duration(name)).pipe(Config.map(Option.map((d) => Duration.toMillis(d))))
   const values = yield* Config.all({
     poolMin: int(env["pool.min"]),
     poolMax: int(env["pool.max"]),
-    poolIdle: text(env["pool.idleTimeToLive"]),
-    poolHealth: text(env["pool.healthCheckInterval"]),
+    poolIdle: duration(env["pool.idleTimeToLive"]),
+    poolHealth: duration(env["pool.healthCheckInterval"]),
     cacheCapacity: int(env["cache.capacity"]),
-    cacheTtl: text(env["cache.defaultTimeToLive"]),
+    cacheTtl: duration(env["cache.defaultTimeToLive"]),
     perSecond: int(env["throttle.perSecond"]),
     perMinute: int(env["throttle.perMinute"]),
     concurrency: int(env["throttle.concurrency"]),
@@ -583,7 +585,8 @@ export const layerProduction = (
     const cache = options.cache === false
       ? false as const
       : { ...productionDefaults.cache, ...options.cache, ...env.cache } as ResultCache.Options
-    const exportOn = env.export ?? options.export ?? productionDefaults.export
+    // Either `MCP_BRIDGE_EXPORT=false` or `options.export: false` switches export off.
+    const exportOn = env.export !== false && options.export !== false && productionDefaults.export
     const telemetry = options.telemetry === false ? false as const : yield* Telemetry.optionsFromConfig(options.telemetry).pipe(
       Effect.mapError((error) =>
         new BridgeConfig.BridgeConfigError({ reason: "Invalid", path: ["environment"], detail: error.message })

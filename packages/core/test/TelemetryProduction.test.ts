@@ -54,12 +54,25 @@ describe("McpBridge.layerProduction", () => {
       assert.strictEqual(servers.get("beta")!.pool.max, 3)
     }))
 
-  it.effect("a bad environment value is a BridgeConfigError naming the variable", () =>
+  it.effect.each([
+    ["MCP_BRIDGE_POOL_MIN", "two"],
+    ["MCP_BRIDGE_CACHE_TTL", "soon"],
+    ["MCP_BRIDGE_POOL_IDLE_TTL", "later"]
+  ] as const)("a bad environment value is a BridgeConfigError naming the variable: %s", ([name, value]) =>
     Effect.gen(function*() {
       const config = { mcpServers: { alpha: { type: "memory" } } }
-      const error = yield* Effect.flip(resolved(config, { MCP_BRIDGE_POOL_MIN: "two" }))
+      const error = yield* Effect.flip(resolved(config, { [name]: value }))
       assert.strictEqual(error._tag, "BridgeConfigError")
-      assert.include(error.message, "MCP_BRIDGE_POOL_MIN")
+      assert.include(error.message, name)
+    }))
+
+  it.effect("durations from the environment reach the pool", () =>
+    Effect.gen(function*() {
+      const { servers } = yield* resolved({ mcpServers: { alpha: { type: "memory" } } }, {
+        MCP_BRIDGE_POOL_IDLE_TTL: "2 minutes",
+        MCP_BRIDGE_CACHE_TTL: "10 minutes"
+      })
+      assert.isTrue(Duration.equals(servers.get("alpha")!.pool.idleTimeToLive, Duration.minutes(2)))
     }))
 
   it.effect("alert thresholds come from the options, then from MCP_BRIDGE_ALERT_* variables", () =>
