@@ -157,7 +157,7 @@ export const RetrySettings = Schema.Union([
     times: Schema.optionalKey(NonNegativeInt),
     /** First backoff delay (doubles each time, with jitter). */
     base: Schema.optionalKey(DurationInput),
-    /** Longest backoff delay. */
+    /** Longest backoff delay, before the ±20 % jitter. */
     maxDelay: Schema.optionalKey(DurationInput),
     /** Retries may add at most this fraction of the server's calls (a retry budget), e.g. 0.2. */
     budget: Schema.optionalKey(Schema.Number.check(Schema.isBetween({ minimum: 0, maximum: 1 })))

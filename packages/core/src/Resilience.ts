@@ -203,9 +203,10 @@ export const make = Effect.fnUntraced(function*(options: Options = {}, privateSt
         guarded: (effect) => effect,
         fastPath: privateStore && settings !== false && settings.failureRate === undefined,
         clean: true,
+        // Capped first, then jittered: retries at the cap stay spread out instead of running in lockstep.
         schedule: retry === false || retry.times === 0 ? undefined : Schedule.exponential(retry.base).pipe(
-          Schedule.jittered,
-          Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, retry.maxDelay)))
+          Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, retry.maxDelay))),
+          Schedule.jittered
         ) as Schedule.Schedule<unknown, unknown>,
         times: retry === false ? 0 : retry.times,
         budget: retry === false ? 0 : retry.budget,

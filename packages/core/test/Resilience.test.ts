@@ -84,10 +84,10 @@ describe("Resilience", () => {
       assert.deepStrictEqual(yield* Fiber.join(fiber), ok)
       const [a0, a1, a2, a3] = attempts.s!
       assert.deepStrictEqual([a0, attempts.s!.length], [0, 4])
-      // 100 ms ± 20 %, then 200 ms ± 20 %, then 400 ms ± 20 % capped at 250 ms.
+      // 100 ms ± 20 %, then 200 ms ± 20 %, then 400 ms capped at 250 ms, ± 20 % (capped delays stay spread out).
       assert.isTrue(a1! >= 79.999 && a1! <= 120.001, `first backoff ${a1}`)
       assert.isTrue(a2! - a1! >= 159.999 && a2! - a1! <= 240.001, `second backoff ${a2! - a1!}`)
-      assert.isTrue(a3! - a2! <= 250.001, `third backoff ${a3! - a2!}`)
+      assert.isTrue(a3! - a2! >= 199.999 && a3! - a2! <= 300.001, `third backoff ${a3! - a2!}`)
     }))
 
   unit("stops after `times` retries with the last failure", () =>
@@ -335,7 +335,6 @@ describe("Resilience", () => {
     Effect.gen(function*() {
       const servers = yield* TestBridge.TestServers
       const bridge = yield* McpBridge.McpBridge
-      const started = Date.now()
       const [byServer, byTool, byCall] = yield* Effect.all([
         Effect.flip(bridge.callTool("s.hang", {})),
         Effect.flip(bridge.callTool("s.hangs_briefly", {})),
@@ -344,7 +343,6 @@ describe("Resilience", () => {
       const timeoutOf = (e: unknown) =>
         e instanceof McpSession.McpSessionError && e.reason._tag === "Timeout" ? e.reason.timeoutMillis : undefined
       assert.deepStrictEqual([timeoutOf(byServer), timeoutOf(byTool), timeoutOf(byCall)], [400, 100, 50])
-      assert.isBelow(Date.now() - started, 5_000)
       // Cancellation reaches the server shortly after the deadline.
       for (let i = 0; i < 50 && servers.s!.cancelled() < 3; i++) yield* Effect.sleep("10 millis")
       assert.strictEqual(servers.s!.cancelled(), 3)
