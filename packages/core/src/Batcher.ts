@@ -8,7 +8,8 @@
  *   one upstream call, whose result (or failure) every one of them gets.
  * - Only calls that are safe to merge are coalesced: `readOnly` or `idempotent` by the operator's policy (or by
  *   annotations on a trusted server). Any other call has side effects and reaches the server once per request: it
- *   skips the resolver altogether, so it costs nothing here.
+ *   skips the resolver altogether, so it costs nothing here. So does a call that carries `_meta` of its own (a
+ *   progress token, the caller's trace context), which would be lost on a shared request.
  * - A caller that is interrupted leaves its shared call; the upstream request is cancelled (on the wire) when its last
  *   caller leaves.
  *
@@ -178,7 +179,8 @@ export const make = (options: Options = {}): Effect.Effect<Stage> =>
     const wrap = (next: ToolCaller): ToolCaller => {
       const resolver = resolverFor(next)
       return (request: CallRequest) => {
-        if (!request.policy.safe) return next(request)
+        // A call with `_meta` of its own (a progress token, the caller's trace context) is its own request.
+        if (!request.policy.safe || request.meta !== undefined) return next(request)
         const call = new ToolCall({
           call: request,
           key: `${

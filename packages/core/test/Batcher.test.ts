@@ -104,6 +104,21 @@ describe("Batcher", () => {
       assert.strictEqual(servers.s!.calls("write"), 10)
     }).pipe(Effect.provide(bridgeOf())))
 
+  it.live("a call with _meta of its own is never merged: its meta reaches the server", () =>
+    Effect.gen(function*() {
+      const servers = yield* TestBridge.TestServers
+      const bridge = yield* McpBridge.McpBridge
+      yield* Effect.all([
+        bridge.callTool("s.read", { q: 1 }, { meta: { progressToken: "a" } }),
+        bridge.callTool("s.read", { q: 1 }, { meta: { progressToken: "b" } })
+      ], { concurrency: "unbounded" })
+      assert.strictEqual(servers.s!.calls("read"), 2)
+      assert.deepStrictEqual(
+        servers.s!.receivedMeta("read").map((m) => m.progressToken).sort(),
+        ["a", "b"]
+      )
+    }).pipe(Effect.provide(bridgeOf())))
+
   it.live("coalescing keys on canonical arguments and on the caller's identity for tools that are not shared", () =>
     Effect.gen(function*() {
       const servers = yield* TestBridge.TestServers
