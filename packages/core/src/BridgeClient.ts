@@ -19,7 +19,10 @@ import type { CallError } from "./ToolCaller.ts"
  * @since 0.1.0
  */
 export interface CallOptions {
-  /** Deadline of this call, e.g. `"5 seconds"` or milliseconds. @default the server's `bridge.timeout` */
+  /**
+   * Deadline of this call on the wire, per attempt, e.g. `"5 seconds"` or milliseconds (see `McpBridge.CallOptions`).
+   * @default the tool's `timeout`, else the server's `bridge.timeout`
+   */
   readonly timeout?: string | number | undefined
   /** The caller's identity (tenant, user or token hash), for per-identity session isolation. */
   readonly identity?: string | undefined

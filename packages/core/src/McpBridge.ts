@@ -73,7 +73,11 @@ export interface CallManyOptions {
  * @since 0.1.0
  */
 export interface CallOptions {
-  /** Deadline of this call. @default the server's `bridge.timeout` */
+  /**
+   * Deadline of this call on the wire, per attempt (a retry gets a new one). Waiting for a rate-limit turn
+   * (`throttle.maxWait`) or a pooled session (`pool.acquireTimeout`) has its own bound.
+   * @default the tool's `timeout`, else the server's `bridge.timeout`
+   */
   readonly timeout?: Duration.Input | undefined
   /** Request `_meta` to send with the call. */
   readonly meta?: Readonly<Record<string, unknown>> | undefined

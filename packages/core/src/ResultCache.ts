@@ -190,6 +190,13 @@ const utf8Length = (text: string): number => {
   return bytes
 }
 
+// A stored result is shared by every caller that hits it: frozen, so that one caller cannot change another's answer.
+const deepFreeze = (value: unknown): void => {
+  if (value === null || typeof value !== "object" || Object.isFrozen(value)) return
+  Object.freeze(value)
+  for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key])
+}
+
 const resultBytes = (result: CallToolResult): number => {
   try {
     return utf8Length(JSON.stringify(result) ?? "")
@@ -262,6 +269,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     if (size > entry.maxResultBytes || size + entry.key.length > maxBytes) return Effect.void
     entry.bytes = size + entry.key.length
     entry.stored = true
+    deepFreeze(result)
     index.set(entry.key, entry)
     entry.counters.entries.add(entry)
     entry.counters.bytes += entry.bytes

@@ -12,6 +12,11 @@
  *   others are handed back at once. A waiting call sleeps until the counter that refused it resets, then tries again;
  *   if that reset is past its `maxWait`, it fails at once.
  * - Servers with no limits (none in their config and no layer `defaults`) skip the stage.
+ * - What a limit guarantees: `RateLimiter`'s "fixed-window" counter admits at most `limit` calls back to back, and
+ *   its window moves on by `window / limit` per admitted call, so a steady caller gets `limit` calls per `window`.
+ *   A burst is never larger than `limit`; but after calls spread over a window, a burst right behind them can make
+ *   any one sliding window of that length see up to `2 × limit − 1` calls. A server that must never see more than N
+ *   in any sliding second should get a `perSecond` of N / 2.
  *
  * @since 0.1.0
  */

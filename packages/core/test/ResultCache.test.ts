@@ -74,6 +74,20 @@ describe("ResultCache", () => {
       }).pipe(Effect.provide(layerOf({ alpha })))
     }))
 
+  it.effect("a stored result is frozen: one caller cannot change what the next one gets", () =>
+    Effect.gen(function*() {
+      const alpha = TestServer.make({ tools })
+      yield* Effect.gen(function*() {
+        const first = yield* call("alpha.get", { id: 1 })
+        assert.throws(() => {
+          ;(first.content as Array<unknown>).push({ type: "text", text: "tampered" })
+        })
+        const second = yield* call("alpha.get", { id: 1 })
+        assert.strictEqual(second.content.length, 1)
+        assert.strictEqual(alpha.calls("get"), 1)
+      }).pipe(Effect.provide(layerOf({ alpha })))
+    }))
+
   it.effect("a result expires after the tool's TTL, and the layer's default TTL applies when the policy names none", () =>
     Effect.gen(function*() {
       const alpha = TestServer.make({ tools })
