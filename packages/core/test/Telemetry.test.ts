@@ -146,6 +146,11 @@ describe("Telemetry", () => {
         assert.strictEqual(wire.traceId, echo.traceId)
         assert.strictEqual(wire.attributes.get("mcp.protocol.version"), "2026-07-28")
         assert.strictEqual(wire.attributes.get("network.transport"), "inproc")
+        // The router's one tools/list of the server has a client span of its own.
+        const lists = spans.filter((s) => s.name === "tools/list")
+        assert.strictEqual(lists.length, 1)
+        assert.strictEqual(lists[0]!.kind, "client")
+        assert.strictEqual(lists[0]!.attributes.get("mcp_bridge.server"), "alpha")
         assert.isTrue(spans.every((s) => s.status._tag === "Ended"))
       }).pipe(Effect.provide(TestBridge.layer({ alpha: TestServer.make({ tools }) }, onlyTelemetry)))
     ))

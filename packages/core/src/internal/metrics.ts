@@ -37,7 +37,7 @@ export const Attr = {
   transport: "network.transport",
   /** OTel `mcp.protocol.version`. */
   protocolVersion: "mcp.protocol.version",
-  /** OTel `mcp.session.id`. */
+  /** OTel `mcp.session.id`: defined, never set (an `Mcp-Session-Id` can be replayed to take over a session). */
   sessionId: "mcp.session.id",
   /** `success` | `tool_error` | `failure`. */
   outcome: "mcp_bridge.outcome",

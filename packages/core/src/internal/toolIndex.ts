@@ -22,6 +22,7 @@ import { Cache, Clock, Duration, Effect, type Exit, MutableHashMap } from "effec
 import * as BridgeConfig from "../BridgeConfig.ts"
 import type { ConnectionPool } from "../ConnectionPool.ts"
 import type { McpSession } from "../McpSession.ts"
+import * as Metrics from "./metrics.ts"
 import type { CallError } from "../ToolCaller.ts"
 
 /** @internal */
@@ -79,6 +80,12 @@ const serverOfKey = (key: string): string => {
   return nul < 0 ? key : key.slice(0, nul)
 }
 
+// A `tools/list` is rare (once per server and TTL), so it always gets a client span.
+const listSpanOptions = (server: string) => ({
+  kind: "client" as const,
+  attributes: { [Metrics.Attr.method]: "tools/list", [Metrics.Attr.server]: server }
+})
+
 /** @internal */
 export const make = <T>(options: {
   readonly servers: ReadonlyMap<string, BridgeConfig.ResolvedServer>
@@ -128,7 +135,7 @@ export const make = <T>(options: {
         const { era, list } = yield* pool.withSession(server, (session) => {
           watch(session)
           return Effect.map(session.listTools(server.timeout), (list) => ({ era: session.era, list }))
-        })
+        }).pipe(Effect.withSpan("tools/list", listSpanOptions(name)))
         const now = yield* Clock.currentTimeMillis
         const isPrivate = list.cacheScope === "private"
         scopes.set(name, isPrivate ? "private" : "public")
