@@ -237,10 +237,11 @@ export const reasonFromSdk = (
 
 let nextId = 0
 
-// Outlives any real deadline: the SDK's own timer is only a backstop behind the Effect deadline.
+// Effect's default clock (real time); a call on it gets its deadline from one timer, see `request`.
 const liveClock = Context.get(Context.empty(), Clock.Clock)
 
-const sdkBackstop = (timeout: Duration.Duration) => Math.min(Duration.toMillis(timeout) + 1_000, 2_147_483_647)
+// Outlives any real deadline: the SDK's own timer is only a backstop behind the bridge's deadline.
+const sdkBackstop = (timeoutMillis: number) => Math.min(timeoutMillis + 1_000, 2_147_483_647)
 
 /**
  * Opens a session of `server` in the current scope. Closing the scope closes the session.
@@ -302,17 +303,14 @@ export const make = Effect.fnUntraced(function*(
     })
   )
 
+  const timedOut = (operation: string, timeoutMillis: number) =>
+    new McpSessionError({ server: server.name, reason: new Timeout({ operation, timeoutMillis }) })
+
   const prior = options.prior
   const withConnectDeadline = <A>(effect: Effect.Effect<A, McpSessionError>) =>
     Effect.timeoutOrElse(effect, {
       duration: server.connectTimeout,
-      orElse: () =>
-        Effect.fail(
-          new McpSessionError({
-            server: server.name,
-            reason: new Timeout({ operation: "connect", timeoutMillis: connectMillis })
-          })
-        )
+      orElse: () => Effect.fail(timedOut("connect", connectMillis))
     })
   yield* Effect.tryPromise({
     try: (signal) => client.connect(opened.transport, { signal, timeout: connectMillis, ...(prior ? { prior } : {}) }),
@@ -351,37 +349,7 @@ export const make = Effect.fnUntraced(function*(
   const connectedAt = yield* Clock.currentTimeMillis
   const discover: DiscoverResult | undefined = client.getDiscoverResult()
 
-  const request = <A>(
-    operation: string,
-    timeout: Duration.Duration,
-    run: (signal: AbortSignal, timeoutMillis: number) => Promise<A>
-  ): Effect.Effect<A, McpSessionError> => {
-    const timeoutMillis = Duration.toMillis(timeout)
-    // With the live clock, one callback holds the request and its deadline timer: no fibers raced per call. Any other
-    // clock (a TestClock) gets the deadline from Effect, so that tests drive it.
-    return Effect.withFiber((fiber) =>
-      fiber.getRef(Clock.Clock) === liveClock ? requestLive(operation, timeoutMillis, run) : requestOnClock()
-    )
-    function requestOnClock() {
-      return Effect.suspend(() =>
-      open
-        ? Effect.tryPromise({
-          try: (signal) => run(signal, sdkBackstop(timeout)),
-          catch: fail(operation, timeoutMillis)
-        })
-        : Effect.fail(fail(operation, timeoutMillis)(undefined))
-    ).pipe(
-      Effect.timeoutOrElse({
-        duration: timeout,
-        orElse: () =>
-          Effect.fail(
-            new McpSessionError({ server: server.name, reason: new Timeout({ operation, timeoutMillis }) })
-          )
-      })
-    )
-    }
-  }
-
+  // With the live clock, one callback holds the request and its deadline timer: no fibers raced per call.
   const requestLive = <A>(
     operation: string,
     timeoutMillis: number,
@@ -394,35 +362,60 @@ export const make = Effect.fnUntraced(function*(
       }
       const controller = new AbortController()
       let settled = false
-      const timer = setTimeout(() => {
+      const settle = () => {
+        if (settled) return false
         settled = true
+        clearTimeout(timer)
+        return true
+      }
+      const timer = setTimeout(() => {
+        if (!settle()) return
         controller.abort()
-        resume(Effect.fail(
-          new McpSessionError({ server: server.name, reason: new Timeout({ operation, timeoutMillis }) })
-        ))
+        resume(Effect.fail(timedOut(operation, timeoutMillis)))
       }, Math.min(timeoutMillis, 2_147_483_647))
-      run(controller.signal, Math.min(timeoutMillis + 1_000, 2_147_483_647)).then(
+      run(controller.signal, sdkBackstop(timeoutMillis)).then(
         (value) => {
-          if (settled) return
-          settled = true
-          clearTimeout(timer)
-          resume(Effect.succeed(value))
+          if (settle()) resume(Effect.succeed(value))
         },
         (error) => {
-          if (settled) return
-          settled = true
-          clearTimeout(timer)
-          resume(Effect.fail(fail(operation, timeoutMillis)(error)))
+          if (settle()) resume(Effect.fail(fail(operation, timeoutMillis)(error)))
         }
       )
       // Interrupted: cancel the request on the wire.
       return Effect.sync(() => {
-        if (settled) return
-        settled = true
-        clearTimeout(timer)
-        controller.abort()
+        if (settle()) controller.abort()
       })
     })
+
+  // On any other clock (a TestClock), the deadline comes from Effect, so that tests drive it.
+  const requestOnClock = <A>(
+    operation: string,
+    timeout: Duration.Duration,
+    run: (signal: AbortSignal, timeoutMillis: number) => Promise<A>
+  ): Effect.Effect<A, McpSessionError> => {
+    const timeoutMillis = Duration.toMillis(timeout)
+    return Effect.suspend(() =>
+      open
+        ? Effect.tryPromise({
+          try: (signal) => run(signal, sdkBackstop(timeoutMillis)),
+          catch: fail(operation, timeoutMillis)
+        })
+        : Effect.fail(fail(operation, timeoutMillis)(undefined))
+    ).pipe(
+      Effect.timeoutOrElse({ duration: timeout, orElse: () => Effect.fail(timedOut(operation, timeoutMillis)) })
+    )
+  }
+
+  const request = <A>(
+    operation: string,
+    timeout: Duration.Duration,
+    run: (signal: AbortSignal, timeoutMillis: number) => Promise<A>
+  ): Effect.Effect<A, McpSessionError> =>
+    Effect.withFiber((fiber) =>
+      fiber.getRef(Clock.Clock) === liveClock
+        ? requestLive(operation, Duration.toMillis(timeout), run)
+        : requestOnClock(operation, timeout, run)
+    )
 
   const session: McpSession = {
     server: server.name,
