@@ -220,11 +220,12 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const servers = Array.from(config.servers.keys())
   const defaultListTtl = Duration.fromInputUnsafe(options.toolListTimeToLive ?? "5 minutes")
 
+  const unknownServer = (name: string) =>
+    new McpBridgeError({ reason: new UnknownServer({ server: name, available: servers }) })
+
   const serverOf = (name: string) => {
     const server = config.servers.get(name)
-    return server === undefined
-      ? Effect.fail(new McpBridgeError({ reason: new UnknownServer({ server: name, available: servers }) }))
-      : Effect.succeed(server)
+    return server === undefined ? Effect.fail(unknownServer(name)) : Effect.succeed(server)
   }
 
   // The tool index: every server's tools/list, cached per server (per identity for `private` lists), refreshed on
@@ -343,11 +344,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       )
     }
     const server = config.servers.get(parsed.server)
-    if (server === undefined) {
-      return Effect.fail(
-        new McpBridgeError({ reason: new UnknownServer({ server: parsed.server, available: servers }) })
-      )
-    }
+    if (server === undefined) return Effect.fail(unknownServer(parsed.server))
     let timeout: Duration.Duration | undefined
     if (options.timeout !== undefined) {
       const decoded = Duration.fromInput(options.timeout)
@@ -555,6 +552,9 @@ const readProductionEnvironment = Effect.gen(function*() {
   }
 })
 
+const environmentError = (error: { readonly message: string }) =>
+  new BridgeConfig.BridgeConfigError({ reason: "Invalid", path: ["environment"], detail: error.message })
+
 /**
  * The bridge with the seed's production settings (`productionDefaults`) under the user's configuration: the user's
  * global `bridge` section overrides them field by field, the `MCP_BRIDGE_*` environment variables
@@ -575,11 +575,7 @@ export const layerProduction = (
   options: LayerOptions & { readonly export?: boolean | undefined } = {}
 ): Layer.Layer<Services, BridgeConfig.BridgeConfigError> =>
   Layer.unwrap(Effect.gen(function*() {
-    const env = yield* readProductionEnvironment.pipe(
-      Effect.mapError((error) =>
-        new BridgeConfig.BridgeConfigError({ reason: "Invalid", path: ["environment"], detail: error.message })
-      )
-    )
+    const env = yield* readProductionEnvironment.pipe(Effect.mapError(environmentError))
     const user = config as { readonly bridge?: Record<string, any> }
     const bridge = {
       ...user.bridge,
@@ -591,11 +587,9 @@ export const layerProduction = (
       : { ...productionDefaults.cache, ...options.cache, ...env.cache } as ResultCache.Options
     // Either `MCP_BRIDGE_EXPORT=false` or `options.export: false` switches export off.
     const exportOn = env.export !== false && options.export !== false && productionDefaults.export
-    const telemetry = options.telemetry === false ? false as const : yield* Telemetry.optionsFromConfig(options.telemetry).pipe(
-      Effect.mapError((error) =>
-        new BridgeConfig.BridgeConfigError({ reason: "Invalid", path: ["environment"], detail: error.message })
-      )
-    )
+    const telemetry = options.telemetry === false
+      ? false as const
+      : yield* Telemetry.optionsFromConfig(options.telemetry).pipe(Effect.mapError(environmentError))
     const bridgeLayer = layer({ ...config, bridge }, { ...options, cache, telemetry })
     return exportOn ? bridgeLayer.pipe(Layer.provideMerge(Telemetry.layerOtlp())) : bridgeLayer
   }))
