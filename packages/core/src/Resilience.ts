@@ -148,8 +148,8 @@ const stateName = { Closed: "closed", Open: "open", HalfOpen: "half_open" } as c
 
 interface ServerState {
   readonly breaker: CircuitBreaker.CircuitBreaker | undefined
-  /** Runs one attempt through the breaker (built once per server). */
-  readonly guarded: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | ResilienceError, R>
+  /** Runs one attempt through the breaker (built once per server, right after the state it updates). */
+  guarded: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | ResilienceError, R>
   /** The breaker trips on consecutive failures and its store is this stage's own memory: see `clean`. */
   readonly fastPath: boolean
   /**
@@ -221,7 +221,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}, privateSt
           return outcome
         }
         const executeOptions = { key: server.name, classify: tracked }
-        ;(state as { guarded: ServerState["guarded"] }).guarded = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+        state.guarded = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
           Effect.catchIf(
             breaker.execute<A, E, R, never>(effect, executeOptions),
             (error): error is CircuitBreaker.CircuitBreakerError => error instanceof CircuitBreaker.CircuitBreakerError,

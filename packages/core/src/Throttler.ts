@@ -104,7 +104,6 @@ interface Gate {
   waiting: number
 }
 
-
 /**
  * What the stage does with calls to one tool of one server (cached per server and tool).
  */
@@ -133,8 +132,11 @@ interface Ticket {
   waitedFor: Metrics.ThrottleLimit | undefined
 }
 
-const second = Duration.seconds(1)
-const minute = Duration.minutes(1)
+// The rate limits a `ThrottleSettings` can set, in the order they are taken.
+const rates = [
+  { field: "perSecond", window: Duration.seconds(1), keySuffix: "s", unit: "per second", kind: "per_second" },
+  { field: "perMinute", window: Duration.minutes(1), keySuffix: "m", unit: "per minute", kind: "per_minute" }
+] as const
 
 /**
  * Builds the stage over the `RateLimiter` in context.
@@ -175,23 +177,15 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     const addRates = (settings: ThrottleSettings | undefined, key: string, forTool: string | undefined) => {
       if (settings === undefined) return
       const suffix = forTool === undefined ? "" : ` for tool ${forTool}`
-      if (settings.perSecond !== undefined) {
+      for (const rate of rates) {
+        const limit = settings[rate.field]
+        if (limit === undefined) continue
         limits.push({
-          key: `${key}\u0000s`,
-          limit: settings.perSecond,
-          window: second,
-          label: `${settings.perSecond} per second${suffix}`,
-          kind: "per_second",
-          tool: forTool
-        })
-      }
-      if (settings.perMinute !== undefined) {
-        limits.push({
-          key: `${key}\u0000m`,
-          limit: settings.perMinute,
-          window: minute,
-          label: `${settings.perMinute} per minute${suffix}`,
-          kind: "per_minute",
+          key: `${key}\u0000${rate.keySuffix}`,
+          limit,
+          window: rate.window,
+          label: `${limit} ${rate.unit}${suffix}`,
+          kind: rate.kind,
           tool: forTool
         })
       }
