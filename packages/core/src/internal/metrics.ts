@@ -393,10 +393,6 @@ export const cacheRequest = (server: string, tool: string, result: CacheResult):
 export const cacheEviction = (server: string, reason: EvictionReason, count = 1): Effect.Effect<void> =>
   Metric.update(cacheEvictionsOf(server, reason), count)
 
-/** ResultCache: the cache's current size (set it after a change, or use `observeCacheSize`). */
-export const cacheSize = (entries: number, bytes: number): Effect.Effect<void> =>
-  Effect.andThen(Metric.update(cacheEntries, entries), Metric.update(cacheBytes, bytes))
-
 /**
  * ResultCache: reports the cache's size from `get` whenever metrics are collected (snapshot, OTLP export, Prometheus
  * scrape), until the scope closes. Nothing is recorded per call.
@@ -484,12 +480,10 @@ export const annotateCall = (key: string, value: unknown): Effect.Effect<void> =
     return Effect.void
   })
 
-/** ResultCache: the call span's `mcp_bridge.cache.result` (`hit`, `miss`, or `bypass` for a call not cached). */
-export const annotateCacheResult = (result: CacheResult | "bypass"): Effect.Effect<void> =>
+/** ResultCache: the call span's `mcp_bridge.cache.result`, `hit` or `miss` (Telemetry sets `none` when not looked up). */
+export const annotateCacheResult = (result: CacheResult): Effect.Effect<void> =>
   annotateCall(Attr.cacheResult, result)
 
-/** The call span's `mcp_bridge.retries` (set by the Telemetry stage itself; see `retry`). */
-export const annotateRetries = (retries: number): Effect.Effect<void> => annotateCall(Attr.retries, retries)
 
 /** `network.transport` of a transport kind. */
 export const networkTransport = (kind: "stdio" | "http" | "sse" | "memory"): string =>
