@@ -25,7 +25,6 @@ import {
   Metric,
   Option,
   PubSub,
-  Schedule,
   Stream,
   Tracer
 } from "effect"

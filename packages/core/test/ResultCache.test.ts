@@ -1,7 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { CallerIdentity, createBridge, McpBridge, McpTransport, ResultCache } from "@mcp-bridge/core"
 import { TestBridge, TestServer } from "@mcp-bridge/testing"
-import type { CallToolResult } from "@modelcontextprotocol/client"
 import { Effect, Exit, Fiber, Metric } from "effect"
 import { TestClock } from "effect/testing"
 import { text } from "./fixtures.ts"

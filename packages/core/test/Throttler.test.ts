@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { McpBridge, Throttler } from "@mcp-bridge/core"
-import { TestBridge, TestServer } from "@mcp-bridge/testing"
+import { TestBridge } from "@mcp-bridge/testing"
 import { Clock, Deferred, Effect, Exit, Fiber, Metric } from "effect"
 import { TestClock } from "effect/testing"
 import { configOf, ok, requestOf } from "./fixtures.ts"
