@@ -12,7 +12,7 @@ import { formatMicros, formatRate, formatRatio, markdownTable, micros } from "..
 import { cellJson, errorLines, measureModes, summaryOf } from "../internal/modes.ts"
 import type { Cell } from "../internal/modes.ts"
 import type { Section } from "../internal/section.ts"
-import { callOk } from "../internal/targets.ts"
+import { callOk, echoSpec } from "../internal/targets.ts"
 
 type Mode = "none" | "throttler" | "resilience" | "both" | "batcher"
 const modes: ReadonlyArray<Mode> = ["none", "throttler", "resilience", "both", "batcher"]
@@ -25,11 +25,6 @@ const modeLabel: Record<Mode, string> = {
 }
 const concurrencies = [1, 50] as const
 
-const spec: TestServer.TestServerSpec = {
-  name: "bench-stages",
-  tools: [{ name: "echo", respond: { kind: "echo" } }]
-}
-
 const options = (mode: Mode): McpBridge.LayerOptions => ({
   cache: false,
   telemetry: false,
@@ -39,7 +34,7 @@ const options = (mode: Mode): McpBridge.LayerOptions => ({
 })
 
 export const stages: Section = async ({ log, quick, rounds }) => {
-  const server = TestServer.make(spec)
+  const server = TestServer.make(echoSpec)
   const bridges = new Map<Mode, BridgeClient.BridgeClient>()
   for (const mode of modes) {
     bridges.set(
