@@ -108,8 +108,10 @@ const overhead: Section = async ({ log, quick, rounds }) => {
       }
       const stats = await bridge.stats()
       for (const s of stats) {
-        log(`  ${transport} bridge pool: ${s.created} sessions opened, ${s.idle} idle, ${s.invalidated} invalidated, ` +
-          `mean connect ${formatMillis(s.meanConnectMillis ?? Number.NaN)} ms`)
+        log(
+          `  ${transport} bridge pool: ${s.created} sessions opened, ${s.idle} idle, ${s.invalidated} invalidated, ` +
+            `mean connect ${formatMillis(s.meanConnectMillis ?? Number.NaN)} ms`
+        )
       }
     } finally {
       await bridge.close()

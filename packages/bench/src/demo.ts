@@ -5,9 +5,9 @@
 import { createBridge, Telemetry } from "@mcp-bridge/core"
 import type { BridgeClient } from "@mcp-bridge/core"
 import { TestServer } from "@mcp-bridge/testing"
-import { Duration } from "effect"
 import type { CallToolResult } from "@modelcontextprotocol/client"
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio"
+import { Duration } from "effect"
 import { formatMillis, formatRate, markdownTable, runLoad, summarize, timed } from "./internal/measure.ts"
 import { newClient } from "./internal/targets.ts"
 
@@ -239,9 +239,11 @@ const main = async () => {
     `- With version negotiation "auto" over stdio, the SDK's connect() probes on a throwaway sibling process and ` +
       `only then starts the session's own process,\n  without waiting for it: that start-up lands on the first call.`
   )
-  console.log(`Verdicts grade the bridge column (the naive column's in brackets). Done in ${
-    formatRate((performance.now() - started) / 1000)
-  } s.`)
+  console.log(
+    `Verdicts grade the bridge column (the naive column's in brackets). Done in ${
+      formatRate((performance.now() - started) / 1000)
+    } s.`
+  )
 }
 
 await main()

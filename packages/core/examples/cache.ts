@@ -27,8 +27,10 @@ export const main = async () => {
     const before = await bridge.cache.stats()
     const dropped = await bridge.cache.invalidateTool("calc", "get-sum")
     const after = await bridge.cache.stats()
-    console.log(`hits ${before.hits}, misses ${before.misses}, hit rate ${before.hitRate.toFixed(2)}, ` +
-      `${before.size} results (${before.bytes} bytes); dropped ${dropped}; now ${after.size}`)
+    console.log(
+      `hits ${before.hits}, misses ${before.misses}, hit rate ${before.hitRate.toFixed(2)}, ` +
+        `${before.size} results (${before.bytes} bytes); dropped ${dropped}; now ${after.size}`
+    )
     return { before, dropped, after }
   } finally {
     await bridge.close()

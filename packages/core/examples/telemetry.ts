@@ -19,8 +19,10 @@ export const main = async () => {
     const metrics = await bridge.metrics()
     const server = metrics.servers.find((s) => s.server === "reference")!
     for (const tool of server.tools) {
-      console.log(`${tool.tool}: ${tool.calls} calls, success ${(tool.successRate ?? 0) * 100}%, ` +
-        `p50 ${tool.p50Millis?.toFixed(2)} ms, p95 ${tool.p95Millis?.toFixed(2)} ms`)
+      console.log(
+        `${tool.tool}: ${tool.calls} calls, success ${(tool.successRate ?? 0) * 100}%, ` +
+          `p50 ${tool.p50Millis?.toFixed(2)} ms, p95 ${tool.p95Millis?.toFixed(2)} ms`
+      )
     }
     console.log("would fire:", Telemetry.rulesFiring(metrics).map((a) => a.message))
     return { server, events }

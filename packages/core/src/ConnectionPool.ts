@@ -260,12 +260,12 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   })
 
   // Pool gauges, read when metrics are collected (summed over a server's per-identity pools): no cost per call.
-  const poolGauge = (server: string, read: (pool: Pool.Pool<McpSession.McpSession, McpSession.McpSessionError>) => number) =>
-  () => {
-    let total = 0
-    for (const [id, pool] of pools) if (parsePoolKey(id).server === server) total += read(pool)
-    return total
-  }
+  const poolGauge =
+    (server: string, read: (pool: Pool.Pool<McpSession.McpSession, McpSession.McpSessionError>) => number) => () => {
+      let total = 0
+      for (const [id, pool] of pools) if (parsePoolKey(id).server === server) total += read(pool)
+      return total
+    }
   const countItems = (pool: Pool.Pool<McpSession.McpSession, McpSession.McpSessionError>, used: boolean) => {
     let n = 0
     for (const item of pool.state.items) if (item.exit._tag === "Success" && (item.refCount > 0) === used) n++

@@ -14,13 +14,13 @@ import * as Batcher from "./Batcher.ts"
 import * as BridgeConfig from "./BridgeConfig.ts"
 import { CallerIdentity } from "./CallerIdentity.ts"
 import * as ConnectionPool from "./ConnectionPool.ts"
+import * as ToolIndex from "./internal/toolIndex.ts"
 import * as McpTransport from "./McpTransport.ts"
 import * as Resilience from "./Resilience.ts"
 import * as ResultCache from "./ResultCache.ts"
 import * as Telemetry from "./Telemetry.ts"
 import * as Throttler from "./Throttler.ts"
 import type { CallError, CallRequest, Stage, ToolCaller } from "./ToolCaller.ts"
-import * as ToolIndex from "./internal/toolIndex.ts"
 
 // -----------------------------------------------------------------------------
 // Model
@@ -278,7 +278,15 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       })
   // The stages in context, top to bottom; a stage that is not provided is skipped.
   const stages: Array<Stage> = []
-  for (const key of [Telemetry.Telemetry, ResultCache.ResultCache, Batcher.Batcher, Throttler.Throttler, Resilience.Resilience]) {
+  for (
+    const key of [
+      Telemetry.Telemetry,
+      ResultCache.ResultCache,
+      Batcher.Batcher,
+      Throttler.Throttler,
+      Resilience.Resilience
+    ]
+  ) {
     const stage = yield* Effect.serviceOption(key as Context.Key<unknown, Stage>)
     if (stage._tag === "Some") stages.push(stage.value)
   }

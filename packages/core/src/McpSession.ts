@@ -287,7 +287,8 @@ export const make = Effect.fnUntraced(function*(
   const fail = (operation: string, timeoutMillis: number) => (error: unknown) =>
     new McpSessionError({
       server: server.name,
-      reason: open ? reasonFromSdk(error, operation, timeoutMillis, stderr()) :
+      reason: open ?
+        reasonFromSdk(error, operation, timeoutMillis, stderr()) :
         new Closed({
           message: `transport closed during ${operation}`,
           ...(stderr() ? { stderr: stderr()! } : {})
@@ -428,10 +429,14 @@ export const make = Effect.fnUntraced(function*(
     connectMillis: connectedAt - startedAt,
     prior: era === "modern" && discover !== undefined ? { kind: "modern", discover } : { kind: "legacy" },
     callTool: (params, timeout) =>
-      request(`tools/call ${params.name}`, timeout, (signal, sdkTimeout) =>
-        client.callTool(params as Parameters<Client["callTool"]>[0], { signal, timeout: sdkTimeout }) as Promise<
-          CallToolResult
-        >),
+      request(
+        `tools/call ${params.name}`,
+        timeout,
+        (signal, sdkTimeout) =>
+          client.callTool(params as Parameters<Client["callTool"]>[0], { signal, timeout: sdkTimeout }) as Promise<
+            CallToolResult
+          >
+      ),
     listTools: (timeout) =>
       request("tools/list", timeout, async (signal, sdkTimeout) => {
         const result = await client.listTools(undefined, { signal, timeout: sdkTimeout, cacheMode: "bypass" })

@@ -1405,24 +1405,26 @@ export interface OtlpOptions {
  * @since 0.1.0
  */
 export const layerOtlp = (options: OtlpOptions = {}): Layer.Layer<OtlpExporter.Flusher> =>
-  Layer.unwrap(Effect.gen(function*() {
-    const protocol = yield* Config.String("OTEL_EXPORTER_OTLP_PROTOCOL").pipe(Config.withDefault("http/protobuf"))
-    const serialization = protocol === "http/json" ? OtlpSerialization.layerJson : OtlpSerialization.layerProtobuf
-    const exporters = Layer.mergeAll(
-      OtlpTracer.layerFromConfig({ resource: options.resource }),
-      OtlpMetrics.layerFromConfig({ resource: options.resource })
-    )
-    return exporters.pipe(
-      Layer.provide(serialization),
-      Layer.provide(options.httpClient ?? FetchHttpClient.layer),
-      // OpenTelemetry's default exporter is `otlp`; Effect's layers only export when it is named.
-      Layer.provide(
-        ConfigProvider.layerAdd(
-          ConfigProvider.fromUnknown({ OTEL_TRACES_EXPORTER: "otlp", OTEL_METRICS_EXPORTER: "otlp" })
+  Layer.unwrap(
+    Effect.gen(function*() {
+      const protocol = yield* Config.String("OTEL_EXPORTER_OTLP_PROTOCOL").pipe(Config.withDefault("http/protobuf"))
+      const serialization = protocol === "http/json" ? OtlpSerialization.layerJson : OtlpSerialization.layerProtobuf
+      const exporters = Layer.mergeAll(
+        OtlpTracer.layerFromConfig({ resource: options.resource }),
+        OtlpMetrics.layerFromConfig({ resource: options.resource })
+      )
+      return exporters.pipe(
+        Layer.provide(serialization),
+        Layer.provide(options.httpClient ?? FetchHttpClient.layer),
+        // OpenTelemetry's default exporter is `otlp`; Effect's layers only export when it is named.
+        Layer.provide(
+          ConfigProvider.layerAdd(
+            ConfigProvider.fromUnknown({ OTEL_TRACES_EXPORTER: "otlp", OTEL_METRICS_EXPORTER: "otlp" })
+          )
         )
       )
-    )
-  }).pipe(Effect.orDie))
+    }).pipe(Effect.orDie)
+  )
 
 const prometheusNames = new Map<string, string>()
 

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import type { CallToolResult } from "@modelcontextprotocol/client"
 import { Batcher, CallerIdentity, createBridge, McpBridge, McpTransport } from "@mcp-bridge/core"
 import { TestBridge, TestServer } from "@mcp-bridge/testing"
+import type { CallToolResult } from "@modelcontextprotocol/client"
 import { Clock, Effect, Fiber, Result } from "effect"
 import { TestClock } from "effect/testing"
 import { configOf, requestOf, text } from "./fixtures.ts"

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Redacted } from "effect"
 import { BridgeConfig } from "@mcp-bridge/core"
+import { Duration, Effect, Redacted } from "effect"
 
 const decodeError = (input: unknown) => Effect.flip(BridgeConfig.decode(input))
 
@@ -47,31 +47,88 @@ describe("BridgeConfig", () => {
       assert.notInclude(printed, "abc123")
     }))
 
-  it.effect.each([
-    [{ mcpServers: { "a.b": { command: "node" } } }, "mcpServers.a.b", "a.b", "no dots"],
-    [{ mcpServers: { gh: { url: "ftp://x" } } }, "mcpServers.gh.url", "gh", "http:// or https://"],
-    [{ mcpServers: { gh: { command: "" } } }, "mcpServers.gh.command", "gh", ""],
-    [{ mcpServers: { gh: { command: 5 } } }, "mcpServers.gh.command", "gh", "string"],
-    [{ mcpServers: { gh: { command: "x", args: "a b" } } }, "mcpServers.gh.args", "gh", "array"],
-    [{ mcpServers: { gh: { command: "x", env: { A: 1 } } } }, "mcpServers.gh.env.A", "gh", "string"],
-    [{ mcpServers: { gh: { command: "x", cwd: 3 } } }, "mcpServers.gh.cwd", "gh", "string"],
-    [{ mcpServers: { gh: { url: "http://x", headers: { A: [] } } } }, "mcpServers.gh.headers.A", "gh", "string"],
-    [{ mcpServers: { gh: { type: "carrier-pigeon" } } }, "mcpServers.gh.type", "gh", "carrier-pigeon"],
-    [{ mcpServers: { gh: {} } }, "mcpServers.gh", "gh", "\"command\""],
-    [{ mcpServers: { gh: { command: "x", bridge: { timeout: "soon" } } } }, "mcpServers.gh.bridge.timeout", "gh", "Duration"],
-    [{ mcpServers: { gh: { command: "x", bridge: { tiemout: 5 } } } }, "mcpServers.gh.bridge.tiemout", "gh", "excess"],
-    [{ mcpServers: { gh: { command: "x", bridge: { pool: { max: 0 } } } } }, "mcpServers.gh.bridge.pool.max", "gh", "1"],
-    [{ mcpServers: { gh: { command: "x", bridge: { pool: { isolation: "tenant" } } } } }, "mcpServers.gh.bridge.pool.isolation", "gh", "tenant"],
-    [{ mcpServers: { gh: { command: "x", bridge: { protocol: "2024" } } } }, "mcpServers.gh.bridge.protocol", "gh", "2024"],
-    [{ mcpServers: { gh: { command: "x", bridge: { cache: { ttl: "forever" } } } } }, "mcpServers.gh.bridge.cache.ttl", "gh", "forever"],
-    [{ mcpServers: { gh: { command: "x", bridge: { tools: { q: { cache: "static", readOnly: "yes" } } } } } }, "mcpServers.gh.bridge.tools.q.readOnly", "gh", "boolean"],
-    [{ mcpServers: { gh: { command: "x", bridge: { throttle: { perSecond: 0 } } } } }, "mcpServers.gh.bridge.throttle.perSecond", "gh", "1"],
-    [{ mcpServers: { gh: { command: "x", bridge: { throttle: { onLimit: "drop" } } } } }, "mcpServers.gh.bridge.throttle.onLimit", "gh", "drop"],
-    [{ mcpServers: { gh: { command: "x", bridge: { retry: { budget: 2 } } } } }, "mcpServers.gh.bridge.retry.budget", "gh", "2"],
-    [{ mcpServers: { gh: { command: "x", bridge: { circuitBreaker: { openFor: "never" } } } } }, "mcpServers.gh.bridge.circuitBreaker.openFor", "gh", "never"],
-    [{ servers: {} }, "", undefined, ""],
-    [{ mcpServers: {}, bridge: { timeout: -5 } }, "", undefined, ""]
-  ] as const)("names the server and the field of bad input: %j", ([input, path, server, mentions]) =>
+  it.effect.each(
+    [
+      [{ mcpServers: { "a.b": { command: "node" } } }, "mcpServers.a.b", "a.b", "no dots"],
+      [{ mcpServers: { gh: { url: "ftp://x" } } }, "mcpServers.gh.url", "gh", "http:// or https://"],
+      [{ mcpServers: { gh: { command: "" } } }, "mcpServers.gh.command", "gh", ""],
+      [{ mcpServers: { gh: { command: 5 } } }, "mcpServers.gh.command", "gh", "string"],
+      [{ mcpServers: { gh: { command: "x", args: "a b" } } }, "mcpServers.gh.args", "gh", "array"],
+      [{ mcpServers: { gh: { command: "x", env: { A: 1 } } } }, "mcpServers.gh.env.A", "gh", "string"],
+      [{ mcpServers: { gh: { command: "x", cwd: 3 } } }, "mcpServers.gh.cwd", "gh", "string"],
+      [{ mcpServers: { gh: { url: "http://x", headers: { A: [] } } } }, "mcpServers.gh.headers.A", "gh", "string"],
+      [{ mcpServers: { gh: { type: "carrier-pigeon" } } }, "mcpServers.gh.type", "gh", "carrier-pigeon"],
+      [{ mcpServers: { gh: {} } }, "mcpServers.gh", "gh", "\"command\""],
+      [
+        { mcpServers: { gh: { command: "x", bridge: { timeout: "soon" } } } },
+        "mcpServers.gh.bridge.timeout",
+        "gh",
+        "Duration"
+      ],
+      [
+        { mcpServers: { gh: { command: "x", bridge: { tiemout: 5 } } } },
+        "mcpServers.gh.bridge.tiemout",
+        "gh",
+        "excess"
+      ],
+      [
+        { mcpServers: { gh: { command: "x", bridge: { pool: { max: 0 } } } } },
+        "mcpServers.gh.bridge.pool.max",
+        "gh",
+        "1"
+      ],
+      [
+        { mcpServers: { gh: { command: "x", bridge: { pool: { isolation: "tenant" } } } } },
+        "mcpServers.gh.bridge.pool.isolation",
+        "gh",
+        "tenant"
+      ],
+      [
+        { mcpServers: { gh: { command: "x", bridge: { protocol: "2024" } } } },
+        "mcpServers.gh.bridge.protocol",
+        "gh",
+        "2024"
+      ],
+      [
+        { mcpServers: { gh: { command: "x", bridge: { cache: { ttl: "forever" } } } } },
+        "mcpServers.gh.bridge.cache.ttl",
+        "gh",
+        "forever"
+      ],
+      [
+        { mcpServers: { gh: { command: "x", bridge: { tools: { q: { cache: "static", readOnly: "yes" } } } } } },
+        "mcpServers.gh.bridge.tools.q.readOnly",
+        "gh",
+        "boolean"
+      ],
+      [
+        { mcpServers: { gh: { command: "x", bridge: { throttle: { perSecond: 0 } } } } },
+        "mcpServers.gh.bridge.throttle.perSecond",
+        "gh",
+        "1"
+      ],
+      [
+        { mcpServers: { gh: { command: "x", bridge: { throttle: { onLimit: "drop" } } } } },
+        "mcpServers.gh.bridge.throttle.onLimit",
+        "gh",
+        "drop"
+      ],
+      [
+        { mcpServers: { gh: { command: "x", bridge: { retry: { budget: 2 } } } } },
+        "mcpServers.gh.bridge.retry.budget",
+        "gh",
+        "2"
+      ],
+      [
+        { mcpServers: { gh: { command: "x", bridge: { circuitBreaker: { openFor: "never" } } } } },
+        "mcpServers.gh.bridge.circuitBreaker.openFor",
+        "gh",
+        "never"
+      ],
+      [{ servers: {} }, "", undefined, ""],
+      [{ mcpServers: {}, bridge: { timeout: -5 } }, "", undefined, ""]
+    ] as const
+  )("names the server and the field of bad input: %j", ([input, path, server, mentions]) =>
     Effect.gen(function*() {
       const error = yield* decodeError(input)
       assert.strictEqual(error._tag, "BridgeConfigError")
@@ -91,7 +148,11 @@ describe("BridgeConfig", () => {
     }))
 
   describe("tool policy", () => {
-    const policyOf = (bridge: object, tool: string, annotations?: { readOnlyHint?: boolean; idempotentHint?: boolean }) =>
+    const policyOf = (
+      bridge: object,
+      tool: string,
+      annotations?: { readOnlyHint?: boolean; idempotentHint?: boolean }
+    ) =>
       BridgeConfig.decode({ mcpServers: { s: { type: "memory", bridge } } }).pipe(
         Effect.map((config) =>
           BridgeConfig.toolPolicy(config.servers.get("s")!, tool, annotations === undefined ? {} : { annotations })

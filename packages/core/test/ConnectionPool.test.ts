@@ -29,8 +29,9 @@ const layer = (
 
 // Moves the TestClock minute by minute, letting the pool's sweep (and the I/O it starts) run at each step.
 const advance = (minutes: number) =>
-  Effect.forEach(Array.from({ length: minutes }), () =>
-    TestClock.adjust("1 minute").pipe(Effect.andThen(settle(5))), { discard: true })
+  Effect.forEach(Array.from({ length: minutes }), () => TestClock.adjust("1 minute").pipe(Effect.andThen(settle(5))), {
+    discard: true
+  })
 
 const stats = Effect.flatMap(ConnectionPool.ConnectionPool, (pool) => pool.stats)
 const call = (tool: string, args: Record<string, unknown> = {}) =>

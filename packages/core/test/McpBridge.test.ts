@@ -84,7 +84,9 @@ describe("McpBridge", () => {
       const server = TestServer.make({ tools })
       const fiber = yield* withBridge({ alpha: server }, (bridge) =>
         bridge.callTool("alpha.hang", {}, { timeout: "2 seconds" })).pipe(Effect.forkChild)
-      yield* Effect.promise(() => new Promise((r) => setTimeout(r, 50)))
+      yield* Effect.promise(() =>
+        new Promise((r) => setTimeout(r, 50))
+      )
       yield* TestClock.adjust("2 seconds")
       const exit = yield* Fiber.await(fiber)
       assert.isTrue(Exit.isFailure(exit))
@@ -97,7 +99,11 @@ describe("McpBridge", () => {
     Effect.gen(function*() {
       const fiber = yield* withBridge({ alpha: TestServer.make({ tools }) }, (bridge) =>
         bridge.callTool("alpha.hang", {}), { timeout: "7 seconds" }).pipe(Effect.forkChild)
-      yield* Effect.promise(() => new Promise((r) => setTimeout(r, 50)))
+      yield* Effect.promise(() =>
+        new Promise((r) =>
+          setTimeout(r, 50)
+        )
+      )
       yield* TestClock.adjust("6 seconds")
       assert.isUndefined(fiber.pollUnsafe())
       yield* TestClock.adjust("1 second")
@@ -127,8 +133,14 @@ describe("McpBridge", () => {
     Effect.gen(function*() {
       const config = yield* BridgeConfig.BridgeConfig
       const pool = yield* ConnectionPool.ConnectionPool
-      const versions = yield* Effect.forEach(["modern", "legacy"], (name) =>
-        pool.withSession(config.servers.get(name)!, (session) => Effect.succeed([session.protocolVersion, session.era])))
+      const versions = yield* Effect.forEach(
+        ["modern", "legacy"],
+        (name) =>
+          pool.withSession(
+            config.servers.get(name)!,
+            (session) => Effect.succeed([session.protocolVersion, session.era])
+          )
+      )
       assert.deepStrictEqual(versions, [["2026-07-28", "modern"], ["2025-11-25", "legacy"]])
     }).pipe(Effect.provide(bridgeLayer({
       modern: TestServer.make({ tools }),

@@ -30,7 +30,9 @@ describe("McpSession", () => {
     }).pipe(Effect.scoped, Effect.provide(McpTransport.layer({ memory: { s: server.connect } }))))
 
   describe("on the live clock (one callback holds the request and its deadline)", () => {
-    const hanging = TestServer.make({ tools: [{ name: "hang", respond: { kind: "hang" } }, { name: "echo", respond: { kind: "echo" } }] })
+    const hanging = TestServer.make({
+      tools: [{ name: "hang", respond: { kind: "hang" } }, { name: "echo", respond: { kind: "echo" } }]
+    })
     const session = Effect.gen(function*() {
       const config = yield* BridgeConfig.decode({ mcpServers: { s: { type: "memory" } } })
       return yield* McpSession.make(config.servers.get("s")!)

@@ -57,8 +57,7 @@ const unit = <A, E>(
   name: string,
   body: () => Effect.Effect<A, E, Resilience.Resilience>,
   options?: Resilience.Options
-) =>
-  it.effect(name, () => Effect.provide(body(), Resilience.layer(options)))
+) => it.effect(name, () => Effect.provide(body(), Resilience.layer(options)))
 
 const errorOf = (exit: Exit.Exit<unknown, unknown>) => {
   assert.isTrue(Exit.isFailure(exit))
@@ -234,36 +233,39 @@ describe("Resilience", () => {
       assert.strictEqual(attempts.s!.length, 2)
     }).pipe(Effect.provide(Resilience.layerStore().pipe(Layer.provide(CircuitBreaker.layerStoreMemory())))))
 
-  unit("half-open: one probe goes through, others fail fast; a good probe closes the circuit", () =>
-    Effect.gen(function*() {
-      const config = yield* configOf({ s: { retry: false, circuitBreaker: { failures: 2, openFor: "5 seconds" } } })
-      const gate = yield* Deferred.make<void>()
-      const { attempts, next } = scripted({ s: ["closed", "closed", "gate", "ok"] }, gate)
-      const caller = (yield* Resilience.Resilience).wrap(next)
-      const request = requestOf(config, "s", "t")
-      yield* Effect.exit(caller(request))
-      yield* Effect.exit(caller(request))
-      yield* TestClock.adjust("5 seconds")
-      const probe = yield* Effect.forkChild(caller(request))
-      yield* Effect.yieldNow
-      const rejected = errorOf(yield* Effect.exit(caller(request))) as Resilience.ResilienceError
-      assert.strictEqual(rejected.reason._tag, "CircuitOpen")
-      assert.isTrue(rejected.reason.halfOpen)
-      yield* Deferred.succeed(gate, undefined)
-      assert.deepStrictEqual(yield* Fiber.join(probe), ok)
-      assert.deepStrictEqual(yield* caller(request), ok)
-      assert.strictEqual(attempts.s!.length, 4)
-      // Telemetry sees the transitions: closed → open → half-open → closed, and the state gauge is back at 0.
-      yield* Effect.yieldNow
-      const series = (yield* Metric.snapshot).filter((m) => m.id.startsWith("mcp_bridge.circuit_breaker."))
-      const transitions = series.filter((m) => m.id === "mcp_bridge.circuit_breaker.transitions").map((m) => {
-        const a = m.attributes as Record<string, string>
-        return `${a["mcp_bridge.circuit_breaker.from"]}->${a["mcp_bridge.circuit_breaker.to"]}`
-      })
-      assert.deepStrictEqual(transitions.sort(), ["closed->open", "half_open->closed", "open->half_open"])
-      const state = series.find((m) => m.id === "mcp_bridge.circuit_breaker.state")!
-      assert.strictEqual((state.state as { value: number }).value, 0)
-    }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
+  unit(
+    "half-open: one probe goes through, others fail fast; a good probe closes the circuit",
+    () =>
+      Effect.gen(function*() {
+        const config = yield* configOf({ s: { retry: false, circuitBreaker: { failures: 2, openFor: "5 seconds" } } })
+        const gate = yield* Deferred.make<void>()
+        const { attempts, next } = scripted({ s: ["closed", "closed", "gate", "ok"] }, gate)
+        const caller = (yield* Resilience.Resilience).wrap(next)
+        const request = requestOf(config, "s", "t")
+        yield* Effect.exit(caller(request))
+        yield* Effect.exit(caller(request))
+        yield* TestClock.adjust("5 seconds")
+        const probe = yield* Effect.forkChild(caller(request))
+        yield* Effect.yieldNow
+        const rejected = errorOf(yield* Effect.exit(caller(request))) as Resilience.ResilienceError
+        assert.strictEqual(rejected.reason._tag, "CircuitOpen")
+        assert.isTrue(rejected.reason.halfOpen)
+        yield* Deferred.succeed(gate, undefined)
+        assert.deepStrictEqual(yield* Fiber.join(probe), ok)
+        assert.deepStrictEqual(yield* caller(request), ok)
+        assert.strictEqual(attempts.s!.length, 4)
+        // Telemetry sees the transitions: closed → open → half-open → closed, and the state gauge is back at 0.
+        yield* Effect.yieldNow
+        const series = (yield* Metric.snapshot).filter((m) => m.id.startsWith("mcp_bridge.circuit_breaker."))
+        const transitions = series.filter((m) => m.id === "mcp_bridge.circuit_breaker.transitions").map((m) => {
+          const a = m.attributes as Record<string, string>
+          return `${a["mcp_bridge.circuit_breaker.from"]}->${a["mcp_bridge.circuit_breaker.to"]}`
+        })
+        assert.deepStrictEqual(transitions.sort(), ["closed->open", "half_open->closed", "open->half_open"])
+        const state = series.find((m) => m.id === "mcp_bridge.circuit_breaker.state")!
+        assert.strictEqual((state.state as { value: number }).value, 0)
+      }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
+  )
 
   unit("a failed probe opens the circuit again", () =>
     Effect.gen(function*() {
@@ -374,4 +376,3 @@ describe("Resilience", () => {
       )
     ))
 })
-

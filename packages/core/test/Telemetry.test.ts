@@ -1,5 +1,13 @@
 import { assert, describe, it } from "@effect/vitest"
-import { BridgeConfig, ConnectionPool, McpBridge, McpSession, McpTransport, Resilience, Telemetry } from "@mcp-bridge/core"
+import {
+  BridgeConfig,
+  ConnectionPool,
+  McpBridge,
+  McpSession,
+  McpTransport,
+  Resilience,
+  Telemetry
+} from "@mcp-bridge/core"
 import type { ToolCaller } from "@mcp-bridge/core"
 import { TestBridge, TestServer, TestTracer } from "@mcp-bridge/testing"
 import { Effect, Fiber, Metric, Tracer } from "effect"
@@ -25,9 +33,10 @@ const isolated = <A, E, R>(effect: (spans: ReadonlyArray<Tracer.NativeSpan>) => 
   })
 
 const counter = (snapshot: ReadonlyArray<Metric.Metric.Snapshot>, id: string, attributes: Record<string, string>) =>
-  snapshot.filter((s) =>
-    s.id === id && Object.entries(attributes).every(([k, v]) => s.attributes?.[k] === v)
-  ).reduce((n, s) => n + Number((s.state as Metric.CounterState<number>).count), 0)
+  snapshot.filter((s) => s.id === id && Object.entries(attributes).every(([k, v]) => s.attributes?.[k] === v)).reduce(
+    (n, s) => n + Number((s.state as Metric.CounterState<number>).count),
+    0
+  )
 
 const workload = (bridge: McpBridge.McpBridge["Service"]) =>
   Effect.gen(function*() {
@@ -203,7 +212,11 @@ describe("Telemetry", () => {
         mcpServers: {
           alpha: {
             type: "memory",
-            bridge: { retry: { times: 3, base: "10 millis" }, circuitBreaker: false, tools: { echo: { readOnly: true } } }
+            bridge: {
+              retry: { times: 3, base: "10 millis" },
+              circuitBreaker: false,
+              tools: { echo: { readOnly: true } }
+            }
           }
         }
       })
@@ -260,8 +273,7 @@ describe("Telemetry", () => {
       })
     ))
 
-  it.effect("retries are counted with spans off too", () =>
-    isolated(() => retried({ spans: false })))
+  it.effect("retries are counted with spans off too", () => isolated(() => retried({ spans: false })))
 
   it.effect("with the result cache: the span reports hit or miss and the snapshot the hit rate", () =>
     isolated((spans) =>

@@ -102,18 +102,21 @@ describe("Telemetry alerts", () => {
 
   it.effect("latency fires on p95 above the threshold and resolves when calls are fast again", () =>
     Effect.gen(function*() {
-      const { events } = yield* withAlerts({ latency: { p95: "1 second", minCalls: 3 } }, (bridge) =>
-        Effect.gen(function*() {
-          const slow = yield* Effect.forEach(
-            [1, 2, 3],
-            () => bridge.callTool("alpha.hang", {}, { timeout: "2 seconds" }).pipe(Effect.flip, Effect.forkChild)
-          )
-          yield* untilInFlight(3)
-          yield* TestClock.adjust("2 seconds")
-          yield* Effect.forEach(slow, Fiber.join)
-          yield* TestClock.adjust("8 seconds")
-          for (let t = 0; t < 8; t++) yield* TestClock.adjust("10 seconds")
-        }))
+      const { events } = yield* withAlerts(
+        { latency: { p95: "1 second", minCalls: 3 } },
+        (bridge) =>
+          Effect.gen(function*() {
+            const slow = yield* Effect.forEach(
+              [1, 2, 3],
+              () => bridge.callTool("alpha.hang", {}, { timeout: "2 seconds" }).pipe(Effect.flip, Effect.forkChild)
+            )
+            yield* untilInFlight(3)
+            yield* TestClock.adjust("2 seconds")
+            yield* Effect.forEach(slow, Fiber.join)
+            yield* TestClock.adjust("8 seconds")
+            for (let t = 0; t < 8; t++) yield* TestClock.adjust("10 seconds")
+          })
+      )
       // Fires at 10 s (p95 = 2 s); the slow samples age out of the 1 minute window, then two clear evaluations.
       assert.deepStrictEqual(brief(events), ["latency:firing:10", "latency:resolved:80"])
       assert.strictEqual(events[0]!.tool, "hang")
@@ -125,10 +128,14 @@ describe("Telemetry alerts", () => {
     Effect.gen(function*() {
       const { events } = yield* withAlerts({ cacheHitRate: { threshold: 0.5, minLookups: 10 } }, () =>
         Effect.gen(function*() {
-          for (let i = 0; i < 10; i++) yield* Metrics.cacheRequest("alpha", "echo", "miss")
+          for (let i = 0; i < 10; i++) {
+            yield* Metrics.cacheRequest("alpha", "echo", "miss")
+          }
           yield* TestClock.adjust("10 seconds")
           for (let t = 0; t < 8; t++) {
-            for (let i = 0; i < 10; i++) yield* Metrics.cacheRequest("alpha", "echo", "hit")
+            for (let i = 0; i < 10; i++) {
+              yield* Metrics.cacheRequest("alpha", "echo", "hit")
+            }
             yield* TestClock.adjust("10 seconds")
           }
         }))
@@ -176,17 +183,20 @@ describe("Telemetry alerts", () => {
 
   it.effect("a quiet server does not flap: too few calls never fire, and a resolved alert stays resolved", () =>
     Effect.gen(function*() {
-      const { events } = yield* withAlerts({ errorRate: { threshold: 0.1, minCalls: 5 } }, (bridge) =>
-        Effect.gen(function*() {
-          // A failing call now and then, always below minCalls in the window.
-          for (let t = 0; t < 12; t++) {
-            if (t % 3 === 0) yield* bridge.callTool("alpha.fails", {})
-            yield* TestClock.adjust("10 seconds")
-          }
-          // A burst of errors, then silence: one firing, one resolving, nothing after.
-          for (let i = 0; i < 5; i++) yield* bridge.callTool("alpha.fails", {})
-          for (let t = 0; t < 30; t++) yield* TestClock.adjust("10 seconds")
-        }))
+      const { events } = yield* withAlerts(
+        { errorRate: { threshold: 0.1, minCalls: 5 } },
+        (bridge) =>
+          Effect.gen(function*() {
+            // A failing call now and then, always below minCalls in the window.
+            for (let t = 0; t < 12; t++) {
+              if (t % 3 === 0) yield* bridge.callTool("alpha.fails", {})
+              yield* TestClock.adjust("10 seconds")
+            }
+            // A burst of errors, then silence: one firing, one resolving, nothing after.
+            for (let i = 0; i < 5; i++) yield* bridge.callTool("alpha.fails", {})
+            for (let t = 0; t < 30; t++) yield* TestClock.adjust("10 seconds")
+          })
+      )
       assert.deepStrictEqual(events.map((e) => `${e.rule}:${e.state}`), ["error_rate:firing", "error_rate:resolved"])
     }))
 

@@ -54,17 +54,22 @@ describe("McpBridge.layerProduction", () => {
       assert.strictEqual(servers.get("beta")!.pool.max, 3)
     }))
 
-  it.effect.each([
-    ["MCP_BRIDGE_POOL_MIN", "two"],
-    ["MCP_BRIDGE_CACHE_TTL", "soon"],
-    ["MCP_BRIDGE_POOL_IDLE_TTL", "later"]
-  ] as const)("a bad environment value is a BridgeConfigError naming the variable: %s", ([name, value]) =>
-    Effect.gen(function*() {
-      const config = { mcpServers: { alpha: { type: "memory" } } }
-      const error = yield* Effect.flip(resolved(config, { [name]: value }))
-      assert.strictEqual(error._tag, "BridgeConfigError")
-      assert.include(error.message, name)
-    }))
+  it.effect.each(
+    [
+      ["MCP_BRIDGE_POOL_MIN", "two"],
+      ["MCP_BRIDGE_CACHE_TTL", "soon"],
+      ["MCP_BRIDGE_POOL_IDLE_TTL", "later"]
+    ] as const
+  )(
+    "a bad environment value is a BridgeConfigError naming the variable: %s",
+    ([name, value]) =>
+      Effect.gen(function*() {
+        const config = { mcpServers: { alpha: { type: "memory" } } }
+        const error = yield* Effect.flip(resolved(config, { [name]: value }))
+        assert.strictEqual(error._tag, "BridgeConfigError")
+        assert.include(error.message, name)
+      })
+  )
 
   it.effect("durations from the environment reach the pool", () =>
     Effect.gen(function*() {

@@ -2,9 +2,9 @@
  * Shared fixtures for the stage tests: a decoded config over in-memory servers, a `CallRequest` for a tool on one of
  * them, and the canned tool results the scripted upstreams answer with.
  */
-import type { CallToolResult } from "@modelcontextprotocol/client"
 import { BridgeConfig } from "@mcp-bridge/core"
 import type { ToolCaller } from "@mcp-bridge/core"
+import type { CallToolResult } from "@modelcontextprotocol/client"
 
 /** A successful tool result with the text "ok". */
 export const ok: CallToolResult = { content: [{ type: "text", text: "ok" }] }

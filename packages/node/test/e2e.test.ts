@@ -34,8 +34,10 @@ const waitUntil = (f: () => boolean, ms = 5_000) =>
 
 const bridgeLayer = (config: object) => McpBridge.layer(config, { transport: NodeTransport.layer() })
 const call = (target: string, args: Record<string, unknown> = {}, timeout?: string) =>
-  Effect.flatMap(McpBridge.McpBridge, (bridge) =>
-    bridge.callTool(target, args, timeout === undefined ? {} : { timeout: timeout as "1 second" }))
+  Effect.flatMap(
+    McpBridge.McpBridge,
+    (bridge) => bridge.callTool(target, args, timeout === undefined ? {} : { timeout: timeout as "1 second" })
+  )
 const text = (result: { content: ReadonlyArray<unknown> }) => (result.content[0] as { text: string }).text
 const sessionPids = Effect.gen(function*() {
   const config = yield* BridgeConfig.BridgeConfig
@@ -74,7 +76,9 @@ describe("stdio end to end", () => {
         const held = yield* Effect.forEach([1, 2, 3], () =>
           pool.withSession(config.servers.get("s")!, (session) =>
             Effect.gen(function*() {
-              if (++holding === 3) yield* Deferred.succeed(allHeld, undefined)
+              if (++holding === 3) {
+                yield* Deferred.succeed(allHeld, undefined)
+              }
               yield* Deferred.await(allHeld)
               return session.pid!
             })), { concurrency: 3 })
@@ -85,7 +89,12 @@ describe("stdio end to end", () => {
       assert.strictEqual(new Set(pids).size, 3)
       assert.isTrue(pids.every(isAlive))
       yield* Scope.close(scope, Exit.void)
-      assert.isTrue(yield* waitUntil(() => !pids.some(isAlive)), `children still alive: ${pids.filter(isAlive)}`)
+      assert.isTrue(
+        yield* waitUntil(() =>
+          !pids.some(isAlive)
+        ),
+        `children still alive: ${pids.filter(isAlive)}`
+      )
     }))
 
   it.live("never runs more than `max` child processes", () =>

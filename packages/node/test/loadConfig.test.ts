@@ -16,9 +16,12 @@ describe("BridgeConfig.load", () => {
 
   it.effect("loads a Claude-style JSON file", () =>
     Effect.gen(function*() {
-      const config = yield* BridgeConfig.load(file("ok.json", JSON.stringify({
-        mcpServers: { files: { command: "node", args: ["s.js"] }, docs: { url: "http://127.0.0.1:1/mcp" } }
-      })))
+      const config = yield* BridgeConfig.load(file(
+        "ok.json",
+        JSON.stringify({
+          mcpServers: { files: { command: "node", args: ["s.js"] }, docs: { url: "http://127.0.0.1:1/mcp" } }
+        })
+      ))
       assert.deepStrictEqual([...config.servers.keys()], ["files", "docs"])
     }).pipe(Effect.provide(NodeServices.layer)))
 
@@ -29,7 +32,9 @@ describe("BridgeConfig.load", () => {
       const notJson = yield* Effect.flip(BridgeConfig.load(file("bad.json", "{ mcpServers: ")))
       assert.strictEqual(notJson.reason, "Unreadable")
       assert.include(notJson.message, "not JSON")
-      const invalid = yield* Effect.flip(BridgeConfig.load(file("invalid.json", "{\"mcpServers\":{\"x\":{\"url\":1}}}")))
+      const invalid = yield* Effect.flip(
+        BridgeConfig.load(file("invalid.json", "{\"mcpServers\":{\"x\":{\"url\":1}}}"))
+      )
       assert.strictEqual(invalid.reason, "Invalid")
       assert.strictEqual(invalid.path.join("."), "mcpServers.x.url")
     }).pipe(Effect.provide(NodeServices.layer)))

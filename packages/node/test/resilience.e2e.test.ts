@@ -38,53 +38,55 @@ const errorTag = (exit: Exit.Exit<unknown, { readonly _tag: string; readonly rea
   Exit.isSuccess(exit) ? "ok" : exit.cause.reasons.map((r) => r._tag === "Fail" ? r.error.reason._tag : r._tag).join()
 
 describe("resilience end to end", () => {
-  it.live("a dead server beside a healthy one: the healthy one is never held up, the dead one fails fast", () =>
-    Effect.gen(function*() {
-      const healthy = yield* TestServer.httpScoped({ tools })
-      const hole = yield* blackHole
-      const refused = yield* freePort
-      const breaker = { failures: 2, openFor: "1 minute" }
-      const layer = McpBridge.layer({
-        mcpServers: {
-          healthy: { url: healthy.url },
-          hanging: { url: `http://127.0.0.1:${hole.port}/mcp`, bridge: { connectTimeout: "2 seconds" } },
-          refused: { url: `http://127.0.0.1:${refused}/mcp` }
-        },
-        bridge: { circuitBreaker: breaker, retry: false }
-      }, { transport: NodeTransport.layer() })
+  it.live(
+    "a dead server beside a healthy one: the healthy one is never held up, the dead one fails fast",
+    () =>
+      Effect.gen(function*() {
+        const healthy = yield* TestServer.httpScoped({ tools })
+        const hole = yield* blackHole
+        const refused = yield* freePort
+        const breaker = { failures: 2, openFor: "1 minute" }
+        const layer = McpBridge.layer({
+          mcpServers: {
+            healthy: { url: healthy.url },
+            hanging: { url: `http://127.0.0.1:${hole.port}/mcp`, bridge: { connectTimeout: "2 seconds" } },
+            refused: { url: `http://127.0.0.1:${refused}/mcp` }
+          },
+          bridge: { circuitBreaker: breaker, retry: false }
+        }, { transport: NodeTransport.layer() })
 
-      yield* Effect.gen(function*() {
-        const bridge = yield* McpBridge.McpBridge
-        // A call to the hanging server waits for its connect deadline...
-        const stuck = yield* Effect.forkChild(Effect.exit(bridge.callTool("hanging.echo", {})))
-        // ...while the healthy server answers many calls, and the refused one fails.
-        const results = yield* bridge.callMany(
-          Array.from({ length: 40 }, (_, i) => ({ target: "healthy.slow", arguments: { i } })),
-          { concurrency: 8 }
-        )
-        assert.isTrue(results.every((r) => r._tag === "Success"))
-        assert.strictEqual(healthy.calls("slow"), 40)
-        assert.isUndefined(stuck.pollUnsafe(), "the hanging server's call is still waiting")
-        const refusedExits = yield* Effect.forEach(
-          [1, 2, 3, 4],
-          () => Effect.exit(bridge.callTool("refused.echo", {}))
-        )
-        assert.deepStrictEqual(refusedExits.map(errorTag), [
-          "ConnectFailed",
-          "ConnectFailed",
-          "CircuitOpen",
-          "CircuitOpen"
-        ])
-        // The hanging server fails with its deadline; after a second failure its circuit is open too.
-        assert.strictEqual(errorTag(yield* Fiber.join(stuck)), "Timeout")
-        assert.strictEqual(errorTag(yield* Effect.exit(bridge.callTool("hanging.echo", {}))), "Timeout")
-        const open = yield* Effect.exit(bridge.callTool("hanging.echo", {}))
-        assert.strictEqual(errorTag(open), "CircuitOpen")
-        // Healthy calls still go through.
-        const after = yield* bridge.callTool("healthy.echo", { x: 1 })
-        assert.deepStrictEqual(after.content, [{ type: "text", text: "{\"x\":1}" }])
-      }).pipe(Effect.provide(layer))
-    }).pipe(Effect.scoped), { timeout: 30_000 })
+        yield* Effect.gen(function*() {
+          const bridge = yield* McpBridge.McpBridge
+          // A call to the hanging server waits for its connect deadline...
+          const stuck = yield* Effect.forkChild(Effect.exit(bridge.callTool("hanging.echo", {})))
+          // ...while the healthy server answers many calls, and the refused one fails.
+          const results = yield* bridge.callMany(
+            Array.from({ length: 40 }, (_, i) => ({ target: "healthy.slow", arguments: { i } })),
+            { concurrency: 8 }
+          )
+          assert.isTrue(results.every((r) => r._tag === "Success"))
+          assert.strictEqual(healthy.calls("slow"), 40)
+          assert.isUndefined(stuck.pollUnsafe(), "the hanging server's call is still waiting")
+          const refusedExits = yield* Effect.forEach(
+            [1, 2, 3, 4],
+            () => Effect.exit(bridge.callTool("refused.echo", {}))
+          )
+          assert.deepStrictEqual(refusedExits.map(errorTag), [
+            "ConnectFailed",
+            "ConnectFailed",
+            "CircuitOpen",
+            "CircuitOpen"
+          ])
+          // The hanging server fails with its deadline; after a second failure its circuit is open too.
+          assert.strictEqual(errorTag(yield* Fiber.join(stuck)), "Timeout")
+          assert.strictEqual(errorTag(yield* Effect.exit(bridge.callTool("hanging.echo", {}))), "Timeout")
+          const open = yield* Effect.exit(bridge.callTool("hanging.echo", {}))
+          assert.strictEqual(errorTag(open), "CircuitOpen")
+          // Healthy calls still go through.
+          const after = yield* bridge.callTool("healthy.echo", { x: 1 })
+          assert.deepStrictEqual(after.content, [{ type: "text", text: "{\"x\":1}" }])
+        }).pipe(Effect.provide(layer))
+      }).pipe(Effect.scoped),
+    { timeout: 30_000 }
+  )
 })
-
-

@@ -58,7 +58,9 @@ export const layer = (
     )
     const config = {
       mcpServers: Object.fromEntries(
-        Object.keys(instances).map((name) => [name, { type: "memory", bridge: { ...options.bridge, ...options.servers?.[name] } }])
+        Object.keys(instances).map((
+          name
+        ) => [name, { type: "memory", bridge: { ...options.bridge, ...options.servers?.[name] } }])
       )
     }
     const memory = Object.fromEntries(Object.entries(instances).map(([name, s]) => [name, s.connect]))

@@ -4,10 +4,10 @@
  *
  * @since 0.1.0
  */
-import { fileURLToPath } from "node:url"
 import type { Transport } from "@modelcontextprotocol/client"
 import { Effect } from "effect"
 import type { Scope } from "effect"
+import { fileURLToPath } from "node:url"
 import { workos } from "./internal/demo.ts"
 import { startHttpServer } from "./internal/http.ts"
 import { makeMemoryServer } from "./internal/memory.ts"

@@ -94,8 +94,7 @@ export const markdownTable = (
   align: ReadonlyArray<"left" | "right"> = []
 ): string => {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)))
-  const pad = (cell: string, i: number) =>
-    align[i] === "right" ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)
+  const pad = (cell: string, i: number) => align[i] === "right" ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)
   const line = (cells: ReadonlyArray<string>) => `| ${cells.map((c, i) => pad(c, i)).join(" | ")} |`
   const rule = `|${widths.map((w, i) => align[i] === "right" ? `${"-".repeat(w + 1)}:` : "-".repeat(w + 2)).join("|")}|`
   return [line(headers), rule, ...rows.map(line)].join("\n")
@@ -167,8 +166,10 @@ export const interleave = async (
   }
   const plan = variants.map((v) => {
     const rounds = Math.max(1, Math.min(options.rounds, Math.floor(v.total / options.concurrency)))
-    const sizes = Array.from({ length: rounds }, (_, i) =>
-      Math.floor(v.total / rounds) + (i < v.total % rounds ? 1 : 0))
+    const sizes = Array.from(
+      { length: rounds },
+      (_, i) => Math.floor(v.total / rounds) + (i < v.total % rounds ? 1 : 0)
+    )
     return { variant: v, sizes }
   })
   for (let round = 0; round < options.rounds; round++) {

@@ -126,7 +126,13 @@ const pipelineHitMicros = async (quick: boolean) => {
     }))
     latencies.sort((a, b) => a - b)
     const stats = await runtime.runPromise(ResultCache.ResultCache.use((cache) => cache.stats))
-    return { calls: n, p50: percentile(latencies, 50), p99: percentile(latencies, 99), upstream: server.calls("cached"), hits: stats.hits }
+    return {
+      calls: n,
+      p50: percentile(latencies, 50),
+      p99: percentile(latencies, 99),
+      upstream: server.calls("cached"),
+      hits: stats.hits
+    }
   } finally {
     await runtime.dispose()
     await server.close()
@@ -232,7 +238,13 @@ export const cache: Section = async ({ log, quick, rounds }) => {
   const pipelineTable = markdownTable(
     ["measured", "calls", "p50 µs", "p99 µs", "upstream calls"],
     [
-      ["cache hit, full default pipeline, inside Effect (memory server)", formatRate(pipeline.calls), micros(pipeline.p50), micros(pipeline.p99), String(pipeline.upstream)],
+      [
+        "cache hit, full default pipeline, inside Effect (memory server)",
+        formatRate(pipeline.calls),
+        micros(pipeline.p50),
+        micros(pipeline.p99),
+        String(pipeline.upstream)
+      ],
       ...pairs.filter((c) => c.transport === "memory").map((c) => [
         "cache hit, full default pipeline, Promise facade (memory server)",
         formatRate(c.hit.calls),
@@ -244,7 +256,14 @@ export const cache: Section = async ({ log, quick, rounds }) => {
     ["left", "right", "right", "right", "right"]
   )
   const zipfTable = markdownTable(
-    ["workload (5,000 calls, Zipf s = 1.1 over 1,000 argument values)", "cacheable reads", "hits", "hit rate", "upstream reads", "evictions"],
+    [
+      "workload (5,000 calls, Zipf s = 1.1 over 1,000 argument values)",
+      "cacheable reads",
+      "hits",
+      "hit rate",
+      "upstream reads",
+      "evictions"
+    ],
     workloads.map((w) => [
       w.mix.name,
       formatRate(w.reads),
@@ -255,7 +274,9 @@ export const cache: Section = async ({ log, quick, rounds }) => {
     ]),
     ["left", "right", "right", "right", "right", "right"]
   )
-  const errors = pairs.filter((c) => c.firstError !== undefined).map((c) => `\nerrors over ${c.transport}: ${c.firstError}`)
+  const errors = pairs.filter((c) => c.firstError !== undefined).map((c) =>
+    `\nerrors over ${c.transport}: ${c.firstError}`
+  )
   return {
     title: "Result cache: hit vs warm pooled call, hit latency, hit rate of a mixed workload",
     markdown: [pairTable, "", pipelineTable, "", zipfTable, ...errors].join("\n"),

@@ -368,9 +368,7 @@ const breakerTransitionsOf = family((server, from, to) =>
 const sessionConnectsOf = family((server, outcome) =>
   counterOf(d.sessionConnects, { [Attr.server]: server!, [Attr.outcome]: outcome! })
 )
-const sessionConnectDurationOf = family((server) =>
-  histogramOf(d.sessionConnectDuration, { [Attr.server]: server! })
-)
+const sessionConnectDurationOf = family((server) => histogramOf(d.sessionConnectDuration, { [Attr.server]: server! }))
 const sessionDurationOf = family((server, transport, protocolVersion) =>
   histogramOf(d.sessionDuration, {
     [Attr.server]: server!,
@@ -481,9 +479,7 @@ export const annotateCall = (key: string, value: unknown): Effect.Effect<void> =
   })
 
 /** ResultCache: the call span's `mcp_bridge.cache.result`, `hit` or `miss` (Telemetry sets `none` when not looked up). */
-export const annotateCacheResult = (result: CacheResult): Effect.Effect<void> =>
-  annotateCall(Attr.cacheResult, result)
-
+export const annotateCacheResult = (result: CacheResult): Effect.Effect<void> => annotateCall(Attr.cacheResult, result)
 
 /** `network.transport` of a transport kind. */
 export const networkTransport = (kind: "stdio" | "http" | "sse" | "memory"): string =>

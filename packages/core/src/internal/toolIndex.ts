@@ -22,8 +22,8 @@ import { Cache, Clock, Duration, Effect, type Exit, MutableHashMap } from "effec
 import * as BridgeConfig from "../BridgeConfig.ts"
 import type { ConnectionPool } from "../ConnectionPool.ts"
 import type { McpSession } from "../McpSession.ts"
-import * as Metrics from "./metrics.ts"
 import type { CallError } from "../ToolCaller.ts"
+import * as Metrics from "./metrics.ts"
 
 /** @internal */
 export interface IndexedList<T> {

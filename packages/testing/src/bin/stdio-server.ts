@@ -3,9 +3,9 @@
  * Serves the spec over this process's stdin/stdout and exits as soon as stdin closes.
  */
 import { serveStdio, StdioServerTransport } from "@modelcontextprotocol/server/stdio"
-import type { TestServerSpec } from "../TestServer.ts"
 import { buildServer, instanceCounter } from "../internal/instance.ts"
 import { makeState } from "../internal/state.ts"
+import type { TestServerSpec } from "../TestServer.ts"
 
 const spec = JSON.parse(process.argv[2] ?? "{\"tools\":[]}") as TestServerSpec
 const state = makeState(spec)

@@ -1,7 +1,5 @@
-import { createServer } from "node:http"
-import type { IncomingMessage, ServerResponse } from "node:http"
-import type { AddressInfo } from "node:net"
-import { randomUUID } from "node:crypto"
+import { NodeStreamableHTTPServerTransport, toNodeHandler, toWebRequest } from "@modelcontextprotocol/node"
+import type { NodeIncomingMessageLike } from "@modelcontextprotocol/node"
 import {
   createMcpHandler,
   isInitializeRequest,
@@ -9,8 +7,10 @@ import {
   legacyStatelessFallback
 } from "@modelcontextprotocol/server"
 import type { McpHttpHandler, McpServer, McpServerFactory } from "@modelcontextprotocol/server"
-import { NodeStreamableHTTPServerTransport, toNodeHandler, toWebRequest } from "@modelcontextprotocol/node"
-import type { NodeIncomingMessageLike } from "@modelcontextprotocol/node"
+import { randomUUID } from "node:crypto"
+import { createServer } from "node:http"
+import type { IncomingMessage, ServerResponse } from "node:http"
+import type { AddressInfo } from "node:net"
 import type { HttpOptions, HttpTestServer, TestServerSpec } from "../TestServer.ts"
 import { buildServer, instanceCounter } from "./instance.ts"
 import { countCalls, makeState, receivedMeta } from "./state.ts"

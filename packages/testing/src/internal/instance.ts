@@ -173,13 +173,14 @@ export const buildServer = (state: ServerState, hooks: InstanceHooks): McpServer
       annotations: { readOnlyHint: true },
       inputSchema: objectSchema(undefined)
     },
-    async () => json({
-      calls: Object.fromEntries(state.calls),
-      pid: process.pid,
-      sessions: hooks.sessions(),
-      inFlight: state.inFlight,
-      cancelled: state.cancelled
-    })
+    async () =>
+      json({
+        calls: Object.fromEntries(state.calls),
+        pid: process.pid,
+        sessions: hooks.sessions(),
+        inFlight: state.inFlight,
+        cancelled: state.cancelled
+      })
   )
   if (hooks.longLived) {
     state.live.add(server)
@@ -193,7 +194,7 @@ export const buildServer = (state: ServerState, hooks: InstanceHooks): McpServer
 }
 
 /** A fresh per-instance counter for the "counter" respond kind. */
-export const instanceCounter = (): (() => number) => {
+export const instanceCounter = (): () => number => {
   let n = 0
   return () => ++n
 }
