@@ -2,7 +2,7 @@
  * `npm run demo`: the seed's "Expected Performance Metrics", measured live against the demo "workos" server started
  * as a stdio child process (no network, no keys), through the bridge and through the naive pattern side by side.
  */
-import { createBridge, Telemetry } from "@mcp-bridge/core"
+import { AlertRules, createBridge } from "@mcp-bridge/core"
 import type { BridgeClient } from "@mcp-bridge/core"
 import { TestServer } from "@mcp-bridge/testing"
 import type { CallToolResult } from "@modelcontextprotocol/client"
@@ -95,7 +95,7 @@ const runBridge = async () => {
     // The bridge's own view of the run: its live metrics snapshot, and the alert rules it would fire.
     const snapshot = await bridge.metrics()
     const metrics = snapshot.servers.find((s) => s.server === "workos")!
-    return { samples, stats, coldStartMillis, tools: tools.length, metrics, alerts: Telemetry.rulesFiring(snapshot) }
+    return { samples, stats, coldStartMillis, tools: tools.length, metrics, alerts: AlertRules.rulesFiring(snapshot) }
   } finally {
     await bridge.close()
   }
@@ -213,7 +213,7 @@ const main = async () => {
     ])
   ))
   console.log()
-  const d = Telemetry.alertDefaults
+  const d = AlertRules.defaults
   console.log(
     `Alert rules (error rate > ${percent(d.errorRate.threshold)}, p95 > ${Duration.toMillis(d.latency.p95)} ms, ` +
       `cache hit rate < ${percent(d.cacheHitRate.threshold)}, callers waiting for a session, circuit open): ` +

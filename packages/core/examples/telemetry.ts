@@ -1,13 +1,13 @@
 // Telemetry: call a few tools, then read the bridge's own metrics snapshot and the alert rules that would fire.
 // Run it: node packages/core/examples/telemetry.ts (with OTEL_EXPORTER_OTLP_ENDPOINT set, spans and metrics are
-// also exported over OTLP/HTTP; see Telemetry.layerOtlp).
-import { createBridge, Telemetry } from "@mcp-bridge/core"
+// also exported over OTLP/HTTP; see TelemetryExport.layerOtlp).
+import { AlertRules, createBridge, type MetricsSnapshot } from "@mcp-bridge/core"
 import { createRequire } from "node:module"
 
 const everything = createRequire(import.meta.url).resolve("@modelcontextprotocol/server-everything/dist/index.js")
 
 export const main = async () => {
-  const events: Array<Telemetry.AlertEvent> = []
+  const events: Array<MetricsSnapshot.AlertEvent> = []
   const bridge = await createBridge(
     { mcpServers: { reference: { command: process.execPath, args: [everything] } } },
     // Alert rules are on by default (seed thresholds); here they also call back, and run every 5 seconds.
@@ -24,7 +24,7 @@ export const main = async () => {
           `p50 ${tool.p50Millis?.toFixed(2)} ms, p95 ${tool.p95Millis?.toFixed(2)} ms`
       )
     }
-    console.log("would fire:", Telemetry.rulesFiring(metrics).map((a) => a.message))
+    console.log("would fire:", AlertRules.rulesFiring(metrics).map((a) => a.message))
     return { server, events }
   } finally {
     await bridge.close()

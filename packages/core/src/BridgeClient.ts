@@ -6,14 +6,14 @@
  */
 import type { CallToolResult } from "@modelcontextprotocol/client"
 import { type Duration, Effect, Layer, ManagedRuntime } from "effect"
-import type * as BridgeConfig from "./BridgeConfig.ts"
+import type { ConfigFileEncoded } from "./BridgeConfigSchema.ts"
 import { CallerIdentity } from "./CallerIdentity.ts"
 import * as ConnectionPool from "./ConnectionPool.ts"
 import * as McpBridge from "./McpBridge.ts"
+import type * as McpBridgeError from "./McpBridgeError.ts"
 import * as McpTransport from "./McpTransport.ts"
+import type { BridgeMetrics } from "./MetricsSnapshot.ts"
 import * as ResultCache from "./ResultCache.ts"
-import type * as Telemetry from "./Telemetry.ts"
-import type { CallError } from "./ToolCaller.ts"
 
 /**
  * @since 0.1.0
@@ -53,7 +53,7 @@ export interface BridgeClient {
   readonly listTools: () => Promise<ReadonlyArray<McpBridge.BridgeTool>>
   readonly stats: () => Promise<ReadonlyArray<ConnectionPool.PoolStats>>
   /** A snapshot of the metrics per server (`McpBridge.metrics()`): success rate, latency percentiles, cache, pool. */
-  readonly metrics: () => Promise<Telemetry.BridgeMetrics>
+  readonly metrics: () => Promise<BridgeMetrics>
   /** The result cache: invalidation and stats (see `ResultCache`). */
   readonly cache: CacheControl
   /** Closes every session (and ends every child process). */
@@ -88,7 +88,7 @@ export interface CallManyOptions {
  */
 export type CallManyOutcome =
   | { readonly ok: true; readonly result: CallToolResult }
-  | { readonly ok: false; readonly error: McpBridge.McpBridgeError | CallError }
+  | { readonly ok: false; readonly error: McpBridgeError.McpBridgeError | McpBridge.CallError }
 
 /**
  * The result cache of a `BridgeClient`. Each `invalidate*` resolves to the number of results dropped.
@@ -132,7 +132,7 @@ const facadeCall = (
   target: McpBridge.ToolTarget,
   args: Readonly<Record<string, unknown>> | undefined,
   options: CallOptions
-): Effect.Effect<CallToolResult, McpBridge.McpBridgeError | CallError> => {
+): Effect.Effect<CallToolResult, McpBridgeError.McpBridgeError | McpBridge.CallError> => {
   const effect = bridge.callTool(target, args, {
     ...(options.timeout === undefined ? {} : { timeout: options.timeout as Duration.Input }),
     ...(options.meta === undefined ? {} : { meta: options.meta })
@@ -141,7 +141,7 @@ const facadeCall = (
 }
 
 const needsStdio = (config: object) => {
-  const servers = (config as Partial<BridgeConfig.ConfigFileEncoded>).mcpServers
+  const servers = (config as Partial<ConfigFileEncoded>).mcpServers
   return servers !== undefined && typeof servers === "object" &&
     Object.values(servers).some((s) => s !== null && typeof s === "object" && "command" in s)
 }

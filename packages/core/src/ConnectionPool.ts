@@ -9,12 +9,14 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Duration, Effect, Layer, Pool, RcMap, Schema, Scope } from "effect"
+import { Clock, Context, Duration, Effect, Exit, Layer, Option, Pool, RcMap, Schema, Scope } from "effect"
 import { BridgeConfig, type ResolvedServer } from "./BridgeConfig.ts"
 import { CallerIdentity } from "./CallerIdentity.ts"
 import * as Metrics from "./internal/metrics.ts"
 import * as McpSession from "./McpSession.ts"
+import { McpSessionError } from "./McpSessionError.ts"
 import { McpTransport } from "./McpTransport.ts"
+import { MetricsRecorder, noop } from "./MetricsRecorder.ts"
 
 // -----------------------------------------------------------------------------
 // Model
@@ -56,22 +58,43 @@ export interface PoolStats {
  * @since 0.1.0
  */
 export class PoolTimeout extends Schema.TaggedClass<PoolTimeout>()("PoolTimeout", {
+  server: Schema.String,
   max: Schema.Finite,
   concurrency: Schema.Finite,
   waitedMillis: Schema.Finite
 }) {}
 
 /**
+ * Why the pool could not lease a session: `PoolTimeout`.
+ *
+ * @since 0.1.0
+ */
+export const Reason = Schema.Union([PoolTimeout])
+
+/**
+ * @since 0.1.0
+ */
+export type Reason = typeof Reason.Type
+
+/**
+ * The pool could not lease a session in time. Failures to open a session are `McpSessionError`s.
+ *
  * @since 0.1.0
  */
 export class ConnectionPoolError extends Schema.TaggedError<ConnectionPoolError>()("ConnectionPoolError", {
-  server: Schema.String,
-  reason: Schema.Union([PoolTimeout])
+  reason: Reason
 }) {
   override get message(): string {
     const r = this.reason
-    return `no session of MCP server "${this.server}" became free within ${r.waitedMillis} ms ` +
+    return `no session of MCP server "${r.server}" became free within ${r.waitedMillis} ms ` +
       `(${r.max} sessions × ${r.concurrency} requests each, all busy)`
+  }
+
+  /**
+   * The server whose pool is saturated.
+   */
+  get server(): string {
+    return this.reason.server
   }
 }
 
@@ -80,20 +103,36 @@ export class ConnectionPoolError extends Schema.TaggedError<ConnectionPoolError>
 // -----------------------------------------------------------------------------
 
 /**
+ * The connection pool, at the bottom of the pipeline: every call runs on a leased session of its server.
+ *
  * @since 0.1.0
  */
-export class ConnectionPool extends Context.Service<ConnectionPool, {
+export class ConnectionPool extends Context.Service<ConnectionPool, ConnectionPool.Service>()(
+  "@mcp-bridge/core/ConnectionPool"
+) {}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace ConnectionPool {
   /**
-   * Runs `f` with a session of `server` leased for its duration, for the current `CallerIdentity`. A session that
-   * fails with a transport error inside `f` is invalidated and replaced.
+   * @since 0.1.0
    */
-  readonly withSession: <A, E, R>(
-    server: ResolvedServer,
-    f: (session: McpSession.McpSession) => Effect.Effect<A, E, R>
-  ) => Effect.Effect<A, E | McpSession.McpSessionError | ConnectionPoolError, R>
-  /** The state of every pool. */
-  readonly stats: Effect.Effect<ReadonlyArray<PoolStats>>
-}>()("@mcp-bridge/core/ConnectionPool") {}
+  export interface Service {
+    /**
+     * Runs `f` with a session of `server` leased for its duration, for the current `CallerIdentity`. A session that
+     * fails with a transport error inside `f` is invalidated and replaced. With `traceWait`, a caller that has to
+     * wait for a session gets a span (`mcp_bridge.session.wait`) for the wait.
+     */
+    readonly withSession: <A, E, R>(
+      server: ResolvedServer,
+      f: (session: McpSession.McpSession) => Effect.Effect<A, E, R>,
+      traceWait?: boolean
+    ) => Effect.Effect<A, E | McpSessionError | ConnectionPoolError, R>
+    /** The state of every pool. */
+    readonly stats: Effect.Effect<ReadonlyArray<PoolStats>>
+  }
+}
 
 /**
  * @since 0.1.0
@@ -122,8 +161,10 @@ const parsePoolKey = (key: string): { readonly server: string; readonly identity
   return nul === -1 ? { server: key, identity: undefined } : { server: key.slice(0, nul), identity: key.slice(nul + 1) }
 }
 
-const isTransportFailure = (error: unknown): error is McpSession.McpSessionError =>
-  error instanceof McpSession.McpSessionError && error.isTransportFailure
+const isTransportFailure = (error: unknown): error is McpSessionError =>
+  error instanceof McpSessionError && error.isTransportFailure
+
+type SessionPool = Pool.Pool<McpSession.McpSession, McpSessionError>
 
 /**
  * The strategy behind each pool: a sweep that retires sessions whose transport closed, that aged past `maxLifetime`,
@@ -133,20 +174,20 @@ const sessionStrategy = (
   server: ResolvedServer,
   probeTimeout: Duration.Duration,
   counters: Counters
-): Pool.Strategy<McpSession.McpSession, McpSession.McpSessionError> => {
-  const lastCheck = new WeakMap<Pool.PoolItem<McpSession.McpSession, McpSession.McpSessionError>, number>()
+): Pool.Strategy<McpSession.McpSession, McpSessionError> => {
+  const lastCheck = new WeakMap<Pool.PoolItem<McpSession.McpSession, McpSessionError>, number>()
   const idleMillis = Duration.toMillis(server.pool.idleTimeToLive)
   const lifetimeMillis = Duration.toMillis(server.pool.maxLifetime)
   const healthMillis = Duration.toMillis(server.pool.healthCheckInterval)
   const tick = Math.max(Math.min(idleMillis, lifetimeMillis, healthMillis) / 4, 10)
 
-  const retire = (pool: Pool.Pool<McpSession.McpSession, McpSession.McpSessionError>, session: McpSession.McpSession) =>
+  const retire = (pool: SessionPool, session: McpSession.McpSession) =>
     Effect.suspend(() => {
       counters.invalidated++
       return Pool.invalidate(pool, session)
     })
 
-  const sweep = (pool: Pool.Pool<McpSession.McpSession, McpSession.McpSessionError>) =>
+  const sweep = (pool: SessionPool) =>
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       let active = 0
@@ -191,10 +232,11 @@ const sessionStrategy = (
 export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const config = yield* BridgeConfig
   const transports = yield* McpTransport
+  const recorder = Option.getOrElse(yield* Effect.serviceOption(MetricsRecorder), () => noop)
   const probeTimeout = Duration.fromInputUnsafe(options.probeTimeout ?? "5 seconds")
   const counters = new Map<string, Counters>()
   const priors = new Map<string, McpSession.McpSession["prior"]>()
-  const pools = new Map<string, Pool.Pool<McpSession.McpSession, McpSession.McpSessionError>>()
+  const pools = new Map<string, SessionPool>()
 
   const countersOf = (key: string): Counters => {
     let c = counters.get(key)
@@ -210,21 +252,24 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       Effect.gen(function*() {
         const server = config.servers.get(parsePoolKey(id).server)!
         const c = countersOf(id)
-        let pool: Pool.Pool<McpSession.McpSession, McpSession.McpSessionError> | undefined
+        let pool: SessionPool | undefined
         const acquire = Effect.gen(function*() {
           const session = yield* McpSession.make(server, { prior: priors.get(server.name) }).pipe(
             Effect.tapError(() =>
-              Effect.andThen(Effect.sync(() => c.connectFailures++), Metrics.sessionConnect(server.name, "failure", 0))
+              Effect.sync(() => {
+                c.connectFailures++
+                recorder.sessionConnectFailed(server.name)
+              })
             )
           )
           priors.set(server.name, session.prior)
           c.created++
           c.lastConnectMillis = session.connectMillis
           c.totalConnectMillis += session.connectMillis
-          yield* Metrics.sessionConnect(server.name, "success", session.connectMillis / 1000)
+          recorder.sessionConnected(server.name, session.connectMillis / 1000)
           yield* Effect.addFinalizer(() =>
-            Effect.flatMap(Clock.currentTimeMillis, (now) =>
-              Metrics.sessionClosed(
+            Effect.map(Clock.currentTimeMillis, (now) =>
+              recorder.sessionClosed(
                 server.name,
                 Metrics.networkTransport(session.transport),
                 session.protocolVersion,
@@ -260,32 +305,34 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   })
 
   // Pool gauges, read when metrics are collected (summed over a server's per-identity pools): no cost per call.
-  const poolGauge =
-    (server: string, read: (pool: Pool.Pool<McpSession.McpSession, McpSession.McpSessionError>) => number) => () => {
-      let total = 0
-      for (const [id, pool] of pools) if (parsePoolKey(id).server === server) total += read(pool)
-      return total
-    }
-  const countItems = (pool: Pool.Pool<McpSession.McpSession, McpSession.McpSessionError>, used: boolean) => {
+  const poolGauge = (server: string, read: (pool: SessionPool) => number) => () => {
+    let total = 0
+    for (const [id, pool] of pools) if (parsePoolKey(id).server === server) total += read(pool)
+    return total
+  }
+  const countItems = (pool: SessionPool, used: boolean) => {
     let n = 0
     for (const item of pool.state.items) if (item.exit._tag === "Success" && (item.refCount > 0) === used) n++
     return n
   }
-  for (const server of config.servers.values()) {
+  if (recorder.enabled) {
     const d = Metrics.definitions
-    const attrs = { [Metrics.Attr.server]: server.name }
-    yield* Metrics.observeGauges([
-      [
-        Metrics.gaugeOf(d.poolSessions, { ...attrs, [Metrics.Attr.sessionState]: "idle" }),
-        poolGauge(server.name, (pool) => countItems(pool, false))
-      ],
-      [
-        Metrics.gaugeOf(d.poolSessions, { ...attrs, [Metrics.Attr.sessionState]: "used" }),
-        poolGauge(server.name, (pool) => countItems(pool, true))
-      ],
-      [Metrics.gaugeOf(d.poolPending, attrs), poolGauge(server.name, (pool) => pool.state.waiters.size)],
-      [Metrics.gaugeOf(d.poolMax, attrs), () => server.pool.max]
-    ])
+    for (const server of config.servers.values()) {
+      const attrs = { [Metrics.Attr.server]: server.name }
+      const remove = recorder.observe([
+        [
+          Metrics.gaugeOf(d.poolSessions, { ...attrs, [Metrics.Attr.sessionState]: "idle" }),
+          poolGauge(server.name, (pool) => countItems(pool, false))
+        ],
+        [
+          Metrics.gaugeOf(d.poolSessions, { ...attrs, [Metrics.Attr.sessionState]: "used" }),
+          poolGauge(server.name, (pool) => countItems(pool, true))
+        ],
+        [Metrics.gaugeOf(d.poolPending, attrs), poolGauge(server.name, (pool) => pool.state.waiters.size)],
+        [Metrics.gaugeOf(d.poolMax, attrs), () => server.pool.max]
+      ])
+      yield* Effect.addFinalizer(() => Effect.sync(remove))
+    }
   }
 
   // Warm `min` sessions of every shared pool from start-up.
@@ -295,32 +342,76 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     }
   }
 
-  // Leases a session of `pool` for `f`, and retires it if `f` fails on its transport.
-  const lease = <A, E, R>(
+  const waitSpans = new Map<string, { readonly kind: "internal"; readonly attributes: Record<string, string> }>()
+  const waitSpanOptions = (server: string) => {
+    let options = waitSpans.get(server)
+    if (options === undefined) {
+      waitSpans.set(server, options = { kind: "internal", attributes: { [Metrics.Attr.server]: server } })
+    }
+    return options
+  }
+
+  // No free session: wait for one (FIFO, in `Pool`), up to `acquireTimeout`. The deadline bounds the wait only, not
+  // the call: once a session is leased, the timer's side never completes.
+  const waitThenUse = <A, E, R>(
     server: ResolvedServer,
-    id: string,
-    pool: Pool.Pool<McpSession.McpSession, McpSession.McpSessionError>,
-    f: (session: McpSession.McpSession) => Effect.Effect<A, E, R>
-  ): Effect.Effect<A, E | McpSession.McpSessionError | ConnectionPoolError, R | Scope.Scope> => {
-    // A free session is leased at once; only a caller that has to wait gets the deadline (and its timer).
-    const free = pool.state.waiters.size === 0 && pool.state.availableHead?.exit._tag === "Success"
-    const get = free ? Pool.get(pool) : Pool.get(pool).pipe(
-      Effect.timeoutOrElse({
-        duration: server.pool.acquireTimeout,
-        orElse: () =>
-          Effect.fail(
+    pool: SessionPool,
+    run: (session: McpSession.McpSession) => Effect.Effect<A, E, R>,
+    traceWait: boolean
+  ): Effect.Effect<A, E | McpSessionError | ConnectionPoolError, R> =>
+    Effect.suspend(() => {
+      let leased = false
+      const timeout = Effect.sleep(server.pool.acquireTimeout).pipe(
+        Effect.andThen(Effect.suspend(() =>
+          leased ? Effect.never : Effect.fail(
             new ConnectionPoolError({
-              server: server.name,
               reason: new PoolTimeout({
+                server: server.name,
                 max: server.pool.max,
                 concurrency: server.pool.concurrency,
                 waitedMillis: Duration.toMillis(server.pool.acquireTimeout)
               })
             })
           )
-      })
-    )
-    return Effect.flatMap(get, (session) =>
+        ))
+      )
+      if (!traceWait) {
+        return Effect.raceFirst(
+          Pool.use(pool, (session) => {
+            leased = true
+            return run(session)
+          }),
+          timeout
+        )
+      }
+      return Effect.flatMap(Effect.makeSpan("mcp_bridge.session.wait", waitSpanOptions(server.name)), (wait) =>
+        Effect.withFiber((fiber) => {
+          const clock = fiber.getRef(Clock.Clock)
+          return Effect.raceFirst(
+            Pool.use(pool, (session) => {
+              leased = true
+              wait.end(clock.currentTimeNanosUnsafe(), Exit.void)
+              return run(session)
+            }),
+            timeout
+          ).pipe(
+            Effect.onExit((exit) =>
+              Effect.sync(() => leased || wait.end(clock.currentTimeNanosUnsafe(), exit))
+            )
+          )
+        }))
+    })
+
+  // Leases a session of `pool` for `f`, and retires it if `f` fails on its transport. A free session is leased at
+  // once; only a caller that has to wait gets a deadline (and its timer).
+  const lease = <A, E, R>(
+    server: ResolvedServer,
+    id: string,
+    pool: SessionPool,
+    f: (session: McpSession.McpSession) => Effect.Effect<A, E, R>,
+    traceWait: boolean
+  ): Effect.Effect<A, E | McpSessionError | ConnectionPoolError, R> => {
+    const run = (session: McpSession.McpSession) =>
       f(session).pipe(
         Effect.tapError((error) =>
           isTransportFailure(error)
@@ -330,7 +421,9 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
             })
             : Effect.void
         )
-      ))
+      )
+    const free = pool.state.waiters.size === 0 && pool.state.availableHead?.exit._tag === "Success"
+    return free ? Pool.use(pool, run) : waitThenUse(server, pool, run, traceWait)
   }
 
   // With the default `unusedPoolTimeToLive` (never), a pool lives as long as the layer once opened, so a call can
@@ -339,17 +432,16 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
 
   const withSession = <A, E, R>(
     server: ResolvedServer,
-    f: (session: McpSession.McpSession) => Effect.Effect<A, E, R>
-  ): Effect.Effect<A, E | McpSession.McpSessionError | ConnectionPoolError, R> =>
+    f: (session: McpSession.McpSession) => Effect.Effect<A, E, R>,
+    traceWait = false
+  ): Effect.Effect<A, E | McpSessionError | ConnectionPoolError, R> =>
     Effect.withFiber((fiber) => {
       const identity = server.pool.isolation === "per-identity" ? fiber.getRef(CallerIdentity) : undefined
       const id = poolKey(server.name, identity)
       const open = poolsStay ? pools.get(id) : undefined
-      return Effect.scoped(
-        open !== undefined
-          ? lease(server, id, open, f)
-          : Effect.flatMap(RcMap.get(map, id), (pool) => lease(server, id, pool, f))
-      )
+      return open !== undefined
+        ? lease(server, id, open, f, traceWait)
+        : Effect.scoped(Effect.flatMap(RcMap.get(map, id), (pool) => lease(server, id, pool, f, traceWait)))
     })
 
   const stats = Effect.gen(function*() {
@@ -378,11 +470,11 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     return out
   })
 
-  return ConnectionPool.of({ withSession, stats })
+  return { withSession, stats } satisfies ConnectionPool.Service
 })
 
 /**
- * Pooled sessions for every server of the configuration.
+ * Pooled sessions for every server of the configuration: what `McpBridge.layer` uses.
  *
  * @since 0.1.0
  */
@@ -390,20 +482,21 @@ export const layer = (options: Options = {}): Layer.Layer<ConnectionPool, never,
   Layer.effect(ConnectionPool, make(options))
 
 /**
- * No pooling: a new session for every call, closed after it (the naive pattern, for comparison).
+ * No pooling: a new session for every call, closed after it. The naive pattern, for comparison in benchmarks and
+ * for servers that cannot serve two calls on one session.
  *
  * @since 0.1.0
  */
-export const layerDisabled: Layer.Layer<ConnectionPool, never, McpTransport> = Layer.effect(
+export const layerUnpooled: Layer.Layer<ConnectionPool, never, McpTransport> = Layer.effect(
   ConnectionPool,
   Effect.gen(function*() {
     const transports = yield* McpTransport
-    return ConnectionPool.of({
+    return {
       withSession: (server, f) =>
         Effect.scoped(
           McpSession.make(server).pipe(Effect.provideService(McpTransport, transports), Effect.flatMap(f))
         ),
       stats: Effect.succeed([])
-    })
+    } satisfies ConnectionPool.Service
   })
 )

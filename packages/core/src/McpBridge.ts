@@ -1,26 +1,39 @@
 /**
  * The bridge: one service to list and call the tools of many MCP servers by qualified name (`server.tool`).
  *
- * A call is routed through the tool index (the `tools/list` of every server, cached per server, or per caller identity
+ * A call is routed through the tool index (the `tools/list` of every server, kept per server, or per caller identity
  * when a 2026-07-28 server marks it `private`, and dropped when a server announces a list change; a list past its
  * time is refreshed in the background, so a call does not wait for a `tools/list` while a known list is in use), then
- * travels down the pipeline of stages that are in the layer's context (see `ToolCaller`) to the `ConnectionPool`.
+ * travels down the pipeline of stages in the layer's context, top to bottom (`Telemetry`, `ResultCache`, `Batcher`,
+ * `Throttler`, `Resilience`; see `ToolCaller`), to the `ConnectionPool` and a session's `tools/call`.
+ *
+ * Built on `Layer` composition: `layer(config, options)` assembles config, transport, telemetry, pool, stages and
+ * the router; each piece is a service that can be swapped (e.g. in-memory servers in tests).
  *
  * @since 0.1.0
  */
 import type { CallToolResult, Tool } from "@modelcontextprotocol/client"
-import { Clock, Config, Context, Duration, Effect, Layer, Option, Predicate, type Result, Schema } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Option, Predicate, type Result } from "effect"
 import * as Batcher from "./Batcher.ts"
 import * as BridgeConfig from "./BridgeConfig.ts"
+import type { BridgeConfigError } from "./BridgeConfigError.ts"
 import { CallerIdentity } from "./CallerIdentity.ts"
 import * as ConnectionPool from "./ConnectionPool.ts"
+import * as Production from "./internal/production.ts"
 import * as ToolIndex from "./internal/toolIndex.ts"
+import { bottom } from "./internal/wire.ts"
+import { invalidCall, McpBridgeError, UnknownServer, UnknownTool } from "./McpBridgeError.ts"
+import type { McpSessionError } from "./McpSessionError.ts"
 import * as McpTransport from "./McpTransport.ts"
+import * as MetricsRecorder from "./MetricsRecorder.ts"
+import { type BridgeMetrics, fromSnapshot } from "./MetricsSnapshot.ts"
 import * as Resilience from "./Resilience.ts"
 import * as ResultCache from "./ResultCache.ts"
 import * as Telemetry from "./Telemetry.ts"
+import * as TelemetryExport from "./TelemetryExport.ts"
 import * as Throttler from "./Throttler.ts"
-import type { CallError, CallRequest, Stage, ToolCaller } from "./ToolCaller.ts"
+import type { CallRequest, ToolCaller } from "./ToolCaller.ts"
+import type { ToolPolicy } from "./ToolPolicy.ts"
 
 // -----------------------------------------------------------------------------
 // Model
@@ -51,15 +64,26 @@ export interface BridgeTool {
 export type ToolTarget = string | { readonly server: string; readonly tool: string }
 
 /**
- * One call of {@link McpBridge}'s `callMany`.
+ * One call of `callMany`: MCP's own call shape (`CallToolRequest.params`) with a qualified `name` (`target` is
+ * accepted as an alias of `name`).
  *
  * @since 0.1.0
  */
-export interface CallManyItem {
-  readonly target: ToolTarget
-  readonly arguments?: Readonly<Record<string, unknown>> | undefined
-  readonly options?: CallOptions | undefined
-}
+export type CallManyItem =
+  & ({ readonly name: ToolTarget } | { readonly target: ToolTarget })
+  & {
+    readonly arguments?: Readonly<Record<string, unknown>> | undefined
+    /** Request `_meta` to send with the call. */
+    readonly _meta?: Readonly<Record<string, unknown>> | undefined
+    readonly options?: CallOptions | undefined
+  }
+
+/**
+ * The tool a `callMany` item names (`name`, or its alias `target`).
+ *
+ * @since 0.1.0
+ */
+export const itemTarget = (item: CallManyItem): ToolTarget => "name" in item ? item.name : item.target
 
 /**
  * @since 0.1.0
@@ -83,101 +107,76 @@ export interface CallOptions {
   readonly meta?: Readonly<Record<string, unknown>> | undefined
 }
 
-// -----------------------------------------------------------------------------
-// Errors
-// -----------------------------------------------------------------------------
-
 /**
- * No server by that name. `available` lists the configured servers.
+ * Every failure a call can end with below the router: the session's, the pool's, the throttler's and resilience's.
  *
  * @since 0.1.0
  */
-export class UnknownServer extends Schema.TaggedClass<UnknownServer>()("UnknownServer", {
-  server: Schema.String,
-  available: Schema.Array(Schema.String)
-}) {}
-
-/**
- * The server has no tool by that name. `available` lists its tools.
- *
- * @since 0.1.0
- */
-export class UnknownTool extends Schema.TaggedClass<UnknownTool>()("UnknownTool", {
-  server: Schema.String,
-  tool: Schema.String,
-  available: Schema.Array(Schema.String)
-}) {}
-
-/**
- * The target or the arguments are malformed.
- *
- * @since 0.1.0
- */
-export class InvalidCall extends Schema.TaggedClass<InvalidCall>()("InvalidCall", {
-  detail: Schema.String
-}) {}
-
-/**
- * @since 0.1.0
- */
-export class McpBridgeError extends Schema.TaggedError<McpBridgeError>()("McpBridgeError", {
-  reason: Schema.Union([UnknownServer, UnknownTool, InvalidCall])
-}) {
-  override get message(): string {
-    const r = this.reason
-    switch (r._tag) {
-      case "UnknownServer":
-        return `unknown MCP server "${r.server}"; configured servers: ${r.available.join(", ") || "(none)"}`
-      case "UnknownTool":
-        return `MCP server "${r.server}" has no tool "${r.tool}"; its tools: ${r.available.join(", ") || "(none)"}`
-      case "InvalidCall":
-        return `invalid tool call: ${r.detail}`
-    }
-  }
-}
+export type CallError =
+  | McpSessionError
+  | ConnectionPool.ConnectionPoolError
+  | Throttler.ThrottlerError
+  | Resilience.ResilienceError
 
 // -----------------------------------------------------------------------------
 // Service
 // -----------------------------------------------------------------------------
 
 /**
+ * The bridge. `layer(config)` provides it with every stage on.
+ *
+ * @example
+ * ```ts
+ * const result = yield* McpBridge.McpBridge.use((bridge) => bridge.callTool("docs.search", { q: "pool" }))
+ * ```
+ *
  * @since 0.1.0
  */
-export class McpBridge extends Context.Service<McpBridge, {
-  /** The configured server names. */
-  readonly servers: ReadonlyArray<string>
+export class McpBridge extends Context.Service<McpBridge, McpBridge.Service>()("@mcp-bridge/core/McpBridge") {}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace McpBridge {
   /**
-   * Every tool of every server. A server that cannot be reached is left out (and logged); use `listServerTools` to
-   * get its error.
+   * @since 0.1.0
    */
-  readonly listTools: () => Effect.Effect<ReadonlyArray<BridgeTool>>
-  /** The tools of one server. */
-  readonly listServerTools: (server: string) => Effect.Effect<ReadonlyArray<BridgeTool>, McpBridgeError | CallError>
-  /**
-   * Calls a tool. A result with `isError: true` is a success (the tool ran and reported an error); failures of the
-   * bridge, the transport or the pool are typed errors.
-   */
-  readonly callTool: (
-    target: ToolTarget,
-    args?: Readonly<Record<string, unknown>>,
-    options?: CallOptions
-  ) => Effect.Effect<CallToolResult, McpBridgeError | CallError>
-  /**
-   * A snapshot of the bridge's metrics per server (the seed's `get_all_metrics()`): calls by outcome, success rate,
-   * latency mean and p50/p95/p99 per tool, cache hit rate, pool, throttle, retries, circuit state, and the alerts
-   * firing now. Reads the current `Metric.MetricRegistry`.
-   */
-  readonly metrics: () => Effect.Effect<Telemetry.BridgeMetrics>
-  /**
-   * Makes several calls, `concurrency` at a time (default 5), and returns one `Result` per call in input order: a
-   * failed call loses nothing of the others. Calls that are safe to merge and identical share one upstream call (see
-   * `Batcher`).
-   */
-  readonly callMany: (
-    calls: Iterable<CallManyItem>,
-    options?: CallManyOptions
-  ) => Effect.Effect<Array<Result.Result<CallToolResult, McpBridgeError | CallError>>>
-}>()("@mcp-bridge/core/McpBridge") {}
+  export interface Service {
+    /** The configured server names. */
+    readonly servers: ReadonlyArray<string>
+    /**
+     * Every tool of every server. A server that cannot be reached is left out (and logged); use `listServerTools`
+     * to get its error.
+     */
+    readonly listTools: () => Effect.Effect<ReadonlyArray<BridgeTool>>
+    /** The tools of one server. */
+    readonly listServerTools: (server: string) => Effect.Effect<ReadonlyArray<BridgeTool>, McpBridgeError | CallError>
+    /**
+     * Calls a tool. A result with `isError: true` is a success (the tool ran and reported an error); failures of the
+     * bridge, the transport or the pool are typed errors.
+     */
+    readonly callTool: (
+      target: ToolTarget,
+      args?: Readonly<Record<string, unknown>>,
+      options?: CallOptions
+    ) => Effect.Effect<CallToolResult, McpBridgeError | CallError>
+    /**
+     * A snapshot of the bridge's metrics per server (the seed's `get_all_metrics()`): calls by outcome, success
+     * rate, latency mean and p50/p95/p99 per tool, cache hit rate, pool, throttle, retries, circuit state, and the
+     * alerts firing now. Read from the bridge's own registry (see `MetricsRecorder`).
+     */
+    readonly metrics: () => Effect.Effect<BridgeMetrics>
+    /**
+     * Makes several calls, `concurrency` at a time (default 5), and returns one `Result` per call in input order: a
+     * failed call loses nothing of the others. Calls that are safe to merge and identical share one upstream call
+     * (see `Batcher`).
+     */
+    readonly callMany: (
+      calls: Iterable<CallManyItem>,
+      options?: CallManyOptions
+    ) => Effect.Effect<Array<Result.Result<CallToolResult, McpBridgeError | CallError>>>
+  }
+}
 
 /**
  * @since 0.1.0
@@ -210,13 +209,18 @@ const toBridgeTool = (server: string, definition: Tool): BridgeTool => ({
 })
 
 /**
- * Builds the bridge over the `ConnectionPool` and configuration in context.
+ * Builds the bridge over the `ConnectionPool`, the configuration and the stages in context.
  *
  * @since 0.1.0
  */
 export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const config = yield* BridgeConfig.BridgeConfig
   const pool = yield* ConnectionPool.ConnectionPool
+  const recorder = Option.getOrElse(
+    yield* Effect.serviceOption(MetricsRecorder.MetricsRecorder),
+    () => MetricsRecorder.noop
+  )
+  const telemetry = yield* Effect.serviceOption(Telemetry.Telemetry)
   const servers = Array.from(config.servers.keys())
   const defaultListTtl = Duration.fromInputUnsafe(options.toolListTimeToLive ?? "5 minutes")
 
@@ -228,22 +232,25 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     return server === undefined ? Effect.fail(unknownServer(name)) : Effect.succeed(server)
   }
 
-  // The tool index: every server's tools/list, cached per server (per identity for `private` lists), refreshed on
+  // The tool index: every server's tools/list, kept per server (per identity for `private` lists), refreshed on
   // list-changed notifications and in the background, so that routing a call costs no tools/list round trip.
   // Its tools/list goes through the server's circuit breaker (and retries), so that a dead server fails fast here too.
   const resilience = yield* Effect.serviceOption(Resilience.Resilience)
-  const listPool: ConnectionPool.ConnectionPool["Service"] = resilience._tag === "None" ? pool : {
-    ...pool,
-    // The guard adds `ResilienceError` to the pool's errors (part of `CallError`, which the bridge's methods declare).
-    withSession: ((server, f) => resilience.value.guard(server, pool.withSession(server, f))) as typeof pool.withSession
-  }
-  const index = yield* ToolIndex.make({
+  const guard = <A, E>(server: BridgeConfig.ResolvedServer, effect: Effect.Effect<A, E>) =>
+    resilience._tag === "None" ? effect : resilience.value.guard(server, effect)
+  const index = yield* ToolIndex.make<BridgeTool, CallError>({
     servers: config.servers,
-    pool: listPool,
+    listTools: (server, onSession) =>
+      guard(
+        server,
+        pool.withSession(server, (session) => {
+          onSession(session)
+          return Effect.map(session.listTools(server.timeout), (list) => ({ era: session.era, list }))
+        })
+      ),
     timeToLive: defaultListTtl,
     present: toBridgeTool
   })
-  const watch = index.watch
 
   const listServerTools = (name: string) =>
     Effect.gen(function*() {
@@ -261,36 +268,29 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         )
       ), { concurrency: "unbounded" }).pipe(Effect.map((lists) => lists.flat()))
 
-  // The bottom of the pipeline: a leased session's `tools/call`.
-  // With telemetry, the bottom also traces the session wait and the wire call, and sends W3C trace context.
-  const telemetry = yield* Effect.serviceOption(Telemetry.Telemetry)
-  const instrumentBottom = telemetry._tag === "Some" ? telemetry.value.instrumentBottom : undefined
-  const routeFailures = telemetry._tag === "Some" ? telemetry.value.recordRouteFailure : undefined
-  const bottom: ToolCaller = instrumentBottom !== undefined
-    ? instrumentBottom(pool, watch)
-    : (request: CallRequest) =>
-      pool.withSession(request.server, (session) => {
-        watch(session)
-        return session.callTool(
-          { name: request.tool, arguments: request.arguments, _meta: request.meta },
-          request.timeout
-        )
-      })
-  // The stages in context, top to bottom; a stage that is not provided is skipped.
-  const stages: Array<Stage> = []
-  for (
-    const key of [
-      Telemetry.Telemetry,
-      ResultCache.ResultCache,
-      Batcher.Batcher,
-      Throttler.Throttler,
-      Resilience.Resilience
-    ]
-  ) {
-    const stage = yield* Effect.serviceOption(key as Context.Key<unknown, Stage>)
-    if (stage._tag === "Some") stages.push(stage.value)
-  }
-  const caller: ToolCaller = stages.reduceRight((next: ToolCaller, stage) => stage.wrap(next), bottom)
+  // The stages in context, top to bottom, over the bottom of the pipeline (a leased session's tools/call).
+  const cache = yield* Effect.serviceOption(ResultCache.ResultCache)
+  const batcher = yield* Effect.serviceOption(Batcher.Batcher)
+  const throttler = yield* Effect.serviceOption(Throttler.Throttler)
+  const wrapOf =
+    <S extends { readonly wrap: (next: ToolCaller<any>) => ToolCaller<any> }>(stage: Option.Option<S>) =>
+    <E>(next: ToolCaller<E>): ToolCaller<E> => stage._tag === "Some" ? stage.value.wrap(next) as ToolCaller<E> : next
+  const caller: ToolCaller<CallError> = wrapOf(telemetry)(
+    wrapOf(cache)(wrapOf(batcher)(wrapOf(throttler)(wrapOf(resilience)(bottom(pool, index.watch)))))
+  )
+
+  // A call that fails before it reaches the pipeline (while the router fetches the server's tool list, or for a tool
+  // the server does not have) still counts in the metrics, so that a server that is down shows in the error rate.
+  const routeFailed = (server: BridgeConfig.ResolvedServer, tool: string) => (error: McpBridgeError | CallError) =>
+    Effect.sync(() => {
+      const type = Telemetry.errorTypeOf(error)
+      recorder.calls(
+        server.name,
+        BridgeConfig.transportKind(server.transport),
+        type === "UnknownTool" ? "_unknown" : tool
+      )
+        .refused(type)
+    })
 
   const resolveTool = Effect.fnUntraced(function*(
     server: BridgeConfig.ResolvedServer,
@@ -316,7 +316,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     tool: string,
     args: Readonly<Record<string, unknown>>,
     definition: Tool,
-    policy: BridgeConfig.ResolvedToolPolicy,
+    policy: ToolPolicy,
     identity: string | undefined,
     timeout: Duration.Duration | undefined,
     meta: CallOptions["meta"]
@@ -338,18 +338,10 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   ): Effect.Effect<CallToolResult, McpBridgeError | CallError> => {
     const parsed = splitTarget(target)
     if (parsed === undefined) {
-      return Effect.fail(
-        new McpBridgeError({
-          reason: new InvalidCall({ detail: `expected "server.tool", got ${JSON.stringify(target)}` })
-        })
-      )
+      return Effect.fail(invalidCall(["name"], `expected "server.tool", got ${JSON.stringify(target)}`))
     }
     if (!Predicate.isObject(args) || Array.isArray(args)) {
-      return Effect.fail(
-        new McpBridgeError({
-          reason: new InvalidCall({ detail: `arguments of ${parsed.server}.${parsed.tool} must be an object` })
-        })
-      )
+      return Effect.fail(invalidCall(["arguments"], "must be an object", parsed.server, parsed.tool))
     }
     const server = config.servers.get(parsed.server)
     if (server === undefined) return Effect.fail(unknownServer(parsed.server))
@@ -358,13 +350,12 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       const decoded = Duration.fromInput(options.timeout)
       if (Option.isNone(decoded) || !Duration.isGreaterThan(decoded.value, Duration.zero)) {
         return Effect.fail(
-          new McpBridgeError({
-            reason: new InvalidCall({
-              detail: `timeout of ${parsed.server}.${parsed.tool} must be a positive duration, got ${
-                JSON.stringify(options.timeout)
-              }`
-            })
-          })
+          invalidCall(
+            ["options", "timeout"],
+            `must be a positive duration, got ${JSON.stringify(options.timeout)}`,
+            parsed.server,
+            parsed.tool
+          )
         )
       }
       timeout = decoded.value
@@ -380,29 +371,32 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
           requestOf(server, parsed.tool, args, definition, list!.policies.get(parsed.tool)!, identity, timeout, meta)
         )
       }
-      const resolved = resolveTool(server, parsed.tool, identity)
       return Effect.flatMap(
-        routeFailures === undefined
-          ? resolved
-          : Effect.tapError(resolved, (error) => routeFailures(server, parsed.tool, error)),
+        Effect.tapError(resolveTool(server, parsed.tool, identity), routeFailed(server, parsed.tool)),
         ({ definition, policy }) =>
           caller(requestOf(server, parsed.tool, args, definition, policy, identity, timeout, meta))
       )
     })
   }
 
-  const metrics = () => Telemetry.snapshot(servers, pool.stats)
-
-  const callMany = (calls: Iterable<CallManyItem>, manyOptions: CallManyOptions = {}) =>
-    Effect.forEach(calls, (call) => Effect.result(callTool(call.target, call.arguments, call.options)), {
-      concurrency: manyOptions.concurrency ?? 5
+  const metrics = () =>
+    Effect.gen(function*() {
+      const alerts = telemetry._tag === "Some" ? yield* telemetry.value.activeAlerts : []
+      return fromSnapshot(servers, recorder.snapshot(), yield* pool.stats, alerts)
     })
 
-  return McpBridge.of({ servers, listTools, listServerTools, callTool, metrics, callMany })
+  const callMany = (calls: Iterable<CallManyItem>, manyOptions: CallManyOptions = {}) =>
+    Effect.forEach(calls, (call) => {
+      const meta = call._meta ?? call.options?.meta
+      const callOptions = meta === undefined ? call.options : { ...call.options, meta }
+      return Effect.result(callTool(itemTarget(call), call.arguments, callOptions))
+    }, { concurrency: manyOptions.concurrency ?? 5 })
+
+  return { servers, listTools, listServerTools, callTool, metrics, callMany } satisfies McpBridge.Service
 })
 
 /**
- * The bridge over the `ConnectionPool` and `BridgeConfig` in context. Use it to compose your own stack.
+ * The bridge over the `ConnectionPool`, `BridgeConfig` and the stages in context: use it to compose your own stack.
  *
  * @since 0.1.0
  */
@@ -417,17 +411,17 @@ export const layerServices = (
 export interface LayerOptions extends Options {
   /** The wire. @default McpTransport.layer() (HTTP, SSE; stdio needs `NodeTransport.layer()` from @mcp-bridge/node) */
   readonly transport?: Layer.Layer<McpTransport.McpTransport> | undefined
-  /** Pool options, or `false` for a new session per call. @default {} */
+  /** Pool options, or `false` for a new session per call (`ConnectionPool.layerUnpooled`). @default {} */
   readonly pool?: ConnectionPool.Options | false | undefined
   /** Result cache options, or `false` to cache nothing. @default {} */
   readonly cache?: ResultCache.Options | false | undefined
-  /** Batcher options, or `false` for no coalescing. @default {} */
-  readonly batcher?: Batcher.Options | false | undefined
+  /** `false` for no coalescing of identical calls. @default true */
+  readonly batcher?: boolean | undefined
   /** Throttler options, or `false` for no limits (even those in the config). @default {} */
   readonly throttle?: Throttler.Options | false | undefined
   /** Resilience options, or `false` for no retries and no circuit breakers. @default {} */
   readonly resilience?: Resilience.Options | false | undefined
-  /** Telemetry options, or `false` for no metrics and no spans. @default {} */
+  /** Telemetry options, or `false` for no metrics, no spans and no alerts. @default {} */
   readonly telemetry?: Telemetry.Options | false | undefined
 }
 
@@ -445,43 +439,47 @@ export type Services =
   | Throttler.Throttler
   | Resilience.Resilience
   | Telemetry.Telemetry
+  | MetricsRecorder.MetricsRecorder
 
 /**
- * The pipeline stages chosen by `options` (each on by default).
+ * The pipeline stages below telemetry chosen by `options` (each on by default).
  *
  * @since 0.1.0
  */
-export const layerStages = (options: LayerOptions = {}) =>
+export const layerStages = (
+  options: LayerOptions = {}
+): Layer.Layer<ResultCache.ResultCache | Batcher.Batcher | Throttler.Throttler | Resilience.Resilience> =>
   Layer.mergeAll(
-    options.telemetry === false ? Telemetry.layerDisabled : Telemetry.layer(options.telemetry ?? {}),
     options.cache === false ? ResultCache.layerDisabled : ResultCache.layer(options.cache ?? {}),
-    options.batcher === false ? Batcher.layerDisabled : Batcher.layer(options.batcher ?? {}),
+    options.batcher === false ? Batcher.layerDisabled : Batcher.layer,
     options.throttle === false ? Throttler.layerDisabled : Throttler.layer(options.throttle ?? {}),
     options.resilience === false ? Resilience.layerDisabled : Resilience.layer(options.resilience ?? {})
   )
 
 /**
- * The whole bridge from a configuration object: config, transport, pool, the pipeline stages and the bridge.
+ * The whole bridge from a configuration object: config, transport, telemetry (and the bridge's `MetricsRecorder`),
+ * pool, the pipeline stages and the bridge.
  *
  * @example
  * ```ts
  * const Bridge = McpBridge.layer({ mcpServers: { docs: { url: "http://127.0.0.1:3000/mcp" } } })
- * const program = McpBridge.use((bridge) => bridge.callTool("docs.search", { q: "pool" }))
+ * const program = McpBridge.McpBridge.use((bridge) => bridge.callTool("docs.search", { q: "pool" }))
  * Effect.runPromise(program.pipe(Effect.provide(Bridge)))
  * ```
  *
  * @since 0.1.0
  */
-export const layer = (
-  config: object,
-  options: LayerOptions = {}
-): Layer.Layer<Services, BridgeConfig.BridgeConfigError> => {
+export const layer = (config: object, options: LayerOptions = {}): Layer.Layer<Services, BridgeConfigError> => {
   const configLayer = BridgeConfig.layer(config)
   const transport = options.transport ?? McpTransport.layer()
-  const poolLayer = options.pool === false ? ConnectionPool.layerDisabled : ConnectionPool.layer(options.pool ?? {})
+  const telemetryLayer = options.telemetry === false
+    ? Telemetry.layerDisabled
+    : Telemetry.layer(options.telemetry ?? {})
+  const poolLayer = options.pool === false ? ConnectionPool.layerUnpooled : ConnectionPool.layer(options.pool ?? {})
   return layerServices(options).pipe(
     Layer.provideMerge(layerStages(options)),
     Layer.provideMerge(poolLayer),
+    Layer.provideMerge(telemetryLayer),
     Layer.provideMerge(configLayer),
     Layer.provide(transport)
   )
@@ -494,7 +492,7 @@ export const layer = (
  *   60 seconds;
  * - result cache: 5000 entries, 30 minutes TTL for cacheable tools that name none;
  * - throttle (per server): 50 calls a second, 1000 a minute, 20 in flight;
- * - export: OTLP traces and metrics from the `OTEL_*` environment (see `Telemetry.layerOtlp`), alert rules on.
+ * - export: OTLP traces and metrics from the `OTEL_*` environment (see `TelemetryExport.layerOtlp`), alert rules on.
  *
  * @since 0.1.0
  */
@@ -511,57 +509,7 @@ export const productionDefaults = {
  *
  * @since 0.1.0
  */
-export const productionEnvironment = {
-  "pool.min": "MCP_BRIDGE_POOL_MIN",
-  "pool.max": "MCP_BRIDGE_POOL_MAX",
-  "pool.idleTimeToLive": "MCP_BRIDGE_POOL_IDLE_TTL",
-  "pool.healthCheckInterval": "MCP_BRIDGE_POOL_HEALTH_CHECK_INTERVAL",
-  "cache.capacity": "MCP_BRIDGE_CACHE_CAPACITY",
-  "cache.defaultTimeToLive": "MCP_BRIDGE_CACHE_TTL",
-  "throttle.perSecond": "MCP_BRIDGE_THROTTLE_PER_SECOND",
-  "throttle.perMinute": "MCP_BRIDGE_THROTTLE_PER_MINUTE",
-  "throttle.concurrency": "MCP_BRIDGE_THROTTLE_CONCURRENCY",
-  export: "MCP_BRIDGE_EXPORT"
-} as const
-
-const readProductionEnvironment = Effect.gen(function*() {
-  const env = productionEnvironment
-  const int = (name: string) => Config.option(Config.Int(name))
-  // Durations are decoded here, so that a bad value names its variable; the config gets them as milliseconds.
-  const duration = (name: string) =>
-    Config.option(Config.Duration(name)).pipe(Config.map(Option.map((d) => Duration.toMillis(d))))
-  const values = yield* Config.all({
-    poolMin: int(env["pool.min"]),
-    poolMax: int(env["pool.max"]),
-    poolIdle: duration(env["pool.idleTimeToLive"]),
-    poolHealth: duration(env["pool.healthCheckInterval"]),
-    cacheCapacity: int(env["cache.capacity"]),
-    cacheTtl: duration(env["cache.defaultTimeToLive"]),
-    perSecond: int(env["throttle.perSecond"]),
-    perMinute: int(env["throttle.perMinute"]),
-    concurrency: int(env["throttle.concurrency"]),
-    exportOn: Config.option(Config.Boolean(env.export))
-  })
-  const some = <A>(o: Option.Option<A>, key: string): Record<string, A> => Option.isSome(o) ? { [key]: o.value } : {}
-  return {
-    pool: {
-      ...some(values.poolMin, "min"),
-      ...some(values.poolMax, "max"),
-      ...some(values.poolIdle, "idleTimeToLive"),
-      ...some(values.poolHealth, "healthCheckInterval")
-    },
-    cache: { ...some(values.cacheCapacity, "capacity"), ...some(values.cacheTtl, "defaultTimeToLive") },
-    throttle: {
-      ...some(values.perSecond, "perSecond"),
-      ...some(values.perMinute, "perMinute"),
-      ...some(values.concurrency, "concurrency")
-    },
-    export: Option.getOrUndefined(values.exportOn)
-  }
-})
-
-const environmentError = (error: { readonly message: string }) =>
-  new BridgeConfig.BridgeConfigError({ reason: "Invalid", path: ["environment"], detail: error.message })
+export const productionEnvironment = Production.environment
 
 /**
  * The bridge with the seed's production settings (`productionDefaults`) under the user's configuration: the user's
@@ -581,9 +529,9 @@ const environmentError = (error: { readonly message: string }) =>
 export const layerProduction = (
   config: object,
   options: LayerOptions & { readonly export?: boolean | undefined } = {}
-): Layer.Layer<Services, BridgeConfig.BridgeConfigError> =>
+): Layer.Layer<Services, BridgeConfigError> =>
   Layer.unwrap(Effect.gen(function*() {
-    const env = yield* readProductionEnvironment.pipe(Effect.mapError(environmentError))
+    const env = yield* Production.read.pipe(Effect.mapError(Production.environmentError))
     const user = config as { readonly bridge?: Record<string, any> }
     const bridge = {
       ...user.bridge,
@@ -597,7 +545,7 @@ export const layerProduction = (
     const exportOn = env.export !== false && options.export !== false && productionDefaults.export
     const telemetry = options.telemetry === false
       ? false as const
-      : yield* Telemetry.optionsFromConfig(options.telemetry).pipe(Effect.mapError(environmentError))
+      : yield* Telemetry.optionsFromConfig(options.telemetry).pipe(Effect.mapError(Production.environmentError))
     const bridgeLayer = layer({ ...config, bridge }, { ...options, cache, telemetry })
-    return exportOn ? bridgeLayer.pipe(Layer.provideMerge(Telemetry.layerOtlp())) : bridgeLayer
+    return exportOn ? TelemetryExport.layerOtlp().pipe(Layer.provideMerge(bridgeLayer)) : bridgeLayer
   }))

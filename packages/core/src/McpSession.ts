@@ -10,97 +10,10 @@
  */
 import type { CallToolResult, DiscoverResult, PriorDiscovery, Tool } from "@modelcontextprotocol/client"
 import { Client, ProtocolError, SdkError, SdkErrorCode, SdkHttpError } from "@modelcontextprotocol/client"
-import { Clock, Context, Deferred, Duration, Effect, Schema, Scope } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Scope } from "effect"
 import type { ResolvedServer } from "./BridgeConfig.ts"
+import { Closed, ConnectFailed, McpSessionError, Protocol, type Reason, Timeout } from "./McpSessionError.ts"
 import { McpTransport, type OpenedTransport } from "./McpTransport.ts"
-
-/**
- * The session could not be opened: the process did not start, the URL did not answer, the handshake failed.
- * `stderr` holds the last lines the server printed (secrets of its `env` scrubbed).
- *
- * @since 0.1.0
- */
-export class ConnectFailed extends Schema.TaggedClass<ConnectFailed>()("ConnectFailed", {
-  message: Schema.String,
-  stderr: Schema.optionalKey(Schema.String)
-}) {}
-
-/**
- * A request, or opening the session, took longer than its deadline. The request was cancelled on the wire.
- *
- * @since 0.1.0
- */
-export class Timeout extends Schema.TaggedClass<Timeout>()("Timeout", {
-  operation: Schema.String,
-  timeoutMillis: Schema.Finite
-}) {}
-
-/**
- * The transport is closed or broken: the child process exited, the connection was refused or reset, or an HTTP
- * server no longer knows the session. The session is dead; a new one is needed.
- *
- * @since 0.1.0
- */
-export class Closed extends Schema.TaggedClass<Closed>()("Closed", {
-  message: Schema.String,
-  stderr: Schema.optionalKey(Schema.String)
-}) {}
-
-/**
- * The server answered with a JSON-RPC error (unknown method, invalid params...) or an answer the SDK rejected.
- *
- * @since 0.1.0
- */
-export class Protocol extends Schema.TaggedClass<Protocol>()("Protocol", {
-  code: Schema.Finite,
-  message: Schema.String
-}) {}
-
-/**
- * @since 0.1.0
- */
-export const Reason = Schema.Union([ConnectFailed, Timeout, Closed, Protocol])
-
-/**
- * @since 0.1.0
- */
-export type Reason = typeof Reason.Type
-
-/**
- * A session-level failure of `server`.
- *
- * @example
- * ```ts
- * effect.pipe(Effect.catchReason("McpSessionError", "Timeout", (r) => Effect.succeed(`slow: ${r.timeoutMillis}`)))
- * ```
- *
- * @since 0.1.0
- */
-export class McpSessionError extends Schema.TaggedError<McpSessionError>()("McpSessionError", {
-  server: Schema.String,
-  reason: Reason
-}) {
-  override get message(): string {
-    const r = this.reason
-    switch (r._tag) {
-      case "ConnectFailed":
-        return `cannot connect to MCP server "${this.server}": ${r.message}${r.stderr ? `\n${r.stderr}` : ""}`
-      case "Timeout":
-        return `MCP server "${this.server}" did not answer ${r.operation} within ${r.timeoutMillis} ms`
-      case "Closed":
-        return `connection to MCP server "${this.server}" is closed: ${r.message}`
-      case "Protocol":
-        return `MCP server "${this.server}" answered with error ${r.code}: ${r.message}`
-    }
-  }
-
-  /**
-   * True when the session that raised it is dead and must be replaced.
-   */
-  get isTransportFailure(): boolean {
-    return this.reason._tag === "Closed" || this.reason._tag === "ConnectFailed"
-  }
-}
 
 // -----------------------------------------------------------------------------
 // Model
@@ -194,11 +107,12 @@ const causeCode = (error: unknown): string | undefined => {
 }
 
 /**
- * Maps what the SDK threw into a reason. Exported for the transports of other packages.
+ * Maps what the SDK threw into a reason of `server`. Exported for transports of other packages.
  *
  * @since 0.1.0
  */
 export const reasonFromSdk = (
+  server: string,
   error: unknown,
   operation: string,
   timeoutMillis: number,
@@ -207,32 +121,36 @@ export const reasonFromSdk = (
   const withStderr = stderr ? { stderr } : {}
   if (error instanceof SdkHttpError) {
     return error.status === 404 || error.status === 410
-      ? new Closed({ message: `HTTP ${error.status}: the server no longer knows this session`, ...withStderr })
+      ? new Closed({ server, message: `HTTP ${error.status}: the server no longer knows this session`, ...withStderr })
       : error.status >= 500
-      ? new Closed({ message: `HTTP ${error.status} ${error.statusText ?? ""}`.trim() })
-      : new Protocol({ code: error.status, message: error.message })
+      ? new Closed({ server, message: `HTTP ${error.status} ${error.statusText ?? ""}`.trim() })
+      : new Protocol({ server, code: error.status, message: error.message })
   }
   if (error instanceof SdkError) {
     switch (error.code) {
       case SdkErrorCode.RequestTimeout:
-        return new Timeout({ operation, timeoutMillis })
+        return new Timeout({ server, operation, timeoutMillis })
       case SdkErrorCode.ConnectionClosed:
       case SdkErrorCode.NotConnected:
       case SdkErrorCode.SendFailed:
-        return new Closed({ message: error.message, ...withStderr })
+        return new Closed({ server, message: error.message, ...withStderr })
       default:
-        return new Protocol({ code: -1, message: error.message })
+        return new Protocol({ server, code: -1, message: error.message })
     }
   }
-  if (error instanceof ProtocolError) return new Protocol({ code: error.code, message: error.message })
+  if (error instanceof ProtocolError) return new Protocol({ server, code: error.code, message: error.message })
   const code = causeCode(error)
   if (code !== undefined && transientNetworkCodes.has(code)) {
-    return new Closed({ message: `${code}: ${error instanceof Error ? error.message : String(error)}`, ...withStderr })
+    return new Closed({
+      server,
+      message: `${code}: ${error instanceof Error ? error.message : String(error)}`,
+      ...withStderr
+    })
   }
   if (error instanceof TypeError && /fetch failed|network/i.test(error.message)) {
-    return new Closed({ message: error.message, ...withStderr })
+    return new Closed({ server, message: error.message, ...withStderr })
   }
-  return new Protocol({ code: -1, message: error instanceof Error ? error.message : String(error) })
+  return new Protocol({ server, code: -1, message: error instanceof Error ? error.message : String(error) })
 }
 
 let nextId = 0
@@ -286,10 +204,10 @@ export const make = Effect.fnUntraced(function*(
   const stderr = () => opened.stderrTail?.() || undefined
   const fail = (operation: string, timeoutMillis: number) => (error: unknown) =>
     new McpSessionError({
-      server: server.name,
       reason: open ?
-        reasonFromSdk(error, operation, timeoutMillis, stderr()) :
+        reasonFromSdk(server.name, error, operation, timeoutMillis, stderr()) :
         new Closed({
+          server: server.name,
           message: `transport closed during ${operation}`,
           ...(stderr() ? { stderr: stderr()! } : {})
         })
@@ -305,7 +223,7 @@ export const make = Effect.fnUntraced(function*(
   )
 
   const timedOut = (operation: string, timeoutMillis: number) =>
-    new McpSessionError({ server: server.name, reason: new Timeout({ operation, timeoutMillis }) })
+    new McpSessionError({ reason: new Timeout({ server: server.name, operation, timeoutMillis }) })
 
   const prior = options.prior
   const withConnectDeadline = <A>(effect: Effect.Effect<A, McpSessionError>) =>
@@ -316,10 +234,10 @@ export const make = Effect.fnUntraced(function*(
   yield* Effect.tryPromise({
     try: (signal) => client.connect(opened.transport, { signal, timeout: connectMillis, ...(prior ? { prior } : {}) }),
     catch: (error) => {
-      const reason = reasonFromSdk(error, "connect", connectMillis, stderr())
+      const reason = reasonFromSdk(server.name, error, "connect", connectMillis, stderr())
       return new McpSessionError({
-        server: server.name,
         reason: reason._tag === "Timeout" ? reason : new ConnectFailed({
+          server: server.name,
           message: reason.message,
           ...(stderr() ? { stderr: stderr()! } : {})
         })
@@ -339,8 +257,8 @@ export const make = Effect.fnUntraced(function*(
           : client.discover({ signal, timeout: connectMillis }),
       catch: (error) =>
         new McpSessionError({
-          server: server.name,
           reason: new ConnectFailed({
+            server: server.name,
             message: error instanceof Error ? error.message : String(error),
             ...(stderr() ? { stderr: stderr()! } : {})
           })

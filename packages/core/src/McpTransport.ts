@@ -11,8 +11,18 @@ import type { Transport } from "@modelcontextprotocol/client"
 import { SSEClientTransport, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
 import { Context, Duration, Effect, Layer } from "effect"
 import type { ResolvedServer } from "./BridgeConfig.ts"
-import { revealAll, transportKind } from "./BridgeConfig.ts"
-import { ConnectFailed, McpSessionError } from "./McpSession.ts"
+import { transportKind } from "./BridgeConfig.ts"
+import { revealAll } from "./internal/secrets.ts"
+
+/**
+ * Reveals a server's secret map (`env` or `headers`) for a transport that starts the process or sends the request:
+ * the one place secrets leave their `Redacted` wrapper. For transports of other packages (e.g. stdio in
+ * `@mcp-bridge/node`); never log what it returns.
+ *
+ * @since 0.1.0
+ */
+export const revealSecrets = revealAll
+import { ConnectFailed, McpSessionError } from "./McpSessionError.ts"
 
 /**
  * A transport, not yet started, and how to end it.
@@ -42,12 +52,27 @@ export interface OpenedTransport {
 export type MemoryConnect = () => Transport | Promise<Transport>
 
 /**
+ * The wire under the sessions: opens the transport of each new session. `McpBridge.layer` uses `layer()` unless told
+ * otherwise; `NodeTransport.layer()` (in `@mcp-bridge/node`) adds stdio. Swap it in tests to reach in-memory servers.
+ *
  * @since 0.1.0
  */
-export class McpTransport extends Context.Service<McpTransport, {
-  /** Makes the transport of one new session of `server`; the session starts and closes it. */
-  readonly open: (server: ResolvedServer) => Effect.Effect<OpenedTransport, McpSessionError>
-}>()("@mcp-bridge/core/McpTransport") {}
+export class McpTransport
+  extends Context.Service<McpTransport, McpTransport.Service>()("@mcp-bridge/core/McpTransport")
+{}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace McpTransport {
+  /**
+   * @since 0.1.0
+   */
+  export interface Service {
+    /** Makes the transport of one new session of `server`; the session starts and closes it. */
+    readonly open: (server: ResolvedServer) => Effect.Effect<OpenedTransport, McpSessionError>
+  }
+}
 
 /**
  * @since 0.1.0
@@ -60,14 +85,14 @@ export interface Options {
 }
 
 const connectFailed = (server: string, message: string) =>
-  new McpSessionError({ server, reason: new ConnectFailed({ message }) })
+  new McpSessionError({ reason: new ConnectFailed({ server, message }) })
 
 /**
  * Opens HTTP, SSE and in-memory transports; `stdio` fails with a `ConnectFailed` that points at `@mcp-bridge/node`.
  *
  * @since 0.1.0
  */
-export const make = (options: Options = {}): McpTransport["Service"] => ({
+export const make = (options: Options = {}): McpTransport.Service => ({
   open: (server) =>
     Effect.suspend(() => {
       const config = server.transport

@@ -35,7 +35,7 @@ import {
   Effect,
   Exit,
   Layer,
-  Predicate,
+  Option,
   Schedule,
   Schema,
   Scope,
@@ -44,9 +44,10 @@ import {
 } from "effect"
 import { CircuitBreaker } from "effect/persistence"
 import type { ResolvedServer } from "./BridgeConfig.ts"
-import * as Metrics from "./internal/metrics.ts"
-import type { McpSessionError } from "./McpSession.ts"
-import type { CallRequest, Stage, ToolCaller } from "./ToolCaller.ts"
+import { Attr } from "./internal/metrics.ts"
+import { McpSessionError } from "./McpSessionError.ts"
+import { MetricsRecorder, noop } from "./MetricsRecorder.ts"
+import type { CallRequest, ToolCaller } from "./ToolCaller.ts"
 
 /**
  * The server's circuit is open after repeated failures: the call was not attempted. Retry after `retryAfterMillis`.
@@ -91,7 +92,8 @@ export declare namespace Resilience {
   /**
    * @since 0.1.0
    */
-  export interface Service extends Stage {
+  export interface Service {
+    readonly wrap: <E>(next: ToolCaller<E>) => ToolCaller<E | ResilienceError>
     /**
      * Runs another request to `server` (e.g. the router's `tools/list`) under the server's circuit breaker, retried
      * like a call that is safe to repeat: a dead server's tool list fails fast too.
@@ -115,7 +117,7 @@ export interface Options {
   readonly retryReserve?: number | undefined
 }
 
-const isSessionError = (error: unknown): error is McpSessionError => Predicate.isTagged(error, "McpSessionError")
+const isSessionError = (error: unknown): error is McpSessionError => error instanceof McpSessionError
 
 /**
  * Is this failure worth another attempt (for a call that is safe to repeat)?
@@ -175,6 +177,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}, privateSt
   const reserve = options.retryReserve ?? 10
   const states = new Map<string, ServerState>()
   const creating = yield* Semaphore.make(1)
+  const recorder = Option.getOrElse(yield* Effect.serviceOption(MetricsRecorder), () => noop)
 
   const newState = (server: ResolvedServer): Effect.Effect<ServerState> =>
     Effect.gen(function*() {
@@ -191,9 +194,11 @@ export const make = Effect.fnUntraced(function*(options: Options = {}, privateSt
       }).pipe(Effect.provideService(CircuitBreaker.CircuitBreakerStore, store), Scope.provide(scope))
       if (breaker !== undefined) {
         // The breaker's state and transitions, as metrics (nothing is recorded per call).
-        yield* Metrics.breakerState(server.name, "closed")
+        recorder.breakerState(server.name, "closed")
         yield* breaker.transitions.pipe(
-          Stream.runForEach((t) => Metrics.breakerTransition(server.name, stateName[t.from], stateName[t.to])),
+          Stream.runForEach((t) =>
+            Effect.sync(() => recorder.breakerTransition(server.name, stateName[t.from], stateName[t.to]))
+          ),
           Effect.forkIn(scope, { startImmediately: true })
         )
       }
@@ -270,14 +275,15 @@ export const make = Effect.fnUntraced(function*(options: Options = {}, privateSt
     server: ResolvedServer,
     tool: string,
     safe: boolean,
-    effect: Effect.Effect<A, E, R>
+    effect: Effect.Effect<A, E, R>,
+    traced: boolean
   ): Effect.Effect<A, E | ResilienceError, R> => {
     const mayRetry = safe && server.retry !== false && server.retry.times > 0
     if (server.circuitBreaker === false && !mayRetry) return effect
     const state = states.get(server.name)
     return state !== undefined
-      ? protectWith(state, server.name, tool, mayRetry, effect)
-      : Effect.flatMap(stateOf(server), (state) => protectWith(state, server.name, tool, mayRetry, effect))
+      ? protectWith(state, server.name, tool, mayRetry, effect, traced)
+      : Effect.flatMap(stateOf(server), (state) => protectWith(state, server.name, tool, mayRetry, effect, traced))
   }
 
   // An attempt while the circuit is clean: run it, and only if it fails, have the breaker record the failure (through
@@ -293,7 +299,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}, privateSt
     server: string,
     tool: string,
     mayRetry: boolean,
-    effect: Effect.Effect<A, E, R>
+    effect: Effect.Effect<A, E, R>,
+    traced: boolean
   ): Effect.Effect<A, E | ResilienceError, R> => {
     const attempt: Effect.Effect<A, E | ResilienceError, R> = state.breaker === undefined
       ? effect
@@ -311,7 +318,11 @@ export const make = Effect.fnUntraced(function*(options: Options = {}, privateSt
       let cause = "_OTHER"
       return Effect.retry(
         Effect.suspend(() => {
-          if (!replay) return Effect.andThen(Metrics.retry(server, tool, cause), attempt)
+          if (!replay) {
+            recorder.retried(server, tool, cause)
+            // The call's span (the current span below the Telemetry stage) reports how many retries it took.
+            return traced ? Effect.andThen(Effect.annotateCurrentSpan(Attr.retries, retries), attempt) : attempt
+          }
           replay = false
           return Effect.fail(first)
         }),
@@ -329,13 +340,13 @@ export const make = Effect.fnUntraced(function*(options: Options = {}, privateSt
     })
   }
 
-  const wrap = (next: ToolCaller): ToolCaller => (request: CallRequest) =>
-    protect(request.server, request.tool, request.policy.safe, next(request))
+  const wrap = <E>(next: ToolCaller<E>): ToolCaller<E | ResilienceError> => (request: CallRequest) =>
+    protect(request.server, request.tool, request.policy.safe, next(request), request.traced !== undefined)
 
   const guard = <A, E, R>(server: ResolvedServer, effect: Effect.Effect<A, E, R>) =>
-    protect(server, "tools/list", true, effect)
+    protect(server, "tools/list", true, effect, false)
 
-  return Resilience.of({ wrap, guard })
+  return { wrap, guard } satisfies Resilience.Service
 })
 
 /**
@@ -373,5 +384,5 @@ export const layer = (options: Options = {}): Layer.Layer<Resilience> =>
  */
 export const layerDisabled: Layer.Layer<Resilience> = Layer.succeed(
   Resilience,
-  Resilience.of({ wrap: (next) => next, guard: (_server, effect) => effect })
+  { wrap: (next) => next, guard: (_server, effect) => effect }
 )

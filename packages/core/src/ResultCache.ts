@@ -1,35 +1,34 @@
 /**
  * The result cache stage: repeat calls to read-only tools are answered from memory.
  *
- * What is cached is the operator's decision (`bridge.cache`, `bridge.tools.<tool>.cache`, see
- * `BridgeConfig.toolPolicy`): the stage reads `request.policy.cacheable` and steps aside for every other call, so a
- * tool that is not cacheable costs one property read here (plus, for a tool that is not read-only, dropping its
- * server's entries once the call ends: `invalidateOnWrite`).
+ * What is cached is the operator's decision (`bridge.cache`, `bridge.tools.<tool>.cache`, see `ToolPolicy`): the
+ * stage reads `request.policy.cacheable` and steps aside for every other call, so a tool that is not cacheable costs
+ * one property read here (plus, for a tool that is not read-only, dropping its server's entries once the call ends,
+ * `invalidateOnWrite`, which costs nothing while nothing of that server is cached).
  *
  * A cached result is keyed by server, tool, canonical arguments (key order, whitespace and number formatting do not
  * matter) and partition: the caller's `CallerIdentity`, unless the tool is `shared: true`. One caller never gets
- * another caller's result.
+ * another caller's result. Only successes are stored: never failures, `isError: true` results, or results over the
+ * size limit. A stored result is frozen, since every caller that hits it shares it.
  *
- * Built on Effect's `Cache`, which gives single flight (concurrent identical misses share one lookup, so one
- * upstream call), a time-to-live per `Exit` (failures, `isError: true` results and results over the size limit get
- * a zero TTL, so they are never stored) and lazy expiry. `Cache` has no byte accounting, no hit or eviction counters,
- * and evicts by count without telling anyone, so this module keeps its own recency-ordered index of the stored
- * entries (with their sizes) next to it: the `Cache` runs with no capacity of its own, and eviction by entries and by
- * bytes happens in the index, which removes the key from the `Cache` too. The same index serves invalidation by
- * server, tool, key and predicate, and the per-server `stats()`. Hits, misses, evictions (by reason) and the size also
- * go to the metrics registry (`mcp_bridge.cache.*`), where the Telemetry stage and its exporters read them.
- *
- * The `Cache` is keyed by the call's key string (the cheapest key for its hash map); the request a lookup needs
- * travels in a slot of the calling fiber, which the lookup function reads synchronously inside that fiber's
- * `Cache.get`.
+ * Built on a plain recency-ordered `Map` of entries (with their sizes and expiry on the `Clock`) and single flight for
+ * misses (`internal/flights.ts`: concurrent identical misses make one upstream call), rather than on Effect's
+ * `Cache`: the stage needs byte accounting, eviction by entries and by bytes with the evicted entries known (for
+ * metrics), invalidation by server, tool, key and predicate, results invalidated while in flight never stored, and
+ * per-server stats. `Cache` offers none of these, so next to it the stage would keep all of this structure anyway,
+ * and `Cache` would add only the single flight and the expiry check, which are a few lines here. A hit is served
+ * without running an effect. Hits, misses and evictions (by reason) go to the bridge's `MetricsRecorder`, the size
+ * to gauges read when metrics are collected.
  *
  * @since 0.1.0
  */
 import type { CallToolResult } from "@modelcontextprotocol/client"
-import { Cache, Clock, Context, Duration, Effect, type Exit, Fiber, Layer, MutableHashMap } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Option } from "effect"
 import { callKey, canonicalJson, partitionOf } from "./internal/canonical.ts"
+import * as Flights from "./internal/flights.ts"
 import * as Metrics from "./internal/metrics.ts"
-import type { CallError, CallRequest, ToolCaller } from "./ToolCaller.ts"
+import { MetricsRecorder, noop } from "./MetricsRecorder.ts"
+import type { CallRequest, ToolCaller } from "./ToolCaller.ts"
 
 // -----------------------------------------------------------------------------
 // Model
@@ -111,21 +110,31 @@ export interface CallSelector {
  *
  * @since 0.1.0
  */
-export class ResultCache extends Context.Service<ResultCache, {
-  readonly wrap: (next: ToolCaller) => ToolCaller
-  /** Drops every result of `server`. */
-  readonly invalidateServer: (server: string) => Effect.Effect<number>
-  /** Drops every result of `tool` on `server`. */
-  readonly invalidateTool: (server: string, tool: string) => Effect.Effect<number>
-  /** Drops the results of one call (see `CallSelector`). */
-  readonly invalidateKey: (selector: CallSelector) => Effect.Effect<number>
-  /** Drops the results for which `predicate` holds. */
-  readonly invalidateWhen: (predicate: (call: CachedCall) => boolean) => Effect.Effect<number>
-  /** Drops everything. */
-  readonly invalidateAll: Effect.Effect<number>
-  /** Hits, misses, hit rate, size, bytes and evictions, in total and per server. */
-  readonly stats: Effect.Effect<Stats>
-}>()("@mcp-bridge/core/ResultCache") {}
+export class ResultCache extends Context.Service<ResultCache, ResultCache.Service>()("@mcp-bridge/core/ResultCache") {}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace ResultCache {
+  /**
+   * @since 0.1.0
+   */
+  export interface Service {
+    readonly wrap: <E>(next: ToolCaller<E>) => ToolCaller<E>
+    /** Drops every result of `server`. */
+    readonly invalidateServer: (server: string) => Effect.Effect<number>
+    /** Drops every result of `tool` on `server`. */
+    readonly invalidateTool: (server: string, tool: string) => Effect.Effect<number>
+    /** Drops the results of one call (see `CallSelector`). */
+    readonly invalidateKey: (selector: CallSelector) => Effect.Effect<number>
+    /** Drops the results for which `predicate` holds. */
+    readonly invalidateWhen: (predicate: (call: CachedCall) => boolean) => Effect.Effect<number>
+    /** Drops everything. */
+    readonly invalidateAll: Effect.Effect<number>
+    /** Hits, misses, hit rate, size, bytes and evictions, in total and per server. */
+    readonly stats: Effect.Effect<Stats>
+  }
+}
 
 /**
  * @since 0.1.0
@@ -150,10 +159,13 @@ interface Counters {
   misses: number
   evictions: number
   bytes: number
+  /** stored entries of the server */
   readonly entries: Set<Entry>
+  /** lookups of the server in flight */
+  readonly pending: Set<Entry>
 }
 
-// One lookup, and once it succeeded and was stored, one stored result. The `Cache` holds it as its value.
+// One lookup in flight, and once it succeeded and was stored, one stored result.
 interface Entry {
   readonly key: string
   readonly server: string
@@ -161,24 +173,15 @@ interface Entry {
   readonly partition: string
   /** where the canonical arguments start in `key` (see `callKey`) */
   readonly argumentsAt: number
-  readonly ttl: Duration.Duration
-  readonly maxResultBytes: number
   readonly counters: Counters
   result: CallToolResult | undefined
   bytes: number
+  /** Clock millis at which the stored result expires */
+  expiresAt: number
   /** in the index (stored, not yet dropped) */
   stored: boolean
   /** invalidated while in flight: never stored */
   stale: boolean
-}
-
-// What a caller hands the lookup it may trigger. `Cache` looks keys up by value only, so the request travels in a
-// slot of the calling fiber: the lookup function runs synchronously inside that fiber's `Cache.get`.
-interface Slot {
-  request: CallRequest | undefined
-  next: ToolCaller | undefined
-  partition: string
-  missed: boolean
 }
 
 const utf8Length = (text: string): number => {
@@ -211,37 +214,33 @@ const identityOf = (partition: string): string | undefined =>
   partition.startsWith("id:") ? partition.slice(3) : undefined
 
 /**
- * Builds the cache. Its size is reported to the metrics registry (`mcp_bridge.cache.entries`, `.size`) until the scope
- * closes.
+ * Builds the cache. It records through the `MetricsRecorder` in context (none: nothing is recorded), and reports its
+ * size there until the scope closes.
  *
  * @since 0.1.0
  */
 export const make = Effect.fnUntraced(function*(options: Options = {}) {
+  const recorder = Option.getOrElse(yield* Effect.serviceOption(MetricsRecorder), () => noop)
   const capacity = Math.max(1, options.capacity ?? 5_000)
   const maxBytes = Math.max(1, options.maxBytes ?? 64 * 1024 * 1024)
   const maxResultBytes = options.maxResultBytes ?? 1024 * 1024
-  const defaultTtl = Duration.fromInputUnsafe(options.defaultTimeToLive ?? "30 minutes")
+  const defaultTtlMillis = Duration.toMillis(Duration.fromInputUnsafe(options.defaultTimeToLive ?? "30 minutes"))
 
   /** stored entries, least recently used first */
   const index = new Map<string, Entry>()
-  /** the latest lookup of each key in flight */
-  const inflight = new Map<string, Entry>()
   const servers = new Map<string, Counters>()
-  const slots = new WeakMap<Fiber.Fiber<unknown, unknown>, Slot>()
+  const flights = Flights.make<Entry, any>()
   let totalBytes = 0
   let evictions = 0
 
   const countersOf = (server: string): Counters => {
     let counters = servers.get(server)
     if (counters === undefined) {
-      counters = { hits: 0, misses: 0, evictions: 0, bytes: 0, entries: new Set() }
+      counters = { hits: 0, misses: 0, evictions: 0, bytes: 0, entries: new Set(), pending: new Set() }
       servers.set(server, counters)
     }
     return counters
   }
-
-  // `cache` is assigned below; `lookup` and `drop` only run after that.
-  let cache: Cache.Cache<string, Entry, CallError>
 
   const drop = (entry: Entry): void => {
     if (!entry.stored) return
@@ -250,31 +249,32 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     entry.counters.entries.delete(entry)
     entry.counters.bytes -= entry.bytes
     totalBytes -= entry.bytes
-    MutableHashMap.remove(cache.map, entry.key)
   }
 
-  // Records what left the cache, per server, in the metrics registry.
-  const recordDropped = (dropped: ReadonlyArray<Entry>, reason: Metrics.EvictionReason): Effect.Effect<void> => {
-    if (dropped.length === 0) return Effect.void
+  // Records what left the cache, per server.
+  const recordDropped = (dropped: ReadonlyArray<Entry>, reason: Metrics.EvictionReason): void => {
+    if (dropped.length === 0 || !recorder.enabled) return
     const perServer = new Map<string, number>()
     for (const entry of dropped) perServer.set(entry.server, (perServer.get(entry.server) ?? 0) + 1)
-    return Effect.forEach(perServer, ([server, n]) => Metrics.cacheEviction(server, reason, n), { discard: true })
+    for (const [server, n] of perServer) recorder.cacheEvicted(server, reason, n)
   }
 
-  // Indexes a result to be stored and evicts the least recently used beyond the limits. The result is not stored if
-  // it is an `isError` result or too large (its `Cache` entry then gets a zero TTL, see `timeToLive`).
-  const store = (entry: Entry, result: CallToolResult): Effect.Effect<void> => {
-    if (entry.stale || result.isError === true) return Effect.void
+  // Indexes a result and evicts the least recently used beyond the limits. An `isError` result, one too large, or
+  // one invalidated while in flight is not stored.
+  const store = (entry: Entry, result: CallToolResult, now: number, ttlMillis: number, limit: number): void => {
+    entry.result = result
+    if (entry.stale || result.isError === true || ttlMillis <= 0) return
     const size = resultBytes(result)
-    if (size > entry.maxResultBytes || size + entry.key.length > maxBytes) return Effect.void
+    if (size > limit || size + entry.key.length > maxBytes) return
     entry.bytes = size + entry.key.length
+    entry.expiresAt = now + ttlMillis
     entry.stored = true
     deepFreeze(result)
     index.set(entry.key, entry)
     entry.counters.entries.add(entry)
     entry.counters.bytes += entry.bytes
     totalBytes += entry.bytes
-    if (index.size <= capacity && totalBytes <= maxBytes) return Effect.void
+    if (index.size <= capacity && totalBytes <= maxBytes) return
     const evicted: Array<Entry> = []
     while (index.size > capacity || totalBytes > maxBytes) {
       const oldest = index.values().next().value!
@@ -284,103 +284,87 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       evictions++
       evicted.push(oldest)
     }
-    return recordDropped(evicted, "capacity")
+    recordDropped(evicted, "capacity")
   }
 
-  // Runs synchronously inside the `Cache.get` of the calling fiber, which left its request in its slot.
-  const lookup = (key: string): Effect.Effect<Entry, CallError> => {
-    const slot = slots.get(Fiber.getCurrent()!)
-    const request = slot?.request
-    if (slot === undefined || request === undefined || slot.next === undefined) {
-      return Effect.die(new Error("ResultCache: a lookup outside a call"))
-    }
-    slot.request = undefined
-    slot.missed = true
+  const removeObserver = recorder.observe([
+    [Metrics.gaugeOf(Metrics.definitions.cacheEntries, {}), () => index.size],
+    [Metrics.gaugeOf(Metrics.definitions.cacheBytes, {}), () => totalBytes]
+  ])
+  yield* Effect.addFinalizer(() => Effect.sync(removeObserver))
+
+  // A miss: one upstream call (joined by identical misses meanwhile), stored once it succeeds.
+  const lookup = <E>(
+    request: CallRequest,
+    next: ToolCaller<E>,
+    key: string,
+    partition: string,
+    counters: Counters
+  ): Effect.Effect<Entry, E> => {
     const entry: Entry = {
       key,
       server: request.server.name,
       tool: request.tool,
-      partition: slot.partition,
-      argumentsAt: request.server.name.length + request.tool.length + slot.partition.length + 3,
-      ttl: request.policy.cacheTtl ?? defaultTtl,
-      maxResultBytes: request.server.cache.maxResultBytes ?? maxResultBytes,
-      counters: countersOf(request.server.name),
+      partition,
+      argumentsAt: request.server.name.length + request.tool.length + partition.length + 3,
+      counters,
       result: undefined,
       bytes: 0,
+      expiresAt: 0,
       stored: false,
       stale: false
     }
-    inflight.set(key, entry)
-    // An expired result of this key may still be indexed: this lookup replaces it.
-    const previous = index.get(key)
-    if (previous !== undefined) drop(previous)
-    const upstream = slot.next(request).pipe(
-      Effect.flatMap((result) => {
-        entry.result = result
-        return Effect.as(store(entry, result), entry)
-      }),
-      Effect.onExit(() =>
-        Effect.sync(() => {
-          if (inflight.get(key) === entry) inflight.delete(key)
+    const ttl = request.policy.cacheTtl
+    const ttlMillis = ttl === undefined ? defaultTtlMillis : Duration.toMillis(ttl)
+    const limit = request.server.cache.maxResultBytes ?? maxResultBytes
+    counters.pending.add(entry)
+    return next(request).pipe(
+      Effect.flatMap((result) =>
+        Effect.clockWith((clock) => {
+          store(entry, result, clock.currentTimeMillisUnsafe(), ttlMillis, limit)
+          return Effect.succeed(entry)
         })
-      )
+      ),
+      Effect.ensuring(Effect.sync(() => {
+        counters.pending.delete(entry)
+      }))
     )
-    return previous === undefined ? upstream : Effect.andThen(recordDropped([previous], "expired"), upstream)
   }
 
-  // Only stored results live on in the `Cache`: failures, `isError` results, results over the limits and results of
-  // lookups invalidated while in flight get a zero TTL.
-  const timeToLive = (exit: Exit.Exit<Entry, CallError>): Duration.Duration =>
-    exit._tag === "Success" && exit.value.stored ? exit.value.ttl : Duration.zero
+  const annotate = (request: CallRequest, result: Metrics.CacheResult) =>
+    request.traced === undefined ? Effect.void : Effect.annotateCurrentSpan(Metrics.Attr.cacheResult, result)
 
-  cache = yield* Cache.makeWith(lookup, { capacity: Number.POSITIVE_INFINITY, timeToLive })
-  yield* Metrics.observeCacheSize(() => ({ entries: index.size, bytes: totalBytes }))
-
-  const touch = (entry: Entry): void => {
-    if (!entry.stored) return
-    index.delete(entry.key)
-    index.set(entry.key, entry)
-  }
-
-  const wrap = (next: ToolCaller): ToolCaller => (request) => {
+  const wrap = <E>(next: ToolCaller<E>): ToolCaller<E> => (request) => {
     const policy = request.policy
     if (!policy.cacheable) {
       return policy.readOnly || !request.server.cache.invalidateOnWrite
         ? next(request)
-        : Effect.onExit(next(request), () => Effect.suspend(() => dropServer(request.server.name)))
+        : Effect.onExit(next(request), () => Effect.sync(() => dropServer(request.server.name)))
     }
     const partition = partitionOf(policy.shared, request.identity)
     const key = callKey(request.server.name, request.tool, partition, request.arguments)
     return Effect.withFiber((fiber) => {
-      let slot = slots.get(fiber)
-      if (slot === undefined) {
-        slot = { request, next, partition, missed: false }
-        slots.set(fiber, slot)
-      } else {
-        slot.request = request
-        slot.next = next
-        slot.partition = partition
-        slot.missed = false
+      const counters = countersOf(request.server.name)
+      const stored = index.get(key)
+      if (stored !== undefined) {
+        if (fiber.getRef(Clock.Clock).currentTimeMillisUnsafe() < stored.expiresAt) {
+          counters.hits++
+          index.delete(key)
+          index.set(key, stored)
+          recorder.cacheLookup(request.server.name, request.tool, "hit")
+          return Effect.as(annotate(request, "hit"), stored.result!)
+        }
+        drop(stored)
+        recordDropped([stored], "expired")
       }
-      const own = slot
-      return Cache.get(cache, key).pipe(
-        Effect.onExit((exit) => {
-          const counters = countersOf(request.server.name)
-          const hit = !own.missed && exit._tag === "Success"
-          own.missed = false
-          own.request = undefined
-          if (hit) {
-            counters.hits++
-            touch(exit.value)
-          } else {
-            counters.misses++
-          }
-          const result = hit ? "hit" : "miss"
-          return Effect.andThen(
-            Metrics.cacheRequest(request.server.name, request.tool, result),
-            Metrics.annotateCacheResult(result)
-          )
-        }),
+      // A call that joins an identical miss in flight makes no upstream call of its own: it counts as a hit.
+      const joined = flights.has(key)
+      if (joined) counters.hits++
+      else counters.misses++
+      const result: Metrics.CacheResult = joined ? "hit" : "miss"
+      recorder.cacheLookup(request.server.name, request.tool, result)
+      return annotate(request, result).pipe(
+        Effect.andThen(flights.run(key, lookup(request, next, key, partition, counters))),
         Effect.map((entry) => entry.result!)
       )
     })
@@ -388,32 +372,35 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
 
   // Drops the stored entries for which `matches` holds, among `candidates`, and marks matching lookups in flight so
   // that they are not stored (and new callers do not join them). Returns how many stored entries it dropped.
-  const dropWhere = (candidates: Iterable<Entry>, matches: (entry: Entry) => boolean): Effect.Effect<number> =>
-    Effect.suspend(() => {
-      const dropped: Array<Entry> = []
-      for (const entry of Array.from(candidates)) {
-        if (matches(entry)) {
-          drop(entry)
-          dropped.push(entry)
-        }
+  const dropWhere = (candidates: Iterable<Entry>, matches: (entry: Entry) => boolean, pending: Iterable<Entry>) => {
+    const dropped: Array<Entry> = []
+    for (const entry of Array.from(candidates)) {
+      if (matches(entry)) {
+        drop(entry)
+        dropped.push(entry)
       }
-      for (const entry of inflight.values()) {
-        if (!entry.stale && matches(entry)) {
-          entry.stale = true
-          drop(entry)
-          MutableHashMap.remove(cache.map, entry.key)
-        }
+    }
+    for (const entry of pending) {
+      if (!entry.stale && matches(entry)) {
+        entry.stale = true
+        flights.forget(entry.key)
       }
-      return Effect.as(recordDropped(dropped, "invalidated"), dropped.length)
-    })
+    }
+    recordDropped(dropped, "invalidated")
+    return dropped.length
+  }
 
+  const allPending = function*() {
+    for (const counters of servers.values()) yield* counters.pending
+  }
   const always = () => true
-  const dropServer = (server: string): Effect.Effect<number> => {
+  const dropServer = (server: string): number => {
     const counters = servers.get(server)
-    if (counters === undefined || (counters.entries.size === 0 && inflight.size === 0)) return Effect.succeed(0)
-    return dropWhere(counters.entries, (entry) => entry.server === server)
+    if (counters === undefined || (counters.entries.size === 0 && counters.pending.size === 0)) return 0
+    return dropWhere(counters.entries, always, counters.pending)
   }
   const entriesOf = (server: string): Iterable<Entry> => servers.get(server)?.entries ?? []
+  const pendingOf = (server: string): Iterable<Entry> => servers.get(server)?.pending ?? []
 
   const view = (entry: Entry): CachedCall => ({
     server: entry.server,
@@ -438,52 +425,55 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     evictions: counters.evictions
   })
 
-  return ResultCache.of({
+  const service: ResultCache.Service = {
     wrap,
-    invalidateServer: (server) => Effect.suspend(() => dropServer(server)),
+    invalidateServer: (server) => Effect.sync(() => dropServer(server)),
     invalidateTool: (server, tool) =>
-      dropWhere(entriesOf(server), (entry) => entry.server === server && entry.tool === tool),
+      Effect.sync(() => dropWhere(entriesOf(server), (entry) => entry.tool === tool, pendingOf(server))),
     invalidateKey: (selector) =>
-      Effect.suspend(() => {
+      Effect.sync(() => {
         const args = canonicalJson(selector.arguments ?? {})
         const partitions = "identity" in selector ? [partitionOf(false, selector.identity), "*"] : undefined
         return dropWhere(
           entriesOf(selector.server),
           (entry) =>
-            entry.server === selector.server && entry.tool === selector.tool &&
+            entry.tool === selector.tool &&
             (partitions === undefined || partitions.includes(entry.partition)) &&
-            entry.key.slice(entry.argumentsAt) === args
+            entry.key.slice(entry.argumentsAt) === args,
+          pendingOf(selector.server)
         )
       }),
-    invalidateWhen: (predicate) => Effect.suspend(() => dropWhere(index.values(), (entry) => predicate(view(entry)))),
-    invalidateAll: Effect.suspend(() => dropWhere(index.values(), always)),
-    stats: Effect.gen(function*() {
-      // Expiry is lazy in `Cache`: drop what has expired so that size and bytes count live results only.
-      const now = yield* Clock.currentTimeMillis
-      const expired: Array<Entry> = []
-      for (const entry of Array.from(index.values())) {
-        const cached = MutableHashMap.get(cache.map, entry.key)
-        const expiresAt = cached._tag === "Some" ? cached.value.expiresAt : 0
-        if (expiresAt !== undefined && now >= expiresAt) {
-          drop(entry)
-          expired.push(entry)
+    invalidateWhen: (predicate) =>
+      Effect.sync(() => dropWhere(index.values(), (entry) => predicate(view(entry)), allPending())),
+    invalidateAll: Effect.sync(() => dropWhere(index.values(), always, allPending())),
+    stats: Effect.clockWith((clock) =>
+      Effect.sync(() => {
+        // Expiry is checked on access: drop what has expired so that size and bytes count live results only.
+        const now = clock.currentTimeMillisUnsafe()
+        const expired: Array<Entry> = []
+        for (const entry of Array.from(index.values())) {
+          if (now >= entry.expiresAt) {
+            drop(entry)
+            expired.push(entry)
+          }
         }
-      }
-      yield* recordDropped(expired, "expired")
-      let hits = 0
-      let misses = 0
-      const perServer: Record<string, CacheStats> = {}
-      for (const [server, counters] of servers) {
-        hits += counters.hits
-        misses += counters.misses
-        perServer[server] = snapshot(counters, counters.entries.size)
-      }
-      return {
-        ...snapshot({ hits, misses, evictions, bytes: totalBytes }, index.size),
-        servers: perServer
-      } satisfies Stats
-    })
-  })
+        recordDropped(expired, "expired")
+        let hits = 0
+        let misses = 0
+        const perServer: Record<string, CacheStats> = {}
+        for (const [server, counters] of servers) {
+          hits += counters.hits
+          misses += counters.misses
+          perServer[server] = snapshot(counters, counters.entries.size)
+        }
+        return {
+          ...snapshot({ hits, misses, evictions, bytes: totalBytes }, index.size),
+          servers: perServer
+        } satisfies Stats
+      })
+    )
+  }
+  return service
 })
 
 /**
@@ -505,15 +495,12 @@ const emptyStats: Stats = { hits: 0, misses: 0, hitRate: 0, size: 0, bytes: 0, e
  *
  * @since 0.1.0
  */
-export const layerDisabled: Layer.Layer<ResultCache> = Layer.succeed(
-  ResultCache,
-  ResultCache.of({
-    wrap: (next) => next,
-    invalidateServer: () => Effect.succeed(0),
-    invalidateTool: () => Effect.succeed(0),
-    invalidateKey: () => Effect.succeed(0),
-    invalidateWhen: () => Effect.succeed(0),
-    invalidateAll: Effect.succeed(0),
-    stats: Effect.succeed(emptyStats)
-  })
-)
+export const layerDisabled: Layer.Layer<ResultCache> = Layer.succeed(ResultCache, {
+  wrap: (next) => next,
+  invalidateServer: () => Effect.succeed(0),
+  invalidateTool: () => Effect.succeed(0),
+  invalidateKey: () => Effect.succeed(0),
+  invalidateWhen: () => Effect.succeed(0),
+  invalidateAll: Effect.succeed(0),
+  stats: Effect.succeed(emptyStats)
+})

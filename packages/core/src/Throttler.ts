@@ -20,15 +20,18 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Duration, Effect, Layer, Schema, Semaphore } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Option, Schema, Semaphore } from "effect"
 import { RateLimiter } from "effect/persistence"
-import type { ResolvedServer, ResolvedToolPolicy, ThrottleSettings } from "./BridgeConfig.ts"
-import * as Metrics from "./internal/metrics.ts"
-import type { CallRequest, Stage, ToolCaller } from "./ToolCaller.ts"
+import type { ResolvedServer } from "./BridgeConfig.ts"
+import type { ThrottleSettings } from "./BridgeConfigSchema.ts"
+import type * as Metrics from "./internal/metrics.ts"
+import { MetricsRecorder, noop } from "./MetricsRecorder.ts"
+import type { CallRequest, ToolCaller } from "./ToolCaller.ts"
+import type { ToolPolicy } from "./ToolPolicy.ts"
 
 /**
- * A call was refused by a rate or concurrency limit. `retryAfterMillis` says when a retry may be admitted (0 for an
- * in-flight limit: a slot frees as soon as a call in flight ends).
+ * A call was refused by a rate limit (`perSecond`, `perMinute`): with `onLimit: "fail"`, or because its turn would
+ * come after `maxWait`. `retryAfterMillis` says when a retry may be admitted.
  *
  * @since 0.1.0
  */
@@ -36,9 +39,10 @@ export class RateLimited extends Schema.TaggedClass<RateLimited>()("RateLimited"
   server: Schema.String,
   /** Set when the limit that refused the call is the tool's own. */
   tool: Schema.optionalKey(Schema.String),
-  /** Which limit refused the call, e.g. `"50 per second"` or `"20 in flight"`. */
-  limit: Schema.String,
-  retryAfterMillis: Schema.Number
+  /** Calls admitted per `window`. */
+  limit: Schema.Finite,
+  window: Schema.Literals(["second", "minute"]),
+  retryAfterMillis: Schema.Finite
 }) {
   /** `retryAfterMillis` as a `Duration`. */
   get retryAfter(): Duration.Duration {
@@ -47,23 +51,82 @@ export class RateLimited extends Schema.TaggedClass<RateLimited>()("RateLimited"
 }
 
 /**
+ * A call was refused by an in-flight limit (`concurrency`): with `onLimit: "fail"`, or because no slot freed within
+ * `maxWait`. A slot frees as soon as a call in flight ends.
+ *
  * @since 0.1.0
  */
-export class ThrottlerError extends Schema.TaggedError<ThrottlerError>()("ThrottlerError", {
-  reason: Schema.Union([RateLimited])
-}) {
-  override get message(): string {
-    const r = this.reason
-    return `rate limit of MCP server "${r.server}"${
-      r.tool === undefined ? "" : ` tool "${r.tool}"`
-    } reached (${r.limit}); retry after ${r.retryAfterMillis} ms`
-  }
-}
+export class ConcurrencyLimited extends Schema.TaggedClass<ConcurrencyLimited>()("ConcurrencyLimited", {
+  server: Schema.String,
+  /** Set when the limit that refused the call is the tool's own. */
+  tool: Schema.optionalKey(Schema.String),
+  /** Calls in flight at most. */
+  limit: Schema.Finite,
+  /** How long the call waited for a slot (0 with `onLimit: "fail"`). */
+  waitedMillis: Schema.Finite
+}) {}
+
+/**
+ * `RateLimited` or `ConcurrencyLimited`.
+ *
+ * @since 0.1.0
+ */
+export const Reason = Schema.Union([RateLimited, ConcurrencyLimited])
 
 /**
  * @since 0.1.0
  */
-export class Throttler extends Context.Service<Throttler, Stage>()("@mcp-bridge/core/Throttler") {}
+export type Reason = typeof Reason.Type
+
+/**
+ * A call was refused by a limit of its server or tool.
+ *
+ * @example
+ * ```ts
+ * effect.pipe(Effect.catchReason("ThrottlerError", "RateLimited", (r) => Effect.sleep(r.retryAfter)))
+ * ```
+ *
+ * @since 0.1.0
+ */
+export class ThrottlerError extends Schema.TaggedError<ThrottlerError>()("ThrottlerError", {
+  reason: Reason
+}) {
+  override get message(): string {
+    const r = this.reason
+    const target = `MCP server "${r.server}"${r.tool === undefined ? "" : ` tool "${r.tool}"`}`
+    return r._tag === "RateLimited"
+      ? `rate limit of ${target} reached (${r.limit} per ${r.window}); retry after ${r.retryAfterMillis} ms`
+      : `in-flight limit of ${target} reached (${r.limit} at once)${
+        r.waitedMillis > 0 ? `; no slot freed within ${r.waitedMillis} ms` : ""
+      }`
+  }
+
+  /**
+   * The server whose limit refused the call.
+   */
+  get server(): string {
+    return this.reason.server
+  }
+}
+
+/**
+ * The throttler stage. `McpBridge.layer` picks it up (on by default); servers without limits skip it.
+ *
+ * @since 0.1.0
+ */
+export class Throttler extends Context.Service<Throttler, Throttler.Service>()("@mcp-bridge/core/Throttler") {}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace Throttler {
+  /**
+   * @since 0.1.0
+   */
+  export interface Service {
+    readonly wrap: <E>(next: ToolCaller<E>) => ToolCaller<E | ThrottlerError>
+  }
+}
 
 /**
  * @since 0.1.0
@@ -86,7 +149,7 @@ interface Limit {
   readonly key: string
   readonly limit: number
   readonly window: Duration.Duration
-  readonly label: string
+  readonly windowName: "second" | "minute"
   readonly kind: Metrics.ThrottleLimit
   /** Set for a tool's own limit. */
   readonly tool: string | undefined
@@ -94,7 +157,7 @@ interface Limit {
 
 interface Slot {
   readonly gate: Gate
-  readonly label: string
+  readonly limit: number
   readonly tool: string | undefined
 }
 
@@ -134,8 +197,8 @@ interface Ticket {
 
 // The rate limits a `ThrottleSettings` can set, in the order they are taken.
 const rates = [
-  { field: "perSecond", window: Duration.seconds(1), keySuffix: "s", unit: "per second", kind: "per_second" },
-  { field: "perMinute", window: Duration.minutes(1), keySuffix: "m", unit: "per minute", kind: "per_minute" }
+  { field: "perSecond", window: Duration.seconds(1), keySuffix: "s", windowName: "second", kind: "per_second" },
+  { field: "perMinute", window: Duration.minutes(1), keySuffix: "m", windowName: "minute", kind: "per_minute" }
 ] as const
 
 /**
@@ -145,6 +208,7 @@ const rates = [
  */
 export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const limiter = yield* RateLimiter.RateLimiter
+  const recorder = Option.getOrElse(yield* Effect.serviceOption(MetricsRecorder), () => noop)
   const defaultMaxWait = Duration.toMillis(Duration.fromInputUnsafe(options.maxWait ?? "30 seconds"))
   const gates = new Map<string, Gate>()
   const plans = new WeakMap<ResolvedServer, Map<string, Plan | null>>()
@@ -158,7 +222,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     return gate
   }
 
-  const planFor = (server: ResolvedServer, tool: string, policy: ResolvedToolPolicy): Plan | undefined => {
+  const planFor = (server: ResolvedServer, tool: string, policy: ToolPolicy): Plan | undefined => {
     let byTool = plans.get(server)
     if (byTool === undefined) {
       byTool = new Map()
@@ -176,7 +240,6 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     const slots: Array<Slot> = []
     const addRates = (settings: ThrottleSettings | undefined, key: string, forTool: string | undefined) => {
       if (settings === undefined) return
-      const suffix = forTool === undefined ? "" : ` for tool ${forTool}`
       for (const rate of rates) {
         const limit = settings[rate.field]
         if (limit === undefined) continue
@@ -184,7 +247,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
           key: `${key}\u0000${rate.keySuffix}`,
           limit,
           window: rate.window,
-          label: `${limit} ${rate.unit}${suffix}`,
+          windowName: rate.windowName,
           kind: rate.kind,
           tool: forTool
         })
@@ -197,14 +260,14 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     if (toolSettings?.concurrency !== undefined) {
       slots.push({
         gate: gateFor(toolKey, toolSettings.concurrency),
-        label: `${toolSettings.concurrency} in flight for tool ${tool}`,
+        limit: toolSettings.concurrency,
         tool
       })
     }
     if (serverSettings?.concurrency !== undefined) {
       slots.push({
         gate: gateFor(serverKey, serverSettings.concurrency),
-        label: `${serverSettings.concurrency} in flight`,
+        limit: serverSettings.concurrency,
         tool: undefined
       })
     }
@@ -225,26 +288,36 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     return plan
   }
 
-  const refused = (
-    ticket: Ticket,
-    kind: Metrics.ThrottleLimit,
-    label: string,
-    tool: string | undefined,
-    retryAfterMillis: number
-  ) =>
-    Effect.andThen(
-      Metrics.throttleRejection(ticket.plan.server, kind),
-      Effect.fail(
+  const rateRefused = (ticket: Ticket, limit: Limit, retryAfterMillis: number) =>
+    Effect.suspend(() => {
+      recorder.throttleRejected(ticket.plan.server, limit.kind)
+      return Effect.fail(
         new ThrottlerError({
           reason: new RateLimited({
             server: ticket.plan.server,
-            ...(tool === undefined ? {} : { tool }),
-            limit: label,
+            ...(limit.tool === undefined ? {} : { tool: limit.tool }),
+            limit: limit.limit,
+            window: limit.windowName,
             retryAfterMillis: Math.max(0, Math.ceil(retryAfterMillis))
           })
         })
       )
-    )
+    })
+
+  const slotRefused = (ticket: Ticket, slot: Slot) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      recorder.throttleRejected(ticket.plan.server, "concurrency")
+      return Effect.fail(
+        new ThrottlerError({
+          reason: new ConcurrencyLimited({
+            server: ticket.plan.server,
+            ...(slot.tool === undefined ? {} : { tool: slot.tool }),
+            limit: slot.limit,
+            waitedMillis: ticket.start < 0 ? 0 : Math.max(0, now - ticket.start)
+          })
+        })
+      )
+    })
 
   // Takes one token of every limit, or none: `undefined` when admitted, else which limit refused and its reset. When
   // a later limit refuses, the tokens taken from the earlier ones are handed back.
@@ -286,7 +359,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const admitted = (ticket: Ticket) =>
     ticket.waitedFor === undefined ? Effect.void : Effect.flatMap(
       Clock.currentTimeMillis,
-      (now) => Metrics.throttleWait(ticket.plan.server, ticket.waitedFor!, (now - ticket.start) / 1000)
+      (now) =>
+        Effect.sync(() => recorder.throttleWaited(ticket.plan.server, ticket.waitedFor!, (now - ticket.start) / 1000))
     )
 
   // Takes a token of every limit, waiting for them until the ticket's deadline.
@@ -297,7 +371,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       const limit = ticket.plan.limits[index]!
       return Effect.flatMap(started(ticket), (now) => {
         if (ticket.plan.failFast || now + retryAfter > ticket.deadline) {
-          return refused(ticket, limit.kind, limit.label, limit.tool, retryAfter)
+          return rateRefused(ticket, limit, retryAfter)
         }
         ticket.waitedFor = limit.kind
         return Effect.andThen(Effect.sleep(Duration.millis(retryAfter)), admit(ticket))
@@ -347,7 +421,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       // semaphore's own `take` queues in order).
       Effect.flatMap(gate.waiting === 0 ? semaphore.takeIfAvailable(1) : Effect.succeed(false), (taken) => {
         if (taken) return Effect.ensuring(restore(withSlots(ticket, index + 1, inner)), semaphore.release(1))
-        if (plan.failFast) return refused(ticket, "concurrency", slot.label, slot.tool, 0)
+        if (plan.failFast) return slotRefused(ticket, slot)
         ticket.waitedFor = "concurrency"
         gate.waiting++
         const take = Effect.flatMap(started(ticket), () => takeBefore(semaphore, ticket.deadline)).pipe(
@@ -356,12 +430,12 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         return Effect.flatMap(restore(take), (ok) =>
           ok
             ? Effect.ensuring(restore(withSlots(ticket, index + 1, inner)), semaphore.release(1))
-            : refused(ticket, "concurrency", slot.label, slot.tool, 0))
+            : slotRefused(ticket, slot))
       })
     )
   }
 
-  const wrap = (next: ToolCaller): ToolCaller => (request: CallRequest) => {
+  const wrap = <E>(next: ToolCaller<E>): ToolCaller<E | ThrottlerError> => (request: CallRequest) => {
     const plan = planFor(request.server, request.tool, request.policy)
     if (plan === undefined) return next(request)
     const ticket: Ticket = { plan, start: -1, deadline: 0, waitedFor: undefined }
@@ -372,7 +446,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     return withSlots(ticket, 0, inner)
   }
 
-  return Throttler.of({ wrap })
+  return { wrap } satisfies Throttler.Service
 })
 
 /**
@@ -405,4 +479,4 @@ export const layer = (options: Options = {}): Layer.Layer<Throttler> =>
  *
  * @since 0.1.0
  */
-export const layerDisabled: Layer.Layer<Throttler> = Layer.succeed(Throttler, Throttler.of({ wrap: (next) => next }))
+export const layerDisabled: Layer.Layer<Throttler> = Layer.succeed(Throttler, { wrap: (next) => next })

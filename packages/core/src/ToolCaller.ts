@@ -1,20 +1,22 @@
 /**
  * The call pipeline's contract. A call travels down the stages of the bridge (telemetry, cache, batcher, throttler,
  * resilience) to the connection pool; each stage is a service offering `wrap(next)`, and `McpBridge.layer` chains
- * whichever stages are in its context. A stage that is not provided is a pass-through.
+ * whichever stages are in its context, top to bottom.
+ *
+ * The contract is generic in errors: a `ToolCaller<E>` fails with `E`, and a `Stage<E>` adds `E` to the errors of the
+ * caller it wraps. So this module imports no stage, and each stage imports only its own error: the union of every
+ * failure a call can end with is assembled at the top, in `McpBridge` (`McpBridge.CallError`).
  *
  * @since 0.1.0
  */
 import type { CallToolResult, Tool } from "@modelcontextprotocol/client"
 import type { Duration, Effect } from "effect"
-import type { ResolvedServer, ResolvedToolPolicy } from "./BridgeConfig.ts"
-import type { ConnectionPoolError } from "./ConnectionPool.ts"
-import type { McpSessionError } from "./McpSession.ts"
-import type { ResilienceError } from "./Resilience.ts"
-import type { ThrottlerError } from "./Throttler.ts"
+import type { ResolvedServer } from "./BridgeConfig.ts"
+import type { ToolPolicy } from "./ToolPolicy.ts"
 
 /**
- * One resolved tool call on its way down the pipeline.
+ * One resolved tool call on its way down the pipeline. The router builds it once per call; stages read it and pass
+ * it on (or a copy with a field changed, e.g. `traced`).
  *
  * @since 0.1.0
  */
@@ -25,34 +27,41 @@ export interface CallRequest {
   /** The tool's definition from `tools/list` (annotations, schemas), when the router knows it. */
   readonly definition: Tool | undefined
   /** What the bridge may do with this call (cache, coalesce, retry), from the operator's policy. */
-  readonly policy: ResolvedToolPolicy
+  readonly policy: ToolPolicy
   /** The caller's identity (`CallerIdentity`) when the call was made. */
   readonly identity: string | undefined
-  /** The deadline of this call. */
+  /** The deadline of one attempt of this call on the wire. */
   readonly timeout: Duration.Duration
   /** Request `_meta` to send (e.g. trace context). */
   readonly meta: Readonly<Record<string, unknown>> | undefined
+  /**
+   * Set by the `Telemetry` stage when this call has a span of its own, which is then the current span below it:
+   * `"call"`, the stages below annotate it (cache result, retries); `"wire"`, the bottom of the pipeline also traces
+   * the session wait and the wire call and sends W3C trace context to the server. Unset: no spans.
+   */
+  readonly traced?: "call" | "wire" | undefined
 }
-
-/**
- * The failures a call can end with below the router.
- *
- * @since 0.1.0
- */
-export type CallError = McpSessionError | ConnectionPoolError | ThrottlerError | ResilienceError
 
 /**
  * Makes a call. `isError: true` results are successes: the tool ran and reported an error.
  *
  * @since 0.1.0
  */
-export type ToolCaller = (request: CallRequest) => Effect.Effect<CallToolResult, CallError>
+export type ToolCaller<E = never> = (request: CallRequest) => Effect.Effect<CallToolResult, E>
 
 /**
- * What a pipeline stage offers.
+ * What a pipeline stage offers: `wrap(next)` returns a caller that does the stage's work around `next`, failing with
+ * the errors of `next` and the stage's own `E`.
+ *
+ * @example
+ * ```ts
+ * const logging: ToolCaller.Stage = {
+ *   wrap: (next) => (request) => Effect.tap(next(request), () => Effect.logDebug(`${request.tool} answered`))
+ * }
+ * ```
  *
  * @since 0.1.0
  */
-export interface Stage {
-  readonly wrap: (next: ToolCaller) => ToolCaller
+export interface Stage<E = never> {
+  readonly wrap: <E0>(next: ToolCaller<E0>) => ToolCaller<E0 | E>
 }

@@ -1,69 +1,166 @@
 /**
+ * The alert rules (error rate, latency, cache hit rate, saturated pool, open circuit) as one engine over the metrics
+ * snapshot. Use `rulesFiring` on `McpBridge.metrics()` for reports; configure the scheduled rules through
+ * `Telemetry.Options.alerts`.
+ *
  * @since 0.1.0
  */
-export * as BridgeConfig from "./BridgeConfig.ts"
+export * as AlertRules from "./AlertRules.ts"
 
 /**
- * @since 0.1.0
- */
-export * as BridgeClient from "./BridgeClient.ts"
-
-/**
- * @since 0.1.0
- */
-export { createBridge } from "./BridgeClient.ts"
-
-/**
- * @since 0.1.0
- */
-export { CallerIdentity } from "./CallerIdentity.ts"
-
-/**
- * @since 0.1.0
- */
-export * as ConnectionPool from "./ConnectionPool.ts"
-
-/**
- * @since 0.1.0
- */
-export * as McpBridge from "./McpBridge.ts"
-
-/**
- * @since 0.1.0
- */
-export * as McpSession from "./McpSession.ts"
-
-/**
- * @since 0.1.0
- */
-export * as McpTransport from "./McpTransport.ts"
-
-/**
- * @since 0.1.0
- */
-export * as ToolCaller from "./ToolCaller.ts"
-
-/**
+ * The pipeline stage that coalesces identical in-flight calls that are safe to repeat. On by default in
+ * `McpBridge.layer`.
+ *
  * @since 0.1.0
  */
 export * as Batcher from "./Batcher.ts"
 
 /**
+ * The runtime-neutral Promise facade (HTTP, SSE and in-memory servers). Node users want `createBridge` from
+ * `@mcp-bridge/node`, which adds stdio.
+ *
+ * @since 0.1.0
+ */
+export * as BridgeClient from "./BridgeClient.ts"
+
+/**
+ * The resolved configuration and the service that carries it: `decode`, `load` (object or JSON file) and `layer`.
+ *
+ * @since 0.1.0
+ */
+export * as BridgeConfig from "./BridgeConfig.ts"
+
+/**
+ * The error a configuration is refused with: a tagged reason naming the file, the server and the field.
+ *
+ * @since 0.1.0
+ */
+export * as BridgeConfigError from "./BridgeConfigError.ts"
+
+/**
+ * The schemas of a `{ mcpServers, bridge }` configuration: validate or extend a configuration of your own.
+ *
+ * @since 0.1.0
+ */
+export * as BridgeConfigSchema from "./BridgeConfigSchema.ts"
+
+/**
+ * The deprecated dynamic entry point; use `createBridge` from `@mcp-bridge/node`.
+ *
+ * @since 0.1.0
+ */
+export { createBridge } from "./BridgeClient.ts"
+
+/**
+ * Who is calling: provide it per request so that pooled sessions and cached results of one caller never serve
+ * another.
+ *
+ * @since 0.1.0
+ */
+export { CallerIdentity } from "./CallerIdentity.ts"
+
+/**
+ * Sessions reused, bounded, health-checked and replaced when they die: the bottom of the pipeline.
+ *
+ * @since 0.1.0
+ */
+export * as ConnectionPool from "./ConnectionPool.ts"
+
+/**
+ * The bridge: list and call the tools of many servers by `server.tool`, with every stage composed by `layer`.
+ *
+ * @since 0.1.0
+ */
+export * as McpBridge from "./McpBridge.ts"
+
+/**
+ * The error of a call the bridge refused or ended before it reached a server: `UnknownServer`, `UnknownTool`,
+ * `InvalidCall`, `BridgeClosed`, `Aborted`.
+ *
+ * @since 0.1.0
+ */
+export * as McpBridgeError from "./McpBridgeError.ts"
+
+/**
+ * One MCP session (an SDK client over one transport) as a scoped resource: for code below the pool.
+ *
+ * @since 0.1.0
+ */
+export * as McpSession from "./McpSession.ts"
+
+/**
+ * The failures of a session: `ConnectFailed`, `Timeout`, `Closed`, `Protocol`.
+ *
+ * @since 0.1.0
+ */
+export * as McpSessionError from "./McpSessionError.ts"
+
+/**
+ * The wire under the sessions (Streamable HTTP, SSE, in-memory): swap it to reach servers of your own.
+ *
+ * @since 0.1.0
+ */
+export * as McpTransport from "./McpTransport.ts"
+
+/**
+ * Where the stages record their metrics, into the bridge's own registry; provided by `Telemetry.layer`.
+ *
+ * @since 0.1.0
+ */
+export * as MetricsRecorder from "./MetricsRecorder.ts"
+
+/**
+ * The per-server metrics view (`McpBridge.metrics()`): calls, success rate, percentiles, cache, pool, throttle.
+ *
+ * @since 0.1.0
+ */
+export * as MetricsSnapshot from "./MetricsSnapshot.ts"
+
+/**
+ * The pipeline stage of retries (safe calls, transient failures, a budget) and a circuit breaker per server.
+ *
  * @since 0.1.0
  */
 export * as Resilience from "./Resilience.ts"
 
 /**
+ * The pipeline stage that answers repeat calls to read-only tools from memory; invalidation and stats.
+ *
  * @since 0.1.0
  */
 export * as ResultCache from "./ResultCache.ts"
 
 /**
+ * The pipeline stage of metrics, spans and alert rules for every call.
+ *
  * @since 0.1.0
  */
 export * as Telemetry from "./Telemetry.ts"
 
 /**
+ * Export of the bridge's telemetry: OTLP from the `OTEL_*` environment, Prometheus names, metric definitions.
+ *
+ * @since 0.1.0
+ */
+export * as TelemetryExport from "./TelemetryExport.ts"
+
+/**
+ * The pipeline stage of rate and in-flight limits per server and per tool.
+ *
  * @since 0.1.0
  */
 export * as Throttler from "./Throttler.ts"
+
+/**
+ * The pipeline's contract: `CallRequest`, `ToolCaller`, `Stage`. For writing a stage of your own.
+ *
+ * @since 0.1.0
+ */
+export * as ToolCaller from "./ToolCaller.ts"
+
+/**
+ * What the bridge may do with calls to a tool (cache, coalesce, retry), resolved from the operator's policy.
+ *
+ * @since 0.1.0
+ */
+export * as ToolPolicy from "./ToolPolicy.ts"

@@ -31,7 +31,7 @@ const tools: ReadonlyArray<TestServer.TestTool> = [
 ]
 
 const bridgeOf = (bridge: Record<string, unknown> = {}) =>
-  TestBridge.layer({ s: { tools } }, {
+  TestBridge.layerTest({ s: { tools } }, {
     bridge: {
       retry: false,
       cache: false,

@@ -155,7 +155,7 @@ describe("BridgeConfig", () => {
     ) =>
       BridgeConfig.decode({ mcpServers: { s: { type: "memory", bridge } } }).pipe(
         Effect.map((config) =>
-          BridgeConfig.toolPolicy(config.servers.get("s")!, tool, annotations === undefined ? {} : { annotations })
+          ToolPolicy.resolve(config.servers.get("s")!, tool, annotations === undefined ? {} : { annotations })
         )
       )
 

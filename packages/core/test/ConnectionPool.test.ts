@@ -218,7 +218,7 @@ describe("ConnectionPool", () => {
       const server = TestServer.make({ tools })
       const config = yield* BridgeConfig.decode({ mcpServers: { s: { type: "memory" } } })
       const bridge = McpBridge.layerServices().pipe(
-        Layer.provideMerge(ConnectionPool.layerDisabled),
+        Layer.provideMerge(ConnectionPool.layerUnpooled),
         Layer.provide(BridgeConfig.layerResolved(config)),
         Layer.provide(McpTransport.layer({ memory: { s: server.connect } }))
       )

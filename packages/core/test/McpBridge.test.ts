@@ -13,7 +13,7 @@ const tools: ReadonlyArray<TestServer.TestTool> = [
 ]
 
 const bridgeLayer = (servers: Record<string, TestServer.TestServer>, bridge: Record<string, unknown> = {}) =>
-  TestBridge.layer(servers, { bridge })
+  TestBridge.layerTest(servers, { bridge })
 
 const withBridge = <A, E>(
   servers: Record<string, TestServer.TestServer>,

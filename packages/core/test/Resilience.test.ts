@@ -350,7 +350,7 @@ describe("Resilience", () => {
       assert.strictEqual(servers.s!.cancelled(), 3)
     }).pipe(
       Effect.provide(
-        TestBridge.layer({
+        TestBridge.layerTest({
           s: {
             tools: [
               { name: "hang", respond: { kind: "hang" } },
@@ -370,7 +370,7 @@ describe("Resilience", () => {
       assert.strictEqual(servers.s!.calls("crash"), 3)
     }).pipe(
       Effect.provide(
-        TestBridge.layer({ s: { tools: [{ name: "crash", respond: { kind: "crash" } }] } }, {
+        TestBridge.layerTest({ s: { tools: [{ name: "crash", respond: { kind: "crash" } }] } }, {
           bridge: { retry: { times: 2, base: "5 millis" }, tools: { crash: { idempotent: true } } }
         })
       )

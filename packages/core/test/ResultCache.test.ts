@@ -37,7 +37,7 @@ const layerOf = (
   servers: Record<string, TestServer.TestServer>,
   options: { cache?: ResultCache.Options | false; bridge?: Record<string, unknown>; servers?: Record<string, any> } = {}
 ) =>
-  TestBridge.layer(servers, {
+  TestBridge.layerTest(servers, {
     bridge: { ...policy, ...options.bridge },
     servers: options.servers ?? {},
     cache: options.cache ?? {},
@@ -433,7 +433,7 @@ const realSleep = (ms: number) => Effect.promise(() => new Promise((r) => setTim
 describe("ResultCache tool lists", () => {
   const listTools: ReadonlyArray<TestServer.TestTool> = [{ name: "get", respond: { kind: "echo" } }]
   const layerWithLists = (servers: Record<string, TestServer.TestServer>) =>
-    TestBridge.layer(servers, { toolListTimeToLive: "1 minute", batcher: false, telemetry: false })
+    TestBridge.layerTest(servers, { toolListTimeToLive: "1 minute", batcher: false, telemetry: false })
 
   it.effect("a positive ttlMs is how long the list is used, for routing and listing", () =>
     Effect.gen(function*() {
@@ -509,6 +509,6 @@ describe("ResultCache tool lists", () => {
       yield* Effect.gen(function*() {
         for (let i = 0; i < 3; i++) yield* call("s.get", { i })
         assert.strictEqual(s.lists(), 1)
-      }).pipe(Effect.provide(TestBridge.layer({ s: s.server }, { cache: false })))
+      }).pipe(Effect.provide(TestBridge.layerTest({ s: s.server }, { cache: false })))
     }))
 })

@@ -91,7 +91,7 @@ describe("Telemetry", () => {
         // One session was opened for the workload and its connect was recorded.
         assert.strictEqual(counter(snapshot, "mcp_bridge.session.connects", { "mcp_bridge.outcome": "success" }), 1)
         assert.strictEqual(server.calls(), 6)
-      }).pipe(Effect.provide(TestBridge.layer({ alpha: server }, onlyTelemetry)))
+      }).pipe(Effect.provide(TestBridge.layerTest({ alpha: server }, onlyTelemetry)))
     }))
 
   it.effect("bridge.metrics() gives success rate, latency percentiles and counts per server and tool", () =>
@@ -124,7 +124,7 @@ describe("Telemetry", () => {
         assert.strictEqual(alpha.pool?.inUse, 0)
         assert.strictEqual(alpha.cache.hitRate, undefined)
         assert.deepStrictEqual(metrics.alerts, [])
-      }).pipe(Effect.provide(TestBridge.layer({ alpha: TestServer.make({ tools }) }, onlyTelemetry)))
+      }).pipe(Effect.provide(TestBridge.layerTest({ alpha: TestServer.make({ tools }) }, onlyTelemetry)))
     ))
 
   it.effect("one span per call with child spans for the session wait and the wire call", () =>
@@ -161,7 +161,7 @@ describe("Telemetry", () => {
         assert.strictEqual(lists[0]!.kind, "client")
         assert.strictEqual(lists[0]!.attributes.get("mcp_bridge.server"), "alpha")
         assert.isTrue(spans.every((s) => s.status._tag === "Ended"))
-      }).pipe(Effect.provide(TestBridge.layer({ alpha: TestServer.make({ tools }) }, onlyTelemetry)))
+      }).pipe(Effect.provide(TestBridge.layerTest({ alpha: TestServer.make({ tools }) }, onlyTelemetry)))
     ))
 
   it.effect("W3C trace context reaches the server in _meta, continuing the caller's trace", () =>
@@ -177,7 +177,7 @@ describe("Telemetry", () => {
               tracestate: "rojo=00f067aa0ba902b7"
             }
           })
-        }).pipe(Effect.provide(TestBridge.layer({ alpha: server }, onlyTelemetry)))
+        }).pipe(Effect.provide(TestBridge.layerTest({ alpha: server }, onlyTelemetry)))
         const [first, second] = server.receivedMeta("echo")
         const user = spans.find((s) => s.name === "user request")!
         const wires = spans.filter((s) => s.name === "mcp_bridge.wire")
@@ -195,7 +195,7 @@ describe("Telemetry", () => {
       Effect.gen(function*() {
         const server = TestServer.make({ tools })
         yield* McpBridge.McpBridge.use((bridge) => bridge.callTool("alpha.echo", {}, { meta: { k: "v" } })).pipe(
-          Effect.provide(TestBridge.layer({ alpha: server }, { ...onlyTelemetry, telemetry: false }))
+          Effect.provide(TestBridge.layerTest({ alpha: server }, { ...onlyTelemetry, telemetry: false }))
         )
         assert.deepStrictEqual(server.receivedMeta("echo"), [{ k: "v" }])
         assert.isFalse(spans.some((s) => s.name.startsWith("tools/call") || s.name.startsWith("mcp_bridge.")))
@@ -249,7 +249,7 @@ describe("Telemetry", () => {
         tool: "echo",
         arguments: {},
         definition: undefined,
-        policy: BridgeConfig.toolPolicy(server, "echo"),
+        policy: ToolPolicy.resolve(server, "echo"),
         identity: undefined,
         timeout: server.timeout,
         meta: undefined
@@ -291,7 +291,7 @@ describe("Telemetry", () => {
         const alpha = (yield* bridge.metrics()).servers[0]!
         assert.deepStrictEqual([alpha.cache.hits, alpha.cache.misses, alpha.cache.hitRate], [1, 1, 0.5])
         assert.strictEqual(alpha.calls, 3)
-      }).pipe(Effect.provide(TestBridge.layer({ alpha: TestServer.make({ tools }) }, {
+      }).pipe(Effect.provide(TestBridge.layerTest({ alpha: TestServer.make({ tools }) }, {
         batcher: false,
         throttle: false,
         resilience: false,
@@ -311,7 +311,9 @@ describe("Telemetry", () => {
         const ours = spans.map((s) => s.name).filter((n) => n.startsWith("tools/call") || n.startsWith("mcp_bridge"))
         assert.deepStrictEqual(ours, [])
         assert.deepStrictEqual(server.receivedMeta("echo"), [{}])
-      }).pipe(Effect.provide(TestBridge.layer({ alpha: server }, { ...onlyTelemetry, telemetry: { spans: false } })))
+      }).pipe(
+        Effect.provide(TestBridge.layerTest({ alpha: server }, { ...onlyTelemetry, telemetry: { spans: false } }))
+      )
     }))
 
   it.effect("spans: \"auto\" traces only when a tracer is installed; spans: true traces with the default tracer", () =>
@@ -321,13 +323,13 @@ describe("Telemetry", () => {
         const bridge = yield* McpBridge.McpBridge
         yield* bridge.callTool("alpha.echo", {}).pipe(Effect.withSpan("user request"))
         assert.strictEqual((yield* bridge.metrics()).servers[0]!.calls, 1)
-      }).pipe(Effect.provide(TestBridge.layer({ alpha: quiet }, onlyTelemetry)))
+      }).pipe(Effect.provide(TestBridge.layerTest({ alpha: quiet }, onlyTelemetry)))
       // Effect's default tracer exports nowhere: no bridge spans, no trace context, metrics still counted.
       assert.deepStrictEqual(quiet.receivedMeta("echo"), [{}])
 
       const forced = TestServer.make({ tools })
       yield* McpBridge.McpBridge.use((bridge) => bridge.callTool("alpha.echo", {})).pipe(
-        Effect.provide(TestBridge.layer({ alpha: forced }, { ...onlyTelemetry, telemetry: { spans: true } }))
+        Effect.provide(TestBridge.layerTest({ alpha: forced }, { ...onlyTelemetry, telemetry: { spans: true } }))
       )
       assert.match(String(forced.receivedMeta("echo")[0]?.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
     }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))

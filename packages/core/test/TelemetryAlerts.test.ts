@@ -40,7 +40,7 @@ const withAlerts = <A, E>(
     })
     return McpBridge.McpBridge.pipe(
       Effect.flatMap((bridge) => body(bridge, events)),
-      Effect.provide(TestBridge.layer({ alpha: TestServer.make({ tools }) }, {
+      Effect.provide(TestBridge.layerTest({ alpha: TestServer.make({ tools }) }, {
         ...only,
         bridge: bridgeSection,
         telemetry: { window: "1 minute", alerts: { ...none, ...alerts, onEvent: (e) => void events.push(e) } }
@@ -225,7 +225,7 @@ describe("Telemetry alerts", () => {
         // Past the window the errors are gone: the rule resolves on a later run, which still happens.
         yield* TestClock.adjust("2 minutes")
       }).pipe(
-        Effect.provide(TestBridge.layer({ alpha: TestServer.make({ tools }) }, {
+        Effect.provide(TestBridge.layerTest({ alpha: TestServer.make({ tools }) }, {
           ...only,
           telemetry: {
             window: "1 minute",

@@ -12,7 +12,7 @@ const tools: ReadonlyArray<TestServer.TestTool> = [
 
 const only = { cache: false, batcher: false, throttle: false, resilience: false } as const
 
-const bridgeLayer = () => TestBridge.layer({ alpha: TestServer.make({ tools }) }, only)
+const bridgeLayer = () => TestBridge.layerTest({ alpha: TestServer.make({ tools }) }, only)
 
 interface Received {
   readonly path: string

@@ -230,7 +230,7 @@ describe("Throttler", () => {
       assert.isAtMost(servers.s!.peakInFlight(), 3)
     }).pipe(
       Effect.provide(
-        TestBridge.layer(
+        TestBridge.layerTest(
           { s: { tools: [{ name: "slow", latencyMs: 10, respond: { kind: "echo" } }] } },
           { bridge: { throttle: { concurrency: 3 } } }
         )

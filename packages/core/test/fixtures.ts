@@ -31,7 +31,7 @@ export const requestOf = (
     tool,
     arguments: args,
     definition: undefined,
-    policy: BridgeConfig.toolPolicy(resolved, tool),
+    policy: ToolPolicy.resolve(resolved, tool),
     identity: undefined,
     timeout: resolved.timeout,
     meta: undefined

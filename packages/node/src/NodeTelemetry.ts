@@ -1,13 +1,14 @@
 /**
- * Telemetry endpoints for Node: the bridge's metrics as a Prometheus text endpoint (`GET /metrics`), served by
- * `effect/observability`'s `PrometheusMetrics.layerHttp` on an `HttpRouter` over `NodeHttpServer`.
+ * Telemetry endpoints for Node: the bridge's metrics as a Prometheus text endpoint (`GET /metrics`), formatted by
+ * `effect/observability`'s `PrometheusMetrics` from the bridge's own registry and served on an `HttpRouter` over
+ * `NodeHttpServer`.
  *
  * @since 0.1.0
  */
 import { NodeHttpServer } from "@effect/platform-node"
-import { Telemetry } from "@mcp-bridge/core"
-import { Layer } from "effect"
-import { HttpRouter } from "effect/http"
+import { MetricsRecorder, TelemetryExport } from "@mcp-bridge/core"
+import { Effect, Layer } from "effect"
+import { HttpRouter, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 import { createServer } from "node:http"
 
@@ -26,25 +27,38 @@ export interface PrometheusOptions {
 }
 
 /**
- * Serves every metric of the current `Metric.MetricRegistry` as Prometheus text at `http://host:port/metrics`.
- * Bridge metrics get their OpenTelemetry-compatible Prometheus names (`mcp_client_operation_duration_seconds`,
- * `mcp_bridge_calls_total`, ...; see `Telemetry.prometheusName`). The server closes with the layer. The layer also
- * provides the `HttpServer` (e.g. to read the bound address when `port` is 0).
+ * Serves the bridge's metrics (its own registry, from its `MetricsRecorder`) as Prometheus text at
+ * `http://host:port/metrics`, with their OpenTelemetry-compatible Prometheus names
+ * (`mcp_client_operation_duration_seconds`, `mcp_bridge_calls_total`, ...; see `TelemetryExport.prometheusName`). The
+ * server closes with the layer. The layer also provides the `HttpServer` (e.g. to read the bound address when `port`
+ * is 0).
  *
  * @example
  * ```ts
- * const Live = Layer.mergeAll(McpBridge.layer(config), NodeTelemetry.layerPrometheus({ port: 9464 }))
+ * const Live = NodeTelemetry.layerPrometheus({ port: 9464 }).pipe(Layer.provideMerge(McpBridge.layer(config)))
  * ```
  *
  * @since 0.1.0
  */
 export const layerPrometheus = (options: PrometheusOptions = {}) =>
   HttpRouter.serve(
-    PrometheusMetrics.layerHttp({
-      path: options.path ?? "/metrics",
-      metricNameMapper: Telemetry.prometheusName,
-      ...(options.prefix !== undefined ? { prefix: options.prefix } : {})
-    }),
+    Layer.effectDiscard(Effect.gen(function*() {
+      const router = yield* HttpRouter.HttpRouter
+      const recorder = yield* MetricsRecorder.MetricsRecorder
+      const format = {
+        metricNameMapper: TelemetryExport.prometheusName,
+        ...(options.prefix !== undefined ? { prefix: options.prefix } : {})
+      }
+      yield* router.add(
+        "GET",
+        options.path ?? "/metrics",
+        Effect.sync(() =>
+          HttpServerResponse.text(PrometheusMetrics.formatUnsafe(recorder.context, format), {
+            contentType: "text/plain; version=0.0.4; charset=utf-8"
+          })
+        )
+      )
+    })),
     { disableLogger: true, disableListenLog: true }
   ).pipe(
     Layer.provideMerge(

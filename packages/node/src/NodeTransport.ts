@@ -8,7 +8,7 @@
  *
  * @since 0.1.0
  */
-import { BridgeConfig, McpSession, McpTransport } from "@mcp-bridge/core"
+import { BridgeConfig, McpSessionError, McpTransport } from "@mcp-bridge/core"
 import { getDefaultEnvironment, StdioClientTransport } from "@modelcontextprotocol/client/stdio"
 import { Effect, Layer, Redacted } from "effect"
 
@@ -26,7 +26,7 @@ const scrub = (text: string, secrets: ReadonlyArray<string>) =>
 /**
  * @since 0.1.0
  */
-export const make = (options: Options = {}): McpTransport.McpTransport["Service"] => {
+export const make = (options: Options = {}): McpTransport.McpTransport.Service => {
   const base = McpTransport.make(options)
   const tailBytes = options.stderrTailBytes ?? 4096
   return {
@@ -39,7 +39,7 @@ export const make = (options: Options = {}): McpTransport.McpTransport["Service"
           const transport = new StdioClientTransport({
             command: config.command,
             args: [...(config.args ?? [])],
-            env: { ...getDefaultEnvironment(), ...BridgeConfig.revealAll(config.env) },
+            env: { ...getDefaultEnvironment(), ...McpTransport.revealSecrets(config.env) },
             ...(config.cwd === undefined ? {} : { cwd: config.cwd }),
             stderr: "pipe"
           })
@@ -62,9 +62,11 @@ export const make = (options: Options = {}): McpTransport.McpTransport["Service"
           }
         },
         catch: (error) =>
-          new McpSession.McpSessionError({
-            server: server.name,
-            reason: new McpSession.ConnectFailed({ message: `cannot start ${config.command}: ${String(error)}` })
+          new McpSessionError.McpSessionError({
+            reason: new McpSessionError.ConnectFailed({
+              server: server.name,
+              message: `cannot start ${config.command}: ${String(error)}`
+            })
           })
       })
     }

@@ -4,12 +4,12 @@
  *
  * @since 0.1.0
  */
-import { type BridgeConfig, McpBridge, McpTransport } from "@mcp-bridge/core"
+import { type BridgeConfigError, McpBridge, McpTransport } from "@mcp-bridge/core"
 import { Context, Effect, Layer } from "effect"
 import * as TestServer from "./TestServer.ts"
 
 /**
- * The test servers behind a `TestBridge.layer`, by server name, to inspect calls made to them.
+ * The test servers behind a `TestBridge.layerTest`, by server name, to inspect calls made to them.
  *
  * @since 0.1.0
  */
@@ -28,12 +28,12 @@ export interface Options extends Omit<McpBridge.LayerOptions, "transport"> {
 }
 
 /**
- * A bridge over in-memory test servers, plus `TestServers` to look at what they received. Closing the layer closes
- * every session.
+ * A bridge over in-memory test servers, plus `TestServers` to look at what they received: provide it to your code's
+ * tests where production provides `McpBridge.layer(config)`. Closing the layer closes every session.
  *
  * @example
  * ```ts
- * const Test = TestBridge.layer({ crm: { tools: [{ name: "get_account", respond: { kind: "json", value: { id: 1 } } }] } })
+ * const Test = TestBridge.layerTest({ crm: { tools: [{ name: "get_account", respond: { kind: "json", value: { id: 1 } } }] } })
  * it.effect("reads the account", () =>
  *   Effect.gen(function*() {
  *     const result = yield* McpBridge.McpBridge.use((b) => b.callTool("crm.get_account", { id: 1 }))
@@ -44,10 +44,10 @@ export interface Options extends Omit<McpBridge.LayerOptions, "transport"> {
  *
  * @since 0.1.0
  */
-export const layer = (
+export const layerTest = (
   servers: Readonly<Record<string, TestServer.TestServerSpec | TestServer.TestServer>>,
   options: Options = {}
-): Layer.Layer<McpBridge.Services | TestServers, BridgeConfig.BridgeConfigError> =>
+): Layer.Layer<McpBridge.Services | TestServers, BridgeConfigError.BridgeConfigError> =>
   Layer.unwrap(Effect.gen(function*() {
     const instances: Record<string, TestServer.TestServer> = {}
     for (const [name, server] of Object.entries(servers)) {

@@ -11,7 +11,7 @@ describe("TestBridge", () => {
       assert.deepStrictEqual(result.structuredContent, { id: 7, name: "Acme" })
       const servers = yield* TestBridge.TestServers
       assert.strictEqual(servers.crm.calls("get_account"), 1)
-    }).pipe(Effect.provide(TestBridge.layer({
+    }).pipe(Effect.provide(TestBridge.layerTest({
       crm: { tools: [{ name: "get_account", respond: { kind: "json", value: { id: 7, name: "Acme" } } }] }
     }))))
 })

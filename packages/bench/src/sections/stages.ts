@@ -28,7 +28,7 @@ const concurrencies = [1, 50] as const
 const options = (mode: Mode): McpBridge.LayerOptions => ({
   cache: false,
   telemetry: false,
-  batcher: mode === "batcher" ? {} : false,
+  batcher: mode === "batcher",
   throttle: mode === "throttler" || mode === "both" ? {} : false,
   resilience: mode === "resilience" || mode === "both" ? {} : false
 })

@@ -5,7 +5,7 @@
  * spans, trace context in `_meta`); and the default with OTLP/JSON export of traces and metrics to a local receiver
  * (the exporter installs a tracer, so spans are on).
  */
-import { McpBridge, McpTransport, Telemetry } from "@mcp-bridge/core"
+import { McpBridge, McpTransport, type Telemetry, TelemetryExport } from "@mcp-bridge/core"
 import { TestServer } from "@mcp-bridge/testing"
 import { ConfigProvider, Layer, ManagedRuntime } from "effect"
 import { createServer } from "node:http"
@@ -69,7 +69,7 @@ const makeBridge = async (server: TestServer.TestServer, mode: Mode, otlpUrl: st
     OTEL_BSP_SCHEDULE_DELAY: "1000"
   })
   const layer = mode === "otlp"
-    ? base.pipe(Layer.provideMerge(Telemetry.layerOtlp().pipe(Layer.provide(ConfigProvider.layer(env)))))
+    ? TelemetryExport.layerOtlp().pipe(Layer.provide(ConfigProvider.layer(env)), Layer.provideMerge(base))
     : base
   const runtime = ManagedRuntime.make(layer)
   const bridge = await runtime.runPromise(McpBridge.McpBridge)

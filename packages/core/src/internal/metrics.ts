@@ -1,6 +1,6 @@
 /**
  * The bridge's metric definitions: one place for every `Metric` the stages record, with OpenTelemetry-style names,
- * units and attributes, and cheap recorders for the hot path.
+ * units and attributes, and the builders of their attributed series.
  *
  * Names follow OpenTelemetry's semantic conventions where they cover MCP clients (`mcp.client.operation.duration`,
  * `mcp.client.session.duration`, attributes `mcp.method.name`, `gen_ai.tool.name`, `gen_ai.operation.name`,
@@ -8,14 +8,12 @@
  * `mcp_bridge.*`. The unit of each metric is its constant `unit` attribute (`seconds` and `bytes` become UCUM `s` and
  * `By` in OTLP; Prometheus drops the label and the exporter layer adds the unit suffix to the name).
  *
- * Recorders cache one attributed `Metric` per series (server, tool, outcome...), so recording is a map lookup and a
- * registry update: no attribute merging or key building per call. Every recorder returns an `Effect<void>` that
- * writes into the `Metric.MetricRegistry` of the fiber that runs it (tests provide a fresh registry).
+ * The stages do not use these directly: they record through the `MetricsRecorder` service, which caches one
+ * attributed `Metric` per series and writes into its bridge's own registry.
  *
- * Stage authors: call the recorders below (e.g. `yield* Metrics.cacheRequest(server, tool, "hit")`); read them back
- * with `Metric.snapshot` or `McpBridge.metrics()`.
+ * @internal
  */
-import { Context, Effect, Metric, Scope } from "effect"
+import { Metric } from "effect"
 
 // -----------------------------------------------------------------------------
 // Attribute keys
@@ -55,8 +53,18 @@ export const Attr = {
   /** Number of retries a call took (span attribute). */
   retries: "mcp_bridge.retries",
   /** `success` | `tool_error` | `failure` (span attribute: `mcp_bridge.result`). */
-  result: "mcp_bridge.result"
+  result: "mcp_bridge.result",
+  /** The alert rule of an alert event. */
+  alertRule: "mcp_bridge.alert.rule",
+  /** `firing` | `resolved`. */
+  alertState: "mcp_bridge.alert.state"
 } as const
+
+/** The kind of transport of a server. */
+export type TransportKind = "stdio" | "http" | "sse" | "memory"
+
+/** The name of the per-tool and per-server latency summaries over the sliding window. */
+export const windowSummaryName = "mcp_bridge.calls.duration.window"
 
 /** Outcome of one bridge call. */
 export type Outcome = "success" | "tool_error" | "failure"
@@ -282,7 +290,7 @@ export const definitions = {
     kind: "counter",
     unit: "{event}",
     description: "Alert events, by rule and state (firing, resolved).",
-    attributes: ["mcp_bridge.alert.rule", Attr.server, "mcp_bridge.alert.state"],
+    attributes: [Attr.alertRule, Attr.server, Attr.alertState],
     recordedBy: "Telemetry"
   }),
   breakerTransitions: def({
@@ -341,146 +349,6 @@ export const family = <M>(make: (...parts: ReadonlyArray<string>) => M) => {
   }
 }
 
-const d = definitions
-
-const cacheRequestsOf = family((server, tool, result) =>
-  counterOf(d.cacheRequests, { [Attr.server]: server!, [Attr.tool]: tool!, [Attr.cacheResult]: result! })
-)
-const cacheEvictionsOf = family((server, reason) =>
-  counterOf(d.cacheEvictions, { [Attr.server]: server!, [Attr.evictionReason]: reason! })
-)
-const throttleWaitsOf = family((server, limit) =>
-  counterOf(d.throttleWaits, { [Attr.server]: server!, [Attr.throttleLimit]: limit! })
-)
-const throttleWaitDurationOf = family((server, limit) =>
-  histogramOf(d.throttleWaitDuration, { [Attr.server]: server!, [Attr.throttleLimit]: limit! })
-)
-const throttleRejectionsOf = family((server, limit) =>
-  counterOf(d.throttleRejections, { [Attr.server]: server!, [Attr.throttleLimit]: limit! })
-)
-const retriesOf = family((server, tool, errorType) =>
-  counterOf(d.retries, { [Attr.server]: server!, [Attr.tool]: tool!, [Attr.errorType]: errorType! })
-)
-const breakerStateOf = family((server) => gaugeOf(d.breakerState, { [Attr.server]: server! }))
-const breakerTransitionsOf = family((server, from, to) =>
-  counterOf(d.breakerTransitions, { [Attr.server]: server!, [Attr.breakerFrom]: from!, [Attr.breakerTo]: to! })
-)
-const sessionConnectsOf = family((server, outcome) =>
-  counterOf(d.sessionConnects, { [Attr.server]: server!, [Attr.outcome]: outcome! })
-)
-const sessionConnectDurationOf = family((server) => histogramOf(d.sessionConnectDuration, { [Attr.server]: server! }))
-const sessionDurationOf = family((server, transport, protocolVersion) =>
-  histogramOf(d.sessionDuration, {
-    [Attr.server]: server!,
-    [Attr.transport]: transport!,
-    [Attr.protocolVersion]: protocolVersion!
-  }, durationBoundaries.concat([600, 1800, 3600, 7200, 86400]))
-)
-const cacheEntries = gaugeOf(d.cacheEntries, {})
-const cacheBytes = gaugeOf(d.cacheBytes, {})
-
-// -----------------------------------------------------------------------------
-// Recorders (the shared API of the stages)
-// -----------------------------------------------------------------------------
-
-/** ResultCache: one lookup of a cacheable call, `hit` or `miss`. */
-export const cacheRequest = (server: string, tool: string, result: CacheResult): Effect.Effect<void> =>
-  Metric.update(cacheRequestsOf(server, tool, result), 1)
-
-/** ResultCache: `count` entries of `server` left the cache for `reason`. */
-export const cacheEviction = (server: string, reason: EvictionReason, count = 1): Effect.Effect<void> =>
-  Metric.update(cacheEvictionsOf(server, reason), count)
-
-/**
- * ResultCache: reports the cache's size from `get` whenever metrics are collected (snapshot, OTLP export, Prometheus
- * scrape), until the scope closes. Nothing is recorded per call.
- */
-export const observeCacheSize = (
-  get: () => { readonly entries: number; readonly bytes: number }
-): Effect.Effect<void, never, Scope.Scope> =>
-  observeGauges([[cacheEntries, () => get().entries], [cacheBytes, () => get().bytes]])
-
-/** Throttler: a call of `server` waited `seconds` for `limit`. */
-export const throttleWait = (server: string, limit: ThrottleLimit, seconds: number): Effect.Effect<void> =>
-  Effect.andThen(
-    Metric.update(throttleWaitsOf(server, limit), 1),
-    Metric.update(throttleWaitDurationOf(server, limit), seconds)
-  )
-
-/** Throttler: a call of `server` was failed fast by `limit`. */
-export const throttleRejection = (server: string, limit: ThrottleLimit): Effect.Effect<void> =>
-  Metric.update(throttleRejectionsOf(server, limit), 1)
-
-/**
- * A call is retried after an error of type `errorType` (the reason tag, e.g. `Timeout`). The Telemetry stage records
- * this itself (each attempt that reaches the bottom of the pipeline again under the same call span is a retry), so a
- * stage that retries must not call it too.
- */
-export const retry = (server: string, tool: string, errorType: string): Effect.Effect<void> =>
-  Metric.update(retriesOf(server, tool, errorType), 1)
-
-/** Resilience: the breaker of `server` went from `from` to `to` (counts the transition and sets the state gauge). */
-export const breakerTransition = (server: string, from: BreakerState, to: BreakerState): Effect.Effect<void> =>
-  Effect.andThen(
-    Metric.update(breakerTransitionsOf(server, from, to), 1),
-    Metric.update(breakerStateOf(server), breakerStateValue(to))
-  )
-
-/** Resilience: sets the state gauge of the breaker of `server` (e.g. `closed` when it is created). */
-export const breakerState = (server: string, state: BreakerState): Effect.Effect<void> =>
-  Metric.update(breakerStateOf(server), breakerStateValue(state))
-
-/** ConnectionPool: a session connect of `server` ended; `seconds` is recorded for successes. */
-export const sessionConnect = (server: string, outcome: "success" | "failure", seconds: number): Effect.Effect<void> =>
-  outcome === "success"
-    ? Effect.andThen(
-      Metric.update(sessionConnectsOf(server, outcome), 1),
-      Metric.update(sessionConnectDurationOf(server), seconds)
-    )
-    : Metric.update(sessionConnectsOf(server, outcome), 1)
-
-/** ConnectionPool: a session of `server` closed after `seconds`. */
-export const sessionClosed = (
-  server: string,
-  transport: string,
-  protocolVersion: string,
-  seconds: number
-): Effect.Effect<void> => Metric.update(sessionDurationOf(server, transport, protocolVersion), seconds)
-
-/**
- * Registers gauges whose value is read when metrics are collected, removed when the scope closes. The registry is the
- * one of the fiber that runs this effect.
- */
-export const observeGauges = (
-  gauges: ReadonlyArray<readonly [Metric.Gauge<number>, () => number]>
-): Effect.Effect<void, never, Scope.Scope> =>
-  Effect.contextWith((context: Context.Context<never>) => {
-    const registrations = gauges.map(([gauge, get]) =>
-      Metric.registerUnsafe(gauge, context, { get: () => ({ value: get() }), update: () => {}, modify: () => {} })
-    )
-    return Effect.addFinalizer(() => Effect.sync(() => registrations.forEach((r) => r.remove())))
-  })
-
-// -----------------------------------------------------------------------------
-// Span annotations (what the Telemetry stage's call span reports from the stages below it)
-// -----------------------------------------------------------------------------
-
-/**
- * Sets an attribute on the bridge call span of the current fiber (the `tools/call <tool>` span of the Telemetry
- * stage), and does nothing when there is none (Telemetry off), so that a user's own span is never touched.
- */
-export const annotateCall = (key: string, value: unknown): Effect.Effect<void> =>
-  Effect.withFiber((fiber) => {
-    const span = fiber.cache.span
-    if (span?._tag === "Span" && span.attributes.has(Attr.method) && span.attributes.has(Attr.server)) {
-      span.attribute(key, value)
-    }
-    return Effect.void
-  })
-
-/** ResultCache: the call span's `mcp_bridge.cache.result`, `hit` or `miss` (Telemetry sets `none` when not looked up). */
-export const annotateCacheResult = (result: CacheResult): Effect.Effect<void> => annotateCall(Attr.cacheResult, result)
-
 /** `network.transport` of a transport kind. */
-export const networkTransport = (kind: "stdio" | "http" | "sse" | "memory"): string =>
+export const networkTransport = (kind: TransportKind): string =>
   kind === "stdio" ? "pipe" : kind === "memory" ? "inproc" : "tcp"

@@ -1,4 +1,4 @@
-import type { TestServerSpec } from "../TestServer.ts"
+import type { TestServerSpec } from "./spec.ts"
 
 const task = (id: string, title: string, status: string, priority: string, assignee: string, due: string) => ({
   id,

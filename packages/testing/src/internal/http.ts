@@ -11,8 +11,8 @@ import { randomUUID } from "node:crypto"
 import { createServer } from "node:http"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
-import type { HttpOptions, HttpTestServer, TestServerSpec } from "../TestServer.ts"
 import { buildServer, instanceCounter } from "./instance.ts"
+import type { HttpOptions, HttpTestServer, TestServerSpec } from "./spec.ts"
 import { countCalls, makeState, receivedMeta } from "./state.ts"
 
 const MAX_BODY = 64 * 1024 * 1024

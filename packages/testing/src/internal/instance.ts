@@ -1,6 +1,6 @@
 import { fromJsonSchema, McpServer } from "@modelcontextprotocol/server"
 import type { CallToolResult, JsonSchemaType, ServerContext } from "@modelcontextprotocol/server"
-import type { Respond, TestTool } from "../TestServer.ts"
+import type { Respond, TestTool } from "./spec.ts"
 import { recordCall } from "./state.ts"
 import type { ServerState } from "./state.ts"
 

@@ -1,5 +1,5 @@
 import type { McpServer } from "@modelcontextprotocol/server"
-import type { TestServerSpec } from "../TestServer.ts"
+import type { TestServerSpec } from "./spec.ts"
 
 /**
  * State shared by every session of one test server: one stdio process, one HTTP server, or one in-memory

@@ -1,0 +1,355 @@
+/**
+ * The schemas of the bridge's configuration: the Claude-style `{ "mcpServers": { ... } }` JSON that users already
+ * have, with an optional `bridge` section per server over global defaults.
+ *
+ * Built on Effect `Schema`: `BridgeConfig.decode` decodes with these and resolves the result into one typed
+ * configuration. Secrets (stdio `env` values and HTTP `headers`) decode into `Redacted` values, so they never print in
+ * logs, errors or spans. Use these schemas to validate a configuration of your own, or to extend it.
+ *
+ * @since 0.1.0
+ */
+import { Duration, Schema } from "effect"
+
+// -----------------------------------------------------------------------------
+// Durations
+// -----------------------------------------------------------------------------
+
+/**
+ * A duration in configuration: a string `Duration` understands (`"30 seconds"`, `"5 minutes"`, `"250 millis"`) or a
+ * number of milliseconds.
+ *
+ * @since 0.1.0
+ */
+export const DurationInput: Schema.Codec<Duration.Duration, string | number> = Schema.Union([
+  Schema.DurationFromString,
+  Schema.DurationFromMillis
+]).annotate({ expected: "a duration such as \"30 seconds\" or a number of milliseconds" }).check(
+  Schema.makeFilter((d: Duration.Duration) =>
+    Duration.isGreaterThan(d, Duration.zero) || `Expected a positive duration, got ${Duration.format(d)}`
+  )
+)
+
+const literals = <const L extends ReadonlyArray<string>>(values: L) =>
+  Schema.Literals(values).annotate({ expected: `one of ${values.map((v) => JSON.stringify(v)).join(", ")}` })
+
+const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
+const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+
+// -----------------------------------------------------------------------------
+// Per-server bridge settings
+// -----------------------------------------------------------------------------
+
+/**
+ * Which MCP protocol era a session speaks.
+ *
+ * - `"auto"`: probe with `server/discover` and use 2026-07-28 if the server speaks it, else the legacy handshake.
+ * - `"legacy"`: the 2025 `initialize` handshake only (no probe; one process spawn fewer per stdio session).
+ * - `"2026-07-28"`: the modern era only; fail if the server does not offer it.
+ *
+ * @since 0.1.0
+ */
+export const ProtocolMode = literals(["auto", "legacy", "2026-07-28"])
+
+/**
+ * @since 0.1.0
+ */
+export type ProtocolMode = typeof ProtocolMode.Type
+
+/**
+ * Pool settings of one server (`bridge.pool`). Every field is optional and falls back to the global defaults.
+ *
+ * @since 0.1.0
+ */
+export const PoolSettings = Schema.Struct({
+  min: Schema.optionalKey(NonNegativeInt),
+  max: Schema.optionalKey(PositiveInt),
+  concurrency: Schema.optionalKey(PositiveInt),
+  idleTimeToLive: Schema.optionalKey(DurationInput),
+  maxLifetime: Schema.optionalKey(DurationInput),
+  healthCheckInterval: Schema.optionalKey(DurationInput),
+  acquireTimeout: Schema.optionalKey(DurationInput),
+  isolation: Schema.optionalKey(literals(["shared", "per-identity"]))
+})
+
+/**
+ * @since 0.1.0
+ */
+export type PoolSettings = typeof PoolSettings.Type
+
+/**
+ * How long a tool's results may be cached: a duration, one of the seed's named classes, or `false` (never).
+ *
+ * - `"static"`: 1 hour (reference data, schemas, documentation);
+ * - `"dynamic"`: 5 minutes (listings, search results);
+ * - `"realtime"`: never cached (prices, metrics, anything that must be fresh).
+ *
+ * @since 0.1.0
+ */
+export const CacheTtl = Schema.Union([
+  literals(["static", "dynamic", "realtime"]),
+  Schema.Literal(false),
+  DurationInput
+]).annotate({ expected: "a duration, \"static\", \"dynamic\", \"realtime\" or false" })
+
+/**
+ * @since 0.1.0
+ */
+export type CacheTtl = typeof CacheTtl.Type
+
+/**
+ * The TTL of each named cache class (`undefined`: never cached).
+ *
+ * @since 0.1.0
+ */
+export const cachePresets: Readonly<Record<"static" | "dynamic" | "realtime", Duration.Duration | undefined>> = {
+  static: Duration.hours(1),
+  dynamic: Duration.minutes(5),
+  realtime: undefined
+}
+
+/**
+ * The TTL a `CacheTtl` stands for: a duration, a preset's, or `undefined` (never cached: `false`, `"realtime"`).
+ *
+ * @since 0.1.0
+ */
+export const cacheTtlOf = (ttl: CacheTtl): Duration.Duration | undefined =>
+  ttl === false ? undefined : typeof ttl === "string" ? cachePresets[ttl] : ttl
+
+/**
+ * Result cache settings of one server (`bridge.cache`), or `false` to cache nothing from it.
+ *
+ * @since 0.1.0
+ */
+export const CacheSettings = Schema.Union([
+  Schema.Literal(false),
+  Schema.Struct({
+    /** TTL of the server's cacheable tools that have no TTL of their own. */
+    ttl: Schema.optionalKey(CacheTtl),
+    /** A call to a tool that is not read-only drops the server's cached results. */
+    invalidateOnWrite: Schema.optionalKey(Schema.Boolean),
+    /** Results larger than this (bytes of JSON) are not stored. */
+    maxResultBytes: Schema.optionalKey(PositiveInt)
+  })
+])
+
+/**
+ * Rate and concurrency limits (`bridge.throttle`, or per tool).
+ *
+ * @since 0.1.0
+ */
+export const ThrottleSettings = Schema.Struct({
+  perSecond: Schema.optionalKey(PositiveInt),
+  perMinute: Schema.optionalKey(PositiveInt),
+  /** Calls in flight at most. */
+  concurrency: Schema.optionalKey(PositiveInt),
+  /** Over the limit, a call waits at most this long for its turn, then fails with `RateLimited`. */
+  maxWait: Schema.optionalKey(DurationInput),
+  /** `"wait"` for a turn (up to `maxWait`), or `"fail"` at once with `RateLimited`. */
+  onLimit: Schema.optionalKey(literals(["wait", "fail"]))
+})
+
+/**
+ * @since 0.1.0
+ */
+export type ThrottleSettings = typeof ThrottleSettings.Type
+
+/**
+ * Retries of calls that are safe to repeat (`bridge.retry`), or `false` for none.
+ *
+ * @since 0.1.0
+ */
+export const RetrySettings = Schema.Union([
+  Schema.Literal(false),
+  Schema.Struct({
+    /** Retries at most per call. */
+    times: Schema.optionalKey(NonNegativeInt),
+    /** First backoff delay (doubles each time, with jitter). */
+    base: Schema.optionalKey(DurationInput),
+    /** Longest backoff delay, before the ±20 % jitter. */
+    maxDelay: Schema.optionalKey(DurationInput),
+    /** Retries may add at most this fraction of the server's calls (a retry budget), e.g. 0.2. */
+    budget: Schema.optionalKey(Schema.Number.check(Schema.isBetween({ minimum: 0, maximum: 1 })))
+  })
+])
+
+/**
+ * The circuit breaker of a server (`bridge.circuitBreaker`), or `false` for none.
+ *
+ * @since 0.1.0
+ */
+export const CircuitBreakerSettings = Schema.Union([
+  Schema.Literal(false),
+  Schema.Struct({
+    /** Opens after this many consecutive failures. */
+    failures: Schema.optionalKey(PositiveInt),
+    /** Or opens when the failure rate over the last `window` calls reaches this. */
+    failureRate: Schema.optionalKey(Schema.Number.check(Schema.isBetween({ minimum: 0, maximum: 1 }))),
+    window: Schema.optionalKey(PositiveInt),
+    /** How long the circuit stays open before a half-open probe. */
+    openFor: Schema.optionalKey(DurationInput)
+  })
+])
+
+/**
+ * The operator's policy for one tool (`bridge.tools.<name>`). It overrides the tool's annotations, which are hints
+ * that the spec says not to trust from unknown servers.
+ *
+ * @since 0.1.0
+ */
+export const ToolSettings = Schema.Struct({
+  /** Cache this tool's results for this long (implies `readOnly: true`), or `false` to never cache them. */
+  cache: Schema.optionalKey(CacheTtl),
+  /** The tool has no side effects: its results may be cached, and calls coalesced and retried. */
+  readOnly: Schema.optionalKey(Schema.Boolean),
+  /** Repeating a call has no further effect: it may be coalesced and retried. */
+  idempotent: Schema.optionalKey(Schema.Boolean),
+  /** Cached results are shared by every caller (the result does not depend on who asks). */
+  shared: Schema.optionalKey(Schema.Boolean),
+  /** Deadline of one call to this tool. */
+  timeout: Schema.optionalKey(DurationInput),
+  /** Limits for this tool on top of the server's. */
+  throttle: Schema.optionalKey(ThrottleSettings)
+})
+
+/**
+ * @since 0.1.0
+ */
+export type ToolSettings = typeof ToolSettings.Type
+
+/**
+ * The `bridge` section of a server (or the global defaults).
+ *
+ * @since 0.1.0
+ */
+export const BridgeSettings = Schema.Struct({
+  /** Deadline of one tool call. */
+  timeout: Schema.optionalKey(DurationInput),
+  /** Deadline of opening a session (spawn or HTTP handshake, plus negotiation). */
+  connectTimeout: Schema.optionalKey(DurationInput),
+  protocol: Schema.optionalKey(ProtocolMode),
+  pool: Schema.optionalKey(PoolSettings),
+  /** Trust the server's tool annotations: `readOnlyHint` tools are cached, coalesced and retried. @default false */
+  trustAnnotations: Schema.optionalKey(Schema.Boolean),
+  cache: Schema.optionalKey(CacheSettings),
+  throttle: Schema.optionalKey(ThrottleSettings),
+  retry: Schema.optionalKey(RetrySettings),
+  circuitBreaker: Schema.optionalKey(CircuitBreakerSettings),
+  /** Per-tool policy, by tool name. */
+  tools: Schema.optionalKey(Schema.Record(Schema.String, ToolSettings))
+})
+
+/**
+ * @since 0.1.0
+ */
+export type BridgeSettings = typeof BridgeSettings.Type
+
+// -----------------------------------------------------------------------------
+// Servers
+// -----------------------------------------------------------------------------
+
+const SecretMap = Schema.Record(Schema.String, Schema.RedactedFromValue(Schema.String))
+
+/**
+ * A server started as a child process that speaks MCP over stdin/stdout.
+ *
+ * @since 0.1.0
+ */
+export const StdioServer = Schema.Struct({
+  type: Schema.optionalKey(Schema.Literal("stdio")),
+  command: Schema.NonEmptyString,
+  args: Schema.optionalKey(Schema.Array(Schema.String)),
+  env: Schema.optionalKey(SecretMap),
+  cwd: Schema.optionalKey(Schema.NonEmptyString),
+  bridge: Schema.optionalKey(BridgeSettings)
+})
+
+const HttpUrl = Schema.String.check(Schema.isPattern(/^https?:\/\/[^\s]+$/, {
+  expected: "an http:// or https:// URL"
+}))
+
+/**
+ * A server reached over Streamable HTTP.
+ *
+ * @since 0.1.0
+ */
+export const HttpServer = Schema.Struct({
+  type: Schema.optionalKey(Schema.Literals(["http", "streamable-http", "streamableHttp"])),
+  url: HttpUrl,
+  headers: Schema.optionalKey(SecretMap),
+  bridge: Schema.optionalKey(BridgeSettings)
+})
+
+/**
+ * A server reached over the deprecated HTTP+SSE transport.
+ *
+ * @since 0.1.0
+ */
+export const SseServer = Schema.Struct({
+  type: Schema.Literal("sse"),
+  url: HttpUrl,
+  headers: Schema.optionalKey(SecretMap),
+  bridge: Schema.optionalKey(BridgeSettings)
+})
+
+/**
+ * A server living in the same process, connected through an in-memory transport registered with
+ * `McpTransport.layer({ memory: { name: connect } })` (tests and embedded servers).
+ *
+ * @since 0.1.0
+ */
+export const MemoryServer = Schema.Struct({
+  type: Schema.Literal("memory"),
+  bridge: Schema.optionalKey(BridgeSettings)
+})
+
+/**
+ * One entry of `mcpServers`.
+ *
+ * @since 0.1.0
+ */
+export const ServerConfig = Schema.Union([SseServer, MemoryServer, HttpServer, StdioServer])
+
+/**
+ * @since 0.1.0
+ */
+export type ServerConfig = typeof ServerConfig.Type
+
+/**
+ * @since 0.1.0
+ */
+export type ServerConfigEncoded = typeof ServerConfig.Encoded
+
+/**
+ * The transport part of a server entry (everything but `bridge`).
+ *
+ * @since 0.1.0
+ */
+export type TransportConfig =
+  | Omit<typeof StdioServer.Type, "bridge">
+  | Omit<typeof HttpServer.Type, "bridge">
+  | Omit<typeof SseServer.Type, "bridge">
+  | Omit<typeof MemoryServer.Type, "bridge">
+
+/**
+ * Server names: letters, digits, `_` and `-`, so that `server.tool` splits at the first dot.
+ *
+ * @since 0.1.0
+ */
+export const ServerName = Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_-]{1,64}$/, {
+  expected: "a server name of 1 to 64 letters, digits, '_' or '-' (no dots)"
+}))
+
+/**
+ * The whole configuration file.
+ *
+ * @since 0.1.0
+ */
+export const ConfigFile = Schema.Struct({
+  mcpServers: Schema.Record(ServerName, ServerConfig),
+  bridge: Schema.optionalKey(BridgeSettings)
+})
+
+/**
+ * @since 0.1.0
+ */
+export type ConfigFileEncoded = typeof ConfigFile.Encoded

@@ -1,0 +1,119 @@
+/**
+ * The failures of an MCP session: opening it, a request on it, or its transport. One `Schema.TaggedError` with a
+ * `reason` union of small tagged classes, each naming its `server`.
+ *
+ * It lives in a module of its own so that everything below the session (the transports) and everything above it
+ * (the pool, the stages, the bridge) can import it without an import cycle.
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+
+/**
+ * The session could not be opened: the process did not start, the URL did not answer, the handshake failed.
+ * `stderr` holds the last lines the server printed (secrets of its `env` scrubbed).
+ *
+ * @since 0.1.0
+ */
+export class ConnectFailed extends Schema.TaggedClass<ConnectFailed>()("ConnectFailed", {
+  server: Schema.String,
+  message: Schema.String,
+  stderr: Schema.optionalKey(Schema.String)
+}) {}
+
+/**
+ * A request, or opening the session, took longer than its deadline. The request was cancelled on the wire.
+ *
+ * @since 0.1.0
+ */
+export class Timeout extends Schema.TaggedClass<Timeout>()("Timeout", {
+  server: Schema.String,
+  /** What timed out: `connect`, `tools/call <tool>`, `tools/list`, `ping`, `server/discover`. */
+  operation: Schema.String,
+  timeoutMillis: Schema.Finite
+}) {}
+
+/**
+ * The transport is closed or broken: the child process exited, the connection was refused or reset, or an HTTP
+ * server no longer knows the session. The session is dead; a new one is needed.
+ *
+ * @since 0.1.0
+ */
+export class Closed extends Schema.TaggedClass<Closed>()("Closed", {
+  server: Schema.String,
+  message: Schema.String,
+  stderr: Schema.optionalKey(Schema.String)
+}) {}
+
+/**
+ * The server answered with a JSON-RPC error (unknown method, invalid params...), an HTTP status the bridge does not
+ * treat as a dead session, or an answer the SDK rejected. `code` is the JSON-RPC error code, the HTTP status, or -1.
+ *
+ * @since 0.1.0
+ */
+export class Protocol extends Schema.TaggedClass<Protocol>()("Protocol", {
+  server: Schema.String,
+  code: Schema.Finite,
+  message: Schema.String
+}) {}
+
+/**
+ * Why a session failed: `ConnectFailed`, `Timeout`, `Closed` or `Protocol`.
+ *
+ * @since 0.1.0
+ */
+export const Reason = Schema.Union([ConnectFailed, Timeout, Closed, Protocol])
+
+/**
+ * @since 0.1.0
+ */
+export type Reason = typeof Reason.Type
+
+/**
+ * A session-level failure. Match on `reason._tag`; every reason names its `server`.
+ *
+ * @example
+ * ```ts
+ * effect.pipe(Effect.catchReason("McpSessionError", "Timeout", (r) => Effect.succeed(`slow: ${r.timeoutMillis}`)))
+ * ```
+ *
+ * @since 0.1.0
+ */
+export class McpSessionError extends Schema.TaggedError<McpSessionError>()("McpSessionError", {
+  reason: Reason
+}) {
+  override get message(): string {
+    const r = this.reason
+    switch (r._tag) {
+      case "ConnectFailed":
+        return `cannot connect to MCP server "${r.server}": ${r.message}${r.stderr ? `\n${r.stderr}` : ""}`
+      case "Timeout":
+        return `MCP server "${r.server}" did not answer ${r.operation} within ${r.timeoutMillis} ms`
+      case "Closed":
+        return `connection to MCP server "${r.server}" is closed: ${r.message}`
+      case "Protocol":
+        return `MCP server "${r.server}" answered with error ${r.code}: ${r.message}`
+    }
+  }
+
+  /**
+   * The server the failure is about.
+   */
+  get server(): string {
+    return this.reason.server
+  }
+
+  /**
+   * True when the session that raised it is dead and must be replaced.
+   */
+  get isTransportFailure(): boolean {
+    return this.reason._tag === "Closed" || this.reason._tag === "ConnectFailed"
+  }
+}
+
+/**
+ * True for a `McpSessionError`.
+ *
+ * @since 0.1.0
+ */
+export const isMcpSessionError = (u: unknown): u is McpSessionError => u instanceof McpSessionError
