@@ -1,0 +1,312 @@
+/**
+ * The stdio transport of a session: a child process speaking newline-delimited JSON-RPC on stdin/stdout, as an SDK
+ * `Transport` built from the SDK's own message handling (`deserializeMessage`, `serializeMessage`,
+ * `getDefaultEnvironment`, `JSONRPCMessage`), with what the SDK's `StdioClientTransport` does not offer:
+ *
+ * - framing that survives a misbehaving server: a line that does not parse is dropped on its own, and when a partial
+ *   line was glued to the next message (a half-written line), the message behind it is recovered, so that no other
+ *   request pays for it;
+ * - a size limit per message (`maxMessageBytes`): an answer over it fails its own request with a JSON-RPC error
+ *   naming the limit (`messageTooLargeCode`), the rest of the line is skipped, and the session goes on;
+ * - stderr kept as a bounded tail with the server's secrets scrubbed from the whole stream as it arrives (a secret
+ *   split across chunks, or cut by the tail window, never shows, nor does a part of one);
+ * - `kill()`, which ends a frozen process at once (SIGKILL), for a session the pool retires.
+ *
+ * It is "stdio-shaped" for the SDK (it has `stderr` and `pid`), so version negotiation probes in place on this one
+ * process (no throwaway probe process) and treats a silent probe as a legacy server.
+ *
+ * @internal
+ */
+import type { JSONRPCMessage, Transport } from "@modelcontextprotocol/client"
+import { deserializeMessage, serializeMessage } from "@modelcontextprotocol/client"
+import { getDefaultEnvironment } from "@modelcontextprotocol/client/stdio"
+import { type ChildProcess, spawn } from "node:child_process"
+import { PassThrough } from "node:stream"
+
+/** The JSON-RPC error code of an answer dropped for its size (implementation-defined server error range). */
+export const messageTooLargeCode = -32099
+
+/** @internal */
+export interface StdioOptions {
+  readonly command: string
+  readonly args: ReadonlyArray<string>
+  readonly env: Readonly<Record<string, string>>
+  readonly cwd?: string | undefined
+  /** Largest message accepted from the server, in bytes. */
+  readonly maxMessageBytes: number
+  /** How much of stderr to keep (after scrubbing), in characters. */
+  readonly stderrTailBytes: number
+  /** Values that must never show in the stderr tail. */
+  readonly secrets: ReadonlyArray<string>
+}
+
+const redacted = "<redacted>"
+const minSecretLength = 4
+
+/**
+ * Scrubs secrets from a stream of text as it arrives: whole secrets are replaced, and the end of each chunk that
+ * could be the start of a secret is held back until the next chunk says whether it is one.
+ */
+export class StreamScrubber {
+  private readonly secrets: ReadonlyArray<string>
+  private carry = ""
+  constructor(secrets: ReadonlyArray<string>) {
+    this.secrets = secrets.filter((s) => s.length >= minSecretLength).sort((a, b) => b.length - a.length)
+  }
+  /** The scrubbed text that is safe to keep so far. */
+  push(chunk: string): string {
+    let text = this.scrubWhole(this.carry + chunk)
+    let hold = 0
+    for (const secret of this.secrets) {
+      for (let k = Math.min(secret.length - 1, text.length); k > hold; k--) {
+        if (text.endsWith(secret.slice(0, k))) {
+          hold = k
+          break
+        }
+      }
+    }
+    this.carry = text.slice(text.length - hold)
+    text = text.slice(0, text.length - hold)
+    return text
+  }
+  /** The rest, at the end of the stream: a held-back start of a secret is scrubbed too. */
+  flush(): string {
+    const rest = this.carry
+    this.carry = ""
+    return rest.length >= minSecretLength && this.secrets.some((s) => s.startsWith(rest)) ? redacted : rest
+  }
+  private scrubWhole(text: string): string {
+    let out = text
+    for (const secret of this.secrets) if (out.includes(secret)) out = out.split(secret).join(redacted)
+    return out
+  }
+}
+
+/**
+ * The `id` of the message whose first and last bytes are `head` and `tail` (serializers put `id` first or last),
+ * when it has one at the top level of either end.
+ */
+const idOf = (head: string, tail: string): string | number | undefined => {
+  const atStart = /^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*("(?:[^"\\]|\\.)*"|-?\d+)/.exec(head)
+  const atEnd = /"id"\s*:\s*("(?:[^"\\]|\\.)*"|-?\d+)\s*(?:,\s*"jsonrpc"\s*:\s*"2\.0"\s*)?\}\s*$/.exec(tail)
+  const match = atStart ?? atEnd
+  if (match === null) return undefined
+  try {
+    return JSON.parse(match[1]!) as string | number
+  } catch {
+    return undefined
+  }
+}
+
+/** @internal */
+export class StdioTransport implements Transport {
+  onclose?: (() => void) | undefined
+  onerror?: ((error: Error) => void) | undefined
+  onmessage?: (<T extends JSONRPCMessage>(message: T) => void) | undefined
+
+  private child: ChildProcess | undefined
+  private exited = false
+  private closed = false
+  private readonly options: StdioOptions
+  private readonly scrubber: StreamScrubber
+  private readonly stderrStream = new PassThrough()
+  private tail = ""
+  // stdout framing: the chunks of the current line, and whether the rest of an oversized line is being skipped
+  private chunks: Array<Buffer> = []
+  private pending = 0
+  // an oversized line being skipped: its first bytes and the last bytes seen so far
+  private skipped: { head: string; tail: string; bytes: number } | undefined
+
+  constructor(options: StdioOptions) {
+    this.options = options
+    this.scrubber = new StreamScrubber(options.secrets)
+  }
+
+  /** The child's stderr (piped), for the SDK's stdio detection and for callers that want the raw stream. */
+  get stderr() {
+    return this.stderrStream
+  }
+
+  get pid(): number | null {
+    return this.child?.pid ?? null
+  }
+
+  /** The last lines the server wrote to stderr, secrets scrubbed. */
+  stderrTail(): string {
+    return this.tail.trim()
+  }
+
+  start(): Promise<void> {
+    if (this.child !== undefined) return Promise.reject(new Error("StdioTransport already started"))
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.options.command, [...this.options.args], {
+        env: { ...getDefaultEnvironment(), ...this.options.env },
+        stdio: ["pipe", "pipe", "pipe"],
+        shell: process.platform === "win32",
+        windowsHide: true,
+        ...(this.options.cwd === undefined ? {} : { cwd: this.options.cwd })
+      })
+      this.child = child
+      let spawned = false
+      child.on("error", (error) => {
+        if (!spawned) reject(error)
+        this.onerror?.(error)
+      })
+      child.on("spawn", () => {
+        spawned = true
+        resolve()
+      })
+      child.on("exit", () => {
+        this.exited = true
+      })
+      child.on("close", () => {
+        this.exited = true
+        this.keepStderr(this.scrubber.flush())
+        this.closed = true
+        this.onclose?.()
+      })
+      child.stdin?.on("error", (error) => this.onerror?.(error))
+      child.stdout?.on("data", (chunk: Buffer) => this.read(chunk))
+      child.stdout?.on("error", (error) => this.onerror?.(error))
+      child.stderr?.on("data", (chunk: Buffer) => {
+        this.keepStderr(this.scrubber.push(chunk.toString("utf8")))
+        this.stderrStream.write(chunk)
+      })
+    })
+  }
+
+  send(message: JSONRPCMessage): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const stdin = this.child?.stdin
+      if (stdin === undefined || stdin === null || this.exited || stdin.destroyed) {
+        reject(new Error("Not connected: the server process has exited"))
+        return
+      }
+      if (stdin.write(serializeMessage(message))) resolve()
+      else stdin.once("drain", resolve)
+    })
+  }
+
+  /** Ends the process gracefully: stdin closed, then SIGTERM, then SIGKILL. */
+  async close(): Promise<void> {
+    const child = this.child
+    if (child === undefined || this.closed) return
+    const closed = new Promise<void>((resolve) => child.once("close", () => resolve()))
+    const wait = (ms: number) =>
+      Promise.race([closed, new Promise<void>((resolve) => setTimeout(resolve, ms).unref())])
+    try {
+      child.stdin?.end()
+    } catch {
+      // already closed
+    }
+    await wait(1_000)
+    if (!this.exited) {
+      child.kill("SIGTERM")
+      await wait(1_000)
+    }
+    if (!this.exited) this.kill()
+    await wait(1_000)
+  }
+
+  /** Ends the process at once (SIGKILL), also when it is stopped or frozen. */
+  kill(): void {
+    const child = this.child
+    if (child === undefined || this.exited) return
+    try {
+      child.kill("SIGKILL")
+    } catch {
+      // gone already
+    }
+  }
+
+  private keepStderr(text: string): void {
+    if (text.length === 0) return
+    this.tail = (this.tail + text).slice(-this.options.stderrTailBytes)
+  }
+
+  private read(chunk: Buffer): void {
+    let start = 0
+    while (start < chunk.length) {
+      const newline = chunk.indexOf(10, start)
+      const end = newline === -1 ? chunk.length : newline
+      const piece = chunk.subarray(start, end)
+      if (this.skipped !== undefined) {
+        this.skipped.bytes += piece.length
+        this.skipped.tail = (this.skipped.tail + piece.subarray(Math.max(0, piece.length - 256)).toString("utf8"))
+          .slice(-256)
+        if (newline !== -1) this.skippedLine()
+      } else {
+        this.chunks.push(piece)
+        this.pending += piece.length
+        if (this.pending > this.options.maxMessageBytes) this.tooLarge()
+        else if (newline !== -1) this.line()
+      }
+      start = newline === -1 ? chunk.length : newline + 1
+    }
+  }
+
+  // A message over the limit: skip the rest of its line, then fail its request (when its id can be read).
+  private tooLarge(): void {
+    const all = Buffer.concat(this.chunks, this.pending)
+    this.skipped = {
+      head: all.subarray(0, 256).toString("utf8"),
+      tail: all.subarray(Math.max(0, all.length - 256)).toString("utf8"),
+      bytes: this.pending
+    }
+    this.chunks = []
+    this.pending = 0
+  }
+
+  private skippedLine(): void {
+    const skipped = this.skipped!
+    this.skipped = undefined
+    const limit = this.options.maxMessageBytes
+    this.onerror?.(new Error(`a message of ${skipped.bytes} bytes from the server was dropped (limit ${limit} bytes)`))
+    const id = idOf(skipped.head, skipped.tail)
+    if (id === undefined) return
+    this.onmessage?.({
+      jsonrpc: "2.0",
+      id,
+      error: {
+        code: messageTooLargeCode,
+        message: `the answer is larger than maxMessageBytes (${limit} bytes)`,
+        data: { limitBytes: limit, receivedBytes: skipped.bytes }
+      }
+    } as JSONRPCMessage)
+  }
+
+  private line(): void {
+    const text = Buffer.concat(this.chunks, this.pending).toString("utf8").replace(/\r$/, "")
+    this.chunks = []
+    this.pending = 0
+    if (text.trim().length === 0) return
+    const message = this.parse(text)
+    if (message !== undefined) this.onmessage?.(message)
+  }
+
+  // A line, or the JSON-RPC message at its end when it starts with the remains of a line that was never finished.
+  private parse(text: string): JSONRPCMessage | undefined {
+    const whole = tryParse(text)
+    if (whole !== undefined) return whole
+    // Only where a JSON-RPC message can start: the last `{` before each `"jsonrpc"` key.
+    for (let key = text.indexOf("\"jsonrpc\"", 1); key !== -1; key = text.indexOf("\"jsonrpc\"", key + 1)) {
+      const at = text.lastIndexOf("{", key)
+      if (at <= 0) continue
+      const tailMessage = tryParse(text.slice(at))
+      if (tailMessage !== undefined) {
+        this.onerror?.(new Error("the server wrote a partial line; the message behind it was recovered"))
+        return tailMessage
+      }
+    }
+    this.onerror?.(new Error("the server wrote a line that is not JSON-RPC; it was dropped"))
+    return undefined
+  }
+}
+
+const tryParse = (text: string): JSONRPCMessage | undefined => {
+  try {
+    return deserializeMessage(text)
+  } catch {
+    return undefined
+  }
+}
