@@ -11,11 +11,6 @@ export * as BridgeClient from "./BridgeClient.ts"
 /**
  * @since 0.1.0
  */
-export { createBridge } from "./BridgeClient.ts"
-
-/**
- * @since 0.1.0
- */
 export { CallerIdentity } from "./CallerIdentity.ts"
 
 /**
