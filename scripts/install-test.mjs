@@ -357,7 +357,9 @@ export const typeChecks = () => {
   // @ts-expect-error the layer takes a transport layer, not options of one
   McpBridge.layer({ mcpServers: {} }, { transport: { stderrTailBytes: 1 } })
   // @ts-expect-error callTool fails with typed errors (McpBridgeError, McpSessionError...), not never
-  const _infallible: Effect.Effect<unknown, never, McpBridge.McpBridge> = McpBridge.McpBridge.use((b) => b.callTool("a.b"))
+  const _infallible: Effect.Effect<unknown, never, McpBridge.McpBridge> = McpBridge.McpBridge.use((b) =>
+    b.callTool("a.b")
+  )
 }
 
 const outcome = await Effect.runPromise(program.pipe(Effect.provide(Bridge)))

@@ -1,6 +1,6 @@
 // Telemetry: call a few tools, then read the bridge's own metrics snapshot and the alert rules that would fire.
-// Run it: node --conditions=@mcp-bridge/source packages/core/examples/telemetry.ts (with OTEL_EXPORTER_OTLP_ENDPOINT set, spans and metrics are
-// also exported over OTLP/HTTP; see Telemetry.layerOtlp).
+// Run it: node --conditions=@mcp-bridge/source packages/core/examples/telemetry.ts (with OTEL_EXPORTER_OTLP_ENDPOINT
+// set, spans and metrics are also exported over OTLP/HTTP; see Telemetry.layerOtlp).
 import { Telemetry } from "@mcp-bridge/core"
 import { createBridge } from "@mcp-bridge/node"
 import { createRequire } from "node:module"

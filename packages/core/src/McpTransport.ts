@@ -123,7 +123,7 @@ export const make = (options: Options = {}): McpTransport["Service"] => ({
         case "stdio":
           return Effect.fail(connectFailed(
             server.name,
-            "stdio servers need the Node transport of @mcp-bridge/node: its createBridge, or NodeTransport.layer()"
+            "stdio servers need the Node transport: createBridge or NodeTransport.layer() from @mcp-bridge/node"
           ))
       }
     })
