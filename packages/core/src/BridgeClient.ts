@@ -10,7 +10,6 @@
  */
 import type { CallToolResult } from "@modelcontextprotocol/client"
 import { type Duration, Effect, ManagedRuntime } from "effect"
-import type * as BridgeConfig from "./BridgeConfig.ts"
 import { CallerIdentity } from "./CallerIdentity.ts"
 import * as ConnectionPool from "./ConnectionPool.ts"
 import * as McpBridge from "./McpBridge.ts"
