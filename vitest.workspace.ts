@@ -1,9 +1,15 @@
 // The one root test config: every package is a project. `npm test` runs `vitest run --config vitest.workspace.ts`.
+// Tests run from sources: the `@mcp-bridge/source` export condition (first in each package's `exports`) resolves
+// `@mcp-bridge/*` to `src/index.ts`. The other two are Vitest's own defaults for Node (Vite's server conditions
+// without "module"), which setting `conditions` replaces. Vitest also passes them to its workers as `--conditions`.
 import { defineConfig } from "vitest/config"
+
+const conditions = ["@mcp-bridge/source", "node", "development|production"]
 
 export default defineConfig({
   test: {
     projects: ["core", "node", "testing"].map((name) => ({
+      ssr: { resolve: { conditions } },
       test: {
         name,
         root: `./packages/${name}`,

@@ -2,8 +2,9 @@
  * `npm run demo`: the seed's "Expected Performance Metrics", measured live against the demo "workos" server started
  * as a stdio child process (no network, no keys), through the bridge and through the naive pattern side by side.
  */
-import { AlertRules, createBridge } from "@mcp-bridge/core"
+import { AlertRules } from "@mcp-bridge/core"
 import type { BridgeClient } from "@mcp-bridge/core"
+import { createBridge } from "@mcp-bridge/node"
 import { TestServer } from "@mcp-bridge/testing"
 import type { CallToolResult } from "@modelcontextprotocol/client"
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio"

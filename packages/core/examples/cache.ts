@@ -1,7 +1,7 @@
 // The result cache: the operator says which tools may be cached (here `get-sum`, for an hour); repeat calls are
 // answered from memory, per caller identity, and can be invalidated.
-// Run it: node packages/core/examples/cache.ts
-import { createBridge } from "@mcp-bridge/core"
+// Run it: node --conditions=@mcp-bridge/source packages/core/examples/cache.ts
+import { createBridge } from "@mcp-bridge/node"
 import { createRequire } from "node:module"
 
 const everything = createRequire(import.meta.url).resolve("@modelcontextprotocol/server-everything/dist/index.js")

@@ -1,6 +1,6 @@
 // The smallest working program: the official "everything" reference server over stdio, called through the bridge.
-// Run it: node packages/core/examples/quickstart.ts
-import { createBridge } from "@mcp-bridge/core"
+// Run it: node --conditions=@mcp-bridge/source packages/core/examples/quickstart.ts
+import { createBridge } from "@mcp-bridge/node"
 import { createRequire } from "node:module"
 
 const everything = createRequire(import.meta.url).resolve("@modelcontextprotocol/server-everything/dist/index.js")

@@ -1,7 +1,7 @@
 // callMany, limits, retries and a circuit breaker: the reference "everything" server over stdio next to a server that
 // is down (nothing listens on 127.0.0.1:9).
-// Run it: node packages/core/examples/resilience.ts
-import { createBridge } from "@mcp-bridge/core"
+// Run it: node --conditions=@mcp-bridge/source packages/core/examples/resilience.ts
+import { createBridge } from "@mcp-bridge/node"
 import { createRequire } from "node:module"
 
 const everything = createRequire(import.meta.url).resolve("@modelcontextprotocol/server-everything/dist/index.js")

@@ -1,7 +1,8 @@
 // Telemetry: call a few tools, then read the bridge's own metrics snapshot and the alert rules that would fire.
-// Run it: node packages/core/examples/telemetry.ts (with OTEL_EXPORTER_OTLP_ENDPOINT set, spans and metrics are
-// also exported over OTLP/HTTP; see TelemetryExport.layerOtlp).
-import { AlertRules, createBridge, type MetricsSnapshot } from "@mcp-bridge/core"
+// Run it: node --conditions=@mcp-bridge/source packages/core/examples/telemetry.ts (with OTEL_EXPORTER_OTLP_ENDPOINT
+// set, spans and metrics are also exported over OTLP/HTTP; see TelemetryExport.layerOtlp).
+import { AlertRules, type MetricsSnapshot } from "@mcp-bridge/core"
+import { createBridge } from "@mcp-bridge/node"
 import { createRequire } from "node:module"
 
 const everything = createRequire(import.meta.url).resolve("@modelcontextprotocol/server-everything/dist/index.js")

@@ -1,19 +1,22 @@
 /**
- * The Promise facade, for programs that do not use Effect: `createBridge(config)` returns `callTool`, `listTools` and
- * `close`, running the same layers on a `ManagedRuntime`.
+ * The Promise facade, for programs that do not use Effect: `BridgeClient.make(config, options)` returns `callTool`,
+ * `listTools`, `callMany` and `close`, running the same layers as `McpBridge.layer` on a `ManagedRuntime`.
+ *
+ * This builder is runtime-neutral: its wire is `McpTransport.layer()` (Streamable HTTP, SSE, in-memory) unless
+ * `options.transport` says otherwise. Node programs use `createBridge` from `@mcp-bridge/node`, which is this builder
+ * with the Node transport (stdio child processes as well).
  *
  * @since 0.1.0
  */
 import type { CallToolResult } from "@modelcontextprotocol/client"
-import { type Duration, Effect, Layer, ManagedRuntime } from "effect"
-import type { ConfigFileEncoded } from "./BridgeConfigSchema.ts"
+import { type Duration, Effect, ManagedRuntime } from "effect"
 import { CallerIdentity } from "./CallerIdentity.ts"
 import * as ConnectionPool from "./ConnectionPool.ts"
 import * as McpBridge from "./McpBridge.ts"
-import type * as McpBridgeError from "./McpBridgeError.ts"
 import * as McpTransport from "./McpTransport.ts"
-import type { BridgeMetrics } from "./MetricsSnapshot.ts"
 import * as ResultCache from "./ResultCache.ts"
+import type * as McpBridgeError from "./McpBridgeError.ts"
+import type { BridgeMetrics } from "./MetricsSnapshot.ts"
 
 /**
  * @since 0.1.0
@@ -111,20 +114,11 @@ export interface CacheControl {
 }
 
 /**
+ * Options of {@link make}: the options of `McpBridge.layer`, plus those of the default transport.
+ *
  * @since 0.1.0
  */
-export interface CreateOptions extends McpBridge.LayerOptions {}
-
-const stdioTransport = async (): Promise<Layer.Layer<McpTransport.McpTransport>> => {
-  // @mcp-bridge/node provides stdio; it is an optional peer so that this package stays runtime-neutral.
-  const specifier = "@mcp-bridge/node"
-  try {
-    const mod = await import(specifier) as { NodeTransport: { layer: () => Layer.Layer<McpTransport.McpTransport> } }
-    return mod.NodeTransport.layer()
-  } catch {
-    return McpTransport.layer()
-  }
-}
+export interface Options extends McpBridge.LayerOptions, McpTransport.Options {}
 
 // A facade call: its options passed on (the bridge checks them), its identity provided.
 const facadeCall = (
@@ -140,29 +134,26 @@ const facadeCall = (
   return options.identity === undefined ? effect : Effect.provideService(effect, CallerIdentity, options.identity)
 }
 
-const needsStdio = (config: object) => {
-  const servers = (config as Partial<ConfigFileEncoded>).mcpServers
-  return servers !== undefined && typeof servers === "object" &&
-    Object.values(servers).some((s) => s !== null && typeof s === "object" && "command" in s)
-}
-
 /**
- * Starts a bridge. Rejects with a `BridgeConfigError` when the configuration is invalid. Errors of calls reject with
- * the bridge's typed errors (`McpBridgeError`, `McpSessionError`, `ConnectionPoolError`, `ThrottlerError`,
- * `ResilienceError`), whose `_tag` and `reason` say what went wrong.
+ * Starts a bridge over `options.transport`, by default `McpTransport.layer({ memory, fetch })`: Streamable HTTP, SSE
+ * and in-memory servers, no stdio. Rejects with a `BridgeConfigError` when the configuration is invalid. Errors of
+ * calls reject with the bridge's typed errors (`McpBridgeError`, `McpSessionError`, `ConnectionPoolError`,
+ * `ThrottlerError`, `ResilienceError`), whose `_tag` and `reason` say what went wrong.
+ *
+ * On Node, use `createBridge` from `@mcp-bridge/node` instead: the same client, with stdio servers too.
  *
  * @example
  * ```ts
- * import { createBridge } from "@mcp-bridge/core"
- * const bridge = await createBridge({ mcpServers: { docs: { url: "http://127.0.0.1:3000/mcp" } } })
+ * import { BridgeClient } from "@mcp-bridge/core"
+ * const bridge = await BridgeClient.make({ mcpServers: { docs: { url: "http://127.0.0.1:3000/mcp" } } })
  * const result = await bridge.callTool("docs.search", { q: "pool" })
  * await bridge.close()
  * ```
  *
  * @since 0.1.0
  */
-export const createBridge = async (config: object, options: CreateOptions = {}): Promise<BridgeClient> => {
-  const transport = options.transport ?? (needsStdio(config) ? await stdioTransport() : McpTransport.layer())
+export const make = async (config: object, options: Options = {}): Promise<BridgeClient> => {
+  const transport = options.transport ?? McpTransport.layer(options)
   const runtime = ManagedRuntime.make(McpBridge.layer(config, { ...options, transport }))
   const bridge = await runtime.runPromise(McpBridge.McpBridge).catch(async (error) => {
     await runtime.dispose()

@@ -148,7 +148,7 @@ export const make = (options: Options = {}): McpTransport.Service => ({
         case "stdio":
           return Effect.fail(connectFailed(
             server.name,
-            "stdio servers need the Node transport: provide NodeTransport.layer() from @mcp-bridge/node"
+            "stdio servers need the Node transport: createBridge or NodeTransport.layer() from @mcp-bridge/node"
           ))
       }
     })

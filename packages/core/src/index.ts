@@ -16,8 +16,8 @@ export * as AlertRules from "./AlertRules.ts"
 export * as Batcher from "./Batcher.ts"
 
 /**
- * The runtime-neutral Promise facade (HTTP, SSE and in-memory servers). Node users want `createBridge` from
- * `@mcp-bridge/node`, which adds stdio.
+ * The runtime-neutral Promise facade (`BridgeClient.make`: HTTP, SSE and in-memory servers). Node users want
+ * `createBridge` from `@mcp-bridge/node`, which adds stdio.
  *
  * @since 0.1.0
  */
@@ -43,13 +43,6 @@ export * as BridgeConfigError from "./BridgeConfigError.ts"
  * @since 0.1.0
  */
 export * as BridgeConfigSchema from "./BridgeConfigSchema.ts"
-
-/**
- * The deprecated dynamic entry point; use `createBridge` from `@mcp-bridge/node`.
- *
- * @since 0.1.0
- */
-export { createBridge } from "./BridgeClient.ts"
 
 /**
  * Who is calling: provide it per request so that pooled sessions and cached results of one caller never serve

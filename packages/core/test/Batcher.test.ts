@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Batcher, CallerIdentity, createBridge, McpBridge, McpTransport } from "@mcp-bridge/core"
+import { Batcher, BridgeClient, CallerIdentity, McpBridge, McpTransport } from "@mcp-bridge/core"
 import { TestBridge, TestServer } from "@mcp-bridge/testing"
 import type { CallToolResult } from "@modelcontextprotocol/client"
 import { Clock, Effect, Fiber, Result } from "effect"
@@ -231,7 +231,7 @@ describe("Batcher", () => {
 
   it("callMany on the Promise facade: { ok, result } or { ok, error } per call, in order", async () => {
     const server = TestServer.make({ tools })
-    const bridge = await createBridge({ mcpServers: { s: { type: "memory" } } }, {
+    const bridge = await BridgeClient.make({ mcpServers: { s: { type: "memory" } } }, {
       transport: McpTransport.layer({ memory: { s: server.connect } })
     })
     try {

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { BridgeConfig, ConnectionPool, createBridge, McpBridge, McpTransport } from "@mcp-bridge/core"
+import { BridgeClient, BridgeConfig, ConnectionPool, McpBridge, McpTransport } from "@mcp-bridge/core"
 import { TestBridge, TestServer } from "@mcp-bridge/testing"
 import { Effect, Exit, Fiber } from "effect"
 import { TestClock } from "effect/testing"
@@ -150,7 +150,7 @@ describe("McpBridge", () => {
   it.live("the Promise facade passes meta, identity and timeout, and rejects a bad timeout with InvalidCall", () =>
     Effect.promise(async () => {
       const server = TestServer.make({ tools })
-      const bridge = await createBridge({ mcpServers: { s: { type: "memory" } } }, {
+      const bridge = await BridgeClient.make({ mcpServers: { s: { type: "memory" } } }, {
         transport: McpTransport.layer({ memory: { s: server.connect } })
       })
       try {

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { CallerIdentity, createBridge, McpBridge, McpTransport, ResultCache } from "@mcp-bridge/core"
+import { BridgeClient, CallerIdentity, McpBridge, McpTransport, ResultCache } from "@mcp-bridge/core"
 import { TestBridge, TestServer } from "@mcp-bridge/testing"
 import { Effect, Exit, Fiber, Metric } from "effect"
 import { TestClock } from "effect/testing"
@@ -374,7 +374,7 @@ describe("ResultCache", () => {
   it.live("the Promise facade exposes invalidation and stats", () =>
     Effect.promise(async () => {
       const server = TestServer.make({ tools })
-      const bridge = await createBridge(
+      const bridge = await BridgeClient.make(
         { mcpServers: { s: { type: "memory", bridge: policy } } },
         { transport: McpTransport.layer({ memory: { s: server.connect } }) }
       )

@@ -1,6 +1,16 @@
 /**
  * @since 0.1.0
  */
+export * as NodeBridge from "./NodeBridge.ts"
+
+/**
+ * @since 0.1.0
+ */
+export { createBridge } from "./NodeBridge.ts"
+
+/**
+ * @since 0.1.0
+ */
 export * as NodeTransport from "./NodeTransport.ts"
 
 /**

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { BridgeConfig, ConnectionPool, createBridge, McpBridge } from "@mcp-bridge/core"
-import { NodeTransport } from "@mcp-bridge/node"
+import { BridgeConfig, ConnectionPool, McpBridge } from "@mcp-bridge/core"
+import { createBridge, NodeTransport } from "@mcp-bridge/node"
 import { TestServer } from "@mcp-bridge/testing"
 import { Deferred, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"

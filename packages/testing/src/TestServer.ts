@@ -84,11 +84,23 @@ export const make = (spec: TestServerSpec): TestServer => {
   }
 }
 
-const stdioServerPath = fileURLToPath(new URL("./bin/stdio-server.ts", import.meta.url))
+// Installed, this module is `dist/TestServer.js` and the entry is the built `dist/bin/stdio-server.js`. Inside this
+// repository it runs from `src/TestServer.ts`: the entry is `src/bin/stdio-server.ts` (Node strips its types), and the
+// child resolves `@mcp-bridge/*` from sources as its parent does.
+const fromSources = import.meta.url.endsWith(".ts")
+const stdioServerArgs: ReadonlyArray<string> = fromSources
+  ? ["--conditions=@mcp-bridge/source", fileURLToPath(new URL("./bin/stdio-server.ts", import.meta.url))]
+  : [fileURLToPath(new URL("./bin/stdio-server.js", import.meta.url))]
 
 /**
- * The command line of a child process serving `spec` over stdio (Node runs the `.ts` entry directly). The child
- * exits when its stdin closes.
+ * The command line of a child process serving `spec` over stdio, for an `mcpServers` entry: the current Node
+ * (`process.execPath`) running this package's stdio server entry. The child exits when its stdin closes.
+ *
+ * @example
+ * ```ts
+ * const { command, args } = TestServer.stdioCommand({ tools: [{ name: "echo", respond: { kind: "echo" } }] })
+ * const bridge = await createBridge({ mcpServers: { test: { command, args: [...args] } } })
+ * ```
  *
  * @since 0.1.0
  */
@@ -96,7 +108,7 @@ export const stdioCommand = (
   spec: TestServerSpec
 ): { readonly command: string; readonly args: ReadonlyArray<string> } => ({
   command: process.execPath,
-  args: [stdioServerPath, JSON.stringify(spec)]
+  args: [...stdioServerArgs, JSON.stringify(spec)]
 })
 
 /**

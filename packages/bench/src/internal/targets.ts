@@ -2,8 +2,8 @@
  * The servers a bench section talks to, one per transport, and the three ways of calling them: a warm raw SDK
  * client, the naive pattern (a new session per call), and the bridge.
  */
-import { createBridge, McpTransport } from "@mcp-bridge/core"
 import type { BridgeClient } from "@mcp-bridge/core"
+import { createBridge } from "@mcp-bridge/node"
 import { TestServer } from "@mcp-bridge/testing"
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
 import type { CallToolResult, Transport } from "@modelcontextprotocol/client"
@@ -38,9 +38,7 @@ export const startTarget = async (transport: TransportName, spec: TestServer.Tes
         transport,
         newTransport: () => server.connect(),
         bridge: (extra = {}) =>
-          createBridge({ mcpServers: { s: { type: "memory" } }, ...extra }, {
-            transport: McpTransport.layer({ memory: { s: server.connect } })
-          }),
+          createBridge({ mcpServers: { s: { type: "memory" } }, ...extra }, { memory: { s: server.connect } }),
         close: () => server.close()
       }
     }

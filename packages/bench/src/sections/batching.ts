@@ -6,8 +6,8 @@
  * - 100 identical concurrent calls of a read-only tool (result cache off): upstream calls made with the batcher on and
  *   off, and the wall time of the 100 calls.
  */
-import { createBridge, McpTransport } from "@mcp-bridge/core"
 import type { BridgeClient } from "@mcp-bridge/core"
+import { createBridge } from "@mcp-bridge/node"
 import { TestServer } from "@mcp-bridge/testing"
 import { formatMillis, formatRatio, markdownTable, percentile, round3 } from "../internal/measure.ts"
 import type { Section } from "../internal/section.ts"
@@ -24,7 +24,7 @@ const bridgeOver = (server: TestServer.TestServer, batcher: boolean) =>
   createBridge({
     mcpServers: { s: { type: "memory", bridge: { tools: { lookup: { readOnly: true } } } } }
   }, {
-    transport: McpTransport.layer({ memory: { s: server.connect } }),
+    memory: { s: server.connect },
     cache: false,
     telemetry: false,
     ...(batcher ? {} : { batcher: false })

@@ -5,8 +5,8 @@
  * has limits (set far above the load, so it never waits), resilience has its retry policy and circuit breaker, and the
  * batcher looks for identical calls in flight (every call has distinct arguments, so none is merged).
  */
-import { createBridge, McpTransport } from "@mcp-bridge/core"
 import type { BridgeClient, McpBridge } from "@mcp-bridge/core"
+import { createBridge } from "@mcp-bridge/node"
 import { TestServer } from "@mcp-bridge/testing"
 import { formatMicros, formatRate, formatRatio, markdownTable, micros } from "../internal/measure.ts"
 import { cellJson, errorLines, measureModes, summaryOf } from "../internal/modes.ts"
@@ -51,7 +51,7 @@ export const stages: Section = async ({ log, quick, rounds }) => {
             }
           }
         }
-      }, { transport: McpTransport.layer({ memory: { s: server.connect } }), ...options(mode) })
+      }, { memory: { s: server.connect }, ...options(mode) })
     )
   }
   let cells: ReadonlyArray<Cell<Mode>>
