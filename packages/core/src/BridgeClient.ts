@@ -13,10 +13,10 @@ import { type Duration, Effect, ManagedRuntime } from "effect"
 import { CallerIdentity } from "./CallerIdentity.ts"
 import * as ConnectionPool from "./ConnectionPool.ts"
 import * as McpBridge from "./McpBridge.ts"
-import * as McpTransport from "./McpTransport.ts"
-import * as ResultCache from "./ResultCache.ts"
 import type * as McpBridgeError from "./McpBridgeError.ts"
+import * as McpTransport from "./McpTransport.ts"
 import type { BridgeMetrics } from "./MetricsSnapshot.ts"
+import * as ResultCache from "./ResultCache.ts"
 
 /**
  * @since 0.1.0

@@ -62,10 +62,14 @@ export interface ResolvedPool {
 export interface ResolvedServer {
   readonly name: string
   readonly transport: TransportConfig
-  /** Deadline of one tool call. @default 30 seconds */
+  /** Deadline of one attempt of a tool call on the wire. @default 30 seconds */
   readonly timeout: Duration.Duration
+  /** Overall deadline of one tool call (waits and attempts). @default twice the attempt's timeout */
+  readonly deadline: Duration.Duration | undefined
   /** Deadline of opening a session. @default 15 seconds */
   readonly connectTimeout: Duration.Duration
+  /** Largest answer accepted from the server (stdio), in bytes. @default 64 MiB */
+  readonly maxMessageBytes: number
   /** @default "auto" */
   readonly protocol: ProtocolMode
   readonly pool: ResolvedPool
@@ -170,6 +174,7 @@ export const transportKind = (config: TransportConfig): "stdio" | "http" | "sse"
 export const defaults = {
   timeout: Duration.seconds(30),
   connectTimeout: Duration.seconds(15),
+  maxMessageBytes: 64 * 1024 * 1024,
   protocol: "auto" as ProtocolMode,
   pool: {
     min: 0,
@@ -196,7 +201,9 @@ const resolveServer = (
     name,
     transport,
     timeout: bridge?.timeout ?? global?.timeout ?? defaults.timeout,
+    deadline: bridge?.deadline ?? global?.deadline,
     connectTimeout: bridge?.connectTimeout ?? global?.connectTimeout ?? defaults.connectTimeout,
+    maxMessageBytes: bridge?.maxMessageBytes ?? global?.maxMessageBytes ?? defaults.maxMessageBytes,
     protocol: bridge?.protocol ?? global?.protocol ?? defaults.protocol,
     pool: {
       min: pool.min ?? defaults.pool.min,

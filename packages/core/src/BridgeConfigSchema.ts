@@ -222,10 +222,14 @@ export type ToolSettings = typeof ToolSettings.Type
  * @since 0.1.0
  */
 export const BridgeSettings = Schema.Struct({
-  /** Deadline of one tool call. */
+  /** Deadline of one attempt of a tool call on the wire. */
   timeout: Schema.optionalKey(DurationInput),
+  /** Overall deadline of one tool call: every wait and every attempt. Default: twice the attempt's `timeout`. */
+  deadline: Schema.optionalKey(DurationInput),
   /** Deadline of opening a session (spawn or HTTP handshake, plus negotiation). */
   connectTimeout: Schema.optionalKey(DurationInput),
+  /** Largest answer accepted from the server (stdio), in bytes; a larger one fails its request. */
+  maxMessageBytes: Schema.optionalKey(PositiveInt),
   protocol: Schema.optionalKey(ProtocolMode),
   pool: Schema.optionalKey(PoolSettings),
   /** Trust the server's tool annotations: `readOnlyHint` tools are cached, coalesced and retried. @default false */

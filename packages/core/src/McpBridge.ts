@@ -311,6 +311,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     return { definition, policy: fresh.policies.get(tool)! }
   })
 
+  // The call's deadlines: with a `timeout` option, the call (every wait and attempt) ends within it; without, each
+  // attempt has the tool's (or server's) timeout, and the call its server's `deadline` (twice the attempt's).
   const requestOf = (
     server: BridgeConfig.ResolvedServer,
     tool: string,
@@ -318,18 +320,29 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     definition: Tool,
     policy: ToolPolicy,
     identity: string | undefined,
-    timeout: Duration.Duration | undefined,
-    meta: CallOptions["meta"]
-  ): CallRequest => ({
-    server,
-    tool,
-    arguments: args,
-    definition,
-    policy,
-    identity,
-    timeout: timeout ?? policy.timeout ?? server.timeout,
-    meta
-  })
+    callTimeout: Duration.Duration | undefined,
+    meta: CallOptions["meta"],
+    nowMillis: number
+  ): CallRequest => {
+    const timeout = callTimeout ?? policy.timeout ?? server.timeout
+    const deadlineMillis = callTimeout !== undefined
+      ? Duration.toMillis(callTimeout)
+      : server.deadline !== undefined
+      ? Duration.toMillis(server.deadline)
+      : 2 * Duration.toMillis(timeout)
+    return {
+      server,
+      tool,
+      arguments: args,
+      definition,
+      policy,
+      identity,
+      timeout,
+      deadlineAt: nowMillis + deadlineMillis,
+      deadlineMillis,
+      meta
+    }
+  }
 
   const callTool = (
     target: ToolTarget,
@@ -363,18 +376,21 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     const meta = options.meta
     return Effect.withFiber((fiber) => {
       const identity = fiber.getRef(CallerIdentity)
+      const clock = fiber.getRef(Clock.Clock)
+      const now = clock.currentTimeMillisUnsafe()
       // A warm call routes from the list the index already holds, without running an effect.
-      const list = index.peek(server.name, identity, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
+      const list = index.peek(server.name, identity, now)
       const definition = list?.byName.get(parsed.tool)
       if (definition !== undefined) {
-        return caller(
-          requestOf(server, parsed.tool, args, definition, list!.policies.get(parsed.tool)!, identity, timeout, meta)
-        )
+        const policy = list!.policies.get(parsed.tool)!
+        return caller(requestOf(server, parsed.tool, args, definition, policy, identity, timeout, meta, now))
       }
       return Effect.flatMap(
         Effect.tapError(resolveTool(server, parsed.tool, identity), routeFailed(server, parsed.tool)),
         ({ definition, policy }) =>
-          caller(requestOf(server, parsed.tool, args, definition, policy, identity, timeout, meta))
+          caller(
+            requestOf(server, parsed.tool, args, definition, policy, identity, timeout, meta, now)
+          )
       )
     })
   }

@@ -60,11 +60,51 @@ export class Aborted extends Schema.TaggedClass<Aborted>()("Aborted", {
 }) {}
 
 /**
- * Why the bridge refused or ended a call before it reached a server.
+ * What a call was waiting for when its deadline passed.
+ *
+ * - `queue`: a free session (all sessions busy);
+ * - `connect`: a session being opened (process start, handshake, negotiation);
+ * - `rate-limit`: its turn under a rate limit; `concurrency`: a slot under an in-flight limit;
+ * - `backoff`: the delay before a retry;
+ * - `call`: the server's answer.
  *
  * @since 0.1.0
  */
-export const Reason = Schema.Union([UnknownServer, UnknownTool, InvalidCall, BridgeClosed, Aborted])
+export const Phase = Schema.Literals(["queue", "connect", "rate-limit", "concurrency", "backoff", "call"])
+
+/**
+ * @since 0.1.0
+ */
+export type Phase = typeof Phase.Type
+
+/**
+ * The call's overall deadline passed (see `McpBridge.CallOptions.timeout`); `phase` says what used the time.
+ *
+ * @since 0.1.0
+ */
+export class DeadlineExceeded extends Schema.TaggedClass<DeadlineExceeded>()("DeadlineExceeded", {
+  server: Schema.String,
+  tool: Schema.String,
+  /** The call's overall deadline. */
+  timeoutMillis: Schema.Finite,
+  phase: Phase
+}) {}
+
+const phaseText: Record<Phase, string> = {
+  queue: "waiting for a free session",
+  connect: "waiting for a session to open",
+  "rate-limit": "waiting for its turn under a rate limit",
+  concurrency: "waiting for a slot under an in-flight limit",
+  backoff: "waiting to retry",
+  call: "waiting for the server's answer"
+}
+
+/**
+ * Why the bridge refused or ended a call before it reached a server, or ended it at its deadline.
+ *
+ * @since 0.1.0
+ */
+export const Reason = Schema.Union([UnknownServer, UnknownTool, InvalidCall, BridgeClosed, Aborted, DeadlineExceeded])
 
 /**
  * @since 0.1.0
@@ -72,7 +112,8 @@ export const Reason = Schema.Union([UnknownServer, UnknownTool, InvalidCall, Bri
 export type Reason = typeof Reason.Type
 
 /**
- * A call the bridge itself refused: unknown server or tool, a malformed call, a closed bridge, an aborted call.
+ * A call the bridge itself refused or ended: unknown server or tool, a malformed call, a closed bridge, an aborted
+ * call, a call past its deadline.
  *
  * @since 0.1.0
  */
@@ -92,6 +133,10 @@ export class McpBridgeError extends Schema.TaggedError<McpBridgeError>()("McpBri
         }${r.detail}`
       case "BridgeClosed":
         return "the bridge is closed"
+      case "DeadlineExceeded":
+        return `the call to ${r.server}.${r.tool} did not end within its deadline of ${r.timeoutMillis} ms (${
+          phaseText[r.phase]
+        })`
       case "Aborted":
         return `the call${r.server === undefined ? "" : ` to ${r.server}.${r.tool ?? ""}`} was aborted${
           r.reason instanceof Error ? `: ${r.reason.message}` : typeof r.reason === "string" ? `: ${r.reason}` : ""
@@ -106,6 +151,21 @@ export class McpBridgeError extends Schema.TaggedError<McpBridgeError>()("McpBri
     return "server" in this.reason ? this.reason.server : undefined
   }
 }
+
+/**
+ * A `McpBridgeError` with reason `DeadlineExceeded`.
+ *
+ * @since 0.1.0
+ */
+export const deadlineExceeded = (
+  server: string,
+  tool: string,
+  timeoutMillis: number,
+  phase: Phase
+): McpBridgeError =>
+  new McpBridgeError({
+    reason: new DeadlineExceeded({ server, tool, timeoutMillis: Math.round(timeoutMillis), phase })
+  })
 
 /**
  * A `McpBridgeError` with reason `InvalidCall`: `path` names what is wrong (e.g. `["arguments", "q"]`).

@@ -12,8 +12,16 @@ import type { CallToolResult, DiscoverResult, PriorDiscovery, Tool } from "@mode
 import { Client, ProtocolError, SdkError, SdkErrorCode, SdkHttpError } from "@modelcontextprotocol/client"
 import { Clock, Context, Deferred, Duration, Effect, Scope } from "effect"
 import type { ResolvedServer } from "./BridgeConfig.ts"
-import { Closed, ConnectFailed, McpSessionError, Protocol, type Reason, Timeout } from "./McpSessionError.ts"
-import { McpTransport, type OpenedTransport } from "./McpTransport.ts"
+import {
+  Closed,
+  ConnectFailed,
+  McpSessionError,
+  MessageTooLarge,
+  Protocol,
+  type Reason,
+  Timeout
+} from "./McpSessionError.ts"
+import { McpTransport, messageTooLargeCode, type OpenedTransport } from "./McpTransport.ts"
 
 // -----------------------------------------------------------------------------
 // Model
@@ -138,7 +146,12 @@ export const reasonFromSdk = (
         return new Protocol({ server, code: -1, message: error.message })
     }
   }
-  if (error instanceof ProtocolError) return new Protocol({ server, code: error.code, message: error.message })
+  if (error instanceof ProtocolError) {
+    const limit = (error.data as { readonly limitBytes?: unknown } | undefined)?.limitBytes
+    return error.code === messageTooLargeCode && typeof limit === "number"
+      ? new MessageTooLarge({ server, operation, limitBytes: limit })
+      : new Protocol({ server, code: error.code, message: error.message })
+  }
   const code = causeCode(error)
   if (code !== undefined && transientNetworkCodes.has(code)) {
     return new Closed({
@@ -238,7 +251,7 @@ export const make = Effect.fnUntraced(function*(
       return new McpSessionError({
         reason: reason._tag === "Timeout" ? reason : new ConnectFailed({
           server: server.name,
-          message: reason.message,
+          message: "message" in reason ? reason.message : new McpSessionError({ reason }).message,
           ...(stderr() ? { stderr: stderr()! } : {})
         })
       })

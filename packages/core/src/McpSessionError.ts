@@ -58,11 +58,23 @@ export class Protocol extends Schema.TaggedClass<Protocol>()("Protocol", {
 }) {}
 
 /**
- * Why a session failed: `ConnectFailed`, `Timeout`, `Closed` or `Protocol`.
+ * The server's answer to a request was larger than `bridge.maxMessageBytes` and was dropped: the request fails, the
+ * session goes on.
  *
  * @since 0.1.0
  */
-export const Reason = Schema.Union([ConnectFailed, Timeout, Closed, Protocol])
+export class MessageTooLarge extends Schema.TaggedClass<MessageTooLarge>()("MessageTooLarge", {
+  server: Schema.String,
+  operation: Schema.String,
+  limitBytes: Schema.Finite
+}) {}
+
+/**
+ * Why a session failed: `ConnectFailed`, `Timeout`, `Closed`, `Protocol` or `MessageTooLarge`.
+ *
+ * @since 0.1.0
+ */
+export const Reason = Schema.Union([ConnectFailed, Timeout, Closed, Protocol, MessageTooLarge])
 
 /**
  * @since 0.1.0
@@ -93,6 +105,9 @@ export class McpSessionError extends Schema.TaggedError<McpSessionError>()("McpS
         return `connection to MCP server "${r.server}" is closed: ${r.message}`
       case "Protocol":
         return `MCP server "${r.server}" answered with error ${r.code}: ${r.message}`
+      case "MessageTooLarge":
+        return `the answer of MCP server "${r.server}" to ${r.operation} is larger than the limit of ${r.limitBytes} ` +
+          `bytes (bridge.maxMessageBytes)`
     }
   }
 

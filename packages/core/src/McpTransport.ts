@@ -41,7 +41,18 @@ export interface OpenedTransport {
    * bare close leaves the session open on the server).
    */
   readonly terminate?: (() => Promise<void>) | undefined
+  /** Ends the server side at once, also when it is frozen (stdio: SIGKILL). The session then closes. */
+  readonly kill?: (() => void) | undefined
 }
+
+/**
+ * The JSON-RPC error code a transport answers a request with when the server's answer to it was over the size limit
+ * (`bridge.maxMessageBytes`) and was dropped; its `data` carries `limitBytes`. The session reports it as the reason
+ * `MessageTooLarge`.
+ *
+ * @since 0.1.0
+ */
+export const messageTooLargeCode = -32099
 
 /**
  * Connects an in-memory server: returns the client side of a linked transport pair whose other side a server is

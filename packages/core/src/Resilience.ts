@@ -133,6 +133,8 @@ export const isTransient = (error: unknown): boolean => {
       return true
     case "Protocol":
       return error.reason.code === 429
+    case "MessageTooLarge":
+      return false
   }
 }
 

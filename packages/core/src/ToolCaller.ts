@@ -30,8 +30,15 @@ export interface CallRequest {
   readonly policy: ToolPolicy
   /** The caller's identity (`CallerIdentity`) when the call was made. */
   readonly identity: string | undefined
-  /** The deadline of one attempt of this call on the wire. */
+  /** The deadline of one attempt of this call on the wire (capped by what is left of `deadlineAt`). */
   readonly timeout: Duration.Duration
+  /**
+   * Clock millis by which the whole call must have ended: every wait (session, connect, rate limit, backoff) and
+   * every attempt. A stage that waits bounds its wait by it and fails with `DeadlineExceeded` naming its phase.
+   */
+  readonly deadlineAt: number
+  /** The call's overall deadline, as a length (for error messages). */
+  readonly deadlineMillis: number
   /** Request `_meta` to send (e.g. trace context). */
   readonly meta: Readonly<Record<string, unknown>> | undefined
   /**

@@ -1,29 +1,31 @@
 /**
- * The Node transports: everything `McpTransport.layer()` opens, plus stdio servers started as child processes with the
- * official SDK's `StdioClientTransport`.
+ * The Node transports: everything `McpTransport.layer()` opens (Streamable HTTP, SSE, in-memory), plus stdio servers
+ * started as child processes.
  *
  * A stdio session is a whole process: the pool bounds how many there are, and closing the session's scope ends the
- * process (stdin closed, then SIGTERM, then SIGKILL). The server's stderr is kept as a short tail, with the values of
- * its `env` secrets scrubbed, and attached to connect and close errors.
+ * process (stdin closed, then SIGTERM, then SIGKILL); a frozen one is killed at once when the pool retires it. The
+ * stdio transport is built on the SDK's message handling (see `internal/stdioTransport.ts`), and adds framing that
+ * survives partial and garbage lines, a per-message size limit (`bridge.maxMessageBytes`) that fails only the request
+ * it hits, and the server's stderr kept as a short tail with the values of its `env` scrubbed from the whole stream.
+ * It probes the protocol era in place, so a session costs one process whatever the era.
  *
  * @since 0.1.0
  */
 import { BridgeConfig, McpSessionError, McpTransport } from "@mcp-bridge/core"
-import { getDefaultEnvironment, StdioClientTransport } from "@modelcontextprotocol/client/stdio"
 import { Effect, Layer, Redacted } from "effect"
+import { StdioTransport } from "./internal/stdioTransport.ts"
 
 /**
  * @since 0.1.0
  */
 export interface Options extends McpTransport.Options {
-  /** How much of a server's stderr to keep for error messages. @default 4096 bytes */
+  /** How much of a server's stderr to keep for error messages (after scrubbing). @default 4096 characters */
   readonly stderrTailBytes?: number | undefined
 }
 
-const scrub = (text: string, secrets: ReadonlyArray<string>) =>
-  secrets.reduce((acc, secret) => secret.length >= 4 ? acc.split(secret).join("<redacted>") : acc, text)
-
 /**
+ * The Node transport service: stdio for `command` entries, `McpTransport.make(options)` for the rest.
+ *
  * @since 0.1.0
  */
 export const make = (options: Options = {}): McpTransport.McpTransport.Service => {
@@ -36,29 +38,23 @@ export const make = (options: Options = {}): McpTransport.McpTransport.Service =
       return Effect.try({
         try: (): McpTransport.OpenedTransport => {
           const secrets = config.env === undefined ? [] : Object.values(config.env).map(Redacted.value)
-          const transport = new StdioClientTransport({
+          const transport = new StdioTransport({
             command: config.command,
-            args: [...(config.args ?? [])],
-            env: { ...getDefaultEnvironment(), ...McpTransport.revealSecrets(config.env) },
-            ...(config.cwd === undefined ? {} : { cwd: config.cwd }),
-            stderr: "pipe"
+            args: config.args ?? [],
+            env: McpTransport.revealSecrets(config.env) ?? {},
+            cwd: config.cwd,
+            maxMessageBytes: server.maxMessageBytes,
+            stderrTailBytes: tailBytes,
+            secrets
           })
-          let tail = ""
-          const start = transport.start.bind(transport)
-          // The stderr stream exists once the process is spawned.
-          transport.start = async () => {
-            await start()
-            transport.stderr?.on("data", (chunk: Buffer) => {
-              tail = (tail + chunk.toString("utf8")).slice(-tailBytes)
-            })
-          }
           return {
             transport,
             kind: "stdio",
             get pid() {
               return transport.pid ?? undefined
             },
-            stderrTail: () => scrub(tail.trim(), secrets)
+            stderrTail: () => transport.stderrTail(),
+            kill: () => transport.kill()
           }
         },
         catch: (error) =>
@@ -74,7 +70,13 @@ export const make = (options: Options = {}): McpTransport.McpTransport.Service =
 }
 
 /**
- * stdio, Streamable HTTP, SSE and in-memory transports.
+ * stdio, Streamable HTTP, SSE and in-memory transports: what a Node program gives `McpBridge.layer` (and what
+ * `createBridge` uses).
+ *
+ * @example
+ * ```ts
+ * const Bridge = McpBridge.layer(config, { transport: NodeTransport.layer() })
+ * ```
  *
  * @since 0.1.0
  */

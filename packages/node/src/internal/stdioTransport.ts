@@ -192,8 +192,7 @@ export class StdioTransport implements Transport {
     const child = this.child
     if (child === undefined || this.closed) return
     const closed = new Promise<void>((resolve) => child.once("close", () => resolve()))
-    const wait = (ms: number) =>
-      Promise.race([closed, new Promise<void>((resolve) => setTimeout(resolve, ms).unref())])
+    const wait = (ms: number) => Promise.race([closed, new Promise<void>((resolve) => setTimeout(resolve, ms).unref())])
     try {
       child.stdin?.end()
     } catch {
