@@ -107,6 +107,8 @@ export interface Analysis {
   readonly label: string | undefined
   readonly byOrigin: Map<Origin, number>
   readonly entries: ReadonlyArray<Entry>
+  /** Effect's self time by the nearest bridge frame above it on the stack (the stage that asked for the work) */
+  readonly effectByBridgeCaller: Map<string, number>
 }
 
 export const analyze = (profile: Profile, window: Window | undefined): Analysis => {
@@ -124,6 +126,7 @@ export const analyze = (profile: Profile, window: Window | undefined): Analysis 
     return entry
   }
   const byOrigin = new Map<Origin, number>()
+  const effectByBridgeCaller = new Map<string, number>()
   let total = 0
   let time = profile.startTime
   for (let i = 0; i < profile.samples.length; i++) {
@@ -142,13 +145,19 @@ export const analyze = (profile: Profile, window: Window | undefined): Analysis 
     leafEntry.self += weight
     byOrigin.set(leafEntry.origin, (byOrigin.get(leafEntry.origin) ?? 0) + weight)
     const seen = new Set<Entry>()
+    let caller: string | undefined
     for (let id: number | undefined = leaf.id; id !== undefined; id = parent.get(id)) {
       const node = nodes.get(id)!
       if (node.callFrame.functionName === "(root)") break
       const entry = entryOf(node.callFrame)
+      if (caller === undefined && entry.origin === "bridge") caller = entry.name
       if (seen.has(entry)) continue
       seen.add(entry)
       entry.inclusive += weight
+    }
+    if (leafEntry.origin === "Effect") {
+      const key = caller ?? "(no bridge frame on the stack: the fiber runtime resuming, or ManagedRuntime.runPromise)"
+      effectByBridgeCaller.set(key, (effectByBridgeCaller.get(key) ?? 0) + weight)
     }
   }
   return {
@@ -156,7 +165,8 @@ export const analyze = (profile: Profile, window: Window | undefined): Analysis 
     calls: window?.calls,
     label: window?.label,
     byOrigin,
-    entries: [...entries.values()]
+    entries: [...entries.values()],
+    effectByBridgeCaller
   }
 }
 
@@ -199,6 +209,18 @@ export const render = (analysis: Analysis, top: number): string => {
     }
   }
   table("Top self time", analysis.entries, "self")
+  if (analysis.effectByBridgeCaller.size > 0) {
+    lines.push(
+      "",
+      "Effect's self time by the nearest bridge frame above it (which stage asked for the work):",
+      "",
+      `| self | share${perCallHeader} | nearest bridge frame |`,
+      `|---:|---:${perCallRule}|---|`
+    )
+    for (const [name, us] of [...analysis.effectByBridgeCaller].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+      lines.push(`| ${(us / 1000).toFixed(1)} ms | ${pct(us, totalMicros)}${perCall(us)} | \`${name}\` |`)
+    }
+  }
   for (const origin of ["bridge", "Effect", "SDK v2 client"] as const) {
     const mine = analysis.entries.filter((e) => e.origin === origin)
     if (mine.length === 0) continue

@@ -32,6 +32,10 @@ const configurations: ReadonlyArray<readonly [name: string, args: ReadonlyArray<
   ["bridge-memory-modern", ["--client", "bridge", "--transport", "memory", "--era", "modern", "--stack", "busy"]],
   ["sdk2-memory-modern", ["--client", "sdk2", "--transport", "memory", "--era", "modern"]],
   ["bridge-memory-legacy", ["--client", "bridge", "--transport", "memory", "--era", "legacy", "--stack", "busy"]],
+  [
+    "bridge-memory-legacy-default",
+    ["--client", "bridge", "--transport", "memory", "--era", "legacy", "--stack", "default"]
+  ],
   ["sdk2-memory-legacy", ["--client", "sdk2", "--transport", "memory", "--era", "legacy"]]
 ]
 
