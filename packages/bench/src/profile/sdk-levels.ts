@@ -16,7 +16,7 @@
  *   transport before the `Protocol` sees it (everything else still goes to the `Protocol`);
  * - `floor`: the bare transport round trip, no client at all (in-memory only).
  *
- * In memory the server is a hand-written responder on an `InMemoryTransport` pair (answers on a microtask), so the
+ * Figures are this process's CPU time per call (robust to a loaded machine) and wall time. In memory the server is a hand-written responder on an `InMemoryTransport` pair (answers on a microtask), so the
  * figures are the client's own CPU; over stdio it is the `peers` section's SDK v1 server. Then the parts of the
  * per-call work in isolation (ns per operation), and a check of output-schema validation at each level.
  */
@@ -214,23 +214,38 @@ const median = (xs: ReadonlyArray<number>) => {
   return s.length % 2 === 1 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
 }
 
-const measureLevels = async (kind: Kind, n: number): Promise<Array<readonly [string, number]>> => {
+/** Per level: this process's CPU time per call (user + system, µs) and the wall time per call, medians of the rounds. */
+const measureLevels = async (kind: Kind, n: number): Promise<Array<readonly [string, number, number]>> => {
   const all = await levels(kind)
-  const perRound = new Map<string, Array<number>>(all.map(([name]) => [name, []]))
+  const cpu = new Map<string, Array<number>>(all.map(([name]) => [name, []]))
+  const wall = new Map<string, Array<number>>(all.map(([name]) => [name, []]))
   try {
     for (const [, call] of all) for (let i = 0; i < Math.min(n, 3_000); i++) await call(i)
     for (let round = 0; round < rounds; round++) {
       for (let k = 0; k < all.length; k++) {
         const [name, call] = all[(k + round) % all.length]!
         const started = performance.now()
+        const usage = process.cpuUsage()
         for (let i = 0; i < n; i++) await call(i)
-        perRound.get(name)!.push(((performance.now() - started) * 1000) / n)
+        const used = process.cpuUsage(usage)
+        wall.get(name)!.push(((performance.now() - started) * 1000) / n)
+        cpu.get(name)!.push((used.user + used.system) / n)
       }
     }
   } finally {
     for (const [, , close] of all) await close()
   }
-  return all.map(([name]) => [name, median(perRound.get(name)!)] as const)
+  return all.map(([name]) => [name, median(cpu.get(name)!), median(wall.get(name)!)] as const)
+}
+
+const levelTable = (rows: ReadonlyArray<readonly [string, number, number]>, digits: number): string => {
+  const base = rows[0]![1]
+  const delta = (x: number) => `${x - base >= 0 ? "+" : ""}${(x - base).toFixed(digits)}`
+  return [
+    "| level | CPU µs/call | vs callTool | wall µs/call |",
+    "|---|---:|---:|---:|",
+    ...rows.map(([name, c, w]) => `| ${name} | ${c.toFixed(digits)} | ${delta(c)} | ${w.toFixed(digits)} |`)
+  ].join("\n")
 }
 
 /** ns per operation of a synchronous function, median of 5 runs of `n`. */
@@ -354,38 +369,21 @@ const table = (headers: readonly [string, string], rows: ReadonlyArray<readonly 
 
 const main = async () => {
   const memory = await measureLevels("memory", calls)
-  const base = memory[0]![1]
   console.log(`## SDK v2 per-call levels, in memory (fake responder), c=1, median of ${rounds} rounds of ${calls}\n`)
+  console.log(levelTable(memory, 2))
+  const modernCalls = Math.floor(calls / 2)
+  const modern = await measureLevels("modern", modernCalls)
   console.log(
-    table(
-      ["level", "µs/call (vs callTool)"],
-      memory.map(([n, us]) => [n, `${us.toFixed(2)} (${(us - base >= 0 ? "+" : "")}${(us - base).toFixed(2)})`])
-    )
+    `\n## 2026-07-28 in memory (the testing package's SDK v2 server, its CPU included), median of ${rounds} rounds of ${modernCalls}\n`
   )
-  const modern = await measureLevels("modern", Math.floor(calls / 2))
-  const m = modern[0]![1]
-  console.log(
-    `\n## 2026-07-28 in memory (the testing package's SDK v2 server), median of ${rounds} rounds of ${
-      Math.floor(calls / 2)
-    }\n`
-  )
-  console.log(
-    table(
-      ["level", "µs/call (vs callTool)"],
-      modern.map(([n, us]) => [n, `${us.toFixed(2)} (${(us - m >= 0 ? "+" : "")}${(us - m).toFixed(2)})`])
-    )
-  )
+  console.log(levelTable(modern, 2))
   if (!values["no-stdio"]) {
     const stdioCalls = Math.max(1_000, Math.floor(calls / 4))
     const stdio = await measureLevels("stdio", stdioCalls)
-    const b = stdio[0]![1]
-    console.log(`\n## The same over stdio (SDK v1 echo server), median of ${rounds} rounds of ${stdioCalls}\n`)
     console.log(
-      table(
-        ["level", "µs/call (vs callTool)"],
-        stdio.map(([n, us]) => [n, `${us.toFixed(1)} (${(us - b >= 0 ? "+" : "")}${(us - b).toFixed(1)})`])
-      )
+      `\n## The same over stdio (SDK v1 echo server; CPU is this process's), median of ${rounds} rounds of ${stdioCalls}\n`
     )
+    console.log(levelTable(stdio, 1))
   }
   console.log("\n## Parts of the per-call work, in isolation\n")
   console.log(table(["operation", "ns/op"], (await parts()).map(([n, ns]) => [n, ns.toFixed(0)])))
