@@ -19,6 +19,15 @@ export { createBridge }
 /** The facade's client, whichever package it comes from. */
 export type Bridge = Awaited<ReturnType<typeof createBridge>>
 
+/**
+ * One item of the facade's `callMany`, in PLAN's shape `{ name, arguments, _meta, signal }` (today's facade takes
+ * `{ target, arguments, options }`).
+ */
+export const manyItem = (name: unknown, args?: unknown): Record<string, unknown> => ({
+  name,
+  ...(args === undefined ? {} : { arguments: args })
+})
+
 interface Tagged {
   readonly _tag: string
   readonly reason?: unknown
@@ -122,6 +131,15 @@ export const isClosed = (error: unknown): boolean => reasonOf(error, "McpSession
 /** The session could not be opened: `McpSessionError` / `ConnectFailed`. */
 export const isConnectFailed = (error: unknown): boolean =>
   reasonOf(error, "McpSessionError", "ConnectFailed") !== undefined
+
+/**
+ * An in-flight limit refused the call after waiting: `ThrottlerError` / `ConcurrencyLimited` with `limit` and
+ * `waitedMillis` (today an in-flight refusal is a `RateLimited` with `retryAfterMillis: 0`).
+ */
+export const isConcurrencyLimited = (error: unknown): boolean => {
+  const reason = reasonOf(error, "ThrottlerError", "ConcurrencyLimited")
+  return reason !== undefined && typeof reason.waitedMillis === "number"
+}
 
 /** The breaker refused the call: `ResilienceError` / `CircuitOpen`. */
 export const isCircuitOpen = (error: unknown): boolean =>

@@ -261,9 +261,8 @@ const buildServer = (state: State): McpServer => {
   return server
 }
 
-/** Runs the fault server of `spec` on this process's stdio. */
+/** Runs the fault server of `spec` on this process's stdio (the entry has logged its start already). */
 export const run = async (spec: FaultServerSpec): Promise<void> => {
-  log(spec, `start ${process.pid}`)
   process.on("exit", (code) => log(spec, `exit ${process.pid} ${code}`))
   // The client going away (stdin EOF) ends the process, even with hanging calls pending.
   process.stdin.once("end", () => exit(0))
