@@ -43,7 +43,7 @@ describe("FaultServer", () => {
     assert.isTrue(crashed.every((r) => r.status === "rejected"))
     await client.close()
     const log = FaultServer.readPidLog(pidLog)
-    assert.deepStrictEqual(log.started, [first.pid])
+    assert.deepStrictEqual(log.started, [first.pid as number])
     assert.strictEqual(log.exited.get(first.pid as number), 7)
   })
 
