@@ -44,7 +44,7 @@ describe("identity", () => {
                 Effect.sync(() => {
                   peak = Math.max(peak, descendants().length)
                 }),
-                Effect.sleep("100 millis")
+                Effect.sleep("50 millis")
               ))
             )
             const errors = yield* Effect.forEach(
@@ -75,7 +75,8 @@ describe("identity", () => {
           }${sample}; ${started} processes started, peak ${peak} alive, ${left} processes left`
         )
         assert.strictEqual(failed.length, 0, "every caller of a cold burst waits for its session")
-        assert.isAtMost(started, 50, "one process per identity at most")
+        // 50 sessions, plus at most one probe sibling: a cold burst negotiates the protocol era once per server
+        assert.isAtMost(started, 51, "one process per identity, plus one era probe")
         assert.strictEqual(left, 0)
       }).pipe(Effect.timeout("60 seconds")),
     { timeout: 90_000 }
