@@ -1,6 +1,11 @@
 /**
  * @since 0.1.0
  */
+export * as FaultServer from "./FaultServer.ts"
+
+/**
+ * @since 0.1.0
+ */
 export * as TestBridge from "./TestBridge.ts"
 
 /**

@@ -1,0 +1,22 @@
+// The fault suite (issue 11): real stdio children and HTTP servers that crash, freeze, restart and misbehave.
+// `npm run faults` runs it; it is not part of `npm test`. One file at a time (2 cores, timing-sensitive scenarios),
+// each in its own forked process, so that the children a scenario counts are its own.
+import { defineConfig } from "vitest/config"
+
+export default defineConfig({
+  test: {
+    projects: [{
+      test: {
+        name: "faults",
+        root: "./packages/node",
+        include: ["faults/**/*.test.ts"],
+        pool: "forks",
+        fileParallelism: false,
+        testTimeout: 60_000,
+        hookTimeout: 30_000,
+        setupFiles: ["./faults/setup.ts"],
+        globalSetup: ["./faults/globalSetup.ts"]
+      }
+    }]
+  }
+})
