@@ -52,6 +52,8 @@ export interface ResolvedPool {
   readonly acquireTimeout: Duration.Duration
   /** `per-identity`: a caller only gets sessions opened for its identity. @default "shared" */
   readonly isolation: "shared" | "per-identity"
+  /** With per-identity isolation, sessions at most over all identities. @default 20, or `max` if larger */
+  readonly maxTotal: number
 }
 
 /**
@@ -213,7 +215,8 @@ const resolveServer = (
       maxLifetime: pool.maxLifetime ?? defaults.pool.maxLifetime,
       healthCheckInterval: pool.healthCheckInterval ?? defaults.pool.healthCheckInterval,
       acquireTimeout: pool.acquireTimeout ?? defaults.pool.acquireTimeout,
-      isolation: pool.isolation ?? defaults.pool.isolation
+      isolation: pool.isolation ?? defaults.pool.isolation,
+      maxTotal: pool.maxTotal ?? Math.max(20, pool.max ?? defaults.pool.max)
     },
     trustAnnotations: bridge?.trustAnnotations ?? global?.trustAnnotations ?? false,
     cache: resolveCache(global?.cache, bridge?.cache),

@@ -68,7 +68,9 @@ export const PoolSettings = Schema.Struct({
   maxLifetime: Schema.optionalKey(DurationInput),
   healthCheckInterval: Schema.optionalKey(DurationInput),
   acquireTimeout: Schema.optionalKey(DurationInput),
-  isolation: Schema.optionalKey(literals(["shared", "per-identity"]))
+  isolation: Schema.optionalKey(literals(["shared", "per-identity"])),
+  /** With per-identity isolation: sessions at most over all identities of the server. */
+  maxTotal: Schema.optionalKey(PositiveInt)
 })
 
 /**

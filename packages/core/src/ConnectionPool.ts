@@ -1,22 +1,38 @@
 /**
- * Sessions reused, bounded, health-checked, and replaced when they die.
+ * Sessions reused, bounded, health-checked, and replaced when they die: the bottom of the pipeline.
  *
  * Built on Effect's `RcMap` of `Pool`s: one `Pool<McpSession>` per server (per server and caller identity when the
  * server's `isolation` is `"per-identity"`), made with `Pool.makeWithStrategy` and a strategy that retires idle
- * sessions above `min`, replaces sessions past their lifetime, and probes idle sessions on an interval. A session
- * whose transport closes is invalidated at once and replaced. Callers wait in order for a free session up to
- * `acquireTimeout`, then fail with a typed `PoolTimeout`.
+ * sessions above `min`, replaces sessions past their lifetime, and probes idle sessions on an interval. Calls lease a
+ * session with `Pool.use`.
+ *
+ * - A session whose transport closes is invalidated at once and replaced.
+ * - A session on which a call timed out is suspect: it gets no new calls (`Pool.reserve`) until a probe answers; if
+ *   the probe does not answer within `probeTimeout`, the session is ended at once (a frozen process is killed) and
+ *   replaced.
+ * - A caller with no free session waits in order, bounded by `acquireTimeout` (`PoolTimeout`, which says whether
+ *   sessions were busy or still being opened) and by its call's overall deadline (`DeadlineExceeded`, phase `queue`
+ *   or `connect`). A free session is leased without a timer.
+ * - Sessions of a server open at most `connectConcurrency` at a time (so `min` sessions, or a cold burst, never start
+ *   every process at once); with per-identity isolation all identities of a server share `pool.maxTotal` sessions,
+ *   an identity in need takes the idle session of another one, and idle identity pools close after
+ *   `identityPoolTimeToLive`.
  *
  * @since 0.1.0
  */
-import { Clock, Context, Duration, Effect, Exit, Layer, Option, Pool, RcMap, Schema, Scope } from "effect"
+import { Clock, Context, Duration, Effect, Exit, Layer, Option, Pool, RcMap, Schema, Semaphore } from "effect"
 import { BridgeConfig, type ResolvedServer } from "./BridgeConfig.ts"
 import { CallerIdentity } from "./CallerIdentity.ts"
 import * as Metrics from "./internal/metrics.ts"
+import * as SessionStrategy from "./internal/sessionStrategy.ts"
+import { deadlineExceeded, type McpBridgeError } from "./McpBridgeError.ts"
 import * as McpSession from "./McpSession.ts"
 import { McpSessionError } from "./McpSessionError.ts"
 import { McpTransport } from "./McpTransport.ts"
 import { MetricsRecorder, noop } from "./MetricsRecorder.ts"
+import type { CallRequest } from "./ToolCaller.ts"
+
+type SessionPool = SessionStrategy.SessionPool
 
 // -----------------------------------------------------------------------------
 // Model
@@ -35,6 +51,8 @@ export interface PoolStats {
   readonly inUse: number
   /** Callers waiting for a session. */
   readonly pending: number
+  /** Sessions being opened now. */
+  readonly connecting: number
   readonly min: number
   readonly max: number
   /** Sessions opened since start (successful connects). */
@@ -53,7 +71,8 @@ export interface PoolStats {
 // -----------------------------------------------------------------------------
 
 /**
- * No session became free within `acquireTimeout`.
+ * No session became free within `acquireTimeout`: `open` sessions were all busy (each serving `concurrency`
+ * requests), or `connecting` sessions were still being opened.
  *
  * @since 0.1.0
  */
@@ -61,7 +80,11 @@ export class PoolTimeout extends Schema.TaggedClass<PoolTimeout>()("PoolTimeout"
   server: Schema.String,
   max: Schema.Finite,
   concurrency: Schema.Finite,
-  waitedMillis: Schema.Finite
+  waitedMillis: Schema.Finite,
+  /** Sessions open when the wait ended. */
+  open: Schema.Finite,
+  /** Sessions being opened when the wait ended. */
+  connecting: Schema.Finite
 }) {}
 
 /**
@@ -86,8 +109,12 @@ export class ConnectionPoolError extends Schema.TaggedError<ConnectionPoolError>
 }) {
   override get message(): string {
     const r = this.reason
-    return `no session of MCP server "${r.server}" became free within ${r.waitedMillis} ms ` +
-      `(${r.max} sessions × ${r.concurrency} requests each, all busy)`
+    const state = r.open === 0 && r.connecting > 0
+      ? `${r.connecting === 1 ? "its first session is" : `${r.connecting} sessions are`} still being opened`
+      : r.connecting > 0
+      ? `${r.open} sessions × ${r.concurrency} requests each are busy and ${r.connecting} more are being opened`
+      : `${r.open} of at most ${r.max} sessions × ${r.concurrency} requests each, all busy`
+    return `no session of MCP server "${r.server}" became free within ${r.waitedMillis} ms: ${state}`
   }
 
   /**
@@ -121,14 +148,15 @@ export declare namespace ConnectionPool {
   export interface Service {
     /**
      * Runs `f` with a session of `server` leased for its duration, for the current `CallerIdentity`. A session that
-     * fails with a transport error inside `f` is invalidated and replaced. With `traceWait`, a caller that has to
-     * wait for a session gets a span (`mcp_bridge.session.wait`) for the wait.
+     * fails with a transport error inside `f` is invalidated and replaced; one on which `f` timed out is suspect
+     * (see the module). With `call`, the wait is bounded by the call's deadline too, and a traced call
+     * (`traced: "wire"`) gets a span for the wait, when it has to wait.
      */
     readonly withSession: <A, E, R>(
       server: ResolvedServer,
       f: (session: McpSession.McpSession) => Effect.Effect<A, E, R>,
-      traceWait?: boolean
-    ) => Effect.Effect<A, E | McpSessionError | ConnectionPoolError, R>
+      call?: CallRequest
+    ) => Effect.Effect<A, E | McpSessionError | ConnectionPoolError | McpBridgeError, R>
     /** The state of every pool. */
     readonly stats: Effect.Effect<ReadonlyArray<PoolStats>>
   }
@@ -138,18 +166,30 @@ export declare namespace ConnectionPool {
  * @since 0.1.0
  */
 export interface Options {
-  /** Deadline of a health probe. @default 5 seconds */
+  /** Deadline of a health probe, and of the probe of a suspect session. @default 5 seconds */
   readonly probeTimeout?: Duration.Input | undefined
   /** A server's pool is closed after it has had no caller for this long (its `min` sessions with it). @default infinite */
   readonly unusedPoolTimeToLive?: Duration.Input | undefined
+  /** With per-identity isolation, an identity's pool is closed after it has had no caller for this long. @default 1 minute */
+  readonly identityPoolTimeToLive?: Duration.Input | undefined
+  /** Sessions of one server being opened at once, at most. @default 8 */
+  readonly connectConcurrency?: number | undefined
 }
 
 interface Counters {
   created: number
   invalidated: number
   connectFailures: number
+  connecting: number
   lastConnectMillis: number | undefined
   totalConnectMillis: number
+}
+
+interface Gates {
+  /** Sessions being opened at once. */
+  readonly connect: Semaphore.Semaphore
+  /** Sessions over all identities (per-identity isolation). */
+  readonly total: Semaphore.Semaphore | undefined
 }
 
 // Pools are keyed by a string (cheap to hash): the server name, then NUL and the identity for per-identity pools.
@@ -164,68 +204,11 @@ const parsePoolKey = (key: string): { readonly server: string; readonly identity
 const isTransportFailure = (error: unknown): error is McpSessionError =>
   error instanceof McpSessionError && error.isTransportFailure
 
-type SessionPool = Pool.Pool<McpSession.McpSession, McpSessionError>
+const isTimeout = (error: unknown): boolean => error instanceof McpSessionError && error.reason._tag === "Timeout"
 
 /**
- * The strategy behind each pool: a sweep that retires sessions whose transport closed, that aged past `maxLifetime`,
- * or that idled past `idleTimeToLive` above `min`, and probes idle sessions every `healthCheckInterval`.
- */
-const sessionStrategy = (
-  server: ResolvedServer,
-  probeTimeout: Duration.Duration,
-  counters: Counters
-): Pool.Strategy<McpSession.McpSession, McpSessionError> => {
-  const lastCheck = new WeakMap<Pool.PoolItem<McpSession.McpSession, McpSessionError>, number>()
-  const idleMillis = Duration.toMillis(server.pool.idleTimeToLive)
-  const lifetimeMillis = Duration.toMillis(server.pool.maxLifetime)
-  const healthMillis = Duration.toMillis(server.pool.healthCheckInterval)
-  const tick = Math.max(Math.min(idleMillis, lifetimeMillis, healthMillis) / 4, 10)
-
-  const retire = (pool: SessionPool, session: McpSession.McpSession) =>
-    Effect.suspend(() => {
-      counters.invalidated++
-      return Pool.invalidate(pool, session)
-    })
-
-  const sweep = (pool: SessionPool) =>
-    Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
-      let active = 0
-      for (const item of pool.state.items) if (!pool.state.invalidated.has(item)) active++
-      const toProbe: Array<McpSession.McpSession> = []
-      for (const item of pool.state.items) {
-        if (item.exit._tag !== "Success" || pool.state.invalidated.has(item)) continue
-        const session = item.exit.value
-        if (!session.isOpen() || now - session.openedAt >= lifetimeMillis) {
-          active--
-          yield* retire(pool, session)
-        } else if (item.refCount === 0 && active > pool.config.minSize && now - item.idleSince >= idleMillis) {
-          active--
-          yield* retire(pool, session)
-        } else if (item.refCount === 0 && now - (lastCheck.get(item) ?? session.openedAt) >= healthMillis) {
-          lastCheck.set(item, now)
-          toProbe.push(session)
-        }
-      }
-      yield* Effect.forEach(toProbe, (session) =>
-        session.probe(probeTimeout).pipe(
-          Effect.catch((error) =>
-            Effect.logDebug(`health probe of a session of "${server.name}" failed: ${error.message}`).pipe(
-              Effect.andThen(retire(pool, session))
-            )
-          )
-        ), { concurrency: 4, discard: true })
-    })
-
-  return {
-    run: (pool) => sweep(pool).pipe(Effect.delay(Duration.millis(tick)), Effect.forever),
-    onAcquire: () => Effect.void,
-    reclaim: () => Effect.undefined
-  }
-}
-
-/**
- * Builds the pool service: requires the configuration and a transport.
+ * Builds the pool service: requires the configuration and a transport; records through the `MetricsRecorder` in
+ * context, if any.
  *
  * @since 0.1.0
  */
@@ -233,75 +216,139 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const config = yield* BridgeConfig
   const transports = yield* McpTransport
   const recorder = Option.getOrElse(yield* Effect.serviceOption(MetricsRecorder), () => noop)
+  const layerScope = yield* Effect.scope
   const probeTimeout = Duration.fromInputUnsafe(options.probeTimeout ?? "5 seconds")
+  const identityTtl = Duration.fromInputUnsafe(options.identityPoolTimeToLive ?? "1 minute")
+  const unusedTtl = options.unusedPoolTimeToLive === undefined
+    ? Duration.infinity
+    : Duration.fromInputUnsafe(options.unusedPoolTimeToLive)
+  const connectConcurrency = Math.max(1, options.connectConcurrency ?? 8)
   const counters = new Map<string, Counters>()
   const priors = new Map<string, McpSession.McpSession["prior"]>()
   const pools = new Map<string, SessionPool>()
+  const gates = new Map<string, Gates>()
+  const suspects = new WeakSet<McpSession.McpSession>()
 
   const countersOf = (key: string): Counters => {
     let c = counters.get(key)
     if (c === undefined) {
-      c = { created: 0, invalidated: 0, connectFailures: 0, lastConnectMillis: undefined, totalConnectMillis: 0 }
+      c = {
+        created: 0,
+        invalidated: 0,
+        connectFailures: 0,
+        connecting: 0,
+        lastConnectMillis: undefined,
+        totalConnectMillis: 0
+      }
       counters.set(key, c)
     }
     return c
+  }
+
+  const gatesOf = (server: ResolvedServer): Gates => {
+    let g = gates.get(server.name)
+    if (g === undefined) {
+      g = {
+        connect: Semaphore.makeUnsafe(connectConcurrency),
+        total: server.pool.isolation === "per-identity" ? Semaphore.makeUnsafe(server.pool.maxTotal) : undefined
+      }
+      gates.set(server.name, g)
+    }
+    return g
+  }
+
+  const retire = (id: string) => (pool: SessionPool, session: McpSession.McpSession) =>
+    Effect.suspend(() => {
+      countersOf(id).invalidated++
+      return Pool.invalidate(pool, session)
+    })
+
+  // With the per-identity cap reached, an identity that needs a session takes the longest-idle session of another
+  // identity of the same server (it is closed, and its slot freed).
+  const evictIdleOther = (server: string, id: string): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      let oldest: { pool: SessionPool; key: string; session: McpSession.McpSession; since: number } | undefined
+      for (const [key, pool] of pools) {
+        if (key === id || parsePoolKey(key).server !== server) continue
+        for (const item of pool.state.items) {
+          if (item.exit._tag !== "Success" || item.refCount > 0 || pool.state.invalidated.has(item)) continue
+          if (oldest === undefined || item.idleSince < oldest.since) {
+            oldest = { pool, key, session: item.exit.value, since: item.idleSince }
+          }
+        }
+      }
+      return oldest === undefined ? Effect.void : retire(oldest.key)(oldest.pool, oldest.session)
+    })
+
+  const takeTotal = (server: ResolvedServer, id: string, total: Semaphore.Semaphore) =>
+    Effect.flatMap(
+      total.takeIfAvailable(1),
+      (taken) => taken ? Effect.void : Effect.andThen(evictIdleOther(server.name, id), Effect.asVoid(total.take(1)))
+    )
+
+  const acquireOf = (server: ResolvedServer, id: string, poolRef: { current: SessionPool | undefined }) => {
+    const c = countersOf(id)
+    const g = gatesOf(server)
+    const open = McpSession.make(server, { prior: priors.get(server.name) }).pipe(
+      Effect.tapError(() =>
+        Effect.sync(() => {
+          c.connectFailures++
+          recorder.sessionConnectFailed(server.name)
+        })
+      ),
+      g.connect.withPermit,
+      Effect.ensuring(Effect.sync(() => c.connecting--))
+    )
+    return Effect.gen(function*() {
+      if (g.total !== undefined) {
+        yield* Effect.acquireRelease(takeTotal(server, id, g.total), () => g.total!.release(1))
+      }
+      c.connecting++
+      const session = yield* open
+      priors.set(server.name, session.prior)
+      c.created++
+      c.lastConnectMillis = session.connectMillis
+      c.totalConnectMillis += session.connectMillis
+      recorder.sessionConnected(server.name, session.connectMillis / 1000)
+      yield* Effect.addFinalizer(() =>
+        Effect.map(Clock.currentTimeMillis, (now) =>
+          recorder.sessionClosed(
+            server.name,
+            Metrics.networkTransport(session.transport),
+            session.protocolVersion,
+            (now - session.openedAt) / 1000
+          ))
+      )
+      // A session whose transport closes is retired at once, not at the next sweep.
+      yield* Effect.forkScoped(
+        session.closed.pipe(
+          Effect.andThen(
+            Effect.suspend(() => poolRef.current === undefined ? Effect.void : retire(id)(poolRef.current, session))
+          )
+        )
+      )
+      return session
+    }).pipe(Effect.provideService(McpTransport, transports))
   }
 
   const map = yield* RcMap.make({
     lookup: (id: string) =>
       Effect.gen(function*() {
         const server = config.servers.get(parsePoolKey(id).server)!
-        const c = countersOf(id)
-        let pool: SessionPool | undefined
-        const acquire = Effect.gen(function*() {
-          const session = yield* McpSession.make(server, { prior: priors.get(server.name) }).pipe(
-            Effect.tapError(() =>
-              Effect.sync(() => {
-                c.connectFailures++
-                recorder.sessionConnectFailed(server.name)
-              })
-            )
-          )
-          priors.set(server.name, session.prior)
-          c.created++
-          c.lastConnectMillis = session.connectMillis
-          c.totalConnectMillis += session.connectMillis
-          recorder.sessionConnected(server.name, session.connectMillis / 1000)
-          yield* Effect.addFinalizer(() =>
-            Effect.map(Clock.currentTimeMillis, (now) =>
-              recorder.sessionClosed(
-                server.name,
-                Metrics.networkTransport(session.transport),
-                session.protocolVersion,
-                (now - session.openedAt) / 1000
-              ))
-          )
-          // A session whose transport closes is retired at once, not at the next sweep.
-          const scope = yield* Scope.Scope
-          yield* Effect.forkIn(
-            session.closed.pipe(
-              Effect.andThen(Effect.suspend(() => {
-                if (pool === undefined) return Effect.void
-                c.invalidated++
-                return Pool.invalidate(pool, session)
-              }))
-            ),
-            scope
-          )
-          return session
-        }).pipe(Effect.provideService(McpTransport, transports))
-        pool = yield* Pool.makeWithStrategy({
-          acquire,
+        const ref: { current: SessionPool | undefined } = { current: undefined }
+        const pool = yield* Pool.makeWithStrategy({
+          acquire: acquireOf(server, id, ref),
           min: server.pool.min,
           max: server.pool.max,
           concurrency: server.pool.concurrency,
-          strategy: sessionStrategy(server, probeTimeout, c)
+          strategy: SessionStrategy.make(server, probeTimeout, retire(id))
         })
+        ref.current = pool
         pools.set(id, pool)
         yield* Effect.addFinalizer(() => Effect.sync(() => pools.delete(id)))
         return pool
       }),
-    idleTimeToLive: options.unusedPoolTimeToLive ?? Duration.infinity
+    idleTimeToLive: (id: string) => id.includes("\u0000") ? identityTtl : unusedTtl
   })
 
   // Pool gauges, read when metrics are collected (summed over a server's per-identity pools): no cost per call.
@@ -342,40 +389,79 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     }
   }
 
+  // A call timed out on `session`: no new calls go to it until a probe answers; no answer, and it is ended and retired.
+  const suspect = (id: string, pool: SessionPool, session: McpSession.McpSession): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      if (suspects.has(session) || !session.isOpen()) return Effect.void
+      suspects.add(session)
+      const check = Effect.gen(function*() {
+        yield* Pool.reserve(pool, session)
+        const answered = yield* session.probe(probeTimeout).pipe(
+          Effect.as(true),
+          Effect.catch(() => Effect.succeed(false))
+        )
+        if (answered) return
+        yield* Effect.logDebug(`a session of "${session.server}" stopped answering; it is ended and replaced`)
+        session.kill()
+        yield* retire(id)(pool, session)
+      }).pipe(Effect.scoped, Effect.ensuring(Effect.sync(() => suspects.delete(session))))
+      return Effect.asVoid(Effect.forkIn(check, layerScope))
+    })
+
   const waitSpans = new Map<string, { readonly kind: "internal"; readonly attributes: Record<string, string> }>()
   const waitSpanOptions = (server: string) => {
-    let options = waitSpans.get(server)
-    if (options === undefined) {
-      waitSpans.set(server, options = { kind: "internal", attributes: { [Metrics.Attr.server]: server } })
-    }
-    return options
+    let o = waitSpans.get(server)
+    if (o === undefined) waitSpans.set(server, o = { kind: "internal", attributes: { [Metrics.Attr.server]: server } })
+    return o
   }
 
-  // No free session: wait for one (FIFO, in `Pool`), up to `acquireTimeout`. The deadline bounds the wait only, not
-  // the call: once a session is leased, the timer's side never completes.
+  const openCount = (pool: SessionPool) => {
+    let n = 0
+    for (const item of pool.state.items) if (item.exit._tag === "Success" && !pool.state.invalidated.has(item)) n++
+    return n
+  }
+
+  // No free session: wait for one (FIFO, in `Pool`), up to `acquireTimeout` and the call's deadline. The bound is on
+  // the wait only, not on the call: once a session is leased, the timer's side never completes.
   const waitThenUse = <A, E, R>(
     server: ResolvedServer,
+    id: string,
     pool: SessionPool,
     run: (session: McpSession.McpSession) => Effect.Effect<A, E, R>,
-    traceWait: boolean
-  ): Effect.Effect<A, E | McpSessionError | ConnectionPoolError, R> =>
-    Effect.suspend(() => {
+    call: CallRequest | undefined
+  ): Effect.Effect<A, E | McpSessionError | ConnectionPoolError | McpBridgeError, R> =>
+    Effect.withFiber((fiber) => {
+      const clock = fiber.getRef(Clock.Clock)
+      const start = clock.currentTimeMillisUnsafe()
+      const acquireMillis = Duration.toMillis(server.pool.acquireTimeout)
+      const byDeadline = call !== undefined && call.deadlineAt - start < acquireMillis
+      const waitMillis = byDeadline ? Math.max(0, call!.deadlineAt - start) : acquireMillis
       let leased = false
-      const timeout = Effect.sleep(server.pool.acquireTimeout).pipe(
-        Effect.andThen(Effect.suspend(() =>
-          leased ? Effect.never : Effect.fail(
+      const timeout = Effect.sleep(Duration.millis(waitMillis)).pipe(
+        Effect.andThen(Effect.suspend((): Effect.Effect<never, ConnectionPoolError | McpBridgeError> => {
+          if (leased) return Effect.never
+          const connecting = countersOf(id).connecting
+          if (byDeadline) {
+            return Effect.fail(
+              deadlineExceeded(server.name, call!.tool, call!.deadlineMillis, connecting > 0 ? "connect" : "queue")
+            )
+          }
+          return Effect.fail(
             new ConnectionPoolError({
               reason: new PoolTimeout({
                 server: server.name,
                 max: server.pool.max,
                 concurrency: server.pool.concurrency,
-                waitedMillis: Duration.toMillis(server.pool.acquireTimeout)
+                waitedMillis: waitMillis,
+                open: openCount(pool),
+                connecting
               })
             })
           )
-        ))
+        }))
       )
-      if (!traceWait) {
+      const traced = call?.traced === "wire"
+      if (!traced) {
         return Effect.raceFirst(
           Pool.use(pool, (session) => {
             leased = true
@@ -385,63 +471,58 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         )
       }
       return Effect.flatMap(Effect.makeSpan("mcp_bridge.session.wait", waitSpanOptions(server.name)), (wait) =>
-        Effect.withFiber((fiber) => {
-          const clock = fiber.getRef(Clock.Clock)
-          return Effect.raceFirst(
-            Pool.use(pool, (session) => {
-              leased = true
-              wait.end(clock.currentTimeNanosUnsafe(), Exit.void)
-              return run(session)
-            }),
-            timeout
-          ).pipe(
-            Effect.onExit((exit) =>
-              Effect.sync(() => leased || wait.end(clock.currentTimeNanosUnsafe(), exit))
-            )
-          )
-        }))
+        Effect.raceFirst(
+          Pool.use(pool, (session) => {
+            leased = true
+            wait.end(clock.currentTimeNanosUnsafe(), Exit.void)
+            return run(session)
+          }),
+          timeout
+        ).pipe(Effect.onExit((exit) =>
+          Effect.sync(() => leased || wait.end(clock.currentTimeNanosUnsafe(), exit))
+        )))
     })
 
-  // Leases a session of `pool` for `f`, and retires it if `f` fails on its transport. A free session is leased at
-  // once; only a caller that has to wait gets a deadline (and its timer).
+  // Leases a session of `pool` for `f`; a session that fails on its transport is retired, one that timed out is
+  // suspect. A free session is leased at once; only a caller that has to wait gets a deadline (and its timer).
   const lease = <A, E, R>(
     server: ResolvedServer,
     id: string,
     pool: SessionPool,
     f: (session: McpSession.McpSession) => Effect.Effect<A, E, R>,
-    traceWait: boolean
-  ): Effect.Effect<A, E | McpSessionError | ConnectionPoolError, R> => {
+    call: CallRequest | undefined
+  ): Effect.Effect<A, E | McpSessionError | ConnectionPoolError | McpBridgeError, R> => {
     const run = (session: McpSession.McpSession) =>
       f(session).pipe(
         Effect.tapError((error) =>
           isTransportFailure(error)
-            ? Effect.suspend(() => {
-              countersOf(id).invalidated++
-              return Pool.invalidate(pool, session)
-            })
+            ? retire(id)(pool, session)
+            : isTimeout(error)
+            ? suspect(id, pool, session)
             : Effect.void
         )
       )
     const free = pool.state.waiters.size === 0 && pool.state.availableHead?.exit._tag === "Success"
-    return free ? Pool.use(pool, run) : waitThenUse(server, pool, run, traceWait)
+    return free ? Pool.use(pool, run) : waitThenUse(server, id, pool, run, call)
   }
 
-  // With the default `unusedPoolTimeToLive` (never), a pool lives as long as the layer once opened, so a call can
-  // take it from `pools` without an `RcMap` reference of its own.
-  const poolsStay = options.unusedPoolTimeToLive === undefined
+  // With the default `unusedPoolTimeToLive` (never), a shared pool lives as long as the layer once opened, so a call
+  // can take it from `pools` without an `RcMap` reference of its own. Per-identity pools close when idle: a call holds
+  // a reference.
+  const sharedPoolsStay = options.unusedPoolTimeToLive === undefined
 
   const withSession = <A, E, R>(
     server: ResolvedServer,
     f: (session: McpSession.McpSession) => Effect.Effect<A, E, R>,
-    traceWait = false
-  ): Effect.Effect<A, E | McpSessionError | ConnectionPoolError, R> =>
+    call?: CallRequest
+  ): Effect.Effect<A, E | McpSessionError | ConnectionPoolError | McpBridgeError, R> =>
     Effect.withFiber((fiber) => {
-      const identity = server.pool.isolation === "per-identity" ? fiber.getRef(CallerIdentity) : undefined
-      const id = poolKey(server.name, identity)
-      const open = poolsStay ? pools.get(id) : undefined
+      const perIdentity = server.pool.isolation === "per-identity"
+      const id = poolKey(server.name, perIdentity ? fiber.getRef(CallerIdentity) ?? "" : undefined)
+      const open = sharedPoolsStay && !perIdentity ? pools.get(id) : undefined
       return open !== undefined
-        ? lease(server, id, open, f, traceWait)
-        : Effect.scoped(Effect.flatMap(RcMap.get(map, id), (pool) => lease(server, id, pool, f, traceWait)))
+        ? lease(server, id, open, f, call)
+        : Effect.scoped(Effect.flatMap(RcMap.get(map, id), (pool) => lease(server, id, pool, f, call)))
     })
 
   const stats = Effect.gen(function*() {
@@ -454,10 +535,11 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       const c = countersOf(id)
       out.push({
         server: key.server,
-        identity: key.identity,
+        identity: key.identity === "" ? undefined : key.identity,
         idle: s.idle,
         inUse: s.used,
         pending: s.pending,
+        connecting: c.connecting,
         min: s.min,
         max: s.max,
         created: c.created,

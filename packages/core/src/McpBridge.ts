@@ -117,6 +117,7 @@ export type CallError =
   | ConnectionPool.ConnectionPoolError
   | Throttler.ThrottlerError
   | Resilience.ResilienceError
+  | McpBridgeError
 
 // -----------------------------------------------------------------------------
 // Service

@@ -80,6 +80,11 @@ export interface McpSession {
   readonly probe: (timeout: Duration.Duration) => Effect.Effect<void, McpSessionError>
   /** False once the transport closed or broke. */
   readonly isOpen: () => boolean
+  /**
+   * Ends the session at once, also when the server is frozen (stdio: SIGKILL): calls in flight fail with `Closed`.
+   * For a session the pool retires because it stopped answering.
+   */
+  readonly kill: () => void
   /** Completes when the transport closes. */
   readonly closed: Effect.Effect<void>
   /** Registers a handler for `notifications/tools/list_changed`. */
@@ -131,7 +136,7 @@ export const reasonFromSdk = (
     return error.status === 404 || error.status === 410
       ? new Closed({ server, message: `HTTP ${error.status}: the server no longer knows this session`, ...withStderr })
       : error.status >= 500
-      ? new Closed({ server, message: `HTTP ${error.status} ${error.statusText ?? ""}`.trim() })
+      ? new Protocol({ server, code: error.status, message: `HTTP ${error.status} ${error.statusText ?? ""}`.trim() })
       : new Protocol({ server, code: error.status, message: error.message })
   }
   if (error instanceof SdkError) {
@@ -214,16 +219,26 @@ export const make = Effect.fnUntraced(function*(
     Deferred.doneUnsafe(closedSignal, Effect.void)
   }
 
+  const id = ++nextId
   const stderr = () => opened.stderrTail?.() || undefined
+  // A request's failure names this session when it is about the session (it died, or did not answer in time).
+  const ofThisSession = (reason: Reason): Reason =>
+    reason._tag === "Closed"
+      ? new Closed({ ...reason, session: id })
+      : reason._tag === "Timeout"
+      ? new Timeout({ ...reason, session: id })
+      : reason
   const fail = (operation: string, timeoutMillis: number) => (error: unknown) =>
     new McpSessionError({
-      reason: open ?
-        reasonFromSdk(server.name, error, operation, timeoutMillis, stderr()) :
-        new Closed({
-          server: server.name,
-          message: `transport closed during ${operation}`,
-          ...(stderr() ? { stderr: stderr()! } : {})
-        })
+      reason: ofThisSession(
+        open ?
+          reasonFromSdk(server.name, error, operation, timeoutMillis, stderr()) :
+          new Closed({
+            server: server.name,
+            message: `transport closed during ${operation}`,
+            ...(stderr() ? { stderr: stderr()! } : {})
+          })
+      )
     })
 
   // Close (and terminate the server side) when the scope closes, whether or not the connect succeeded.
@@ -236,7 +251,14 @@ export const make = Effect.fnUntraced(function*(
   )
 
   const timedOut = (operation: string, timeoutMillis: number) =>
-    new McpSessionError({ reason: new Timeout({ server: server.name, operation, timeoutMillis }) })
+    new McpSessionError({
+      reason: new Timeout({
+        server: server.name,
+        operation,
+        timeoutMillis,
+        ...(operation === "connect" ? {} : { session: id })
+      })
+    })
 
   const prior = options.prior
   const withConnectDeadline = <A>(effect: Effect.Effect<A, McpSessionError>) =>
@@ -351,7 +373,7 @@ export const make = Effect.fnUntraced(function*(
 
   const session: McpSession = {
     server: server.name,
-    id: ++nextId,
+    id,
     protocolVersion: client.getNegotiatedProtocolVersion() ?? "unknown",
     era,
     transport: opened.kind,
@@ -384,6 +406,11 @@ export const make = Effect.fnUntraced(function*(
           ? client.discover({ signal, timeout: sdkTimeout })
           : client.ping({ signal, timeout: sdkTimeout })).pipe(Effect.asVoid),
     isOpen: () => open,
+    kill: () => {
+      open = false
+      if (opened.kill !== undefined) opened.kill()
+      else void client.close().catch(() => undefined)
+    },
     closed: Deferred.await(closedSignal),
     onToolsChanged: (f) => {
       toolsChanged.push(f)

@@ -30,7 +30,9 @@ export class Timeout extends Schema.TaggedClass<Timeout>()("Timeout", {
   server: Schema.String,
   /** What timed out: `connect`, `tools/call <tool>`, `tools/list`, `ping`, `server/discover`. */
   operation: Schema.String,
-  timeoutMillis: Schema.Finite
+  timeoutMillis: Schema.Finite,
+  /** The session the request was on (`McpSession.id`), when it was on one. */
+  session: Schema.optionalKey(Schema.Finite)
 }) {}
 
 /**
@@ -42,19 +44,26 @@ export class Timeout extends Schema.TaggedClass<Timeout>()("Timeout", {
 export class Closed extends Schema.TaggedClass<Closed>()("Closed", {
   server: Schema.String,
   message: Schema.String,
-  stderr: Schema.optionalKey(Schema.String)
+  stderr: Schema.optionalKey(Schema.String),
+  /**
+   * The session that died (`McpSession.id`), when it was open: the failures of calls in flight on one dead session
+   * are one event for the server's circuit breaker, not one each.
+   */
+  session: Schema.optionalKey(Schema.Finite)
 }) {}
 
 /**
  * The server answered with a JSON-RPC error (unknown method, invalid params...), an HTTP status the bridge does not
- * treat as a dead session, or an answer the SDK rejected. `code` is the JSON-RPC error code, the HTTP status, or -1.
+ * treat as a dead session (429, 5xx, other 4xx), or an answer the SDK rejected. `code` is the JSON-RPC error code,
+ * the HTTP status, or -1. `retryAfterMillis` is the server's `Retry-After`, when it sent one.
  *
  * @since 0.1.0
  */
 export class Protocol extends Schema.TaggedClass<Protocol>()("Protocol", {
   server: Schema.String,
   code: Schema.Finite,
-  message: Schema.String
+  message: Schema.String,
+  retryAfterMillis: Schema.optionalKey(Schema.Finite)
 }) {}
 
 /**

@@ -12,7 +12,7 @@
  * dotted (`calls.0.name`; `calls[0].name` is accepted too).
  */
 // PLAN: `import { createBridge } from "@mcp-bridge/node"`. Today the facade is in core; switch this one line.
-import { createBridge } from "@mcp-bridge/core"
+import { createBridge } from "@mcp-bridge/node"
 
 export { createBridge }
 

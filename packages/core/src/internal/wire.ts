@@ -1,24 +1,27 @@
 /**
- * The bottom of the pipeline: a leased session's `tools/call`. When the call is traced to the wire
+ * The bottom of the pipeline: a leased session's `tools/call`, with the attempt's timeout capped by what is left of
+ * the call's overall deadline (an attempt cut short by the deadline fails with `DeadlineExceeded`, phase `call`, not
+ * with the session's retryable `Timeout`). When the call is traced to the wire
  * (`CallRequest.traced === "wire"`), the pool traces the wait for a session (only when the caller has to wait), and
  * the call on the wire gets a client span whose W3C `traceparent` (with the caller's `tracestate`) goes to the server
  * in the request `_meta`.
  *
  * @internal
  */
-import { Effect, type Tracer } from "effect"
+import { Clock, Duration, Effect, type Tracer } from "effect"
 import type * as ConnectionPool from "../ConnectionPool.ts"
+import { deadlineExceeded, type McpBridgeError } from "../McpBridgeError.ts"
 import type { McpSession } from "../McpSession.ts"
-import type { McpSessionError } from "../McpSessionError.ts"
+import { McpSessionError } from "../McpSessionError.ts"
 import { traceparent } from "../Telemetry.ts"
-import type { ToolCaller } from "../ToolCaller.ts"
+import type { CallRequest, ToolCaller } from "../ToolCaller.ts"
 import * as Metrics from "./metrics.ts"
 
 /** @internal */
 export const bottom = (
   pool: ConnectionPool.ConnectionPool.Service,
   onSession: (session: McpSession) => void
-): ToolCaller<McpSessionError | ConnectionPool.ConnectionPoolError> => {
+): ToolCaller<McpSessionError | ConnectionPool.ConnectionPoolError | McpBridgeError> => {
   // Span options of the wire call, per session and tool (built once, not per call).
   const wireOptions = new WeakMap<McpSession, Map<string, Tracer.SpanOptionsNoTrace>>()
   const wireSpanOptions = (tool: string, session: McpSession): Tracer.SpanOptionsNoTrace => {
@@ -41,15 +44,31 @@ export const bottom = (
     return options
   }
 
+  const call = (request: CallRequest, session: McpSession, meta: CallRequest["meta"]) =>
+    Effect.withFiber((fiber) => {
+      const left = request.deadlineAt - fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+      const timeout = Duration.toMillis(request.timeout)
+      if (left >= timeout) {
+        return session.callTool({ name: request.tool, arguments: request.arguments, _meta: meta }, request.timeout)
+      }
+      if (left <= 0) {
+        return Effect.fail(deadlineExceeded(request.server.name, request.tool, request.deadlineMillis, "call"))
+      }
+      return session.callTool({ name: request.tool, arguments: request.arguments, _meta: meta }, Duration.millis(left))
+        .pipe(
+          Effect.catchIf(
+            (error) => error instanceof McpSessionError && error.reason._tag === "Timeout",
+            () => Effect.fail(deadlineExceeded(request.server.name, request.tool, request.deadlineMillis, "call"))
+          )
+        )
+    })
+
   return (request) =>
     request.traced !== "wire"
       ? pool.withSession(request.server, (session) => {
         onSession(session)
-        return session.callTool(
-          { name: request.tool, arguments: request.arguments, _meta: request.meta },
-          request.timeout
-        )
-      })
+        return call(request, session, request.meta)
+      }, request)
       : pool.withSession(
         request.server,
         (session) => {
@@ -57,17 +76,9 @@ export const bottom = (
           return Effect.useSpan(
             "mcp_bridge.wire",
             wireSpanOptions(request.tool, session),
-            (wire) =>
-              session.callTool(
-                {
-                  name: request.tool,
-                  arguments: request.arguments,
-                  _meta: { ...request.meta, traceparent: traceparent(wire) }
-                },
-                request.timeout
-              )
+            (wire) => call(request, session, { ...request.meta, traceparent: traceparent(wire) })
           )
         },
-        true
+        request
       )
 }
