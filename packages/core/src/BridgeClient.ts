@@ -9,6 +9,7 @@ import { type Duration, Effect, Layer, ManagedRuntime } from "effect"
 import type * as BridgeConfig from "./BridgeConfig.ts"
 import { CallerIdentity } from "./CallerIdentity.ts"
 import * as ConnectionPool from "./ConnectionPool.ts"
+import * as McpAuth from "./McpAuth.ts"
 import * as McpBridge from "./McpBridge.ts"
 import * as McpTransport from "./McpTransport.ts"
 import * as ResultCache from "./ResultCache.ts"
@@ -113,7 +114,15 @@ export interface CacheControl {
 /**
  * @since 0.1.0
  */
-export interface CreateOptions extends McpBridge.LayerOptions {}
+export interface CreateOptions extends McpBridge.LayerOptions {
+  /**
+   * Asks the user to authorize an OAuth server (`auth` in its entry): show `request.url`, resolve with the code or
+   * the URL the browser was redirected to. Tokens are kept in memory; pass `auth` for another store.
+   */
+  readonly onAuthorization?: McpAuth.AuthorizationCallback | undefined
+  /** The redirect URI of `onAuthorization`'s flows. @default "http://127.0.0.1/callback" */
+  readonly redirectUri?: string | undefined
+}
 
 const stdioTransport = async (): Promise<Layer.Layer<McpTransport.McpTransport>> => {
   // @mcp-bridge/node provides stdio; it is an optional peer so that this package stays runtime-neutral.
@@ -163,7 +172,11 @@ const needsStdio = (config: object) => {
  */
 export const createBridge = async (config: object, options: CreateOptions = {}): Promise<BridgeClient> => {
   const transport = options.transport ?? (needsStdio(config) ? await stdioTransport() : McpTransport.layer())
-  const runtime = ManagedRuntime.make(McpBridge.layer(config, { ...options, transport }))
+  const interaction = options.onAuthorization === undefined
+    ? undefined
+    : McpAuth.interactionFromCallback(options.onAuthorization, { redirectUri: options.redirectUri })
+  const auth = options.auth ?? (interaction === undefined ? undefined : McpAuth.layerMemory({ interaction }))
+  const runtime = ManagedRuntime.make(McpBridge.layer(config, { ...options, transport, auth }))
   const bridge = await runtime.runPromise(McpBridge.McpBridge).catch(async (error) => {
     await runtime.dispose()
     throw error

@@ -9,6 +9,7 @@
  * @since 0.1.0
  */
 import { Context, Duration, Effect, FileSystem, Layer, Redacted, Schema, SchemaIssue } from "effect"
+import { AuthSettings } from "./McpAuth.ts"
 
 // -----------------------------------------------------------------------------
 // Durations
@@ -268,6 +269,8 @@ export const HttpServer = Schema.Struct({
   type: Schema.optionalKey(Schema.Literals(["http", "streamable-http", "streamableHttp"])),
   url: HttpUrl,
   headers: Schema.optionalKey(SecretMap),
+  /** OAuth 2.1 authorization (see `McpAuth`). */
+  auth: Schema.optionalKey(AuthSettings),
   bridge: Schema.optionalKey(BridgeSettings)
 })
 
@@ -280,6 +283,8 @@ export const SseServer = Schema.Struct({
   type: Schema.Literal("sse"),
   url: HttpUrl,
   headers: Schema.optionalKey(SecretMap),
+  /** OAuth 2.1 authorization (see `McpAuth`). */
+  auth: Schema.optionalKey(AuthSettings),
   bridge: Schema.optionalKey(BridgeSettings)
 })
 
@@ -396,7 +401,10 @@ export interface ResolvedPool {
   readonly healthCheckInterval: Duration.Duration
   /** A caller waits this long for a free session before `PoolTimeout`. @default 10 seconds */
   readonly acquireTimeout: Duration.Duration
-  /** `per-identity`: a caller only gets sessions opened for its identity. @default "shared" */
+  /**
+   * `per-identity`: a caller only gets sessions opened for its identity. @default "shared" (always `per-identity` for
+   * a server with user authorization: `auth` with a grant other than `client_credentials`)
+   */
   readonly isolation: "shared" | "per-identity"
 }
 
@@ -589,6 +597,8 @@ const resolveServer = (
   const { bridge, ...transport } = server as ServerConfig & { readonly bridge?: BridgeSettings }
   const kind = transportKind(transport)
   const pool = { ...global?.pool, ...bridge?.pool }
+  // A server that users authorize (OAuth) keeps each caller's sessions apart, as their tokens are.
+  const userAuth = "auth" in transport && transport.auth !== undefined && transport.auth.grant !== "client_credentials"
   return {
     name,
     transport,
@@ -603,7 +613,7 @@ const resolveServer = (
       maxLifetime: pool.maxLifetime ?? defaults.pool.maxLifetime,
       healthCheckInterval: pool.healthCheckInterval ?? defaults.pool.healthCheckInterval,
       acquireTimeout: pool.acquireTimeout ?? defaults.pool.acquireTimeout,
-      isolation: pool.isolation ?? defaults.pool.isolation
+      isolation: userAuth ? "per-identity" : pool.isolation ?? defaults.pool.isolation
     },
     trustAnnotations: bridge?.trustAnnotations ?? global?.trustAnnotations ?? false,
     cache: resolveCache(global?.cache, bridge?.cache),
@@ -683,7 +693,7 @@ export class BridgeConfigError extends Schema.TaggedError<BridgeConfigError>()("
 const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
 
 // Values under these keys are secrets: an error about them never shows the value.
-const secretKeys = new Set(["env", "headers"])
+const secretKeys = new Set(["env", "headers", "clientSecret", "privateKey", "idToken"])
 
 const describeInput = (root: unknown, path: ReadonlyArray<string>): string | undefined => {
   let value = root

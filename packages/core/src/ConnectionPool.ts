@@ -9,10 +9,11 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Duration, Effect, Layer, Pool, RcMap, Schema, Scope } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Option, Pool, RcMap, Schema, Scope } from "effect"
 import { BridgeConfig, type ResolvedServer } from "./BridgeConfig.ts"
 import { CallerIdentity } from "./CallerIdentity.ts"
 import * as Metrics from "./internal/metrics.ts"
+import * as McpAuth from "./McpAuth.ts"
 import * as McpSession from "./McpSession.ts"
 import { McpTransport } from "./McpTransport.ts"
 
@@ -122,6 +123,15 @@ const parsePoolKey = (key: string): { readonly server: string; readonly identity
   return nul === -1 ? { server: key, identity: undefined } : { server: key.slice(0, nul), identity: key.slice(nul + 1) }
 }
 
+// The `McpAuth` of the layer, if any, for the transports of OAuth-protected servers.
+const authContext = Effect.map(
+  Effect.serviceOption(McpAuth.McpAuth),
+  Option.match({
+    onNone: () => Context.empty(),
+    onSome: (service) => Context.make(McpAuth.McpAuth, service)
+  })
+)
+
 const isTransportFailure = (error: unknown): error is McpSession.McpSessionError =>
   error instanceof McpSession.McpSessionError && error.isTransportFailure
 
@@ -191,6 +201,8 @@ const sessionStrategy = (
 export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const config = yield* BridgeConfig
   const transports = yield* McpTransport
+  // Sessions are opened with the pool's identity and the `McpAuth` in context (OAuth tokens are per identity).
+  const auth = yield* authContext
   const probeTimeout = Duration.fromInputUnsafe(options.probeTimeout ?? "5 seconds")
   const counters = new Map<string, Counters>()
   const priors = new Map<string, McpSession.McpSession["prior"]>()
@@ -244,7 +256,11 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
             scope
           )
           return session
-        }).pipe(Effect.provideService(McpTransport, transports))
+        }).pipe(
+          Effect.provideService(McpTransport, transports),
+          Effect.provideService(CallerIdentity, parsePoolKey(id).identity),
+          Effect.provideContext(auth)
+        )
         pool = yield* Pool.makeWithStrategy({
           acquire,
           min: server.pool.min,
@@ -398,10 +414,15 @@ export const layerDisabled: Layer.Layer<ConnectionPool, never, McpTransport> = L
   ConnectionPool,
   Effect.gen(function*() {
     const transports = yield* McpTransport
+    const auth = yield* authContext
     return ConnectionPool.of({
       withSession: (server, f) =>
         Effect.scoped(
-          McpSession.make(server).pipe(Effect.provideService(McpTransport, transports), Effect.flatMap(f))
+          McpSession.make(server).pipe(
+            Effect.provideService(McpTransport, transports),
+            Effect.provideContext(auth),
+            Effect.flatMap(f)
+          )
         ),
       stats: Effect.succeed([])
     })

@@ -15,6 +15,7 @@ import * as BridgeConfig from "./BridgeConfig.ts"
 import { CallerIdentity } from "./CallerIdentity.ts"
 import * as ConnectionPool from "./ConnectionPool.ts"
 import * as ToolIndex from "./internal/toolIndex.ts"
+import * as McpAuth from "./McpAuth.ts"
 import * as McpTransport from "./McpTransport.ts"
 import * as Resilience from "./Resilience.ts"
 import * as ResultCache from "./ResultCache.ts"
@@ -417,6 +418,8 @@ export const layerServices = (
 export interface LayerOptions extends Options {
   /** The wire. @default McpTransport.layer() (HTTP, SSE; stdio needs `NodeTransport.layer()` from @mcp-bridge/node) */
   readonly transport?: Layer.Layer<McpTransport.McpTransport> | undefined
+  /** OAuth for the servers with `auth`. @default McpAuth.layerMemory() (tokens in memory, machine grants only) */
+  readonly auth?: Layer.Layer<McpAuth.McpAuth> | undefined
   /** Pool options, or `false` for a new session per call. @default {} */
   readonly pool?: ConnectionPool.Options | false | undefined
   /** Result cache options, or `false` to cache nothing. @default {} */
@@ -483,7 +486,7 @@ export const layer = (
     Layer.provideMerge(layerStages(options)),
     Layer.provideMerge(poolLayer),
     Layer.provideMerge(configLayer),
-    Layer.provide(transport)
+    Layer.provide(Layer.merge(transport, options.auth ?? McpAuth.layerMemory()))
   )
 }
 

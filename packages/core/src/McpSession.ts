@@ -12,6 +12,7 @@ import type { CallToolResult, DiscoverResult, PriorDiscovery, Tool } from "@mode
 import { Client, ProtocolError, SdkError, SdkErrorCode, SdkHttpError } from "@modelcontextprotocol/client"
 import { Clock, Context, Deferred, Duration, Effect, Schema, Scope } from "effect"
 import type { ResolvedServer } from "./BridgeConfig.ts"
+import { isAuthorizationFailure } from "./McpAuth.ts"
 import { McpTransport, type OpenedTransport } from "./McpTransport.ts"
 
 /**
@@ -57,9 +58,22 @@ export class Protocol extends Schema.TaggedClass<Protocol>()("Protocol", {
 }) {}
 
 /**
+ * The server refused the request's authorization (OAuth, see `McpAuth`), and the bridge could not obtain one it
+ * accepts: no interaction to ask the user, the user or the authorization server refused, a scope the server keeps
+ * refusing (`status` 403, `requiredScope`). `detail` never holds a token or a secret.
+ *
  * @since 0.1.0
  */
-export const Reason = Schema.Union([ConnectFailed, Timeout, Closed, Protocol])
+export class Unauthorized extends Schema.TaggedClass<Unauthorized>()("Unauthorized", {
+  detail: Schema.String,
+  status: Schema.optionalKey(Schema.Finite),
+  requiredScope: Schema.optionalKey(Schema.String)
+}) {}
+
+/**
+ * @since 0.1.0
+ */
+export const Reason = Schema.Union([ConnectFailed, Timeout, Closed, Protocol, Unauthorized])
 
 /**
  * @since 0.1.0
@@ -91,6 +105,8 @@ export class McpSessionError extends Schema.TaggedError<McpSessionError>()("McpS
         return `connection to MCP server "${this.server}" is closed: ${r.message}`
       case "Protocol":
         return `MCP server "${this.server}" answered with error ${r.code}: ${r.message}`
+      case "Unauthorized":
+        return `MCP server "${this.server}" refused the authorization: ${r.detail}`
     }
   }
 
@@ -193,6 +209,15 @@ const causeCode = (error: unknown): string | undefined => {
   return undefined
 }
 
+const causeChain = (error: unknown): Array<unknown> => {
+  const chain: Array<unknown> = []
+  for (let current = error, i = 0; i < 4 && current !== undefined && current !== null; i++) {
+    chain.push(current)
+    current = typeof current === "object" ? (current as { cause?: unknown }).cause : undefined
+  }
+  return chain
+}
+
 /**
  * Maps what the SDK threw into a reason. Exported for the transports of other packages.
  *
@@ -205,6 +230,14 @@ export const reasonFromSdk = (
   stderr?: string
 ): Reason => {
   const withStderr = stderr ? { stderr } : {}
+  const denied = causeChain(error).find(isAuthorizationFailure)
+  if (denied !== undefined) {
+    return new Unauthorized({
+      detail: denied.detail,
+      ...(denied.status === undefined ? {} : { status: denied.status }),
+      ...(denied.requiredScope === undefined ? {} : { requiredScope: denied.requiredScope })
+    })
+  }
   if (error instanceof SdkHttpError) {
     return error.status === 404 || error.status === 410
       ? new Closed({ message: `HTTP ${error.status}: the server no longer knows this session`, ...withStderr })
@@ -319,7 +352,7 @@ export const make = Effect.fnUntraced(function*(
       const reason = reasonFromSdk(error, "connect", connectMillis, stderr())
       return new McpSessionError({
         server: server.name,
-        reason: reason._tag === "Timeout" ? reason : new ConnectFailed({
+        reason: reason._tag === "Timeout" || reason._tag === "Unauthorized" ? reason : new ConnectFailed({
           message: reason.message,
           ...(stderr() ? { stderr: stderr()! } : {})
         })

@@ -12,6 +12,7 @@ import { SSEClientTransport, StreamableHTTPClientTransport } from "@modelcontext
 import { Context, Duration, Effect, Layer } from "effect"
 import type { ResolvedServer } from "./BridgeConfig.ts"
 import { revealAll, transportKind } from "./BridgeConfig.ts"
+import * as McpAuth from "./McpAuth.ts"
 import { ConnectFailed, McpSessionError } from "./McpSession.ts"
 
 /**
@@ -69,7 +70,8 @@ const connectFailed = (server: string, message: string) =>
  */
 export const make = (options: Options = {}): McpTransport["Service"] => ({
   open: (server) =>
-    Effect.suspend(() => {
+    // `fetch`: `options.fetch`, or for a server with `auth`, the OAuth fetch of the session's `CallerIdentity`.
+    McpAuth.withFetch(server.name, server.transport, options.fetch, (fetch) => {
       const config = server.transport
       switch (transportKind(config)) {
         case "memory": {
@@ -90,7 +92,7 @@ export const make = (options: Options = {}): McpTransport["Service"] => ({
           const headers = revealAll(config.headers)
           const transport = new StreamableHTTPClientTransport(new URL(config.url), {
             ...(headers ? { requestInit: { headers } } : {}),
-            ...(options.fetch ? { fetch: options.fetch } : {}),
+            ...(fetch ? { fetch } : {}),
             reconnectionOptions: {
               maxReconnectionDelay: 30_000,
               initialReconnectionDelay: 1_000,
@@ -116,7 +118,7 @@ export const make = (options: Options = {}): McpTransport["Service"] => ({
           const headers = revealAll(config.headers)
           const transport = new SSEClientTransport(new URL(config.url), {
             ...(headers ? { requestInit: { headers } } : {}),
-            ...(options.fetch ? { fetch: options.fetch } : {})
+            ...(fetch ? { fetch } : {})
           })
           return Effect.succeed<OpenedTransport>({ transport, kind: "sse" })
         }

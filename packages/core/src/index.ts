@@ -26,6 +26,11 @@ export * as ConnectionPool from "./ConnectionPool.ts"
 /**
  * @since 0.1.0
  */
+export * as McpAuth from "./McpAuth.ts"
+
+/**
+ * @since 0.1.0
+ */
 export * as McpBridge from "./McpBridge.ts"
 
 /**
