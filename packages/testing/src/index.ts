@@ -1,6 +1,11 @@
 /**
  * @since 0.1.0
  */
+export * as TestAuthServer from "./TestAuthServer.ts"
+
+/**
+ * @since 0.1.0
+ */
 export * as TestBridge from "./TestBridge.ts"
 
 /**

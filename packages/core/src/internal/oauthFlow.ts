@@ -210,15 +210,22 @@ export const makeFlow = (env: FlowEnv): OAuthFlow => {
 
   // --- tokens ----------------------------------------------------------------
 
+  // A store that fails fails the request with an authorization error; the next request reads it again.
   const load = (): Promise<StoredState | undefined> =>
-    loaded ??= env.store.readTokens().then((json) => {
-      if (json === undefined) return undefined
-      try {
-        return current = JSON.parse(json) as StoredState
-      } catch {
-        return undefined
+    loaded ??= env.store.readTokens().then(
+      (json) => {
+        if (json === undefined) return undefined
+        try {
+          return current = JSON.parse(json) as StoredState
+        } catch {
+          return undefined
+        }
+      },
+      (error: unknown) => {
+        loaded = undefined
+        throw asFailure(error)
       }
-    })
+    )
 
   const save = async (tokens: StoredOAuthTokens) => {
     // RFC 6749 §3.3: a response without `scope` grants the scope that was asked for (or that of the token refreshed).
@@ -229,7 +236,9 @@ export const makeFlow = (env: FlowEnv): OAuthFlow => {
     }
     current = state
     loaded = Promise.resolve(state)
-    await env.store.writeTokens(JSON.stringify(state))
+    await env.store.writeTokens(JSON.stringify(state)).catch((error: unknown) => {
+      throw asFailure(error)
+    })
   }
 
   const dropTokens = async () => {
