@@ -76,6 +76,42 @@ describe("McpAuth", () => {
       }).pipe(Effect.provide(layer))
     }).pipe(Effect.scoped))
 
+  it.live("one authorization for concurrent first calls of one identity (single flight)", () =>
+    Effect.gen(function*() {
+      const server = yield* TestAuthServer.scoped()
+      const layer = McpBridge.layer(oneServer(server.url, {}, { pool: { concurrency: 1, max: 4 } }), {
+        auth: interactive()
+      })
+      const users = yield* Effect.forEach([1, 2, 3, 4, 5, 6], () => whoami(), { concurrency: "unbounded" }).pipe(
+        Effect.provide(layer)
+      )
+      assert.deepStrictEqual(new Set(users.map((u) => u.user)), new Set(["alice"]))
+      assert.strictEqual(events(server, "authorize").length, 1)
+      assert.strictEqual(server.tokenRequests("authorization_code"), 1)
+    }).pipe(Effect.scoped))
+
+  it.live("a login outlives the call that started it: the next call uses its token", () =>
+    Effect.gen(function*() {
+      const server = yield* TestAuthServer.scoped()
+      const approve = TestAuthServer.approveAs("alice")
+      // The user takes longer than the session's connect deadline.
+      const slowUser = McpAuth.interactionFromCallback(async (request) => {
+        await new Promise((resolve) => setTimeout(resolve, 600))
+        return approve(request)
+      })
+      const layer = McpBridge.layer(
+        oneServer(server.url, {}, { connectTimeout: "300 millis", circuitBreaker: false }),
+        { auth: McpAuth.layerMemory({ interaction: slowUser }) }
+      )
+      yield* Effect.gen(function*() {
+        const first = yield* Effect.exit(whoami())
+        assert.isTrue(Exit.isFailure(first))
+        yield* Effect.sleep("700 millis")
+        assert.strictEqual((yield* whoami()).user, "alice")
+        assert.strictEqual(events(server, "authorize").length, 1)
+      }).pipe(Effect.provide(layer))
+    }).pipe(Effect.scoped))
+
   it.live("refresh: a refused access token is refreshed without asking the user again", () =>
     Effect.gen(function*() {
       const server = yield* TestAuthServer.scoped()
