@@ -12,6 +12,7 @@ import type { CallToolResult } from "@modelcontextprotocol/client"
 import { type Duration, Effect, ManagedRuntime } from "effect"
 import { CallerIdentity } from "./CallerIdentity.ts"
 import * as ConnectionPool from "./ConnectionPool.ts"
+import * as McpAuth from "./McpAuth.ts"
 import * as McpBridge from "./McpBridge.ts"
 import type * as McpBridgeError from "./McpBridgeError.ts"
 import * as McpTransport from "./McpTransport.ts"
@@ -118,7 +119,15 @@ export interface CacheControl {
  *
  * @since 0.1.0
  */
-export interface Options extends McpBridge.LayerOptions, McpTransport.Options {}
+export interface Options extends McpBridge.LayerOptions, McpTransport.Options {
+  /**
+   * Asks the user to authorize an OAuth server (`auth` in its entry): show `request.url`, resolve with the code or
+   * the URL the browser was redirected to. Tokens are kept in memory; pass `auth` for another store.
+   */
+  readonly onAuthorization?: McpAuth.AuthorizationCallback | undefined
+  /** The redirect URI of `onAuthorization`'s flows. @default "http://127.0.0.1/callback" */
+  readonly redirectUri?: string | undefined
+}
 
 // A facade call: its options passed on (the bridge checks them), its identity provided.
 const facadeCall = (
@@ -154,7 +163,11 @@ const facadeCall = (
  */
 export const make = async (config: object, options: Options = {}): Promise<BridgeClient> => {
   const transport = options.transport ?? McpTransport.layer(options)
-  const runtime = ManagedRuntime.make(McpBridge.layer(config, { ...options, transport }))
+  const interaction = options.onAuthorization === undefined
+    ? undefined
+    : McpAuth.interactionFromCallback(options.onAuthorization, { redirectUri: options.redirectUri })
+  const auth = options.auth ?? (interaction === undefined ? undefined : McpAuth.layerMemory({ interaction }))
+  const runtime = ManagedRuntime.make(McpBridge.layer(config, { ...options, transport, auth }))
   const bridge = await runtime.runPromise(McpBridge.McpBridge).catch(async (error) => {
     await runtime.dispose()
     throw error

@@ -50,7 +50,10 @@ export interface ResolvedPool {
   readonly healthCheckInterval: Duration.Duration
   /** A caller waits this long for a free session before `PoolTimeout`. @default 10 seconds */
   readonly acquireTimeout: Duration.Duration
-  /** `per-identity`: a caller only gets sessions opened for its identity. @default "shared" */
+  /**
+   * `per-identity`: a caller only gets sessions opened for its identity. @default "shared" (always `per-identity` for
+   * a server with user authorization: `auth` with a grant other than `client_credentials`)
+   */
   readonly isolation: "shared" | "per-identity"
   /** With per-identity isolation, sessions at most over all identities. @default 20, or `max` if larger */
   readonly maxTotal: number
@@ -199,6 +202,8 @@ const resolveServer = (
   const { bridge, ...transport } = server as ServerConfig & { readonly bridge?: BridgeSettings }
   const kind = transportKind(transport)
   const pool = { ...global?.pool, ...bridge?.pool }
+  // A server that users authorize (OAuth) keeps each caller's sessions apart, as their tokens are.
+  const userAuth = "auth" in transport && transport.auth !== undefined && transport.auth.grant !== "client_credentials"
   return {
     name,
     transport,
@@ -215,7 +220,7 @@ const resolveServer = (
       maxLifetime: pool.maxLifetime ?? defaults.pool.maxLifetime,
       healthCheckInterval: pool.healthCheckInterval ?? defaults.pool.healthCheckInterval,
       acquireTimeout: pool.acquireTimeout ?? defaults.pool.acquireTimeout,
-      isolation: pool.isolation ?? defaults.pool.isolation,
+      isolation: userAuth ? "per-identity" : pool.isolation ?? defaults.pool.isolation,
       maxTotal: pool.maxTotal ?? Math.max(20, pool.max ?? defaults.pool.max)
     },
     trustAnnotations: bridge?.trustAnnotations ?? global?.trustAnnotations ?? false,
@@ -303,7 +308,7 @@ const variantOf = (entry: Record<string, unknown>) => {
 const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
 
 // Values under these keys are secrets: an error about them never shows the value.
-const secretKeys = new Set(["env", "headers"])
+const secretKeys = new Set(["env", "headers", "clientSecret", "privateKey", "idToken"])
 
 const describeInput = (root: unknown, path: ReadonlyArray<string>): string | undefined => {
   let value = root

@@ -9,6 +9,7 @@
  * @since 0.1.0
  */
 import { Duration, Schema } from "effect"
+import { AuthSettings } from "./McpAuth.ts"
 
 // -----------------------------------------------------------------------------
 // Durations
@@ -282,6 +283,8 @@ export const HttpServer = Schema.Struct({
   type: Schema.optionalKey(Schema.Literals(["http", "streamable-http", "streamableHttp"])),
   url: HttpUrl,
   headers: Schema.optionalKey(SecretMap),
+  /** OAuth 2.1 authorization (see `McpAuth`). */
+  auth: Schema.optionalKey(AuthSettings),
   bridge: Schema.optionalKey(BridgeSettings)
 })
 
@@ -294,6 +297,8 @@ export const SseServer = Schema.Struct({
   type: Schema.Literal("sse"),
   url: HttpUrl,
   headers: Schema.optionalKey(SecretMap),
+  /** OAuth 2.1 authorization (see `McpAuth`). */
+  auth: Schema.optionalKey(AuthSettings),
   bridge: Schema.optionalKey(BridgeSettings)
 })
 

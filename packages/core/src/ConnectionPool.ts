@@ -25,6 +25,7 @@ import { BridgeConfig, type ResolvedServer } from "./BridgeConfig.ts"
 import { CallerIdentity } from "./CallerIdentity.ts"
 import * as Metrics from "./internal/metrics.ts"
 import * as SessionStrategy from "./internal/sessionStrategy.ts"
+import * as McpAuth from "./McpAuth.ts"
 import { deadlineExceeded, type McpBridgeError } from "./McpBridgeError.ts"
 import * as McpSession from "./McpSession.ts"
 import { McpSessionError } from "./McpSessionError.ts"
@@ -204,6 +205,15 @@ const parsePoolKey = (key: string): { readonly server: string; readonly identity
 const isTransportFailure = (error: unknown): error is McpSessionError =>
   error instanceof McpSessionError && error.isTransportFailure
 
+// The `McpAuth` of the layer, if any, for the transports of OAuth-protected servers.
+const authContext = Effect.map(
+  Effect.serviceOption(McpAuth.McpAuth),
+  Option.match({
+    onNone: () => Context.empty(),
+    onSome: (service) => Context.make(McpAuth.McpAuth, service)
+  })
+)
+
 const isTimeout = (error: unknown): boolean => error instanceof McpSessionError && error.reason._tag === "Timeout"
 
 /**
@@ -217,6 +227,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const transports = yield* McpTransport
   const recorder = Option.getOrElse(yield* Effect.serviceOption(MetricsRecorder), () => noop)
   const layerScope = yield* Effect.scope
+  // Sessions are opened with the pool's identity and the `McpAuth` in context (OAuth tokens are per identity).
+  const auth = yield* authContext
   const probeTimeout = Duration.fromInputUnsafe(options.probeTimeout ?? "5 seconds")
   const identityTtl = Duration.fromInputUnsafe(options.identityPoolTimeToLive ?? "1 minute")
   const unusedTtl = options.unusedPoolTimeToLive === undefined
@@ -328,7 +340,11 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         )
       )
       return session
-    }).pipe(Effect.provideService(McpTransport, transports))
+    }).pipe(
+      Effect.provideService(McpTransport, transports),
+      Effect.provideService(CallerIdentity, parsePoolKey(id).identity),
+      Effect.provideContext(auth)
+    )
   }
 
   const map = yield* RcMap.make({
@@ -573,10 +589,15 @@ export const layerUnpooled: Layer.Layer<ConnectionPool, never, McpTransport> = L
   ConnectionPool,
   Effect.gen(function*() {
     const transports = yield* McpTransport
+    const auth = yield* authContext
     return {
       withSession: (server, f) =>
         Effect.scoped(
-          McpSession.make(server).pipe(Effect.provideService(McpTransport, transports), Effect.flatMap(f))
+          McpSession.make(server).pipe(
+            Effect.provideService(McpTransport, transports),
+            Effect.provideContext(auth),
+            Effect.flatMap(f)
+          )
         ),
       stats: Effect.succeed([])
     } satisfies ConnectionPool.Service

@@ -24,6 +24,7 @@ import * as ToolIndex from "./internal/toolIndex.ts"
 import { bottom } from "./internal/wire.ts"
 import { invalidCall, McpBridgeError, UnknownServer, UnknownTool } from "./McpBridgeError.ts"
 import type { McpSessionError } from "./McpSessionError.ts"
+import * as McpAuth from "./McpAuth.ts"
 import * as McpTransport from "./McpTransport.ts"
 import * as MetricsRecorder from "./MetricsRecorder.ts"
 import { type BridgeMetrics, fromSnapshot } from "./MetricsSnapshot.ts"
@@ -428,6 +429,8 @@ export const layerServices = (
 export interface LayerOptions extends Options {
   /** The wire. @default McpTransport.layer() (HTTP, SSE; stdio needs `NodeTransport.layer()` from @mcp-bridge/node) */
   readonly transport?: Layer.Layer<McpTransport.McpTransport> | undefined
+  /** OAuth for the servers with `auth`. @default McpAuth.layerMemory() (tokens in memory, machine grants only) */
+  readonly auth?: Layer.Layer<McpAuth.McpAuth> | undefined
   /** Pool options, or `false` for a new session per call (`ConnectionPool.layerUnpooled`). @default {} */
   readonly pool?: ConnectionPool.Options | false | undefined
   /** Result cache options, or `false` to cache nothing. @default {} */
@@ -498,7 +501,7 @@ export const layer = (config: object, options: LayerOptions = {}): Layer.Layer<S
     Layer.provideMerge(poolLayer),
     Layer.provideMerge(telemetryLayer),
     Layer.provideMerge(configLayer),
-    Layer.provide(transport)
+    Layer.provide(Layer.merge(transport, options.auth ?? McpAuth.layerMemory()))
   )
 }
 

@@ -12,6 +12,7 @@ import type { CallToolResult, DiscoverResult, PriorDiscovery, Tool } from "@mode
 import { Client, ProtocolError, SdkError, SdkErrorCode, SdkHttpError } from "@modelcontextprotocol/client"
 import { Clock, Context, Deferred, Duration, Effect, Scope } from "effect"
 import type { ResolvedServer } from "./BridgeConfig.ts"
+import { isAuthorizationFailure } from "./McpAuth.ts"
 import {
   Closed,
   ConnectFailed,
@@ -19,7 +20,8 @@ import {
   MessageTooLarge,
   Protocol,
   type Reason,
-  Timeout
+  Timeout,
+  Unauthorized
 } from "./McpSessionError.ts"
 import { McpTransport, messageTooLargeCode, type OpenedTransport } from "./McpTransport.ts"
 
@@ -119,6 +121,15 @@ const causeCode = (error: unknown): string | undefined => {
   return undefined
 }
 
+const causeChain = (error: unknown): Array<unknown> => {
+  const chain: Array<unknown> = []
+  for (let current = error, i = 0; i < 4 && current !== undefined && current !== null; i++) {
+    chain.push(current)
+    current = typeof current === "object" ? (current as { cause?: unknown }).cause : undefined
+  }
+  return chain
+}
+
 /**
  * Maps what the SDK threw into a reason of `server`. Exported for transports of other packages.
  *
@@ -132,6 +143,15 @@ export const reasonFromSdk = (
   stderr?: string
 ): Reason => {
   const withStderr = stderr ? { stderr } : {}
+  const denied = causeChain(error).find(isAuthorizationFailure)
+  if (denied !== undefined) {
+    return new Unauthorized({
+      server,
+      detail: denied.detail,
+      ...(denied.status === undefined ? {} : { status: denied.status }),
+      ...(denied.requiredScope === undefined ? {} : { requiredScope: denied.requiredScope })
+    })
+  }
   if (error instanceof SdkHttpError) {
     return error.status === 404 || error.status === 410
       ? new Closed({ server, message: `HTTP ${error.status}: the server no longer knows this session`, ...withStderr })
@@ -271,7 +291,7 @@ export const make = Effect.fnUntraced(function*(
     catch: (error) => {
       const reason = reasonFromSdk(server.name, error, "connect", connectMillis, stderr())
       return new McpSessionError({
-        reason: reason._tag === "Timeout" ? reason : new ConnectFailed({
+        reason: reason._tag === "Timeout" || reason._tag === "Unauthorized" ? reason : new ConnectFailed({
           server: server.name,
           message: "message" in reason ? reason.message : new McpSessionError({ reason }).message,
           ...(stderr() ? { stderr: stderr()! } : {})

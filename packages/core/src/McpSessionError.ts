@@ -79,11 +79,25 @@ export class MessageTooLarge extends Schema.TaggedClass<MessageTooLarge>()("Mess
 }) {}
 
 /**
- * Why a session failed: `ConnectFailed`, `Timeout`, `Closed`, `Protocol` or `MessageTooLarge`.
+ * The server refused the request's authorization (OAuth, see `McpAuth`), and the bridge could not obtain one it
+ * accepts: no interaction to ask the user, the user or the authorization server refused, a scope the server keeps
+ * refusing (`status` 403, `requiredScope`). `detail` never holds a token or a secret.
  *
  * @since 0.1.0
  */
-export const Reason = Schema.Union([ConnectFailed, Timeout, Closed, Protocol, MessageTooLarge])
+export class Unauthorized extends Schema.TaggedClass<Unauthorized>()("Unauthorized", {
+  server: Schema.String,
+  detail: Schema.String,
+  status: Schema.optionalKey(Schema.Finite),
+  requiredScope: Schema.optionalKey(Schema.String)
+}) {}
+
+/**
+ * Why a session failed: `ConnectFailed`, `Timeout`, `Closed`, `Protocol`, `MessageTooLarge` or `Unauthorized`.
+ *
+ * @since 0.1.0
+ */
+export const Reason = Schema.Union([ConnectFailed, Timeout, Closed, Protocol, MessageTooLarge, Unauthorized])
 
 /**
  * @since 0.1.0
@@ -114,6 +128,8 @@ export class McpSessionError extends Schema.TaggedError<McpSessionError>()("McpS
         return `connection to MCP server "${r.server}" is closed: ${r.message}`
       case "Protocol":
         return `MCP server "${r.server}" answered with error ${r.code}: ${r.message}`
+      case "Unauthorized":
+        return `MCP server "${r.server}" refused the authorization: ${r.detail}`
       case "MessageTooLarge":
         return `the answer of MCP server "${r.server}" to ${r.operation} is larger than the limit of ${r.limitBytes} ` +
           `bytes (bridge.maxMessageBytes)`

@@ -13,6 +13,7 @@ import { Context, Duration, Effect, Layer } from "effect"
 import type { ResolvedServer } from "./BridgeConfig.ts"
 import { transportKind } from "./BridgeConfig.ts"
 import { revealAll } from "./internal/secrets.ts"
+import * as McpAuth from "./McpAuth.ts"
 
 /**
  * Reveals a server's secret map (`env` or `headers`) for a transport that starts the process or sends the request:
@@ -105,7 +106,8 @@ const connectFailed = (server: string, message: string) =>
  */
 export const make = (options: Options = {}): McpTransport.Service => ({
   open: (server) =>
-    Effect.suspend(() => {
+    // `fetch`: `options.fetch`, or for a server with `auth`, the OAuth fetch of the session's `CallerIdentity`.
+    McpAuth.withFetch(server.name, server.transport, options.fetch, (fetch) => {
       const config = server.transport
       switch (transportKind(config)) {
         case "memory": {
@@ -126,7 +128,7 @@ export const make = (options: Options = {}): McpTransport.Service => ({
           const headers = revealAll(config.headers)
           const transport = new StreamableHTTPClientTransport(new URL(config.url), {
             ...(headers ? { requestInit: { headers } } : {}),
-            ...(options.fetch ? { fetch: options.fetch } : {}),
+            ...(fetch ? { fetch } : {}),
             reconnectionOptions: {
               maxReconnectionDelay: 30_000,
               initialReconnectionDelay: 1_000,
@@ -152,7 +154,7 @@ export const make = (options: Options = {}): McpTransport.Service => ({
           const headers = revealAll(config.headers)
           const transport = new SSEClientTransport(new URL(config.url), {
             ...(headers ? { requestInit: { headers } } : {}),
-            ...(options.fetch ? { fetch: options.fetch } : {})
+            ...(fetch ? { fetch } : {})
           })
           return Effect.succeed<OpenedTransport>({ transport, kind: "sse" })
         }

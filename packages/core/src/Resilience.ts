@@ -134,6 +134,7 @@ export const isTransient = (error: unknown): boolean => {
     case "Protocol":
       return error.reason.code === 429
     case "MessageTooLarge":
+    case "Unauthorized":
       return false
   }
 }
@@ -145,7 +146,10 @@ const classify = (exit: Exit.Exit<unknown, unknown>): CircuitBreaker.Outcome => 
   if (error._tag === "None") return CircuitBreaker.failure()
   const e = error.value
   if (!isSessionError(e)) return CircuitBreaker.ignored
-  return e.reason._tag === "Protocol" && e.reason.code !== 429 ? CircuitBreaker.success : CircuitBreaker.failure()
+  // The server answered: a refused authorization, like a protocol error, says nothing about its health.
+  return (e.reason._tag === "Protocol" && e.reason.code !== 429) || e.reason._tag === "Unauthorized"
+    ? CircuitBreaker.success
+    : CircuitBreaker.failure()
 }
 
 const stateName = { Closed: "closed", Open: "open", HalfOpen: "half_open" } as const

@@ -60,6 +60,14 @@ export { CallerIdentity } from "./CallerIdentity.ts"
 export * as ConnectionPool from "./ConnectionPool.ts"
 
 /**
+ * OAuth 2.1 for servers with an `auth` section: discovery, registration, PKCE, client credentials, refresh, step-up;
+ * tokens per server and caller identity in a pluggable store.
+ *
+ * @since 0.1.0
+ */
+export * as McpAuth from "./McpAuth.ts"
+
+/**
  * The bridge: list and call the tools of many servers by `server.tool`, with every stage composed by `layer`.
  *
  * @since 0.1.0

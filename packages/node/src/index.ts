@@ -17,3 +17,8 @@ export * as NodeTransport from "./NodeTransport.ts"
  * @since 0.1.0
  */
 export * as NodeTelemetry from "./NodeTelemetry.ts"
+
+/**
+ * @since 0.1.0
+ */
+export * as NodeAuth from "./NodeAuth.ts"

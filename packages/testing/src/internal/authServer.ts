@@ -1,0 +1,516 @@
+import { toNodeHandler } from "@modelcontextprotocol/node"
+import type { NodeIncomingMessageLike } from "@modelcontextprotocol/node"
+import { createMcpHandler, fromJsonSchema, McpServer } from "@modelcontextprotocol/server"
+import type { CallToolResult, JsonSchemaType } from "@modelcontextprotocol/server"
+import { createHash, createPublicKey, randomBytes, verify as verifySignature } from "node:crypto"
+import type { KeyObject } from "node:crypto"
+import { createServer } from "node:http"
+import type { IncomingMessage, ServerResponse } from "node:http"
+import type { AddressInfo } from "node:net"
+
+/**
+ * A client registered beforehand.
+ */
+export interface TestClient {
+  readonly clientId: string
+  /** A confidential client's secret (`client_secret_basic` or `client_secret_post`). */
+  readonly clientSecret?: string | undefined
+  /** The public key of a `private_key_jwt` client (PEM or `KeyObject`). */
+  readonly publicKey?: string | KeyObject | undefined
+  /** Accepted redirect URIs (empty: any). */
+  readonly redirectUris?: ReadonlyArray<string> | undefined
+  readonly grants?: ReadonlyArray<string> | undefined
+}
+
+export interface TestAuthServerOptions {
+  /** Scope a tool's `tools/call` needs, by tool name (each becomes a tool). */
+  readonly toolScopes?: Readonly<Record<string, string>> | undefined
+  /** The `scope` of the `401` challenge. @default none */
+  readonly challengeScope?: string | undefined
+  /** `scopes_supported` of both metadata documents. @default none */
+  readonly scopesSupported?: ReadonlyArray<string> | undefined
+  /** Lifetime of access tokens. @default 3600 */
+  readonly accessTokenTtlSeconds?: number | undefined
+  /** Issue refresh tokens with authorization codes. @default true */
+  readonly refreshTokens?: boolean | undefined
+  readonly clients?: ReadonlyArray<TestClient> | undefined
+  /** Offer dynamic client registration. @default true */
+  readonly registration?: boolean | undefined
+  /** Accept https URLs as client ids (client ID metadata documents). @default false */
+  readonly clientIdMetadataDocuments?: boolean | undefined
+  /** Users whose authorization is denied (`error=access_denied`). */
+  readonly deny?: ((user: string) => boolean) | undefined
+}
+
+/**
+ * What the server saw.
+ */
+export type AuthEvent =
+  | { readonly kind: "metadata"; readonly path: string }
+  | {
+    readonly kind: "register"
+    readonly clientId: string
+    readonly redirectUris: ReadonlyArray<string>
+    readonly grantTypes: ReadonlyArray<string>
+  }
+  | {
+    readonly kind: "authorize"
+    readonly clientId: string
+    readonly user: string
+    readonly scope: string | undefined
+    readonly resource: string | undefined
+    readonly codeChallengeMethod: string | undefined
+  }
+  | {
+    readonly kind: "token"
+    readonly grant: string
+    readonly clientId: string | undefined
+    readonly clientAuth: "client_secret_basic" | "client_secret_post" | "private_key_jwt" | "none"
+    readonly resource: string | undefined
+    readonly scope: string | undefined
+    readonly ok: boolean
+    readonly error?: string
+  }
+  | {
+    readonly kind: "mcp"
+    readonly method: string | undefined
+    readonly status: number
+    readonly user: string | undefined
+  }
+
+/**
+ * A running server.
+ */
+export interface TestAuthServer {
+  /** The MCP endpoint (the protected resource), `http://127.0.0.1:PORT/mcp`. */
+  readonly url: string
+  /** The authorization server's issuer, `http://127.0.0.1:PORT`. */
+  readonly issuer: string
+  readonly events: () => ReadonlyArray<AuthEvent>
+  /** Token requests (of one grant type), successful or not. */
+  readonly tokenRequests: (grant?: string) => number
+  /** Every access token now refused with `401` (refresh tokens still work). */
+  readonly expireAccessTokens: () => void
+  /** Forgets every access and refresh token (a new authorization is needed). */
+  readonly revokeAll: () => void
+  /** Every code, token and client secret issued so far. */
+  readonly issuedSecrets: () => ReadonlyArray<string>
+  readonly close: () => Promise<void>
+}
+
+interface Client {
+  readonly clientId: string
+  readonly clientSecret: string | undefined
+  readonly publicKey: KeyObject | undefined
+  readonly redirectUris: ReadonlyArray<string>
+  readonly grants: ReadonlyArray<string>
+}
+
+interface Grant {
+  readonly user: string
+  readonly clientId: string
+  readonly scope: ReadonlyArray<string>
+}
+
+interface Code extends Grant {
+  readonly redirectUri: string
+  readonly challenge: string
+  readonly resource: string | undefined
+}
+
+interface AccessToken extends Grant {
+  expiresAt: number
+}
+
+const randomId = (prefix: string) => `${prefix}${randomBytes(18).toString("base64url")}`
+
+const readBody = async (req: IncomingMessage): Promise<string> => {
+  const chunks: Array<Buffer> = []
+  for await (const chunk of req) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk as Buffer)
+  return Buffer.concat(chunks).toString("utf8")
+}
+
+const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+  res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store", ...headers })
+  res.end(JSON.stringify(body))
+}
+
+const scopes = (text: string | null | undefined): Array<string> =>
+  text === null || text === undefined ? [] : text.split(" ").filter((s) => s.length > 0)
+
+const text = (value: unknown): CallToolResult => ({
+  content: [{ type: "text", text: JSON.stringify(value) }],
+  ...(typeof value === "object" && value !== null ? { structuredContent: value as Record<string, unknown> } : {})
+})
+
+/** Verifies an RS256/ES256 JWT with `key`; returns its claims, or a reason. */
+const verifyJwt = (jwt: string, key: KeyObject): Record<string, unknown> | string => {
+  const [head, body, signature] = jwt.split(".")
+  if (head === undefined || body === undefined || signature === undefined) return "malformed JWT"
+  const header = JSON.parse(Buffer.from(head, "base64url").toString("utf8")) as { alg?: string }
+  const data = Buffer.from(`${head}.${body}`)
+  const sig = Buffer.from(signature, "base64url")
+  const ok = header.alg === "ES256"
+    ? verifySignature("sha256", data, { key, dsaEncoding: "ieee-p1363" }, sig)
+    : header.alg === "RS256"
+    ? verifySignature("sha256", data, key, sig)
+    : false
+  if (!ok) return `bad signature (alg ${header.alg})`
+  return JSON.parse(Buffer.from(body, "base64url").toString("utf8")) as Record<string, unknown>
+}
+
+export const startAuthServer = async (options: TestAuthServerOptions = {}): Promise<TestAuthServer> => {
+  const events: Array<AuthEvent> = []
+  const clients = new Map<string, Client>()
+  const codes = new Map<string, Code>()
+  const accessTokens = new Map<string, AccessToken>()
+  const refreshTokens = new Map<string, Grant>()
+  const ttlSeconds = options.accessTokenTtlSeconds ?? 3600
+  const toolScopes = options.toolScopes ?? {}
+  let registered = 0
+  // Every secret this server ever handed out, for tests that look for leaks.
+  const issued: Array<string> = []
+  for (const client of options.clients ?? []) addClient(client)
+
+  const random = (prefix: string) => {
+    const value = randomId(prefix)
+    issued.push(value)
+    return value
+  }
+
+  function addClient(client: TestClient) {
+    clients.set(client.clientId, {
+      clientId: client.clientId,
+      clientSecret: client.clientSecret,
+      publicKey: client.publicKey === undefined ? undefined : createPublicKey(client.publicKey),
+      redirectUris: client.redirectUris ?? [],
+      grants: client.grants ?? ["authorization_code", "refresh_token", "client_credentials"]
+    })
+  }
+
+  const httpServer = createServer()
+  await new Promise<void>((resolve) => httpServer.listen(0, "127.0.0.1", resolve))
+  const origin = `http://127.0.0.1:${(httpServer.address() as AddressInfo).port}`
+  const resource = `${origin}/mcp`
+  const prmUrl = `${origin}/.well-known/oauth-protected-resource/mcp`
+
+  // --- the MCP server behind the tokens --------------------------------------
+
+  const userOf = (request: Request | undefined) =>
+    accessTokens.get(request?.headers.get("authorization")?.replace(/^Bearer /i, "") ?? "")
+  const mcp = toNodeHandler(createMcpHandler((ctx) => {
+    const server = new McpServer({ name: "test-auth-server", version: "1.0.0" })
+    const grant = userOf(ctx.requestInfo)
+    const schema = fromJsonSchema<Record<string, unknown>>({ type: "object" } as JsonSchemaType)
+    server.registerTool(
+      "whoami",
+      { description: "The caller the token belongs to", inputSchema: schema },
+      async () => text({ user: grant?.user, clientId: grant?.clientId, scope: grant?.scope.join(" ") })
+    )
+    server.registerTool(
+      "echo",
+      { description: "Echoes its arguments", inputSchema: schema },
+      async (args) => text(args)
+    )
+    for (const tool of Object.keys(toolScopes)) {
+      server.registerTool(
+        tool,
+        { description: `Needs ${toolScopes[tool]}`, inputSchema: schema },
+        async () => text({ tool, user: grant?.user })
+      )
+    }
+    return server
+  }, { legacy: "stateless" }))
+
+  const challenge = (extra: string) =>
+    `Bearer resource_metadata="${prmUrl}"${options.challengeScope ? `, scope="${options.challengeScope}"` : ""}${extra}`
+
+  const handleMcp = async (req: IncomingMessage, res: ServerResponse) => {
+    const raw = req.method === "POST" ? await readBody(req) : ""
+    const body = raw.length > 0 ? JSON.parse(raw) as { method?: string; params?: { name?: string } } : undefined
+    const method = body?.method
+    const bearer = /^Bearer (.+)$/i.exec(req.headers.authorization ?? "")?.[1]
+    const token = bearer === undefined ? undefined : accessTokens.get(bearer)
+    if (token === undefined || token.expiresAt <= Date.now()) {
+      events.push({ kind: "mcp", method, status: 401, user: undefined })
+      return json(res, 401, { error: "invalid_token" }, { "www-authenticate": challenge("") })
+    }
+    const required = method === "tools/call" ? toolScopes[body?.params?.name ?? ""] : undefined
+    if (required !== undefined && !token.scope.includes(required)) {
+      events.push({ kind: "mcp", method, status: 403, user: token.user })
+      const wanted = [...new Set([...token.scope, required])].join(" ")
+      return json(res, 403, { error: "insufficient_scope" }, {
+        "www-authenticate": `Bearer error="insufficient_scope", scope="${wanted}", resource_metadata="${prmUrl}"`
+      })
+    }
+    events.push({ kind: "mcp", method, status: 200, user: token.user })
+    return mcp(req as NodeIncomingMessageLike, res, body)
+  }
+
+  // --- the authorization server ------------------------------------------------
+
+  const metadata = () => ({
+    issuer: origin,
+    authorization_endpoint: `${origin}/authorize`,
+    token_endpoint: `${origin}/token`,
+    ...(options.registration === false ? {} : { registration_endpoint: `${origin}/register` }),
+    response_types_supported: ["code"],
+    grant_types_supported: ["authorization_code", "refresh_token", "client_credentials"],
+    code_challenge_methods_supported: ["S256"],
+    token_endpoint_auth_methods_supported: ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],
+    token_endpoint_auth_signing_alg_values_supported: ["ES256", "RS256"],
+    authorization_response_iss_parameter_supported: true,
+    ...(options.scopesSupported === undefined ? {} : { scopes_supported: options.scopesSupported }),
+    ...(options.clientIdMetadataDocuments === true ? { client_id_metadata_document_supported: true } : {})
+  })
+
+  const clientOf = (clientId: string | null): Client | undefined => {
+    if (clientId === null) return undefined
+    const client = clients.get(clientId)
+    if (client !== undefined) return client
+    // A client ID metadata document URL: accepted as a public client (the document is not fetched here).
+    return options.clientIdMetadataDocuments === true && clientId.startsWith("https://")
+      ? { clientId, clientSecret: undefined, publicKey: undefined, redirectUris: [], grants: ["authorization_code"] }
+      : undefined
+  }
+
+  const authorize = (url: URL, res: ServerResponse) => {
+    const q = url.searchParams
+    const client = clientOf(q.get("client_id"))
+    const redirectUri = q.get("redirect_uri") ?? ""
+    if (client === undefined) return json(res, 400, { error: "invalid_client" })
+    if (client.redirectUris.length > 0 && !client.redirectUris.includes(redirectUri)) {
+      return json(res, 400, { error: "invalid_request", error_description: "unregistered redirect_uri" })
+    }
+    const user = q.get("test_user") ?? "user"
+    const scope = scopes(q.get("scope"))
+    events.push({
+      kind: "authorize",
+      clientId: client.clientId,
+      user,
+      scope: q.get("scope") ?? undefined,
+      resource: q.get("resource") ?? undefined,
+      codeChallengeMethod: q.get("code_challenge_method") ?? undefined
+    })
+    const back = new URL(redirectUri)
+    const fail = (error: string) => {
+      back.searchParams.set("error", error)
+      if (q.get("state")) back.searchParams.set("state", q.get("state")!)
+      res.writeHead(302, { location: back.href })
+      res.end()
+    }
+    if (q.get("response_type") !== "code") return fail("unsupported_response_type")
+    if (q.get("code_challenge_method") !== "S256" || !q.get("code_challenge")) return fail("invalid_request")
+    if (q.get("resource") !== null && q.get("resource") !== resource) return fail("invalid_target")
+    if (options.deny?.(user) === true) return fail("access_denied")
+    const code = random("code_")
+    codes.set(code, {
+      user,
+      clientId: client.clientId,
+      scope,
+      redirectUri,
+      challenge: q.get("code_challenge")!,
+      resource: q.get("resource") ?? undefined
+    })
+    back.searchParams.set("code", code)
+    if (q.get("state")) back.searchParams.set("state", q.get("state")!)
+    back.searchParams.set("iss", origin)
+    res.writeHead(302, { location: back.href })
+    res.end()
+  }
+
+  const issue = (res: ServerResponse, grant: Grant, withRefresh: boolean) => {
+    const accessToken = random("at_")
+    accessTokens.set(accessToken, { ...grant, expiresAt: Date.now() + ttlSeconds * 1000 })
+    let refreshToken: string | undefined
+    if (withRefresh && options.refreshTokens !== false) {
+      refreshToken = random("rt_")
+      refreshTokens.set(refreshToken, grant)
+    }
+    json(res, 200, {
+      access_token: accessToken,
+      token_type: "Bearer",
+      expires_in: ttlSeconds,
+      scope: grant.scope.join(" "),
+      ...(refreshToken === undefined ? {} : { refresh_token: refreshToken })
+    })
+  }
+
+  const token = async (req: IncomingMessage, res: ServerResponse) => {
+    const form = new URLSearchParams(await readBody(req))
+    const grantType = form.get("grant_type") ?? ""
+    // Client authentication: HTTP Basic, POST body, private_key_jwt assertion, or a public client's client_id.
+    let method: "client_secret_basic" | "client_secret_post" | "private_key_jwt" | "none" = "none"
+    let client: Client | undefined
+    let authError: string | undefined
+    const basic = /^Basic (.+)$/i.exec(req.headers.authorization ?? "")?.[1]
+    if (basic !== undefined) {
+      method = "client_secret_basic"
+      const decoded = Buffer.from(basic, "base64").toString("utf8")
+      const colon = decoded.indexOf(":")
+      client = clientOf(decodeURIComponent(decoded.slice(0, colon)))
+      if (client?.clientSecret !== decodeURIComponent(decoded.slice(colon + 1))) authError = "bad client secret"
+    } else if (form.get("client_assertion") !== null) {
+      method = "private_key_jwt"
+      const assertion = form.get("client_assertion")!
+      const claims = JSON.parse(Buffer.from(assertion.split(".")[1] ?? "", "base64url").toString("utf8")) as {
+        iss?: string
+        sub?: string
+        aud?: string | Array<string>
+        exp?: number
+      }
+      client = clientOf(claims.iss ?? null)
+      const verified = client?.publicKey === undefined ? "unknown client key" : verifyJwt(assertion, client.publicKey)
+      const audience = Array.isArray(claims.aud) ? claims.aud : [claims.aud]
+      if (typeof verified === "string") authError = verified
+      else if (claims.sub !== claims.iss) authError = "sub must be the client_id"
+      else if (!audience.some((aud) => aud === origin || aud === `${origin}/token`)) authError = "bad audience"
+      else if ((claims.exp ?? 0) * 1000 < Date.now()) authError = "expired assertion"
+    } else if (form.get("client_secret") !== null) {
+      method = "client_secret_post"
+      client = clientOf(form.get("client_id"))
+      if (client?.clientSecret !== form.get("client_secret")) authError = "bad client secret"
+    } else {
+      client = clientOf(form.get("client_id"))
+      if (client?.clientSecret !== undefined) authError = "a confidential client must authenticate"
+    }
+    const record = (ok: boolean, error?: string) =>
+      events.push({
+        kind: "token",
+        grant: grantType,
+        clientId: client?.clientId,
+        clientAuth: method,
+        resource: form.get("resource") ?? undefined,
+        scope: form.get("scope") ?? undefined,
+        ok,
+        ...(error === undefined ? {} : { error })
+      })
+    const refuse = (status: number, error: string, description: string) => {
+      record(false, error)
+      json(res, status, { error, error_description: description })
+    }
+    if (client === undefined || authError !== undefined) {
+      return refuse(401, "invalid_client", authError ?? "unknown client")
+    }
+    if (form.get("resource") !== null && form.get("resource") !== resource) {
+      return refuse(400, "invalid_target", "unknown resource")
+    }
+    switch (grantType) {
+      case "authorization_code": {
+        const code = codes.get(form.get("code") ?? "")
+        codes.delete(form.get("code") ?? "")
+        const verifier = form.get("code_verifier") ?? ""
+        const challenge = createHash("sha256").update(verifier).digest("base64url")
+        if (code === undefined || code.clientId !== client.clientId) return refuse(400, "invalid_grant", "bad code")
+        if (code.redirectUri !== form.get("redirect_uri")) return refuse(400, "invalid_grant", "redirect_uri mismatch")
+        if (code.challenge !== challenge) return refuse(400, "invalid_grant", "PKCE verification failed")
+        if (code.resource !== (form.get("resource") ?? undefined)) {
+          return refuse(400, "invalid_grant", "resource mismatch")
+        }
+        record(true)
+        return issue(res, code, true)
+      }
+      case "refresh_token": {
+        const grant = refreshTokens.get(form.get("refresh_token") ?? "")
+        if (grant === undefined || grant.clientId !== client.clientId) {
+          return refuse(400, "invalid_grant", "unknown refresh token")
+        }
+        refreshTokens.delete(form.get("refresh_token")!)
+        const asked = scopes(form.get("scope"))
+        if (asked.some((s) => !grant.scope.includes(s))) return refuse(400, "invalid_scope", "wider than granted")
+        record(true)
+        return issue(res, asked.length > 0 ? { ...grant, scope: asked } : grant, true)
+      }
+      case "client_credentials": {
+        if (method === "none") return refuse(401, "invalid_client", "client credentials need a confidential client")
+        record(true)
+        return issue(res, {
+          user: `client:${client.clientId}`,
+          clientId: client.clientId,
+          scope: scopes(form.get("scope"))
+        }, false)
+      }
+      default:
+        return refuse(400, "unsupported_grant_type", grantType)
+    }
+  }
+
+  const register = async (req: IncomingMessage, res: ServerResponse) => {
+    const body = JSON.parse(await readBody(req)) as {
+      client_name?: string
+      redirect_uris?: Array<string>
+      grant_types?: Array<string>
+      token_endpoint_auth_method?: string
+    }
+    const method = body.token_endpoint_auth_method ?? "client_secret_basic"
+    const client: TestClient = {
+      clientId: `dyn-${++registered}`,
+      ...(method === "none" ? {} : { clientSecret: random("secret_") }),
+      redirectUris: body.redirect_uris ?? []
+    }
+    addClient(client)
+    events.push({
+      kind: "register",
+      clientId: client.clientId,
+      redirectUris: body.redirect_uris ?? [],
+      grantTypes: body.grant_types ?? []
+    })
+    json(res, 201, {
+      ...body,
+      client_id: client.clientId,
+      ...(client.clientSecret === undefined ? {} : { client_secret: client.clientSecret }),
+      token_endpoint_auth_method: method
+    })
+  }
+
+  httpServer.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? "/", origin)
+    const route = async () => {
+      if (url.pathname === "/mcp") return handleMcp(req, res)
+      if (url.pathname === "/.well-known/oauth-protected-resource/mcp") {
+        events.push({ kind: "metadata", path: url.pathname })
+        return json(res, 200, {
+          resource,
+          authorization_servers: [origin],
+          bearer_methods_supported: ["header"],
+          ...(options.scopesSupported === undefined ? {} : { scopes_supported: options.scopesSupported })
+        })
+      }
+      if (url.pathname === "/.well-known/oauth-authorization-server") {
+        events.push({ kind: "metadata", path: url.pathname })
+        return json(res, 200, metadata())
+      }
+      if (url.pathname === "/authorize" && req.method === "GET") return authorize(url, res)
+      if (url.pathname === "/token" && req.method === "POST") return token(req, res)
+      if (url.pathname === "/register" && req.method === "POST" && options.registration !== false) {
+        return register(req, res)
+      }
+      return json(res, 404, { error: "not_found" })
+    }
+    route().catch((error: unknown) => {
+      if (!res.headersSent) json(res, 500, { error: "server_error", error_description: String(error) })
+      else res.end()
+    })
+  })
+
+  return {
+    url: resource,
+    issuer: origin,
+    events: () => events,
+    tokenRequests: (grant) =>
+      events.filter((e) => e.kind === "token" && (grant === undefined || e.grant === grant)).length,
+    expireAccessTokens: () => {
+      for (const token of accessTokens.values()) token.expiresAt = 0
+    },
+    revokeAll: () => {
+      accessTokens.clear()
+      refreshTokens.clear()
+    },
+    issuedSecrets: () => [...issued],
+    close: () =>
+      new Promise<void>((resolve) => {
+        httpServer.close(() => resolve())
+        httpServer.closeAllConnections()
+      })
+  }
+}
