@@ -3,9 +3,13 @@
 // each in its own forked process, so that the children a scenario counts are its own.
 import { defineConfig } from "vitest/config"
 
+// Sources, as in vitest.workspace.ts.
+const conditions = ["@mcp-bridge/source", "node", "development|production"]
+
 export default defineConfig({
   test: {
     projects: [{
+      ssr: { resolve: { conditions } },
       test: {
         name: "faults",
         root: "./packages/node",

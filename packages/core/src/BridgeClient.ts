@@ -9,40 +9,47 @@
  * @since 0.1.0
  */
 import type { CallToolResult } from "@modelcontextprotocol/client"
-import { type Duration, Effect, ManagedRuntime } from "effect"
+import { Deferred, type Duration, Effect, Exit, ManagedRuntime } from "effect"
 import { CallerIdentity } from "./CallerIdentity.ts"
 import * as ConnectionPool from "./ConnectionPool.ts"
+import { shown } from "./internal/validate.ts"
 import * as McpAuth from "./McpAuth.ts"
 import * as McpBridge from "./McpBridge.ts"
-import type * as McpBridgeError from "./McpBridgeError.ts"
+import * as McpBridgeError from "./McpBridgeError.ts"
 import * as McpTransport from "./McpTransport.ts"
 import type { BridgeMetrics } from "./MetricsSnapshot.ts"
 import * as ResultCache from "./ResultCache.ts"
 
 /**
+ * Options of one call of the facade. Every field is checked: a wrong one rejects the call with `InvalidCall` naming it.
+ *
  * @since 0.1.0
  */
 export interface CallOptions {
   /**
-   * Deadline of this call on the wire, per attempt, e.g. `"5 seconds"` or milliseconds (see `McpBridge.CallOptions`).
-   * @default the tool's `timeout`, else the server's `bridge.timeout`
+   * The call's deadline: every wait and every attempt end within it (see `McpBridge.CallOptions`), e.g.
+   * `"5 seconds"` or milliseconds.
+   * @default each attempt has the tool's `timeout` (else the server's), the call the server's `deadline`
    */
   readonly timeout?: string | number | undefined
-  /** The caller's identity (tenant, user or token hash), for per-identity session isolation. */
+  /** The caller's identity (tenant, user or token hash), for per-identity sessions and cached results: a string. */
   readonly identity?: string | undefined
-  /** Aborts the call (the request is cancelled on the wire). */
+  /** Aborts the call: it rejects with `McpBridgeError` reason `Aborted` (with the signal's reason), cancelled on the wire. */
   readonly signal?: AbortSignal | undefined
   /** Request `_meta` to send, e.g. W3C `traceparent` / `tracestate` of your own trace. */
   readonly meta?: Readonly<Record<string, unknown>> | undefined
 }
 
 /**
+ * A running bridge. Every method returns a promise that rejects (never throws) with a typed error; after `close()`
+ * (or while it runs) calls reject with `McpBridgeError` reason `BridgeClosed`. `await using` closes it.
+ *
  * @since 0.1.0
  */
-export interface BridgeClient {
+export interface BridgeClient extends AsyncDisposable {
   readonly servers: ReadonlyArray<string>
   readonly callTool: (
-    target: McpBridge.ToolTarget,
+    name: McpBridge.ToolTarget,
     args?: Readonly<Record<string, unknown>>,
     options?: CallOptions
   ) => Promise<CallToolResult>
@@ -60,28 +67,33 @@ export interface BridgeClient {
   readonly metrics: () => Promise<BridgeMetrics>
   /** The result cache: invalidation and stats (see `ResultCache`). */
   readonly cache: CacheControl
-  /** Closes every session (and ends every child process). */
+  /** Closes every session (and ends every child process); calls still running reject with `BridgeClosed`. */
   readonly close: () => Promise<void>
 }
 
 /**
- * One call of `callMany`. `options.signal` is ignored: pass one signal for the whole batch in `CallManyOptions`.
+ * One call of `callMany`: MCP's call shape (`{ name, arguments, _meta }`, `target` accepted as an alias of `name`),
+ * with a signal and options of its own.
  *
  * @since 0.1.0
  */
-export interface CallManyItem {
-  readonly target: McpBridge.ToolTarget
-  readonly arguments?: Readonly<Record<string, unknown>> | undefined
-  readonly options?: CallOptions | undefined
-}
+export type CallManyItem =
+  & ({ readonly name: McpBridge.ToolTarget } | { readonly target: McpBridge.ToolTarget })
+  & {
+    readonly arguments?: Readonly<Record<string, unknown>> | undefined
+    readonly _meta?: Readonly<Record<string, unknown>> | undefined
+    /** Aborts this call only (its outcome is an `Aborted` error). */
+    readonly signal?: AbortSignal | undefined
+    readonly options?: CallOptions | undefined
+  }
 
 /**
  * @since 0.1.0
  */
 export interface CallManyOptions {
   /** Calls in flight at once. @default 5 */
-  readonly concurrency?: number | undefined
-  /** Aborts every call still running. */
+  readonly concurrency?: number | "unbounded" | undefined
+  /** Aborts every call still running (their outcomes are `Aborted` errors). */
   readonly signal?: AbortSignal | undefined
 }
 
@@ -129,18 +141,77 @@ export interface Options extends McpBridge.LayerOptions, McpTransport.Options {
   readonly redirectUri?: string | undefined
 }
 
-// A facade call: its options passed on (the bridge checks them), its identity provided.
-const facadeCall = (
-  bridge: McpBridge.McpBridge["Service"],
-  target: McpBridge.ToolTarget,
-  args: Readonly<Record<string, unknown>> | undefined,
-  options: CallOptions
-): Effect.Effect<CallToolResult, McpBridgeError.McpBridgeError | McpBridge.CallError> => {
-  const effect = bridge.callTool(target, args, {
-    ...(options.timeout === undefined ? {} : { timeout: options.timeout as Duration.Input }),
-    ...(options.meta === undefined ? {} : { meta: options.meta })
+const isSignal = (value: unknown): value is AbortSignal =>
+  typeof AbortSignal !== "undefined" && value instanceof AbortSignal
+
+// Fails with `Aborted` (the signal's reason) when `signal` aborts; never completes otherwise.
+const aborted = (
+  signal: AbortSignal,
+  target: { readonly server?: string | undefined; readonly tool?: string | undefined }
+): Effect.Effect<never, McpBridgeError.McpBridgeError> =>
+  Effect.callback<never, McpBridgeError.McpBridgeError>((resume) => {
+    const fail = () =>
+      resume(Effect.fail(
+        new McpBridgeError.McpBridgeError({
+          reason: new McpBridgeError.Aborted({
+            ...(target.server === undefined ? {} : { server: target.server }),
+            ...(target.tool === undefined ? {} : { tool: target.tool }),
+            reason: signal.reason
+          })
+        })
+      ))
+    if (signal.aborted) {
+      fail()
+      return
+    }
+    signal.addEventListener("abort", fail, { once: true })
+    return Effect.sync(() => signal.removeEventListener("abort", fail))
   })
-  return options.identity === undefined ? effect : Effect.provideService(effect, CallerIdentity, options.identity)
+
+const targetOf = (name: unknown): { readonly server?: string; readonly tool?: string } => {
+  if (typeof name === "string") {
+    const dot = name.indexOf(".")
+    return dot > 0 ? { server: name.slice(0, dot), tool: name.slice(dot + 1) } : {}
+  }
+  return typeof name === "object" && name !== null
+    ? name as { readonly server?: string; readonly tool?: string }
+    : {}
+}
+
+const rejectInvalid = (path: ReadonlyArray<string>, value: unknown, expected: string) =>
+  McpBridgeError.invalidCall(path, `must be ${expected}, got ${shown(value)}`)
+
+// The options of one facade call, checked: the bridge's `CallOptions`, the identity and the signal.
+const checkOptions = (
+  options: unknown,
+  path: ReadonlyArray<string>
+):
+  | McpBridgeError.McpBridgeError
+  | {
+    readonly call: McpBridge.CallOptions
+    readonly identity: string | undefined
+    readonly signal: AbortSignal | undefined
+  } =>
+{
+  if (options === undefined) return { call: {}, identity: undefined, signal: undefined }
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    return rejectInvalid(path, options, "an object")
+  }
+  const o = options as CallOptions
+  if (o.identity !== undefined && typeof o.identity !== "string") {
+    return rejectInvalid([...path, "identity"], o.identity, "a string")
+  }
+  if (o.signal !== undefined && !isSignal(o.signal)) {
+    return rejectInvalid([...path, "signal"], o.signal, "an AbortSignal")
+  }
+  return {
+    call: {
+      ...(o.timeout === undefined ? {} : { timeout: o.timeout as Duration.Input }),
+      ...(o.meta === undefined ? {} : { meta: o.meta })
+    },
+    identity: o.identity,
+    signal: o.signal
+  }
 }
 
 /**
@@ -174,35 +245,124 @@ export const make = async (config: object, options: Options = {}): Promise<Bridg
   })
   const pool = await runtime.runPromise(ConnectionPool.ConnectionPool)
   const cache = await runtime.runPromise(ResultCache.ResultCache)
+
+  // Closing: calls still running lose the race against `closing` (and are interrupted: cancelled on the wire).
+  const bridgeClosed = () => new McpBridgeError.McpBridgeError({ reason: new McpBridgeError.BridgeClosed({}) })
+  const closing = Deferred.makeUnsafe<never, McpBridgeError.McpBridgeError>()
+  let closed: Promise<void> | undefined
+
+  // Runs an effect for a caller: never throws, rejects with the typed error; `BridgeClosed` once closing.
+  const run = <A, E>(effect: Effect.Effect<A, E>): Promise<A> => {
+    if (closed !== undefined) return Promise.reject(bridgeClosed())
+    return runtime.runPromise(Effect.raceFirst(effect, Deferred.await(closing))).catch((error: unknown) => {
+      throw closed !== undefined && !(error instanceof McpBridgeError.McpBridgeError) ? bridgeClosed() : error
+    })
+  }
+  const guarded =
+    <Args extends ReadonlyArray<unknown>, A>(f: (...args: Args) => Promise<A>) => (...args: Args): Promise<A> => {
+      try {
+        return f(...args)
+      } catch (error) {
+        return Promise.reject(error)
+      }
+    }
+
+  const callEffect = (
+    name: unknown,
+    args: unknown,
+    options: unknown,
+    path: ReadonlyArray<string>,
+    extraSignal?: AbortSignal
+  ): Effect.Effect<CallToolResult, McpBridgeError.McpBridgeError | McpBridge.CallError> => {
+    const checked = checkOptions(options, path)
+    if (checked instanceof McpBridgeError.McpBridgeError) return Effect.fail(checked)
+    let effect = bridge.callTool(
+      name as McpBridge.ToolTarget,
+      args as Readonly<Record<string, unknown>> | undefined,
+      checked.call
+    )
+    if (checked.identity !== undefined) effect = Effect.provideService(effect, CallerIdentity, checked.identity)
+    const target = targetOf(name)
+    for (const signal of [checked.signal, extraSignal]) {
+      if (signal !== undefined) effect = Effect.raceFirst(effect, aborted(signal, target))
+    }
+    return effect
+  }
+
+  const callMany = (calls: unknown, manyOptions: unknown): Promise<Array<CallManyOutcome>> => {
+    if (!Array.isArray(calls)) return Promise.reject(rejectInvalid(["calls"], calls, "an array"))
+    if (manyOptions !== undefined && (typeof manyOptions !== "object" || manyOptions === null)) {
+      return Promise.reject(rejectInvalid(["options"], manyOptions, "an object"))
+    }
+    const o = (manyOptions ?? {}) as CallManyOptions
+    const concurrency = o.concurrency ?? 5
+    if (concurrency !== "unbounded" && !(Number.isInteger(concurrency) && concurrency >= 1)) {
+      return Promise.reject(
+        rejectInvalid(["options", "concurrency"], concurrency, "a positive integer or \"unbounded\"")
+      )
+    }
+    if (o.signal !== undefined && !isSignal(o.signal)) {
+      return Promise.reject(rejectInvalid(["options", "signal"], o.signal, "an AbortSignal"))
+    }
+    const outcome = (effect: Effect.Effect<CallToolResult, McpBridgeError.McpBridgeError | McpBridge.CallError>) =>
+      Effect.match(effect, {
+        onSuccess: (result): CallManyOutcome => ({ ok: true, result }),
+        onFailure: (error): CallManyOutcome => ({ ok: false, error })
+      })
+    return run(Effect.forEach(calls as ReadonlyArray<unknown>, (item, i) => {
+      if (typeof item !== "object" || item === null || Array.isArray(item)) {
+        return outcome(Effect.fail(rejectInvalid(["calls", String(i)], item, "an object")))
+      }
+      const call = item as CallManyItem & { readonly name?: unknown; readonly target?: unknown }
+      if (call.signal !== undefined && !isSignal(call.signal)) {
+        return outcome(Effect.fail(rejectInvalid(["calls", String(i), "signal"], call.signal, "an AbortSignal")))
+      }
+      const options = call._meta === undefined
+        ? call.options
+        : { ...(call.options as object | undefined), meta: call._meta }
+      let effect = callEffect("name" in call ? call.name : call.target, call.arguments, options, [
+        "calls",
+        String(i),
+        "options"
+      ], o.signal)
+      if (call.signal !== undefined) effect = Effect.raceFirst(effect, aborted(call.signal, targetOf(call.name)))
+      return outcome(
+        Effect.mapError(
+          effect,
+          (error) =>
+            error instanceof McpBridgeError.McpBridgeError && error.reason._tag === "InvalidCall" &&
+              error.reason.path[0] !== "calls"
+              ? McpBridgeError.invalidCall(["calls", String(i), ...error.reason.path], error.reason.detail)
+              : error
+        )
+      )
+    }, { concurrency }))
+  }
+
+  const close = (): Promise<void> => {
+    if (closed === undefined) {
+      Deferred.doneUnsafe(closing, Exit.fail(bridgeClosed()))
+      closed = runtime.dispose()
+    }
+    return closed
+  }
+
   return {
     servers: bridge.servers,
-    callTool: (target, args, callOptions = {}) =>
-      runtime.runPromise(
-        facadeCall(bridge, target, args, callOptions),
-        callOptions.signal ? { signal: callOptions.signal } : undefined
-      ),
-    callMany: (calls, manyOptions = {}) =>
-      runtime.runPromise(
-        Effect.forEach(calls, (call) =>
-          facadeCall(bridge, call.target, call.arguments, call.options ?? {}).pipe(
-            Effect.match({
-              onSuccess: (result): CallManyOutcome => ({ ok: true, result }),
-              onFailure: (error): CallManyOutcome => ({ ok: false, error })
-            })
-          ), { concurrency: manyOptions.concurrency ?? 5 }),
-        manyOptions.signal ? { signal: manyOptions.signal } : undefined
-      ),
-    listTools: () => runtime.runPromise(bridge.listTools()),
-    stats: () => runtime.runPromise(pool.stats),
-    metrics: () => runtime.runPromise(bridge.metrics()),
+    callTool: guarded((name, args, callOptions) => run(callEffect(name, args, callOptions, ["options"]))),
+    callMany: guarded((calls, manyOptions) => callMany(calls, manyOptions)),
+    listTools: guarded(() => run(bridge.listTools())),
+    stats: guarded(() => run(pool.stats)),
+    metrics: guarded(() => run(bridge.metrics())),
     cache: {
-      invalidateServer: (server) => runtime.runPromise(cache.invalidateServer(server)),
-      invalidateTool: (server, tool) => runtime.runPromise(cache.invalidateTool(server, tool)),
-      invalidateKey: (selector) => runtime.runPromise(cache.invalidateKey(selector)),
-      invalidateWhen: (predicate) => runtime.runPromise(cache.invalidateWhen(predicate)),
-      invalidateAll: () => runtime.runPromise(cache.invalidateAll),
-      stats: () => runtime.runPromise(cache.stats)
+      invalidateServer: guarded((server) => run(cache.invalidateServer(server))),
+      invalidateTool: guarded((server, tool) => run(cache.invalidateTool(server, tool))),
+      invalidateKey: guarded((selector) => run(cache.invalidateKey(selector))),
+      invalidateWhen: guarded((predicate) => run(cache.invalidateWhen(predicate))),
+      invalidateAll: guarded(() => run(cache.invalidateAll)),
+      stats: guarded(() => run(cache.stats))
     },
-    close: () => runtime.dispose()
+    close,
+    [Symbol.asyncDispose]: close
   }
 }

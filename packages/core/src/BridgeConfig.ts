@@ -73,7 +73,7 @@ export interface ResolvedServer {
   readonly deadline: Duration.Duration | undefined
   /** Deadline of opening a session. @default 15 seconds */
   readonly connectTimeout: Duration.Duration
-  /** Largest answer accepted from the server (stdio), in bytes. @default 64 MiB */
+  /** Largest answer accepted from the server (stdio), in bytes. @default 32 MiB */
   readonly maxMessageBytes: number
   /** @default "auto" */
   readonly protocol: ProtocolMode
@@ -179,7 +179,7 @@ export const transportKind = (config: TransportConfig): "stdio" | "http" | "sse"
 export const defaults = {
   timeout: Duration.seconds(30),
   connectTimeout: Duration.seconds(15),
-  maxMessageBytes: 64 * 1024 * 1024,
+  maxMessageBytes: 32 * 1024 * 1024,
   protocol: "auto" as ProtocolMode,
   pool: {
     min: 0,
@@ -387,7 +387,17 @@ export const decode = (input: unknown): Effect.Effect<BridgeConfig.Service, Brid
           `Invalid server name ${JSON.stringify(name)}: use 1 to 64 letters, digits, '_' or '-' (no dots)`
         )
       }
-      servers.set(name, resolveServer(name, yield* decodeServer(name, entry), file.bridge))
+      const server = yield* decodeServer(name, entry)
+      const own = (server as { readonly bridge?: BridgeSettings }).bridge?.pool
+      const min = own?.min ?? file.bridge?.pool?.min
+      const max = own?.max ?? file.bridge?.pool?.max
+      if (min !== undefined && max !== undefined && min > max) {
+        return yield* invalid(
+          own?.min !== undefined ? ["mcpServers", name, "bridge", "pool", "min"] : ["bridge", "pool", "min"],
+          `Expected pool.min (${min}) to be at most pool.max (${max})`
+        )
+      }
+      servers.set(name, resolveServer(name, server, file.bridge))
     }
     return { servers }
   })

@@ -26,15 +26,25 @@ export const DurationInput: Schema.Codec<Duration.Duration, string | number> = S
   Schema.DurationFromMillis
 ]).annotate({ expected: "a duration such as \"30 seconds\" or a number of milliseconds" }).check(
   Schema.makeFilter((d: Duration.Duration) =>
-    Duration.isGreaterThan(d, Duration.zero) || `Expected a positive duration, got ${Duration.format(d)}`
+    !Duration.isGreaterThan(d, Duration.zero)
+      ? `Expected a positive duration, got ${Duration.format(d)}`
+      : Duration.isGreaterThan(d, maxDuration)
+      ? `Expected a duration of at most 24 days, got ${Duration.format(d)}`
+      : true
   )
 )
 
 const literals = <const L extends ReadonlyArray<string>>(values: L) =>
   Schema.Literals(values).annotate({ expected: `one of ${values.map((v) => JSON.stringify(v)).join(", ")}` })
 
-const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
-const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+// The longest delay a timer can hold (2^31 - 1 ms): longer durations in a configuration are refused, not wrapped.
+const maxDuration = Duration.millis(2_147_483_647)
+
+// Every count and size has a sane maximum, so that a typo (`1e9`) is a clear error rather than a host that runs out
+// of memory or processes.
+const count = (max: number, min = 1) => Schema.Int.check(Schema.isBetween({ minimum: min, maximum: max }))
+
+const MiB = 1024 * 1024
 
 // -----------------------------------------------------------------------------
 // Per-server bridge settings
@@ -62,16 +72,19 @@ export type ProtocolMode = typeof ProtocolMode.Type
  * @since 0.1.0
  */
 export const PoolSettings = Schema.Struct({
-  min: Schema.optionalKey(NonNegativeInt),
-  max: Schema.optionalKey(PositiveInt),
-  concurrency: Schema.optionalKey(PositiveInt),
+  /** At most 1000. */
+  min: Schema.optionalKey(count(1000, 0)),
+  /** At most 1000. */
+  max: Schema.optionalKey(count(1000)),
+  /** At most 10000. */
+  concurrency: Schema.optionalKey(count(10_000)),
   idleTimeToLive: Schema.optionalKey(DurationInput),
   maxLifetime: Schema.optionalKey(DurationInput),
   healthCheckInterval: Schema.optionalKey(DurationInput),
   acquireTimeout: Schema.optionalKey(DurationInput),
   isolation: Schema.optionalKey(literals(["shared", "per-identity"])),
   /** With per-identity isolation: sessions at most over all identities of the server. */
-  maxTotal: Schema.optionalKey(PositiveInt)
+  maxTotal: Schema.optionalKey(count(10_000))
 })
 
 /**
@@ -131,7 +144,7 @@ export const CacheSettings = Schema.Union([
     /** A call to a tool that is not read-only drops the server's cached results. */
     invalidateOnWrite: Schema.optionalKey(Schema.Boolean),
     /** Results larger than this (bytes of JSON) are not stored. */
-    maxResultBytes: Schema.optionalKey(PositiveInt)
+    maxResultBytes: Schema.optionalKey(count(1024 * MiB))
   })
 ])
 
@@ -141,10 +154,10 @@ export const CacheSettings = Schema.Union([
  * @since 0.1.0
  */
 export const ThrottleSettings = Schema.Struct({
-  perSecond: Schema.optionalKey(PositiveInt),
-  perMinute: Schema.optionalKey(PositiveInt),
+  perSecond: Schema.optionalKey(count(100_000)),
+  perMinute: Schema.optionalKey(count(1_000_000)),
   /** Calls in flight at most. */
-  concurrency: Schema.optionalKey(PositiveInt),
+  concurrency: Schema.optionalKey(count(100_000)),
   /** Over the limit, a call waits at most this long for its turn, then fails with `RateLimited`. */
   maxWait: Schema.optionalKey(DurationInput),
   /** `"wait"` for a turn (up to `maxWait`), or `"fail"` at once with `RateLimited`. */
@@ -165,7 +178,7 @@ export const RetrySettings = Schema.Union([
   Schema.Literal(false),
   Schema.Struct({
     /** Retries at most per call. */
-    times: Schema.optionalKey(NonNegativeInt),
+    times: Schema.optionalKey(count(100, 0)),
     /** First backoff delay (doubles each time, with jitter). */
     base: Schema.optionalKey(DurationInput),
     /** Longest backoff delay, before the ±20 % jitter. */
@@ -184,10 +197,10 @@ export const CircuitBreakerSettings = Schema.Union([
   Schema.Literal(false),
   Schema.Struct({
     /** Opens after this many consecutive failures. */
-    failures: Schema.optionalKey(PositiveInt),
+    failures: Schema.optionalKey(count(100_000)),
     /** Or opens when the failure rate over the last `window` calls reaches this. */
     failureRate: Schema.optionalKey(Schema.Number.check(Schema.isBetween({ minimum: 0, maximum: 1 }))),
-    window: Schema.optionalKey(PositiveInt),
+    window: Schema.optionalKey(count(100_000)),
     /** How long the circuit stays open before a half-open probe. */
     openFor: Schema.optionalKey(DurationInput)
   })
@@ -232,7 +245,7 @@ export const BridgeSettings = Schema.Struct({
   /** Deadline of opening a session (spawn or HTTP handshake, plus negotiation). */
   connectTimeout: Schema.optionalKey(DurationInput),
   /** Largest answer accepted from the server (stdio), in bytes; a larger one fails its request. */
-  maxMessageBytes: Schema.optionalKey(PositiveInt),
+  maxMessageBytes: Schema.optionalKey(count(1024 * MiB, 1024)),
   protocol: Schema.optionalKey(ProtocolMode),
   pool: Schema.optionalKey(PoolSettings),
   /** Trust the server's tool annotations: `readOnlyHint` tools are cached, coalesced and retried. @default false */
@@ -270,9 +283,10 @@ export const StdioServer = Schema.Struct({
   bridge: Schema.optionalKey(BridgeSettings)
 })
 
-const HttpUrl = Schema.String.check(Schema.isPattern(/^https?:\/\/[^\s]+$/, {
-  expected: "an http:// or https:// URL"
-}))
+const HttpUrl = Schema.String.check(
+  Schema.isPattern(/^https?:\/\/[^\s]+$/, { expected: "an http:// or https:// URL" }),
+  Schema.makeFilter((url: string) => URL.canParse(url) || `Expected a URL that parses, got ${JSON.stringify(url)}`)
+)
 
 /**
  * A server reached over Streamable HTTP.

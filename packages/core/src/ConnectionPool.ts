@@ -7,9 +7,9 @@
  * session with `Pool.use`.
  *
  * - A session whose transport closes is invalidated at once and replaced.
- * - A session on which a call timed out is suspect: it gets no new calls (`Pool.reserve`) until a probe answers; if
- *   the probe does not answer within `probeTimeout`, the session is ended at once (a frozen process is killed) and
- *   replaced.
+ * - A session on which a call timed out gets no new calls (it is retired once its calls in flight end) and is
+ *   probed: if the probe does not answer within `probeTimeout`, the session is ended at once (a frozen process is
+ *   killed, its calls in flight fail with `Closed`).
  * - A caller with no free session waits in order, bounded by `acquireTimeout` (`PoolTimeout`, which says whether
  *   sessions were busy or still being opened) and by its call's overall deadline (`DeadlineExceeded`, phase `queue`
  *   or `connect`). A free session is leased without a timer.
@@ -292,11 +292,16 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       return oldest === undefined ? Effect.void : retire(oldest.key)(oldest.pool, oldest.session)
     })
 
-  const takeTotal = (server: ResolvedServer, id: string, total: Semaphore.Semaphore) =>
-    Effect.flatMap(
-      total.takeIfAvailable(1),
-      (taken) => taken ? Effect.void : Effect.andThen(evictIdleOther(server.name, id), Effect.asVoid(total.take(1)))
-    )
+  // A slot under the server's total cap: free, or freed by closing another identity's idle session; else the caller
+  // looks again shortly, as sessions of other identities finish their calls (its wait is bounded by its caller).
+  const takeTotal = (server: ResolvedServer, id: string, total: Semaphore.Semaphore): Effect.Effect<void> =>
+    Effect.flatMap(total.takeIfAvailable(1), (taken) =>
+      taken
+        ? Effect.void
+        : evictIdleOther(server.name, id).pipe(
+          Effect.andThen(Effect.sleep("20 millis")),
+          Effect.andThen(Effect.suspend(() => takeTotal(server, id, total)))
+        ))
 
   const acquireOf = (server: ResolvedServer, id: string, poolRef: { current: SessionPool | undefined }) => {
     const c = countersOf(id)
@@ -405,23 +410,22 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     }
   }
 
-  // A call timed out on `session`: no new calls go to it until a probe answers; no answer, and it is ended and retired.
+  // A call timed out on `session`: it gets no new calls from now on (it is retired: in-flight calls finish on it),
+  // and a probe checks it. No answer within `probeTimeout`, and it is ended at once (a frozen process is killed, its
+  // calls in flight fail with `Closed` instead of waiting for their deadlines). `Pool.reserve` would keep it for a
+  // later answer, but a reserved item still counts as capacity, so the pool would not open a replacement meanwhile.
   const suspect = (id: string, pool: SessionPool, session: McpSession.McpSession): Effect.Effect<void> =>
     Effect.suspend(() => {
       if (suspects.has(session) || !session.isOpen()) return Effect.void
       suspects.add(session)
-      const check = Effect.gen(function*() {
-        yield* Pool.reserve(pool, session)
-        const answered = yield* session.probe(probeTimeout).pipe(
-          Effect.as(true),
-          Effect.catch(() => Effect.succeed(false))
+      const probe = session.probe(probeTimeout).pipe(
+        Effect.catch(() =>
+          Effect.logDebug(`a session of "${session.server}" stopped answering; it is ended and replaced`).pipe(
+            Effect.andThen(Effect.sync(() => session.kill()))
+          )
         )
-        if (answered) return
-        yield* Effect.logDebug(`a session of "${session.server}" stopped answering; it is ended and replaced`)
-        session.kill()
-        yield* retire(id)(pool, session)
-      }).pipe(Effect.scoped, Effect.ensuring(Effect.sync(() => suspects.delete(session))))
-      return Effect.asVoid(Effect.forkIn(check, layerScope))
+      )
+      return Effect.andThen(retire(id)(pool, session), Effect.asVoid(Effect.forkIn(probe, layerScope)))
     })
 
   const waitSpans = new Map<string, { readonly kind: "internal"; readonly attributes: Record<string, string> }>()

@@ -5,7 +5,8 @@
  * when a 2026-07-28 server marks it `private`, and dropped when a server announces a list change; a list past its
  * time is refreshed in the background, so a call does not wait for a `tools/list` while a known list is in use), then
  * travels down the pipeline of stages in the layer's context, top to bottom (`Telemetry`, `ResultCache`, `Batcher`,
- * `Throttler`, `Resilience`; see `ToolCaller`), to the `ConnectionPool` and a session's `tools/call`.
+ * `Resilience`, `Throttler`; see `ToolCaller`), to the `ConnectionPool` and a session's `tools/call`. Resilience is
+ * above the throttler so that each attempt, retries included, takes its own rate-limit token.
  *
  * Built on `Layer` composition: `layer(config, options)` assembles config, transport, telemetry, pool, stages and
  * the router; each piece is a service that can be swapped (e.g. in-memory servers in tests).
@@ -13,7 +14,7 @@
  * @since 0.1.0
  */
 import type { CallToolResult, Tool } from "@modelcontextprotocol/client"
-import { Clock, Context, Duration, Effect, Layer, Option, Predicate, type Result } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Option, Result } from "effect"
 import * as Batcher from "./Batcher.ts"
 import * as BridgeConfig from "./BridgeConfig.ts"
 import type { BridgeConfigError } from "./BridgeConfigError.ts"
@@ -21,10 +22,11 @@ import { CallerIdentity } from "./CallerIdentity.ts"
 import * as ConnectionPool from "./ConnectionPool.ts"
 import * as Production from "./internal/production.ts"
 import * as ToolIndex from "./internal/toolIndex.ts"
+import { checkCall, isRecord, shown } from "./internal/validate.ts"
 import { bottom } from "./internal/wire.ts"
-import { invalidCall, McpBridgeError, UnknownServer, UnknownTool } from "./McpBridgeError.ts"
-import type { McpSessionError } from "./McpSessionError.ts"
 import * as McpAuth from "./McpAuth.ts"
+import { deadlineExceeded, invalidCall, McpBridgeError, UnknownServer, UnknownTool } from "./McpBridgeError.ts"
+import type { McpSessionError } from "./McpSessionError.ts"
 import * as McpTransport from "./McpTransport.ts"
 import * as MetricsRecorder from "./MetricsRecorder.ts"
 import { type BridgeMetrics, fromSnapshot } from "./MetricsSnapshot.ts"
@@ -192,14 +194,6 @@ export interface Options {
   readonly toolListTimeToLive?: Duration.Input | undefined
 }
 
-const splitTarget = (target: ToolTarget): { server: string; tool: string } | undefined => {
-  if (typeof target !== "string") return target
-  const dot = target.indexOf(".")
-  return dot <= 0 || dot === target.length - 1
-    ? undefined
-    : { server: target.slice(0, dot), tool: target.slice(dot + 1) }
-}
-
 const toBridgeTool = (server: string, definition: Tool): BridgeTool => ({
   qualifiedName: `${server}.${definition.name}`,
   server,
@@ -278,7 +272,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     <S extends { readonly wrap: (next: ToolCaller<any>) => ToolCaller<any> }>(stage: Option.Option<S>) =>
     <E>(next: ToolCaller<E>): ToolCaller<E> => stage._tag === "Some" ? stage.value.wrap(next) as ToolCaller<E> : next
   const caller: ToolCaller<CallError> = wrapOf(telemetry)(
-    wrapOf(cache)(wrapOf(batcher)(wrapOf(throttler)(wrapOf(resilience)(bottom(pool, index.watch)))))
+    wrapOf(cache)(wrapOf(batcher)(wrapOf(resilience)(wrapOf(throttler)(bottom(pool, index.watch)))))
   )
 
   // A call that fails before it reaches the pipeline (while the router fetches the server's tool list, or for a tool
@@ -351,33 +345,19 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     args: Readonly<Record<string, unknown>> = {},
     options: CallOptions = {}
   ): Effect.Effect<CallToolResult, McpBridgeError | CallError> => {
-    const parsed = splitTarget(target)
-    if (parsed === undefined) {
-      return Effect.fail(invalidCall(["name"], `expected "server.tool", got ${JSON.stringify(target)}`))
-    }
-    if (!Predicate.isObject(args) || Array.isArray(args)) {
-      return Effect.fail(invalidCall(["arguments"], "must be an object", parsed.server, parsed.tool))
-    }
+    const checked = checkCall(target, args, options)
+    if (checked instanceof McpBridgeError) return Effect.fail(checked)
+    const { meta, parsed, timeout } = checked
     const server = config.servers.get(parsed.server)
     if (server === undefined) return Effect.fail(unknownServer(parsed.server))
-    let timeout: Duration.Duration | undefined
-    if (options.timeout !== undefined) {
-      const decoded = Duration.fromInput(options.timeout)
-      if (Option.isNone(decoded) || !Duration.isGreaterThan(decoded.value, Duration.zero)) {
-        return Effect.fail(
-          invalidCall(
-            ["options", "timeout"],
-            `must be a positive duration, got ${JSON.stringify(options.timeout)}`,
-            parsed.server,
-            parsed.tool
-          )
-        )
-      }
-      timeout = decoded.value
-    }
-    const meta = options.meta
     return Effect.withFiber((fiber) => {
       const identity = fiber.getRef(CallerIdentity)
+      // A plain-JS caller may provide anything: an identity is a string, or two tenants could share a session.
+      if (identity !== undefined && typeof identity !== "string") {
+        return Effect.fail(
+          invalidCall(["identity"], `must be a string, got ${shown(identity)}`, parsed.server, parsed.tool)
+        )
+      }
       const clock = fiber.getRef(Clock.Clock)
       const now = clock.currentTimeMillisUnsafe()
       // A warm call routes from the list the index already holds, without running an effect.
@@ -387,8 +367,28 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         const policy = list!.policies.get(parsed.tool)!
         return caller(requestOf(server, parsed.tool, args, definition, policy, identity, timeout, meta, now))
       }
+      // Routing waits for the server's tool list: it counts against the call's deadline like any other wait.
+      const routeMillis = timeout !== undefined
+        ? Duration.toMillis(timeout)
+        : server.deadline !== undefined
+        ? Duration.toMillis(server.deadline)
+        : 2 * Duration.toMillis(server.timeout)
+      const routed = resolveTool(server, parsed.tool, identity).pipe(
+        Effect.timeoutOrElse({
+          duration: Duration.millis(routeMillis),
+          // The tool list waits on a session: when one is still being opened, that is what used the time.
+          orElse: () =>
+            Effect.flatMap(pool.stats, (stats) =>
+              Effect.fail(deadlineExceeded(
+                server.name,
+                parsed.tool,
+                routeMillis,
+                stats.some((s) => s.server === server.name && s.connecting > 0) ? "connect" : "route"
+              )))
+        })
+      )
       return Effect.flatMap(
-        Effect.tapError(resolveTool(server, parsed.tool, identity), routeFailed(server, parsed.tool)),
+        Effect.tapError(routed, routeFailed(server, parsed.tool)),
         ({ definition, policy }) =>
           caller(
             requestOf(server, parsed.tool, args, definition, policy, identity, timeout, meta, now)
@@ -403,12 +403,41 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       return fromSnapshot(servers, recorder.snapshot(), yield* pool.stats, alerts)
     })
 
-  const callMany = (calls: Iterable<CallManyItem>, manyOptions: CallManyOptions = {}) =>
-    Effect.forEach(calls, (call) => {
-      const meta = call._meta ?? call.options?.meta
-      const callOptions = meta === undefined ? call.options : { ...call.options, meta }
-      return Effect.result(callTool(itemTarget(call), call.arguments, callOptions))
-    }, { concurrency: manyOptions.concurrency ?? 5 })
+  const callMany = (calls: Iterable<CallManyItem>, manyOptions: CallManyOptions = {}) => {
+    const concurrency = manyOptions.concurrency ?? 5
+    if (concurrency !== "unbounded" && !(Number.isInteger(concurrency) && concurrency >= 1)) {
+      return Effect.succeed([
+        Result.fail(
+          invalidCall(
+            ["options", "concurrency"],
+            `must be a positive integer or "unbounded", got ${shown(concurrency)}`
+          )
+        )
+      ])
+    }
+    return Effect.forEach(Array.from(calls), (call, i) => {
+      if (!isRecord(call)) {
+        return Effect.succeed(Result.fail(invalidCall(["calls", String(i)], `must be an object, got ${shown(call)}`)))
+      }
+      const item = call as CallManyItem
+      const meta = item._meta ?? item.options?.meta
+      const callOptions = meta === undefined ? item.options : { ...item.options, meta }
+      return Effect.result(
+        Effect.mapError(
+          callTool(itemTarget(item), item.arguments, callOptions),
+          (error) =>
+            error instanceof McpBridgeError && error.reason._tag === "InvalidCall"
+              ? invalidCall(
+                ["calls", String(i), ...error.reason.path],
+                error.reason.detail,
+                error.reason.server,
+                error.reason.tool
+              )
+              : error
+        )
+      )
+    }, { concurrency })
+  }
 
   return { servers, listTools, listServerTools, callTool, metrics, callMany } satisfies McpBridge.Service
 })

@@ -62,6 +62,7 @@ export class Aborted extends Schema.TaggedClass<Aborted>()("Aborted", {
 /**
  * What a call was waiting for when its deadline passed.
  *
+ * - `route`: the server's tool list, to route the call (the server connecting or answering `tools/list`);
  * - `queue`: a free session (all sessions busy);
  * - `connect`: a session being opened (process start, handshake, negotiation);
  * - `rate-limit`: its turn under a rate limit; `concurrency`: a slot under an in-flight limit;
@@ -70,7 +71,7 @@ export class Aborted extends Schema.TaggedClass<Aborted>()("Aborted", {
  *
  * @since 0.1.0
  */
-export const Phase = Schema.Literals(["queue", "connect", "rate-limit", "concurrency", "backoff", "call"])
+export const Phase = Schema.Literals(["route", "queue", "connect", "rate-limit", "concurrency", "backoff", "call"])
 
 /**
  * @since 0.1.0
@@ -91,6 +92,7 @@ export class DeadlineExceeded extends Schema.TaggedClass<DeadlineExceeded>()("De
 }) {}
 
 const phaseText: Record<Phase, string> = {
+  route: "waiting for the server's tool list",
   queue: "waiting for a free session",
   connect: "waiting for a session to open",
   "rate-limit": "waiting for its turn under a rate limit",

@@ -1,24 +1,28 @@
 /**
- * The resilience stage: retries with exponential backoff and jitter (`Schedule`) for calls that are safe to repeat,
- * only on transient failures and within a retry budget, and a circuit breaker per server
- * (`effect/persistence/CircuitBreaker`) that fails fast with a typed `CircuitOpen` error.
+ * The resilience stage: a call that lost its session is sent again at once on a fresh one, retries with exponential
+ * backoff and jitter (`Schedule`) for calls that are safe to repeat on transient failures within a retry budget and
+ * the call's deadline, and a circuit breaker per server (`effect/persistence/CircuitBreaker`) that opens when the
+ * server is unhealthy and fails fast with a typed `CircuitOpen` error.
  *
- * - Each call has its deadline (`bridge.timeout`, the tool's `timeout`, or the call's `timeout` option), enforced by
- *   the session, which cancels the request on the wire. The deadline is per attempt.
- * - A retry happens only when the tool is safe to repeat (`readOnly` or `idempotent` by the operator's policy, or by
- *   annotations on a trusted server) and the failure is transient: the transport closed, the call timed out, the
- *   session could not be opened, or the server answered HTTP 429. An `isError` result is an answer, never retried.
- *   A pool that has no free session in time (`PoolTimeout`) is not retried: it means the bridge itself is saturated.
+ * - A call that is safe to repeat (`readOnly` or `idempotent` by the operator's policy, or by annotations on a trusted
+ *   server) and failed only because its session died (`Closed`: the child exited, the HTTP server forgot the session)
+ *   is sent again at once, once, on a fresh session: no backoff, no budget, not counted as a retry. If that one dies
+ *   too, the tool itself is killing its server: the call fails, and no further process is spent on it.
+ * - Other transient failures of a safe call are retried with backoff: the call timed out (a `Timeout` on the wire),
+ *   the session could not be opened, the server answered 429 (its `Retry-After` is the delay) or 502/503/504. An
+ *   `isError` result is an answer, never retried; so are the bridge's own refusals (`PoolTimeout`, rate limits,
+ *   `DeadlineExceeded`). No retry starts when its delay would outlast the call's deadline.
  * - The retry budget (per server) keeps retries from multiplying load during an outage: every call that may be
  *   retried deposits `budget` (e.g. 0.2) of a retry, every retry withdraws one, and the balance is capped at
  *   `retryReserve`, so that retries add at most `budget` of those calls plus a small reserve. It is a counter over
  *   calls, not over time, which is why it is not a `RateLimiter` (whose buckets refill with time).
- * - The breaker sees every attempt: transport failures and timeouts count against the server, an `isError` result or
- *   a JSON-RPC error counts for it (the server answered), interruption and pool saturation count for nothing. While
- *   the circuit is open (and while the half-open probe runs) calls fail at once with `CircuitOpen`, which is not
- *   retried, so a dead server costs its callers nothing and the calls to other servers nothing either. With
- *   `failureRate`, the circuit opens when that share of the last `window` attempts failed, once at least
- *   `min(window, failures)` attempts are recorded. The router's `tools/list` goes through the same circuit (`guard`).
+ * - The breaker counts what the server's health explains. Transport deaths and timeouts count once per session: the
+ *   calls in flight on one crashed or frozen process are one failure, not one each. Connect failures, 429 and 5xx
+ *   count against the server; an `isError` result, a JSON-RPC error, a refused authorization count for it (the server
+ *   answered); interruption and the bridge's own refusals count for nothing. The open period backs off: 250 ms after
+ *   the first opening, doubling up to `openFor`, each ended by a half-open probe, so that a restarted server is used
+ *   again within about a second; a 429's `Retry-After` extends it.
+ * - The stage sits above the throttler, so that every attempt (retries included) takes its own rate-limit token.
  * - Cost: `CircuitBreaker.execute` costs about 5 µs an attempt (a scope, an admission and a record in the store). With
  *   `layer` (the stage's own memory store) and a consecutive-failures policy, an attempt made while the last
  *   recorded outcome was a success skips `execute`, since a success would change nothing in the store; if it fails,
@@ -28,20 +32,7 @@
  *
  * @since 0.1.0
  */
-import {
-  Cause,
-  Context,
-  Duration,
-  Effect,
-  Exit,
-  Layer,
-  Option,
-  Schedule,
-  Schema,
-  Scope,
-  Semaphore,
-  Stream
-} from "effect"
+import { Cause, Clock, Context, Duration, Effect, Exit, Layer, Option, Schedule, Schema, Scope, Stream } from "effect"
 import { CircuitBreaker } from "effect/persistence"
 import type { ResolvedServer } from "./BridgeConfig.ts"
 import { Attr } from "./internal/metrics.ts"
@@ -67,10 +58,24 @@ export class CircuitOpen extends Schema.TaggedClass<CircuitOpen>()("CircuitOpen"
 }
 
 /**
+ * Why resilience refused a call: `CircuitOpen`.
+ *
+ * @since 0.1.0
+ */
+export const Reason = Schema.Union([CircuitOpen])
+
+/**
+ * @since 0.1.0
+ */
+export type Reason = typeof Reason.Type
+
+/**
+ * The call was refused by its server's circuit breaker.
+ *
  * @since 0.1.0
  */
 export class ResilienceError extends Schema.TaggedError<ResilienceError>()("ResilienceError", {
-  reason: Schema.Union([CircuitOpen])
+  reason: Reason
 }) {
   override get message(): string {
     const r = this.reason
@@ -78,9 +83,19 @@ export class ResilienceError extends Schema.TaggedError<ResilienceError>()("Resi
       ? `circuit of MCP server "${r.server}" is half-open and its probe call is running; retry shortly`
       : `circuit of MCP server "${r.server}" is open; retry after ${r.retryAfterMillis} ms`
   }
+
+  /**
+   * The server whose circuit is open.
+   */
+  get server(): string {
+    return this.reason.server
+  }
 }
 
 /**
+ * The resilience stage. `McpBridge.layer` picks it up (on by default); servers configure it with `bridge.retry` and
+ * `bridge.circuitBreaker`.
+ *
  * @since 0.1.0
  */
 export class Resilience extends Context.Service<Resilience, Resilience.Service>()("@mcp-bridge/core/Resilience") {}
@@ -115,12 +130,21 @@ export interface Options {
    * @default 10
    */
   readonly retryReserve?: number | undefined
+  /** The first opening of a circuit lasts this long; each next one twice as long, up to `openFor`. @default 250 millis */
+  readonly firstOpenFor?: Duration.Input | undefined
 }
 
 const isSessionError = (error: unknown): error is McpSessionError => error instanceof McpSessionError
 
+/** The session died under the call (and was open when it started): the call may be sent again at once. */
+const isSessionDeath = (error: unknown): boolean =>
+  isSessionError(error) && error.reason._tag === "Closed" && error.reason.session !== undefined
+
+const transientStatus = new Set([429, 502, 503, 504])
+
 /**
- * Is this failure worth another attempt (for a call that is safe to repeat)?
+ * Is this failure worth another attempt with backoff (for a call that is safe to repeat)? A session that died is
+ * handled apart (sent again at once, once).
  *
  * @since 0.1.0
  */
@@ -128,29 +152,20 @@ export const isTransient = (error: unknown): boolean => {
   if (!isSessionError(error)) return false
   switch (error.reason._tag) {
     case "Closed":
+      return error.reason.session === undefined
     case "Timeout":
     case "ConnectFailed":
       return true
     case "Protocol":
-      return error.reason.code === 429
+      return transientStatus.has(error.reason.code)
     case "MessageTooLarge":
     case "Unauthorized":
       return false
   }
 }
 
-// How an attempt's outcome counts for the server's circuit.
-const classify = (exit: Exit.Exit<unknown, unknown>): CircuitBreaker.Outcome => {
-  if (Exit.isSuccess(exit)) return CircuitBreaker.success
-  const error = Cause.findErrorOption(exit.cause)
-  if (error._tag === "None") return CircuitBreaker.failure()
-  const e = error.value
-  if (!isSessionError(e)) return CircuitBreaker.ignored
-  // The server answered: a refused authorization, like a protocol error, says nothing about its health.
-  return (e.reason._tag === "Protocol" && e.reason.code !== 429) || e.reason._tag === "Unauthorized"
-    ? CircuitBreaker.success
-    : CircuitBreaker.failure()
-}
+const retryAfterOf = (error: unknown): number | undefined =>
+  isSessionError(error) && error.reason._tag === "Protocol" ? error.reason.retryAfterMillis : undefined
 
 const stateName = { Closed: "closed", Open: "open", HalfOpen: "half_open" } as const
 
@@ -165,7 +180,9 @@ interface ServerState {
    * nothing in its store, and an attempt may skip `execute` (about 5 µs) and only report a failure if one happens.
    */
   clean: boolean
-  readonly schedule: Schedule.Schedule<unknown, unknown> | undefined
+  /** Sessions whose death (or freeze) the breaker has counted already: their other calls count for nothing. */
+  readonly counted: Set<number>
+  readonly schedule: Schedule.Schedule<Duration.Duration, unknown> | undefined
   readonly times: number
   readonly budget: number
   /** Retries the server may make now. */
@@ -173,17 +190,51 @@ interface ServerState {
 }
 
 /**
- * Builds the stage over the `CircuitBreakerStore` in context; breakers live as long as the enclosing scope.
+ * Builds the stage over the `CircuitBreakerStore` in context; breakers live as long as the enclosing scope. It
+ * records through the `MetricsRecorder` in context, if any.
  *
  * @since 0.1.0
  */
 export const make = Effect.fnUntraced(function*(options: Options = {}, privateStore = false) {
   const store = yield* CircuitBreaker.CircuitBreakerStore
   const scope = yield* Effect.scope
-  const reserve = options.retryReserve ?? 10
-  const states = new Map<string, ServerState>()
-  const creating = yield* Semaphore.make(1)
   const recorder = Option.getOrElse(yield* Effect.serviceOption(MetricsRecorder), () => noop)
+  const reserve = options.retryReserve ?? 10
+  const firstOpenFor = Duration.fromInputUnsafe(options.firstOpenFor ?? "250 millis")
+  const states = new Map<string, ServerState>()
+
+  // How an attempt's outcome counts for the server's circuit (see the module).
+  const classify = (state: ServerState) => (exit: Exit.Exit<unknown, unknown>): CircuitBreaker.Outcome => {
+    if (Exit.isSuccess(exit)) return CircuitBreaker.success
+    const error = Cause.findErrorOption(exit.cause)
+    if (error._tag === "None") {
+      return Cause.hasInterruptsOnly(exit.cause)
+        ? CircuitBreaker.ignored
+        : CircuitBreaker.failure()
+    }
+    const e = error.value
+    if (!isSessionError(e)) return CircuitBreaker.ignored
+    const r = e.reason
+    switch (r._tag) {
+      case "Closed":
+      case "Timeout": {
+        if (r.session === undefined) return CircuitBreaker.failure()
+        if (state.counted.has(r.session)) return CircuitBreaker.ignored
+        state.counted.add(r.session)
+        if (state.counted.size > 64) state.counted.delete(state.counted.values().next().value!)
+        return CircuitBreaker.failure()
+      }
+      case "ConnectFailed":
+        return CircuitBreaker.failure()
+      case "Protocol":
+        return transientStatus.has(r.code) || r.code >= 500
+          ? CircuitBreaker.failure(r.retryAfterMillis === undefined ? undefined : { retryAfter: r.retryAfterMillis })
+          : CircuitBreaker.success
+      case "MessageTooLarge":
+      case "Unauthorized":
+        return CircuitBreaker.success
+    }
+  }
 
   const newState = (server: ResolvedServer): Effect.Effect<ServerState> =>
     Effect.gen(function*() {
@@ -196,7 +247,10 @@ export const make = Effect.fnUntraced(function*(options: Options = {}, privateSt
             size: settings.window,
             minimumCalls: Math.min(settings.window, settings.failures)
           }),
-        openDuration: settings.openFor
+        // Short first, doubling up to `openFor`: a server that restarts is tried again soon.
+        openDuration: Schedule.exponential(Duration.min(firstOpenFor, settings.openFor)).pipe(
+          Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, settings.openFor)))
+        )
       }).pipe(Effect.provideService(CircuitBreaker.CircuitBreakerStore, store), Scope.provide(scope))
       if (breaker !== undefined) {
         // The breaker's state and transitions, as metrics (nothing is recorded per call).
@@ -214,19 +268,21 @@ export const make = Effect.fnUntraced(function*(options: Options = {}, privateSt
         guarded: (effect) => effect,
         fastPath: privateStore && settings !== false && settings.failureRate === undefined,
         clean: true,
+        counted: new Set(),
         // Capped first, then jittered: retries at the cap stay spread out instead of running in lockstep.
         schedule: retry === false || retry.times === 0 ? undefined : Schedule.exponential(retry.base).pipe(
           Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, retry.maxDelay))),
           Schedule.jittered
-        ) as Schedule.Schedule<unknown, unknown>,
+        ),
         times: retry === false ? 0 : retry.times,
         budget: retry === false ? 0 : retry.budget,
         balance: reserve
       }
       if (breaker !== undefined) {
+        const classifyState = classify(state)
         // Tracks whether the last recorded outcome was a success (see `ServerState.clean`).
         const tracked = (exit: Exit.Exit<unknown, unknown>): CircuitBreaker.Outcome => {
-          const outcome = classify(exit)
+          const outcome = classifyState(exit)
           if (outcome._tag === "Success") state.clean = true
           else if (outcome._tag === "Failure") state.clean = false
           return outcome
@@ -242,18 +298,19 @@ export const make = Effect.fnUntraced(function*(options: Options = {}, privateSt
       return state
     })
 
-  const stateOf = (server: ResolvedServer): Effect.Effect<ServerState> => {
-    const state = states.get(server.name)
-    if (state !== undefined) return Effect.succeed(state)
-    return creating.withPermit(Effect.suspend(() => {
-      const existing = states.get(server.name)
-      if (existing !== undefined) return Effect.succeed(existing)
-      return Effect.map(newState(server), (state) => {
-        states.set(server.name, state)
-        return state
+  // States are made once per server, on its first call (a `Map` set synchronously after the effect, so concurrent
+  // first calls may both build one: the first stored wins and the other is dropped with its scope's finalizers).
+  const stateOf = (server: ResolvedServer): Effect.Effect<ServerState> =>
+    Effect.suspend(() => {
+      const state = states.get(server.name)
+      if (state !== undefined) return Effect.succeed(state)
+      return Effect.map(newState(server), (made) => {
+        const existing = states.get(server.name)
+        if (existing !== undefined) return existing
+        states.set(server.name, made)
+        return made
       })
-    }))
-  }
+    })
 
   const toCircuitOpen = (
     server: string,
@@ -277,80 +334,92 @@ export const make = Effect.fnUntraced(function*(options: Options = {}, privateSt
     }
   }
 
+  // An attempt while the circuit is clean: run it, and only if it fails, have the breaker record the failure (through
+  // `execute`, so that transitions, metrics and the trip policy are the breaker's own).
+  const cleanAttempt = <A, E, R>(state: ServerState, effect: Effect.Effect<A, E, R>) =>
+    Effect.onExit(effect, (exit) =>
+      exit._tag === "Success"
+        ? Effect.void
+        : Effect.ignore(state.guarded(Effect.failCause(exit.cause))))
+
+  const attemptOf = <A, E, R>(state: ServerState, effect: Effect.Effect<A, E, R>) =>
+    state.breaker === undefined
+      ? effect
+      : state.fastPath
+      ? Effect.suspend(() => state.clean ? cleanAttempt(state, effect) : state.guarded(effect))
+      : state.guarded(effect)
+
   const protect = <A, E, R>(
     server: ResolvedServer,
     tool: string,
     safe: boolean,
     effect: Effect.Effect<A, E, R>,
-    traced: boolean
+    call: CallRequest | undefined
   ): Effect.Effect<A, E | ResilienceError, R> => {
     const mayRetry = safe && server.retry !== false && server.retry.times > 0
-    if (server.circuitBreaker === false && !mayRetry) return effect
+    if (server.circuitBreaker === false && !safe) return effect
     const state = states.get(server.name)
     return state !== undefined
-      ? protectWith(state, server.name, tool, mayRetry, effect, traced)
-      : Effect.flatMap(stateOf(server), (state) => protectWith(state, server.name, tool, mayRetry, effect, traced))
+      ? protectWith(state, server.name, tool, safe, mayRetry, effect, call)
+      : Effect.flatMap(stateOf(server), (state) => protectWith(state, server.name, tool, safe, mayRetry, effect, call))
   }
-
-  // An attempt while the circuit is clean: run it, and only if it fails, have the breaker record the failure (through
-  // `execute`, so that transitions, metrics and the trip policy are the breaker's own).
-  const cleanAttempt = <A, E, R>(state: ServerState, effect: Effect.Effect<A, E, R>) =>
-    Effect.onExit(effect, (exit) =>
-      exit._tag === "Success" || classify(exit)._tag !== "Failure"
-        ? Effect.void
-        : Effect.ignore(state.guarded(Effect.failCause(exit.cause))))
 
   const protectWith = <A, E, R>(
     state: ServerState,
     server: string,
     tool: string,
+    safe: boolean,
     mayRetry: boolean,
     effect: Effect.Effect<A, E, R>,
-    traced: boolean
+    call: CallRequest | undefined
   ): Effect.Effect<A, E | ResilienceError, R> => {
-    const attempt: Effect.Effect<A, E | ResilienceError, R> = state.breaker === undefined
-      ? effect
-      : state.fastPath
-      ? Effect.suspend(() => state.clean ? cleanAttempt(state, effect) : state.guarded(effect))
-      : state.guarded(effect)
+    const attempt = attemptOf(state, effect)
+    // A safe call that lost its session goes again at once, once, on a fresh session.
+    const resent: Effect.Effect<A, E | ResilienceError, R> = safe
+      ? Effect.catchIf(attempt, isSessionDeath, () => attempt)
+      : attempt
     const schedule = state.schedule
-    if (!mayRetry || schedule === undefined) return attempt
+    if (!mayRetry || schedule === undefined) return resent
     state.balance = Math.min(reserve, state.balance + state.budget)
-    // The retry machinery is only set up once a first attempt fails with something worth retrying; its schedule
-    // starts from that failure, replayed.
-    return Effect.catchIf(attempt, isTransient, (first) => {
-      let retries = 0
-      let replay = true
-      let cause = "_OTHER"
-      return Effect.retry(
-        Effect.suspend(() => {
-          if (!replay) {
-            recorder.retried(server, tool, cause)
-            // The call's span (the current span below the Telemetry stage) reports how many retries it took.
-            return traced ? Effect.andThen(Effect.annotateCurrentSpan(Attr.retries, retries), attempt) : attempt
-          }
-          replay = false
-          return Effect.fail(first)
-        }),
-        {
-          schedule,
-          while: (error) => {
-            if (!isTransient(error) || retries >= state.times || state.balance < 1) return false
-            retries++
-            state.balance -= 1
-            cause = isSessionError(error) ? error.reason._tag : "_OTHER"
-            return true
-          }
+    const traced = call?.traced !== undefined
+    // The retry machinery is only set up once an attempt fails with something worth retrying.
+    return Effect.catchIf(resent, isTransient, (first) =>
+      Effect.gen(function*() {
+        const step = yield* Schedule.toStep(schedule)
+        let error: unknown = first
+        for (let retries = 1; retries <= state.times; retries++) {
+          if (!isTransient(error) || state.balance < 1) break
+          const hinted = retryAfterOf(error)
+          const now = yield* Clock.currentTimeMillis
+          // The schedule is infinite (exponential, capped): its step never ends.
+          const delay = hinted !== undefined
+            ? Duration.millis(hinted)
+            : yield* step(now, error).pipe(
+              Effect.map(([, duration]) => duration),
+              Effect.catch(() => Effect.succeed(Duration.zero))
+            )
+          // No retry whose delay outlasts the call's deadline: the call ends with its own error.
+          if (call !== undefined && now + Duration.toMillis(delay) >= call.deadlineAt) break
+          state.balance -= 1
+          yield* Effect.sleep(delay)
+          recorder.retried(server, tool, isSessionError(error) ? error.reason._tag : "_OTHER")
+          // The call's span (the current span below the Telemetry stage) reports how many retries it took.
+          if (traced) yield* Effect.annotateCurrentSpan(Attr.retries, retries)
+          const exit = yield* Effect.exit(attempt)
+          if (Exit.isSuccess(exit)) return exit.value
+          const next = Cause.findErrorOption(exit.cause)
+          if (next._tag === "None") return yield* exit
+          error = next.value
         }
-      )
-    })
+        return yield* Effect.fail(error as E | ResilienceError)
+      }))
   }
 
   const wrap = <E>(next: ToolCaller<E>): ToolCaller<E | ResilienceError> => (request: CallRequest) =>
-    protect(request.server, request.tool, request.policy.safe, next(request), request.traced !== undefined)
+    protect(request.server, request.tool, request.policy.safe, next(request), request)
 
   const guard = <A, E, R>(server: ResolvedServer, effect: Effect.Effect<A, E, R>) =>
-    protect(server, "tools/list", true, effect, false)
+    protect(server, "tools/list", true, effect, undefined)
 
   return { wrap, guard } satisfies Resilience.Service
 })

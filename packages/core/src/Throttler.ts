@@ -1,30 +1,34 @@
 /**
- * The throttler stage: per-server (and per-tool) rate limits and in-flight limits, built on Effect's `RateLimiter`
- * (`effect/persistence`, fixed-window counters in a pluggable store) and `Semaphore`. Over the limit a call waits for
- * its turn (up to `maxWait`) or fails with a typed `RateLimited` error that says when to retry.
+ * The throttler stage: per-server (and per-tool) rate limits and in-flight limits. Over a limit a call waits for its
+ * turn (up to `maxWait` and its deadline) or, with `onLimit: "fail"`, fails at once with a typed error that says
+ * when to retry.
  *
- * - Each server has its own counters and its own semaphore, so a busy server's waiters never hold up another
- *   server's calls. A tool's own limits (`bridge.tools.<tool>.throttle`) apply on top of its server's.
- * - A call first takes an in-flight slot (FIFO among the waiters of that server), then a rate token. Holding the slot
- *   while it waits for a token keeps queued calls from bunching up once slots free.
- * - A rate token is taken with `onExceeded: "fail"`, so that a call that is refused never takes quota: the store only
- *   counts a token when the call is admitted. When one of several limits refuses, the tokens already taken from the
- *   others are handed back at once. A waiting call sleeps until the counter that refused it resets, then tries again;
- *   if that reset is past its `maxWait`, it fails at once.
+ * - What a rate limit guarantees: `perSecond: N` means at most N calls admitted in any sliding second (`perMinute`
+ *   likewise), bursts included, with no call refused while it may still wait. The limits are sliding logs (the
+ *   admission times of the last N calls of each limit, in a ring): a call is admitted when the N-th last admission is
+ *   at least a window (plus a small margin, `windowMargin`, for the jitter between admission and arrival at the
+ *   server) in the past. Admission to one set of limits (a server's, a tool's) is one at a time, in order, through a
+ *   `Semaphore(1)` turnstile, so that callers are served first come first served, nobody overtakes a waiter, and a
+ *   call is recorded at the time it is really let through. A tool's own limits are passed first (holding its
+ *   turnstile), then its server's, and the call is recorded in both when it passes the last.
+ * - Why not Effect's `RateLimiter`: its "fixed-window" counter lets a burst right after spread-out traffic put up to
+ *   2N − 1 calls in one sliding window, its "token-bucket" gives N + N in a window after an idle one, and consuming
+ *   several limits (server and tool) is not atomic, so a call delayed by one limit bunches up under another. A log of
+ *   admission times is the exact rule, and the same algorithm works in a store shared by replicas (a sorted set per
+ *   limit and one script admitting against all of a call's limits, e.g. in Redis).
+ * - Each server has its own turnstiles and in-flight semaphores, so a busy server's waiters never hold up another
+ *   server's calls. A call first takes its in-flight slots (FIFO among the waiters of that server), then its rate
+ *   turn; holding the slot while it waits keeps queued calls from bunching up once slots free.
+ * - The stage sits below `Resilience`: every attempt, retries included, is admitted here.
  * - Servers with no limits (none in their config and no layer `defaults`) skip the stage.
- * - What a limit guarantees: `RateLimiter`'s "fixed-window" counter admits at most `limit` calls back to back, and
- *   its window moves on by `window / limit` per admitted call, so a steady caller gets `limit` calls per `window`.
- *   A burst is never larger than `limit`; but after calls spread over a window, a burst right behind them can make
- *   any one sliding window of that length see up to `2 × limit − 1` calls. A server that must never see more than N
- *   in any sliding second should get a `perSecond` of N / 2.
  *
  * @since 0.1.0
  */
 import { Clock, Context, Duration, Effect, Layer, Option, Schema, Semaphore } from "effect"
-import { RateLimiter } from "effect/persistence"
 import type { ResolvedServer } from "./BridgeConfig.ts"
 import type { ThrottleSettings } from "./BridgeConfigSchema.ts"
 import type * as Metrics from "./internal/metrics.ts"
+import { deadlineExceeded, type McpBridgeError } from "./McpBridgeError.ts"
 import { MetricsRecorder, noop } from "./MetricsRecorder.ts"
 import type { CallRequest, ToolCaller } from "./ToolCaller.ts"
 import type { ToolPolicy } from "./ToolPolicy.ts"
@@ -124,7 +128,7 @@ export declare namespace Throttler {
    * @since 0.1.0
    */
   export interface Service {
-    readonly wrap: <E>(next: ToolCaller<E>) => ToolCaller<E | ThrottlerError>
+    readonly wrap: <E>(next: ToolCaller<E>) => ToolCaller<E | ThrottlerError | McpBridgeError>
   }
 }
 
@@ -140,94 +144,140 @@ export interface Options {
   readonly defaults?: ThrottleSettings | undefined
   /** How long a call waits for its turn when neither its tool, its server nor `defaults` say. @default 30 seconds */
   readonly maxWait?: Duration.Input | undefined
+  /**
+   * Added to each window when deciding an admission, for the jitter between the bridge letting a call through and the
+   * call reaching the server, so that the server too never sees more than the limit in a window. @default 20 millis
+   */
+  readonly windowMargin?: Duration.Input | undefined
 }
 
-/**
- * A limit a call must pass, in the order they are checked.
- */
-interface Limit {
-  readonly key: string
+/** One rate limit: a sliding log of the admission times of its last `limit` calls. */
+interface RateLimit {
   readonly limit: number
-  readonly window: Duration.Duration
   readonly windowName: "second" | "minute"
+  /** The window plus the margin (ms). */
+  readonly spanMillis: number
   readonly kind: Metrics.ThrottleLimit
   /** Set for a tool's own limit. */
   readonly tool: string | undefined
+  readonly log: Float64Array
+  /** Calls logged (up to `limit`), and where the oldest is. */
+  count: number
+  head: number
 }
 
-interface Slot {
-  readonly gate: Gate
-  readonly limit: number
-  readonly tool: string | undefined
-}
-
-/** An in-flight limit: its semaphore, and how many callers wait for it (a newcomer never overtakes them). */
-interface Gate {
-  readonly semaphore: Semaphore.Semaphore
+/** The rate limits of one scope (a server, or a tool), admitted one call at a time. */
+interface RateGate {
+  readonly limits: ReadonlyArray<RateLimit>
+  readonly turnstile: Semaphore.Semaphore
   waiting: number
 }
 
-/**
- * What the stage does with calls to one tool of one server (cached per server and tool).
- */
+/** An in-flight limit: its semaphore, and how many callers wait for it (a newcomer never overtakes them). */
+interface Slot {
+  readonly semaphore: Semaphore.Semaphore
+  readonly limit: number
+  readonly tool: string | undefined
+  waiting: number
+}
+
+/** What the stage does with calls to one tool of one server (cached per server and tool). */
 interface Plan {
   readonly server: string
-  readonly limits: ReadonlyArray<Limit>
+  /** Tool gate first, then server gate. */
+  readonly gates: ReadonlyArray<RateGate>
   /** Tool slot first, then server slot. */
   readonly slots: ReadonlyArray<Slot>
   readonly maxWaitMillis: number
   readonly failFast: boolean
-  /** Takes a token of every limit, or none (built once per plan, run per call). */
-  readonly tokens: Effect.Effect<Refusal | undefined>
 }
 
-/** Which limit refused a call, and when it resets. */
-type Refusal = readonly [index: number, retryAfterMillis: number]
-
-/**
- * One call that had to wait: when it started waiting, until when it may, and the limit it last waited for.
- */
+/** One call on its way through: when it started waiting, until when it may, and the limit it last waited for. */
 interface Ticket {
   readonly plan: Plan
+  readonly call: CallRequest
   /** -1 until the call first waits. */
   start: number
-  deadline: number
+  /** Clock millis until which it may wait: `maxWait` from its first wait, and its deadline. */
+  until: number
+  /** True when `until` is the call's deadline (not `maxWait`). */
+  untilDeadline: boolean
   waitedFor: Metrics.ThrottleLimit | undefined
 }
 
-// The rate limits a `ThrottleSettings` can set, in the order they are taken.
+// The rate limits a `ThrottleSettings` can set.
 const rates = [
-  { field: "perSecond", window: Duration.seconds(1), keySuffix: "s", windowName: "second", kind: "per_second" },
-  { field: "perMinute", window: Duration.minutes(1), keySuffix: "m", windowName: "minute", kind: "per_minute" }
+  { field: "perSecond", windowMillis: 1_000, windowName: "second", kind: "per_second" },
+  { field: "perMinute", windowMillis: 60_000, windowName: "minute", kind: "per_minute" }
 ] as const
 
+// The earliest time (ms) at which every limit of `gate` admits one more call.
+const admitAt = (gate: RateGate): number => {
+  let at = 0
+  for (const l of gate.limits) if (l.count >= l.limit) at = Math.max(at, l.log[l.head]! + l.spanMillis)
+  return at
+}
+
+const record = (gate: RateGate, now: number): void => {
+  for (const l of gate.limits) {
+    if (l.count < l.limit) {
+      l.log[(l.head + l.count) % l.limit] = now
+      l.count++
+    } else {
+      l.log[l.head] = now
+      l.head = (l.head + 1) % l.limit
+    }
+  }
+}
+
 /**
- * Builds the stage over the `RateLimiter` in context.
+ * Builds the stage. It records through the `MetricsRecorder` in context, if any.
  *
  * @since 0.1.0
  */
 export const make = Effect.fnUntraced(function*(options: Options = {}) {
-  const limiter = yield* RateLimiter.RateLimiter
   const recorder = Option.getOrElse(yield* Effect.serviceOption(MetricsRecorder), () => noop)
   const defaultMaxWait = Duration.toMillis(Duration.fromInputUnsafe(options.maxWait ?? "30 seconds"))
-  const gates = new Map<string, Gate>()
+  const margin = Duration.toMillis(Duration.fromInputUnsafe(options.windowMargin ?? "20 millis"))
+  const rateGates = new Map<string, RateGate>()
+  const slots = new Map<string, Slot>()
   const plans = new WeakMap<ResolvedServer, Map<string, Plan | null>>()
 
-  const gateFor = (key: string, permits: number): Gate => {
-    let gate = gates.get(key)
-    if (gate === undefined) {
-      gate = { semaphore: Semaphore.makeUnsafe(permits), waiting: 0 }
-      gates.set(key, gate)
+  const gateFor = (key: string, settings: ThrottleSettings, tool: string | undefined): RateGate | undefined => {
+    let gate = rateGates.get(key)
+    if (gate !== undefined) return gate
+    const limits: Array<RateLimit> = []
+    for (const rate of rates) {
+      const limit = settings[rate.field]
+      if (limit === undefined) continue
+      limits.push({
+        limit,
+        windowName: rate.windowName,
+        spanMillis: rate.windowMillis + margin,
+        kind: rate.kind,
+        tool,
+        log: new Float64Array(limit),
+        count: 0,
+        head: 0
+      })
     }
+    if (limits.length === 0) return undefined
+    gate = { limits, turnstile: Semaphore.makeUnsafe(1), waiting: 0 }
+    rateGates.set(key, gate)
     return gate
+  }
+
+  const slotFor = (key: string, permits: number, tool: string | undefined): Slot => {
+    let slot = slots.get(key)
+    if (slot === undefined) {
+      slots.set(key, slot = { semaphore: Semaphore.makeUnsafe(permits), limit: permits, tool, waiting: 0 })
+    }
+    return slot
   }
 
   const planFor = (server: ResolvedServer, tool: string, policy: ToolPolicy): Plan | undefined => {
     let byTool = plans.get(server)
-    if (byTool === undefined) {
-      byTool = new Map()
-      plans.set(server, byTool)
-    }
+    if (byTool === undefined) plans.set(server, byTool = new Map())
     const cached = byTool.get(tool)
     if (cached !== undefined) return cached ?? undefined
     const serverSettings = server.throttle === undefined
@@ -236,60 +286,48 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       ? server.throttle
       : { ...options.defaults, ...server.throttle }
     const toolSettings = policy.throttle
-    const limits: Array<Limit> = []
-    const slots: Array<Slot> = []
-    const addRates = (settings: ThrottleSettings | undefined, key: string, forTool: string | undefined) => {
-      if (settings === undefined) return
-      for (const rate of rates) {
-        const limit = settings[rate.field]
-        if (limit === undefined) continue
-        limits.push({
-          key: `${key}\u0000${rate.keySuffix}`,
-          limit,
-          window: rate.window,
-          windowName: rate.windowName,
-          kind: rate.kind,
-          tool: forTool
-        })
-      }
-    }
-    const serverKey = server.name
     const toolKey = `${server.name}\u0000${tool}`
-    addRates(serverSettings, serverKey, undefined)
-    addRates(toolSettings, toolKey, tool)
-    if (toolSettings?.concurrency !== undefined) {
-      slots.push({
-        gate: gateFor(toolKey, toolSettings.concurrency),
-        limit: toolSettings.concurrency,
-        tool
-      })
-    }
+    const gates: Array<RateGate> = []
+    const planSlots: Array<Slot> = []
+    const toolGate = toolSettings === undefined ? undefined : gateFor(toolKey, toolSettings, tool)
+    const serverGate = serverSettings === undefined ? undefined : gateFor(server.name, serverSettings, undefined)
+    if (toolGate !== undefined) gates.push(toolGate)
+    if (serverGate !== undefined) gates.push(serverGate)
+    if (toolSettings?.concurrency !== undefined) planSlots.push(slotFor(toolKey, toolSettings.concurrency, tool))
     if (serverSettings?.concurrency !== undefined) {
-      slots.push({
-        gate: gateFor(serverKey, serverSettings.concurrency),
-        limit: serverSettings.concurrency,
-        tool: undefined
-      })
+      planSlots.push(slotFor(server.name, serverSettings.concurrency, undefined))
     }
-    if (limits.length === 0 && slots.length === 0) {
+    if (gates.length === 0 && planSlots.length === 0) {
       byTool.set(tool, null)
       return undefined
     }
     const maxWait = toolSettings?.maxWait ?? serverSettings?.maxWait
     const plan: Plan = {
       server: server.name,
-      limits,
-      slots,
+      gates,
+      slots: planSlots,
       maxWaitMillis: maxWait === undefined ? defaultMaxWait : Duration.toMillis(maxWait),
-      failFast: (toolSettings?.onLimit ?? serverSettings?.onLimit) === "fail",
-      tokens: tryTokens(limits)
+      failFast: (toolSettings?.onLimit ?? serverSettings?.onLimit) === "fail"
     }
     byTool.set(tool, plan)
     return plan
   }
 
-  const rateRefused = (ticket: Ticket, limit: Limit, retryAfterMillis: number) =>
+  // Starts the ticket's wait (and its bound) the first time the call has to wait.
+  const startWait = (ticket: Ticket, now: number): void => {
+    if (ticket.start >= 0) return
+    ticket.start = now
+    const byWait = now + ticket.plan.maxWaitMillis
+    ticket.untilDeadline = ticket.call.deadlineAt < byWait
+    ticket.until = ticket.untilDeadline ? ticket.call.deadlineAt : byWait
+  }
+
+  const deadlinePassed = (ticket: Ticket, phase: "rate-limit" | "concurrency") =>
+    Effect.fail(deadlineExceeded(ticket.plan.server, ticket.call.tool, ticket.call.deadlineMillis, phase))
+
+  const rateRefused = (ticket: Ticket, gate: RateGate, retryAfterMillis: number) =>
     Effect.suspend(() => {
+      const limit = gate.limits.find((l) => l.count >= l.limit) ?? gate.limits[0]!
       recorder.throttleRejected(ticket.plan.server, limit.kind)
       return Effect.fail(
         new ThrottlerError({
@@ -304,8 +342,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       )
     })
 
-  const slotRefused = (ticket: Ticket, slot: Slot) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+  const slotRefused = (ticket: Ticket, slot: Slot, now: number) =>
+    Effect.suspend(() => {
       recorder.throttleRejected(ticket.plan.server, "concurrency")
       return Effect.fail(
         new ThrottlerError({
@@ -319,149 +357,151 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       )
     })
 
-  // Takes one token of every limit, or none: `undefined` when admitted, else which limit refused and its reset. When
-  // a later limit refuses, the tokens taken from the earlier ones are handed back.
-  const tryTokens = (limits: ReadonlyArray<Limit>): Effect.Effect<Refusal | undefined> => {
-    let chain: Effect.Effect<Refusal | undefined> = Effect.succeed(undefined)
-    for (let i = limits.length - 1; i >= 0; i--) {
-      const l = limits[i]!
-      const rest = chain
-      const refund = Effect.forEach(
-        limits.slice(0, i),
-        (r) => Effect.ignore(limiter.consume({ key: r.key, limit: r.limit, window: r.window, tokens: -1 })),
-        { discard: true }
-      )
-      chain = limiter.consume({ key: l.key, limit: l.limit, window: l.window, onExceeded: "fail" }).pipe(
-        Effect.matchEffect({
-          onSuccess: () => rest,
-          onFailure: (error) =>
-            error.reason._tag === "RateLimitExceeded"
-              ? Effect.as(refund, [i, Duration.toMillis(error.reason.retryAfter)] as const)
-              // The store is unreachable: let the call through rather than fail it for the limiter's sake.
-              : rest
+  // Takes a permit of `semaphore` within `millis`. `true`: the caller holds a permit and must release it; `false` or
+  // interrupted: it holds none (a permit granted after the bound is handed back).
+  const takeWithin = (semaphore: Semaphore.Semaphore, millis: number): Effect.Effect<boolean> => {
+    if (millis <= 0) return Effect.succeed(false)
+    let acquired = false
+    let abandoned = false
+    const take = Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(restore(semaphore.take(1)), () => {
+        if (abandoned) return Effect.asVoid(semaphore.release(1))
+        acquired = true
+        return Effect.void
+      })
+    )
+    return Effect.timeoutOption(take, Duration.millis(millis)).pipe(
+      Effect.map(() => {
+        abandoned = true
+        return acquired
+      }),
+      Effect.onInterrupt(() =>
+        Effect.suspend(() => {
+          abandoned = true
+          return acquired ? Effect.asVoid(semaphore.release(1)) : Effect.void
         })
       )
-    }
-    return chain
+    )
   }
 
-  // Starts the ticket's wait (and its deadline) the first time the call has to wait.
-  const started = (ticket: Ticket): Effect.Effect<number> =>
-    Effect.map(Clock.currentTimeMillis, (now) => {
-      if (ticket.start < 0) {
-        ticket.start = now
-        ticket.deadline = now + ticket.plan.maxWaitMillis
-      }
-      return now
-    })
-
-  // Records how long an admitted call waited, if it did.
-  const admitted = (ticket: Ticket) =>
-    ticket.waitedFor === undefined ? Effect.void : Effect.flatMap(
-      Clock.currentTimeMillis,
-      (now) =>
-        Effect.sync(() => recorder.throttleWaited(ticket.plan.server, ticket.waitedFor!, (now - ticket.start) / 1000))
-    )
-
-  // Takes a token of every limit, waiting for them until the ticket's deadline.
-  const admit = (ticket: Ticket): Effect.Effect<void, ThrottlerError> =>
-    Effect.flatMap(ticket.plan.tokens, (refusal) => {
-      if (refusal === undefined) return admitted(ticket)
-      const [index, retryAfter] = refusal
-      const limit = ticket.plan.limits[index]!
-      return Effect.flatMap(started(ticket), (now) => {
-        if (ticket.plan.failFast || now + retryAfter > ticket.deadline) {
-          return rateRefused(ticket, limit, retryAfter)
-        }
-        ticket.waitedFor = limit.kind
-        return Effect.andThen(Effect.sleep(Duration.millis(retryAfter)), admit(ticket))
-      })
-    })
-
-  // Takes a permit of `semaphore` before `deadline`. `true`: the caller holds a permit and must release it; `false`
-  // or interrupted: it holds none (a permit granted after the deadline is handed back).
-  const takeBefore = (semaphore: Semaphore.Semaphore, deadline: number): Effect.Effect<boolean> =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      if (now >= deadline) return Effect.succeed(false)
-      let acquired = false
-      let abandoned = false
-      const take = Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(restore(semaphore.take(1)), () => {
-          if (abandoned) return Effect.asVoid(semaphore.release(1))
-          acquired = true
-          return Effect.void
+  // Passes the rate gates from `index` on, holding each gate's turnstile from its turn until the call is through the
+  // last one; the call is recorded in every gate when it passes the last.
+  const throughGates = <A, E>(
+    ticket: Ticket,
+    index: number,
+    passed: Array<RateGate>,
+    inner: Effect.Effect<A, E>
+  ): Effect.Effect<A, E | ThrottlerError | McpBridgeError> => {
+    const plan = ticket.plan
+    if (index === plan.gates.length) {
+      return Effect.suspend(() => {
+        const now = Effect.clockWith((clock) => Effect.succeed(clock.currentTimeMillisUnsafe()))
+        return Effect.flatMap(now, (at) => {
+          for (const gate of passed) record(gate, at)
+          if (ticket.waitedFor !== undefined) {
+            recorder.throttleWaited(ticket.plan.server, ticket.waitedFor, (at - ticket.start) / 1000)
+          }
+          return inner
         })
-      )
-      return Effect.timeoutOption(take, Duration.millis(deadline - now)).pipe(
-        Effect.map(() => {
-          abandoned = true
-          return acquired
-        }),
-        Effect.onInterrupt(() =>
-          Effect.suspend(() => {
-            abandoned = true
-            return acquired ? Effect.asVoid(semaphore.release(1)) : Effect.void
+      })
+    }
+    const gate = plan.gates[index]!
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.clockWith((clock) => {
+        const now = clock.currentTimeMillisUnsafe()
+        const held = (after: Effect.Effect<A, E | ThrottlerError | McpBridgeError>) =>
+          Effect.ensuring(restore(after), gate.turnstile.release(1))
+        const pass = (): Effect.Effect<A, E | ThrottlerError | McpBridgeError> => {
+          const at = Math.max(admitAt(gate), ...passed.map(admitAt))
+          const current = clock.currentTimeMillisUnsafe()
+          if (at <= current) return throughGates(ticket, index + 1, [...passed, gate], inner)
+          startWait(ticket, current)
+          if (plan.failFast || at > ticket.until) {
+            if (!plan.failFast && ticket.untilDeadline) return deadlinePassed(ticket, "rate-limit")
+            return rateRefused(ticket, gate, at - current)
+          }
+          ticket.waitedFor = gate.limits[0]!.kind
+          return Effect.andThen(
+            Effect.sleep(Duration.millis(at - current)),
+            Effect.suspend(() => throughGates(ticket, index + 1, [...passed, gate], inner))
+          )
+        }
+        // Free turnstile and nobody waiting: no queue to join.
+        if (gate.waiting === 0) {
+          return Effect.flatMap(gate.turnstile.takeIfAvailable(1), (taken) => {
+            if (taken) return held(Effect.suspend(pass))
+            return waitTurn()
           })
-        )
-      )
-    })
+        }
+        return waitTurn()
+
+        function waitTurn(): Effect.Effect<A, E | ThrottlerError | McpBridgeError> {
+          startWait(ticket, now)
+          if (plan.failFast) {
+            return rateRefused(ticket, gate, Math.max(0, admitAt(gate) - now))
+          }
+          ticket.waitedFor = gate.limits[0]!.kind
+          gate.waiting++
+          const take = takeWithin(gate.turnstile, ticket.until - now).pipe(
+            Effect.ensuring(Effect.sync(() => gate.waiting--))
+          )
+          return Effect.flatMap(restore(take), (ok) => {
+            if (ok) return held(Effect.suspend(pass))
+            return ticket.untilDeadline
+              ? deadlinePassed(ticket, "rate-limit")
+              : rateRefused(ticket, gate, Math.max(0, admitAt(gate) - clock.currentTimeMillisUnsafe()))
+          })
+        }
+      })
+    )
+  }
 
   const withSlots = <A, E>(
     ticket: Ticket,
     index: number,
-    inner: Effect.Effect<A, E>
-  ): Effect.Effect<A, E | ThrottlerError> => {
+    inner: Effect.Effect<A, E | ThrottlerError | McpBridgeError>
+  ): Effect.Effect<A, E | ThrottlerError | McpBridgeError> => {
     const plan = ticket.plan
     if (index === plan.slots.length) return inner
     const slot = plan.slots[index]!
-    const gate = slot.gate
-    const semaphore = gate.semaphore
+    const semaphore = slot.semaphore
     return Effect.uninterruptibleMask((restore) =>
       // A free permit is taken at once only when nobody waits for one (`takeIfAvailable` would overtake them; the
       // semaphore's own `take` queues in order).
-      Effect.flatMap(gate.waiting === 0 ? semaphore.takeIfAvailable(1) : Effect.succeed(false), (taken) => {
+      Effect.flatMap(slot.waiting === 0 ? semaphore.takeIfAvailable(1) : Effect.succeed(false), (taken) => {
         if (taken) return Effect.ensuring(restore(withSlots(ticket, index + 1, inner)), semaphore.release(1))
-        if (plan.failFast) return slotRefused(ticket, slot)
-        ticket.waitedFor = "concurrency"
-        gate.waiting++
-        const take = Effect.flatMap(started(ticket), () => takeBefore(semaphore, ticket.deadline)).pipe(
-          Effect.ensuring(Effect.sync(() => gate.waiting--))
-        )
-        return Effect.flatMap(restore(take), (ok) =>
-          ok
-            ? Effect.ensuring(restore(withSlots(ticket, index + 1, inner)), semaphore.release(1))
-            : slotRefused(ticket, slot))
+        return Effect.clockWith((clock) => {
+          const now = clock.currentTimeMillisUnsafe()
+          if (plan.failFast) return slotRefused(ticket, slot, now)
+          startWait(ticket, now)
+          ticket.waitedFor = "concurrency"
+          slot.waiting++
+          const take = takeWithin(semaphore, ticket.until - now).pipe(
+            Effect.ensuring(Effect.sync(() => slot.waiting--))
+          )
+          return Effect.flatMap(restore(take), (ok) =>
+            ok
+              ? Effect.ensuring(restore(withSlots(ticket, index + 1, inner)), semaphore.release(1))
+              : ticket.untilDeadline
+              ? deadlinePassed(ticket, "concurrency")
+              : slotRefused(ticket, slot, clock.currentTimeMillisUnsafe()))
+        })
       })
     )
   }
 
-  const wrap = <E>(next: ToolCaller<E>): ToolCaller<E | ThrottlerError> => (request: CallRequest) => {
+  const wrap = <E>(next: ToolCaller<E>): ToolCaller<E | ThrottlerError | McpBridgeError> => (request: CallRequest) => {
     const plan = planFor(request.server, request.tool, request.policy)
     if (plan === undefined) return next(request)
-    const ticket: Ticket = { plan, start: -1, deadline: 0, waitedFor: undefined }
-    const call = next(request)
-    const inner = plan.limits.length === 0
-      ? Effect.suspend(() => Effect.andThen(admitted(ticket), call))
-      : Effect.andThen(admit(ticket), call)
-    return withSlots(ticket, 0, inner)
+    const ticket: Ticket = { plan, call: request, start: -1, until: 0, untilDeadline: false, waitedFor: undefined }
+    return withSlots(ticket, 0, throughGates(ticket, 0, [], Effect.suspend(() => next(request))))
   }
 
   return { wrap } satisfies Throttler.Service
 })
 
 /**
- * The throttler over any `RateLimiterStore` (e.g. `RateLimiter.layerStoreRedis` to share limits between processes).
- *
- * Note: with a store shared by several processes, a call refused by its second limit hands back its first token
- * with a separate store operation, so another process may briefly see one token fewer.
- *
- * @since 0.1.0
- */
-export const layerStore = (options: Options = {}): Layer.Layer<Throttler, never, RateLimiter.RateLimiterStore> =>
-  Layer.effect(Throttler, make(options)).pipe(Layer.provide(RateLimiter.layer))
-
-/**
- * The throttler with its counters in memory (one process).
+ * The throttler, with the limits each server's `bridge.throttle` (and each tool's) sets, over `options.defaults`.
  *
  * @example
  * ```ts
@@ -471,8 +511,7 @@ export const layerStore = (options: Options = {}): Layer.Layer<Throttler, never,
  *
  * @since 0.1.0
  */
-export const layer = (options: Options = {}): Layer.Layer<Throttler> =>
-  layerStore(options).pipe(Layer.provide(RateLimiter.layerStoreMemory))
+export const layer = (options: Options = {}): Layer.Layer<Throttler> => Layer.effect(Throttler, make(options))
 
 /**
  * No limits: calls pass straight through.

@@ -179,6 +179,7 @@ describe("config", () => {
     const config = { mcpServers: { a: { url: `http://127.0.0.1:${port}/mcp`, bridge: { pool: { min: 100_000 } } } } }
     const started = now()
     const child = spawn(process.execPath, [
+      "--conditions=@mcp-bridge/source",
       "--max-old-space-size=192",
       fixture,
       JSON.stringify(config),

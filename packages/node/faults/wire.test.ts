@@ -115,17 +115,17 @@ describe("wire", () => {
   )
 
   it.live(
-    "oversized: an 11 MiB result fails with a typed error naming the limit; 5 MiB passes; the next call is served",
+    "oversized: a 33 MiB result fails with a typed error naming the (default 32 MiB) limit; 11 MiB passes; the next call is served",
     () =>
       Effect.gen(function*() {
         const r = yield* withBridge(config, (bridge) =>
           Effect.gen(function*() {
             yield* bridge.callTool("s.echo", {})
             const fits = yield* timed(
-              bridge.callTool("s.echo", { __fault: { kind: "oversized", bytes: 5 * 1024 * 1024 } })
+              bridge.callTool("s.echo", { __fault: { kind: "oversized", bytes: 11 * 1024 * 1024 } })
             )
             const big = yield* timed(
-              bridge.callTool("s.echo", { __fault: { kind: "oversized", bytes: 11 * 1024 * 1024 } }, {
+              bridge.callTool("s.echo", { __fault: { kind: "oversized", bytes: 33 * 1024 * 1024 } }, {
                 timeout: 10_000
               })
             )
@@ -136,11 +136,15 @@ describe("wire", () => {
         const error = failureOf(r.big.exit)
         figure(
           "oversized",
-          `5 MiB: ${describeCall(r.fits)}; 11 MiB: ${describeCall(r.big)} ("${
+          `11 MiB: ${describeCall(r.fits)}; 33 MiB: ${describeCall(r.big)} ("${
             messageOf(error).slice(0, 90)
           }"); next call ${describeCall(r.next)}; ${left} processes left`
         )
-        assert.strictEqual(kindOf(failureOf(r.fits.exit)), "ok", "a 5 MiB result fits the default limit")
+        assert.strictEqual(
+          kindOf(failureOf(r.fits.exit)),
+          "ok",
+          "an 11 MiB result (over the SDK's 10 MB) fits the default limit"
+        )
         assert.isTrue(Expect.isMessageTooLarge(error), `a typed error naming the limit: ${kindOf(error)}`)
         assert.strictEqual(kindOf(failureOf(r.next.exit)), "ok")
         assert.strictEqual(left, 0)

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { createBridge, McpAuth, McpBridge } from "@mcp-bridge/core"
-import { NodeAuth } from "@mcp-bridge/node"
+import { McpAuth, McpBridge } from "@mcp-bridge/core"
+import { createBridge, NodeAuth } from "@mcp-bridge/node"
 import { TestAuthServer } from "@mcp-bridge/testing"
 import { Effect, Layer } from "effect"
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"

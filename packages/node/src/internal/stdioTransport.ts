@@ -287,11 +287,12 @@ export class StdioTransport implements Transport {
   private parse(text: string): JSONRPCMessage | undefined {
     const whole = tryParse(text)
     if (whole !== undefined) return whole
-    // Only where a JSON-RPC message can start: the last `{` before each `"jsonrpc"` key.
-    for (let key = text.indexOf("\"jsonrpc\"", 1); key !== -1; key = text.indexOf("\"jsonrpc\"", key + 1)) {
-      const at = text.lastIndexOf("{", key)
-      if (at <= 0) continue
-      const tailMessage = tryParse(text.slice(at))
+    // Only where a JSON-RPC message can start: an object whose first key is one of a message's top-level keys.
+    messageStart.lastIndex = 1
+    let tries = 0
+    for (let match = messageStart.exec(text); match !== null && tries < 64; match = messageStart.exec(text)) {
+      tries++
+      const tailMessage = tryParse(text.slice(match.index))
       if (tailMessage !== undefined) {
         this.onerror?.(new Error("the server wrote a partial line; the message behind it was recovered"))
         return tailMessage
@@ -301,6 +302,8 @@ export class StdioTransport implements Transport {
     return undefined
   }
 }
+
+const messageStart = /\{\s*"(?:jsonrpc|id|result|error|method|params)"\s*:/g
 
 const tryParse = (text: string): JSONRPCMessage | undefined => {
   try {

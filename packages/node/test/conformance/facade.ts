@@ -1,5 +1,4 @@
 /**
- * The one place the conformance client takes the Promise facade from: `createBridge` lives in `@mcp-bridge/core`
- * today and moves to `@mcp-bridge/node` with the same shape; only this import changes then.
+ * The one place the conformance client takes the Promise facade from.
  */
-export { createBridge } from "@mcp-bridge/core"
+export { createBridge } from "@mcp-bridge/node"

@@ -118,7 +118,7 @@ const runScenario = async (scenario: string): Promise<ScenarioResult> => {
   mkdirSync(dir, { recursive: true })
   const started = performance.now()
   // The suite splits the command at spaces, and appends the server URL.
-  const command = `${process.execPath} ${clientScript}`
+  const command = `${process.execPath} --conditions=@mcp-bridge/source ${clientScript}`
   const { code, output } = await run(
     ["client", "--scenario", scenario, "--command", command, "--timeout", "30000", "-o", dir],
     90_000
