@@ -10,8 +10,10 @@
  */
 import type { CallToolResult, DiscoverResult, PriorDiscovery, Tool } from "@modelcontextprotocol/client"
 import { Client, ProtocolError, SdkError, SdkErrorCode, SdkHttpError } from "@modelcontextprotocol/client"
-import { Clock, Context, Deferred, Duration, Effect, Scope } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Redacted, Scope } from "effect"
 import type { ResolvedServer } from "./BridgeConfig.ts"
+import { streamEndedCode } from "./internal/httpTransport.ts"
+import { scrub } from "./internal/scrub.ts"
 import { isAuthorizationFailure } from "./McpAuth.ts"
 import {
   Closed,
@@ -175,6 +177,8 @@ export const reasonFromSdk = (
     const limit = (error.data as { readonly limitBytes?: unknown } | undefined)?.limitBytes
     return error.code === messageTooLargeCode && typeof limit === "number"
       ? new MessageTooLarge({ server, operation, limitBytes: limit })
+      : error.code === streamEndedCode
+      ? new Closed({ server, message: "the response stream broke before the answer (the server is gone)" })
       : new Protocol({ server, code: error.code, message: error.message })
   }
   const code = causeCode(error)
@@ -192,6 +196,26 @@ export const reasonFromSdk = (
 }
 
 let nextId = 0
+
+// The values of a server's secrets: its `env` (stdio) and its `headers` (HTTP, SSE).
+const secretsOf = (server: ResolvedServer): ReadonlyArray<string> => {
+  const transport = server.transport as {
+    readonly env?: Readonly<Record<string, Redacted.Redacted<string>>>
+    readonly headers?: Readonly<Record<string, Redacted.Redacted<string>>>
+  }
+  const values: Array<string> = []
+  for (const map of [transport.env, transport.headers]) {
+    if (map === undefined) continue
+    for (const value of Object.values(map)) {
+      const revealed = Redacted.value(value)
+      values.push(revealed)
+      // A header such as `Authorization: Bearer <token>` may be echoed without its scheme.
+      const space = revealed.indexOf(" ")
+      if (space > 0) values.push(revealed.slice(space + 1))
+    }
+  }
+  return values
+}
 
 // Effect's default clock (real time); a call on it gets its deadline from one timer, see `request`.
 const liveClock = Context.get(Context.empty(), Clock.Clock)
@@ -241,12 +265,17 @@ export const make = Effect.fnUntraced(function*(
 
   const id = ++nextId
   const stderr = () => opened.stderrTail?.() || undefined
+  // What the server sends back (an error body, a message) may echo its secrets: they never reach an error.
+  const secrets = secretsOf(server)
+  const clean = (text: string) => scrub(text, secrets)
   // A request's failure names this session when it is about the session (it died, or did not answer in time).
   const ofThisSession = (reason: Reason): Reason =>
     reason._tag === "Closed"
-      ? new Closed({ ...reason, session: id })
+      ? new Closed({ ...reason, message: clean(reason.message), session: id })
       : reason._tag === "Timeout"
       ? new Timeout({ ...reason, session: id })
+      : reason._tag === "Protocol"
+      ? new Protocol({ ...reason, message: clean(reason.message) })
       : reason
   const fail = (operation: string, timeoutMillis: number) => (error: unknown) =>
     new McpSessionError({
@@ -293,7 +322,7 @@ export const make = Effect.fnUntraced(function*(
       return new McpSessionError({
         reason: reason._tag === "Timeout" || reason._tag === "Unauthorized" ? reason : new ConnectFailed({
           server: server.name,
-          message: "message" in reason ? reason.message : new McpSessionError({ reason }).message,
+          message: clean("message" in reason ? reason.message : new McpSessionError({ reason }).message),
           ...(stderr() ? { stderr: stderr()! } : {})
         })
       })

@@ -8,10 +8,11 @@
  * @since 0.1.0
  */
 import type { Transport } from "@modelcontextprotocol/client"
-import { SSEClientTransport, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
+import { SSEClientTransport } from "@modelcontextprotocol/client"
 import { Context, Duration, Effect, Layer } from "effect"
 import type { ResolvedServer } from "./BridgeConfig.ts"
 import { transportKind } from "./BridgeConfig.ts"
+import { BridgeHttpTransport } from "./internal/httpTransport.ts"
 import { revealAll } from "./internal/secrets.ts"
 import * as McpAuth from "./McpAuth.ts"
 
@@ -126,15 +127,9 @@ export const make = (options: Options = {}): McpTransport.Service => ({
         case "http": {
           if (!("url" in config) || config.type === "sse") return Effect.die("unreachable")
           const headers = revealAll(config.headers)
-          const transport = new StreamableHTTPClientTransport(new URL(config.url), {
+          const transport = new BridgeHttpTransport(new URL(config.url), {
             ...(headers ? { requestInit: { headers } } : {}),
-            ...(fetch ? { fetch } : {}),
-            reconnectionOptions: {
-              maxReconnectionDelay: 30_000,
-              initialReconnectionDelay: 1_000,
-              reconnectionDelayGrowFactor: 1.5,
-              maxRetries: 0
-            }
+            ...(fetch ? { fetch } : {})
           })
           const terminateTimeout = Math.min(Duration.toMillis(server.connectTimeout), 5_000)
           return Effect.succeed<OpenedTransport>({

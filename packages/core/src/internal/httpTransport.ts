@@ -1,0 +1,63 @@
+/**
+ * The Streamable HTTP transport of a session: the SDK's `StreamableHTTPClientTransport`, with two things settled for
+ * a pool of sessions.
+ *
+ * - A response stream that breaks before the answer is resumed (`Last-Event-ID`, after the server's `retry:` or a
+ *   short backoff, a few times, bounded); when it cannot be resumed (the server sent no event id, or is gone), the
+ *   request it carried fails at once with a JSON-RPC error of code `streamEndedCode`, instead of waiting for its
+ *   deadline: the session reports it as `Closed`, and the pool replaces the session.
+ * - The server's `retry:` is honoured up to `maxRetryDelayMillis`, so that a server cannot park a call for long.
+ *
+ * Built on the SDK's documented `send` options (`onRequestStreamEnd`) and `reconnectionScheduler`.
+ *
+ * @internal
+ */
+import type { JSONRPCMessage, StreamableHTTPClientTransportOptions } from "@modelcontextprotocol/client"
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
+
+/** The JSON-RPC error code of a request whose response stream ended before the answer. @internal */
+export const streamEndedCode = -32098
+
+/** The longest wait before resuming a broken stream, whatever the server's `retry:`. @internal */
+export const maxRetryDelayMillis = 5_000
+
+const isRequest = (message: JSONRPCMessage): message is JSONRPCMessage & { readonly id: string | number } =>
+  "method" in message && "id" in message && message.id !== undefined
+
+/** @internal */
+export class BridgeHttpTransport extends StreamableHTTPClientTransport {
+  constructor(url: URL, options: StreamableHTTPClientTransportOptions = {}) {
+    super(url, {
+      ...options,
+      reconnectionOptions: {
+        initialReconnectionDelay: 200,
+        reconnectionDelayGrowFactor: 2,
+        maxReconnectionDelay: 2_000,
+        maxRetries: 3
+      },
+      reconnectionScheduler: (reconnect, delay) => {
+        const timer = setTimeout(reconnect, Math.min(delay, maxRetryDelayMillis))
+        return () => clearTimeout(timer)
+      }
+    })
+  }
+
+  override send(
+    message: JSONRPCMessage | Array<JSONRPCMessage>,
+    options?: Parameters<StreamableHTTPClientTransport["send"]>[1]
+  ): Promise<void> {
+    if (Array.isArray(message) || !isRequest(message)) return super.send(message as JSONRPCMessage, options)
+    const id = message.id
+    return super.send(message, {
+      ...options,
+      onRequestStreamEnd: () => {
+        options?.onRequestStreamEnd?.()
+        this.onmessage?.({
+          jsonrpc: "2.0",
+          id,
+          error: { code: streamEndedCode, message: "the response stream ended before the answer" }
+        } as JSONRPCMessage)
+      }
+    })
+  }
+}
