@@ -63,7 +63,7 @@ export const make: Effect.Effect<Batcher.Service> = Effect.sync(() => {
   // pipelines never share a key.
   const flights = Flights.make<CallToolResult, any>()
   const wrap = <E>(next: ToolCaller<E>): ToolCaller<E> => (request: CallRequest) =>
-    !request.policy.safe || request.meta !== undefined
+    !request.policy.safe || request.meta !== undefined || request.onProgress !== undefined
       ? next(request)
       : flights.run(keyOf(request), next(request)) as Effect.Effect<CallToolResult, E>
   return { wrap, inFlight: Effect.sync(flights.size) }

@@ -8,9 +8,18 @@
  *
  * @since 0.1.0
  */
-import type { CallToolResult } from "@modelcontextprotocol/client"
-import { Deferred, type Duration, Effect, Exit, ManagedRuntime } from "effect"
+import type {
+  CallToolResult,
+  CreateMessageResult,
+  ElicitResult,
+  LoggingLevel,
+  Progress,
+  Root
+} from "@modelcontextprotocol/client"
+import { Deferred, type Duration, Effect, Exit, ManagedRuntime, Queue, Stream } from "effect"
+import { invalid as invalidOption } from "./BridgeConfigError.ts"
 import { CallerIdentity } from "./CallerIdentity.ts"
+import * as ClientHandlers from "./ClientHandlers.ts"
 import * as ConnectionPool from "./ConnectionPool.ts"
 import { shown } from "./internal/validate.ts"
 import * as McpAuth from "./McpAuth.ts"
@@ -38,6 +47,11 @@ export interface CallOptions {
   readonly signal?: AbortSignal | undefined
   /** Request `_meta` to send, e.g. W3C `traceparent` / `tracestate` of your own trace. */
   readonly meta?: Readonly<Record<string, unknown>> | undefined
+  /**
+   * Called with each progress notification the server sends for this call (`{ progress, total?, message? }`). A call
+   * with `onProgress` is never served from the cache nor coalesced with another.
+   */
+  readonly onProgress?: ((progress: Progress) => void) | undefined
 }
 
 /**
@@ -67,6 +81,10 @@ export interface BridgeClient extends AsyncDisposable {
   readonly metrics: () => Promise<BridgeMetrics>
   /** The result cache: invalidation and stats (see `ResultCache`). */
   readonly cache: CacheControl
+  /**
+   * Replaces the roots given in `options.roots` and tells the servers that support it (`roots/list_changed`).
+   */
+  readonly setRoots: (roots: ReadonlyArray<Root>) => void
   /** Closes every session (and ends every child process); calls still running reject with `BridgeClosed`. */
   readonly close: () => Promise<void>
 }
@@ -139,6 +157,32 @@ export interface Options extends McpBridge.LayerOptions, McpTransport.Options {
   readonly onAuthorization?: McpAuth.AuthorizationCallback | undefined
   /** The redirect URI of `onAuthorization`'s flows. @default "http://127.0.0.1/callback" */
   readonly redirectUri?: string | undefined
+  /**
+   * Answers a server's question for the user (elicitation): resolve with `{ action: "accept", content }`,
+   * `{ action: "decline" }` or `{ action: "cancel" }`. `origin` says which server, tool and identity asked. Without it,
+   * servers are told the client cannot elicit.
+   */
+  readonly onElicitation?:
+    | ((request: ClientHandlers.ElicitParams, origin: ClientHandlers.Origin) => ElicitResult | Promise<ElicitResult>)
+    | undefined
+  /** `onElicitation` answers URL-mode elicitations too (`request.mode === "url"`: the user opens `request.url`). */
+  readonly elicitationUrl?: boolean | undefined
+  /** Answers a server's request for a completion of the application's model (sampling). */
+  readonly onSampling?:
+    | ((
+      request: ClientHandlers.SampleParams,
+      origin: ClientHandlers.Origin
+    ) => CreateMessageResult | Promise<CreateMessageResult>)
+    | undefined
+  /** The roots servers may work in (`file://` URIs), or a function of who asks; `setRoots` changes them. */
+  readonly roots?:
+    | ReadonlyArray<Root>
+    | ((origin: ClientHandlers.Origin) => ReadonlyArray<Root> | Promise<ReadonlyArray<Root>>)
+    | undefined
+  /** Each log message of a server. @default logged through Effect's logger at the message's level */
+  readonly onLog?: ((message: ClientHandlers.LogMessage, origin: ClientHandlers.Origin) => void) | undefined
+  /** The least severe level servers send logs at (a server's `bridge.logLevel` wins for it). */
+  readonly logLevel?: LoggingLevel | undefined
 }
 
 const isSignal = (value: unknown): value is AbortSignal =>
@@ -207,10 +251,60 @@ const checkOptions = (
   return {
     call: {
       ...(o.timeout === undefined ? {} : { timeout: o.timeout as Duration.Input }),
-      ...(o.meta === undefined ? {} : { meta: o.meta })
+      ...(o.meta === undefined ? {} : { meta: o.meta }),
+      ...(o.onProgress === undefined ? {} : { onProgress: o.onProgress })
     },
     identity: o.identity,
     signal: o.signal
+  }
+}
+
+const callbackNames = ["onElicitation", "onSampling", "onLog"] as const
+
+// The client handlers of the facade's callbacks, and `setRoots`; `undefined` when none is given.
+const handlersOf = (options: Options): {
+  readonly handlers: ClientHandlers.Handlers
+  readonly setRoots: (roots: ReadonlyArray<Root>) => void
+} => {
+  for (const name of callbackNames) {
+    const value = options[name]
+    if (value !== undefined && typeof value !== "function") {
+      throw invalidOption(["options", name], `must be a function, got ${shown(value)}`)
+    }
+  }
+  if (options.roots !== undefined && typeof options.roots !== "function" && !Array.isArray(options.roots)) {
+    throw invalidOption(["options", "roots"], `must be an array of roots or a function, got ${shown(options.roots)}`)
+  }
+  const { onElicitation, onLog, onSampling } = options
+  let roots: Options["roots"] = options.roots
+  const listeners = new Set<Queue.Queue<void, unknown>>()
+  const promised = <A>(f: () => A | Promise<A>) => Effect.tryPromise({ try: async () => await f(), catch: (e) => e })
+  const handlers: ClientHandlers.Handlers = {
+    ...(onElicitation === undefined ? {} : {
+      elicit: (params, origin) => promised(() => onElicitation(params, origin)),
+      elicitUrl: options.elicitationUrl === true
+    }),
+    ...(onSampling === undefined ? {} : { sample: (params, origin) => promised(() => onSampling(params, origin)) }),
+    ...(roots === undefined ? {} : {
+      roots: {
+        list: (origin) => promised(() => typeof roots === "function" ? roots(origin) : roots ?? []),
+        changes: Stream.callback<void>((queue) =>
+          Effect.acquireRelease(
+            Effect.sync(() => listeners.add(queue as Queue.Queue<void, unknown>)),
+            () => Effect.sync(() => listeners.delete(queue as Queue.Queue<void, unknown>))
+          )
+        )
+      }
+    }),
+    ...(onLog === undefined ? {} : { log: (message, origin) => Effect.sync(() => onLog(message, origin)) }),
+    ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel })
+  }
+  return {
+    handlers,
+    setRoots: (next) => {
+      roots = next
+      for (const queue of listeners) Queue.offerUnsafe(queue, undefined)
+    }
   }
 }
 
@@ -238,7 +332,9 @@ export const make = async (config: object, options: Options = {}): Promise<Bridg
     ? undefined
     : McpAuth.interactionFromCallback(options.onAuthorization, { redirectUri: options.redirectUri })
   const auth = options.auth ?? (interaction === undefined ? undefined : McpAuth.layerMemory({ interaction }))
-  const runtime = ManagedRuntime.make(McpBridge.layer(config, { ...options, transport, auth }))
+  const client = handlersOf(options)
+  const handlers = options.handlers ?? ClientHandlers.layer(client.handlers)
+  const runtime = ManagedRuntime.make(McpBridge.layer(config, { ...options, transport, auth, handlers }))
   const bridge = await runtime.runPromise(McpBridge.McpBridge).catch(async (error) => {
     await runtime.dispose()
     throw error
@@ -362,6 +458,7 @@ export const make = async (config: object, options: Options = {}): Promise<Bridg
       invalidateAll: guarded(() => run(cache.invalidateAll)),
       stats: guarded(() => run(cache.stats))
     },
+    setRoots: client.setRoots,
     close,
     [Symbol.asyncDispose]: close
   }

@@ -73,6 +73,8 @@ export interface ResolvedServer {
   readonly deadline: Duration.Duration | undefined
   /** Deadline of opening a session. @default 15 seconds */
   readonly connectTimeout: Duration.Duration
+  /** The least severe log level the server should send. @default none asked for */
+  readonly logLevel: "debug" | "info" | "notice" | "warning" | "error" | "critical" | "alert" | "emergency" | undefined
   /** Largest answer accepted from the server (stdio), in bytes. @default 32 MiB */
   readonly maxMessageBytes: number
   /** @default "auto" */
@@ -211,6 +213,7 @@ const resolveServer = (
     deadline: bridge?.deadline ?? global?.deadline,
     connectTimeout: bridge?.connectTimeout ?? global?.connectTimeout ?? defaults.connectTimeout,
     maxMessageBytes: bridge?.maxMessageBytes ?? global?.maxMessageBytes ?? defaults.maxMessageBytes,
+    logLevel: bridge?.logLevel ?? global?.logLevel,
     protocol: bridge?.protocol ?? global?.protocol ?? defaults.protocol,
     pool: {
       min: pool.min ?? defaults.pool.min,

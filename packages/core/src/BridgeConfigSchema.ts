@@ -244,6 +244,10 @@ export const BridgeSettings = Schema.Struct({
   deadline: Schema.optionalKey(DurationInput),
   /** Deadline of opening a session (spawn or HTTP handshake, plus negotiation). */
   connectTimeout: Schema.optionalKey(DurationInput),
+  /** The least severe log level the server should send (its messages go to `ClientHandlers.log`). */
+  logLevel: Schema.optionalKey(
+    literals(["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"])
+  ),
   /** Largest answer accepted from the server (stdio), in bytes; a larger one fails its request. */
   maxMessageBytes: Schema.optionalKey(count(1024 * MiB, 1024)),
   protocol: Schema.optionalKey(ProtocolMode),

@@ -13,12 +13,13 @@
  *
  * @since 0.1.0
  */
-import type { CallToolResult, Tool } from "@modelcontextprotocol/client"
+import type { CallToolResult, Progress, Tool } from "@modelcontextprotocol/client"
 import { Clock, Context, Duration, Effect, Layer, Option, Result } from "effect"
 import * as Batcher from "./Batcher.ts"
 import * as BridgeConfig from "./BridgeConfig.ts"
 import type { BridgeConfigError } from "./BridgeConfigError.ts"
 import { CallerIdentity } from "./CallerIdentity.ts"
+import * as ClientHandlers from "./ClientHandlers.ts"
 import * as ConnectionPool from "./ConnectionPool.ts"
 import * as Production from "./internal/production.ts"
 import * as ToolIndex from "./internal/toolIndex.ts"
@@ -108,6 +109,8 @@ export interface CallOptions {
   readonly timeout?: Duration.Input | undefined
   /** Request `_meta` to send with the call. */
   readonly meta?: Readonly<Record<string, unknown>> | undefined
+  /** Called with each progress notification the server sends for the call (the call is then never coalesced). */
+  readonly onProgress?: ((progress: Progress) => void) | undefined
 }
 
 /**
@@ -318,6 +321,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     identity: string | undefined,
     callTimeout: Duration.Duration | undefined,
     meta: CallOptions["meta"],
+    onProgress: CallOptions["onProgress"],
     nowMillis: number
   ): CallRequest => {
     const timeout = callTimeout ?? policy.timeout ?? server.timeout
@@ -336,7 +340,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       timeout,
       deadlineAt: nowMillis + deadlineMillis,
       deadlineMillis,
-      meta
+      meta,
+      onProgress
     }
   }
 
@@ -347,7 +352,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   ): Effect.Effect<CallToolResult, McpBridgeError | CallError> => {
     const checked = checkCall(target, args, options)
     if (checked instanceof McpBridgeError) return Effect.fail(checked)
-    const { meta, parsed, timeout } = checked
+    const { meta, onProgress, parsed, timeout } = checked
     const server = config.servers.get(parsed.server)
     if (server === undefined) return Effect.fail(unknownServer(parsed.server))
     return Effect.withFiber((fiber) => {
@@ -365,7 +370,9 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       const definition = list?.byName.get(parsed.tool)
       if (definition !== undefined) {
         const policy = list!.policies.get(parsed.tool)!
-        return caller(requestOf(server, parsed.tool, args, definition, policy, identity, timeout, meta, now))
+        return caller(
+          requestOf(server, parsed.tool, args, definition, policy, identity, timeout, meta, onProgress, now)
+        )
       }
       // Routing waits for the server's tool list: it counts against the call's deadline like any other wait.
       const routeMillis = timeout !== undefined
@@ -391,7 +398,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         Effect.tapError(routed, routeFailed(server, parsed.tool)),
         ({ definition, policy }) =>
           caller(
-            requestOf(server, parsed.tool, args, definition, policy, identity, timeout, meta, now)
+            requestOf(server, parsed.tool, args, definition, policy, identity, timeout, meta, onProgress, now)
           )
       )
     })
@@ -458,6 +465,8 @@ export const layerServices = (
 export interface LayerOptions extends Options {
   /** The wire. @default McpTransport.layer() (HTTP, SSE; stdio needs `NodeTransport.layer()` from @mcp-bridge/node) */
   readonly transport?: Layer.Layer<McpTransport.McpTransport> | undefined
+  /** Answers for what servers ask (elicitation, sampling, roots) and their log messages. @default ClientHandlers.layerNone */
+  readonly handlers?: Layer.Layer<ClientHandlers.ClientHandlers> | undefined
   /** OAuth for the servers with `auth`. @default McpAuth.layerMemory() (tokens in memory, machine grants only) */
   readonly auth?: Layer.Layer<McpAuth.McpAuth> | undefined
   /** Pool options, or `false` for a new session per call (`ConnectionPool.layerUnpooled`). @default {} */
@@ -530,7 +539,9 @@ export const layer = (config: object, options: LayerOptions = {}): Layer.Layer<S
     Layer.provideMerge(poolLayer),
     Layer.provideMerge(telemetryLayer),
     Layer.provideMerge(configLayer),
-    Layer.provide(Layer.merge(transport, options.auth ?? McpAuth.layerMemory()))
+    Layer.provide(
+      Layer.mergeAll(transport, options.auth ?? McpAuth.layerMemory(), options.handlers ?? ClientHandlers.layerNone)
+    )
   )
 }
 

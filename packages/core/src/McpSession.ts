@@ -8,11 +8,22 @@
  *
  * @since 0.1.0
  */
-import type { CallToolResult, DiscoverResult, PriorDiscovery, Tool } from "@modelcontextprotocol/client"
-import { Client, ProtocolError, SdkError, SdkErrorCode, SdkHttpError } from "@modelcontextprotocol/client"
-import { Clock, Context, Deferred, Duration, Effect, Redacted, Scope } from "effect"
-import type { ResolvedServer } from "./BridgeConfig.ts"
+import type { CallToolResult, DiscoverResult, PriorDiscovery, Progress, Tool } from "@modelcontextprotocol/client"
+import {
+  Client,
+  isInputRequiredResult,
+  LOG_LEVEL_META_KEY,
+  ProtocolError,
+  SdkError,
+  SdkErrorCode,
+  SdkHttpError
+} from "@modelcontextprotocol/client"
+import { Clock, Context, Deferred, Duration, Effect, Option, Redacted, type Scope, Stream } from "effect"
+import { type ResolvedServer, transportKind } from "./BridgeConfig.ts"
+import { CallerIdentity } from "./CallerIdentity.ts"
+import * as ClientHandlers from "./ClientHandlers.ts"
 import { streamEndedCode } from "./internal/httpTransport.ts"
+import * as Interaction from "./internal/interaction.ts"
 import { scrub } from "./internal/scrub.ts"
 import { isAuthorizationFailure } from "./McpAuth.ts"
 import {
@@ -44,6 +55,20 @@ export interface CallParams {
 }
 
 /**
+ * What a `tools/call` may carry besides its parameters.
+ *
+ * @since 0.1.0
+ */
+export interface CallOptions {
+  /** The caller, for the handlers of what the server asks during the call (`ClientHandlers.Origin`). */
+  readonly identity?: string | undefined
+  /** Called with each progress notification the server sends for this call. */
+  readonly onProgress?: ((progress: Progress) => void) | undefined
+  /** The tool's definition (from `tools/list`): its `outputSchema` validates the result. */
+  readonly definition?: Tool | undefined
+}
+
+/**
  * A `tools/list` answer with every page, and the 2026-07-28 cache hints when the server sent them.
  *
  * @since 0.1.0
@@ -72,11 +97,15 @@ export interface McpSession {
   /** When the session was opened (Clock millis), and how long opening took. */
   readonly openedAt: number
   readonly connectMillis: number
-  /** For reuse by later sessions of the same server: skips the era probe. */
-  readonly prior: PriorDiscovery
+  /**
+   * For reuse by later sessions of the same server: skips the era probe. `undefined` when the verdict is not sure
+   * (a stdio server that answered the legacy handshake after a probe that only timed out: it may have been slow).
+   */
+  readonly prior: PriorDiscovery | undefined
   readonly callTool: (
     params: CallParams,
-    timeout: Duration.Duration
+    timeout: Duration.Duration,
+    options?: CallOptions
   ) => Effect.Effect<CallToolResult, McpSessionError>
   /** `tools/list`, every page. */
   readonly listTools: (timeout: Duration.Duration) => Effect.Effect<ToolList, McpSessionError>
@@ -226,6 +255,14 @@ const sdkBackstop = (timeoutMillis: number) => Math.min(timeoutMillis + 1_000, 2
 /**
  * Opens a session of `server` in the current scope. Closing the scope closes the session.
  *
+ * - Negotiation (`protocol: "auto"`): the SDK probes with `server/discover` on the session's own connection (the
+ *   stdio transport of `@mcp-bridge/node` probes in place: one process per session) and falls back to `initialize` on
+ *   the same connection when the server is silent. A stdio server that exits on the probe costs one more process,
+ *   once: the session reconnects with the legacy handshake, and the verdict (`prior`) tells later sessions.
+ * - What the server asks during a call (elicitation, sampling, roots) goes to the `ClientHandlers` in context, whose
+ *   capabilities alone are advertised; on 2026-07-28 an `input_required` result is fulfilled with the same handlers
+ *   and the call retried on this session, `requestState` echoed as received.
+ *
  * @since 0.1.0
  */
 export const make = Effect.fnUntraced(function*(
@@ -233,41 +270,138 @@ export const make = Effect.fnUntraced(function*(
   options: Options = {}
 ): Effect.fn.Return<McpSession, McpSessionError, Scope.Scope | McpTransport> {
   const transports = yield* McpTransport
+  const handlers: ClientHandlers.ClientHandlers.Service = Option.getOrElse(
+    yield* Effect.serviceOption(ClientHandlers.ClientHandlers),
+    () => ({})
+  )
+  const sessionIdentity = yield* CallerIdentity
+  const context = yield* Effect.context<never>()
+  const runHandler: Interaction.Run = (effect) => Effect.runPromiseWith(context)(effect)
   const toolsChanged: Array<() => void> = []
   const startedAt = yield* Clock.currentTimeMillis
   const connectMillis = Duration.toMillis(server.connectTimeout)
-  const opened = yield* transports.open(server)
-  const client = new Client(
-    { name: options.clientName ?? "mcp-bridge", version: "0.1.0" },
-    {
-      versionNegotiation: {
-        mode: server.protocol === "2026-07-28" ? { pin: "2026-07-28" } : server.protocol,
-        probe: { timeoutMs: Math.max(Math.floor(connectMillis / 3), 100) }
-      },
-      listMaxPages: 1_000,
-      listChanged: {
-        tools: {
-          autoRefresh: false,
-          debounceMs: 0,
-          onChanged: () => {
-            for (const f of toolsChanged) f()
+  const id = ++nextId
+  // What the server sends back (an error body, a message) may echo its secrets: they never reach an error.
+  const secrets = secretsOf(server)
+  const clean = (text: string) => scrub(text, secrets)
+  const stdio = transportKind(server.transport) === "stdio"
+  // On stdio a silent probe means a legacy server and the handshake follows on the same process, so the probe is
+  // short; over HTTP a probe timeout fails the connect, so it gets the connect's time.
+  const probeMillis = stdio ? Math.min(2_000, connectMillis) : connectMillis
+  const logLevel = server.logLevel ?? handlers.logLevel
+
+  // The calls in flight, to tell a server's request (2025 era) which call it belongs to.
+  const inFlight = new Map<number, { readonly tool: string; readonly identity: string | undefined }>()
+  let nextCall = 0
+  const origin = (): ClientHandlers.Origin => {
+    let only: { readonly tool: string; readonly identity: string | undefined } | undefined
+    for (const call of inFlight.values()) {
+      if (only !== undefined && (only.tool !== call.tool || only.identity !== call.identity)) {
+        return { server: server.name, tool: undefined, identity: sessionIdentity }
+      }
+      only = call
+    }
+    return { server: server.name, tool: only?.tool, identity: only?.identity ?? sessionIdentity }
+  }
+
+  const newClient = () => {
+    const client = new Client(
+      { name: options.clientName ?? "mcp-bridge", version: "0.1.0" },
+      {
+        capabilities: Interaction.capabilitiesOf(handlers),
+        versionNegotiation: {
+          mode: server.protocol === "2026-07-28" ? { pin: "2026-07-28" } : server.protocol,
+          probe: { timeoutMs: probeMillis }
+        },
+        // The session fulfils `input_required` results itself (it knows which call, tool and caller asked).
+        inputRequired: { autoFulfill: false },
+        listMaxPages: 1_000,
+        listChanged: {
+          tools: {
+            autoRefresh: false,
+            debounceMs: 0,
+            onChanged: () => {
+              for (const f of toolsChanged) f()
+            }
           }
         }
       }
+    )
+    Interaction.register(client, handlers, origin, runHandler)
+    return client
+  }
+
+  // One connect on a fresh transport and client; closed again if it fails.
+  const connectWith = (prior: PriorDiscovery | undefined) =>
+    Effect.gen(function*() {
+      const opened = yield* transports.open(server)
+      const client = newClient()
+      const stderr = () => opened.stderrTail?.() || undefined
+      const close = Effect.promise(async () => {
+        if (opened.terminate) await opened.terminate().catch(() => undefined)
+        await client.close().catch(() => undefined)
+      })
+      const failed = (error: unknown) => {
+        const reason = reasonFromSdk(server.name, error, "connect", connectMillis, stderr())
+        return new McpSessionError({
+          reason: reason._tag === "Timeout" || reason._tag === "Unauthorized" ? reason : new ConnectFailed({
+            server: server.name,
+            message: clean("message" in reason ? reason.message : new McpSessionError({ reason }).message),
+            ...(stderr() ? { stderr: stderr()! } : {})
+          })
+        })
+      }
+      const exitedOnProbe = yield* Effect.tryPromise({
+        try: (signal) =>
+          client.connect(opened.transport, { signal, timeout: connectMillis, ...(prior ? { prior } : {}) }).then(
+            () => false,
+            (error: unknown) => {
+              if (isExitOnProbe(error)) return true
+              throw error
+            }
+          ),
+        catch: failed
+      }).pipe(Effect.onError(() => close))
+      if (exitedOnProbe) {
+        yield* close
+        return undefined
+      }
+      return { opened, client, stderr, close }
+    })
+
+  const connectAll = Effect.gen(function*() {
+    const first = yield* connectWith(options.prior)
+    if (first !== undefined) return { ...first, exitedOnProbe: false }
+    // A stdio server built on an SDK that exits on any request before `initialize`: legacy, on a new process.
+    const second = yield* connectWith({ kind: "legacy" })
+    if (second === undefined) {
+      return yield* new McpSessionError({
+        reason: new ConnectFailed({ server: server.name, message: "the server exited during the version negotiation" })
+      })
     }
+    return { ...second, exitedOnProbe: true }
+  })
+  const { client, close, exitedOnProbe, opened, stderr } = yield* connectAll.pipe(
+    Effect.timeoutOrElse({
+      duration: server.connectTimeout,
+      orElse: () =>
+        Effect.fail(
+          new McpSessionError({
+            reason: new Timeout({ server: server.name, operation: "connect", timeoutMillis: connectMillis })
+          })
+        )
+    })
   )
+  yield* Effect.addFinalizer(() => Effect.andThen(Effect.sync(() => (open = false)), close))
+
   const closedSignal = yield* Deferred.make<void>()
   let open = true
   client.onclose = () => {
     open = false
     Deferred.doneUnsafe(closedSignal, Effect.void)
   }
+  if (!client.transport) open = false
 
-  const id = ++nextId
-  const stderr = () => opened.stderrTail?.() || undefined
-  // What the server sends back (an error body, a message) may echo its secrets: they never reach an error.
-  const secrets = secretsOf(server)
-  const clean = (text: string) => scrub(text, secrets)
   // A request's failure names this session when it is about the session (it died, or did not answer in time).
   const ofThisSession = (reason: Reason): Reason =>
     reason._tag === "Closed"
@@ -289,46 +423,11 @@ export const make = Effect.fnUntraced(function*(
           })
       )
     })
-
-  // Close (and terminate the server side) when the scope closes, whether or not the connect succeeded.
-  yield* Effect.addFinalizer(() =>
-    Effect.promise(async () => {
-      open = false
-      if (opened.terminate) await opened.terminate().catch(() => undefined)
-      await client.close().catch(() => undefined)
-    })
-  )
-
   const timedOut = (operation: string, timeoutMillis: number) =>
-    new McpSessionError({
-      reason: new Timeout({
-        server: server.name,
-        operation,
-        timeoutMillis,
-        ...(operation === "connect" ? {} : { session: id })
-      })
-    })
+    new McpSessionError({ reason: new Timeout({ server: server.name, operation, timeoutMillis, session: id }) })
 
-  const prior = options.prior
-  const withConnectDeadline = <A>(effect: Effect.Effect<A, McpSessionError>) =>
-    Effect.timeoutOrElse(effect, {
-      duration: server.connectTimeout,
-      orElse: () => Effect.fail(timedOut("connect", connectMillis))
-    })
-  yield* Effect.tryPromise({
-    try: (signal) => client.connect(opened.transport, { signal, timeout: connectMillis, ...(prior ? { prior } : {}) }),
-    catch: (error) => {
-      const reason = reasonFromSdk(server.name, error, "connect", connectMillis, stderr())
-      return new McpSessionError({
-        reason: reason._tag === "Timeout" || reason._tag === "Unauthorized" ? reason : new ConnectFailed({
-          server: server.name,
-          message: clean("message" in reason ? reason.message : new McpSessionError({ reason }).message),
-          ...(stderr() ? { stderr: stderr()! } : {})
-        })
-      })
-    }
-  }).pipe(withConnectDeadline)
   const era = client.getProtocolEra() ?? "legacy"
+  const prior = options.prior
   // Connecting from a prior 2026-07-28 verdict costs no round trip: the SDK returns as soon as the transport starts
   // (for stdio, before the child is ready) and opens no `subscriptions/listen` stream. One request here makes the
   // session ready before it is leased, and subscribes to tool-list changes like a negotiated session.
@@ -343,11 +442,28 @@ export const make = Effect.fnUntraced(function*(
         new McpSessionError({
           reason: new ConnectFailed({
             server: server.name,
-            message: error instanceof Error ? error.message : String(error),
+            message: clean(error instanceof Error ? error.message : String(error)),
             ...(stderr() ? { stderr: stderr()! } : {})
           })
         })
-    }).pipe(withConnectDeadline)
+    }).pipe(
+      Effect.timeoutOrElse({
+        duration: server.connectTimeout,
+        orElse: () => Effect.fail(timedOut("connect", connectMillis))
+      })
+    )
+  }
+  // The log level the server sends at: set once on a 2025-era session; sent with every 2026-07-28 request.
+  if (logLevel !== undefined && era === "legacy" && client.getServerCapabilities()?.logging !== undefined) {
+    yield* Effect.promise(() => client.setLoggingLevel(logLevel).catch(() => undefined))
+  }
+  // Roots changed: 2025-era servers are told.
+  const rootsChanges = handlers.roots?.changes
+  if (rootsChanges !== undefined && era === "legacy") {
+    yield* rootsChanges.pipe(
+      Stream.runForEach(() => Effect.promise(() => client.sendRootsListChanged().catch(() => undefined))),
+      Effect.forkScoped
+    )
   }
   const connectedAt = yield* Clock.currentTimeMillis
   const discover: DiscoverResult | undefined = client.getDiscoverResult()
@@ -420,6 +536,55 @@ export const make = Effect.fnUntraced(function*(
         : requestOnClock(operation, timeout, run)
     )
 
+  // A `tools/call`, with the rounds of a 2026-07-28 `input_required` result fulfilled here and retried on this
+  // session (never above it, so never cached or coalesced), up to `maxInputRounds`.
+  const callTool = async (
+    params: CallParams,
+    signal: AbortSignal,
+    timeoutMillis: number,
+    callOptions: CallOptions | undefined
+  ): Promise<CallToolResult> => {
+    const key = nextCall++
+    inFlight.set(key, { tool: params.name, identity: callOptions?.identity })
+    try {
+      const meta = era === "modern" && logLevel !== undefined
+        ? { ...params._meta, [LOG_LEVEL_META_KEY]: logLevel }
+        : params._meta
+      const base = { ...params, ...(meta === undefined ? {} : { _meta: meta }) } as Parameters<Client["callTool"]>[0]
+      const requestOptions = {
+        signal,
+        timeout: timeoutMillis,
+        allowInputRequired: true,
+        ...(callOptions?.onProgress === undefined ? {} : { onprogress: callOptions.onProgress }),
+        ...(callOptions?.definition === undefined ? {} : { toolDefinition: callOptions.definition })
+      }
+      let current = base
+      for (let round = 0;; round++) {
+        const result = await client.callTool(current, requestOptions) as CallToolResult
+        if (!isInputRequiredResult(result)) {
+          if (round > 0) interactive.add(result)
+          return result
+        }
+        if (round >= maxInputRounds) {
+          throw new ProtocolError(-32603, `the server asked for input more than ${maxInputRounds} times`)
+        }
+        const asked: ClientHandlers.Origin = { server: server.name, tool: params.name, identity: callOptions?.identity }
+        const inputResponses = await Interaction.fulfil(result.inputRequests ?? {}, handlers, asked, runHandler)
+        current = {
+          ...base,
+          inputResponses,
+          ...(result.requestState === undefined ? {} : { requestState: result.requestState })
+        } as Parameters<Client["callTool"]>[0]
+      }
+    } finally {
+      inFlight.delete(key)
+    }
+  }
+
+  // The verdict for later sessions. A legacy verdict after a probe that only timed out may be a modern server that was
+  // slow to start (a cold `npx -y`): not kept, so that the next session probes again.
+  const tentative = era === "legacy" && stdio && server.protocol === "auto" && !exitedOnProbe &&
+    prior === undefined && connectedAt - startedAt >= probeMillis
   const session: McpSession = {
     server: server.name,
     id,
@@ -429,15 +594,16 @@ export const make = Effect.fnUntraced(function*(
     pid: opened.pid,
     openedAt: connectedAt,
     connectMillis: connectedAt - startedAt,
-    prior: era === "modern" && discover !== undefined ? { kind: "modern", discover } : { kind: "legacy" },
-    callTool: (params, timeout) =>
+    prior: era === "modern" && discover !== undefined
+      ? { kind: "modern", discover }
+      : tentative
+      ? undefined
+      : { kind: "legacy" },
+    callTool: (params, timeout, callOptions) =>
       request(
         `tools/call ${params.name}`,
         timeout,
-        (signal, sdkTimeout) =>
-          client.callTool(params as Parameters<Client["callTool"]>[0], { signal, timeout: sdkTimeout }) as Promise<
-            CallToolResult
-          >
+        (signal, sdkTimeout) => callTool(params, signal, sdkTimeout, callOptions)
       ),
     listTools: (timeout) =>
       request("tools/list", timeout, async (signal, sdkTimeout) => {
@@ -468,3 +634,21 @@ export const make = Effect.fnUntraced(function*(
   }
   return session
 })
+
+/** Rounds of `input_required` one call may take. */
+const maxInputRounds = 10
+
+// Results that took `input_required` rounds: they depend on what a user answered, so they are never cached.
+const interactive = new WeakSet<CallToolResult>()
+
+/**
+ * True for a result that took rounds of user input (2026-07-28 `input_required`): it must not be cached.
+ *
+ * @since 0.1.0
+ */
+export const isInteractive = (result: CallToolResult): boolean => interactive.has(result)
+
+// The SDK's typed failure of a probe on a connection that closed: a stdio server that exits on `server/discover`.
+const isExitOnProbe = (error: unknown): boolean =>
+  error instanceof SdkError && error.code === SdkErrorCode.EraNegotiationFailed &&
+  /closed during the server\/discover probe/.test(error.message)

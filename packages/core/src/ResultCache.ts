@@ -27,6 +27,7 @@ import { Clock, Context, Duration, Effect, Layer, Option } from "effect"
 import { callKey, canonicalJson, partitionOf } from "./internal/canonical.ts"
 import * as Flights from "./internal/flights.ts"
 import * as Metrics from "./internal/metrics.ts"
+import { isInteractive } from "./McpSession.ts"
 import { MetricsRecorder, noop } from "./MetricsRecorder.ts"
 import type { CallRequest, ToolCaller } from "./ToolCaller.ts"
 
@@ -263,7 +264,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   // one invalidated while in flight is not stored.
   const store = (entry: Entry, result: CallToolResult, now: number, ttlMillis: number, limit: number): void => {
     entry.result = result
-    if (entry.stale || result.isError === true || ttlMillis <= 0) return
+    if (entry.stale || result.isError === true || ttlMillis <= 0 || isInteractive(result)) return
     const size = resultBytes(result)
     if (size > limit || size + entry.key.length > maxBytes) return
     entry.bytes = size + entry.key.length

@@ -9,7 +9,7 @@
  *
  * @since 0.1.0
  */
-import type { CallToolResult, Tool } from "@modelcontextprotocol/client"
+import type { CallToolResult, Progress, Tool } from "@modelcontextprotocol/client"
 import type { Duration, Effect } from "effect"
 import type { ResolvedServer } from "./BridgeConfig.ts"
 import type { ToolPolicy } from "./ToolPolicy.ts"
@@ -41,6 +41,8 @@ export interface CallRequest {
   readonly deadlineMillis: number
   /** Request `_meta` to send (e.g. trace context). */
   readonly meta: Readonly<Record<string, unknown>> | undefined
+  /** Called with each progress notification of the call (such a call is never coalesced). */
+  readonly onProgress?: ((progress: Progress) => void) | undefined
   /**
    * Set by the `Telemetry` stage when this call has a span of its own, which is then the current span below it:
    * `"call"`, the stages below annotate it (cache result, retries); `"wire"`, the bottom of the pipeline also traces

@@ -53,6 +53,14 @@ export * as BridgeConfigSchema from "./BridgeConfigSchema.ts"
 export { CallerIdentity } from "./CallerIdentity.ts"
 
 /**
+ * What the bridge answers when a server asks its client for something: elicitation, sampling, roots, and what it
+ * does with the server's log messages.
+ *
+ * @since 0.1.0
+ */
+export * as ClientHandlers from "./ClientHandlers.ts"
+
+/**
  * Sessions reused, bounded, health-checked and replaced when they die: the bottom of the pipeline.
  *
  * @since 0.1.0

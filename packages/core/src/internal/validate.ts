@@ -7,6 +7,7 @@
  * @internal
  */
 
+import type { Progress } from "@modelcontextprotocol/client"
 import { Duration, Option } from "effect"
 import { invalidCall, type McpBridgeError } from "../McpBridgeError.ts"
 
@@ -123,6 +124,7 @@ export const checkCall = (
     readonly parsed: { readonly server: string; readonly tool: string }
     readonly timeout: Duration.Duration | undefined
     readonly meta: Readonly<Record<string, unknown>> | undefined
+    readonly onProgress: ((progress: Progress) => void) | undefined
   } =>
 {
   const parsed = splitTarget(target)
@@ -179,5 +181,18 @@ export const checkCall = (
       return (invalidCall(metaProblem.path, metaProblem.detail, parsed.server, parsed.tool))
     }
   }
-  return { parsed, timeout, meta: options.meta as Readonly<Record<string, unknown>> | undefined }
+  if (options.onProgress !== undefined && typeof options.onProgress !== "function") {
+    return invalidCall(
+      ["options", "onProgress"],
+      `must be a function, got ${shown(options.onProgress)}`,
+      parsed.server,
+      parsed.tool
+    )
+  }
+  return {
+    parsed,
+    timeout,
+    meta: options.meta as Readonly<Record<string, unknown>> | undefined,
+    onProgress: options.onProgress as ((progress: Progress) => void) | undefined
+  }
 }

@@ -11,11 +11,17 @@
 import { Clock, Duration, Effect, type Tracer } from "effect"
 import type * as ConnectionPool from "../ConnectionPool.ts"
 import { deadlineExceeded, type McpBridgeError } from "../McpBridgeError.ts"
-import type { McpSession } from "../McpSession.ts"
+import type { CallOptions as McpSessionCallOptions, McpSession } from "../McpSession.ts"
 import { McpSessionError } from "../McpSessionError.ts"
 import { traceparent } from "../Telemetry.ts"
 import type { CallRequest, ToolCaller } from "../ToolCaller.ts"
 import * as Metrics from "./metrics.ts"
+
+const callOptionsOf = (request: CallRequest): McpSessionCallOptions => ({
+  identity: request.identity,
+  onProgress: request.onProgress,
+  definition: request.definition
+})
 
 /** @internal */
 export const bottom = (
@@ -49,12 +55,20 @@ export const bottom = (
       const left = request.deadlineAt - fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
       const timeout = Duration.toMillis(request.timeout)
       if (left >= timeout) {
-        return session.callTool({ name: request.tool, arguments: request.arguments, _meta: meta }, request.timeout)
+        return session.callTool(
+          { name: request.tool, arguments: request.arguments, _meta: meta },
+          request.timeout,
+          callOptionsOf(request)
+        )
       }
       if (left <= 0) {
         return Effect.fail(deadlineExceeded(request.server.name, request.tool, request.deadlineMillis, "call"))
       }
-      return session.callTool({ name: request.tool, arguments: request.arguments, _meta: meta }, Duration.millis(left))
+      return session.callTool(
+        { name: request.tool, arguments: request.arguments, _meta: meta },
+        Duration.millis(left),
+        callOptionsOf(request)
+      )
         .pipe(
           Effect.catchIf(
             (error) => error instanceof McpSessionError && error.reason._tag === "Timeout",

@@ -99,7 +99,12 @@ const main = async (): Promise<number> => {
         }
       }
     }
-  }, { onAuthorization, redirectUri: "http://localhost:3000/callback" })
+  }, {
+    onAuthorization,
+    redirectUri: "http://localhost:3000/callback",
+    // The user accepts every form and fills in nothing: the schema's defaults fill the rest (SEP-1034).
+    onElicitation: () => ({ action: "accept", content: {} })
+  })
   try {
     const tools = await bridge.listTools()
     console.log(`tools: ${tools.map((tool) => tool.name).join(", ") || "(none)"}`)
