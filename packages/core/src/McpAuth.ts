@@ -28,7 +28,6 @@
  */
 import type { FetchLike } from "@modelcontextprotocol/client"
 import { Clock, Context, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
-import { KeyValueStore } from "effect/persistence"
 import { CallerIdentity } from "./CallerIdentity.ts"
 import {
   AuthorizationFailed,
@@ -38,6 +37,8 @@ import {
   makeFlow,
   type OAuthFlow
 } from "./internal/oauthFlow.ts"
+import { AuthorizationDenied, InteractionRequired, InteractionTimeout, McpAuthError } from "./McpAuthError.ts"
+import * as TokenStore from "./TokenStore.ts"
 
 // -----------------------------------------------------------------------------
 // Settings (the `auth` section of a server entry)
@@ -150,74 +151,6 @@ export const AuthSettings = AuthFields.check(Schema.makeFilter((auth) => {
  */
 export type AuthSettings = typeof AuthSettings.Type
 
-// -----------------------------------------------------------------------------
-// Errors
-// -----------------------------------------------------------------------------
-
-/**
- * The server needs a user's authorization, and no `AuthInteraction` was provided to ask one.
- *
- * @since 0.1.0
- */
-export class InteractionRequired extends Schema.TaggedClass<InteractionRequired>()("InteractionRequired", {
-  server: Schema.String
-}) {}
-
-/**
- * The user or the authorization server refused, or the answer did not belong to the request (`state` mismatch).
- *
- * @since 0.1.0
- */
-export class AuthorizationDenied extends Schema.TaggedClass<AuthorizationDenied>()("AuthorizationDenied", {
-  server: Schema.String,
-  detail: Schema.String
-}) {}
-
-/**
- * The user did not complete the authorization within `interactionTimeout`.
- *
- * @since 0.1.0
- */
-export class InteractionTimeout extends Schema.TaggedClass<InteractionTimeout>()("InteractionTimeout", {
-  server: Schema.String,
-  timeoutMillis: Schema.Finite
-}) {}
-
-/**
- * The token store failed to read or write.
- *
- * @since 0.1.0
- */
-export class StoreFailed extends Schema.TaggedClass<StoreFailed>()("StoreFailed", {
-  server: Schema.String,
-  detail: Schema.String
-}) {}
-
-/**
- * A failure of the interaction or of the token store. A session of the server then fails with `McpSessionError`
- * reason `Unauthorized`, whose detail carries this message.
- *
- * @since 0.1.0
- */
-export class McpAuthError extends Schema.TaggedError<McpAuthError>()("McpAuthError", {
-  reason: Schema.Union([InteractionRequired, AuthorizationDenied, InteractionTimeout, StoreFailed])
-}) {
-  override get message(): string {
-    const r = this.reason
-    switch (r._tag) {
-      case "InteractionRequired":
-        return `MCP server "${r.server}" needs a user's authorization: provide an AuthInteraction ` +
-          `(McpAuth.layer, NodeAuth.layerLoopback, or createBridge's onAuthorization)`
-      case "AuthorizationDenied":
-        return `authorization for MCP server "${r.server}" was denied: ${r.detail}`
-      case "InteractionTimeout":
-        return `authorization for MCP server "${r.server}" was not completed within ${r.timeoutMillis} ms`
-      case "StoreFailed":
-        return `token store of MCP server "${r.server}" failed: ${r.detail}`
-    }
-  }
-}
-
 /**
  * True for the error an OAuth-protected session's `fetch` throws when it cannot authorize a request (the SDK sees an
  * `UnauthorizedError`). `McpSession` maps it to the reason `Unauthorized`.
@@ -225,100 +158,6 @@ export class McpAuthError extends Schema.TaggedError<McpAuthError>()("McpAuthErr
  * @since 0.1.0
  */
 export const isAuthorizationFailure: (error: unknown) => error is AuthorizationFailed = isAuthorizationFailed
-
-// -----------------------------------------------------------------------------
-// Token store
-// -----------------------------------------------------------------------------
-
-/**
- * What one entry of the token store holds: the tokens of one server for one caller identity, or the client a server's
- * authorization server registered for the bridge (shared by every identity).
- *
- * @since 0.1.0
- */
-export interface StoreKey {
-  readonly kind: "tokens" | "client"
-  readonly server: string
-  /** `undefined`: the anonymous caller (always `undefined` for `"client"`). */
-  readonly identity: string | undefined
-}
-
-/**
- * Where tokens and registered clients are kept. Values are JSON documents, `Redacted`.
- *
- * @since 0.1.0
- */
-export class TokenStore extends Context.Service<TokenStore, TokenStore.Service>()("@mcp-bridge/core/TokenStore") {}
-
-/**
- * @since 0.1.0
- */
-export declare namespace TokenStore {
-  /**
-   * @since 0.1.0
-   */
-  export interface Service {
-    readonly get: (key: StoreKey) => Effect.Effect<Redacted.Redacted<string> | undefined, McpAuthError>
-    readonly set: (key: StoreKey, value: Redacted.Redacted<string>) => Effect.Effect<void, McpAuthError>
-    readonly remove: (key: StoreKey) => Effect.Effect<void, McpAuthError>
-  }
-}
-
-const hex = (bytes: ArrayBuffer) => Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("")
-
-/**
- * The string key of an entry in a `KeyValueStore`: `tokens/<server>/<identity digest>` or `client/<server>`. The
- * identity is hashed (SHA-256), so that file names and database keys never hold it.
- *
- * @since 0.1.0
- */
-export const storeKeyString = (key: StoreKey): Effect.Effect<string> =>
-  key.kind === "client" || key.identity === undefined
-    ? Effect.succeed(`${key.kind}/${key.server}${key.kind === "client" ? "" : "/anonymous"}`)
-    : Effect.promise(() => crypto.subtle.digest("SHA-256", new TextEncoder().encode(key.identity))).pipe(
-      Effect.map((digest) => `${key.kind}/${key.server}/${hex(digest).slice(0, 40)}`)
-    )
-
-/**
- * A token store over any `KeyValueStore` (memory, files, Redis, SQL...).
- *
- * @since 0.1.0
- */
-export const makeTokenStore = (kv: KeyValueStore.KeyValueStore): TokenStore.Service => {
-  const failed = (key: StoreKey) => (error: { readonly message: string }) =>
-    new McpAuthError({ reason: new StoreFailed({ server: key.server, detail: error.message }) })
-  return {
-    get: (key) =>
-      Effect.flatMap(storeKeyString(key), (k) => kv.get(k)).pipe(
-        Effect.map((value) => value === undefined ? undefined : Redacted.make(value)),
-        Effect.mapError(failed(key))
-      ),
-    set: (key, value) =>
-      Effect.flatMap(storeKeyString(key), (k) => kv.set(k, Redacted.value(value))).pipe(Effect.mapError(failed(key))),
-    remove: (key) => Effect.flatMap(storeKeyString(key), (k) => kv.remove(k)).pipe(Effect.mapError(failed(key)))
-  }
-}
-
-/**
- * The token store over the `KeyValueStore` in context.
- *
- * @since 0.1.0
- */
-export const layerTokenStore: Layer.Layer<TokenStore, never, KeyValueStore.KeyValueStore> = Layer.effect(
-  TokenStore,
-  Effect.gen(function*() {
-    return makeTokenStore(yield* KeyValueStore.KeyValueStore)
-  })
-)
-
-/**
- * Tokens in memory: they last as long as the layer.
- *
- * @since 0.1.0
- */
-export const layerTokenStoreMemory: Layer.Layer<TokenStore> = layerTokenStore.pipe(
-  Layer.provide(KeyValueStore.layerMemory)
-)
 
 // -----------------------------------------------------------------------------
 // Interaction
@@ -573,7 +412,7 @@ const flowSettings = (settings: AuthSettings, clientName: string): FlowSettings 
  * @since 0.1.0
  */
 export const make = Effect.fnUntraced(function*(options: Options = {}) {
-  const store = yield* TokenStore
+  const store = yield* TokenStore.TokenStore
   const interaction = options.interaction ?? Option.getOrUndefined(yield* Effect.serviceOption(AuthInteraction))
   const timeout = Duration.fromInputUnsafe(options.interactionTimeout ?? "5 minutes")
   const clientName = options.clientName ?? "mcp-bridge"
@@ -586,9 +425,9 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     const id = target.identity === undefined ? target.server : `${target.server}\u0000${target.identity}`
     let flow = flows.get(id)
     if (flow !== undefined) return flow
-    const tokensKey: StoreKey = { kind: "tokens", server: target.server, identity: target.identity }
-    const clientKey: StoreKey = { kind: "client", server: target.server, identity: undefined }
-    const read = (key: StoreKey) =>
+    const tokensKey: TokenStore.StoreKey = { kind: "tokens", server: target.server, identity: target.identity }
+    const clientKey: TokenStore.StoreKey = { kind: "client", server: target.server, identity: undefined }
+    const read = (key: TokenStore.StoreKey) =>
       run(store.get(key).pipe(Effect.map((value) => value === undefined ? undefined : Redacted.value(value))))
     const request = { server: target.server, identity: target.identity }
     const env: FlowEnv = {
@@ -669,7 +508,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
  *
  * @since 0.1.0
  */
-export const layer = (options: Options = {}): Layer.Layer<McpAuth, never, TokenStore> =>
+export const layer = (options: Options = {}): Layer.Layer<McpAuth, never, TokenStore.TokenStore> =>
   Layer.effect(McpAuth, make(options))
 
 /**
@@ -678,7 +517,7 @@ export const layer = (options: Options = {}): Layer.Layer<McpAuth, never, TokenS
  * @since 0.1.0
  */
 export const layerMemory = (options: Options = {}): Layer.Layer<McpAuth> =>
-  layer(options).pipe(Layer.provide(layerTokenStoreMemory))
+  layer(options).pipe(Layer.provide(TokenStore.layerMemory))
 
 /**
  * Runs `f` with the `fetch` a transport of `server` should use: `base` for a server without `auth`; for one with

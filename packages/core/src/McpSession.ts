@@ -15,28 +15,25 @@ import {
   LOG_LEVEL_META_KEY,
   ProtocolError,
   SdkError,
-  SdkErrorCode,
-  SdkHttpError
+  SdkErrorCode
 } from "@modelcontextprotocol/client"
 import { Clock, Context, Deferred, Duration, Effect, Option, Redacted, type Scope, Stream } from "effect"
 import { type ResolvedServer, transportKind } from "./BridgeConfig.ts"
 import { CallerIdentity } from "./CallerIdentity.ts"
 import * as ClientHandlers from "./ClientHandlers.ts"
-import { streamEndedCode } from "./internal/httpTransport.ts"
 import * as Interaction from "./internal/interaction.ts"
 import { scrub } from "./internal/scrub.ts"
-import { isAuthorizationFailure } from "./McpAuth.ts"
+import * as SdkErrors from "./internal/sdkErrors.ts"
 import {
   Closed,
   ConnectFailed,
   McpSessionError,
-  MessageTooLarge,
   Protocol,
   type Reason,
   Timeout,
   Unauthorized
 } from "./McpSessionError.ts"
-import { McpTransport, messageTooLargeCode, type OpenedTransport } from "./McpTransport.ts"
+import { McpTransport, type OpenedTransport } from "./McpTransport.ts"
 
 // -----------------------------------------------------------------------------
 // Model
@@ -136,93 +133,20 @@ export interface Options {
   readonly clientName?: string | undefined
 }
 
-// -----------------------------------------------------------------------------
-// SDK boundary
-// -----------------------------------------------------------------------------
-
-const transientNetworkCodes = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ENOTFOUND", "UND_ERR_SOCKET"])
-
-const causeCode = (error: unknown): string | undefined => {
-  let current: unknown = error
-  for (let i = 0; i < 4 && typeof current === "object" && current !== null; i++) {
-    const code = (current as { code?: unknown }).code
-    if (typeof code === "string") return code
-    current = (current as { cause?: unknown }).cause
-  }
-  return undefined
-}
-
-const causeChain = (error: unknown): Array<unknown> => {
-  const chain: Array<unknown> = []
-  for (let current = error, i = 0; i < 4 && current !== undefined && current !== null; i++) {
-    chain.push(current)
-    current = typeof current === "object" ? (current as { cause?: unknown }).cause : undefined
-  }
-  return chain
-}
-
 /**
- * Maps what the SDK threw into a reason of `server`. Exported for transports of other packages.
+ * Maps what the SDK threw into a reason of `server`: for transports of other packages, whose failures then read like
+ * the bridge's own (HTTP 404/410 and network resets are `Closed`, 5xx and JSON-RPC errors `Protocol`, an SDK request
+ * timeout `Timeout`, a refused OAuth authorization `Unauthorized`).
  *
  * @since 0.1.0
  */
-export const reasonFromSdk = (
+export const reasonFromSdk: (
   server: string,
   error: unknown,
   operation: string,
   timeoutMillis: number,
   stderr?: string
-): Reason => {
-  const withStderr = stderr ? { stderr } : {}
-  const denied = causeChain(error).find(isAuthorizationFailure)
-  if (denied !== undefined) {
-    return new Unauthorized({
-      server,
-      detail: denied.detail,
-      ...(denied.status === undefined ? {} : { status: denied.status }),
-      ...(denied.requiredScope === undefined ? {} : { requiredScope: denied.requiredScope })
-    })
-  }
-  if (error instanceof SdkHttpError) {
-    return error.status === 404 || error.status === 410
-      ? new Closed({ server, message: `HTTP ${error.status}: the server no longer knows this session`, ...withStderr })
-      : error.status >= 500
-      ? new Protocol({ server, code: error.status, message: `HTTP ${error.status} ${error.statusText ?? ""}`.trim() })
-      : new Protocol({ server, code: error.status, message: error.message })
-  }
-  if (error instanceof SdkError) {
-    switch (error.code) {
-      case SdkErrorCode.RequestTimeout:
-        return new Timeout({ server, operation, timeoutMillis })
-      case SdkErrorCode.ConnectionClosed:
-      case SdkErrorCode.NotConnected:
-      case SdkErrorCode.SendFailed:
-        return new Closed({ server, message: error.message, ...withStderr })
-      default:
-        return new Protocol({ server, code: -1, message: error.message })
-    }
-  }
-  if (error instanceof ProtocolError) {
-    const limit = (error.data as { readonly limitBytes?: unknown } | undefined)?.limitBytes
-    return error.code === messageTooLargeCode && typeof limit === "number"
-      ? new MessageTooLarge({ server, operation, limitBytes: limit })
-      : error.code === streamEndedCode
-      ? new Closed({ server, message: "the response stream broke before the answer (the server is gone)" })
-      : new Protocol({ server, code: error.code, message: error.message })
-  }
-  const code = causeCode(error)
-  if (code !== undefined && transientNetworkCodes.has(code)) {
-    return new Closed({
-      server,
-      message: `${code}: ${error instanceof Error ? error.message : String(error)}`,
-      ...withStderr
-    })
-  }
-  if (error instanceof TypeError && /fetch failed|network/i.test(error.message)) {
-    return new Closed({ server, message: error.message, ...withStderr })
-  }
-  return new Protocol({ server, code: -1, message: error instanceof Error ? error.message : String(error) })
-}
+) => Reason = SdkErrors.reasonFromSdk
 
 let nextId = 0
 

@@ -76,6 +76,13 @@ export * as ConnectionPool from "./ConnectionPool.ts"
 export * as McpAuth from "./McpAuth.ts"
 
 /**
+ * The errors of OAuth (interaction missing, refused or timed out, token store failed).
+ *
+ * @since 0.1.0
+ */
+export * as McpAuthError from "./McpAuthError.ts"
+
+/**
  * The bridge: list and call the tools of many servers by `server.tool`, with every stage composed by `layer`.
  *
  * @since 0.1.0
@@ -159,6 +166,13 @@ export * as TelemetryExport from "./TelemetryExport.ts"
  * @since 0.1.0
  */
 export * as Throttler from "./Throttler.ts"
+
+/**
+ * Where OAuth tokens and registered clients are kept, over any `KeyValueStore`.
+ *
+ * @since 0.1.0
+ */
+export * as TokenStore from "./TokenStore.ts"
 
 /**
  * The pipeline's contract: `CallRequest`, `ToolCaller`, `Stage`. For writing a stage of your own.

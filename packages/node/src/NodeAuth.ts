@@ -3,7 +3,7 @@
  * loopback redirect (RFC 8252 §7.3) that receives the authorization code of an interactive login.
  *
  * The file store is Effect's `KeyValueStore.layerFileSystem` under a directory only the user can open (mode 0700):
- * one file per server and caller identity (the identity hashed, see `McpAuth.storeKeyString`), holding the token JSON.
+ * one file per server and caller identity (the identity hashed, see `TokenStore.keyString`), holding the token JSON.
  * The loopback interaction is a `node:http` server on 127.0.0.1 that lives as long as its layer: each authorization
  * waits for the redirect carrying its own `state`, so that concurrent logins (several servers, several identities)
  * do not mix.
@@ -11,7 +11,7 @@
  * @since 0.1.0
  */
 import { NodeFileSystem, NodePath } from "@effect/platform-node"
-import { McpAuth } from "@mcp-bridge/core"
+import { McpAuth, McpAuthError, TokenStore } from "@mcp-bridge/core"
 import { Deferred, Effect, FileSystem, Layer } from "effect"
 import { KeyValueStore } from "effect/persistence"
 import { createServer } from "node:http"
@@ -30,8 +30,8 @@ import type { AddressInfo } from "node:net"
  *
  * @since 0.1.0
  */
-export const layerFileStore = (directory: string): Layer.Layer<McpAuth.TokenStore> =>
-  McpAuth.layerTokenStore.pipe(
+export const layerFileStore = (directory: string): Layer.Layer<TokenStore.TokenStore> =>
+  TokenStore.layer.pipe(
     Layer.provide(Layer.unwrap(Effect.gen(function*() {
       const fs = yield* FileSystem.FileSystem
       yield* fs.makeDirectory(directory, { recursive: true, mode: 0o700 })
@@ -77,7 +77,7 @@ export const layerLoopback = (options: LoopbackOptions = {}): Layer.Layer<McpAut
     McpAuth.AuthInteraction,
     Effect.gen(function*() {
       const path = options.path ?? "/callback"
-      const waiting = new Map<string, Deferred.Deferred<McpAuth.CallbackResult, McpAuth.McpAuthError>>()
+      const waiting = new Map<string, Deferred.Deferred<McpAuth.CallbackResult, McpAuthError.McpAuthError>>()
       const server = yield* Effect.acquireRelease(
         Effect.callback<ReturnType<typeof createServer>>((resume) => {
           const http = createServer((req, res) => {
@@ -112,7 +112,7 @@ export const layerLoopback = (options: LoopbackOptions = {}): Layer.Layer<McpAut
         redirectUri,
         authorize: (request) =>
           Effect.gen(function*() {
-            const deferred = yield* Deferred.make<McpAuth.CallbackResult, McpAuth.McpAuthError>()
+            const deferred = yield* Deferred.make<McpAuth.CallbackResult, McpAuthError.McpAuthError>()
             waiting.set(request.state, deferred)
             yield* open(request)
             const result = yield* Deferred.await(deferred)
