@@ -173,19 +173,13 @@ type SessionPool = Pool.Pool<McpSession.McpSession, McpSessionError>
 const sessionStrategy = (
   server: ResolvedServer,
   probeTimeout: Duration.Duration,
-  counters: Counters
+  retire: (pool: SessionPool, session: McpSession.McpSession) => Effect.Effect<void>
 ): Pool.Strategy<McpSession.McpSession, McpSessionError> => {
   const lastCheck = new WeakMap<Pool.PoolItem<McpSession.McpSession, McpSessionError>, number>()
   const idleMillis = Duration.toMillis(server.pool.idleTimeToLive)
   const lifetimeMillis = Duration.toMillis(server.pool.maxLifetime)
   const healthMillis = Duration.toMillis(server.pool.healthCheckInterval)
   const tick = Math.max(Math.min(idleMillis, lifetimeMillis, healthMillis) / 4, 10)
-
-  const retire = (pool: SessionPool, session: McpSession.McpSession) =>
-    Effect.suspend(() => {
-      counters.invalidated++
-      return Pool.invalidate(pool, session)
-    })
 
   const sweep = (pool: SessionPool) =>
     Effect.gen(function*() {
@@ -238,6 +232,17 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const priors = new Map<string, McpSession.McpSession["prior"]>()
   const pools = new Map<string, SessionPool>()
 
+  // A session is retired once, and counted once, whichever of its failed call, its transport's close or the sweep
+  // sees it die first.
+  const retired = new WeakSet<McpSession.McpSession>()
+  const retire = (id: string) => (pool: SessionPool, session: McpSession.McpSession): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      if (retired.has(session)) return Effect.void
+      retired.add(session)
+      countersOf(id).invalidated++
+      return Pool.invalidate(pool, session)
+    })
+
   const countersOf = (key: string): Counters => {
     let c = counters.get(key)
     if (c === undefined) {
@@ -280,11 +285,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
           const scope = yield* Scope.Scope
           yield* Effect.forkIn(
             session.closed.pipe(
-              Effect.andThen(Effect.suspend(() => {
-                if (pool === undefined) return Effect.void
-                c.invalidated++
-                return Pool.invalidate(pool, session)
-              }))
+              Effect.andThen(Effect.suspend(() => pool === undefined ? Effect.void : retire(id)(pool, session)))
             ),
             scope
           )
@@ -295,7 +296,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
           min: server.pool.min,
           max: server.pool.max,
           concurrency: server.pool.concurrency,
-          strategy: sessionStrategy(server, probeTimeout, c)
+          strategy: sessionStrategy(server, probeTimeout, retire(id))
         })
         pools.set(id, pool)
         yield* Effect.addFinalizer(() => Effect.sync(() => pools.delete(id)))
@@ -413,14 +414,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   ): Effect.Effect<A, E | McpSessionError | ConnectionPoolError, R> => {
     const run = (session: McpSession.McpSession) =>
       f(session).pipe(
-        Effect.tapError((error) =>
-          isTransportFailure(error)
-            ? Effect.suspend(() => {
-              countersOf(id).invalidated++
-              return Pool.invalidate(pool, session)
-            })
-            : Effect.void
-        )
+        Effect.tapError((error) => isTransportFailure(error) ? retire(id)(pool, session) : Effect.void)
       )
     const free = pool.state.waiters.size === 0 && pool.state.availableHead?.exit._tag === "Success"
     return free ? Pool.use(pool, run) : waitThenUse(server, pool, run, traceWait)
