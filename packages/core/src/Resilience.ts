@@ -78,6 +78,13 @@ export class ResilienceError extends Schema.TaggedError<ResilienceError>()("Resi
       ? `circuit of MCP server "${r.server}" is half-open and its probe call is running; retry shortly`
       : `circuit of MCP server "${r.server}" is open; retry after ${r.retryAfterMillis} ms`
   }
+
+  /**
+   * The server whose circuit is open.
+   */
+  get server(): string {
+    return this.reason.server
+  }
 }
 
 /**

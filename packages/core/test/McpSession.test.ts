@@ -77,7 +77,7 @@ describe("McpSession", () => {
             new McpSessionError.Timeout({ server: "s", operation: "connect", timeoutMillis: 3000 })
           )
           assert.strictEqual(error.server, "s")
-          assert.isFalse(error.isTransportFailure)
+          assert.isFalse(error._tag === "McpSessionError" && error.isTransportFailure)
         })
     )
 
@@ -92,9 +92,9 @@ describe("McpSession", () => {
           })),
           Effect.flip
         )
-        assert.strictEqual(error.reason._tag, "ConnectFailed")
+        assert.isTrue(error._tag === "McpSessionError" && error.reason._tag === "ConnectFailed")
         assert.include(error.message, "no such server")
-        assert.isTrue(error.isTransportFailure)
+        assert.isTrue(error._tag === "McpSessionError" && error.isTransportFailure)
       }))
 
     it.effect("an unregistered in-memory server is ConnectFailed naming it", () =>

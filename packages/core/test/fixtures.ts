@@ -2,11 +2,12 @@
  * Shared fixtures for the stage tests: a decoded config over in-memory servers, a `CallRequest` for a tool on one of
  * them, and the canned tool results the scripted upstreams answer with.
  */
-import { BridgeConfig, MetricsRecorder, ToolPolicy } from "@mcp-bridge/core"
+import { BridgeConfig, type McpBridge, MetricsRecorder, ToolPolicy } from "@mcp-bridge/core"
 import type { ToolCaller } from "@mcp-bridge/core"
-import type { TestServer } from "@mcp-bridge/testing"
+import { TestBridge, type TestServer } from "@mcp-bridge/testing"
 import type { CallToolResult } from "@modelcontextprotocol/client"
-import { Effect, type Metric } from "effect"
+import { Effect, Fiber, type Metric } from "effect"
+import { TestClock } from "effect/testing"
 
 /** A successful tool result with the text "ok". */
 export const ok: CallToolResult = { content: [{ type: "text", text: "ok" }] }
@@ -81,4 +82,22 @@ export const drain = (
       server.release(tool)
       yield* until(server, () => server.held(tool) > 0 || server.calls(tool) >= total && server.inFlight() === 0)
     }
+  })
+
+/**
+ * On server `alpha` (tools `echo`, `fails`, `hang`): three successes, two tool errors, and a call that times out after
+ * 2 seconds on the TestClock. Returns the timeout's error.
+ */
+export const workload = (bridge: McpBridge.McpBridge.Service) =>
+  Effect.gen(function*() {
+    const alpha = (yield* TestBridge.TestServers).alpha!
+    yield* bridge.callTool("alpha.echo", { n: 1 })
+    yield* bridge.callTool("alpha.echo", { n: 2 })
+    yield* bridge.callTool("alpha.echo", { n: 3 })
+    yield* bridge.callTool("alpha.fails", {})
+    yield* bridge.callTool("alpha.fails", {})
+    const hung = yield* bridge.callTool("alpha.hang", {}, { timeout: "2 seconds" }).pipe(Effect.flip, Effect.forkChild)
+    yield* until(alpha, () => alpha.inFlight() === 1)
+    yield* TestClock.adjust("2 seconds")
+    return yield* Fiber.join(hung)
   })
