@@ -68,15 +68,25 @@ describe("ResultCache", () => {
         const second = yield* call("alpha.get", { id: 1 })
         assert.deepStrictEqual(second, first)
         assert.strictEqual(alpha.calls("get"), 1)
-        yield* call("alpha.get", { id: 2 })
+        const other = yield* call("alpha.get", { id: 2 })
         assert.strictEqual(alpha.calls("get"), 2)
         const s = yield* stats
         assert.strictEqual(s.hits, 1)
         assert.strictEqual(s.misses, 2)
         assert.closeTo(s.hitRate, 1 / 3, 1e-9)
         assert.strictEqual(s.size, 2)
-        assert.isAbove(s.bytes, 0)
-        assert.deepStrictEqual(s.servers.alpha, { ...s.servers.alpha!, hits: 1, misses: 2, size: 2 })
+        // Each entry counts its result's JSON and its key.
+        const bytes = (result: CallToolResult, id: number) =>
+          JSON.stringify(result).length + callKey("alpha", "get", "", { id }).length
+        assert.strictEqual(s.bytes, bytes(first, 1) + bytes(other, 2))
+        assert.deepStrictEqual(s.servers.alpha, {
+          hits: 1,
+          misses: 2,
+          hitRate: 1 / 3,
+          size: 2,
+          bytes: s.bytes,
+          evictions: 0
+        })
       }).pipe(Effect.provide(layerOf({ alpha })))
     }))
 
@@ -311,7 +321,11 @@ describe("ResultCache", () => {
         assert.deepStrictEqual(aliceEntry.arguments, { id: 1 })
         assert.isFalse(aliceEntry.shared)
         assert.strictEqual(aliceEntry.tool, "get")
-        assert.isAbove(aliceEntry.bytes, 0)
+        const aliceResult = yield* call("alpha.get", { id: 1 }).pipe(Effect.provideService(CallerIdentity, "alice"))
+        assert.strictEqual(
+          aliceEntry.bytes,
+          JSON.stringify(aliceResult).length + callKey("alpha", "get", "id:alice", { id: 1 }).length
+        )
 
         assert.strictEqual(yield* cache.invalidateAll, 9)
         assert.strictEqual((yield* stats).size, 0)
