@@ -269,8 +269,13 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     return g
   }
 
-  const retire = (id: string) => (pool: SessionPool, session: McpSession.McpSession) =>
+  // A session is retired once, and counted once, whichever of its failed call, its transport's close, a timeout or
+  // the sweep sees it die first.
+  const retired = new WeakSet<McpSession.McpSession>()
+  const retire = (id: string) => (pool: SessionPool, session: McpSession.McpSession): Effect.Effect<void> =>
     Effect.suspend(() => {
+      if (retired.has(session)) return Effect.void
+      retired.add(session)
       countersOf(id).invalidated++
       return Pool.invalidate(pool, session)
     })

@@ -8,7 +8,7 @@
  * @since 0.1.0
  */
 import type { Transport } from "@modelcontextprotocol/client"
-import { SSEClientTransport } from "@modelcontextprotocol/client"
+import { SSEClientTransport, SseError } from "@modelcontextprotocol/client"
 import { Context, Duration, Effect, Layer } from "effect"
 import type { ResolvedServer } from "./BridgeConfig.ts"
 import { transportKind } from "./BridgeConfig.ts"
@@ -100,6 +100,30 @@ export interface Options {
 const connectFailed = (server: string, message: string) =>
   new McpSessionError({ reason: new ConnectFailed({ server, message }) })
 
+// A legacy SSE session lives on its event stream: the server's answers come back on it, and a stream the EventSource
+// reopens is a new session the server knows nothing of. So once the stream of a started session breaks, the session
+// is closed, and calls waiting on it fail with `Closed` (and the pool replaces it) instead of waiting for their
+// deadline. The SDK transport only reports the broken stream to `onerror`.
+const closingOnStreamError = (sse: SSEClientTransport): Transport => {
+  let started = false
+  const transport: Transport = {
+    start: async () => {
+      await sse.start()
+      started = true
+    },
+    send: (message) => sse.send(message),
+    close: () => sse.close(),
+    setProtocolVersion: (version) => sse.setProtocolVersion(version)
+  }
+  sse.onmessage = (message) => transport.onmessage?.(message)
+  sse.onclose = () => transport.onclose?.()
+  sse.onerror = (error) => {
+    transport.onerror?.(error)
+    if (started && error instanceof SseError) void sse.close()
+  }
+  return transport
+}
+
 /**
  * Opens HTTP, SSE and in-memory transports; `stdio` fails with a `ConnectFailed` that points at `@mcp-bridge/node`.
  *
@@ -151,7 +175,7 @@ export const make = (options: Options = {}): McpTransport.Service => ({
             ...(headers ? { requestInit: { headers } } : {}),
             ...(fetch ? { fetch } : {})
           })
-          return Effect.succeed<OpenedTransport>({ transport, kind: "sse" })
+          return Effect.succeed<OpenedTransport>({ transport: closingOnStreamError(transport), kind: "sse" })
         }
         case "stdio":
           return Effect.fail(connectFailed(

@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Duration, Metric } from "effect"
+import { Clock, Context, Duration, Metric } from "effect"
 import * as Metrics from "./internal/metrics.ts"
 
 const Attr = Metrics.Attr
@@ -96,6 +96,13 @@ export interface Options {
   readonly window?: Duration.Input | undefined
   /** Most recent latencies kept per tool for percentiles. @default 1024 */
   readonly maxSamples?: number | undefined
+  /**
+   * The clock the calls are timed with, against which `snapshot` ages the latency samples of the sliding window (a
+   * `TestClock` in tests: samples stamped on it would all look too old to the live clock). `Telemetry.layer` passes
+   * the clock it is built with.
+   * @default the live clock
+   */
+  readonly clock?: Clock.Clock | undefined
 }
 
 const family = Metrics.family
@@ -210,7 +217,8 @@ const windowSummary = (attributes: Record<string, string>, window: Duration.Dura
  */
 export const make = (options: Options = {}): MetricsRecorder.Service => {
   const registry: Metric.MetricRegistry = options.registry ?? new Map()
-  const context = Context.make(Metric.MetricRegistry, registry) as Context.Context<never>
+  const withRegistry = Context.make(Metric.MetricRegistry, registry) as Context.Context<never>
+  const context = options.clock === undefined ? withRegistry : Context.add(withRegistry, Clock.Clock, options.clock)
   const window = Duration.fromInputUnsafe(options.window ?? "5 minutes")
   const maxSamples = options.maxSamples ?? 1024
   const series = new Map<string, CallSeries>()

@@ -308,7 +308,8 @@ export const layer = (options: Options = {}): Layer.Layer<Telemetry | MetricsRec
     const recorder = MetricsRecorder.make({
       registry: options.registry,
       window: options.window,
-      maxSamples: options.maxSamples
+      maxSamples: options.maxSamples,
+      clock: yield* Effect.clockWith(Effect.succeed)
     })
     const telemetry = yield* make(options, recorder)
     return Context.make(Telemetry, telemetry).pipe(Context.add(MetricsRecorder.MetricsRecorder, recorder))

@@ -1,255 +1,297 @@
-import { assert, describe, it } from "@effect/vitest"
-import { Batcher, BridgeClient, CallerIdentity, McpBridge, McpTransport } from "@mcp-bridge/core"
+import { assert, describe, it, layer } from "@effect/vitest"
+import { Batcher, CallerIdentity, McpBridge } from "@mcp-bridge/core"
+import type { ToolCaller } from "@mcp-bridge/core"
 import { TestBridge, TestServer } from "@mcp-bridge/testing"
 import type { CallToolResult } from "@modelcontextprotocol/client"
-import { Clock, Effect, Fiber, Result } from "effect"
-import { TestClock } from "effect/testing"
-import { configOf, requestOf, text } from "./fixtures.ts"
+import { Deferred, Duration, Effect, Exit, Fiber } from "effect"
+import { configOf, requestOf, text, until } from "./fixtures.ts"
 
-/** An upstream that records when each call reached it. */
-const recording = () =>
-  Effect.gen(function*() {
-    const stage = yield* Batcher.Batcher
-    const reached: Array<{ readonly tool: string; readonly at: number }> = []
-    const caller = stage.wrap((request) =>
-      Effect.map(Clock.currentTimeMillis, (at): CallToolResult => {
-        reached.push({ tool: request.tool, at })
-        return { content: [{ type: "text", text: `${request.tool}@${at}` }] }
-      })
-    )
-    return { caller, reached }
-  })
+/**
+ * An upstream whose calls wait until the test lets them finish: each call gets a `Deferred` to complete, and the
+ * upstream records which calls ran and which were interrupted.
+ */
+const gated = Effect.gen(function*() {
+  const stage = yield* Batcher.Batcher
+  const runs: Array<{ readonly tool: string; readonly args: unknown; readonly done: Deferred.Deferred<void> }> = []
+  let interrupted = 0
+  const next: ToolCaller.ToolCaller<string> = (request) =>
+    Effect.gen(function*() {
+      const done = yield* Deferred.make<void>()
+      const n = runs.push({ tool: request.tool, args: request.arguments, done })
+      yield* Deferred.await(done)
+      if (request.tool === "fails") return yield* Effect.fail(`failed ${n}`)
+      return { content: [{ type: "text", text: `${request.tool} run ${n}` }] } satisfies CallToolResult
+    }).pipe(Effect.onInterrupt(() => Effect.sync(() => interrupted++)))
+  return {
+    caller: stage.wrap(next),
+    runs,
+    interrupted: () => interrupted,
+    inFlight: stage.inFlight,
+    finish: (i: number) => Deferred.succeed(runs[i]!.done, undefined)
+  }
+})
 
-const tools: ReadonlyArray<TestServer.TestTool> = [
-  { name: "read", latencyMs: 30, respond: { kind: "echo" } },
-  { name: "write", latencyMs: 30, respond: { kind: "echo" } },
-  { name: "who", latencyMs: 30, respond: { kind: "counter" } },
-  { name: "fails", respond: { kind: "isError", message: "no such record" } },
-  { name: "crash", respond: { kind: "crash" } },
-  { name: "hang", respond: { kind: "hang" } },
-  { name: "slow", latencyMs: 20, respond: { kind: "echo" } }
-]
-
-const bridgeOf = (bridge: Record<string, unknown> = {}) =>
-  TestBridge.layerTest({ s: { tools } }, {
-    bridge: {
-      retry: false,
-      cache: false,
-      tools: { read: { readOnly: true }, who: { readOnly: true, shared: false }, hang: { readOnly: true } },
-      ...bridge
-    }
-  })
+const safe = { tools: { r: { readOnly: true }, fails: { readOnly: true }, i: { idempotent: true }, w: {} } }
 
 describe("Batcher", () => {
-  it.live("callMany: results in input order, each its own success or typed failure", () =>
-    Effect.gen(function*() {
-      const bridge = yield* McpBridge.McpBridge
-      const results = yield* bridge.callMany([
-        { target: "s.slow", arguments: { i: 0 } },
-        { target: "s.fails" },
-        { target: "s.hang", options: { timeout: "50 millis" } },
-        { target: "s.nope" },
-        { target: "elsewhere.slow" },
-        { target: "s.slow", arguments: { i: 5 } },
-        { target: "s.slow", arguments: [1] as any },
-        { target: { server: "s", tool: "slow" }, arguments: { i: 7 } }
-      ])
-      assert.strictEqual(results.length, 8)
-      const tags = results.map((r) =>
-        Result.isSuccess(r)
-          ? r.success.isError ? "isError" : text(r.success)
-          : `${r.failure._tag}:${r.failure.reason._tag}`
-      )
-      assert.deepStrictEqual(tags, [
-        "{\"i\":0}",
-        "isError",
-        "McpSessionError:Timeout",
-        "McpBridgeError:UnknownTool",
-        "McpBridgeError:UnknownServer",
-        "{\"i\":5}",
-        "McpBridgeError:InvalidCall",
-        "{\"i\":7}"
-      ])
-    }).pipe(Effect.provide(bridgeOf())))
+  layer(Batcher.layer)("the stage over an upstream the test controls", (it) => {
+    it.effect("identical safe calls in flight share one upstream call and its result", () =>
+      Effect.gen(function*() {
+        const config = yield* configOf({ s: safe })
+        const { caller, finish, inFlight, runs } = yield* gated
+        const fibers = yield* Effect.forEach([1, 2, 3], () => Effect.forkChild(caller(requestOf(config, "s", "r"))))
+        yield* Effect.yieldNow
+        assert.strictEqual(runs.length, 1)
+        assert.strictEqual(yield* inFlight, 1)
+        yield* finish(0)
+        const results = yield* Effect.forEach(fibers, Fiber.join)
+        assert.deepStrictEqual(results.map(text), ["r run 1", "r run 1", "r run 1"])
+        assert.strictEqual(yield* inFlight, 0)
+      }))
 
-  it.live("callMany runs 5 calls at a time by default, or as many as asked", () =>
-    Effect.gen(function*() {
-      const servers = yield* TestBridge.TestServers
-      const bridge = yield* McpBridge.McpBridge
-      const calls = Array.from({ length: 12 }, (_, i) => ({ target: "s.write", arguments: { i } }))
-      yield* bridge.callMany(calls)
-      assert.strictEqual(servers.s!.peakInFlight(), 5)
-      yield* bridge.callMany(calls, { concurrency: 12 })
-      assert.strictEqual(servers.s!.peakInFlight(), 12)
-      assert.strictEqual(servers.s!.calls("write"), 24)
-    }).pipe(Effect.provide(bridgeOf())))
+    it.effect("coalescing is not caching: once the call ended, the next identical call makes its own", () =>
+      Effect.gen(function*() {
+        const config = yield* configOf({ s: safe })
+        const { caller, finish, runs } = yield* gated
+        const first = yield* Effect.forkChild(caller(requestOf(config, "s", "i", { q: 1 })))
+        yield* Effect.yieldNow
+        yield* finish(0)
+        assert.strictEqual(text(yield* Fiber.join(first)), "i run 1")
+        const second = yield* Effect.forkChild(caller(requestOf(config, "s", "i", { q: 1 })))
+        yield* Effect.yieldNow
+        assert.strictEqual(runs.length, 2)
+        yield* finish(1)
+        assert.strictEqual(text(yield* Fiber.join(second)), "i run 2")
+      }))
 
-  it.live("identical read-only calls in flight share one upstream call; identical writes each reach the server", () =>
-    Effect.gen(function*() {
-      const servers = yield* TestBridge.TestServers
-      const bridge = yield* McpBridge.McpBridge
-      const reads = yield* Effect.forEach(
-        Array.from({ length: 100 }),
-        () => bridge.callTool("s.read", { q: "pool", page: 1 }),
-        { concurrency: "unbounded" }
-      )
-      assert.strictEqual(servers.s!.calls("read"), 1)
-      assert.isTrue(reads.every((r) => text(r) === "{\"q\":\"pool\",\"page\":1}"))
-      const writes = yield* Effect.forEach(
-        Array.from({ length: 10 }),
-        () => bridge.callTool("s.write", { q: "pool" }),
-        { concurrency: "unbounded" }
-      )
-      assert.strictEqual(writes.length, 10)
-      assert.strictEqual(servers.s!.calls("write"), 10)
-    }).pipe(Effect.provide(bridgeOf())))
+    it.effect("a shared failure reaches every caller that joined it", () =>
+      Effect.gen(function*() {
+        const config = yield* configOf({ s: safe })
+        const { caller, finish, runs } = yield* gated
+        const fibers = yield* Effect.forEach([1, 2], () => Effect.forkChild(caller(requestOf(config, "s", "fails"))))
+        yield* Effect.yieldNow
+        yield* finish(0)
+        const exits = yield* Effect.forEach(fibers, Fiber.await)
+        assert.deepStrictEqual(exits, [Exit.fail("failed 1"), Exit.fail("failed 1")])
+        assert.strictEqual(runs.length, 1)
+      }))
 
-  it.live("a call with _meta of its own is never merged: its meta reaches the server", () =>
-    Effect.gen(function*() {
-      const servers = yield* TestBridge.TestServers
-      const bridge = yield* McpBridge.McpBridge
-      yield* Effect.all([
-        bridge.callTool("s.read", { q: 1 }, { meta: { progressToken: "a" } }),
-        bridge.callTool("s.read", { q: 1 }, { meta: { progressToken: "b" } })
-      ], { concurrency: "unbounded" })
-      assert.strictEqual(servers.s!.calls("read"), 2)
-      assert.deepStrictEqual(
-        servers.s!.receivedMeta("read").map((m) => m.progressToken).sort(),
-        ["a", "b"]
-      )
-    }).pipe(Effect.provide(bridgeOf())))
+    it.effect("calls that are not safe to repeat, and calls with _meta of their own, are never coalesced", () =>
+      Effect.gen(function*() {
+        const config = yield* configOf({ s: safe })
+        const { caller, finish, inFlight, runs } = yield* gated
+        const write = requestOf(config, "s", "w", { q: 1 })
+        const withMeta = { ...requestOf(config, "s", "r", { q: 1 }), meta: { progressToken: "a" } }
+        const fibers = yield* Effect.forEach(
+          [write, write, withMeta, withMeta],
+          (request) => Effect.forkChild(caller(request))
+        )
+        yield* Effect.yieldNow
+        assert.deepStrictEqual(runs.map((r) => r.tool), ["w", "w", "r", "r"])
+        // They skip the stage: none of them is a flight others could join.
+        assert.strictEqual(yield* inFlight, 0)
+        yield* Effect.forEach([0, 1, 2, 3], finish)
+        yield* Effect.forEach(fibers, Fiber.join)
+      }))
 
-  it.live("coalescing keys on canonical arguments and on the caller's identity for tools that are not shared", () =>
-    Effect.gen(function*() {
-      const servers = yield* TestBridge.TestServers
-      const bridge = yield* McpBridge.McpBridge
-      yield* Effect.all([
-        bridge.callTool("s.read", { a: 1, b: [1, 2] }),
-        bridge.callTool("s.read", { b: [1, 2], a: 1 }),
-        bridge.callTool("s.read", { a: 2, b: [1, 2] })
-      ], { concurrency: "unbounded" })
-      assert.strictEqual(servers.s!.calls("read"), 2)
-      yield* Effect.all([
-        bridge.callTool("s.who", {}).pipe(Effect.provideService(CallerIdentity, "alice")),
-        bridge.callTool("s.who", {}).pipe(Effect.provideService(CallerIdentity, "alice")),
-        bridge.callTool("s.who", {}).pipe(Effect.provideService(CallerIdentity, "bob"))
-      ], { concurrency: "unbounded" })
-      assert.strictEqual(servers.s!.calls("who"), 2)
-    }).pipe(Effect.provide(bridgeOf())))
+    it.effect("the key is server, tool, canonical arguments, partition and deadline", () =>
+      Effect.gen(function*() {
+        const config = yield* configOf({ a: safe, b: safe })
+        const { caller, finish, runs } = yield* gated
+        const r = (server: string, args: Record<string, unknown>) => requestOf(config, server, "r", args)
+        const requests: ReadonlyArray<ToolCaller.CallRequest> = [
+          r("a", { x: 1, y: [1, 2] }),
+          r("a", { y: [1, 2], x: 1 }), // same call, keys in another order: joins the first
+          r("a", { x: 1, y: [2, 1] }),
+          r("b", { x: 1, y: [1, 2] }), // another server
+          { ...r("a", { x: 1, y: [1, 2] }), timeout: Duration.seconds(1) }, // another deadline
+          { ...r("a", { x: 1, y: [1, 2] }), identity: "alice" }, // another caller (the tool is not shared)
+          { ...r("a", { x: 1, y: [1, 2] }), identity: "alice" } // the same caller again: joins
+        ]
+        const fibers = yield* Effect.forEach(requests, (request) => Effect.forkChild(caller(request)))
+        yield* Effect.yieldNow
+        assert.deepStrictEqual(runs.map((run) => run.args), [
+          { x: 1, y: [1, 2] },
+          { x: 1, y: [2, 1] },
+          { x: 1, y: [1, 2] },
+          { x: 1, y: [1, 2] },
+          { x: 1, y: [1, 2] }
+        ])
+        yield* Effect.forEach(runs.map((_, i) => i), finish)
+        const results = (yield* Effect.forEach(fibers, Fiber.join)).map(text)
+        assert.deepStrictEqual(results, ["r run 1", "r run 1", "r run 2", "r run 3", "r run 4", "r run 5", "r run 5"])
+      }))
 
-  it.live("a call made while an identical one is in flight joins it", () =>
-    Effect.gen(function*() {
-      const servers = yield* TestBridge.TestServers
-      const bridge = yield* McpBridge.McpBridge
-      const first = yield* Effect.forkChild(bridge.callTool("s.read", { x: 1 }))
-      yield* Effect.sleep("10 millis")
-      const second = yield* bridge.callTool("s.read", { x: 1 })
-      assert.deepStrictEqual(yield* Fiber.join(first), second)
-      assert.strictEqual(servers.s!.calls("read"), 1)
-      // Once it is done, the next identical call goes upstream again (coalescing is not caching).
-      yield* bridge.callTool("s.read", { x: 1 })
-      assert.strictEqual(servers.s!.calls("read"), 2)
-    }).pipe(Effect.provide(bridgeOf())))
+    it.effect("a waiter that is interrupted leaves; the call goes on for the others", () =>
+      Effect.gen(function*() {
+        const config = yield* configOf({ s: safe })
+        const { caller, finish, interrupted, runs } = yield* gated
+        const first = yield* Effect.forkChild(caller(requestOf(config, "s", "r")))
+        const waiter = yield* Effect.forkChild(caller(requestOf(config, "s", "r")))
+        yield* Effect.yieldNow
+        yield* Fiber.interrupt(waiter)
+        assert.strictEqual(interrupted(), 0)
+        yield* finish(0)
+        assert.strictEqual(text(yield* Fiber.join(first)), "r run 1")
+        assert.strictEqual(runs.length, 1)
+      }))
 
-  it.live("a shared call's failure reaches every caller that joined it", () =>
-    Effect.gen(function*() {
-      const servers = yield* TestBridge.TestServers
-      const bridge = yield* McpBridge.McpBridge
-      const errors = yield* Effect.forEach(
-        [1, 2, 3],
-        () => Effect.flip(bridge.callTool("s.crash", {})),
-        { concurrency: "unbounded" }
-      )
-      assert.isTrue(errors.every((e) => e._tag === "McpSessionError" && e.reason._tag === "Closed"))
-      assert.strictEqual(servers.s!.calls("crash"), 1)
-    }).pipe(Effect.provide(bridgeOf({ tools: { crash: { readOnly: true } } }))))
+    it.effect("the caller making the call is interrupted: the call is cancelled and a waiter makes it again", () =>
+      Effect.gen(function*() {
+        const config = yield* configOf({ s: safe })
+        const { caller, finish, interrupted, runs } = yield* gated
+        const first = yield* Effect.forkChild(caller(requestOf(config, "s", "r")))
+        const waiters = yield* Effect.forEach([1, 2], () => Effect.forkChild(caller(requestOf(config, "s", "r"))))
+        yield* Effect.yieldNow
+        assert.strictEqual(runs.length, 1)
+        yield* Fiber.interrupt(first)
+        assert.strictEqual(interrupted(), 1)
+        yield* Effect.yieldNow
+        // One of the waiters made the call again; the other joined it.
+        assert.strictEqual(runs.length, 2)
+        yield* finish(1)
+        const results = yield* Effect.forEach(waiters, Fiber.join)
+        assert.deepStrictEqual(results.map(text), ["r run 2", "r run 2"])
+        assert.isTrue(Exit.hasInterrupts(yield* Fiber.await(first)))
+      }))
+  })
 
-  it.live("the shared call is cancelled on the wire only when its last caller is interrupted", () =>
+  it.effect("layerDisabled: every call reaches the upstream on its own", () =>
     Effect.gen(function*() {
-      const servers = yield* TestBridge.TestServers
-      const bridge = yield* McpBridge.McpBridge
-      const a = yield* Effect.forkChild(bridge.callTool("s.hang", {}))
-      const b = yield* Effect.forkChild(bridge.callTool("s.hang", {}))
-      for (let i = 0; i < 100 && servers.s!.inFlight() < 1; i++) yield* Effect.sleep("2 millis")
-      assert.strictEqual(servers.s!.calls("hang"), 1)
-      yield* Fiber.interrupt(a)
-      yield* Effect.sleep("20 millis")
-      assert.strictEqual(servers.s!.cancelled(), 0)
-      yield* Fiber.interrupt(b)
-      for (let i = 0; i < 100 && servers.s!.cancelled() < 1; i++) yield* Effect.sleep("2 millis")
-      assert.strictEqual(servers.s!.cancelled(), 1)
-      assert.strictEqual(servers.s!.inFlight(), 0)
-    }).pipe(Effect.provide(bridgeOf())))
+      const config = yield* configOf({ s: safe })
+      const { caller, finish, inFlight, runs } = yield* gated
+      const fibers = yield* Effect.forEach([1, 2, 3], () => Effect.forkChild(caller(requestOf(config, "s", "r"))))
+      yield* Effect.yieldNow
+      assert.strictEqual(runs.length, 3)
+      assert.strictEqual(yield* inFlight, 0)
+      yield* Effect.forEach([0, 1, 2], finish)
+      yield* Effect.forEach(fibers, Fiber.join)
+    }).pipe(Effect.provide(Batcher.layerDisabled)))
 
-  it.effect("a batch collects calls for its window, and runs at once when it reaches maxBatchSize", () =>
-    Effect.gen(function*() {
-      const config = yield* configOf({ s: { tools: { r: { readOnly: true }, w: { readOnly: false } } } })
-      const { caller, reached } = yield* recording()
-      const r = (x: number) => requestOf(config, "s", "r", { x })
-      // Two identical calls 5 ms apart fall in one window: one upstream call at its end.
-      const first = yield* Effect.forkChild(caller(r(1)))
-      yield* TestClock.adjust("5 millis")
-      const second = yield* Effect.forkChild(caller(r(1)))
-      yield* TestClock.adjust("4 millis")
-      assert.strictEqual(reached.length, 0)
-      yield* TestClock.adjust("1 millis")
-      assert.deepStrictEqual([yield* Fiber.join(first), yield* Fiber.join(second)].map(text), ["r@10", "r@10"])
-      assert.strictEqual(reached.length, 1)
-      // A full batch does not wait for the window; the fourth call opens a new batch.
-      const batch = yield* Effect.forkChild(
-        Effect.forEach([2, 3, 4, 5], (x) => caller(r(x)), { concurrency: "unbounded" })
-      )
-      yield* TestClock.adjust("10 millis")
-      // The full batch ran at once (at 10 ms), the fourth call at the end of its own window.
-      assert.deepStrictEqual((yield* Fiber.join(batch)).map(text), ["r@10", "r@10", "r@10", "r@20"])
-      assert.strictEqual(reached.length, 5)
-      // Calls that are not safe to merge skip the batch.
-      assert.strictEqual(text(yield* caller(requestOf(config, "s", "w"))), "w@20")
-    }).pipe(Effect.provide(Batcher.layer({ window: "10 millis", maxBatchSize: 3 }))))
-
-  it.effect("calls to different servers never share a batch or an upstream call", () =>
-    Effect.gen(function*() {
-      const config = yield* configOf({
-        a: { tools: { r: { readOnly: true } } },
-        b: { tools: { r: { readOnly: true } } }
+  describe("in the bridge, over an in-memory server", () => {
+    const tools: ReadonlyArray<TestServer.TestTool> = [
+      { name: "read", hold: true, respond: { kind: "echo" } },
+      { name: "write", hold: true, respond: { kind: "echo" } },
+      { name: "who", hold: true, respond: { kind: "counter" } },
+      { name: "crash", respond: { kind: "crash" } },
+      { name: "hang", respond: { kind: "hang" } }
+    ]
+    const bridgeOf = () =>
+      TestBridge.layerTest({ s: { tools } }, {
+        cache: false,
+        bridge: {
+          retry: false,
+          tools: {
+            read: { readOnly: true },
+            who: { readOnly: true },
+            crash: { readOnly: true },
+            hang: { readOnly: true }
+          }
+        }
       })
-      const stage = yield* Batcher.Batcher
-      const servers: Array<string> = []
-      const caller = stage.wrap((request) =>
-        Effect.sync((): CallToolResult => {
-          servers.push(request.server.name)
-          return { content: [] }
-        })
-      )
-      const fiber = yield* Effect.forkChild(
-        Effect.forEach(["a", "b", "a", "b"], (s) => caller(requestOf(config, s, "r")), { concurrency: "unbounded" })
-      )
-      yield* TestClock.adjust("10 millis")
-      yield* Fiber.join(fiber)
-      assert.deepStrictEqual(servers.sort(), ["a", "b"])
-    }).pipe(Effect.provide(Batcher.layer({ window: "10 millis" }))))
+    const serverOf = Effect.map(TestBridge.TestServers.use(Effect.succeed), (servers) => servers.s!)
+    const call = (target: string, args: Record<string, unknown> = {}) =>
+      McpBridge.McpBridge.use((bridge) => bridge.callTool(target, args))
 
-  it("callMany on the Promise facade: { ok, result } or { ok, error } per call, in order", async () => {
-    const server = TestServer.make({ tools })
-    const bridge = await BridgeClient.make({ mcpServers: { s: { type: "memory" } } }, {
-      transport: McpTransport.layer({ memory: { s: server.connect } })
-    })
-    try {
-      const outcomes = await bridge.callMany([
-        { target: "s.slow", arguments: { i: 1 } },
-        { target: "s.nope" },
-        { target: "s.hang", options: { timeout: 30 } },
-        { target: "s.fails" }
-      ], { concurrency: 2 })
-      assert.deepStrictEqual(outcomes.map((o) => o.ok ? text(o.result) : `${o.error._tag}:${o.error.reason._tag}`), [
-        "{\"i\":1}",
-        "McpBridgeError:UnknownTool",
-        "McpSessionError:Timeout",
-        "no such record"
-      ])
-    } finally {
-      await bridge.close()
-      await server.close()
-    }
+    it.effect("identical read-only calls in flight share one upstream call; identical writes each reach the server", () =>
+      Effect.gen(function*() {
+        const s = yield* serverOf
+        const batcher = yield* Batcher.Batcher
+        // Route once, so that the calls below reach the batcher as soon as they start.
+        yield* call("s.__stats")
+        const reads = yield* Effect.forkChild(
+          Effect.forEach(Array.from({ length: 100 }), () => call("s.read", { q: "pool", page: 1 }), {
+            concurrency: "unbounded"
+          })
+        )
+        yield* until(s, () => s.held("read") === 1)
+        assert.strictEqual(yield* batcher.inFlight, 1)
+        s.release("read")
+        const results = yield* Fiber.join(reads)
+        assert.strictEqual(s.calls("read"), 1)
+        assert.isTrue(results.every((r) => text(r) === "{\"q\":\"pool\",\"page\":1}"))
+
+        const writes = yield* Effect.forkChild(
+          Effect.forEach(Array.from({ length: 10 }), () => call("s.write", { q: "pool" }), { concurrency: "unbounded" })
+        )
+        // All ten are at the server at once: none waited for another to share its result.
+        yield* until(s, () => s.held("write") === 10)
+        s.release("write")
+        assert.strictEqual((yield* Fiber.join(writes)).length, 10)
+        assert.strictEqual(s.calls("write"), 10)
+      }).pipe(Effect.provide(bridgeOf())))
+
+    it.effect("a call with _meta of its own is never merged: its meta reaches the server", () =>
+      Effect.gen(function*() {
+        const s = yield* serverOf
+        const bridge = yield* McpBridge.McpBridge
+        const both = yield* Effect.forkChild(Effect.all([
+          bridge.callTool("s.read", { q: 1 }, { meta: { progressToken: "a" } }),
+          bridge.callTool("s.read", { q: 1 }, { meta: { progressToken: "b" } })
+        ], { concurrency: "unbounded" }))
+        yield* until(s, () => s.held("read") === 2)
+        s.release("read")
+        yield* Fiber.join(both)
+        assert.deepStrictEqual(s.receivedMeta("read").map((m) => m.progressToken).sort(), ["a", "b"])
+      }).pipe(Effect.provide(bridgeOf())))
+
+    it.effect("coalescing keys on canonical arguments and on the caller's identity for tools that are not shared", () =>
+      Effect.gen(function*() {
+        const s = yield* serverOf
+        yield* call("s.__stats")
+        const reads = yield* Effect.forkChild(Effect.all([
+          call("s.read", { a: 1, b: [1, 2] }),
+          call("s.read", { b: [1, 2], a: 1 }),
+          call("s.read", { a: 2, b: [1, 2] })
+        ], { concurrency: "unbounded" }))
+        yield* until(s, () => s.held("read") === 2)
+        s.release("read")
+        assert.deepStrictEqual((yield* Fiber.join(reads)).map(text), [
+          "{\"a\":1,\"b\":[1,2]}",
+          "{\"a\":1,\"b\":[1,2]}",
+          "{\"a\":2,\"b\":[1,2]}"
+        ])
+        assert.strictEqual(s.calls("read"), 2)
+        const who = yield* Effect.forkChild(Effect.all([
+          call("s.who").pipe(Effect.provideService(CallerIdentity, "alice")),
+          call("s.who").pipe(Effect.provideService(CallerIdentity, "alice")),
+          call("s.who").pipe(Effect.provideService(CallerIdentity, "bob"))
+        ], { concurrency: "unbounded" }))
+        yield* until(s, () => s.held("who") === 2)
+        s.release("who")
+        const [alice1, alice2, bob] = (yield* Fiber.join(who)).map(text)
+        assert.strictEqual(alice1, alice2)
+        assert.notStrictEqual(alice1, bob)
+        assert.strictEqual(s.calls("who"), 2)
+      }).pipe(Effect.provide(bridgeOf())))
+
+    it.effect("a shared call's failure reaches every caller that joined it", () =>
+      Effect.gen(function*() {
+        const s = yield* serverOf
+        yield* call("s.__stats")
+        const errors = yield* Effect.forEach([1, 2, 3], () => Effect.flip(call("s.crash")), {
+          concurrency: "unbounded"
+        })
+        assert.isTrue(errors.every((e) => e._tag === "McpSessionError" && e.reason._tag === "Closed"))
+        assert.strictEqual(s.calls("crash"), 1)
+      }).pipe(Effect.provide(bridgeOf())))
+
+    it.effect("interrupting a waiter leaves the call on the wire; interrupting its maker cancels it and a waiter makes it again", () =>
+      Effect.gen(function*() {
+        const s = yield* serverOf
+        yield* call("s.__stats")
+        const maker = yield* Effect.forkChild(call("s.hang"))
+        yield* until(s, () => s.inFlight() === 1)
+        const [waiter, leaver] = yield* Effect.forEach([1, 2], () => Effect.forkChild(call("s.hang")))
+        yield* Effect.yieldNow
+        yield* Fiber.interrupt(leaver!)
+        assert.strictEqual(s.calls("hang"), 1)
+        yield* Fiber.interrupt(maker)
+        // The call is cancelled on the wire, and the waiter sends it again.
+        yield* until(s, () => s.cancelled() === 1 && s.calls("hang") === 2 && s.inFlight() === 1)
+        yield* Fiber.interrupt(waiter!)
+        yield* until(s, () => s.cancelled() === 2 && s.inFlight() === 0)
+        assert.strictEqual(s.calls("hang"), 2)
+      }).pipe(Effect.provide(bridgeOf())))
   })
 })

@@ -4,54 +4,71 @@ import { TestServer } from "@mcp-bridge/testing"
 import type { Transport } from "@modelcontextprotocol/client"
 import { Effect, Fiber, Layer } from "effect"
 import { TestClock } from "effect/testing"
-import { text } from "./fixtures.ts"
+import { drain, text, until } from "./fixtures.ts"
 
 const tools: ReadonlyArray<TestServer.TestTool> = [
   { name: "echo", annotations: { readOnlyHint: true }, respond: { kind: "echo" } },
   { name: "hang", respond: { kind: "hang" } },
   { name: "counter", respond: { kind: "counter" } },
-  { name: "slow", latencyMs: 30, respond: { kind: "echo" } },
+  { name: "held", hold: true, respond: { kind: "echo" } },
   { name: "crash", respond: { kind: "crash" } }
 ]
 
-// Real I/O (the in-memory transport) settles on the event loop, outside the TestClock.
-const settle = (ms = 30) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, ms)))
+// No health probes unless a test asks for them: a probe is real I/O, which a TestClock step does not wait for.
+const quiet = { healthCheckInterval: "1 day" }
+
+/** A server, and a `connect` that counts the sessions opened to it. */
+const counted = (spec: TestServer.TestServerSpec = { tools }) => {
+  const server = TestServer.make(spec)
+  let connects = 0
+  return {
+    server,
+    connects: () => connects,
+    connect: (): Promise<Transport> => {
+      connects++
+      return server.connect()
+    }
+  }
+}
 
 const layer = (
   server: TestServer.TestServer,
   pool: object,
-  connect: () => Promise<Transport> = server.connect
+  connect: () => Promise<Transport> = server.connect,
+  options: ConnectionPool.Options = {}
 ) =>
   McpBridge.layer(
-    { mcpServers: { s: { type: "memory", bridge: { pool, timeout: "1 minute" } } } },
-    { transport: McpTransport.layer({ memory: { s: connect } }) }
+    { mcpServers: { s: { type: "memory", bridge: { pool: { ...quiet, ...pool }, timeout: "1 minute" } } } },
+    { transport: McpTransport.layer({ memory: { s: connect } }), pool: options }
   )
 
-// Moves the TestClock minute by minute, letting the pool's sweep (and the I/O it starts) run at each step.
-const advance = (minutes: number) =>
-  Effect.forEach(Array.from({ length: minutes }), () => TestClock.adjust("1 minute").pipe(Effect.andThen(settle(5))), {
-    discard: true
-  })
-
 const stats = Effect.flatMap(ConnectionPool.ConnectionPool, (pool) => pool.stats)
+const statsOf = Effect.map(stats, (all) => {
+  assert.strictEqual(all.length, 1)
+  return all[0]!
+})
 const call = (tool: string, args: Record<string, unknown> = {}) =>
   Effect.flatMap(McpBridge.McpBridge, (bridge) => bridge.callTool(`s.${tool}`, args))
 const as = (identity: string) => Effect.provideService(CallerIdentity, identity)
 
 describe("ConnectionPool", () => {
-  it.effect("keeps `min` sessions warm from start-up", () =>
+  it.effect("keeps `min` sessions warm from start-up, and closing the layer closes every session", () =>
     Effect.gen(function*() {
-      const server = TestServer.make({ tools })
+      const { connect, connects, server } = counted()
       yield* Effect.gen(function*() {
-        yield* settle()
-        assert.strictEqual(server.openSessions(), 2)
-        const [s] = yield* stats
-        assert.strictEqual(s.created, 2)
-        assert.strictEqual(s.idle, 2)
-      }).pipe(Effect.provide(layer(server, { min: 2, max: 5 })))
-      // Closing the layer closes every session.
-      yield* settle()
-      assert.strictEqual(server.openSessions(), 0)
+        yield* until(server, () => server.openSessions() === 2)
+        // Two callers at once are served by the two warm sessions: no third session is opened.
+        const both = yield* Effect.forkChild(
+          Effect.all([call("held", { n: 1 }), call("held", { n: 2 })], { concurrency: "unbounded" })
+        )
+        yield* until(server, () => server.held("held") === 2)
+        const s = yield* statsOf
+        assert.deepStrictEqual([s.created, s.inUse, s.idle, s.min], [2, 2, 0, 2])
+        server.release("held")
+        yield* Fiber.join(both)
+        assert.strictEqual(connects(), 2)
+      }).pipe(Effect.provide(layer(server, { min: 2, max: 5, concurrency: 1 }, connect)))
+      yield* until(server, () => server.openSessions() === 0)
     }))
 
   it.effect("reuses one session for sequential calls", () =>
@@ -59,7 +76,7 @@ describe("ConnectionPool", () => {
       const server = TestServer.make({ tools })
       yield* Effect.gen(function*() {
         for (let i = 0; i < 20; i++) yield* call("echo", { i })
-        const [s] = yield* stats
+        const s = yield* statsOf
         assert.strictEqual(s.created, 1)
         assert.strictEqual(server.openSessions(), 1)
       }).pipe(Effect.provide(layer(server, {})))
@@ -69,40 +86,46 @@ describe("ConnectionPool", () => {
     Effect.gen(function*() {
       const server = TestServer.make({ tools })
       yield* Effect.gen(function*() {
-        yield* Effect.forEach([1, 2, 3], (i) => call("slow", { i }), { concurrency: "unbounded" })
+        const three = yield* Effect.forkChild(
+          Effect.forEach([1, 2, 3], (i) => call("held", { i }), { concurrency: "unbounded" })
+        )
+        yield* until(server, () => server.held("held") === 3)
+        server.release("held")
+        yield* Fiber.join(three)
         assert.strictEqual(server.openSessions(), 3)
-        yield* advance(4)
-        assert.strictEqual(server.openSessions(), 3)
-        yield* advance(2)
-        assert.strictEqual(server.openSessions(), 1)
-        const [s] = yield* stats
-        assert.strictEqual(s.invalidated, 2)
+        yield* TestClock.adjust("4 minutes")
+        assert.deepStrictEqual([(yield* statsOf).invalidated, (yield* statsOf).idle], [0, 3])
+        yield* TestClock.adjust("2 minutes")
+        const s = yield* statsOf
+        assert.deepStrictEqual([s.invalidated, s.idle], [2, 1])
+        yield* until(server, () => server.openSessions() === 1)
       }).pipe(Effect.provide(layer(server, { min: 1, max: 5, concurrency: 1, idleTimeToLive: "5 minutes" })))
     }))
 
   it.effect("replaces sessions past their maximum lifetime", () =>
     Effect.gen(function*() {
-      const server = TestServer.make({ tools })
+      const { connect, connects, server } = counted()
       yield* Effect.gen(function*() {
-        yield* settle()
-        assert.strictEqual((yield* stats)[0].created, 1)
-        yield* advance(31)
-        yield* settle()
-        const [s] = yield* stats
-        assert.strictEqual(s.created, 2)
-        assert.strictEqual(s.invalidated, 1)
-        assert.strictEqual(server.openSessions(), 1)
+        assert.strictEqual(text(yield* call("echo", { before: 1 })), "{\"before\":1}")
+        assert.strictEqual((yield* statsOf).created, 1)
+        yield* TestClock.adjust("29 minutes")
+        assert.strictEqual((yield* statsOf).invalidated, 0)
+        yield* TestClock.adjust("2 minutes")
+        assert.strictEqual((yield* statsOf).invalidated, 1)
+        // The pool keeps `min`: a new session replaces the old one.
+        yield* until(server, () => connects() === 2 && server.openSessions() === 1)
         assert.strictEqual(text(yield* call("echo", { ok: 1 })), "{\"ok\":1}")
-      }).pipe(Effect.provide(layer(server, { min: 1, maxLifetime: "30 minutes" })))
+        assert.strictEqual((yield* statsOf).created, 2)
+      }).pipe(Effect.provide(layer(server, { min: 1, maxLifetime: "30 minutes" }, connect)))
     }))
 
-  it.effect("a session that stops answering fails its health check and is replaced", () =>
-    Effect.gen(function*() {
-      const server = TestServer.make({ tools })
+  describe("health probes", () => {
+    // A wedged server: the transport stays open but nothing comes back while `frozen`.
+    const wedged = () => {
+      const { connect, connects, server } = counted()
       const frozen = { value: false }
-      // A wedged server: the transport stays open but nothing comes back.
-      const connect = async (): Promise<Transport> => {
-        const inner = await server.connect()
+      const freezable = async (): Promise<Transport> => {
+        const inner = await connect()
         const outer: Transport = {
           start: () => inner.start(),
           close: () => inner.close(),
@@ -113,38 +136,93 @@ describe("ConnectionPool", () => {
         inner.onerror = (error) => outer.onerror?.(error)
         return outer
       }
-      yield* Effect.gen(function*() {
-        yield* settle()
-        frozen.value = true
-        yield* TestClock.adjust("61 seconds")
-        yield* settle()
-        frozen.value = false
-        yield* TestClock.adjust("5 seconds")
-        yield* settle()
-        const [s] = yield* stats
-        assert.strictEqual(s.invalidated, 1)
-        assert.strictEqual(s.created, 2)
-        assert.strictEqual(text(yield* call("echo", { healthy: true })), "{\"healthy\":true}")
-      }).pipe(Effect.provide(layer(server, { min: 1, healthCheckInterval: "60 seconds" }, connect)))
-    }))
+      return { server, connects, frozen, connect: freezable }
+    }
+
+    it.effect("a session that stops answering fails its health check (probeTimeout 5 s by default) and is replaced", () =>
+      Effect.gen(function*() {
+        const { connect, connects, frozen, server } = wedged()
+        yield* Effect.gen(function*() {
+          yield* call("echo")
+          frozen.value = true
+          // The sweep probes the idle session at 60 s; the probe gets no answer.
+          yield* TestClock.adjust("61 seconds")
+          frozen.value = false
+          yield* TestClock.adjust("3999 millis")
+          assert.strictEqual((yield* statsOf).invalidated, 0)
+          yield* TestClock.adjust("1 millis")
+          assert.strictEqual((yield* statsOf).invalidated, 1)
+          yield* until(server, () => connects() === 2)
+          assert.strictEqual(text(yield* call("echo", { healthy: true })), "{\"healthy\":true}")
+          assert.strictEqual((yield* statsOf).created, 2)
+        }).pipe(Effect.provide(layer(server, { min: 1, healthCheckInterval: "60 seconds" }, connect)))
+      }))
+
+    it.effect("probeTimeout bounds the probe", () =>
+      Effect.gen(function*() {
+        const { connect, frozen, server } = wedged()
+        yield* Effect.gen(function*() {
+          yield* call("echo")
+          frozen.value = true
+          yield* TestClock.adjust("60 seconds")
+          yield* TestClock.adjust("1999 millis")
+          assert.strictEqual((yield* statsOf).invalidated, 0)
+          yield* TestClock.adjust("1 millis")
+          assert.strictEqual((yield* statsOf).invalidated, 1)
+          frozen.value = false
+        }).pipe(
+          Effect.provide(layer(server, { min: 1, healthCheckInterval: "60 seconds" }, connect, {
+            probeTimeout: "2 seconds"
+          }))
+        )
+      }))
+
+    it.effect("a healthy session passes its probes and stays", () =>
+      Effect.gen(function*() {
+        const { connect, connects, server } = counted()
+        yield* Effect.gen(function*() {
+          yield* call("echo")
+          for (let minute = 0; minute < 3; minute++) {
+            const before = server.calls("__stats") // probes are pings, never tool calls
+            yield* TestClock.adjust("1 minute")
+            assert.strictEqual(server.calls("__stats"), before)
+          }
+          assert.strictEqual(text(yield* call("echo", { still: 1 })), "{\"still\":1}")
+          const s = yield* statsOf
+          assert.deepStrictEqual([s.created, s.invalidated, connects()], [1, 0, 1])
+        }).pipe(Effect.provide(layer(server, { min: 1, healthCheckInterval: "60 seconds" }, connect)))
+      }))
+  })
 
   it.effect("an exhausted pool makes callers wait, then fails with PoolTimeout", () =>
     Effect.gen(function*() {
       const server = TestServer.make({ tools })
       yield* Effect.gen(function*() {
         const busy = yield* call("hang").pipe(Effect.forkChild)
-        yield* settle()
+        yield* until(server, () => server.inFlight() === 1)
         const waiting = yield* call("echo").pipe(Effect.forkChild)
-        yield* settle()
-        assert.strictEqual((yield* stats)[0].pending, 1)
+        yield* Effect.yieldNow
+        assert.strictEqual((yield* statsOf).pending, 1)
         yield* TestClock.adjust("4 seconds")
         assert.isUndefined(waiting.pollUnsafe())
         yield* TestClock.adjust("1 second")
         const error = yield* Effect.flip(Fiber.join(waiting))
-        assert.strictEqual(error._tag, "ConnectionPoolError")
-        assert.include(error.message, "\"s\"")
-        assert.include(error.message, "5000 ms")
-        assert.isTrue(error._tag === "ConnectionPoolError" && error.reason.max === 1)
+        assert.isTrue(error._tag === "ConnectionPoolError")
+        if (error._tag !== "ConnectionPoolError") return
+        assert.deepStrictEqual(
+          error.reason,
+          new ConnectionPool.PoolTimeout({
+            server: "s",
+            max: 1,
+            concurrency: 1,
+            waitedMillis: 5000,
+            open: 1,
+            connecting: 0
+          })
+        )
+        assert.strictEqual(error.server, "s")
+        assert.include(error.message, "no session of MCP server \"s\" became free within 5000 ms")
+        assert.strictEqual(server.calls("echo"), 0)
         yield* Fiber.interrupt(busy)
       }).pipe(Effect.provide(layer(server, { max: 1, concurrency: 1, acquireTimeout: "5 seconds" })))
     }))
@@ -153,9 +231,17 @@ describe("ConnectionPool", () => {
     Effect.gen(function*() {
       const server = TestServer.make({ tools })
       yield* Effect.gen(function*() {
-        const results = yield* Effect.forEach([1, 2, 3], (i) => call("slow", { i }), { concurrency: "unbounded" })
-        assert.deepStrictEqual(results.map(text), ["{\"i\":1}", "{\"i\":2}", "{\"i\":3}"])
-        assert.strictEqual((yield* stats)[0].created, 1)
+        const calls = yield* Effect.forkChild(
+          Effect.forEach([1, 2, 3], (i) => call("held", { i }), { concurrency: "unbounded" })
+        )
+        for (let served = 1; served <= 3; served++) {
+          yield* until(server, () => server.held("held") === 1)
+          assert.strictEqual(server.calls("held"), served)
+          assert.strictEqual((yield* statsOf).pending, 3 - served)
+          server.release("held")
+        }
+        assert.deepStrictEqual((yield* Fiber.join(calls)).map(text), ["{\"i\":1}", "{\"i\":2}", "{\"i\":3}"])
+        assert.strictEqual((yield* statsOf).created, 1)
       }).pipe(Effect.provide(layer(server, { max: 1, concurrency: 1 })))
     }))
 
@@ -163,14 +249,19 @@ describe("ConnectionPool", () => {
     Effect.gen(function*() {
       const server = TestServer.make({ tools })
       yield* Effect.gen(function*() {
-        const results = yield* Effect.forEach(
+        const calls = yield* Effect.forkChild(Effect.forEach(
           Array.from({ length: 24 }, (_, i) => i),
-          (i) => call("slow", { i }),
+          (i) => call("held", { i }),
           { concurrency: "unbounded" }
-        )
+        ))
+        // Two sessions of two requests each: four calls at the server, twenty waiting for a session.
+        yield* until(server, () => server.held("held") === 4)
+        assert.strictEqual((yield* statsOf).pending, 20)
+        yield* drain(server, "held", 24)
+        const results = yield* Fiber.join(calls)
         assert.deepStrictEqual(results.map(text), Array.from({ length: 24 }, (_, i) => `{"i":${i}}`))
         assert.strictEqual(server.peakInFlight(), 4)
-        assert.strictEqual((yield* stats)[0].created, 2)
+        assert.strictEqual((yield* statsOf).created, 2)
       }).pipe(Effect.provide(layer(server, { max: 2, concurrency: 2 })))
     }))
 
@@ -181,11 +272,10 @@ describe("ConnectionPool", () => {
         assert.strictEqual(text(yield* call("echo", { n: 1 })), "{\"n\":1}")
         const error = yield* Effect.flip(call("crash"))
         assert.isTrue(error._tag === "McpSessionError" && error.reason._tag === "Closed")
-        yield* settle()
         assert.strictEqual(text(yield* call("echo", { n: 2 })), "{\"n\":2}")
-        const [s] = yield* stats
-        assert.strictEqual(s.created, 2)
-        assert.isAtLeast(s.invalidated, 1)
+        const s = yield* statsOf
+        // Invalidated once: by the failed call or by the transport's close, whichever came first.
+        assert.deepStrictEqual([s.created, s.invalidated], [2, 1])
       }).pipe(Effect.provide(layer(server, {})))
     }))
 
@@ -213,21 +303,53 @@ describe("ConnectionPool", () => {
       }).pipe(Effect.provide(layer(server, { max: 1 })))
     }))
 
-  it.effect("layerDisabled opens and closes a session per call", () =>
+  it.effect("unusedPoolTimeToLive: a pool nobody called for that long is closed with its sessions", () =>
     Effect.gen(function*() {
-      const server = TestServer.make({ tools })
+      const { connect, connects, server } = counted()
+      yield* Effect.gen(function*() {
+        yield* call("echo")
+        yield* TestClock.adjust("59 seconds")
+        assert.strictEqual((yield* stats).length, 1)
+        yield* call("echo") // a call starts the idle time again
+        yield* TestClock.adjust("59 seconds")
+        assert.strictEqual((yield* stats).length, 1)
+        yield* TestClock.adjust("1 second")
+        assert.deepStrictEqual(yield* stats, [])
+        yield* until(server, () => server.openSessions() === 0)
+        // The next call opens a pool (and a session) again.
+        assert.strictEqual(text(yield* call("echo", { back: 1 })), "{\"back\":1}")
+        assert.deepStrictEqual([connects(), server.openSessions(), (yield* stats).length], [2, 1, 1])
+      }).pipe(Effect.provide(layer(server, {}, connect, { unusedPoolTimeToLive: "1 minute" })))
+    }))
+
+  it.effect("without unusedPoolTimeToLive a pool stays open however long it is unused", () =>
+    Effect.gen(function*() {
+      const { connect, connects, server } = counted()
+      yield* Effect.gen(function*() {
+        yield* call("echo")
+        yield* TestClock.adjust("1 day")
+        assert.strictEqual((yield* stats).length, 1)
+        yield* call("echo")
+        assert.strictEqual(connects(), 1)
+      }).pipe(Effect.provide(layer(server, { idleTimeToLive: "2 days", maxLifetime: "2 days" }, connect)))
+    }))
+
+  it.effect("layerUnpooled opens and closes a session per call", () =>
+    Effect.gen(function*() {
+      const { connect, connects, server } = counted()
       const config = yield* BridgeConfig.decode({ mcpServers: { s: { type: "memory" } } })
       const bridge = McpBridge.layerServices().pipe(
         Layer.provideMerge(ConnectionPool.layerUnpooled),
         Layer.provide(BridgeConfig.layerResolved(config)),
-        Layer.provide(McpTransport.layer({ memory: { s: server.connect } }))
+        Layer.provide(McpTransport.layer({ memory: { s: connect } }))
       )
       yield* Effect.gen(function*() {
         yield* call("echo")
         yield* call("echo")
-        yield* settle()
-        assert.strictEqual(server.openSessions(), 0)
-        assert.strictEqual(server.calls("echo"), 2)
+        yield* until(server, () => server.openSessions() === 0)
+        // One session for the tool list, one per call.
+        assert.deepStrictEqual([connects(), server.calls("echo")], [3, 2])
+        assert.deepStrictEqual(yield* stats, [])
       }).pipe(Effect.provide(bridge))
     }))
 })

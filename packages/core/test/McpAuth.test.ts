@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { CallerIdentity, ConnectionPool, McpAuth, McpBridge, McpSession } from "@mcp-bridge/core"
+import { CallerIdentity, ConnectionPool, McpAuth, McpBridge, McpSessionError, TokenStore } from "@mcp-bridge/core"
 import { TestAuthServer, TestTracer } from "@mcp-bridge/testing"
 import { Effect, Exit, Layer, Logger, Redacted } from "effect"
 import { KeyValueStore } from "effect/persistence"
@@ -33,8 +33,8 @@ const events = <K extends TestAuthServer.AuthEvent["kind"]>(server: TestAuthServ
 const unauthorized = (exit: Exit.Exit<unknown, unknown>) => {
   assert.isTrue(Exit.isFailure(exit))
   const error = Exit.isFailure(exit) ? exit.cause.reasons.find((r) => r._tag === "Fail")?.error : undefined
-  assert.instanceOf(error, McpSession.McpSessionError)
-  const e = error as McpSession.McpSessionError
+  assert.instanceOf(error, McpSessionError.McpSessionError)
+  const e = error as McpSessionError.McpSessionError
   assert.strictEqual(e.reason._tag, "Unauthorized")
   return e
 }
@@ -298,25 +298,25 @@ describe("McpAuth", () => {
     }).pipe(Effect.scoped))
 })
 
-describe("McpAuth.TokenStore", () => {
+describe("TokenStore", () => {
   it.effect("keys hold the server and a digest of the identity, never the identity", () =>
     Effect.gen(function*() {
-      const key = yield* McpAuth.storeKeyString({ kind: "tokens", server: "crm", identity: "alice@example.com" })
+      const key = yield* TokenStore.keyString({ kind: "tokens", server: "crm", identity: "alice@example.com" })
       assert.match(key, /^tokens\/crm\/[0-9a-f]{40}$/)
       assert.notInclude(key, "alice")
       assert.strictEqual(
-        yield* McpAuth.storeKeyString({ kind: "tokens", server: "crm", identity: undefined }),
+        yield* TokenStore.keyString({ kind: "tokens", server: "crm", identity: undefined }),
         "tokens/crm/anonymous"
       )
       assert.strictEqual(
-        yield* McpAuth.storeKeyString({ kind: "client", server: "crm", identity: undefined }),
+        yield* TokenStore.keyString({ kind: "client", server: "crm", identity: undefined }),
         "client/crm"
       )
     }))
 
   it.effect("values are Redacted in and out", () =>
     Effect.gen(function*() {
-      const store = yield* McpAuth.TokenStore
+      const store = yield* TokenStore.TokenStore
       const key = { kind: "tokens", server: "s", identity: "a" } as const
       yield* store.set(key, Redacted.make("{\"access_token\":\"x\"}"))
       const value = yield* store.get(key)
@@ -326,5 +326,5 @@ describe("McpAuth.TokenStore", () => {
       assert.isUndefined(yield* store.get(key))
       const raw = yield* KeyValueStore.KeyValueStore
       assert.strictEqual(yield* raw.size, 0)
-    }).pipe(Effect.provide(McpAuth.layerTokenStore.pipe(Layer.provideMerge(KeyValueStore.layerMemory)))))
+    }).pipe(Effect.provide(TokenStore.layer.pipe(Layer.provideMerge(KeyValueStore.layerMemory)))))
 })

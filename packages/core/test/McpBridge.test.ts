@@ -1,15 +1,16 @@
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it, layer } from "@effect/vitest"
 import { BridgeClient, BridgeConfig, ConnectionPool, McpBridge, McpTransport } from "@mcp-bridge/core"
 import { TestBridge, TestServer } from "@mcp-bridge/testing"
-import { Effect, Exit, Fiber } from "effect"
+import { ConfigProvider, Duration, Effect, Fiber, Logger, Result } from "effect"
 import { TestClock } from "effect/testing"
+import { drain, text, until } from "./fixtures.ts"
 
 const tools: ReadonlyArray<TestServer.TestTool> = [
   { name: "echo", description: "Echoes", annotations: { readOnlyHint: true }, respond: { kind: "echo" } },
   { name: "fails", respond: { kind: "isError", message: "no such record" } },
   { name: "hang", respond: { kind: "hang" } },
   { name: "crash", respond: { kind: "crash" } },
-  { name: "slow", latencyMs: 50, respond: { kind: "text", text: "done" } }
+  { name: "held", hold: true, respond: { kind: "echo" } }
 ]
 
 const bridgeLayer = (servers: Record<string, TestServer.TestServer>, bridge: Record<string, unknown> = {}) =>
@@ -17,7 +18,7 @@ const bridgeLayer = (servers: Record<string, TestServer.TestServer>, bridge: Rec
 
 const withBridge = <A, E>(
   servers: Record<string, TestServer.TestServer>,
-  f: (bridge: McpBridge.McpBridge["Service"]) => Effect.Effect<A, E, any>,
+  f: (bridge: McpBridge.McpBridge.Service) => Effect.Effect<A, E, any>,
   bridge: Record<string, unknown> = {}
 ) => Effect.flatMap(McpBridge.McpBridge, f).pipe(Effect.provide(bridgeLayer(servers, bridge)))
 
@@ -28,14 +29,63 @@ describe("McpBridge", () => {
       const b = TestServer.make({ tools: [{ name: "get", respond: { kind: "echo" } }], era: "legacy" })
       const listed = yield* withBridge({ alpha: a, beta: b }, (bridge) => bridge.listTools())
       const names = listed.map((t) => t.qualifiedName).sort()
-      assert.includeMembers(names, ["alpha.echo", "alpha.fails", "beta.get", "beta.__stats"])
+      assert.deepStrictEqual(names, [
+        "alpha.__stats",
+        "alpha.crash",
+        "alpha.echo",
+        "alpha.fails",
+        "alpha.hang",
+        "alpha.held",
+        "beta.__stats",
+        "beta.get"
+      ])
       const echo = listed.find((t) => t.qualifiedName === "alpha.echo")!
       assert.strictEqual(echo.server, "alpha")
       assert.strictEqual(echo.name, "echo")
       assert.strictEqual(echo.description, "Echoes")
       assert.deepStrictEqual(echo.annotations, { readOnlyHint: true })
       assert.strictEqual(echo.inputSchema.type, "object")
+      assert.strictEqual(echo.definition.name, "echo")
     }))
+
+  describe("listServerTools", () => {
+    it.effect("lists one server's tools; an unknown server is UnknownServer", () =>
+      Effect.gen(function*() {
+        const a = TestServer.make({ tools })
+        const b = TestServer.make({ tools: [{ name: "get", respond: { kind: "echo" } }] })
+        yield* withBridge({ alpha: a, beta: b }, (bridge) =>
+          Effect.gen(function*() {
+            const beta = yield* bridge.listServerTools("beta")
+            assert.deepStrictEqual(beta.map((t) => t.qualifiedName).sort(), ["beta.__stats", "beta.get"])
+            assert.isTrue(beta.every((t) => t.server === "beta"))
+            const error = yield* Effect.flip(bridge.listServerTools("gamma"))
+            assert.isTrue(error._tag === "McpBridgeError" && error.reason._tag === "UnknownServer")
+            assert.deepStrictEqual(error.server, "gamma")
+          }))
+      }))
+
+    it.effect("gives an unreachable server's error, which listTools leaves out and logs", () =>
+      Effect.gen(function*() {
+        const up = TestServer.make({ tools: [{ name: "get", respond: { kind: "echo" } }] })
+        const logs: Array<string> = []
+        const logger = Logger.make((o) => logs.push(`${o.logLevel}: ${String(o.message)}`))
+        yield* Effect.gen(function*() {
+          const bridge = yield* McpBridge.McpBridge
+          const error = yield* Effect.flip(bridge.listServerTools("down"))
+          assert.isTrue(error._tag === "McpSessionError" && error.reason._tag === "ConnectFailed")
+          assert.strictEqual(error.server, "down")
+          const all = yield* bridge.listTools()
+          assert.deepStrictEqual(all.map((t) => t.qualifiedName).sort(), ["up.__stats", "up.get"])
+          assert.isTrue(logs.some((l) => l.startsWith("Warn") && l.includes("MCP server \"down\" left out")))
+        }).pipe(
+          Effect.provide(McpBridge.layer(
+            { mcpServers: { up: { type: "memory" }, down: { type: "memory", bridge: { retry: false } } } },
+            { transport: McpTransport.layer({ memory: { up: up.connect } }) }
+          )),
+          Effect.provide(Logger.layer([logger]))
+        )
+      }))
+  })
 
   it.effect("calls a tool by qualified name or by parts", () =>
     Effect.gen(function*() {
@@ -70,13 +120,19 @@ describe("McpBridge", () => {
             Effect.flip(bridge.callTool("alpha.echo", [1, 2] as any))
           ])
       )
-      assert.strictEqual(noServer._tag, "McpBridgeError")
       assert.isTrue(noServer._tag === "McpBridgeError" && noServer.reason._tag === "UnknownServer")
-      assert.include(noServer.message, "alpha, beta")
+      assert.include(noServer.message, "configured servers: alpha, beta")
       assert.isTrue(noTool._tag === "McpBridgeError" && noTool.reason._tag === "UnknownTool")
-      assert.include(noTool.message, "echo, fails, hang")
+      assert.include(noTool.message, "its tools: echo, fails, hang, crash, held, __stats")
       assert.isTrue(badTarget._tag === "McpBridgeError" && badTarget.reason._tag === "InvalidCall")
       assert.isTrue(badArgs._tag === "McpBridgeError" && badArgs.reason._tag === "InvalidCall")
+      if (badArgs._tag === "McpBridgeError" && badArgs.reason._tag === "InvalidCall") {
+        assert.deepStrictEqual([badArgs.reason.path, badArgs.reason.server, badArgs.reason.tool], [
+          ["arguments"],
+          "alpha",
+          "echo"
+        ])
+      }
     }))
 
   it.effect("a server that never answers fails at the deadline with a Timeout", () =>
@@ -84,31 +140,32 @@ describe("McpBridge", () => {
       const server = TestServer.make({ tools })
       const fiber = yield* withBridge({ alpha: server }, (bridge) =>
         bridge.callTool("alpha.hang", {}, { timeout: "2 seconds" })).pipe(Effect.forkChild)
-      yield* Effect.promise(() =>
-        new Promise((r) => setTimeout(r, 50))
-      )
-      yield* TestClock.adjust("2 seconds")
-      const exit = yield* Fiber.await(fiber)
-      assert.isTrue(Exit.isFailure(exit))
+      yield* until(server, () =>
+        server.inFlight() === 1)
+      yield* TestClock.adjust("1999 millis")
+      assert.isUndefined(fiber.pollUnsafe())
+      yield* TestClock.adjust("1 millis")
       const error = yield* Effect.flip(Fiber.join(fiber))
       assert.isTrue(error._tag === "McpSessionError" && error.reason._tag === "Timeout")
-      assert.include(error.message, "2000 ms")
+      assert.include(error.message, "did not answer tools/call hang within 2000 ms")
     }))
 
   it.effect("the server's configured timeout applies when the call gives none", () =>
     Effect.gen(function*() {
-      const fiber = yield* withBridge({ alpha: TestServer.make({ tools }) }, (bridge) =>
-        bridge.callTool("alpha.hang", {}), { timeout: "7 seconds" }).pipe(Effect.forkChild)
-      yield* Effect.promise(() =>
-        new Promise((r) =>
-          setTimeout(r, 50)
-        )
-      )
+      const server = TestServer.make({ tools })
+      const fiber = yield* withBridge({ alpha: server }, (bridge) => bridge.callTool("alpha.hang", {}), {
+        timeout: "7 seconds"
+      }).pipe(Effect.forkChild)
+      yield* until(server, () => server.inFlight() === 1)
       yield* TestClock.adjust("6 seconds")
       assert.isUndefined(fiber.pollUnsafe())
       yield* TestClock.adjust("1 second")
       const error = yield* Effect.flip(Fiber.join(fiber))
       assert.isTrue(error._tag === "McpSessionError" && error.reason._tag === "Timeout")
+      assert.isTrue(
+        error._tag === "McpSessionError" && error.reason._tag === "Timeout" &&
+          error.reason.timeoutMillis === 7000
+      )
     }))
 
   it.effect("interrupting a call cancels the request on the wire", () =>
@@ -117,15 +174,13 @@ describe("McpBridge", () => {
       yield* withBridge({ alpha: server }, (bridge) =>
         Effect.gen(function*() {
           const fiber = yield* bridge.callTool("alpha.hang", {}).pipe(Effect.forkChild)
-          yield* Effect.promise(() => new Promise((r) => setTimeout(r, 50)))
-          assert.strictEqual(server.inFlight(), 1)
+          yield* until(server, () => server.inFlight() === 1)
           yield* Fiber.interrupt(fiber)
-          yield* Effect.promise(() => new Promise((r) => setTimeout(r, 50)))
-          assert.strictEqual(server.inFlight(), 0)
-          assert.strictEqual(server.cancelled(), 1)
+          yield* until(server, () => server.cancelled() === 1 && server.inFlight() === 0)
           // The session is still usable after the cancellation.
           const result = yield* bridge.callTool("alpha.echo", { after: true })
           assert.deepStrictEqual(result.content, [{ type: "text", text: "{\"after\":true}" }])
+          assert.strictEqual((yield* ConnectionPool.ConnectionPool.use((pool) => pool.stats))[0]?.created, 1)
         }))
     }))
 
@@ -147,41 +202,285 @@ describe("McpBridge", () => {
       legacy: TestServer.make({ tools, era: "legacy" })
     }))))
 
-  it.live("the Promise facade passes meta, identity and timeout, and rejects a bad timeout with InvalidCall", () =>
-    Effect.promise(async () => {
-      const server = TestServer.make({ tools })
-      const bridge = await BridgeClient.make({ mcpServers: { s: { type: "memory" } } }, {
-        transport: McpTransport.layer({ memory: { s: server.connect } })
-      })
-      try {
-        await bridge.callTool("s.echo", { n: 1 }, { meta: { k: "v" }, identity: "tenant-1", timeout: "5 seconds" })
-        assert.deepStrictEqual(server.receivedMeta("echo"), [{ k: "v" }])
-        const error = await bridge.callTool("s.echo", {}, { timeout: "soon" }).then(() => undefined, (e) => e)
-        assert.strictEqual(error?._tag, "McpBridgeError")
-        assert.strictEqual(error?.reason._tag, "InvalidCall")
-        const many = await bridge.callMany([
-          { target: "s.echo", arguments: { n: 2 }, options: { meta: { k: "w" } } },
-          { target: "s.nope" }
-        ])
-        assert.deepStrictEqual(many.map((o) => o.ok), [true, false])
-        assert.deepStrictEqual(server.receivedMeta("echo").at(-1), { k: "w" })
-      } finally {
-        await bridge.close()
-        await server.close()
-      }
-    }))
-
-  it.effect("a bad timeout option is a typed InvalidCall, and in callMany it loses nothing else", () =>
+  it.effect("a bad timeout option is a typed InvalidCall naming the option", () =>
     withBridge({ s: TestServer.make({ tools }) }, (bridge) =>
       Effect.gen(function*() {
-        const error = yield* Effect.flip(bridge.callTool("s.echo", {}, { timeout: "soon" as "1 second" }))
-        assert.isTrue(error._tag === "McpBridgeError" && error.reason._tag === "InvalidCall")
-        assert.include(error.message, "timeout of s.echo")
-        const results = yield* bridge.callMany([
-          { target: "s.echo", arguments: { n: 1 } },
-          { target: "s.echo", arguments: { n: 2 }, options: { timeout: -1 } },
-          { target: "s.echo", arguments: { n: 3 } }
-        ])
-        assert.deepStrictEqual(results.map((r) => r._tag), ["Success", "Failure", "Success"])
+        for (const timeout of ["soon", -1, 0]) {
+          const error = yield* Effect.flip(bridge.callTool("s.echo", {}, { timeout: timeout as "1 second" }))
+          assert.isTrue(error._tag === "McpBridgeError" && error.reason._tag === "InvalidCall")
+          if (error._tag !== "McpBridgeError" || error.reason._tag !== "InvalidCall") return
+          assert.deepStrictEqual([error.reason.path, error.reason.server, error.reason.tool], [
+            ["options", "timeout"],
+            "s",
+            "echo"
+          ])
+          assert.include(error.message, `invalid tool call to s.echo: options.timeout: must be a positive duration`)
+        }
       })))
+
+  describe("callMany", () => {
+    layer(TestBridge.layerTest({ s: { tools } }, { bridge: { retry: false } }))("over one bridge", (it) => {
+      it.effect("one result per call in input order: each its own success or typed failure", () =>
+        Effect.gen(function*() {
+          const bridge = yield* McpBridge.McpBridge
+          const fiber = yield* Effect.forkChild(bridge.callMany([
+            { name: "s.echo", arguments: { i: 0 } },
+            { name: "s.fails" },
+            { name: "s.hang", options: { timeout: "50 millis" } },
+            { name: "s.nope" },
+            { name: "elsewhere.echo" },
+            { target: "s.echo", arguments: { i: 5 } },
+            { name: "s.echo", arguments: [1] as any },
+            { name: { server: "s", tool: "echo" }, arguments: { i: 7 } }
+          ]))
+          const servers = yield* TestBridge.TestServers
+          yield* until(servers.s!, () => servers.s!.inFlight() === 1 && servers.s!.calls("hang") === 1)
+          yield* TestClock.adjust("50 millis")
+          const results = yield* Fiber.join(fiber)
+          const tags = results.map((r) =>
+            Result.isSuccess(r)
+              ? r.success.isError ? "isError" : text(r.success)
+              : `${r.failure._tag}:${r.failure.reason._tag}`
+          )
+          assert.deepStrictEqual(tags, [
+            "{\"i\":0}",
+            "isError",
+            "McpSessionError:Timeout",
+            "McpBridgeError:UnknownTool",
+            "McpBridgeError:UnknownServer",
+            "{\"i\":5}",
+            "McpBridgeError:InvalidCall",
+            "{\"i\":7}"
+          ])
+        }))
+
+      it.effect("an item's _meta is sent with its call", () =>
+        Effect.gen(function*() {
+          const bridge = yield* McpBridge.McpBridge
+          const s = (yield* TestBridge.TestServers).s!
+          const before = s.receivedMeta("echo").length
+          yield* bridge.callMany([
+            { name: "s.echo", arguments: { n: 1 }, _meta: { traceparent: "00-1-2-01" } },
+            { name: "s.echo", arguments: { n: 2 }, options: { meta: { k: "v" } } }
+          ], { concurrency: 1 })
+          assert.deepStrictEqual(s.receivedMeta("echo").slice(before), [{ traceparent: "00-1-2-01" }, { k: "v" }])
+        }))
+
+      it.effect("runs 5 calls at a time by default, or as many as asked", () =>
+        Effect.gen(function*() {
+          const bridge = yield* McpBridge.McpBridge
+          const s = (yield* TestBridge.TestServers).s!
+          const calls = Array.from({ length: 12 }, (_, i) => ({ name: "s.held", arguments: { i } }))
+          const byDefault = yield* Effect.forkChild(bridge.callMany(calls))
+          yield* until(s, () => s.held("held") === 5)
+          yield* drain(s, "held", 12)
+          assert.strictEqual((yield* Fiber.join(byDefault)).length, 12)
+          assert.strictEqual(s.peakInFlight(), 5)
+          const asked = yield* Effect.forkChild(bridge.callMany(calls, { concurrency: 12 }))
+          yield* until(s, () => s.held("held") === 12)
+          s.release("held")
+          assert.isTrue((yield* Fiber.join(asked)).every(Result.isSuccess))
+          assert.strictEqual(s.peakInFlight(), 12)
+          assert.strictEqual(s.calls("held"), 24)
+        }))
+    })
+  })
+
+  describe("the Promise facade (BridgeClient.make)", () => {
+    const facade = async (server: TestServer.TestServer, bridge: Record<string, unknown> = {}) =>
+      BridgeClient.make({ mcpServers: { s: { type: "memory", bridge } } }, {
+        transport: McpTransport.layer({ memory: { s: server.connect } })
+      })
+
+    it.live("passes meta, identity and timeout, and rejects a bad timeout with InvalidCall", () =>
+      Effect.promise(async () => {
+        const server = TestServer.make({ tools })
+        const bridge = await facade(server, { pool: { isolation: "per-identity" } })
+        try {
+          await bridge.callTool("s.echo", { n: 1 }, { meta: { k: "v" }, identity: "tenant-1", timeout: "5 seconds" })
+          assert.deepStrictEqual(server.receivedMeta("echo"), [{ k: "v" }])
+          // The identity reached the pool: the call ran on a session of tenant-1's own pool.
+          const pools = (await bridge.stats()).map((s) => [s.identity, s.created])
+          assert.deepStrictEqual(pools.filter(([identity]) => identity === "tenant-1"), [["tenant-1", 1]])
+          // The timeout is the call's deadline, as text or as milliseconds.
+          for (const [timeout, millis] of [["150 millis", 150], [120, 120]] as const) {
+            const error = await bridge.callTool("s.hang", {}, { timeout }).then(() => undefined, (e) => e)
+            assert.strictEqual(error?._tag, "McpSessionError")
+            assert.deepStrictEqual([error?.reason._tag, error?.reason.timeoutMillis], ["Timeout", millis])
+          }
+          const bad = await bridge.callTool("s.echo", {}, { timeout: "soon" }).then(() => undefined, (e) => e)
+          assert.strictEqual(bad?._tag, "McpBridgeError")
+          assert.strictEqual(bad?.reason._tag, "InvalidCall")
+        } finally {
+          await bridge.close()
+          await server.close()
+        }
+      }))
+
+    it.live("callMany: { ok, result } or { ok, error } per call, in order", () =>
+      Effect.promise(async () => {
+        const server = TestServer.make({ tools })
+        const bridge = await facade(server)
+        try {
+          const outcomes = await bridge.callMany([
+            { target: "s.echo", arguments: { i: 1 }, options: { meta: { k: "w" } } },
+            { target: "s.nope" },
+            { target: "s.hang", options: { timeout: 30 } },
+            { target: "s.fails" }
+          ], { concurrency: 2 })
+          assert.deepStrictEqual(
+            outcomes.map((o) => o.ok ? text(o.result) : `${o.error._tag}:${o.error.reason._tag}`),
+            ["{\"i\":1}", "McpBridgeError:UnknownTool", "McpSessionError:Timeout", "no such record"]
+          )
+          assert.deepStrictEqual(server.receivedMeta("echo").at(-1), { k: "w" })
+        } finally {
+          await bridge.close()
+          await server.close()
+        }
+      }))
+
+    it.live("aborting a call's signal cancels it on the wire", () =>
+      Effect.promise(async () => {
+        const server = TestServer.make({ tools })
+        const bridge = await facade(server)
+        try {
+          const controller = new AbortController()
+          const pending = bridge.callTool("s.hang", {}, { signal: controller.signal }).then(
+            () => "answered",
+            () => "rejected"
+          )
+          await server.until(() => server.inFlight() === 1)
+          controller.abort()
+          assert.strictEqual(await pending, "rejected")
+          await server.until(() => server.cancelled() === 1 && server.inFlight() === 0)
+          // A signal that is already aborted: the call is not made.
+          const aborted = AbortSignal.abort()
+          const before = server.calls()
+          assert.strictEqual(
+            await bridge.callTool("s.echo", {}, { signal: aborted }).then(() => "answered", () => "rejected"),
+            "rejected"
+          )
+          assert.strictEqual(server.calls(), before)
+          // The bridge goes on.
+          assert.strictEqual(text(await bridge.callTool("s.echo", { n: 1 })), "{\"n\":1}")
+        } finally {
+          await bridge.close()
+          await server.close()
+        }
+      }))
+
+    it.live("aborting callMany's signal cancels every call still running", () =>
+      Effect.promise(async () => {
+        const server = TestServer.make({ tools })
+        const bridge = await facade(server)
+        try {
+          const controller = new AbortController()
+          const pending = bridge.callMany(
+            [{ target: "s.hang" }, { target: "s.hang", arguments: { n: 2 } }, { target: "s.echo" }],
+            { signal: controller.signal }
+          ).then(() => "answered", () => "rejected")
+          await server.until(() => server.inFlight() === 2 && server.calls("echo") === 1)
+          controller.abort()
+          assert.strictEqual(await pending, "rejected")
+          await server.until(() => server.cancelled() === 2 && server.inFlight() === 0)
+        } finally {
+          await bridge.close()
+          await server.close()
+        }
+      }))
+
+    it.live("close ends every session; a call after close is refused", () =>
+      Effect.promise(async () => {
+        const server = TestServer.make({ tools })
+        const bridge = await facade(server)
+        await bridge.callTool("s.echo", {})
+        assert.strictEqual(server.openSessions(), 1)
+        await bridge.close()
+        await server.until(() => server.openSessions() === 0)
+        assert.strictEqual(
+          await bridge.callTool("s.echo", {}).then(() => "answered", () => "rejected"),
+          "rejected"
+        )
+        await server.close()
+      }))
+  })
+
+  describe("layerProduction", () => {
+    const echo: ReadonlyArray<TestServer.TestTool> = [{ name: "echo", respond: { kind: "echo" } }]
+    const resolved = (config: object, env: Record<string, string> = {}) =>
+      Effect.gen(function*() {
+        const alpha = TestServer.make({ tools: echo })
+        const beta = TestServer.make({ tools: echo })
+        const servers = yield* Effect.gen(function*() {
+          const servers = (yield* BridgeConfig.BridgeConfig).servers
+          yield* until(alpha, () => alpha.openSessions() === servers.get("alpha")!.pool.min)
+          return servers
+        }).pipe(
+          Effect.provide(McpBridge.layerProduction(config, {
+            transport: McpTransport.layer({ memory: { alpha: alpha.connect, beta: beta.connect } })
+          })),
+          Effect.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(env)))
+        )
+        return { servers, alpha, beta }
+      })
+
+    it.effect("applies the seed's production settings: pool 2-20, idle 5 min, health 60 s, throttle 50/s 1000/min", () =>
+      Effect.gen(function*() {
+        const { servers } = yield* resolved({ mcpServers: { alpha: { type: "memory" } } })
+        const s = servers.get("alpha")!
+        assert.strictEqual(s.pool.min, 2)
+        assert.strictEqual(s.pool.max, 20)
+        assert.isTrue(Duration.equals(s.pool.idleTimeToLive, Duration.minutes(5)))
+        assert.isTrue(Duration.equals(s.pool.healthCheckInterval, Duration.seconds(60)))
+        assert.deepStrictEqual(
+          { perSecond: s.throttle?.perSecond, perMinute: s.throttle?.perMinute, concurrency: s.throttle?.concurrency },
+          { perSecond: 50, perMinute: 1000, concurrency: 20 }
+        )
+      }))
+
+    it.effect("user config overrides the defaults, the environment overrides both, a server's own section wins", () =>
+      Effect.gen(function*() {
+        const { servers } = yield* resolved(
+          {
+            bridge: { pool: { max: 8, idleTimeToLive: "1 minute" }, throttle: { perSecond: 5 } },
+            mcpServers: { alpha: { type: "memory" }, beta: { type: "memory", bridge: { pool: { max: 3 } } } }
+          },
+          { MCP_BRIDGE_POOL_MAX: "40", MCP_BRIDGE_THROTTLE_PER_MINUTE: "600", MCP_BRIDGE_EXPORT: "false" }
+        )
+        const alpha = servers.get("alpha")!
+        assert.strictEqual(alpha.pool.max, 40)
+        assert.strictEqual(alpha.pool.min, 2)
+        assert.isTrue(Duration.equals(alpha.pool.idleTimeToLive, Duration.minutes(1)))
+        assert.strictEqual(alpha.throttle?.perSecond, 5)
+        assert.strictEqual(alpha.throttle?.perMinute, 600)
+        assert.strictEqual(servers.get("beta")!.pool.max, 3)
+      }))
+
+    it.effect.each(
+      [
+        ["MCP_BRIDGE_POOL_MIN", "two"],
+        ["MCP_BRIDGE_CACHE_TTL", "soon"],
+        ["MCP_BRIDGE_POOL_IDLE_TTL", "later"]
+      ] as const
+    )(
+      "a bad environment value is a BridgeConfigError naming the variable: %s",
+      ([name, value]) =>
+        Effect.gen(function*() {
+          const config = { mcpServers: { alpha: { type: "memory" } } }
+          const error = yield* Effect.flip(resolved(config, { [name]: value }))
+          assert.strictEqual(error._tag, "BridgeConfigError")
+          assert.include(error.message, name)
+          assert.isTrue(error.reason._tag === "Invalid" && error.reason.path[0] === "environment")
+        })
+    )
+
+    it.effect("durations from the environment reach the pool", () =>
+      Effect.gen(function*() {
+        const { servers } = yield* resolved({ mcpServers: { alpha: { type: "memory" } } }, {
+          MCP_BRIDGE_POOL_IDLE_TTL: "2 minutes",
+          MCP_BRIDGE_CACHE_TTL: "10 minutes"
+        })
+        assert.isTrue(Duration.equals(servers.get("alpha")!.pool.idleTimeToLive, Duration.minutes(2)))
+      }))
+  })
 })

@@ -1,15 +1,15 @@
 import { assert, describe, it } from "@effect/vitest"
-import { ConnectionPool, McpBridge, McpSession, Resilience } from "@mcp-bridge/core"
+import { ConnectionPool, McpBridge, McpSessionError, MetricsRecorder, Resilience } from "@mcp-bridge/core"
 import type { ToolCaller } from "@mcp-bridge/core"
 import { TestBridge } from "@mcp-bridge/testing"
-import { Cause, Clock, Deferred, Effect, Exit, Fiber, Layer, Metric } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, Fiber, Layer } from "effect"
 import { CircuitBreaker } from "effect/persistence"
 import { TestClock } from "effect/testing"
-import { configOf, ok, requestOf, toolError } from "./fixtures.ts"
+import { configOf, counterValue, ok, requestOf, toolError, until } from "./fixtures.ts"
 
 type Outcome = "ok" | "isError" | "closed" | "timeout" | "connect" | "429" | "protocol" | "poolTimeout" | "gate"
 
-const sessionError = (server: string, reason: McpSession.Reason) => new McpSession.McpSessionError({ server, reason })
+const sessionError = (reason: McpSessionError.Reason) => new McpSessionError.McpSessionError({ reason })
 
 /**
  * An upstream that answers each attempt from a script (the last outcome repeats) and records when attempts were made,
@@ -17,7 +17,7 @@ const sessionError = (server: string, reason: McpSession.Reason) => new McpSessi
  */
 const scripted = (scripts: Record<string, ReadonlyArray<Outcome>>, gate?: Deferred.Deferred<void>) => {
   const attempts: Record<string, Array<number>> = {}
-  const next: ToolCaller.ToolCaller = (request) =>
+  const next: ToolCaller.ToolCaller<McpBridge.CallError> = (request) =>
     Effect.gen(function*() {
       const server = request.server.name
       const seen = (attempts[server] ??= [])
@@ -33,37 +33,56 @@ const scripted = (scripts: Record<string, ReadonlyArray<Outcome>>, gate?: Deferr
         case "isError":
           return toolError
         case "closed":
-          return yield* sessionError(server, new McpSession.Closed({ message: "child process exited" }))
+          return yield* sessionError(new McpSessionError.Closed({ server, message: "child process exited" }))
         case "timeout":
-          return yield* sessionError(server, new McpSession.Timeout({ operation: "tools/call t", timeoutMillis: 1 }))
+          return yield* sessionError(
+            new McpSessionError.Timeout({ server, operation: "tools/call t", timeoutMillis: 1 })
+          )
         case "connect":
-          return yield* sessionError(server, new McpSession.ConnectFailed({ message: "ECONNREFUSED" }))
+          return yield* sessionError(new McpSessionError.ConnectFailed({ server, message: "ECONNREFUSED" }))
         case "429":
-          return yield* sessionError(server, new McpSession.Protocol({ code: 429, message: "Too Many Requests" }))
+          return yield* sessionError(new McpSessionError.Protocol({ server, code: 429, message: "Too Many Requests" }))
         case "protocol":
-          return yield* sessionError(server, new McpSession.Protocol({ code: -32602, message: "invalid params" }))
+          return yield* sessionError(new McpSessionError.Protocol({ server, code: -32602, message: "invalid params" }))
         case "poolTimeout":
           return yield* new ConnectionPool.ConnectionPoolError({
-            server,
-            reason: new ConnectionPool.PoolTimeout({ max: 1, concurrency: 1, waitedMillis: 10 })
+            reason: new ConnectionPool.PoolTimeout({
+              server,
+              max: 1,
+              concurrency: 1,
+              waitedMillis: 10,
+              open: 1,
+              connecting: 0
+            })
           })
       }
     })
   return { attempts, next }
 }
 
-/** A test of the stage over a scripted upstream; the stage's layer lives as long as the test. */
+/**
+ * A test of the stage over a scripted upstream; the stage's layer lives as long as the test, and records its metrics
+ * through `recorder`.
+ */
 const unit = <A, E>(
   name: string,
-  body: () => Effect.Effect<A, E, Resilience.Resilience>,
+  body: (recorder: MetricsRecorder.MetricsRecorder.Service) => Effect.Effect<A, E, Resilience.Resilience>,
   options?: Resilience.Options
-) => it.effect(name, () => Effect.provide(body(), Resilience.layer(options)))
+) =>
+  it.effect(name, () =>
+    Effect.suspend(() => {
+      const recorder = MetricsRecorder.make()
+      return Effect.provide(
+        body(recorder),
+        Resilience.layer(options).pipe(Layer.provide(Layer.succeed(MetricsRecorder.MetricsRecorder, recorder)))
+      )
+    }))
 
 const errorOf = (exit: Exit.Exit<unknown, unknown>) => {
   assert.isTrue(Exit.isFailure(exit))
   const found = Exit.isFailure(exit) ? Cause.findErrorOption(exit.cause) : undefined
   assert.strictEqual(found?._tag, "Some")
-  return (found as { value: ToolCaller.CallError }).value
+  return (found as { value: McpBridge.CallError }).value
 }
 
 const safeTool = { tools: { t: { readOnly: true } } }
@@ -235,7 +254,7 @@ describe("Resilience", () => {
 
   unit(
     "half-open: one probe goes through, others fail fast; a good probe closes the circuit",
-    () =>
+    (recorder) =>
       Effect.gen(function*() {
         const config = yield* configOf({ s: { retry: false, circuitBreaker: { failures: 2, openFor: "5 seconds" } } })
         const gate = yield* Deferred.make<void>()
@@ -256,7 +275,7 @@ describe("Resilience", () => {
         assert.strictEqual(attempts.s!.length, 4)
         // Telemetry sees the transitions: closed → open → half-open → closed, and the state gauge is back at 0.
         yield* Effect.yieldNow
-        const series = (yield* Metric.snapshot).filter((m) => m.id.startsWith("mcp_bridge.circuit_breaker."))
+        const series = recorder.snapshot().filter((m) => m.id.startsWith("mcp_bridge.circuit_breaker."))
         const transitions = series.filter((m) => m.id === "mcp_bridge.circuit_breaker.transitions").map((m) => {
           const a = m.attributes as Record<string, string>
           return `${a["mcp_bridge.circuit_breaker.from"]}->${a["mcp_bridge.circuit_breaker.to"]}`
@@ -264,7 +283,8 @@ describe("Resilience", () => {
         assert.deepStrictEqual(transitions.sort(), ["closed->open", "half_open->closed", "open->half_open"])
         const state = series.find((m) => m.id === "mcp_bridge.circuit_breaker.state")!
         assert.strictEqual((state.state as { value: number }).value, 0)
-      }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
+        assert.strictEqual(counterValue(series, "mcp_bridge.circuit_breaker.transitions"), 3)
+      })
   )
 
   unit("a failed probe opens the circuit again", () =>
@@ -343,11 +363,12 @@ describe("Resilience", () => {
         Effect.flip(bridge.callTool("s.hang", {}, { timeout: "50 millis" }))
       ], { concurrency: "unbounded" })
       const timeoutOf = (e: unknown) =>
-        e instanceof McpSession.McpSessionError && e.reason._tag === "Timeout" ? e.reason.timeoutMillis : undefined
+        e instanceof McpSessionError.McpSessionError && e.reason._tag === "Timeout" ? e.reason.timeoutMillis : undefined
       assert.deepStrictEqual([timeoutOf(byServer), timeoutOf(byTool), timeoutOf(byCall)], [400, 100, 50])
-      // Cancellation reaches the server shortly after the deadline.
-      for (let i = 0; i < 50 && servers.s!.cancelled() < 3; i++) yield* Effect.sleep("10 millis")
-      assert.strictEqual(servers.s!.cancelled(), 3)
+      // Each timed-out request is cancelled on the wire: the server sees the three cancellations.
+      const s = servers.s!
+      yield* until(s, () => s.cancelled() === 3 && s.inFlight() === 0)
+      assert.strictEqual(s.calls(), 3)
     }).pipe(
       Effect.provide(
         TestBridge.layerTest({
@@ -365,9 +386,12 @@ describe("Resilience", () => {
     Effect.gen(function*() {
       const servers = yield* TestBridge.TestServers
       const bridge = yield* McpBridge.McpBridge
-      const result = yield* Effect.exit(bridge.callTool("s.crash", {}))
-      assert.isTrue(Exit.isFailure(result))
+      const error = errorOf(yield* Effect.exit(bridge.callTool("s.crash", {})))
+      assert.isTrue(error._tag === "McpSessionError" && error.reason._tag === "Closed")
       assert.strictEqual(servers.s!.calls("crash"), 3)
+      // Each attempt killed its session: every retry ran on a session of its own.
+      const [stats] = yield* ConnectionPool.ConnectionPool.use((pool) => pool.stats)
+      assert.strictEqual(stats?.created, 3)
     }).pipe(
       Effect.provide(
         TestBridge.layerTest({ s: { tools: [{ name: "crash", respond: { kind: "crash" } }] } }, {

@@ -1,14 +1,16 @@
 import { assert, describe, it } from "@effect/vitest"
 import { BridgeClient, CallerIdentity, McpBridge, McpTransport, ResultCache } from "@mcp-bridge/core"
 import { TestBridge, TestServer } from "@mcp-bridge/testing"
-import { Effect, Exit, Fiber, Metric } from "effect"
+import type { CallToolResult } from "@modelcontextprotocol/client"
+import { Effect, Exit, Fiber, type Metric } from "effect"
 import { TestClock } from "effect/testing"
-import { text } from "./fixtures.ts"
+import { callKey } from "../src/internal/canonical.ts"
+import { counterValue, recorded, text, until } from "./fixtures.ts"
 
 const tools: ReadonlyArray<TestServer.TestTool> = [
   { name: "get", respond: { kind: "echo" } },
   { name: "other", respond: { kind: "echo" } },
-  { name: "slow", latencyMs: 30, respond: { kind: "echo" } },
+  { name: "slow", hold: true, respond: { kind: "echo" } },
   { name: "count", respond: { kind: "counter" } },
   { name: "shared_count", respond: { kind: "counter" } },
   { name: "fails", respond: { kind: "isError", message: "no such record" } },
@@ -35,7 +37,12 @@ const policy = {
 // The cache alone in the pipeline, so that what is measured is the cache (not the batcher's coalescing).
 const layerOf = (
   servers: Record<string, TestServer.TestServer>,
-  options: { cache?: ResultCache.Options | false; bridge?: Record<string, unknown>; servers?: Record<string, any> } = {}
+  options: {
+    cache?: ResultCache.Options | false
+    bridge?: Record<string, unknown>
+    servers?: Record<string, any>
+    telemetry?: boolean
+  } = {}
 ) =>
   TestBridge.layerTest(servers, {
     bridge: { ...policy, ...options.bridge },
@@ -44,7 +51,7 @@ const layerOf = (
     batcher: false,
     throttle: false,
     resilience: false,
-    telemetry: false
+    telemetry: options.telemetry === true ? {} : false
   })
 
 const call = (target: string, args: Record<string, unknown> = {}) =>
@@ -61,15 +68,25 @@ describe("ResultCache", () => {
         const second = yield* call("alpha.get", { id: 1 })
         assert.deepStrictEqual(second, first)
         assert.strictEqual(alpha.calls("get"), 1)
-        yield* call("alpha.get", { id: 2 })
+        const other = yield* call("alpha.get", { id: 2 })
         assert.strictEqual(alpha.calls("get"), 2)
         const s = yield* stats
         assert.strictEqual(s.hits, 1)
         assert.strictEqual(s.misses, 2)
         assert.closeTo(s.hitRate, 1 / 3, 1e-9)
         assert.strictEqual(s.size, 2)
-        assert.isAbove(s.bytes, 0)
-        assert.deepStrictEqual(s.servers.alpha, { ...s.servers.alpha!, hits: 1, misses: 2, size: 2 })
+        // Each entry counts its result's JSON and its key.
+        const bytes = (result: CallToolResult, id: number) =>
+          JSON.stringify(result).length + callKey("alpha", "get", "", { id }).length
+        assert.strictEqual(s.bytes, bytes(first, 1) + bytes(other, 2))
+        assert.deepStrictEqual(s.servers.alpha, {
+          hits: 1,
+          misses: 2,
+          hitRate: 1 / 3,
+          size: 2,
+          bytes: s.bytes,
+          evictions: 0
+        })
       }).pipe(Effect.provide(layerOf({ alpha })))
     }))
 
@@ -113,17 +130,29 @@ describe("ResultCache", () => {
       })))
     }))
 
-  it.effect("keys on canonical arguments: key order, whitespace and number formatting do not matter", () =>
+  it.effect("keys on canonical arguments: key order, whitespace and number spelling in the JSON do not matter", () =>
     Effect.gen(function*() {
       const alpha = TestServer.make({ tools })
       yield* Effect.gen(function*() {
-        yield* call("alpha.get", { a: 1, b: { c: [1, 2], d: "x" } })
-        yield* call("alpha.get", { b: { d: "x", c: [1.0, 2e0] }, a: 1.0 })
-        yield* call("alpha.get", JSON.parse("{ \"b\" : { \"c\" : [ 1 , 2 ] , \"d\" : \"x\" } , \"a\" : 1.00 }"))
-        assert.strictEqual(alpha.calls("get"), 1)
+        // The same call written four ways, as a caller holding JSON text would send it.
+        const spellings = [
+          "{\"a\":1,\"b\":{\"c\":[1,2],\"d\":\"x\"}}",
+          "{\"b\":{\"d\":\"x\",\"c\":[1.0,2e0]},\"a\":1.0}",
+          "{ \"b\" : { \"c\" : [ 1 , 2 ] , \"d\" : \"x\" } , \"a\" : 1.00 }",
+          "{\"a\":10e-1,\"b\":{\"c\":[100e-2,0.2e1],\"d\":\"\\u0078\"}}"
+        ]
+        assert.strictEqual(new Set(spellings).size, 4)
+        for (const json of spellings) yield* call("alpha.get", JSON.parse(json))
+        // Values that differ as JavaScript values but not as JSON: -0 and 0, a property set to undefined.
+        yield* call("alpha.get", { a: 1, b: { c: [1, 2], d: "x" }, e: undefined })
+        yield* call("alpha.get", { a: -0 })
+        yield* call("alpha.get", { a: 0 })
+        assert.strictEqual(alpha.calls("get"), 2)
+        // Values that differ: an array order, a string for a number.
         yield* call("alpha.get", { a: 1, b: { c: [2, 1], d: "x" } })
         yield* call("alpha.get", { a: "1", b: { c: [1, 2], d: "x" } })
-        assert.strictEqual(alpha.calls("get"), 3)
+        assert.strictEqual(alpha.calls("get"), 4)
+        assert.deepStrictEqual([(yield* stats).hits, (yield* stats).misses], [5, 4])
       }).pipe(Effect.provide(layerOf({ alpha })))
     }))
 
@@ -136,14 +165,14 @@ describe("ResultCache", () => {
         yield* call("alpha.fails")
         assert.strictEqual(alpha.calls("fails"), 2)
 
-        for (let i = 0; i < 2; i++) {
+        for (let i = 1; i <= 2; i++) {
           const fiber = yield* call("alpha.hang").pipe(Effect.forkChild)
-          yield* Effect.promise(() => new Promise((r) => setTimeout(r, 30)))
+          yield* until(alpha, () => alpha.inFlight() === 1)
           yield* TestClock.adjust("1 second")
           const exit = yield* Fiber.await(fiber)
           assert.isTrue(Exit.isFailure(exit))
+          assert.strictEqual(alpha.calls("hang"), i)
         }
-        assert.strictEqual(alpha.calls("hang"), 2)
 
         yield* call("alpha.big")
         yield* call("alpha.big")
@@ -169,15 +198,19 @@ describe("ResultCache", () => {
     Effect.gen(function*() {
       const alpha = TestServer.make({ tools })
       yield* Effect.gen(function*() {
-        const results = yield* Effect.forEach(
+        yield* call("alpha.get") // routes once, so that the calls below reach the cache as soon as they start
+        const all = yield* Effect.forkChild(Effect.forEach(
           Array.from({ length: 100 }, () => ({ q: "same" })),
           (args) => call("alpha.slow", args),
           { concurrency: "unbounded" }
-        )
+        ))
+        yield* until(alpha, () => alpha.held("slow") === 1)
+        alpha.release("slow")
+        const results = yield* Fiber.join(all)
         assert.strictEqual(alpha.calls("slow"), 1)
         assert.strictEqual(new Set(results.map(text)).size, 1)
         const s = yield* stats
-        assert.strictEqual(s.misses, 1)
+        assert.strictEqual(s.misses, 2)
         assert.strictEqual(s.hits, 99)
       }).pipe(Effect.provide(layerOf({ alpha })))
     }))
@@ -226,10 +259,15 @@ describe("ResultCache", () => {
       const alpha = TestServer.make({ tools })
       yield* Effect.gen(function*() {
         // each result is a little over 2,000 bytes: two fit in 5,000
-        for (const id of [1, 2, 3]) yield* call("alpha.big", { id })
+        const results: Array<CallToolResult> = []
+        for (const id of [1, 2, 3]) results.push(yield* call("alpha.big", { id }))
         const s = yield* stats
         assert.strictEqual(s.size, 2)
-        assert.isAtMost(s.bytes, 5_000)
+        // An entry's size is its result's JSON and its key: the two kept are the results of ids 2 and 3.
+        const entryBytes = (id: number) =>
+          JSON.stringify(results[id - 1]).length + callKey("alpha", "big", "", { id }).length
+        assert.strictEqual(s.bytes, entryBytes(2) + entryBytes(3))
+        assert.isAbove(entryBytes(1) * 3, 5_000)
         assert.strictEqual(s.evictions, 1)
         yield* call("alpha.big", { id: 3 })
         yield* call("alpha.big", { id: 2 })
@@ -283,7 +321,11 @@ describe("ResultCache", () => {
         assert.deepStrictEqual(aliceEntry.arguments, { id: 1 })
         assert.isFalse(aliceEntry.shared)
         assert.strictEqual(aliceEntry.tool, "get")
-        assert.isAbove(aliceEntry.bytes, 0)
+        const aliceResult = yield* call("alpha.get", { id: 1 }).pipe(Effect.provideService(CallerIdentity, "alice"))
+        assert.strictEqual(
+          aliceEntry.bytes,
+          JSON.stringify(aliceResult).length + callKey("alpha", "get", "id:alice", { id: 1 }).length
+        )
 
         assert.strictEqual(yield* cache.invalidateAll, 9)
         assert.strictEqual((yield* stats).size, 0)
@@ -315,10 +357,15 @@ describe("ResultCache", () => {
       const alpha = TestServer.make({ tools })
       yield* Effect.gen(function*() {
         const read = yield* call("alpha.slow", { id: 1 }).pipe(Effect.forkChild)
-        yield* Effect.promise(() => new Promise((r) => setTimeout(r, 5)))
+        yield* until(alpha, () => alpha.held("slow") === 1)
         yield* call("alpha.write")
+        alpha.release("slow")
         yield* Fiber.join(read)
-        yield* call("alpha.slow", { id: 1 })
+        const again = yield* call("alpha.slow", { id: 1 }).pipe(Effect.forkChild)
+        // Not stored: the same call goes to the server again.
+        yield* until(alpha, () => alpha.held("slow") === 1)
+        alpha.release("slow")
+        yield* Fiber.join(again)
         assert.strictEqual(alpha.calls("slow"), 2)
       }).pipe(Effect.provide(layerOf({ alpha })))
     }))
@@ -349,26 +396,25 @@ describe("ResultCache", () => {
       })))
     }))
 
-  it.effect("records hits, misses, evictions and size in the metrics registry", () =>
+  it.effect("records hits, misses, evictions and size in the bridge's metrics", () =>
     Effect.gen(function*() {
       const alpha = TestServer.make({ tools })
       yield* Effect.gen(function*() {
         for (const id of [1, 1, 2, 3, 1]) yield* call("alpha.get", { id })
+        const full = (yield* recorded).find((m) => m.id === "mcp_bridge.cache.entries")
+        assert.strictEqual(Number((full?.state as Metric.GaugeState<number>).value), 2)
         yield* ResultCache.ResultCache.use((cache) => cache.invalidateTool("alpha", "get"))
-        const snapshot = yield* Metric.snapshot
-        const sum = (id: string, attributes: Record<string, string>) =>
-          snapshot.filter((m) => m.id === id && Object.entries(attributes).every(([k, v]) => m.attributes?.[k] === v))
-            .reduce((n, m) => n + Number((m.state as Metric.CounterState<number>).count), 0)
+        const snapshot = yield* recorded
+        const sum = (id: string, attributes: Record<string, string>) => counterValue(snapshot, id, attributes)
         assert.strictEqual(sum("mcp_bridge.cache.requests", { "mcp_bridge.cache.result": "hit" }), 1)
         assert.strictEqual(sum("mcp_bridge.cache.requests", { "mcp_bridge.cache.result": "miss" }), 4)
         assert.strictEqual(sum("mcp_bridge.cache.evictions", { "mcp_bridge.cache.eviction.reason": "capacity" }), 2)
         assert.strictEqual(sum("mcp_bridge.cache.evictions", { "mcp_bridge.cache.eviction.reason": "invalidated" }), 2)
         const entries = snapshot.find((m) => m.id === "mcp_bridge.cache.entries")
         assert.strictEqual(Number((entries?.state as Metric.GaugeState<number>).value), 0)
-      }).pipe(
-        Effect.provide(layerOf({ alpha }, { cache: { capacity: 2 } })),
-        Effect.provideService(Metric.MetricRegistry, new Map())
-      )
+        const bytes = snapshot.find((m) => m.id === "mcp_bridge.cache.size")
+        assert.strictEqual(Number((bytes?.state as Metric.GaugeState<number>).value), 0)
+      }).pipe(Effect.provide(layerOf({ alpha }, { cache: { capacity: 2 }, telemetry: true })))
     }))
 
   it.live("the Promise facade exposes invalidation and stats", () =>
@@ -403,112 +449,5 @@ describe("ResultCache", () => {
         assert.strictEqual(alpha.calls("get"), 2)
         assert.strictEqual((yield* stats).hits, 0)
       }).pipe(Effect.provide(layerOf({ alpha }, { cache: false })))
-    }))
-})
-
-// A test server whose sessions count the tools/list requests they send.
-const countingLists = (spec: TestServer.TestServerSpec) => {
-  const server = TestServer.make(spec)
-  let lists = 0
-  const counted: TestServer.TestServer = {
-    ...server,
-    connect: async () => {
-      const transport = await server.connect()
-      const send = transport.send.bind(transport)
-      transport.send = (message, options) => {
-        if ((message as { method?: string }).method === "tools/list") lists++
-        return send(message, options)
-      }
-      return transport
-    }
-  }
-  return { server: counted, lists: () => lists }
-}
-
-const listNames = McpBridge.McpBridge.use((bridge) => bridge.listTools()).pipe(
-  Effect.map((tools) => tools.map((t) => t.name))
-)
-const realSleep = (ms: number) => Effect.promise(() => new Promise((r) => setTimeout(r, ms)))
-
-describe("ResultCache tool lists", () => {
-  const listTools: ReadonlyArray<TestServer.TestTool> = [{ name: "get", respond: { kind: "echo" } }]
-  const layerWithLists = (servers: Record<string, TestServer.TestServer>) =>
-    TestBridge.layerTest(servers, { toolListTimeToLive: "1 minute", batcher: false, telemetry: false })
-
-  it.effect("a positive ttlMs is how long the list is used, for routing and listing", () =>
-    Effect.gen(function*() {
-      const s = countingLists({ tools: listTools, toolsListCacheHint: { ttlMs: 90_000, cacheScope: "public" } })
-      yield* Effect.gen(function*() {
-        yield* listNames
-        yield* listNames
-        yield* call("s.get")
-        assert.strictEqual(s.lists(), 1)
-        yield* TestClock.adjust("60 seconds") // past toolListTimeToLive, within ttlMs
-        yield* listNames
-        yield* call("s.get")
-        assert.strictEqual(s.lists(), 1)
-        yield* TestClock.adjust("30 seconds")
-        yield* listNames
-        assert.strictEqual(s.lists(), 2)
-      }).pipe(Effect.provide(layerWithLists({ s: s.server })))
-    }))
-
-  it.effect("ttlMs 0: listing asks the server every time, routing uses the list and refreshes it in the background", () =>
-    Effect.gen(function*() {
-      // the SDK's default hint on 2026-07-28 answers: ttlMs 0, cacheScope private
-      const s = countingLists({ tools: listTools })
-      yield* Effect.gen(function*() {
-        yield* listNames
-        assert.strictEqual(s.lists(), 1)
-        yield* listNames
-        assert.strictEqual(s.lists(), 2)
-        for (let i = 0; i < 5; i++) yield* call("s.get", { i })
-        assert.strictEqual(s.lists(), 2)
-        yield* TestClock.adjust("1 minute")
-        // past toolListTimeToLive: the call is routed with the list it has, and one refresh runs behind it
-        yield* call("s.get", { i: 0 })
-        yield* call("s.get", { i: 1 })
-        for (let waited = 0; s.lists() < 3 && waited < 2_000; waited += 10) yield* realSleep(10)
-        yield* realSleep(20)
-        assert.strictEqual(s.lists(), 3)
-        yield* call("s.get", { i: 2 })
-        assert.strictEqual(s.lists(), 3)
-      }).pipe(Effect.provide(layerWithLists({ s: s.server })))
-    }))
-
-  it.effect("a legacy server's list (no hint) is kept for toolListTimeToLive", () =>
-    Effect.gen(function*() {
-      const s = countingLists({ tools: listTools, era: "legacy" })
-      yield* Effect.gen(function*() {
-        yield* listNames
-        yield* listNames
-        yield* call("s.get")
-        assert.strictEqual(s.lists(), 1)
-        yield* TestClock.adjust("2 minutes")
-        yield* listNames
-        assert.strictEqual(s.lists(), 2)
-      }).pipe(Effect.provide(layerWithLists({ s: s.server })))
-    }))
-
-  it.effect("cacheScope private keeps a list per identity; public shares it", () =>
-    Effect.gen(function*() {
-      const priv = countingLists({ tools: listTools, toolsListCacheHint: { ttlMs: 60_000, cacheScope: "private" } })
-      const pub = countingLists({ tools: listTools, toolsListCacheHint: { ttlMs: 60_000, cacheScope: "public" } })
-      yield* Effect.gen(function*() {
-        for (const identity of ["alice", "bob", "alice", undefined, "bob"]) {
-          yield* Effect.all([call("priv.get"), call("pub.get")]).pipe(Effect.provideService(CallerIdentity, identity))
-        }
-        assert.strictEqual(priv.lists(), 3)
-        assert.strictEqual(pub.lists(), 1)
-      }).pipe(Effect.provide(layerWithLists({ priv: priv.server, pub: pub.server })))
-    }))
-
-  it.effect("routing works with the result cache disabled", () =>
-    Effect.gen(function*() {
-      const s = countingLists({ tools: listTools })
-      yield* Effect.gen(function*() {
-        for (let i = 0; i < 3; i++) yield* call("s.get", { i })
-        assert.strictEqual(s.lists(), 1)
-      }).pipe(Effect.provide(TestBridge.layerTest({ s: s.server }, { cache: false })))
     }))
 })

@@ -1,54 +1,42 @@
 import { assert, describe, it } from "@effect/vitest"
 import {
+  type AlertRules,
   BridgeConfig,
   ConnectionPool,
   McpBridge,
-  McpSession,
+  type McpSession,
+  McpSessionError,
   McpTransport,
+  MetricsRecorder,
+  MetricsSnapshot,
   Resilience,
-  Telemetry
+  Telemetry,
+  ToolPolicy
 } from "@mcp-bridge/core"
-import type { ToolCaller } from "@mcp-bridge/core"
 import { TestBridge, TestServer, TestTracer } from "@mcp-bridge/testing"
-import { Effect, Fiber, Metric, Tracer } from "effect"
+import { ConfigProvider, Context, Duration, Effect, Fiber, Layer, Metric, Tracer } from "effect"
 import { TestClock } from "effect/testing"
+import { bottom } from "../src/internal/wire.ts"
+import { counterValue, recorded, until, workload } from "./fixtures.ts"
 
 const tools: ReadonlyArray<TestServer.TestTool> = [
   { name: "echo", annotations: { readOnlyHint: true }, respond: { kind: "echo" } },
   { name: "fails", respond: { kind: "isError", message: "no such record" } },
-  { name: "hang", respond: { kind: "hang" } }
+  { name: "hang", respond: { kind: "hang" } },
+  { name: "held", hold: true, respond: { kind: "echo" } }
 ]
 
 // Only the telemetry stage: exact counts must not depend on caching, coalescing or retries.
 const onlyTelemetry = { cache: false, batcher: false, throttle: false, resilience: false } as const
 
-/** Runs `effect` with a fresh metric registry and a recording tracer. */
+/** Runs `effect` with a recording tracer. */
 const isolated = <A, E, R>(effect: (spans: ReadonlyArray<Tracer.NativeSpan>) => Effect.Effect<A, E, R>) =>
   Effect.suspend(() => {
     const { spans, tracer } = TestTracer.make()
-    return effect(spans).pipe(
-      Effect.provideService(Metric.MetricRegistry, new Map()),
-      Effect.provideService(Tracer.Tracer, tracer)
-    )
+    return effect(spans).pipe(Effect.provideService(Tracer.Tracer, tracer))
   })
 
-const counter = (snapshot: ReadonlyArray<Metric.Metric.Snapshot>, id: string, attributes: Record<string, string>) =>
-  snapshot.filter((s) => s.id === id && Object.entries(attributes).every(([k, v]) => s.attributes?.[k] === v)).reduce(
-    (n, s) => n + Number((s.state as Metric.CounterState<number>).count),
-    0
-  )
-
-const workload = (bridge: McpBridge.McpBridge["Service"]) =>
-  Effect.gen(function*() {
-    yield* bridge.callTool("alpha.echo", { n: 1 })
-    yield* bridge.callTool("alpha.echo", { n: 2 })
-    yield* bridge.callTool("alpha.echo", { n: 3 })
-    yield* bridge.callTool("alpha.fails", {})
-    yield* bridge.callTool("alpha.fails", {})
-    const hung = yield* bridge.callTool("alpha.hang", {}, { timeout: "2 seconds" }).pipe(Effect.flip, Effect.forkChild)
-    yield* TestClock.adjust("2 seconds")
-    return yield* Fiber.join(hung)
-  })
+const counter = counterValue
 
 describe("Telemetry", () => {
   it.effect("metric values after a scripted workload", () =>
@@ -58,7 +46,7 @@ describe("Telemetry", () => {
         const bridge = yield* McpBridge.McpBridge
         const timeout = yield* workload(bridge)
         assert.strictEqual(timeout._tag, "McpSessionError")
-        const snapshot = yield* Metric.snapshot
+        const snapshot = yield* recorded
         const calls = "mcp_bridge.calls"
         assert.strictEqual(counter(snapshot, calls, { "gen_ai.tool.name": "echo", "mcp_bridge.outcome": "success" }), 3)
         const fails = { "gen_ai.tool.name": "fails", "mcp_bridge.outcome": "tool_error" }
@@ -94,43 +82,11 @@ describe("Telemetry", () => {
       }).pipe(Effect.provide(TestBridge.layerTest({ alpha: server }, onlyTelemetry)))
     }))
 
-  it.effect("bridge.metrics() gives success rate, latency percentiles and counts per server and tool", () =>
-    isolated(() =>
-      Effect.gen(function*() {
-        const bridge = yield* McpBridge.McpBridge
-        yield* workload(bridge)
-        const metrics = yield* bridge.metrics()
-        assert.strictEqual(metrics.servers.length, 1)
-        const alpha = metrics.servers[0]!
-        assert.strictEqual(alpha.server, "alpha")
-        assert.strictEqual(alpha.calls, 6)
-        assert.strictEqual(alpha.success, 3)
-        assert.strictEqual(alpha.toolErrors, 2)
-        assert.strictEqual(alpha.failures, 1)
-        assert.strictEqual(alpha.successRate, 0.5)
-        assert.deepStrictEqual(alpha.failuresByReason, { Timeout: 1 })
-        assert.strictEqual(alpha.inFlight, 0)
-        const hang = alpha.tools.find((t) => t.tool === "hang")!
-        assert.strictEqual(hang.calls, 1)
-        assert.strictEqual(hang.p50Millis, 2000)
-        assert.strictEqual(hang.p95Millis, 2000)
-        assert.strictEqual(hang.p99Millis, 2000)
-        assert.strictEqual(hang.meanMillis, 2000)
-        const echo = alpha.tools.find((t) => t.tool === "echo")!
-        assert.strictEqual(echo.calls, 3)
-        assert.strictEqual(echo.successRate, 1)
-        assert.strictEqual(echo.p95Millis, 0)
-        assert.strictEqual(alpha.pool?.created, 1)
-        assert.strictEqual(alpha.pool?.inUse, 0)
-        assert.strictEqual(alpha.cache.hitRate, undefined)
-        assert.deepStrictEqual(metrics.alerts, [])
-      }).pipe(Effect.provide(TestBridge.layerTest({ alpha: TestServer.make({ tools }) }, onlyTelemetry)))
-    ))
-
-  it.effect("one span per call with child spans for the session wait and the wire call", () =>
+  it.effect("one span per call with a child span for the wire call, and one for the wait when there was one", () =>
     isolated((spans) =>
       Effect.gen(function*() {
         const bridge = yield* McpBridge.McpBridge
+        const alpha = (yield* TestBridge.TestServers).alpha!
         yield* bridge.callTool("alpha.echo", { n: 1 })
         yield* bridge.callTool("alpha.fails", {})
         const calls = spans.filter((s) => s.name.startsWith("tools/call "))
@@ -148,20 +104,42 @@ describe("Telemetry", () => {
         assert.strictEqual(fails.attributes.get("mcp_bridge.result"), "tool_error")
         assert.strictEqual(fails.attributes.get("error.type"), "tool_error")
 
-        const children = spans.filter((s) => s.parent._tag === "Some" && s.parent.value === echo)
-        assert.deepStrictEqual(children.map((s) => s.name), ["mcp_bridge.session.wait", "mcp_bridge.wire"])
-        const wire = children[1]!
+        const childrenOf = (parent: Tracer.NativeSpan) =>
+          spans.filter((s) => s.parent._tag === "Some" && s.parent.value === parent)
+        // A free session was leased at once: no wait to trace.
+        const children = childrenOf(echo)
+        assert.deepStrictEqual(children.map((s) => s.name), ["mcp_bridge.wire"])
+        const wire = children[0]!
         assert.strictEqual(wire.kind, "client")
         assert.strictEqual(wire.traceId, echo.traceId)
         assert.strictEqual(wire.attributes.get("mcp.protocol.version"), "2026-07-28")
         assert.strictEqual(wire.attributes.get("network.transport"), "inproc")
+        // A call that has to wait for the one session gets a span for the wait, before the wire call.
+        const holder = yield* Effect.forkChild(bridge.callTool("alpha.held", { n: 1 }))
+        yield* until(alpha, () => alpha.held("held") === 1)
+        const waiter = yield* Effect.forkChild(bridge.callTool("alpha.echo", { n: 2 }))
+        yield* Effect.yieldNow
+        assert.strictEqual((yield* ConnectionPool.ConnectionPool.use((pool) => pool.stats))[0]?.pending, 1)
+        alpha.release("held")
+        yield* Fiber.join(holder)
+        yield* Fiber.join(waiter)
+        const waited = spans.filter((s) => s.name === "tools/call echo")[1]!
+        const waitedChildren = childrenOf(waited)
+        assert.deepStrictEqual(waitedChildren.map((s) => s.name), ["mcp_bridge.session.wait", "mcp_bridge.wire"])
+        assert.strictEqual(waitedChildren[0]!.kind, "internal")
+        assert.strictEqual(waitedChildren[0]!.attributes.get("mcp_bridge.server"), "alpha")
+        const heldCall = spans.find((s) => s.name === "tools/call held")!
+        assert.deepStrictEqual(childrenOf(heldCall).map((s) => s.name), ["mcp_bridge.wire"])
         // The router's one tools/list of the server has a client span of its own.
         const lists = spans.filter((s) => s.name === "tools/list")
         assert.strictEqual(lists.length, 1)
         assert.strictEqual(lists[0]!.kind, "client")
         assert.strictEqual(lists[0]!.attributes.get("mcp_bridge.server"), "alpha")
         assert.isTrue(spans.every((s) => s.status._tag === "Ended"))
-      }).pipe(Effect.provide(TestBridge.layerTest({ alpha: TestServer.make({ tools }) }, onlyTelemetry)))
+      }).pipe(Effect.provide(TestBridge.layerTest({ alpha: TestServer.make({ tools }) }, {
+        ...onlyTelemetry,
+        bridge: { pool: { max: 1, concurrency: 1 } }
+      })))
     ))
 
   it.effect("W3C trace context reaches the server in _meta, continuing the caller's trace", () =>
@@ -199,10 +177,6 @@ describe("Telemetry", () => {
         )
         assert.deepStrictEqual(server.receivedMeta("echo"), [{ k: "v" }])
         assert.isFalse(spans.some((s) => s.name.startsWith("tools/call") || s.name.startsWith("mcp_bridge.")))
-        assert.strictEqual(
-          counter(yield* Metric.snapshot, "mcp_bridge.calls", {}),
-          0
-        )
       })
     ))
 
@@ -223,27 +197,31 @@ describe("Telemetry", () => {
       const server = config.servers.get("alpha")!
       let n = 0
       const session = {
+        server: "alpha",
         protocolVersion: "2025-11-25",
         transport: "memory",
         callTool: () =>
           ++n < 3
             ? Effect.fail(
-              new McpSession.McpSessionError({
-                server: "alpha",
-                reason: new McpSession.Timeout({ operation: "tools/call", timeoutMillis: 5 })
+              new McpSessionError.McpSessionError({
+                reason: new McpSessionError.Timeout({ server: "alpha", operation: "tools/call", timeoutMillis: 5 })
               })
             )
             : Effect.succeed({ content: [] })
       } as unknown as McpSession.McpSession
       const pool = {
         withSession: (_: unknown, f: (s: McpSession.McpSession) => any) => Effect.suspend(() => f(session))
-      } as unknown as ConnectionPool.ConnectionPool["Service"]
-      const stage = yield* Telemetry.make({ ...telemetry, alerts: false })
-      const resilience = yield* Resilience.Resilience
-      const plain: ToolCaller.ToolCaller = (request) =>
-        pool.withSession(request.server, (s) => s.callTool({ name: request.tool, arguments: {} }, request.timeout))
-      const bottom = stage.instrumentBottom?.(pool, () => {}) ?? plain
-      const call = stage.wrap(resilience.wrap(bottom))
+      } as unknown as ConnectionPool.ConnectionPool.Service
+      // One recorder for the bridge, as `McpBridge.layer` gives every stage.
+      const recorder = MetricsRecorder.make()
+      const stage = yield* Telemetry.make({ ...telemetry, alerts: false }, recorder)
+      const resilience = Context.get(
+        yield* Layer.build(
+          Resilience.layer().pipe(Layer.provide(Layer.succeed(MetricsRecorder.MetricsRecorder, recorder)))
+        ),
+        Resilience.Resilience
+      )
+      const call = stage.wrap(resilience.wrap(bottom(pool, () => {})))
       const fiber = yield* Effect.forkChild(call({
         server,
         tool: "echo",
@@ -252,16 +230,19 @@ describe("Telemetry", () => {
         policy: ToolPolicy.resolve(server, "echo"),
         identity: undefined,
         timeout: server.timeout,
+        deadlineAt: Number.MAX_SAFE_INTEGER,
+        deadlineMillis: Number.MAX_SAFE_INTEGER,
         meta: undefined
       }))
       yield* TestClock.adjust("10 seconds")
       yield* Fiber.join(fiber)
-      const metrics = Telemetry.fromSnapshot(["alpha"], yield* Metric.snapshot, [])
+      const metrics = MetricsSnapshot.fromSnapshot(["alpha"], recorder.snapshot(), [])
       assert.strictEqual(metrics.servers[0]!.retries, 2)
       assert.strictEqual(metrics.servers[0]!.success, 1)
-      const retries = (yield* Metric.snapshot).filter((s) => s.id === "mcp_bridge.retries")
+      const retries = recorder.snapshot().filter((s) => s.id === "mcp_bridge.retries")
       assert.deepStrictEqual(retries.map((s) => s.attributes?.["error.type"]), ["Timeout"])
-    }).pipe(Effect.scoped, Effect.provide(Resilience.layer()))
+      assert.strictEqual(counter(retries, "mcp_bridge.retries"), 2)
+    }).pipe(Effect.scoped)
 
   it.effect("each retry is counted once, with the error.type that caused it, and reported on the call span", () =>
     isolated((spans) =>
@@ -332,7 +313,7 @@ describe("Telemetry", () => {
         Effect.provide(TestBridge.layerTest({ alpha: forced }, { ...onlyTelemetry, telemetry: { spans: true } }))
       )
       assert.match(String(forced.receivedMeta("echo")[0]?.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
-    }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
+    }))
 
   it.effect("calls that fail while the router fetches a server's tool list count as failures", () =>
     Effect.gen(function*() {
@@ -347,13 +328,117 @@ describe("Telemetry", () => {
         const metrics = yield* bridge.metrics()
         const down = metrics.servers.find((s) => s.server === "down")!
         assert.deepStrictEqual([down.calls, down.failures, down.successRate], [3, 3, 0])
-        const unknown = (yield* Metric.snapshot).filter((m) =>
+        assert.deepStrictEqual(down.failuresByReason, { ConnectFailed: 3 })
+        const unknown = (yield* recorded).filter((m) =>
           m.id === "mcp_bridge.calls" && m.attributes?.["gen_ai.tool.name"] === "_unknown"
         )
         assert.deepStrictEqual(unknown.map((m) => m.attributes?.["error.type"]), ["UnknownTool"])
+        assert.strictEqual(counter(unknown, "mcp_bridge.calls"), 1)
       }).pipe(Effect.provide(McpBridge.layer(
         { mcpServers: { up: { type: "memory" }, down: { type: "memory", bridge: { retry: false } } } },
         { ...onlyTelemetry, transport: McpTransport.layer({ memory: { up: up.connect } }) }
       )))
-    }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
+    }))
+
+  it.effect("wireSpans: false keeps the call span but traces neither the session wait nor the wire, and sends no trace context", () =>
+    isolated((spans) => {
+      const server = TestServer.make({ tools })
+      return Effect.gen(function*() {
+        const bridge = yield* McpBridge.McpBridge
+        yield* bridge.callTool("alpha.echo", { n: 1 }, { meta: { k: "v" } })
+        const call = spans.find((s) => s.name === "tools/call echo")
+        assert.strictEqual(call?.attributes.get("mcp_bridge.result"), "success")
+        assert.deepStrictEqual(
+          spans.filter((s) => s.name === "mcp_bridge.wire" || s.name === "mcp_bridge.session.wait"),
+          []
+        )
+        // The caller's meta goes through as it is: no traceparent is added.
+        assert.deepStrictEqual(server.receivedMeta("echo"), [{ k: "v" }])
+        assert.strictEqual((yield* bridge.metrics()).servers[0]!.calls, 1)
+      }).pipe(
+        Effect.provide(TestBridge.layerTest({ alpha: server }, { ...onlyTelemetry, telemetry: { wireSpans: false } }))
+      )
+    }))
+
+  describe("options from the environment", () => {
+    const env = (values: Record<string, string>) => ConfigProvider.layer(ConfigProvider.fromUnknown(values))
+
+    it.effect("optionsFromConfig: alert thresholds come from the options, then from MCP_BRIDGE_ALERT_* variables", () =>
+      Effect.gen(function*() {
+        const given = { alerts: { errorRate: { threshold: 0.2 }, cacheHitRate: false as const } }
+        const options = yield* Telemetry.optionsFromConfig(given).pipe(
+          Effect.provide(env({
+            MCP_BRIDGE_ALERT_LATENCY_P95: "2 seconds",
+            MCP_BRIDGE_ALERT_MIN_CALLS: "50",
+            MCP_BRIDGE_TELEMETRY_WINDOW: "10 minutes"
+          }))
+        )
+        const alerts = options.alerts as AlertRules.AlertOptions
+        assert.deepStrictEqual(alerts.errorRate, { threshold: 0.2, minCalls: 50 })
+        assert.isFalse(alerts.cacheHitRate)
+        const latency = alerts.latency as { p95: Duration.Duration; minCalls: number }
+        assert.isTrue(Duration.equals(latency.p95, Duration.seconds(2)))
+        assert.strictEqual(latency.minCalls, 50)
+        assert.isTrue(Duration.equals(options.window as Duration.Duration, Duration.minutes(10)))
+      }))
+
+    it.effect("optionsFromConfig: a value that does not parse is a ConfigError naming the variable", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(
+          Telemetry.optionsFromConfig().pipe(Effect.provide(env({ MCP_BRIDGE_ALERT_ERROR_RATE: "often" })))
+        )
+        assert.include(String(error), "MCP_BRIDGE_ALERT_ERROR_RATE")
+      }))
+
+    it.effect("layerConfig: the stage runs with the environment's window and thresholds", () =>
+      Effect.gen(function*() {
+        const telemetry = yield* Telemetry.Telemetry
+        const recorder = yield* MetricsRecorder.MetricsRecorder
+        assert.isTrue(Duration.equals(telemetry.window, Duration.minutes(2)))
+        assert.isTrue(recorder.enabled)
+        // An error rate of 1 in 3 fires with the environment's threshold (0.3) and minimum (3 calls), not the
+        // defaults (10 %, 10 calls).
+        const config = yield* BridgeConfig.decode({ mcpServers: { s: { type: "memory" } } })
+        const server = config.servers.get("s")!
+        const request = {
+          server,
+          tool: "t",
+          arguments: {},
+          definition: undefined,
+          policy: ToolPolicy.resolve(server, "t"),
+          identity: undefined,
+          timeout: server.timeout,
+          deadlineAt: Number.MAX_SAFE_INTEGER,
+          deadlineMillis: Number.MAX_SAFE_INTEGER,
+          meta: undefined
+        }
+        const caller = telemetry.wrap((r) =>
+          r.arguments.fail === true
+            ? Effect.fail("boom")
+            : Effect.succeed({ content: [] })
+        )
+        yield* Effect.exit(caller({ ...request, arguments: { fail: true } }))
+        yield* caller(request)
+        yield* caller(request)
+        const fired = yield* telemetry.evaluateAlerts
+        assert.deepStrictEqual(fired.map((e) => [e.rule, e.state, e.threshold]), [["error_rate", "firing", 0.3]])
+      }).pipe(
+        Effect.provide(Telemetry.layerConfig({ alerts: { latency: false, cacheHitRate: false } })),
+        Effect.provide(env({
+          MCP_BRIDGE_TELEMETRY_WINDOW: "2 minutes",
+          MCP_BRIDGE_ALERT_ERROR_RATE: "0.3",
+          MCP_BRIDGE_ALERT_MIN_CALLS: "3"
+        }))
+      ))
+
+    it.effect("layerConfig fails with the ConfigError of a bad variable", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(
+          Layer.build(Telemetry.layerConfig()).pipe(
+            Effect.provide(env({ MCP_BRIDGE_ALERT_INTERVAL: "every now and then" }))
+          )
+        )
+        assert.include(String(error), "MCP_BRIDGE_ALERT_INTERVAL")
+      }))
+  })
 })

@@ -1,14 +1,19 @@
 import { assert, describe, it } from "@effect/vitest"
-import { McpBridge, Throttler } from "@mcp-bridge/core"
+import { McpBridge, MetricsRecorder, Throttler } from "@mcp-bridge/core"
 import { TestBridge } from "@mcp-bridge/testing"
-import { Clock, Deferred, Effect, Exit, Fiber, Metric } from "effect"
+import { Clock, Deferred, Effect, Exit, Fiber, Layer } from "effect"
 import { TestClock } from "effect/testing"
-import { configOf, ok, requestOf } from "./fixtures.ts"
+import { configOf, counterValue, drain, ok, requestOf, until } from "./fixtures.ts"
 
-/** A stage over an upstream that records when each call was admitted. */
+/** The stage's layer, recording its metrics through `recorder` (a bridge's recorder of its own). */
+const stageLayer = (options: Throttler.Options = {}, recorder = MetricsRecorder.make()) =>
+  Throttler.layer(options).pipe(Layer.provide(Layer.succeed(MetricsRecorder.MetricsRecorder, recorder)))
+
+/** A stage over an upstream that records when each call was admitted, and the stage's metrics recorder. */
 const recording = (options: Throttler.Options = {}) =>
   Effect.gen(function*() {
-    const stage = yield* Throttler.Throttler
+    const recorder = MetricsRecorder.make()
+    const stage = yield* Effect.provide(Throttler.Throttler.use(Effect.succeed), stageLayer(options, recorder))
     const admitted: Array<number> = []
     const caller = stage.wrap(() =>
       Effect.map(Clock.currentTimeMillis, (now) => {
@@ -16,17 +21,11 @@ const recording = (options: Throttler.Options = {}) =>
         return ok
       })
     )
-    return { caller, admitted }
-  }).pipe(Effect.provide(Throttler.layer(options)))
-
-/** The value of a counter series in the current registry, 0 if it was never recorded. */
-const counter = (id: string, attributes: Record<string, string>) =>
-  Effect.map(Metric.snapshot, (all) => {
-    const found = all.find((m) =>
-      m.id === id && Object.entries(attributes).every(([k, v]) => (m.attributes as Record<string, string>)?.[k] === v)
-    )
-    return found === undefined ? 0 : Number((found.state as { count: number }).count)
+    return { caller, admitted, recorder }
   })
+
+/** The stage alone (no metrics). */
+const plainStage = Effect.provide(Throttler.Throttler.use(Effect.succeed), Throttler.layer())
 
 const reasonOf = (exit: Exit.Exit<unknown, unknown>) => {
   assert.isTrue(Exit.isFailure(exit))
@@ -34,6 +33,18 @@ const reasonOf = (exit: Exit.Exit<unknown, unknown>) => {
   const e = error?._tag === "Fail" ? error.error as Throttler.ThrottlerError : undefined
   assert.strictEqual(e?._tag, "ThrottlerError")
   return e!.reason
+}
+
+const rateLimited = (exit: Exit.Exit<unknown, unknown>): Throttler.RateLimited => {
+  const reason = reasonOf(exit)
+  assert.strictEqual(reason._tag, "RateLimited")
+  return reason as Throttler.RateLimited
+}
+
+const concurrencyLimited = (exit: Exit.Exit<unknown, unknown>): Throttler.ConcurrencyLimited => {
+  const reason = reasonOf(exit)
+  assert.strictEqual(reason._tag, "ConcurrencyLimited")
+  return reason as Throttler.ConcurrencyLimited
 }
 
 describe("Throttler", () => {
@@ -53,12 +64,13 @@ describe("Throttler", () => {
       const perWindow = new Map<number, number>()
       for (const t of admitted) perWindow.set(Math.floor(t / 1000), (perWindow.get(Math.floor(t / 1000)) ?? 0) + 1)
       assert.deepStrictEqual([...perWindow.values()], Array.from({ length: 10 }, () => 50))
-      // Sliding windows: no second starting at an admission holds more than 50.
+      // Sliding windows: the busiest second starting at an admission holds exactly the limit.
       const sorted = [...admitted].sort((a, b) => a - b)
+      let busiest = 0
       for (let i = 0; i < sorted.length; i++) {
-        const inWindow = sorted.filter((t) => t >= sorted[i]! && t < sorted[i]! + 1000).length
-        assert.isAtMost(inWindow, 50)
+        busiest = Math.max(busiest, sorted.filter((t) => t >= sorted[i]! && t < sorted[i]! + 1000).length)
       }
+      assert.strictEqual(busiest, 50)
     }))
 
   it.effect("a refused call takes no quota, even when a later limit refuses it", () =>
@@ -71,17 +83,19 @@ describe("Throttler", () => {
       const b = requestOf(config, "s", "b")
       const first = yield* Effect.forEach([1, 2, 3, 4, 5, 6, 7], () => Effect.exit(caller(a)))
       assert.deepStrictEqual(first.map(Exit.isSuccess), [true, true, false, false, false, false, false])
-      const refusal = reasonOf(first[2]!)
-      assert.strictEqual(refusal.limit, "2 per minute for tool a")
-      assert.strictEqual(refusal.tool, "a")
-      assert.strictEqual(refusal.retryAfterMillis, 60_000)
+      const refusal = rateLimited(first[2]!)
+      assert.deepStrictEqual(
+        [refusal.server, refusal.tool, refusal.limit, refusal.window, refusal.retryAfterMillis],
+        ["s", "a", 2, "minute", 60_000]
+      )
       // The five refused calls to `a` handed back the server's per-second tokens they took: `b` gets the other 3.
       const second = yield* Effect.forEach([1, 2, 3, 4], () => Effect.exit(caller(b)))
       assert.deepStrictEqual(second.map(Exit.isSuccess), [true, true, true, false])
-      const serverRefusal = reasonOf(second[3]!)
-      assert.strictEqual(serverRefusal.limit, "5 per second")
-      assert.strictEqual(serverRefusal.tool, undefined)
-      assert.strictEqual(serverRefusal.retryAfterMillis, 1000)
+      const serverRefusal = rateLimited(second[3]!)
+      assert.deepStrictEqual(
+        [serverRefusal.tool, serverRefusal.limit, serverRefusal.window, serverRefusal.retryAfterMillis],
+        [undefined, 5, "second", 1000]
+      )
       assert.strictEqual(admitted.length, 5)
       // A burst of refused calls does not push the window back: one second later there is room again.
       yield* Effect.forEach(Array.from({ length: 20 }), () => Effect.exit(caller(b)))
@@ -96,7 +110,7 @@ describe("Throttler", () => {
         patient: { throttle: { perSecond: 1, maxWait: "1500 millis" } },
         hasty: { throttle: { perSecond: 1, maxWait: "500 millis" } }
       })
-      const { admitted, caller } = yield* recording()
+      const { admitted, caller, recorder } = yield* recording()
       const patient = requestOf(config, "patient", "t")
       const hasty = requestOf(config, "hasty", "t")
       yield* caller(patient)
@@ -108,24 +122,35 @@ describe("Throttler", () => {
       assert.deepStrictEqual(admitted, [0, 1000])
       // The next turn of `hasty` is 1 s away, past its maxWait: it fails at once.
       yield* caller(hasty)
-      const refused = yield* Effect.exit(caller(hasty))
-      const reason = reasonOf(refused)
-      assert.strictEqual(reason.server, "hasty")
-      assert.strictEqual(reason.limit, "1 per second")
-      assert.strictEqual(reason.retryAfterMillis, 1000)
+      const reason = rateLimited(yield* Effect.exit(caller(hasty)))
+      assert.deepStrictEqual([reason.server, reason.limit, reason.window, reason.retryAfterMillis], [
+        "hasty",
+        1,
+        "second",
+        1000
+      ])
+      assert.include(new Throttler.ThrottlerError({ reason }).message, "1 per second")
       assert.strictEqual(yield* Clock.currentTimeMillis, 1000)
       // Seen by telemetry: one wait of `patient`, one rejection of `hasty`, by the limit that caused them.
+      const snapshot = recorder.snapshot()
       const limit = { "mcp_bridge.throttle.limit": "per_second" }
       const server = (name: string) => ({ "mcp_bridge.server": name, ...limit })
-      assert.strictEqual(yield* counter("mcp_bridge.throttle.waits", server("patient")), 1)
-      assert.strictEqual(yield* counter("mcp_bridge.throttle.rejections", server("hasty")), 1)
-      assert.strictEqual(yield* counter("mcp_bridge.throttle.rejections", { "mcp_bridge.server": "patient" }), 0)
-    }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
+      assert.strictEqual(counterValue(snapshot, "mcp_bridge.throttle.waits", server("patient")), 1)
+      assert.strictEqual(counterValue(snapshot, "mcp_bridge.throttle.rejections", server("hasty")), 1)
+      assert.strictEqual(
+        counterValue(snapshot, "mcp_bridge.throttle.rejections", { "mcp_bridge.server": "patient" }),
+        0
+      )
+      const waited = snapshot.find((m) =>
+        m.id === "mcp_bridge.throttle.wait.duration" && m.attributes?.["mcp_bridge.server"] === "patient"
+      )
+      assert.strictEqual((waited?.state as { sum: number } | undefined)?.sum, 1)
+    }))
 
-  it.effect("bounds calls in flight per server; a waiter past maxWait gets RateLimited and holds no slot", () =>
+  it.effect("bounds calls in flight per server; a waiter past maxWait gets ConcurrencyLimited and holds no slot", () =>
     Effect.gen(function*() {
       const config = yield* configOf({ s: { throttle: { concurrency: 1, maxWait: "1 second" } } })
-      const stage = yield* Effect.provide(Throttler.Throttler.use(Effect.succeed), Throttler.layer())
+      const stage = yield* plainStage
       const gate = yield* Deferred.make<void>()
       let running = 0
       let peak = 0
@@ -141,13 +166,15 @@ describe("Throttler", () => {
       const request = requestOf(config, "s", "t")
       const holder = yield* Effect.forkChild(caller(request))
       yield* Effect.yieldNow
+      assert.strictEqual(running, 1)
       const waiter = yield* Effect.forkChild(Effect.exit(caller(request)))
       yield* TestClock.adjust("1 second")
-      const reason = reasonOf(yield* Fiber.join(waiter))
-      assert.strictEqual(reason.limit, "1 in flight")
+      const reason = concurrencyLimited(yield* Fiber.join(waiter))
+      assert.deepStrictEqual([reason.server, reason.tool, reason.limit, reason.waitedMillis], ["s", undefined, 1, 1000])
+      assert.include(new Throttler.ThrottlerError({ reason }).message, "no slot freed within 1000 ms")
       yield* Deferred.succeed(gate, undefined)
       yield* Fiber.join(holder)
-      // The slot is free again: three calls in a row each get it.
+      // The slot is free again: three calls at once each get it in turn.
       yield* Effect.forEach([1, 2, 3], () => caller(request), { concurrency: "unbounded" })
       assert.strictEqual(peak, 1)
     }))
@@ -155,39 +182,69 @@ describe("Throttler", () => {
   it.effect("waiters for an in-flight slot go in order: a caller calling back to back never overtakes them", () =>
     Effect.gen(function*() {
       const config = yield* configOf({ s: { throttle: { concurrency: 1, maxWait: "10 seconds" } } })
-      const stage = yield* Effect.provide(Throttler.Throttler.use(Effect.succeed), Throttler.layer())
-      const order: Array<string> = []
+      const stage = yield* plainStage
+      const started: Array<string> = []
+      const ended: Array<string> = []
       const caller = stage.wrap((request) =>
-        Effect.as(Effect.sleep("1 millis"), undefined).pipe(Effect.map(() => {
-          order.push(request.tool)
-          return ok
-        }))
+        Effect.sync(() => started.push(request.tool)).pipe(
+          Effect.andThen(Effect.sleep("1 millis")),
+          Effect.map(() => {
+            ended.push(request.tool)
+            return ok
+          })
+        )
       )
       // A hog calls back to back: each of its calls wants the slot the moment its previous one frees it.
       const hog = yield* Effect.forkChild(
         Effect.forEach(Array.from({ length: 50 }), () => caller(requestOf(config, "s", "hog")), { discard: true })
       )
       yield* TestClock.adjust("2 millis")
+      const hogCallsBefore = started.length
+      assert.isAbove(hogCallsBefore, 0)
       const waiter = yield* Effect.forkChild(caller(requestOf(config, "s", "waiter")))
       for (let i = 0; i < 10; i++) yield* TestClock.adjust("1 millis")
       yield* Fiber.join(waiter)
-      // The waiter got the slot right after the call that held it when it arrived, not after the hog's 50 calls.
-      assert.isBelow(order.indexOf("waiter"), 4)
+      // The waiter got the slot right after the hog's call that held it when it arrived: the hog's later calls,
+      // each one wanting the slot as soon as it freed, all came after it.
+      assert.strictEqual(ended.indexOf("waiter"), hogCallsBefore)
+      assert.strictEqual(started.indexOf("waiter"), hogCallsBefore)
       yield* Fiber.interrupt(hog)
     }))
 
   it.effect("onLimit fail refuses at once when every slot is taken", () =>
     Effect.gen(function*() {
       const config = yield* configOf({ s: { throttle: { concurrency: 2, onLimit: "fail" } } })
-      const stage = yield* Effect.provide(Throttler.Throttler.use(Effect.succeed), Throttler.layer())
-      const caller = stage.wrap(() => Effect.never)
+      const stage = yield* plainStage
+      let running = 0
+      const caller = stage.wrap(() => Effect.andThen(Effect.sync(() => running++), Effect.never))
       const request = requestOf(config, "s", "t")
       yield* Effect.forkChild(caller(request))
       yield* Effect.forkChild(caller(request))
       yield* Effect.yieldNow
-      const reason = reasonOf(yield* Effect.exit(caller(request)))
-      assert.strictEqual(reason.limit, "2 in flight")
-      assert.strictEqual(reason.retryAfterMillis, 0)
+      assert.strictEqual(running, 2)
+      const reason = concurrencyLimited(yield* Effect.exit(caller(request)))
+      assert.deepStrictEqual([reason.limit, reason.waitedMillis], [2, 0])
+      assert.strictEqual(running, 2)
+    }))
+
+  it.effect("a tool's own in-flight limit applies on top of its server's, and names the tool", () =>
+    Effect.gen(function*() {
+      const config = yield* configOf({
+        s: { throttle: { concurrency: 5, onLimit: "fail" }, tools: { heavy: { throttle: { concurrency: 1 } } } }
+      })
+      const stage = yield* plainStage
+      let running = 0
+      const caller = stage.wrap(() => Effect.andThen(Effect.sync(() => running++), Effect.never))
+      yield* Effect.forkChild(caller(requestOf(config, "s", "heavy")))
+      yield* Effect.yieldNow
+      const reason = concurrencyLimited(yield* Effect.exit(caller(requestOf(config, "s", "heavy"))))
+      assert.deepStrictEqual([reason.server, reason.tool, reason.limit], ["s", "heavy", 1])
+      // Other tools of the server get the server's four other slots, then the server's own limit refuses.
+      yield* Effect.forEach([1, 2, 3, 4], () => Effect.forkChild(caller(requestOf(config, "s", "light"))))
+      yield* Effect.yieldNow
+      assert.strictEqual(running, 5)
+      const sixth = concurrencyLimited(yield* Effect.exit(caller(requestOf(config, "s", "light"))))
+      assert.deepStrictEqual([sixth.tool, sixth.limit], [undefined, 5])
     }))
 
   it.effect("one busy server does not hold up another", () =>
@@ -210,29 +267,36 @@ describe("Throttler", () => {
   it.effect("servers with no limits and no defaults are not throttled", () =>
     Effect.gen(function*() {
       const config = yield* configOf({ s: {} })
-      const { admitted, caller } = yield* recording()
+      const { admitted, caller, recorder } = yield* recording()
       yield* Effect.forEach(Array.from({ length: 1000 }), () => caller(requestOf(config, "s", "t")), {
         concurrency: "unbounded"
       })
       assert.strictEqual(admitted.length, 1000)
+      assert.deepStrictEqual(recorder.snapshot().filter((m) => m.id.startsWith("mcp_bridge.throttle")), [])
     }))
 
   it.live("bounds calls in flight on a real in-memory server", () =>
     Effect.gen(function*() {
       const servers = yield* TestBridge.TestServers
       const bridge = yield* McpBridge.McpBridge
-      const results = yield* bridge.callMany(
-        Array.from({ length: 12 }, (_, i) => ({ target: "s.slow", arguments: { i } })),
+      const s = servers.s!
+      const all = yield* Effect.forkChild(bridge.callMany(
+        Array.from({ length: 12 }, (_, i) => ({ name: "s.slow", arguments: { i } })),
         { concurrency: "unbounded" }
-      )
+      ))
+      // Three calls reach the server and are held there; the other nine wait in the throttler.
+      yield* until(s, () => s.held("slow") === 3)
+      assert.strictEqual(s.calls("slow"), 3)
+      yield* drain(s, "slow", 12)
+      const results = yield* Fiber.join(all)
       assert.isTrue(results.every((r) => r._tag === "Success"))
-      assert.strictEqual(servers.s!.calls("slow"), 12)
-      assert.isAtMost(servers.s!.peakInFlight(), 3)
+      assert.strictEqual(s.calls("slow"), 12)
+      assert.strictEqual(s.peakInFlight(), 3)
     }).pipe(
       Effect.provide(
         TestBridge.layerTest(
-          { s: { tools: [{ name: "slow", latencyMs: 10, respond: { kind: "echo" } }] } },
-          { bridge: { throttle: { concurrency: 3 } } }
+          { s: { tools: [{ name: "slow", hold: true, respond: { kind: "echo" } }] } },
+          { bridge: { throttle: { concurrency: 3 }, tools: { slow: { readOnly: false } } } }
         )
       )
     ))

@@ -1,8 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import { McpBridge } from "@mcp-bridge/core"
+import { McpBridge, MetricsRecorder } from "@mcp-bridge/core"
 import { NodeTelemetry, NodeTransport } from "@mcp-bridge/node"
 import { TestServer, TestTracer } from "@mcp-bridge/testing"
-import { Effect, Layer, Logger, Metric, References, Tracer } from "effect"
+import { Effect, Layer, Logger, References, Tracer } from "effect"
 import { HttpServer } from "effect/http"
 
 const tools: ReadonlyArray<TestServer.TestTool> = [
@@ -64,11 +64,11 @@ describe("NodeTelemetry", () => {
         yield* bridge.callTool("docs.fails", {})
         return yield* scrape
       }).pipe(
-        Effect.provide(Layer.merge(
-          McpBridge.layer({ mcpServers: { docs: { url: http.url } } }, only),
-          NodeTelemetry.layerPrometheus({ port: 0 })
-        )),
-        Effect.provideService(Metric.MetricRegistry, new Map())
+        Effect.provide(
+          NodeTelemetry.layerPrometheus({ port: 0 }).pipe(
+            Layer.provideMerge(McpBridge.layer({ mcpServers: { docs: { url: http.url } } }, only))
+          )
+        )
       )
       const { samples, types } = parsePrometheus(text)
       assert.strictEqual(types.get("mcp_bridge_calls_total"), "counter")
@@ -140,15 +140,15 @@ describe("NodeTelemetry", () => {
         yield* Effect.flip(bridge.callTool("down.echo", {}))
         yield* bridge.listTools()
         yield* Effect.logInfo("metrics", yield* bridge.metrics())
-        return [yield* Metric.snapshot, yield* scrape] as const
+        return [(yield* MetricsRecorder.MetricsRecorder).snapshot(), yield* scrape] as const
       }).pipe(
-        Effect.provide(Layer.merge(
-          McpBridge.layer(config, { ...only, transport: NodeTransport.layer() }),
-          NodeTelemetry.layerPrometheus({ port: 0 })
-        )),
+        Effect.provide(
+          NodeTelemetry.layerPrometheus({ port: 0 }).pipe(
+            Layer.provideMerge(McpBridge.layer(config, { ...only, transport: NodeTransport.layer() }))
+          )
+        ),
         Effect.provide(Logger.layer([logger])),
-        Effect.provideService(Tracer.Tracer, tracer),
-        Effect.provideService(Metric.MetricRegistry, new Map())
+        Effect.provideService(Tracer.Tracer, tracer)
       )
       assert.isAbove(spans.length, 8)
       assert.isAbove(logs.length, 0)
@@ -160,9 +160,15 @@ describe("NodeTelemetry", () => {
         assert.notInclude(metricAttributes, secret)
         assert.notInclude(text, secret)
       }
+      // What was searched did cover every server, so the checks above are not vacuous: spans of the remote and local
+      // calls, a log line of the failing server (its connect error, in the tool list), metric series of all three.
       assert.include(attributes, "tools/call echo")
-      // The logs did cover the failing server (its connect error), so the check above is not vacuous.
-      assert.include(logs.join("\n"), "down")
-      assert.include(metricAttributes, "mcp_bridge.calls")
+      assert.include(attributes, "\"remote\"")
+      assert.include(attributes, "\"local\"")
+      assert.include(logs.join("\n"), "MCP server \\\"down\\\" left out of the tool list")
+      for (const server of ["remote", "local", "down"]) {
+        assert.include(metricAttributes, `"mcp_bridge.server":"${server}"`)
+        assert.include(text, `mcp_bridge_server="${server}"`)
+      }
     }))
 })

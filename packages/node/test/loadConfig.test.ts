@@ -27,15 +27,25 @@ describe("BridgeConfig.load", () => {
 
   it.effect("a missing file, bad JSON and bad content are typed errors", () =>
     Effect.gen(function*() {
-      const missing = yield* Effect.flip(BridgeConfig.load(join(dir, "nope.json")))
-      assert.strictEqual(missing.reason, "Unreadable")
-      const notJson = yield* Effect.flip(BridgeConfig.load(file("bad.json", "{ mcpServers: ")))
-      assert.strictEqual(notJson.reason, "Unreadable")
-      assert.include(notJson.message, "not JSON")
+      const missingPath = join(dir, "nope.json")
+      const missing = yield* Effect.flip(BridgeConfig.load(missingPath))
+      assert.deepStrictEqual([missing.reason._tag, missing.reason._tag === "Unreadable" && missing.reason.file], [
+        "Unreadable",
+        missingPath
+      ])
+      assert.include(missing.message, "cannot read it")
+      const badPath = file("bad.json", "{ mcpServers: ")
+      const notJson = yield* Effect.flip(BridgeConfig.load(badPath))
+      assert.strictEqual(notJson.reason._tag, "Unreadable")
+      assert.isTrue(notJson.message.startsWith(`${badPath}: not JSON`))
       const invalid = yield* Effect.flip(
         BridgeConfig.load(file("invalid.json", "{\"mcpServers\":{\"x\":{\"url\":1}}}"))
       )
-      assert.strictEqual(invalid.reason, "Invalid")
-      assert.strictEqual(invalid.path.join("."), "mcpServers.x.url")
+      assert.strictEqual(invalid.reason._tag, "Invalid")
+      if (invalid.reason._tag === "Invalid") {
+        assert.strictEqual(invalid.reason.path.join("."), "mcpServers.x.url")
+        assert.strictEqual(invalid.reason.server, "x")
+      }
+      assert.strictEqual(invalid.server, "x")
     }).pipe(Effect.provide(NodeServices.layer)))
 })

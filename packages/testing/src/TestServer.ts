@@ -11,8 +11,9 @@ import { fileURLToPath } from "node:url"
 import { workos } from "./internal/demo.ts"
 import { startHttpServer } from "./internal/http.ts"
 import { makeMemoryServer } from "./internal/memory.ts"
-import type { HttpOptions, HttpTestServer, TestServerSpec } from "./internal/spec.ts"
-import { countCalls, makeState, receivedMeta } from "./internal/state.ts"
+import type { HttpOptions, HttpTestServer, SseOptions, TestServerSpec } from "./internal/spec.ts"
+import { startSseServer } from "./internal/sse.ts"
+import { countCalls, heldCalls, makeState, receivedMeta, release, until } from "./internal/state.ts"
 
 export type {
   /**
@@ -27,6 +28,10 @@ export type {
    * @since 0.1.0
    */
   Respond,
+  /**
+   * @since 0.1.0
+   */
+  SseOptions,
   /**
    * @since 0.1.0
    */
@@ -56,6 +61,22 @@ export interface TestServer {
   readonly peakInFlight: () => number
   /** tool calls the client cancelled (interrupted, timed out) while they ran */
   readonly cancelled: () => number
+  /** calls of a `hold: true` tool (all tools if omitted) waiting to be released now */
+  readonly held: (tool?: string) => number
+  /** lets `count` (default: all) held calls of `tool` (all tools if omitted) go on, oldest first; returns how many */
+  readonly release: (tool?: string, count?: number) => number
+  /**
+   * Resolves once `predicate` holds, checked at every change of the server's state (calls arriving, ending,
+   * cancelled, held; sessions opening, closing): what a test waits on instead of sleeping, also under `TestClock`.
+   * Rejects after `timeoutMs` (default 10 000), so that a wait for something that never happens fails.
+   *
+   * @example
+   * ```ts
+   * const fiber = yield* Effect.forkChild(bridge.callTool("s.hang", {}))
+   * yield* Effect.promise(() => server.until(() => server.inFlight() === 1))
+   * ```
+   */
+  readonly until: (predicate: () => boolean, timeoutMs?: number) => Promise<void>
   /** in-memory sessions currently open */
   readonly openSessions: () => number
   /** closes every session */
@@ -78,6 +99,9 @@ export const make = (spec: TestServerSpec): TestServer => {
     inFlight: () => state.inFlight,
     cancelled: () => state.cancelled,
     peakInFlight: () => state.peakInFlight,
+    held: (tool) => heldCalls(state, tool),
+    release: (tool, count) => release(state, tool, count),
+    until: (predicate, timeoutMs) => until(state, predicate, timeoutMs),
     connect: memory.connect,
     openSessions: memory.openSessions,
     close: memory.close
@@ -130,6 +154,30 @@ export const httpScoped = (
 ): Effect.Effect<HttpTestServer, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.promise(() => startHttp(spec, options)),
+    (server) => Effect.promise(() => server.close())
+  )
+
+/**
+ * Starts a legacy HTTP+SSE test server (the deprecated 2024-11-05 transport: an event stream at `/sse`, messages
+ * POSTed to the endpoint it names) on 127.0.0.1; `url` is the stream's, for a `{ "type": "sse", "url": ... }` entry.
+ * Served on the 2025-era protocol only.
+ *
+ * @since 0.1.0
+ */
+export const startSse = (spec: TestServerSpec, options?: SseOptions): Promise<HttpTestServer> =>
+  startSseServer(spec, options)
+
+/**
+ * {@link startSse} as a scoped resource: the server is closed when the scope closes.
+ *
+ * @since 0.1.0
+ */
+export const sseScoped = (
+  spec: TestServerSpec,
+  options?: SseOptions
+): Effect.Effect<HttpTestServer, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.promise(() => startSse(spec, options)),
     (server) => Effect.promise(() => server.close())
   )
 

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
+import { Client, SSEClientTransport, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
 import type { CallToolResult, Transport } from "@modelcontextprotocol/client"
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio"
 import { Effect } from "effect"
@@ -21,7 +21,8 @@ const spec: TestServer.TestServerSpec = {
     { name: "hang", respond: { kind: "hang" } },
     { name: "flaky", respond: { kind: "flaky", failures: 2 } },
     { name: "slow", latencyMs: 40, respond: { kind: "text", text: "slow" } },
-    { name: "add", respond: { kind: "addTool", name: "added_echo" } }
+    { name: "add", respond: { kind: "addTool", name: "added_echo" } },
+    { name: "held", hold: true, respond: { kind: "echo" } }
   ]
 }
 
@@ -49,10 +50,11 @@ const firstText = (result: CallToolResult): string => {
 const stats = async (client: Client) =>
   (await call(client, "__stats")).structuredContent as { calls: Record<string, number>; pid: number; sessions: number }
 
+// For state outside a server's own `until` (a client's onclose, a child's exit): checked every 10 ms, bounded.
 const waitFor = async (predicate: () => boolean, timeoutMs = 5_000): Promise<void> => {
-  const start = Date.now()
+  const start = performance.now()
   while (!predicate()) {
-    if (Date.now() - start > timeoutMs) throw new Error("timed out waiting")
+    if (performance.now() - start > timeoutMs) throw new Error("timed out waiting")
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
 }
@@ -96,9 +98,10 @@ describe("TestServer in memory", () => {
       assert.strictEqual(firstText(flaky[1]!), "flaky failure 2")
       assert.strictEqual(firstText(flaky[2]!), JSON.stringify({ ok: 1 }))
 
-      const started = Date.now()
-      assert.strictEqual(firstText(await call(client, "slow")), "slow")
-      assert.isAtLeast(Date.now() - started, 35)
+      // The latency is applied: the call is at the server, not answered, until it has passed.
+      const slow = call(client, "slow")
+      await server.until(() => server.inFlight() === 1)
+      assert.strictEqual(firstText(await slow), "slow")
 
       assert.strictEqual(server.calls("flaky"), 3)
       assert.strictEqual(server.calls(), 9)
@@ -128,7 +131,7 @@ describe("TestServer in memory", () => {
         ["1", "2", "1"]
       )
       await a.close()
-      await waitFor(() => server.openSessions() === 1)
+      await server.until(() => server.openSessions() === 1)
     } finally {
       await a.close()
       await b.close()
@@ -154,11 +157,18 @@ describe("TestServer in memory", () => {
     const client = await connected(await server.connect(), "auto")
     try {
       const controller = new AbortController()
-      const pending = client.callTool({ name: "hang", arguments: {} }, { signal: controller.signal })
-      const outcome = await Promise.race([pending.then(() => "answered", () => "failed"), delay(100, "pending")])
-      assert.strictEqual(outcome, "pending")
+      let settled = false
+      const pending = client.callTool({ name: "hang", arguments: {} }, { signal: controller.signal }).then(
+        () => "answered",
+        () => "failed"
+      ).finally(() => {
+        settled = true
+      })
+      await server.until(() => server.inFlight() === 1)
+      assert.isFalse(settled)
       controller.abort()
-      assert.strictEqual(await pending.then(() => "answered", () => "failed"), "failed")
+      assert.strictEqual(await pending, "failed")
+      await server.until(() => server.cancelled() === 1 && server.inFlight() === 0)
       assert.strictEqual(firstText(await call(client, "text")), "hello")
     } finally {
       await client.close()
@@ -211,6 +221,45 @@ describe("TestServer in memory", () => {
     }
   })
 
+  it("hold: calls wait at the server until released, oldest first; held counts them; cancelling ends the wait", async () => {
+    const server = TestServer.make(spec)
+    const client = await connected(await server.connect(), "auto")
+    try {
+      const order: Array<number> = []
+      const calls = [1, 2, 3].map((n) =>
+        call(client, "held", { n }).then((r) => order.push(JSON.parse(firstText(r)).n))
+      )
+      await server.until(() => server.held("held") === 3)
+      assert.deepStrictEqual([server.held(), server.inFlight(), order], [3, 3, []])
+      assert.strictEqual(server.release("held", 1), 1)
+      await server.until(() => server.inFlight() === 2)
+      assert.strictEqual(server.release(), 2)
+      await Promise.all(calls)
+      assert.deepStrictEqual([order[0], order.slice(1).sort()], [1, [2, 3]])
+      assert.strictEqual(server.release(), 0)
+      // A held call whose request is cancelled leaves the hold.
+      const controller = new AbortController()
+      const cancelled = client.callTool({ name: "held", arguments: {} }, { signal: controller.signal }).then(
+        () => "answered",
+        () => "failed"
+      )
+      await server.until(() => server.held("held") === 1)
+      controller.abort()
+      assert.strictEqual(await cancelled, "failed")
+      await server.until(() => server.held() === 0 && server.cancelled() === 1)
+    } finally {
+      await client.close()
+      await server.close()
+    }
+  })
+
+  it("until resolves at once when the condition holds, and rejects when it never does", async () => {
+    const server = TestServer.make(spec)
+    await server.until(() => server.calls() === 0)
+    const error = await server.until(() => server.calls() === 1, 50).then(() => undefined, (e: Error) => e.message)
+    assert.include(error, "did not hold within 50 ms")
+  })
+
   it("demo workos server filters tasks by status", async () => {
     const server = TestServer.make(TestServer.demoServers.workos)
     const client = await connected(await server.connect(), "auto")
@@ -259,7 +308,11 @@ describe("TestServer over stdio", () => {
       assert.strictEqual(s.sessions, 1)
       // a hanging call must not keep the child alive once the client goes away
       void call(client, "hang").catch(() => undefined)
-      await delay(20, undefined)
+      let inFlight = 0
+      for (let i = 0; i < 250 && inFlight === 0; i++) {
+        inFlight = ((await call(client, "__stats")).structuredContent as { inFlight: number }).inFlight
+      }
+      assert.strictEqual(inFlight, 1)
     } finally {
       await client.close()
     }
@@ -388,7 +441,7 @@ describe("TestServer over HTTP", () => {
     const client = await connected(new StreamableHTTPClientTransport(new URL(server.url)))
     client.onerror = () => undefined
     const pending = call(client, "hang").then(() => "answered", () => "failed")
-    await delay(30, undefined)
+    await server.until(() => server.inFlight() === 1)
     await server.close()
     assert.strictEqual(await Promise.race([pending, delay(2_000, "still pending")]), "failed")
     await client.close()
@@ -409,5 +462,54 @@ describe("TestServer over HTTP", () => {
     )
     const refused = await fetch(url, { method: "POST" }).then(() => false, () => true)
     assert.isTrue(refused)
+  })
+})
+
+describe("TestServer over legacy HTTP+SSE", () => {
+  it("serves a legacy client over an event stream; closing the client ends its session", async () => {
+    const server = await TestServer.startSse(spec)
+    try {
+      assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+\/sse$/)
+      const client = await connected(new SSEClientTransport(new URL(server.url)))
+      assert.strictEqual(client.getNegotiatedProtocolVersion(), LEGACY)
+      assert.deepStrictEqual([server.sessionsOpened(), server.openSessions()], [1, 1])
+      assert.includeMembers((await client.listTools()).tools.map((t) => t.name), ["echo", "hang", "__stats"])
+      assert.strictEqual(firstText(await call(client, "echo", { s: 1 })), JSON.stringify({ s: 1 }))
+      assert.strictEqual((await call(client, "fail")).isError, true)
+      assert.deepStrictEqual(
+        [firstText(await call(client, "counter")), firstText(await call(client, "counter"))],
+        ["1", "2"]
+      )
+      assert.strictEqual(server.calls("echo"), 1)
+      await client.close()
+      await server.until(() => server.openSessions() === 0)
+      assert.strictEqual(server.sessionsTerminated(), 1)
+    } finally {
+      await server.close()
+    }
+  })
+
+  it("a cancelled call is cancelled at the server; crash drops every stream", async () => {
+    const server = await TestServer.startSse(spec)
+    const client = await connected(new SSEClientTransport(new URL(server.url)))
+    client.onerror = () => undefined
+    try {
+      const controller = new AbortController()
+      const hang = client.callTool({ name: "hang", arguments: {} }, { signal: controller.signal }).then(
+        () => "answered",
+        () => "failed"
+      )
+      await server.until(() => server.inFlight() === 1)
+      controller.abort()
+      assert.strictEqual(await hang, "failed")
+      await server.until(() => server.cancelled() === 1 && server.inFlight() === 0)
+      void call(client, "crash").catch(() => undefined)
+      await server.until(() => server.openSessions() === 0)
+      const refused = await fetch(server.url).then(() => false, () => true)
+      assert.isTrue(refused)
+    } finally {
+      await client.close()
+      await server.close()
+    }
   })
 })

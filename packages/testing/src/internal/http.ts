@@ -13,7 +13,7 @@ import type { IncomingMessage, ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
 import { buildServer, instanceCounter } from "./instance.ts"
 import type { HttpOptions, HttpTestServer, TestServerSpec } from "./spec.ts"
-import { countCalls, makeState, receivedMeta } from "./state.ts"
+import { changed, countCalls, heldCalls, makeState, receivedMeta, release, until } from "./state.ts"
 
 const MAX_BODY = 64 * 1024 * 1024
 
@@ -115,10 +115,12 @@ export const startHttpServer = async (
       onsessioninitialized: (id) => {
         opened++
         sessions.set(id, { transport, server })
+        changed(state)
       },
       onsessionclosed: (id) => {
         // called by the SDK for a client's DELETE only
         if (sessions.delete(id)) terminated++
+        changed(state)
       }
     })
     const server = buildServer(state, {
@@ -188,6 +190,7 @@ export const startHttpServer = async (
     closed = true
     const open = [...sessions.values()]
     sessions.clear()
+    changed(state)
     await Promise.all(open.map((s) => s.server.close().catch(() => undefined)))
     await handler?.close().catch(() => undefined)
     await new Promise<void>((resolve) => {
@@ -201,6 +204,12 @@ export const startHttpServer = async (
     port,
     calls: (tool) => countCalls(state, tool),
     receivedMeta: (tool) => receivedMeta(state, tool),
+    inFlight: () => state.inFlight,
+    peakInFlight: () => state.peakInFlight,
+    cancelled: () => state.cancelled,
+    held: (tool) => heldCalls(state, tool),
+    release: (tool, count) => release(state, tool, count),
+    until: (predicate, timeoutMs) => until(state, predicate, timeoutMs),
     sessionsOpened: () => opened,
     sessionsTerminated: () => terminated,
     openSessions: () => sessions.size,

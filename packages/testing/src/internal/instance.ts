@@ -1,7 +1,7 @@
 import { fromJsonSchema, McpServer } from "@modelcontextprotocol/server"
 import type { CallToolResult, JsonSchemaType, ServerContext } from "@modelcontextprotocol/server"
 import type { Respond, TestTool } from "./spec.ts"
-import { recordCall } from "./state.ts"
+import { changed, recordCall } from "./state.ts"
 import type { ServerState } from "./state.ts"
 
 /** The name of the built-in statistics tool every test server exposes. */
@@ -56,6 +56,27 @@ const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
     signal.addEventListener("abort", onAbort, { once: true })
   })
 
+/** Waits until the test releases this call (`release`), or rejects as soon as `signal` aborts. */
+const hold = (state: ServerState, tool: string, signal: AbortSignal): Promise<void> =>
+  new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(abortError(signal))
+    let waiting = state.held.get(tool)
+    if (waiting === undefined) state.held.set(tool, waiting = [])
+    const queue = waiting
+    const go = () => {
+      signal.removeEventListener("abort", onAbort)
+      resolve()
+    }
+    const onAbort = () => {
+      const i = queue.indexOf(go)
+      if (i >= 0) queue.splice(i, 1)
+      reject(abortError(signal))
+    }
+    signal.addEventListener("abort", onAbort, { once: true })
+    queue.push(go)
+    changed(state)
+  })
+
 /** Never settles unless `signal` aborts. Holds no handle, so it keeps no process alive. */
 const never = (signal: AbortSignal): Promise<never> =>
   new Promise((_, reject) => {
@@ -77,6 +98,7 @@ const addTool = (state: ServerState, name: string): void => {
   // registerTool on a connected McpServer makes the SDK send notifications/tools/list_changed
   for (const server of state.live) registerEcho(server, name)
   for (const listener of state.toolsChangedListeners) listener()
+  changed(state)
 }
 
 const respond = async (
@@ -152,15 +174,21 @@ export const buildServer = (state: ServerState, hooks: InstanceHooks): McpServer
         state.inFlight++
         state.peakInFlight = Math.max(state.peakInFlight, state.inFlight)
         const signal = ctx.mcpReq.signal
-        const onAbort = () => state.cancelled++
+        const onAbort = () => {
+          state.cancelled++
+          changed(state)
+        }
         signal.addEventListener("abort", onAbort, { once: true })
+        changed(state)
         try {
           const ms = delayFor(tool)
           if (ms > 0) await sleep(ms, signal)
+          if (tool.hold === true) await hold(state, tool.name, signal)
           return await respond(state, hooks, tool, tool.respond, args, ctx)
         } finally {
           state.inFlight--
           signal.removeEventListener("abort", onAbort)
+          changed(state)
         }
       }
     )

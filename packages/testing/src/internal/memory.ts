@@ -2,7 +2,7 @@ import { InMemoryTransport } from "@modelcontextprotocol/server"
 import type { Transport } from "@modelcontextprotocol/server"
 import { serveStdio } from "@modelcontextprotocol/server/stdio"
 import { buildServer, instanceCounter } from "./instance.ts"
-import type { ServerState } from "./state.ts"
+import { changed, type ServerState } from "./state.ts"
 
 /** One open in-memory session: closing it tears down the server side of the linked pair. */
 interface MemorySession {
@@ -40,7 +40,7 @@ export const makeMemoryServer = (state: ServerState) => {
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
     let session: MemorySession | undefined
     const wire = observeClose(serverSide, () => {
-      if (session !== undefined) sessions.delete(session)
+      if (session !== undefined && sessions.delete(session)) changed(state)
     })
     const hooks = {
       counter: instanceCounter(),
@@ -59,6 +59,7 @@ export const makeMemoryServer = (state: ServerState) => {
       session = { close: () => server.close() }
     }
     sessions.add(session)
+    changed(state)
     return clientSide
   }
 
@@ -66,6 +67,7 @@ export const makeMemoryServer = (state: ServerState) => {
     const all = [...sessions]
     sessions.clear()
     await Promise.all(all.map((s) => s.close().catch(() => undefined)))
+    changed(state)
   }
 
   return { connect, close, openSessions: () => sessions.size }

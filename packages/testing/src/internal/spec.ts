@@ -62,6 +62,12 @@ export interface TestTool {
   readonly latencyMs?: number
   /** optional uniform extra delay in 0..jitterMs */
   readonly jitterMs?: number
+  /**
+   * Each call waits (after its latency) until the test lets it go with `release(tool)`: a call the test can hold in
+   * flight for as long as it needs, and see arrive (`held`, `until`). Cancelling the request ends the wait. Only for
+   * servers in the test's process (in-memory, HTTP, SSE): a stdio child cannot be reached.
+   */
+  readonly hold?: boolean
   readonly respond: Respond
 }
 
@@ -98,13 +104,39 @@ export interface HttpTestServer {
   readonly calls: (tool?: string) => number
   /** the request `_meta` of each tool call received (at least the last 10 000), in order (all tools if omitted) */
   readonly receivedMeta: (tool?: string) => ReadonlyArray<Readonly<Record<string, unknown>>>
-  /** stateful legacy sessions opened */
+  /** tool calls running now */
+  readonly inFlight: () => number
+  /** the most tool calls that ran at once */
+  readonly peakInFlight: () => number
+  /** tool calls the client cancelled (interrupted, timed out) while they ran */
+  readonly cancelled: () => number
+  /** calls of a `hold: true` tool (all tools if omitted) waiting to be released now */
+  readonly held: (tool?: string) => number
+  /** lets `count` (default: all) held calls of `tool` (all tools if omitted) go on, oldest first; returns how many */
+  readonly release: (tool?: string, count?: number) => number
+  /**
+   * resolves once `predicate` holds, checked at every change of the server's state (calls arriving, ending,
+   * cancelled, held; sessions opening, closing): wait on it instead of sleeping. Rejects after `timeoutMs`
+   * (default 10 000).
+   */
+  readonly until: (predicate: () => boolean, timeoutMs?: number) => Promise<void>
+  /** sessions opened (stateful legacy HTTP sessions; SSE event streams) */
   readonly sessionsOpened: () => number
-  /** stateful legacy sessions ended by a client DELETE */
+  /** sessions the client ended (HTTP: a DELETE of the session; SSE: the client closed its event stream) */
   readonly sessionsTerminated: () => number
   readonly openSessions: () => number
   /** stops listening and destroys open connections; idempotent */
   readonly close: () => Promise<void>
+}
+
+/**
+ * Options of `startSse`.
+ *
+ * @since 0.1.0
+ */
+export interface SseOptions {
+  /** default 0 (an ephemeral port); pass a previous port to restart a server in place */
+  readonly port?: number
 }
 
 /**

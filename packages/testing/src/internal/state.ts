@@ -25,6 +25,10 @@ export interface ServerState {
   readonly live: Set<McpServer>
   /** extra listeners told about runtime tool-list changes (e.g. the modern HTTP handler's notifier) */
   readonly toolsChangedListeners: Set<() => void>
+  /** calls of `hold: true` tools waiting to be released, by tool name, in arrival order */
+  readonly held: Map<string, Array<() => void>>
+  /** told about every change of the state above (and of the sessions), for `until` */
+  readonly changeListeners: Set<() => void>
 }
 
 export const makeState = (spec: TestServerSpec): ServerState => ({
@@ -37,14 +41,68 @@ export const makeState = (spec: TestServerSpec): ServerState => ({
   flaky: new Map(),
   addedTools: [],
   live: new Set(),
-  toolsChangedListeners: new Set()
+  toolsChangedListeners: new Set(),
+  held: new Map(),
+  changeListeners: new Set()
 })
+
+/** Tells every `until` waiter that the state changed. */
+export const changed = (state: ServerState): void => {
+  for (const listener of Array.from(state.changeListeners)) listener()
+}
+
+/**
+ * Resolves once `predicate` holds, checked now and after every change of the server's state (a call arriving,
+ * ending, cancelled or held, a session opening or closing): an event, never a poll. Rejects after `timeoutMs` (a
+ * bound, so that a test that waits for something that never happens fails instead of hanging).
+ */
+export const until = (state: ServerState, predicate: () => boolean, timeoutMs = 10_000): Promise<void> =>
+  new Promise<void>((resolve, reject) => {
+    if (predicate()) return resolve()
+    const check = () => {
+      if (!predicate()) return
+      cleanup()
+      resolve()
+    }
+    const timer = setTimeout(() => {
+      cleanup()
+      reject(new Error(`TestServer.until: the condition did not hold within ${timeoutMs} ms`))
+    }, timeoutMs)
+    const cleanup = () => {
+      clearTimeout(timer)
+      state.changeListeners.delete(check)
+    }
+    state.changeListeners.add(check)
+  })
+
+/** Calls of `tool` (all tools if omitted) waiting at their hold now. */
+export const heldCalls = (state: ServerState, tool?: string): number => {
+  if (tool !== undefined) return state.held.get(tool)?.length ?? 0
+  let total = 0
+  for (const waiting of state.held.values()) total += waiting.length
+  return total
+}
+
+/** Lets `count` (default: all) of the calls of `tool` (all tools if omitted) waiting at their hold go on, oldest first. */
+export const release = (state: ServerState, tool?: string, count = Number.POSITIVE_INFINITY): number => {
+  let released = 0
+  for (const [name, waiting] of state.held) {
+    if (tool !== undefined && name !== tool) continue
+    while (waiting.length > 0 && released < count) {
+      waiting.shift()!()
+      released++
+    }
+  }
+  if (released > 0) changed(state)
+  return released
+}
 
 export const recordCall = (state: ServerState, tool: string, meta?: Readonly<Record<string, unknown>>): void => {
   state.calls.set(tool, (state.calls.get(tool) ?? 0) + 1)
   state.metas.push({ tool, meta: meta ?? {} })
   // Bounded, so that a long benchmark run does not grow without end (trimmed in chunks: O(1) amortized per call).
   if (state.metas.length >= 20_000) state.metas.splice(0, state.metas.length - 10_000)
+  changed(state)
 }
 
 export const receivedMeta = (state: ServerState, tool?: string): ReadonlyArray<Readonly<Record<string, unknown>>> =>

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { McpBridge, Telemetry } from "@mcp-bridge/core"
+import { McpBridge, MetricsRecorder, TelemetryExport } from "@mcp-bridge/core"
 import { TestBridge, TestServer } from "@mcp-bridge/testing"
 import { ConfigProvider, Effect, Layer, Metric } from "effect"
 import { createServer, type IncomingMessage } from "node:http"
@@ -55,7 +55,7 @@ const receiver = Effect.acquireRelease(
 const attributes = (list: ReadonlyArray<{ key: string; value: Record<string, unknown> }>) =>
   Object.fromEntries(list.map(({ key, value }) => [key, Object.values(value)[0]]))
 
-describe("Telemetry OTLP export", () => {
+describe("TelemetryExport", () => {
   it.live("an OTLP/HTTP receiver gets the call spans and the metrics, configured from OTEL_* variables", () =>
     Effect.gen(function*() {
       const otlp = yield* receiver
@@ -70,9 +70,8 @@ describe("Telemetry OTLP export", () => {
         yield* bridge.callTool("alpha.fails", {})
       }).pipe(
         // Closing the layers flushes what the exporters hold.
-        Effect.provide(Layer.merge(bridgeLayer(), Telemetry.layerOtlp())),
-        Effect.provide(ConfigProvider.layer(env)),
-        Effect.provideService(Metric.MetricRegistry, new Map())
+        Effect.provide(TelemetryExport.layerOtlp().pipe(Layer.provideMerge(bridgeLayer()))),
+        Effect.provide(ConfigProvider.layer(env))
       )
 
       const traces = otlp.received.filter((r) => r.path === "/v1/traces")
@@ -98,7 +97,7 @@ describe("Telemetry OTLP export", () => {
       assert.strictEqual(echoAttributes["mcp_bridge.result"], "success")
       assert.strictEqual(attributes(fails.attributes)["error.type"], "tool_error")
       const children = spans.filter((s: any) => s.parentSpanId === echo.spanId).map((s: any) => s.name).sort()
-      assert.deepStrictEqual(children, ["mcp_bridge.session.wait", "mcp_bridge.wire"])
+      assert.deepStrictEqual(children, ["mcp_bridge.wire"])
       const sameTrace = (s: any) => s.traceId === echo.traceId
       assert.isTrue(spans.filter((s: any) => s.parentSpanId === echo.spanId).every(sameTrace))
 
@@ -135,12 +134,58 @@ describe("Telemetry OTLP export", () => {
           { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_TRACES_EXPORTER: "none", OTEL_METRICS_EXPORTER: "none" }
         ]
       ) {
-        yield* McpBridge.McpBridge.use((bridge) => bridge.callTool("alpha.echo", {})).pipe(
-          Effect.provide(Layer.merge(bridgeLayer(), Telemetry.layerOtlp())),
-          Effect.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(env))),
-          Effect.provideService(Metric.MetricRegistry, new Map())
+        const calls = yield* McpBridge.McpBridge.use((bridge) =>
+          Effect.andThen(bridge.callTool("alpha.echo", {}), bridge.metrics())
+        ).pipe(
+          Effect.provide(TelemetryExport.layerOtlp().pipe(Layer.provideMerge(bridgeLayer()))),
+          Effect.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(env)))
         )
+        // The bridge worked (and counted its call): there was something to export.
+        assert.strictEqual(calls.servers[0]!.calls, 1)
       }
       assert.deepStrictEqual(otlp.received, [])
     }))
+
+  it.effect("bridgeRegistry gives an exporter of one's own the bridge's registry", () =>
+    Effect.gen(function*() {
+      const recorder = MetricsRecorder.make()
+      recorder.sessionConnected("s", 0.1)
+      const snapshot = yield* Metric.snapshot.pipe(
+        Effect.provide(TelemetryExport.bridgeRegistry.pipe(
+          Layer.provide(Layer.succeed(MetricsRecorder.MetricsRecorder, recorder))
+        ))
+      )
+      assert.deepStrictEqual(snapshot.map((m) => m.id).sort(), [
+        "mcp_bridge.session.connect.duration",
+        "mcp_bridge.session.connects"
+      ])
+    }))
+
+  it("prometheusName: dots to underscores, the unit as a suffix, _total on counters; other names unchanged", () => {
+    assert.strictEqual(
+      TelemetryExport.prometheusName("mcp.client.operation.duration"),
+      "mcp_client_operation_duration_seconds"
+    )
+    assert.strictEqual(TelemetryExport.prometheusName("mcp_bridge.calls"), "mcp_bridge_calls_total")
+    assert.strictEqual(TelemetryExport.prometheusName("mcp_bridge.cache.size"), "mcp_bridge_cache_size_bytes")
+    assert.strictEqual(TelemetryExport.prometheusName("mcp_bridge.pool.sessions"), "mcp_bridge_pool_sessions")
+    assert.strictEqual(TelemetryExport.prometheusName("mcp_bridge.throttle.waits"), "mcp_bridge_throttle_waits_total")
+    assert.strictEqual(
+      TelemetryExport.prometheusName("mcp_bridge.calls.duration.window"),
+      "mcp_bridge_calls_duration_window_seconds"
+    )
+    assert.strictEqual(TelemetryExport.prometheusName("my.own.metric"), "my.own.metric")
+  })
+
+  it("metricDefinitions lists every metric once, each with a unit, a description and its recorder", () => {
+    const names = TelemetryExport.metricDefinitions.map((d) => d.name)
+    assert.strictEqual(new Set(names).size, names.length)
+    assert.includeMembers(names, ["mcp.client.operation.duration", "mcp_bridge.calls", "mcp_bridge.retries"])
+    for (const d of TelemetryExport.metricDefinitions) {
+      assert.isAbove(d.unit.length, 0, d.name)
+      assert.isAbove(d.description.length, 0, d.name)
+      assert.include(["Telemetry", "ConnectionPool", "ResultCache", "Throttler", "Resilience"], d.recordedBy)
+    }
+    assert.strictEqual(TelemetryExport.Attributes.server, "mcp_bridge.server")
+  })
 })
