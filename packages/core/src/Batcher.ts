@@ -32,10 +32,16 @@ import type { CallRequest, ToolCaller } from "./ToolCaller.ts"
 export class Batcher extends Context.Service<Batcher, Batcher.Service>()("@mcp-bridge/core/Batcher") {}
 
 /**
+ * The type of the batcher service, `Batcher.Service`.
+ *
  * @since 0.1.0
  */
 export declare namespace Batcher {
   /**
+   * What the batcher stage offers: `wrap` puts coalescing around the next caller of the pipeline (`McpBridge.make`
+   * calls it), and `inFlight` counts the upstream calls that identical calls could join now, e.g. to watch coalescing
+   * in a test. `layerDisabled` implements it as a pass-through whose `inFlight` is always 0.
+   *
    * @since 0.1.0
    */
   export interface Service {

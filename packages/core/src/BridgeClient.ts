@@ -106,6 +106,9 @@ export type CallManyItem =
   }
 
 /**
+ * Options of `BridgeClient.callMany`: how many calls run at once, and a signal that aborts every call still running. A
+ * wrong value rejects the whole `callMany` with `InvalidCall` naming it (e.g. `["options", "concurrency"]`).
+ *
  * @since 0.1.0
  */
 export interface CallManyOptions {

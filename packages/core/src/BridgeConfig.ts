@@ -111,6 +111,11 @@ export interface ResolvedCache {
 }
 
 /**
+ * A server's retry settings (its `bridge.retry` over the global one) with every default applied, as
+ * `ResolvedServer.retry` holds them (`false` there when retries are off). `Resilience` reads them for calls that are
+ * safe to repeat: at most `times` retries, with exponential backoff from `base` capped at `maxDelay` and jittered,
+ * within a budget of `budget` retries per call.
+ *
  * @since 0.1.0
  */
 export interface ResolvedRetry {
@@ -125,6 +130,11 @@ export interface ResolvedRetry {
 }
 
 /**
+ * A server's circuit breaker settings (its `bridge.circuitBreaker` over the global one) with every default applied, as
+ * `ResolvedServer.circuitBreaker` holds them (`false` there when the server has no breaker). `Resilience` opens the
+ * circuit after `failures` consecutive failures, or with `failureRate` when that share of the last `window` calls
+ * failed; each open period starts short and doubles up to `openFor`.
+ *
  * @since 0.1.0
  */
 export interface ResolvedCircuitBreaker {
@@ -153,10 +163,15 @@ export class BridgeConfig
 {}
 
 /**
+ * The type of the configuration service, `BridgeConfig.Service`.
+ *
  * @since 0.1.0
  */
 export declare namespace BridgeConfig {
   /**
+   * The resolved configuration: what `decode` and `load` return and what `layerResolved` takes. The pool, the stages
+   * and the router read each server's settings from `servers`.
+   *
    * @since 0.1.0
    */
   export interface Service {

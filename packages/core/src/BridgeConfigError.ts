@@ -40,6 +40,9 @@ export class Unreadable extends Schema.TaggedClass<Unreadable>()("Unreadable", {
 export const Reason = Schema.Union([Invalid, Unreadable])
 
 /**
+ * The type of a `BridgeConfigError`'s `reason`: `Invalid` or `Unreadable`. Match on `error.reason._tag`, or use
+ * `Effect.catchReason("BridgeConfigError", ...)`.
+ *
  * @since 0.1.0
  */
 export type Reason = typeof Reason.Type

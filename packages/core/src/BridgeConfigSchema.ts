@@ -62,6 +62,9 @@ const MiB = 1024 * 1024
 export const ProtocolMode = literals(["auto", "legacy", "2026-07-28"])
 
 /**
+ * The type of `ProtocolMode`: `"auto"`, `"legacy"` or `"2026-07-28"`, as `bridge.protocol` takes it and
+ * `ResolvedServer.protocol` holds it.
+ *
  * @since 0.1.0
  */
 export type ProtocolMode = typeof ProtocolMode.Type
@@ -88,6 +91,9 @@ export const PoolSettings = Schema.Struct({
 })
 
 /**
+ * The decoded type of `PoolSettings`: a `bridge.pool` section before defaults are applied (`BridgeConfig.ResolvedPool`
+ * is the resolved form).
+ *
  * @since 0.1.0
  */
 export type PoolSettings = typeof PoolSettings.Type
@@ -108,6 +114,9 @@ export const CacheTtl = Schema.Union([
 ]).annotate({ expected: "a duration, \"static\", \"dynamic\", \"realtime\" or false" })
 
 /**
+ * The decoded type of `CacheTtl`: a `Duration`, `"static"`, `"dynamic"`, `"realtime"` or `false`; `cacheTtlOf` turns it
+ * into a TTL.
+ *
  * @since 0.1.0
  */
 export type CacheTtl = typeof CacheTtl.Type
@@ -165,6 +174,9 @@ export const ThrottleSettings = Schema.Struct({
 })
 
 /**
+ * The decoded type of `ThrottleSettings`: the limits of a server (`ResolvedServer.throttle`), of a tool
+ * (`ToolPolicy.throttle`), or the throttler's `defaults` (`Throttler.Options`).
+ *
  * @since 0.1.0
  */
 export type ThrottleSettings = typeof ThrottleSettings.Type
@@ -228,6 +240,9 @@ export const ToolSettings = Schema.Struct({
 })
 
 /**
+ * The decoded type of `ToolSettings`: the operator's policy for one tool, as `ResolvedServer.tools` holds it;
+ * `ToolPolicy.resolve` turns it into what the stages do with the tool's calls.
+ *
  * @since 0.1.0
  */
 export type ToolSettings = typeof ToolSettings.Type
@@ -263,6 +278,9 @@ export const BridgeSettings = Schema.Struct({
 })
 
 /**
+ * The decoded type of `BridgeSettings`: a server's `bridge` section or the global one, before defaults are applied
+ * (`BridgeConfig.ResolvedServer` is the resolved form).
+ *
  * @since 0.1.0
  */
 export type BridgeSettings = typeof BridgeSettings.Type
@@ -339,11 +357,17 @@ export const MemoryServer = Schema.Struct({
 export const ServerConfig = Schema.Union([SseServer, MemoryServer, HttpServer, StdioServer])
 
 /**
+ * The decoded type of one `mcpServers` entry: a stdio, Streamable HTTP, SSE or in-memory server, with secrets as
+ * `Redacted` values and durations as `Duration`s.
+ *
  * @since 0.1.0
  */
 export type ServerConfig = typeof ServerConfig.Type
 
 /**
+ * The JSON form of one `mcpServers` entry, as a configuration file holds it (durations as strings or milliseconds,
+ * secrets as plain strings): use it to type a server entry written in code.
+ *
  * @since 0.1.0
  */
 export type ServerConfigEncoded = typeof ServerConfig.Encoded
@@ -379,6 +403,9 @@ export const ConfigFile = Schema.Struct({
 })
 
 /**
+ * The JSON form of a whole configuration (`mcpServers` and the optional global `bridge` section): use it to type a
+ * configuration written in code before it goes to `BridgeConfig.decode`, `McpBridge.layer` or `createBridge`.
+ *
  * @since 0.1.0
  */
 export type ConfigFileEncoded = typeof ConfigFile.Encoded

@@ -97,10 +97,15 @@ export class ClientHandlers extends Context.Service<ClientHandlers, ClientHandle
 ) {}
 
 /**
+ * The type of the client handlers service, `ClientHandlers.Service`.
+ *
  * @since 0.1.0
  */
 export declare namespace ClientHandlers {
   /**
+   * The service is the `Handlers` themselves, read by each session when it opens (an empty object: no handlers).
+   * Provide it with `layer(handlers)` or `layerNone`.
+   *
    * @since 0.1.0
    */
   export interface Service extends Handlers {}

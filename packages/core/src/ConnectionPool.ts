@@ -96,6 +96,8 @@ export class PoolTimeout extends Schema.TaggedClass<PoolTimeout>()("PoolTimeout"
 export const Reason = Schema.Union([PoolTimeout])
 
 /**
+ * The type of a `ConnectionPoolError`'s `reason`: `PoolTimeout`. Match on `error.reason._tag`.
+ *
  * @since 0.1.0
  */
 export type Reason = typeof Reason.Type
@@ -140,10 +142,16 @@ export class ConnectionPool extends Context.Service<ConnectionPool, ConnectionPo
 ) {}
 
 /**
+ * The type of the pool service, `ConnectionPool.Service`.
+ *
  * @since 0.1.0
  */
 export declare namespace ConnectionPool {
   /**
+   * What the pool offers: `withSession` leases a session of a server for one piece of work (the bottom of the pipeline
+   * and the router's `tools/list` use it), and `stats` reports every pool. `layer` pools sessions and `layerUnpooled`
+   * opens one per call; implement it yourself only to replace session management altogether.
+   *
    * @since 0.1.0
    */
   export interface Service {
@@ -164,6 +172,10 @@ export declare namespace ConnectionPool {
 }
 
 /**
+ * Options of `ConnectionPool.layer` (the `pool` option of `McpBridge.layer`) that apply to every server: the probe
+ * deadline, how long unused pools live, and how many sessions of a server open at once. Sizes and timeouts per server
+ * (`min`, `max`, `acquireTimeout`...) are in its `bridge.pool`.
+ *
  * @since 0.1.0
  */
 export interface Options {

@@ -67,6 +67,8 @@ export const Grant = Schema.Literals(["authorization_code", "client_credentials"
 })
 
 /**
+ * The type of `Grant`, as a server's `auth.grant` holds it.
+ *
  * @since 0.1.0
  */
 export type Grant = typeof Grant.Type
@@ -147,6 +149,9 @@ export const AuthSettings = AuthFields.check(Schema.makeFilter((auth) => {
 }))
 
 /**
+ * The decoded type of `AuthSettings`: a server entry's `auth` section with its secrets as `Redacted` values, as
+ * `Target.settings` carries it to the OAuth flow.
+ *
  * @since 0.1.0
  */
 export type AuthSettings = typeof AuthSettings.Type
@@ -205,10 +210,17 @@ export class AuthInteraction
 {}
 
 /**
+ * The type of the interaction service, `AuthInteraction.Service`.
+ *
  * @since 0.1.0
  */
 export declare namespace AuthInteraction {
   /**
+   * What an interaction does: `authorize` shows the user an authorization URL and waits for what comes back to
+   * `redirectUri` (`McpAuth` bounds the wait by its `interactionTimeout`); `identityToken` supplies a caller's ID token
+   * for the `jwt_bearer` grant. Implement it for a UI of your own; `interactionFromCallback` and
+   * `NodeAuth.layerLoopback` are ready-made ones.
+   *
    * @since 0.1.0
    */
   export interface Service {
@@ -353,10 +365,15 @@ export interface Target {
 export class McpAuth extends Context.Service<McpAuth, McpAuth.Service>()("@mcp-bridge/core/McpAuth") {}
 
 /**
+ * The type of the OAuth service, `McpAuth.Service`.
+ *
  * @since 0.1.0
  */
 export declare namespace McpAuth {
   /**
+   * What OAuth offers the transports: `fetch` for the sessions of a protected server, and `signOut` to drop a caller's
+   * tokens. `layer` and `layerMemory` provide it; the built-in transports reach it through `withFetch`.
+   *
    * @since 0.1.0
    */
   export interface Service {
@@ -372,6 +389,10 @@ export declare namespace McpAuth {
 }
 
 /**
+ * Options of `make`, `layer` and `layerMemory`: who asks users to authorize, how long they have, and the client name
+ * sent in dynamic registration. `McpBridge.layer`'s default is `layerMemory()` with no interaction; pass `auth:
+ * McpAuth.layerMemory({ interaction })` for user logins.
+ *
  * @since 0.1.0
  */
 export interface Options {

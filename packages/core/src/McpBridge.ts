@@ -90,6 +90,9 @@ export type CallManyItem =
 export const itemTarget = (item: CallManyItem): ToolTarget => "name" in item ? item.name : item.target
 
 /**
+ * Options of `McpBridge.callMany`: how many calls run at once. An invalid `concurrency` does not fail the effect: it
+ * makes no call and returns one failed `Result` (`InvalidCall` at `["options", "concurrency"]`).
+ *
  * @since 0.1.0
  */
 export interface CallManyOptions {
@@ -98,6 +101,9 @@ export interface CallManyOptions {
 }
 
 /**
+ * Options of one `callTool` (and of a `callMany` item): its deadline, request `_meta`, and a progress callback. The
+ * caller's identity is not an option here: it is the `CallerIdentity` of the calling fiber.
+ *
  * @since 0.1.0
  */
 export interface CallOptions {
@@ -142,10 +148,16 @@ export type CallError =
 export class McpBridge extends Context.Service<McpBridge, McpBridge.Service>()("@mcp-bridge/core/McpBridge") {}
 
 /**
+ * The type of the bridge service, `McpBridge.Service`.
+ *
  * @since 0.1.0
  */
 export declare namespace McpBridge {
   /**
+   * What the bridge offers: the configured servers, their tools, calls by qualified name (one or many), and a metrics
+   * snapshot. `layer`, `layerProduction` and `layerServices` provide it; `BridgeClient.make` and `createBridge` wrap it
+   * in promises.
+   *
    * @since 0.1.0
    */
   export interface Service {
@@ -186,6 +198,9 @@ export declare namespace McpBridge {
 }
 
 /**
+ * Options of the router itself, for `make` and `layerServices` (and `layer`, through `LayerOptions`): how long a
+ * server's tool list is used before it is refreshed.
+ *
  * @since 0.1.0
  */
 export interface Options {
@@ -460,6 +475,10 @@ export const layerServices = (
   Layer.effect(McpBridge, make(options))
 
 /**
+ * Options of `layer` and `layerProduction`: the services under the bridge (transport, client handlers, OAuth) and the
+ * options of the pool and of each pipeline stage, or `false` to leave a stage out (for `pool`: a new session per
+ * call). Every field is optional; by default every stage is on.
+ *
  * @since 0.1.0
  */
 export interface LayerOptions extends Options {

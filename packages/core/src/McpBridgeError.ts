@@ -74,6 +74,8 @@ export class Aborted extends Schema.TaggedClass<Aborted>()("Aborted", {
 export const Phase = Schema.Literals(["route", "queue", "connect", "rate-limit", "concurrency", "backoff", "call"])
 
 /**
+ * The type of `Phase`, as `DeadlineExceeded.phase` holds it.
+ *
  * @since 0.1.0
  */
 export type Phase = typeof Phase.Type
@@ -109,6 +111,9 @@ const phaseText: Record<Phase, string> = {
 export const Reason = Schema.Union([UnknownServer, UnknownTool, InvalidCall, BridgeClosed, Aborted, DeadlineExceeded])
 
 /**
+ * The type of a `McpBridgeError`'s `reason`: `UnknownServer`, `UnknownTool`, `InvalidCall`, `BridgeClosed`, `Aborted`
+ * or `DeadlineExceeded`. Match on `error.reason._tag`.
+ *
  * @since 0.1.0
  */
 export type Reason = typeof Reason.Type

@@ -124,6 +124,9 @@ export interface McpSession {
 }
 
 /**
+ * Options of `McpSession.make`: what an earlier session of the same server learnt (`prior`, which skips the era probe)
+ * and the client name sent to the server. The pool passes the `prior` of the last session it opened for the server.
+ *
  * @since 0.1.0
  */
 export interface Options {

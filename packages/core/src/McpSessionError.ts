@@ -100,6 +100,9 @@ export class Unauthorized extends Schema.TaggedClass<Unauthorized>()("Unauthoriz
 export const Reason = Schema.Union([ConnectFailed, Timeout, Closed, Protocol, MessageTooLarge, Unauthorized])
 
 /**
+ * The type of a `McpSessionError`'s `reason`: `ConnectFailed`, `Timeout`, `Closed`, `Protocol`, `MessageTooLarge` or
+ * `Unauthorized`. Match on `error.reason._tag`.
+ *
  * @since 0.1.0
  */
 export type Reason = typeof Reason.Type

@@ -75,10 +75,16 @@ export class McpTransport
 {}
 
 /**
+ * The type of the transport service, `McpTransport.Service`.
+ *
  * @since 0.1.0
  */
 export declare namespace McpTransport {
   /**
+   * What a transport service does: `open` makes the transport of one new session, not yet started, or fails with an
+   * `McpSessionError` (e.g. `ConnectFailed`). Implement it to reach servers over a wire of your own; `make` and
+   * `NodeTransport.make` are the built-in ones.
+   *
    * @since 0.1.0
    */
   export interface Service {
@@ -88,6 +94,9 @@ export declare namespace McpTransport {
 }
 
 /**
+ * Options of `make` and `layer` (passed on by `BridgeClient.make`, `NodeTransport.layer` and `createBridge`): the
+ * in-memory servers to connect, and the `fetch` of HTTP and SSE transports.
+ *
  * @since 0.1.0
  */
 export interface Options {

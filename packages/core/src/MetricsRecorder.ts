@@ -42,6 +42,10 @@ export interface CallSeries {
 export type ObservedGauge = readonly [gauge: Metric.Gauge<number>, read: () => number]
 
 /**
+ * The service every stage records its metrics through, into the bridge's own registry. `Telemetry.layer` provides one
+ * per bridge (`make`), `Telemetry.layerDisabled` provides `noop`; read it to reach the registry from an exporter
+ * (`TelemetryExport.bridgeRegistry`, `NodeTelemetry.layerPrometheus`).
+ *
  * @since 0.1.0
  */
 export class MetricsRecorder extends Context.Service<MetricsRecorder, MetricsRecorder.Service>()(
@@ -49,6 +53,8 @@ export class MetricsRecorder extends Context.Service<MetricsRecorder, MetricsRec
 ) {}
 
 /**
+ * The type of the recorder service, `MetricsRecorder.Service`.
+ *
  * @since 0.1.0
  */
 export declare namespace MetricsRecorder {
@@ -87,6 +93,9 @@ export declare namespace MetricsRecorder {
 }
 
 /**
+ * Options of `MetricsRecorder.make`: the registry to write, and the window and sample count of the per-tool latency
+ * summaries. `Telemetry.layer` passes its own `registry`, `window` and `maxSamples` here.
+ *
  * @since 0.1.0
  */
 export interface Options {

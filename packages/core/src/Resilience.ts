@@ -65,6 +65,8 @@ export class CircuitOpen extends Schema.TaggedClass<CircuitOpen>()("CircuitOpen"
 export const Reason = Schema.Union([CircuitOpen])
 
 /**
+ * The type of a `ResilienceError`'s `reason`: `CircuitOpen`. Match on `error.reason._tag`.
+ *
  * @since 0.1.0
  */
 export type Reason = typeof Reason.Type
@@ -101,10 +103,15 @@ export class ResilienceError extends Schema.TaggedError<ResilienceError>()("Resi
 export class Resilience extends Context.Service<Resilience, Resilience.Service>()("@mcp-bridge/core/Resilience") {}
 
 /**
+ * The type of the resilience service, `Resilience.Service`.
+ *
  * @since 0.1.0
  */
 export declare namespace Resilience {
   /**
+   * What the stage offers: `wrap` puts retries and the server's circuit breaker around the next caller of the pipeline,
+   * and `guard` does the same for another request to a server. `layer`, `layerStore` and `layerDisabled` provide it.
+   *
    * @since 0.1.0
    */
   export interface Service {
@@ -121,6 +128,10 @@ export declare namespace Resilience {
 }
 
 /**
+ * Options of `layer` and `layerStore` (the `resilience` option of `McpBridge.layer`) that apply to every server: the
+ * retry reserve and the first open period of a circuit. Retries and breakers per server are set in its `bridge.retry`
+ * and `bridge.circuitBreaker`.
+ *
  * @since 0.1.0
  */
 export interface Options {

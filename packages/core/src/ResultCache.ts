@@ -114,10 +114,15 @@ export interface CallSelector {
 export class ResultCache extends Context.Service<ResultCache, ResultCache.Service>()("@mcp-bridge/core/ResultCache") {}
 
 /**
+ * The type of the cache service, `ResultCache.Service`.
+ *
  * @since 0.1.0
  */
 export declare namespace ResultCache {
   /**
+   * What the cache offers: `wrap` (the pipeline stage), invalidation by server, tool, call or predicate, and stats.
+   * Invalidate when data changed in a way the bridge cannot see, e.g. through another client of the server.
+   *
    * @since 0.1.0
    */
   export interface Service {
@@ -138,6 +143,10 @@ export declare namespace ResultCache {
 }
 
 /**
+ * Options of `ResultCache.layer` (the `cache` option of `McpBridge.layer`): the size limits and the default TTL, for
+ * every server. Which tools are cached, and for how long when they say, is set in each server's `bridge.cache` and
+ * `bridge.tools`.
+ *
  * @since 0.1.0
  */
 export interface Options {

@@ -53,10 +53,16 @@ const Attr = Metrics.Attr
 export class Telemetry extends Context.Service<Telemetry, Telemetry.Service>()("@mcp-bridge/core/Telemetry") {}
 
 /**
+ * The type of the telemetry service, `Telemetry.Service`.
+ *
  * @since 0.1.0
  */
 export declare namespace Telemetry {
   /**
+   * What the stage offers: `wrap` (metrics, and a span when spans are on, around each call) and the alerts: as a
+   * stream, those firing now, and an evaluation on demand. Subscribe to `alerts` to notify someone, or run
+   * `evaluateAlerts` in a test instead of waiting for the schedule.
+   *
    * @since 0.1.0
    */
   export interface Service {
@@ -73,6 +79,9 @@ export declare namespace Telemetry {
 }
 
 /**
+ * Options of `Telemetry.layer` and `layerConfig` (the `telemetry` option of `McpBridge.layer`): the latency window and
+ * samples, the metric registry, spans, and the alert rules.
+ *
  * @since 0.1.0
  */
 export interface Options {

@@ -19,6 +19,9 @@ import { MetricsRecorder } from "./MetricsRecorder.ts"
 const defs = Metrics.definitions
 
 /**
+ * Options of `layerOtlp`: the resource that names the service in the exported data, and the HTTP client that sends it.
+ * Endpoints, protocol, headers and intervals come from the `OTEL_*` variables.
+ *
  * @since 0.1.0
  */
 export interface OtlpOptions {

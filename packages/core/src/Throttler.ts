@@ -78,6 +78,8 @@ export class ConcurrencyLimited extends Schema.TaggedClass<ConcurrencyLimited>()
 export const Reason = Schema.Union([RateLimited, ConcurrencyLimited])
 
 /**
+ * The type of a `ThrottlerError`'s `reason`: `RateLimited` or `ConcurrencyLimited`. Match on `error.reason._tag`.
+ *
  * @since 0.1.0
  */
 export type Reason = typeof Reason.Type
@@ -121,10 +123,16 @@ export class ThrottlerError extends Schema.TaggedError<ThrottlerError>()("Thrott
 export class Throttler extends Context.Service<Throttler, Throttler.Service>()("@mcp-bridge/core/Throttler") {}
 
 /**
+ * The type of the throttler service, `Throttler.Service`.
+ *
  * @since 0.1.0
  */
 export declare namespace Throttler {
   /**
+   * What the stage offers: `wrap` admits each call under its server's and tool's limits before the next caller runs it,
+   * and fails it with `ThrottlerError`, or `McpBridgeError` (`DeadlineExceeded`) when the call's deadline passes first.
+   * `layer` and `layerDisabled` provide it.
+   *
    * @since 0.1.0
    */
   export interface Service {
@@ -133,6 +141,10 @@ export declare namespace Throttler {
 }
 
 /**
+ * Options of `Throttler.layer` (the `throttle` option of `McpBridge.layer`): limits for the fields servers do not set,
+ * the default `maxWait`, and the window margin. A server's own limits are in its `bridge.throttle`, a tool's in
+ * `bridge.tools.<tool>.throttle`.
+ *
  * @since 0.1.0
  */
 export interface Options {

@@ -31,10 +31,16 @@ export interface StoreKey {
 export class TokenStore extends Context.Service<TokenStore, TokenStore.Service>()("@mcp-bridge/core/TokenStore") {}
 
 /**
+ * The type of the token store service, `TokenStore.Service`.
+ *
  * @since 0.1.0
  */
 export declare namespace TokenStore {
   /**
+   * What a token store does: get, set and remove one entry (`StoreKey`), failing with `McpAuthError` (`StoreFailed`)
+   * when the storage fails. `make` builds one over any `KeyValueStore`; implement it yourself only for storage that is
+   * not one.
+   *
    * @since 0.1.0
    */
   export interface Service {

@@ -43,6 +43,10 @@ export const layerFileStore = (directory: string): Layer.Layer<TokenStore.TokenS
   )
 
 /**
+ * Options of `layerLoopback`: the port and path of the redirect URI on 127.0.0.1, and how the authorization URL is
+ * shown to the user. Set a fixed `port` when the redirect URI must be known in advance, e.g. registered with a
+ * pre-registered client.
+ *
  * @since 0.1.0
  */
 export interface LoopbackOptions {

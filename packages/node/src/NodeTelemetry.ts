@@ -13,6 +13,9 @@ import { PrometheusMetrics } from "effect/observability"
 import { createServer } from "node:http"
 
 /**
+ * Options of `layerPrometheus`: where the endpoint listens (`host`, `port`, `path`), and a prefix for every metric
+ * name.
+ *
  * @since 0.1.0
  */
 export interface PrometheusOptions {

@@ -16,6 +16,9 @@ import { Effect, Layer, Redacted } from "effect"
 import { StdioTransport } from "./internal/stdioTransport.ts"
 
 /**
+ * Options of `make` and `layer` (and of `createBridge`): those of `McpTransport.make` for HTTP, SSE and in-memory
+ * servers, plus how much of a stdio server's stderr to keep.
+ *
  * @since 0.1.0
  */
 export interface Options extends McpTransport.Options {

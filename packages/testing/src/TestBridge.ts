@@ -18,6 +18,9 @@ export class TestServers extends Context.Service<TestServers, Readonly<Record<st
 ) {}
 
 /**
+ * Options of `layerTest`: those of `McpBridge.layer` except the transport (always the in-memory test servers), and the
+ * `bridge` sections of every server or of some, e.g. to test code under a throttle or without the cache.
+ *
  * @since 0.1.0
  */
 export interface Options extends Omit<McpBridge.LayerOptions, "transport"> {
