@@ -7,9 +7,9 @@
  * session with `Pool.use`.
  *
  * - A session whose transport closes is invalidated at once and replaced.
- * - A session on which a call timed out gets no new calls (it is retired once its calls in flight end) and is
- *   probed: if the probe does not answer within `probeTimeout`, the session is ended at once (a frozen process is
- *   killed, its calls in flight fail with `Closed`).
+ * - A session on which a call timed out is probed: if the probe does not answer within `probeTimeout`, the session
+ *   is ended at once (a frozen process is killed, its calls in flight fail with `Closed`) and replaced; if it answers,
+ *   the session goes on (a slow tool costs no new session).
  * - A caller with no free session waits in order, bounded by `acquireTimeout` (`PoolTimeout`, which says whether
  *   sessions were busy or still being opened) and by its call's overall deadline (`DeadlineExceeded`, phase `queue`
  *   or `connect`). A free session is leased without a timer.
@@ -26,7 +26,7 @@ import { CallerIdentity } from "./CallerIdentity.ts"
 import * as Metrics from "./internal/metrics.ts"
 import * as SessionStrategy from "./internal/sessionStrategy.ts"
 import * as McpAuth from "./McpAuth.ts"
-import { deadlineExceeded, type McpBridgeError } from "./McpBridgeError.ts"
+import { deadlineExceeded, McpBridgeError } from "./McpBridgeError.ts"
 import * as McpSession from "./McpSession.ts"
 import { McpSessionError } from "./McpSessionError.ts"
 import { McpTransport } from "./McpTransport.ts"
@@ -209,9 +209,13 @@ interface Gates {
 const poolKey = (server: string, identity: string | undefined) =>
   identity === undefined ? server : `${server}\u0000${identity}`
 
+// The anonymous caller of a per-identity server has the key `server NUL` (identity `undefined`, as for the pool's
+// sessions and their tokens).
 const parsePoolKey = (key: string): { readonly server: string; readonly identity: string | undefined } => {
   const nul = key.indexOf("\u0000")
-  return nul === -1 ? { server: key, identity: undefined } : { server: key.slice(0, nul), identity: key.slice(nul + 1) }
+  return nul === -1 || nul === key.length - 1
+    ? { server: nul === -1 ? key : key.slice(0, nul), identity: undefined }
+    : { server: key.slice(0, nul), identity: key.slice(nul + 1) }
 }
 
 const isTransportFailure = (error: unknown): error is McpSessionError =>
@@ -226,7 +230,10 @@ const authContext = Effect.map(
   })
 )
 
-const isTimeout = (error: unknown): boolean => error instanceof McpSessionError && error.reason._tag === "Timeout"
+// The session did not answer in time: its own timeout, or the call's deadline cut the attempt short.
+const isTimeout = (error: unknown): boolean =>
+  (error instanceof McpSessionError && error.reason._tag === "Timeout") ||
+  (error instanceof McpBridgeError && error.reason._tag === "DeadlineExceeded" && error.reason.phase === "call")
 
 /**
  * Builds the pool service: requires the configuration and a transport; records through the `MetricsRecorder` in
@@ -427,22 +434,25 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     }
   }
 
-  // A call timed out on `session`: it gets no new calls from now on (it is retired: in-flight calls finish on it),
-  // and a probe checks it. No answer within `probeTimeout`, and it is ended at once (a frozen process is killed, its
-  // calls in flight fail with `Closed` instead of waiting for their deadlines). `Pool.reserve` would keep it for a
-  // later answer, but a reserved item still counts as capacity, so the pool would not open a replacement meanwhile.
+  // A call timed out on `session`: a probe checks it (a tool that is slow is no reason to replace a session, and a
+  // stdio session costs a process). It answers within `probeTimeout`: the session goes on. It does not: the session
+  // is ended at once (a frozen process is killed; its calls in flight fail with `Closed`, which resilience sends again
+  // at once when they are safe to repeat) and retired. One probe per session at a time.
   const suspect = (id: string, pool: SessionPool, session: McpSession.McpSession): Effect.Effect<void> =>
     Effect.suspend(() => {
       if (suspects.has(session) || !session.isOpen()) return Effect.void
       suspects.add(session)
       const probe = session.probe(probeTimeout).pipe(
-        Effect.catch(() =>
-          Effect.logDebug(`a session of "${session.server}" stopped answering; it is ended and replaced`).pipe(
-            Effect.andThen(Effect.sync(() => session.kill()))
-          )
-        )
+        Effect.matchEffect({
+          onSuccess: () => Effect.sync(() => suspects.delete(session)),
+          onFailure: () =>
+            Effect.logDebug(`a session of "${session.server}" stopped answering; it is ended and replaced`).pipe(
+              Effect.andThen(Effect.sync(() => session.kill())),
+              Effect.andThen(retire(id)(pool, session))
+            )
+        })
       )
-      return Effect.andThen(retire(id)(pool, session), Effect.asVoid(Effect.forkIn(probe, layerScope)))
+      return Effect.asVoid(Effect.forkIn(probe, layerScope))
     })
 
   const waitSpans = new Map<string, { readonly kind: "internal"; readonly attributes: Record<string, string> }>()

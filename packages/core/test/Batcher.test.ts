@@ -273,7 +273,8 @@ describe("Batcher", () => {
           concurrency: "unbounded"
         })
         assert.isTrue(errors.every((e) => e._tag === "McpSessionError" && e.reason._tag === "Closed"))
-        assert.strictEqual(s.calls("crash"), 1)
+        // One shared call, and the one resend of a read-only call whose session died (resilience, below the batcher).
+        assert.strictEqual(s.calls("crash"), 2)
       }).pipe(Effect.provide(bridgeOf())))
 
     it.effect("interrupting a waiter leaves the call on the wire; interrupting its maker cancels it and a waiter makes it again", () =>

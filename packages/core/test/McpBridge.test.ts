@@ -1,5 +1,5 @@
 import { assert, describe, it, layer } from "@effect/vitest"
-import { BridgeClient, BridgeConfig, ConnectionPool, McpBridge, McpTransport } from "@mcp-bridge/core"
+import { BridgeClient, BridgeConfig, ConnectionPool, McpBridge, McpBridgeError, McpTransport } from "@mcp-bridge/core"
 import { TestBridge, TestServer } from "@mcp-bridge/testing"
 import { ConfigProvider, Duration, Effect, Fiber, Logger, Result } from "effect"
 import { TestClock } from "effect/testing"
@@ -135,19 +135,23 @@ describe("McpBridge", () => {
       }
     }))
 
-  it.effect("a server that never answers fails at the deadline with a Timeout", () =>
+  it.effect("a server that never answers fails at the call's deadline with DeadlineExceeded", () =>
     Effect.gen(function*() {
       const server = TestServer.make({ tools })
-      const fiber = yield* withBridge({ alpha: server }, (bridge) =>
-        bridge.callTool("alpha.hang", {}, { timeout: "2 seconds" })).pipe(Effect.forkChild)
-      yield* until(server, () =>
-        server.inFlight() === 1)
+      const fiber = yield* withBridge(
+        { alpha: server },
+        (bridge) => bridge.callTool("alpha.hang", {}, { timeout: "2 seconds" })
+      ).pipe(Effect.forkChild)
+      yield* until(server, () => server.inFlight() === 1)
       yield* TestClock.adjust("1999 millis")
       assert.isUndefined(fiber.pollUnsafe())
       yield* TestClock.adjust("1 millis")
       const error = yield* Effect.flip(Fiber.join(fiber))
-      assert.isTrue(error._tag === "McpSessionError" && error.reason._tag === "Timeout")
-      assert.include(error.message, "did not answer tools/call hang within 2000 ms")
+      assert.deepStrictEqual(
+        error._tag === "McpBridgeError" ? error.reason : error,
+        new McpBridgeError.DeadlineExceeded({ server: "alpha", tool: "hang", timeoutMillis: 2000, phase: "call" })
+      )
+      assert.include(error.message, "the call to alpha.hang did not end within its deadline of 2000 ms")
     }))
 
   it.effect("the server's configured timeout applies when the call gives none", () =>
@@ -245,7 +249,7 @@ describe("McpBridge", () => {
           assert.deepStrictEqual(tags, [
             "{\"i\":0}",
             "isError",
-            "McpSessionError:Timeout",
+            "McpBridgeError:DeadlineExceeded",
             "McpBridgeError:UnknownTool",
             "McpBridgeError:UnknownServer",
             "{\"i\":5}",
@@ -305,8 +309,11 @@ describe("McpBridge", () => {
           // The timeout is the call's deadline, as text or as milliseconds.
           for (const [timeout, millis] of [["150 millis", 150], [120, 120]] as const) {
             const error = await bridge.callTool("s.hang", {}, { timeout }).then(() => undefined, (e) => e)
-            assert.strictEqual(error?._tag, "McpSessionError")
-            assert.deepStrictEqual([error?.reason._tag, error?.reason.timeoutMillis], ["Timeout", millis])
+            assert.strictEqual(error?._tag, "McpBridgeError")
+            assert.deepStrictEqual(
+              [error?.reason._tag, error?.reason.timeoutMillis, error?.reason.phase],
+              ["DeadlineExceeded", millis, "call"]
+            )
           }
           const bad = await bridge.callTool("s.echo", {}, { timeout: "soon" }).then(() => undefined, (e) => e)
           assert.strictEqual(bad?._tag, "McpBridgeError")
@@ -330,7 +337,7 @@ describe("McpBridge", () => {
           ], { concurrency: 2 })
           assert.deepStrictEqual(
             outcomes.map((o) => o.ok ? text(o.result) : `${o.error._tag}:${o.error.reason._tag}`),
-            ["{\"i\":1}", "McpBridgeError:UnknownTool", "McpSessionError:Timeout", "no such record"]
+            ["{\"i\":1}", "McpBridgeError:UnknownTool", "McpBridgeError:DeadlineExceeded", "no such record"]
           )
           assert.deepStrictEqual(server.receivedMeta("echo").at(-1), { k: "w" })
         } finally {
@@ -369,19 +376,28 @@ describe("McpBridge", () => {
         }
       }))
 
-    it.live("aborting callMany's signal cancels every call still running", () =>
+    it.live("aborting callMany's signal cancels every call still running: their outcomes are Aborted", () =>
       Effect.promise(async () => {
         const server = TestServer.make({ tools })
         const bridge = await facade(server)
         try {
           const controller = new AbortController()
           const pending = bridge.callMany(
-            [{ target: "s.hang" }, { target: "s.hang", arguments: { n: 2 } }, { target: "s.echo" }],
+            [{ target: "s.hang" }, { target: "s.hang", arguments: { n: 2 } }],
             { signal: controller.signal }
-          ).then(() => "answered", () => "rejected")
-          await server.until(() => server.inFlight() === 2 && server.calls("echo") === 1)
-          controller.abort()
-          assert.strictEqual(await pending, "rejected")
+          )
+          await server.until(() => server.inFlight() === 2)
+          controller.abort("the user left")
+          const outcomes = await pending
+          assert.deepStrictEqual(
+            outcomes.map((o) => o.ok ? "ok" : `${o.error._tag}:${o.error.reason._tag}`),
+            ["McpBridgeError:Aborted", "McpBridgeError:Aborted"]
+          )
+          const first = outcomes[0]
+          assert.strictEqual(
+            !first?.ok && first?.error.reason._tag === "Aborted" && first.error.reason.reason,
+            "the user left"
+          )
           await server.until(() => server.cancelled() === 2 && server.inFlight() === 0)
         } finally {
           await bridge.close()

@@ -24,7 +24,7 @@ describe("MetricsSnapshot", () => {
       assert.strictEqual(alpha.server, "alpha")
       assert.deepStrictEqual([alpha.calls, alpha.success, alpha.toolErrors, alpha.failures], [6, 3, 2, 1])
       assert.strictEqual(alpha.successRate, 0.5)
-      assert.deepStrictEqual(alpha.failuresByReason, { Timeout: 1 })
+      assert.deepStrictEqual(alpha.failuresByReason, { DeadlineExceeded: 1 })
       assert.strictEqual(alpha.inFlight, 0)
       const hang = alpha.tools.find((t) => t.tool === "hang")!
       assert.strictEqual(hang.calls, 1)

@@ -1,5 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
-import { ConnectionPool, McpBridge, McpSessionError, MetricsRecorder, Resilience } from "@mcp-bridge/core"
+import {
+  ConnectionPool,
+  McpBridge,
+  McpBridgeError,
+  McpSessionError,
+  MetricsRecorder,
+  Resilience
+} from "@mcp-bridge/core"
 import type { ToolCaller } from "@mcp-bridge/core"
 import { TestBridge } from "@mcp-bridge/testing"
 import { Cause, Clock, Deferred, Effect, Exit, Fiber, Layer } from "effect"
@@ -196,7 +203,37 @@ describe("Resilience", () => {
       const later = errorOf(yield* Effect.exit(caller(request))) as Resilience.ResilienceError
       assert.strictEqual(later.reason.retryAfterMillis, 20_000)
       assert.strictEqual(attempts.s!.length, 3)
-    }))
+    }), { firstOpenFor: "30 seconds" })
+
+  unit(
+    "the open period backs off: 250 ms first, doubled after each failed probe, up to openFor",
+    () =>
+      Effect.gen(function*() {
+        const config = yield* configOf({ s: { retry: false, circuitBreaker: { failures: 2, openFor: "1 second" } } })
+        const { attempts, next } = scripted({ s: ["closed", "closed", "closed", "closed", "closed", "ok"] })
+        const caller = (yield* Resilience.Resilience).wrap(next)
+        const request = requestOf(config, "s", "t")
+        const openFor = Effect.map(Effect.exit(caller(request)), (exit) => {
+          const error = errorOf(exit)
+          return error._tag === "ResilienceError" ? error.reason.retryAfterMillis : error._tag
+        })
+        yield* Effect.exit(caller(request))
+        yield* Effect.exit(caller(request))
+        const periods: Array<unknown> = [yield* openFor]
+        // Each period ends with one probe call, which fails and opens the circuit for twice as long (at most openFor).
+        for (const wait of [250, 500, 1000]) {
+          yield* TestClock.adjust(wait)
+          assert.strictEqual(errorOf(yield* Effect.exit(caller(request)))._tag, "McpSessionError")
+          periods.push(yield* openFor)
+        }
+        assert.deepStrictEqual(periods, [250, 500, 1000, 1000])
+        assert.strictEqual(attempts.s!.length, 5)
+        // The next probe succeeds: the circuit closes.
+        yield* TestClock.adjust("1 second")
+        assert.deepStrictEqual(yield* caller(request), ok)
+        assert.deepStrictEqual(yield* caller(request), ok)
+      })
+  )
 
   unit("a success between failures resets the count of consecutive failures", () =>
     Effect.gen(function*() {
@@ -362,9 +399,18 @@ describe("Resilience", () => {
         Effect.flip(bridge.callTool("s.hangs_briefly", {})),
         Effect.flip(bridge.callTool("s.hang", {}, { timeout: "50 millis" }))
       ], { concurrency: "unbounded" })
+      // Without a call option, an attempt ends at its timeout (`Timeout`); with one, the call ends at its deadline.
       const timeoutOf = (e: unknown) =>
-        e instanceof McpSessionError.McpSessionError && e.reason._tag === "Timeout" ? e.reason.timeoutMillis : undefined
-      assert.deepStrictEqual([timeoutOf(byServer), timeoutOf(byTool), timeoutOf(byCall)], [400, 100, 50])
+        e instanceof McpSessionError.McpSessionError && e.reason._tag === "Timeout"
+          ? ["Timeout", e.reason.timeoutMillis]
+          : e instanceof McpBridgeError.McpBridgeError && e.reason._tag === "DeadlineExceeded"
+          ? ["DeadlineExceeded", e.reason.timeoutMillis]
+          : e
+      assert.deepStrictEqual([timeoutOf(byServer), timeoutOf(byTool), timeoutOf(byCall)], [
+        ["Timeout", 400],
+        ["Timeout", 100],
+        ["DeadlineExceeded", 50]
+      ])
       // Each timed-out request is cancelled on the wire: the server sees the three cancellations.
       const s = servers.s!
       yield* until(s, () => s.cancelled() === 3 && s.inFlight() === 0)
@@ -382,16 +428,17 @@ describe("Resilience", () => {
       )
     ))
 
-  it.live("a crashing tool that is safe to repeat is retried on a fresh session", () =>
+  it.live("a crashing tool that is safe to repeat is sent once more, on a fresh session, and not again", () =>
     Effect.gen(function*() {
       const servers = yield* TestBridge.TestServers
       const bridge = yield* McpBridge.McpBridge
       const error = errorOf(yield* Effect.exit(bridge.callTool("s.crash", {})))
       assert.isTrue(error._tag === "McpSessionError" && error.reason._tag === "Closed")
-      assert.strictEqual(servers.s!.calls("crash"), 3)
-      // Each attempt killed its session: every retry ran on a session of its own.
+      // A call that killed its session twice is likely the cause: it is not sent a third time (whatever `retry`).
+      assert.strictEqual(servers.s!.calls("crash"), 2)
+      // Each attempt killed its session: the resend ran on a session of its own.
       const [stats] = yield* ConnectionPool.ConnectionPool.use((pool) => pool.stats)
-      assert.strictEqual(stats?.created, 3)
+      assert.strictEqual(stats?.created, 2)
     }).pipe(
       Effect.provide(
         TestBridge.layerTest({ s: { tools: [{ name: "crash", respond: { kind: "crash" } }] } }, {

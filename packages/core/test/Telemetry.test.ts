@@ -45,7 +45,7 @@ describe("Telemetry", () => {
       return Effect.gen(function*() {
         const bridge = yield* McpBridge.McpBridge
         const timeout = yield* workload(bridge)
-        assert.strictEqual(timeout._tag, "McpSessionError")
+        assert.strictEqual(timeout._tag, "McpBridgeError")
         const snapshot = yield* recorded
         const calls = "mcp_bridge.calls"
         assert.strictEqual(counter(snapshot, calls, { "gen_ai.tool.name": "echo", "mcp_bridge.outcome": "success" }), 3)
@@ -55,7 +55,7 @@ describe("Telemetry", () => {
           counter(snapshot, calls, {
             "gen_ai.tool.name": "hang",
             "mcp_bridge.outcome": "failure",
-            "error.type": "Timeout"
+            "error.type": "DeadlineExceeded"
           }),
           1
         )
@@ -71,7 +71,7 @@ describe("Telemetry", () => {
         assert.strictEqual(echo.attributes?.unit, "seconds")
         assert.isUndefined(echo.attributes?.["error.type"])
         const hang = durations.find((s) => s.attributes?.["gen_ai.tool.name"] === "hang")!
-        assert.strictEqual(hang.attributes?.["error.type"], "Timeout")
+        assert.strictEqual(hang.attributes?.["error.type"], "DeadlineExceeded")
         assert.strictEqual((hang.state as Metric.HistogramState).sum, 2)
 
         const active = snapshot.filter((s) => s.id === "mcp_bridge.calls.active")

@@ -10,10 +10,14 @@ const stageLayer = (options: Throttler.Options = {}, recorder = MetricsRecorder.
   Throttler.layer(options).pipe(Layer.provide(Layer.succeed(MetricsRecorder.MetricsRecorder, recorder)))
 
 /** A stage over an upstream that records when each call was admitted, and the stage's metrics recorder. */
+// Without the margin by default, so that the window arithmetic below is exact (the margin has a test of its own).
 const recording = (options: Throttler.Options = {}) =>
   Effect.gen(function*() {
     const recorder = MetricsRecorder.make()
-    const stage = yield* Effect.provide(Throttler.Throttler.use(Effect.succeed), stageLayer(options, recorder))
+    const stage = yield* Effect.provide(
+      Throttler.Throttler.use(Effect.succeed),
+      stageLayer({ windowMargin: 0, ...options }, recorder)
+    )
     const admitted: Array<number> = []
     const caller = stage.wrap(() =>
       Effect.map(Clock.currentTimeMillis, (now) => {
@@ -102,6 +106,19 @@ describe("Throttler", () => {
       yield* TestClock.adjust("1 second")
       const third = yield* Effect.forEach([1, 2, 3, 4, 5, 6], () => Effect.exit(caller(b)))
       assert.deepStrictEqual(third.map(Exit.isSuccess), [true, true, true, true, true, false])
+    }))
+
+  it.effect("a call waits a window plus windowMargin (20 ms by default) after the call it follows", () =>
+    Effect.gen(function*() {
+      const config = yield* configOf({ s: { throttle: { perSecond: 1 } } })
+      const { admitted, caller } = yield* recording({ windowMargin: undefined })
+      yield* caller(requestOf(config, "s", "t"))
+      const waiting = yield* Effect.forkChild(caller(requestOf(config, "s", "t")))
+      yield* TestClock.adjust("1019 millis")
+      assert.isUndefined(waiting.pollUnsafe())
+      yield* TestClock.adjust("1 millis")
+      yield* Fiber.join(waiting)
+      assert.deepStrictEqual(admitted, [0, 1020])
     }))
 
   it.effect("waits for its turn up to maxWait, then fails with RateLimited saying when to retry", () =>

@@ -3,7 +3,7 @@
  * transport runs the same tests, against the same test server, through `McpBridge.layer` with `NodeTransport.layer`.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { BridgeConfig, ConnectionPool, McpBridge } from "@mcp-bridge/core"
+import { BridgeConfig, ConnectionPool, McpBridge, McpBridgeError } from "@mcp-bridge/core"
 import { NodeTransport } from "@mcp-bridge/node"
 import { TestServer } from "@mcp-bridge/testing"
 import { Deferred, Effect, Exit, Fiber, Layer, Scope } from "effect"
@@ -120,14 +120,14 @@ export const transportSuite = (
         assert.strictEqual(text(result), "no such record")
       })))
 
-    it.live("a call past its deadline fails with Timeout and is cancelled on the wire; the session goes on", () =>
+    it.live("a call past its deadline fails with DeadlineExceeded and is cancelled on the wire; the session goes on", () =>
       withBridge(Effect.gen(function*() {
         const bridge = yield* McpBridge.McpBridge
         const error = yield* Effect.flip(bridge.callTool("s.hang", {}, { timeout: "300 millis" }))
-        assert.isTrue(error._tag === "McpSessionError" && error.reason._tag === "Timeout")
-        if (error._tag === "McpSessionError" && error.reason._tag === "Timeout") {
-          assert.strictEqual(error.reason.timeoutMillis, 300)
-        }
+        assert.deepStrictEqual(
+          error._tag === "McpBridgeError" ? error.reason : error,
+          new McpBridgeError.DeadlineExceeded({ server: "s", tool: "hang", timeoutMillis: 300, phase: "call" })
+        )
         const stats = yield* untilStats((s) => s.cancelled === 1)
         assert.deepStrictEqual([stats.calls.hang, stats.inFlight], [1, 0])
         assert.strictEqual(text(yield* bridge.callTool("s.echo", { after: 1 })), "{\"after\":1}")

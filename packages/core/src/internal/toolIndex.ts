@@ -165,8 +165,17 @@ export const make = <T, E>(options: {
 
     const fetch = (key: string) => flights.run(key, lookup(key))
 
+    // One background refresh per key: marked before the fork starts, so that the calls routed meanwhile add none.
+    const refreshing = new Set<string>()
     const revalidate = (key: string): Effect.Effect<void> =>
-      flights.has(key) ? Effect.void : Effect.asVoid(Effect.forkIn(Effect.ignore(fetch(key)), scope))
+      Effect.suspend(() => {
+        if (flights.has(key) || refreshing.has(key)) return Effect.void
+        refreshing.add(key)
+        return Effect.asVoid(Effect.forkIn(
+          Effect.ignore(fetch(key)).pipe(Effect.ensuring(Effect.sync(() => refreshing.delete(key)))),
+          scope
+        ))
+      })
 
     const usable = (list: IndexedList<T> | undefined, now: number) =>
       list !== undefined && now < list.keepUntil && list.generation === generationOf(list.server)

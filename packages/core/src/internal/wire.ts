@@ -54,7 +54,8 @@ export const bottom = (
     Effect.withFiber((fiber) => {
       const left = request.deadlineAt - fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
       const timeout = Duration.toMillis(request.timeout)
-      if (left >= timeout) {
+      // The attempt ends before the deadline: its own timeout (`Timeout`, retryable). Else the deadline ends it.
+      if (left > timeout) {
         return session.callTool(
           { name: request.tool, arguments: request.arguments, _meta: meta },
           request.timeout,
