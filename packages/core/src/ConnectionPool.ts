@@ -7,9 +7,9 @@
  * session with `Pool.use`.
  *
  * - A session whose transport closes is invalidated at once and replaced.
- * - A session on which a call timed out is probed: if the probe does not answer within `probeTimeout`, the session
- *   is ended at once (a frozen process is killed, its calls in flight fail with `Closed`) and replaced; if it answers,
- *   the session goes on (a slow tool costs no new session).
+ * - A session on which a call timed out gets no new calls (it is retired once its calls in flight end) and is
+ *   probed: if the probe does not answer within `probeTimeout`, the session is ended at once (a frozen process is
+ *   killed, its calls in flight fail with `Closed`).
  * - A caller with no free session waits in order, bounded by `acquireTimeout` (`PoolTimeout`, which says whether
  *   sessions were busy or still being opened) and by its call's overall deadline (`DeadlineExceeded`, phase `queue`
  *   or `connect`). A free session is leased without a timer.
@@ -434,25 +434,24 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     }
   }
 
-  // A call timed out on `session`: a probe checks it (a tool that is slow is no reason to replace a session, and a
-  // stdio session costs a process). It answers within `probeTimeout`: the session goes on. It does not: the session
-  // is ended at once (a frozen process is killed; its calls in flight fail with `Closed`, which resilience sends again
-  // at once when they are safe to repeat) and retired. One probe per session at a time.
+  // A call timed out on `session`: it gets no new calls from now on (it is retired: in-flight calls finish on it),
+  // and a probe checks it. No answer within `probeTimeout`, and it is ended at once (a frozen process is killed, its
+  // calls in flight fail with `Closed` instead of waiting for their deadlines). So a timeout costs a new session even
+  // when the tool was only slow: `Pool.reserve` would keep the session out of rotation until the probe answers, but a
+  // reserved item still counts as the pool's capacity (as if its reserver held a lease), so the pool would not open a
+  // replacement meanwhile and the next callers would wait for the probe.
   const suspect = (id: string, pool: SessionPool, session: McpSession.McpSession): Effect.Effect<void> =>
     Effect.suspend(() => {
       if (suspects.has(session) || !session.isOpen()) return Effect.void
       suspects.add(session)
       const probe = session.probe(probeTimeout).pipe(
-        Effect.matchEffect({
-          onSuccess: () => Effect.sync(() => suspects.delete(session)),
-          onFailure: () =>
-            Effect.logDebug(`a session of "${session.server}" stopped answering; it is ended and replaced`).pipe(
-              Effect.andThen(Effect.sync(() => session.kill())),
-              Effect.andThen(retire(id)(pool, session))
-            )
-        })
+        Effect.catch(() =>
+          Effect.logDebug(`a session of "${session.server}" stopped answering; it is ended and replaced`).pipe(
+            Effect.andThen(Effect.sync(() => session.kill()))
+          )
+        )
       )
-      return Effect.asVoid(Effect.forkIn(probe, layerScope))
+      return Effect.andThen(retire(id)(pool, session), Effect.asVoid(Effect.forkIn(probe, layerScope)))
     })
 
   const waitSpans = new Map<string, { readonly kind: "internal"; readonly attributes: Record<string, string> }>()

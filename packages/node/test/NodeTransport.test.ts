@@ -41,6 +41,7 @@ transportSuite("stdio (NodeTransport)", () =>
   Effect.succeed({
     entry: { ...TestServer.stdioCommand(spec), args: [...TestServer.stdioCommand(spec).args] },
     protocolVersion: "2026-07-28" as const,
+    sharedStats: false,
     restart: Effect.void,
     untilNothingOpen: (pids) =>
       Effect.gen(function*() {
@@ -57,6 +58,7 @@ transportSuite(
       (server) => ({
         entry: { url: server.url },
         protocolVersion: "2025-11-25" as const,
+        sharedStats: true,
         restart: server.restart,
         untilNothingOpen: () => server.untilNothingOpen
       })
@@ -69,6 +71,7 @@ transportSuite(
     Effect.map(inProcess((port) => TestServer.startHttp(spec, port === undefined ? {} : { port })), (server) => ({
       entry: { url: server.url },
       protocolVersion: "2026-07-28" as const,
+      sharedStats: true,
       restart: server.restart,
       untilNothingOpen: () => server.untilNothingOpen
     }))
@@ -80,6 +83,7 @@ transportSuite(
     Effect.map(inProcess((port) => TestServer.startSse(spec, port === undefined ? {} : { port })), (server) => ({
       entry: { type: "sse", url: server.url },
       protocolVersion: "2025-11-25" as const,
+      sharedStats: true,
       restart: server.restart,
       untilNothingOpen: () => server.untilNothingOpen
     }))
@@ -93,6 +97,7 @@ transportSuite("in-memory", () =>
       entry: { type: "memory" },
       protocolVersion: "2026-07-28" as const,
       transport: { memory: { s: server.connect } },
+      sharedStats: true,
       restart: Effect.void,
       untilNothingOpen: () => Effect.promise(() => server.until(() => server.openSessions() === 0))
     }

@@ -24,6 +24,11 @@ export interface Fixture {
   readonly protocolVersion: "2026-07-28" | "2025-11-25"
   /** Options of the transport layer (e.g. the in-memory servers). */
   readonly transport?: NodeTransport.Options | undefined
+  /**
+   * True when every session reaches the same server counters (`__stats`); false for stdio, where each session is a
+   * process of its own.
+   */
+  readonly sharedStats: boolean
   /** After a crash: brings the server back (an HTTP server listens again on its port); nothing for the others. */
   readonly restart: Effect.Effect<void>
   /**
@@ -67,10 +72,14 @@ export const transportSuite = (
         { mcpServers: { s: { ...fixture.entry, bridge: { retry: false, ...bridge } } } },
         { transport: NodeTransport.layer(fixture.transport ?? {}), cache: false, batcher: false }
       )
-    const withBridge = <A, E>(effect: Effect.Effect<A, E, McpBridge.Services>, bridge: Record<string, unknown> = {}) =>
+    const withBridge = <A, E>(
+      effect: Effect.Effect<A, E, McpBridge.Services> | ((fixture: Fixture) => Effect.Effect<A, E, McpBridge.Services>),
+      bridge: Record<string, unknown> = {}
+    ) =>
       Effect.gen(function*() {
         const fixture = yield* makeFixture()
-        return yield* effect.pipe(Effect.provide(bridgeOf(fixture, bridge)))
+        const body = typeof effect === "function" ? effect(fixture) : effect
+        return yield* body.pipe(Effect.provide(bridgeOf(fixture, bridge)))
       }).pipe(Effect.scoped)
 
     it.live("opens a session on the expected protocol version and transport", () =>
@@ -120,19 +129,25 @@ export const transportSuite = (
         assert.strictEqual(text(result), "no such record")
       })))
 
-    it.live("a call past its deadline fails with DeadlineExceeded and is cancelled on the wire; the session goes on", () =>
-      withBridge(Effect.gen(function*() {
-        const bridge = yield* McpBridge.McpBridge
-        const error = yield* Effect.flip(bridge.callTool("s.hang", {}, { timeout: "300 millis" }))
-        assert.deepStrictEqual(
-          error._tag === "McpBridgeError" ? error.reason : error,
-          new McpBridgeError.DeadlineExceeded({ server: "s", tool: "hang", timeoutMillis: 300, phase: "call" })
-        )
-        const stats = yield* untilStats((s) => s.cancelled === 1)
-        assert.deepStrictEqual([stats.calls.hang, stats.inFlight], [1, 0])
-        assert.strictEqual(text(yield* bridge.callTool("s.echo", { after: 1 })), "{\"after\":1}")
-        assert.strictEqual((yield* poolStats)[0]?.created, 1)
-      })))
+    it.live("a call past its deadline fails with DeadlineExceeded and is cancelled on the wire; the next call is served", () =>
+      withBridge((fixture) =>
+        Effect.gen(function*() {
+          const bridge = yield* McpBridge.McpBridge
+          const error = yield* Effect.flip(bridge.callTool("s.hang", {}, { timeout: "300 millis" }))
+          assert.deepStrictEqual(
+            error._tag === "McpBridgeError" ? error.reason : error,
+            new McpBridgeError.DeadlineExceeded({ server: "s", tool: "hang", timeoutMillis: 300, phase: "call" })
+          )
+          // (A stdio session's counters went with its process: the timed-out session was retired.)
+          if (fixture.sharedStats) {
+            const stats = yield* untilStats((s) => s.cancelled === 1)
+            assert.deepStrictEqual([stats.calls.hang, stats.inFlight], [1, 0])
+          }
+          assert.strictEqual(text(yield* bridge.callTool("s.echo", { after: 1 })), "{\"after\":1}")
+          // The session that did not answer in time got no new call: a fresh one served it.
+          assert.deepStrictEqual([(yield* poolStats)[0]?.created, (yield* poolStats)[0]?.invalidated], [2, 1])
+        })
+      ))
 
     it.live("interrupting a call cancels it on the wire", () =>
       withBridge(Effect.gen(function*() {
