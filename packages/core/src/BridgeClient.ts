@@ -16,7 +16,7 @@ import type {
   Progress,
   Root
 } from "@modelcontextprotocol/client"
-import { Deferred, type Duration, Effect, Exit, ManagedRuntime, Queue, Stream } from "effect"
+import { Deferred, type Duration, Effect, Exit, Layer, ManagedRuntime, Queue, Stream, type Tracer } from "effect"
 import { invalid as invalidOption } from "./BridgeConfigError.ts"
 import { CallerIdentity } from "./CallerIdentity.ts"
 import * as ClientHandlers from "./ClientHandlers.ts"
@@ -26,6 +26,7 @@ import * as McpAuth from "./McpAuth.ts"
 import * as McpBridge from "./McpBridge.ts"
 import * as McpBridgeError from "./McpBridgeError.ts"
 import * as McpTransport from "./McpTransport.ts"
+import type { MetricsRecorder } from "./MetricsRecorder.ts"
 import type { BridgeMetrics } from "./MetricsSnapshot.ts"
 import * as ResultCache from "./ResultCache.ts"
 
@@ -148,11 +149,44 @@ export interface CacheControl {
 }
 
 /**
+ * The trace context of the code that makes a call, read by `Options.traceContext` when the call is made.
+ *
+ * @since 0.1.0
+ */
+export interface TraceContext {
+  /** The parent of the call's span (e.g. the caller's OpenTelemetry span, as an external span). */
+  readonly parent: Tracer.AnySpan
+  /** The caller's W3C `tracestate`, sent to the server in the request `_meta` with the bridge's `traceparent`. */
+  readonly tracestate?: string | undefined
+}
+
+/**
  * Options of {@link make}: the options of `McpBridge.layer`, plus those of the default transport.
  *
  * @since 0.1.0
  */
 export interface Options extends McpBridge.LayerOptions, McpTransport.Options {
+  /**
+   * The seed's production preset (`McpBridge.layerProduction`): production pool, cache and throttle settings under
+   * the configuration's own, `MCP_BRIDGE_*` overrides, alert rules, and OTLP export of traces and metrics configured
+   * from the `OTEL_*` environment (`TelemetryExport.layerOtlp`). `{ export: false }`: the preset without export.
+   * @default false (`McpBridge.layer`)
+   */
+  readonly production?: boolean | { readonly export?: boolean | undefined } | undefined
+  /**
+   * A layer built over the bridge's services (it can read the bridge's `MetricsRecorder`) whose services every call
+   * runs with: a tracer that receives the bridge's spans, exporters of the bridge's metrics
+   * (`TelemetryExport.layerOtlp()`, `NodeOtel.layerGlobal()` of `@mcp-bridge/node`). Closed with the bridge.
+   * @default none
+   */
+  readonly observability?: Layer.Layer<never, never, MetricsRecorder> | undefined
+  /**
+   * Reads the caller's trace context, synchronously, each time a call is made (`callMany`: once for its calls): the
+   * call's span becomes a child of `parent`, and `tracestate` goes to the server. A call whose `meta` has a
+   * `traceparent` of its own keeps it. `createBridge` of `@mcp-bridge/node` reads OpenTelemetry's active span.
+   * @default none
+   */
+  readonly traceContext?: (() => TraceContext | undefined) | undefined
   /**
    * Asks the user to authorize an OAuth server (`auth` in its entry): show `request.url`, resolve with the code or
    * the URL the browser was redirected to. Tokens are kept in memory; pass `auth` for another store.
@@ -311,6 +345,12 @@ const handlersOf = (options: Options): {
   }
 }
 
+// The call options with the caller's `tracestate`, unless the call carries trace context of its own.
+const withTrace = (call: McpBridge.CallOptions, trace: TraceContext): McpBridge.CallOptions =>
+  trace.tracestate === undefined || call.meta?.traceparent !== undefined || call.meta?.tracestate !== undefined
+    ? call
+    : { ...call, meta: { ...call.meta, tracestate: trace.tracestate } }
+
 /**
  * Starts a bridge over `options.transport`, by default `McpTransport.layer({ memory, fetch })`: Streamable HTTP, SSE
  * and in-memory servers, no stdio. Rejects with a `BridgeConfigError` when the configuration is invalid. Errors of
@@ -337,7 +377,17 @@ export const make = async (config: object, options: Options = {}): Promise<Bridg
   const auth = options.auth ?? (interaction === undefined ? undefined : McpAuth.layerMemory({ interaction }))
   const client = handlersOf(options)
   const handlers = options.handlers ?? ClientHandlers.layer(client.handlers)
-  const runtime = ManagedRuntime.make(McpBridge.layer(config, { ...options, transport, auth, handlers }))
+  const layerOptions = { ...options, transport, auth, handlers }
+  const production = options.production ?? false
+  const bridgeLayer = production === false
+    ? McpBridge.layer(config, layerOptions)
+    : McpBridge.layerProduction(config, production === true ? layerOptions : { ...layerOptions, ...production })
+  const runtime = ManagedRuntime.make(
+    options.observability === undefined
+      ? bridgeLayer
+      : options.observability.pipe(Layer.provideMerge(bridgeLayer))
+  )
+  const traceContext = options.traceContext
   const bridge = await runtime.runPromise(McpBridge.McpBridge).catch(async (error) => {
     await runtime.dispose()
     throw error
@@ -371,6 +421,7 @@ export const make = async (config: object, options: Options = {}): Promise<Bridg
     args: unknown,
     options: unknown,
     path: ReadonlyArray<string>,
+    trace: TraceContext | undefined,
     extraSignal?: AbortSignal
   ): Effect.Effect<CallToolResult, McpBridgeError.McpBridgeError | McpBridge.CallError> => {
     const checked = checkOptions(options, path)
@@ -378,8 +429,9 @@ export const make = async (config: object, options: Options = {}): Promise<Bridg
     let effect = bridge.callTool(
       name as McpBridge.ToolTarget,
       args as Readonly<Record<string, unknown>> | undefined,
-      checked.call
+      trace === undefined ? checked.call : withTrace(checked.call, trace)
     )
+    if (trace !== undefined) effect = Effect.withParentSpan(effect, trace.parent, { captureStackTrace: false })
     if (checked.identity !== undefined) effect = Effect.provideService(effect, CallerIdentity, checked.identity)
     const target = targetOf(name)
     for (const signal of [checked.signal, extraSignal]) {
@@ -403,6 +455,7 @@ export const make = async (config: object, options: Options = {}): Promise<Bridg
     if (o.signal !== undefined && !isSignal(o.signal)) {
       return Promise.reject(rejectInvalid(["options", "signal"], o.signal, "an AbortSignal"))
     }
+    const trace = traceContext?.()
     const outcome = (effect: Effect.Effect<CallToolResult, McpBridgeError.McpBridgeError | McpBridge.CallError>) =>
       Effect.match(effect, {
         onSuccess: (result): CallManyOutcome => ({ ok: true, result }),
@@ -419,11 +472,18 @@ export const make = async (config: object, options: Options = {}): Promise<Bridg
       const options = call._meta === undefined
         ? call.options
         : { ...(call.options as object | undefined), meta: call._meta }
-      let effect = callEffect("name" in call ? call.name : call.target, call.arguments, options, [
-        "calls",
-        String(i),
-        "options"
-      ], o.signal)
+      let effect = callEffect(
+        "name" in call ? call.name : call.target,
+        call.arguments,
+        options,
+        [
+          "calls",
+          String(i),
+          "options"
+        ],
+        trace,
+        o.signal
+      )
       if (call.signal !== undefined) effect = Effect.raceFirst(effect, aborted(call.signal, targetOf(call.name)))
       return outcome(
         Effect.mapError(
@@ -448,7 +508,9 @@ export const make = async (config: object, options: Options = {}): Promise<Bridg
 
   return {
     servers: bridge.servers,
-    callTool: guarded((name, args, callOptions) => run(callEffect(name, args, callOptions, ["options"]))),
+    callTool: guarded((name, args, callOptions) =>
+      run(callEffect(name, args, callOptions, ["options"], traceContext?.()))
+    ),
     callMany: guarded((calls, manyOptions) => callMany(calls, manyOptions)),
     listTools: guarded(() => run(bridge.listTools())),
     stats: guarded(() => run(pool.stats)),

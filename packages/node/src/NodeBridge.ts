@@ -1,11 +1,13 @@
 /**
  * The Promise facade for Node: `createBridge(config)` is `BridgeClient.make` of `@mcp-bridge/core` over the Node
  * transport (`NodeTransport.layer`), so that one install gives stdio servers (child processes), Streamable HTTP,
- * legacy SSE and in-memory servers.
+ * legacy SSE and in-memory servers. In an app that runs OpenTelemetry, the bridge's spans and metrics go to the app's
+ * global providers (`NodeOtel`) with no wiring.
  *
  * @since 0.1.0
  */
 import { BridgeClient } from "@mcp-bridge/core"
+import * as NodeOtel from "./NodeOtel.ts"
 import * as NodeTransport from "./NodeTransport.ts"
 
 /**
@@ -15,7 +17,20 @@ import * as NodeTransport from "./NodeTransport.ts"
  *
  * @since 0.1.0
  */
-export interface Options extends BridgeClient.Options, NodeTransport.Options {}
+export interface Options extends BridgeClient.Options, NodeTransport.Options {
+  /**
+   * The bridge's telemetry in the app's OpenTelemetry (see `NodeOtel`): when the app has registered a global tracer
+   * provider or meter provider before `createBridge` (the OpenTelemetry JS SDK, auto-instrumentation), the bridge's
+   * spans go to the tracer provider as children of the span active where each call is made, the server receives that
+   * trace's `traceparent` (and the app's `tracestate`) in `_meta`, and the bridge's metrics join the meter provider's
+   * readers. With `production`, the preset's own OTLP export is then off (the app's SDK exports). Without a
+   * registered provider nothing is installed, at no cost. Off as well when `telemetry` is `false` or `observability`
+   * is given.
+   *
+   * @default true
+   */
+  readonly openTelemetry?: boolean | undefined
+}
 
 /**
  * Starts a bridge over every transport Node has: stdio (`command`), Streamable HTTP (`url`), legacy SSE
@@ -43,5 +58,22 @@ export interface Options extends BridgeClient.Options, NodeTransport.Options {}
 export const createBridge = (config: object, options: Options = {}): Promise<BridgeClient.BridgeClient> =>
   BridgeClient.make(config, {
     ...options,
-    transport: options.transport ?? NodeTransport.layer(options)
+    transport: options.transport ?? NodeTransport.layer(options),
+    ...openTelemetry(options)
   })
+
+// The options that put the bridge on the app's OpenTelemetry providers, if it has any (see `Options.openTelemetry`).
+const openTelemetry = (options: Options): Partial<BridgeClient.Options> => {
+  if (options.openTelemetry === false || options.telemetry === false || options.observability !== undefined) return {}
+  const found = NodeOtel.registered()
+  if (!found.tracerProvider && !found.meterProvider) return {}
+  const traces = found.tracerProvider
+  return {
+    observability: NodeOtel.layerGlobal({ traces, metrics: found.meterProvider, tracerName: "@mcp-bridge/node" }),
+    ...(traces && options.traceContext === undefined ? { traceContext: NodeOtel.traceContext } : {}),
+    // The app's SDK exports what the preset's OTLP exporters would have: one export, not two.
+    ...(options.production === true && found.tracerProvider && found.meterProvider
+      ? { production: { export: false } }
+      : {})
+  }
+}

@@ -22,3 +22,8 @@ export * as NodeTelemetry from "./NodeTelemetry.ts"
  * @since 0.1.0
  */
 export * as NodeAuth from "./NodeAuth.ts"
+
+/**
+ * @since 0.1.0
+ */
+export * as NodeOtel from "./NodeOtel.ts"
