@@ -1,0 +1,558 @@
+/**
+ * The `mcp-bridge` command line: `tools`, `call` and `doctor` over the servers of a Claude Desktop, Claude Code or
+ * Cursor configuration file, for a first look at one's own servers without writing code.
+ *
+ * Built on Effect's CLI module (`effect/cli`: `Command`, `Flag`, `Argument`) over `McpBridge.layer` with
+ * `NodeTransport`: each command builds the bridge in its own scope, so that every session and child process is closed
+ * before the process exits. The bridge runs with no result cache and no retries, so that what is printed is what the
+ * server did, once. Every line printed goes through the scrubbing of the configuration's secrets.
+ *
+ * Exit codes: 0 success; 1 a call failed, the tool answered `isError`, or a server failed; 2 a usage or
+ * configuration error.
+ *
+ * @internal
+ */
+import { BridgeConfig, ConnectionPool, McpBridge } from "@mcp-bridge/core"
+import type { CallToolResult } from "@modelcontextprotocol/client"
+import { Cause, Clock, Data, Effect, Exit, Layer, Logger, Option, Result, Runtime } from "effect"
+import { Argument, CliConfig, CliError, CliOutput, Command, Flag, GlobalFlag } from "effect/cli"
+import * as NodeTransport from "../../NodeTransport.ts"
+import * as ConfigFile from "./configFile.ts"
+import * as Progress from "./progress.ts"
+import {
+  type ErrorJson,
+  errorJson,
+  errorTag,
+  hang,
+  hintsOf,
+  resultText,
+  scrub,
+  secretsOf,
+  shortDescription,
+  table,
+  targetOf,
+  toolJson
+} from "./render.ts"
+
+// -----------------------------------------------------------------------------
+// Output and exit codes
+// -----------------------------------------------------------------------------
+
+/**
+ * Ends the command with an exit code, once its output is written.
+ *
+ * @internal
+ */
+export class ExitCode extends Data.TaggedError("ExitCode")<{ readonly code: number }> {
+  override get [Runtime.errorExitCode](): number {
+    return this.code
+  }
+  override readonly [Runtime.errorReported] = false
+}
+
+const exitWith = (code: number): Effect.Effect<void, ExitCode> =>
+  code === 0 ? Effect.void : Effect.fail(new ExitCode({ code }))
+
+const usageError = 2
+
+const write = (stream: NodeJS.WriteStream, text: string) => Effect.sync(() => void stream.write(text))
+
+/** Output of one command: stdout and stderr, with the configuration's secrets scrubbed. */
+interface Io {
+  readonly json: boolean
+  readonly secrets: ReadonlyArray<string>
+  readonly out: (text: string) => Effect.Effect<void>
+  readonly err: (text: string) => Effect.Effect<void>
+  /** One JSON document on stdout. */
+  readonly document: (value: unknown) => Effect.Effect<void>
+}
+
+const makeIo = (json: boolean, secrets: ReadonlyArray<string>): Io => ({
+  json,
+  secrets,
+  out: (text) => write(process.stdout, `${scrub(text, secrets)}\n`),
+  err: (text) => write(process.stderr, `${scrub(text, secrets)}\n`),
+  document: (value) => write(process.stdout, `${scrub(JSON.stringify(value, null, 2), secrets)}\n`)
+})
+
+// -----------------------------------------------------------------------------
+// Flags shared by every command
+// -----------------------------------------------------------------------------
+
+const configFlag = Flag.File("config").pipe(
+  Flag.withAlias("c"),
+  Flag.withDescription(
+    "The MCP configuration file: a Claude Desktop, Claude Code or Cursor file, or any JSON file with \"mcpServers\""
+  ),
+  Flag.optional
+)
+
+const jsonFlag = Flag.Boolean("json").pipe(
+  Flag.withDescription("Print one JSON document on stdout (for scripts)"),
+  Flag.withDefault(false)
+)
+
+const root = Command.make("mcp-bridge").pipe(
+  Command.withSharedFlags({ config: configFlag, json: jsonFlag }),
+  Command.withDescription(
+    "A first look at your MCP servers: list their tools, call one, check that each connects. Reads the " +
+      "\"mcpServers\" of Claude Desktop, Claude Code and Cursor configuration files."
+  )
+)
+
+const usualPathsText = () => ConfigFile.usualPaths.map(({ app, paths }) => `  ${app}: ${paths.join(", ")}`).join("\n")
+
+// -----------------------------------------------------------------------------
+// The bridge of one command
+// -----------------------------------------------------------------------------
+
+/** What a command body gets: the bridge's services, the configuration file, and the output. */
+interface Session {
+  readonly io: Io
+  readonly file: ConfigFile.ConfigFile
+  readonly config: BridgeConfig.BridgeConfig.Service
+  readonly bridge: McpBridge.McpBridge.Service
+  readonly pool: ConnectionPool.ConnectionPool.Service
+}
+
+// One attempt per call, nothing cached, no telemetry: the CLI shows what each server did.
+const bridgeLayer = (config: object) =>
+  McpBridge.layer(config, {
+    transport: NodeTransport.layer(),
+    cache: false,
+    resilience: false,
+    batcher: false,
+    telemetry: false
+  })
+
+const configErrorDocument = (file: string | undefined, error: ErrorJson) => ({
+  ...(file === undefined ? {} : { config: file }),
+  ok: false,
+  error
+})
+
+/**
+ * Reads the configuration file, builds the bridge in a scope of its own, and runs `body` with it. A missing or bad
+ * configuration is reported (named field, no stack) and ends the command with exit code 2.
+ */
+const withBridge = <R>(
+  flags: { readonly config: Option.Option<string>; readonly json: boolean },
+  body: (session: Session) => Effect.Effect<void, ExitCode, R>
+) =>
+  Effect.gen(function*() {
+    const plain = makeIo(flags.json, [])
+    if (Option.isNone(flags.config)) {
+      const message = "no configuration file: pass --config FILE. The usual places are:\n" + usualPathsText()
+      yield* flags.json
+        ? plain.document({ ok: false, error: { _tag: "UsageError", message } })
+        : plain.err(`error: ${message}`)
+      return yield* exitWith(usageError)
+    }
+    const path = flags.config.value
+    const file = yield* ConfigFile.read(path)
+    yield* Effect.gen(function*() {
+      const config = yield* BridgeConfig.BridgeConfig
+      const io = makeIo(flags.json, secretsOf(config))
+      yield* body({
+        io,
+        file,
+        config,
+        bridge: yield* McpBridge.McpBridge,
+        pool: yield* ConnectionPool.ConnectionPool
+      })
+    }).pipe(Effect.provide(bridgeLayer(file.config)))
+  }).pipe(
+    Effect.catchTag("BridgeConfigError", (error) =>
+      Effect.gen(function*() {
+        const io = makeIo(flags.json, [])
+        const encoded = errorJson(error)
+        const file = error.reason._tag === "Unreadable" ? error.reason.file : Option.getOrUndefined(flags.config)
+        // An `Invalid` message names the field; say which file it is in.
+        const message = error.reason._tag === "Invalid" && file !== undefined
+          ? `${file}: ${error.message}`
+          : error.message
+        if (io.json) {
+          yield* io.document(configErrorDocument(file, { ...encoded, message }))
+        } else {
+          yield* io.err(`error: ${errorTag(encoded)}: ${message}`)
+          if (error.reason._tag === "Unreadable" && error.reason.detail.includes("no such file")) {
+            yield* io.err(`The usual places of MCP configuration files are:\n${usualPathsText()}`)
+          }
+        }
+        return yield* exitWith(usageError)
+      }))
+  )
+
+// -----------------------------------------------------------------------------
+// tools
+// -----------------------------------------------------------------------------
+
+type Listed =
+  | {
+    readonly server: BridgeConfig.ResolvedServer
+    readonly ok: true
+    readonly tools: ReadonlyArray<McpBridge.BridgeTool>
+  }
+  | { readonly server: BridgeConfig.ResolvedServer; readonly ok: false; readonly error: ErrorJson }
+
+const progressOf = (io: Io, servers: ReadonlyArray<string>, quietUnlessTty: boolean) =>
+  Progress.make({
+    servers,
+    write: (text) => write(process.stderr, text),
+    isTty: process.stderr.isTTY === true,
+    quietUnlessTty,
+    columns: process.stderr.columns || 100
+  })
+
+const tools = Command.make(
+  "tools",
+  {},
+  Effect.fnUntraced(function*() {
+    const flags = yield* root
+    yield* withBridge(flags, ({ bridge, config, file, io }) =>
+      Effect.scoped(Effect.gen(function*() {
+        const servers = [...config.servers.values()]
+        const progress = yield* progressOf(io, servers.map((s) => s.name), true)
+        const listed: ReadonlyArray<Listed> = yield* Effect.forEach(servers, (server) =>
+          bridge.listServerTools(server.name).pipe(
+            Effect.result,
+            Effect.map((result): Listed =>
+              Result.isSuccess(result)
+                ? { server, ok: true, tools: result.success }
+                : { server, ok: false, error: errorJson(result.failure) }
+            ),
+            Effect.tap(() =>
+              progress.done(server.name)
+            )
+          ), { concurrency: "unbounded" })
+        yield* progress.end
+        const failed = listed.filter((l) =>
+          !l.ok
+        ).length
+
+        if (io.json) {
+          yield* io.document({
+            config: file.file,
+            ok: failed === 0,
+            servers: listed.map((l) => ({
+              name: l.server.name,
+              transport: BridgeConfig.transportKind(l.server.transport),
+              ok: l.ok,
+              ...(l.ok ? { toolCount: l.tools.length } : { error: l.error })
+            })),
+            tools: listed.flatMap((l) => l.ok ? l.tools.map(toolJson) : [])
+          })
+          return yield* exitWith(failed === 0 ? 0 : 1)
+        }
+
+        if (servers.length === 0) yield* io.out(`${file.file}: no servers in "mcpServers"`)
+        const width = process.stdout.columns || 100
+        for (const [i, l] of listed.entries()) {
+          if (i > 0) yield* io.out("")
+          const kind = BridgeConfig.transportKind(l.server.transport)
+          if (!l.ok) {
+            yield* io.out(`${l.server.name} (${kind}): FAILED ${errorTag(l.error)}`)
+            yield* io.out(`  ${hang(l.error.message, "  ")}`)
+            continue
+          }
+          yield* io.out(`${l.server.name} (${kind}, ${l.tools.length} tool${l.tools.length === 1 ? "" : "s"})`)
+          const rows = l.tools.map((tool) => [tool.qualifiedName, hintsOf(tool.annotations).join(" "), ""])
+          const nameWidth = Math.max(0, ...rows.map((r) => r[0]!.length))
+          const hintWidth = Math.max(0, ...rows.map((r) => r[1]!.length))
+          // On a terminal the line fits its width; elsewhere a description is cut at 80 characters.
+          const room = process.stdout.isTTY === true ? Math.max(30, width - nameWidth - hintWidth - 8) : 80
+          l.tools.forEach((tool, t) => rows[t]![2] = shortDescription(tool.description, room))
+          for (const line of table(rows)) yield* io.out(line)
+        }
+        if (failed > 0) {
+          yield* io.err(`\n${failed} of ${servers.length} server${servers.length === 1 ? "" : "s"} failed`)
+        }
+        return yield* exitWith(failed === 0 ? 0 : 1)
+      })))
+  })
+).pipe(
+  Command.withDescription(
+    "List every server's tools as server.tool, with their hints (readOnly, destructive, idempotent, openWorld) " +
+      "and a short description. A server that fails is reported with its error; the others are still listed."
+  ),
+  Command.withExamples([
+    { command: "mcp-bridge tools --config ~/.cursor/mcp.json", description: "List the tools of Cursor's servers" },
+    { command: "mcp-bridge tools --json --config .mcp.json | jq -r '.tools[].name'", description: "Names only" }
+  ])
+)
+
+// -----------------------------------------------------------------------------
+// call
+// -----------------------------------------------------------------------------
+
+const parseArguments = (text: Option.Option<string>): Result.Result<Record<string, unknown>, string> => {
+  if (Option.isNone(text)) return Result.succeed({})
+  let value: unknown
+  try {
+    value = JSON.parse(text.value)
+  } catch (error) {
+    return Result.fail(`the arguments are not JSON: ${error instanceof Error ? error.message : String(error)}`)
+  }
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? Result.succeed(value as Record<string, unknown>)
+    : Result.fail(`the arguments must be a JSON object, like '{"a":1}', got ${text.value}`)
+}
+
+const call = Command.make(
+  "call",
+  {
+    tool: Argument.String("tool").pipe(Argument.withDescription("The tool to call, as server.tool")),
+    arguments: Argument.String("arguments").pipe(
+      Argument.withDescription("The arguments, as a JSON object (default {})"),
+      Argument.optional
+    )
+  },
+  Effect.fnUntraced(function*(input) {
+    const flags = yield* root
+    const args = parseArguments(input.arguments)
+    if (Result.isFailure(args)) {
+      const io = makeIo(flags.json, [])
+      yield* flags.json
+        ? io.document({ tool: input.tool, ok: false, error: { _tag: "UsageError", message: args.failure } })
+        : io.err(`error: ${args.failure}`)
+      return yield* exitWith(usageError)
+    }
+    yield* withBridge(flags, ({ bridge, io }) =>
+      Effect.gen(function*() {
+        const outcome = yield* Effect.result(bridge.callTool(input.tool, args.success))
+        if (Result.isFailure(outcome)) {
+          const error = errorJson(outcome.failure)
+          yield* io.json
+            ? io.document({ tool: input.tool, ok: false, error })
+            : io.err(`error: ${errorTag(error)}: ${error.message}`)
+          return yield* exitWith(1)
+        }
+        const result: CallToolResult = outcome.success
+        const isError = result.isError === true
+        if (io.json) {
+          yield* io.document({ tool: input.tool, ok: !isError, result })
+        } else {
+          if (isError) yield* io.err(`${input.tool} answered with an error result (isError: true):`)
+          yield* io.out(resultText(result))
+        }
+        return yield* exitWith(isError ? 1 : 0)
+      }))
+  })
+).pipe(
+  Command.withDescription(
+    "Call a tool and print its result: the text content, then the structured content. Exits with 1 when the call " +
+      "fails (the typed error's message on stderr) or the tool answers isError."
+  ),
+  Command.withExamples([
+    {
+      command: "mcp-bridge call everything.get-sum '{\"a\":1,\"b\":2}' --config mcp.json",
+      description: "Call get-sum on the server named everything"
+    }
+  ])
+)
+
+// -----------------------------------------------------------------------------
+// doctor
+// -----------------------------------------------------------------------------
+
+type Checked =
+  | {
+    readonly server: BridgeConfig.ResolvedServer
+    readonly ok: true
+    readonly protocolVersion: string
+    readonly era: "legacy" | "modern"
+    readonly connectMillis: number
+    readonly toolCount: number
+  }
+  | {
+    readonly server: BridgeConfig.ResolvedServer
+    readonly ok: false
+    readonly elapsedMillis: number
+    readonly error: ErrorJson
+  }
+
+const check = (session: Session, server: BridgeConfig.ResolvedServer): Effect.Effect<Checked> =>
+  Effect.gen(function*() {
+    const startedAt = yield* Clock.currentTimeMillis
+    const outcome = yield* Effect.result(Effect.gen(function*() {
+      const opened = yield* session.pool.withSession(
+        server,
+        (s) => Effect.succeed({ protocolVersion: s.protocolVersion, era: s.era, connectMillis: s.connectMillis })
+      )
+      const listed = yield* session.bridge.listServerTools(server.name)
+      return { ...opened, toolCount: listed.length }
+    }))
+    if (Result.isSuccess(outcome)) return { server, ok: true, ...outcome.success }
+    const endedAt = yield* Clock.currentTimeMillis
+    return { server, ok: false, elapsedMillis: endedAt - startedAt, error: errorJson(outcome.failure) }
+  })
+
+const doctor = Command.make(
+  "doctor",
+  {},
+  Effect.fnUntraced(function*() {
+    const flags = yield* root
+    yield* withBridge(flags, (session) =>
+      Effect.scoped(Effect.gen(function*() {
+        const { config, file, io } = session
+        const servers = [...config.servers.values()]
+        const progress = yield* progressOf(io, servers.map((s) => s.name), io.json)
+        const checked = yield* Effect.forEach(
+          servers,
+          (server) => Effect.tap(check(session, server), () => progress.done(server.name)),
+          { concurrency: "unbounded" }
+        )
+        yield* progress.end
+        const failed = checked.filter((c) => !c.ok).length
+
+        if (io.json) {
+          yield* io.document({
+            config: file.file,
+            ok: failed === 0,
+            summary: { servers: servers.length, ok: servers.length - failed, failed },
+            servers: checked.map((c) => ({
+              name: c.server.name,
+              ok: c.ok,
+              transport: BridgeConfig.transportKind(c.server.transport),
+              target: targetOf(c.server.transport),
+              ...(c.ok
+                ? {
+                  protocolVersion: c.protocolVersion,
+                  era: c.era,
+                  connectMillis: c.connectMillis,
+                  toolCount: c.toolCount
+                }
+                : { elapsedMillis: c.elapsedMillis, error: c.error })
+            }))
+          })
+          return yield* exitWith(failed === 0 ? 0 : 1)
+        }
+
+        const project = file.project === undefined ? "" : ` (with the local servers of project ${file.project})`
+        yield* io.out(`${file.file}${project}: ${servers.length} server${servers.length === 1 ? "" : "s"}`)
+        if (servers.length > 0) yield* io.out("")
+        // The details of the servers that answered are aligned among themselves.
+        const answered = checked.filter((c) => c.ok)
+        const details = table(
+          answered.map((
+            c
+          ) => [
+            c.protocolVersion,
+            `${c.connectMillis} ms`.padStart(8),
+            `${c.toolCount} tool${c.toolCount === 1 ? "" : "s"}`
+          ]),
+          ""
+        )
+        const rows = checked.map((c) => {
+          const transport = `${BridgeConfig.transportKind(c.server.transport)} (${targetOf(c.server.transport)})`
+          return c.ok
+            ? [c.server.name, "ok", transport, details[answered.indexOf(c)]!]
+            : [c.server.name, "FAILED", transport, `${errorTag(c.error)} after ${c.elapsedMillis} ms`]
+        })
+        const lines = table(rows)
+        const indent = " ".repeat(2 + Math.max(...checked.map((c) => c.server.name.length)) + 2)
+        for (const [i, c] of checked.entries()) {
+          yield* io.out(lines[i]!)
+          if (!c.ok) yield* io.out(`${indent}${hang(c.error.message, indent)}`)
+        }
+        if (servers.length > 0) yield* io.out("")
+        yield* io.out(
+          failed === 0
+            ? `${servers.length} of ${servers.length} servers ok`
+            : `${servers.length - failed} of ${servers.length} servers ok, ${failed} failed`
+        )
+        return yield* exitWith(failed === 0 ? 0 : 1)
+      })))
+  })
+).pipe(
+  Command.withDescription(
+    "Connect to every server at once and print, per server: transport, negotiated protocol version, connect time " +
+      "and tool count, or the typed error of the failure. Exits with 1 if any server failed."
+  ),
+  Command.withExamples([
+    {
+      command: "mcp-bridge doctor --config ~/Library/Application\\ Support/Claude/claude_desktop_config.json",
+      description: "Check Claude Desktop's servers"
+    }
+  ])
+)
+
+// -----------------------------------------------------------------------------
+// Running
+// -----------------------------------------------------------------------------
+
+/**
+ * The `mcp-bridge` command with its subcommands.
+ *
+ * @internal
+ */
+export const command = root.pipe(Command.withSubcommands([tools, call, doctor]))
+
+// Usage errors: the errors and where to find help, on stderr (stdout stays for what was asked).
+const presenter: CliOutput.Presenter = {
+  present: Effect.fnUntraced(function*(event) {
+    const formatter = yield* CliOutput.Formatter
+    switch (event._tag) {
+      case "Help":
+        return yield* Effect.sync(() => void process.stdout.write(`${formatter.formatHelpDoc(event.helpDoc)}\n`))
+      case "Version":
+        return yield* Effect.sync(() =>
+          void process.stdout.write(`${formatter.formatVersion(event.name, event.version)}\n`)
+        )
+      case "InvalidInvocation":
+        return yield* Effect.sync(() =>
+          void process.stderr.write(
+            `${formatter.formatErrors(event.errors)}\nSee: ${event.commandPath.join(" ")} --help\n`
+          )
+        )
+    }
+  })
+}
+
+const isUsageError = (error: unknown) =>
+  CliError.isCliError(error) && error._tag === "ShowHelp" && error.errors.length > 0
+
+/**
+ * Runs the command line `args`; fails with `ExitCode` (or a CLI usage error) for a non-zero exit.
+ *
+ * @internal
+ */
+export const run = (
+  args: ReadonlyArray<string>,
+  version: string
+): Effect.Effect<void, unknown, Command.Environment> =>
+  Command.runWith(command, { version })(args).pipe(
+    // Anything unexpected (a defect, an untyped failure) is reported once, with its cause, and exits with 1.
+    Effect.catchCause((cause) => {
+      if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
+      const error = Cause.squash(cause)
+      if (error instanceof ExitCode || isUsageError(error)) return Effect.failCause(cause)
+      if (CliError.isCliError(error) && error._tag === "ShowHelp") return Effect.void
+      return Effect.andThen(
+        write(process.stderr, `mcp-bridge: unexpected error\n${Cause.pretty(cause)}\n`),
+        Effect.fail(new ExitCode({ code: 1 }))
+      )
+    }),
+    Effect.provide(Layer.mergeAll(
+      CliConfig.layer({ builtIns: GlobalFlag.BuiltIns.filter((flag) => flag !== GlobalFlag.Wizard) }),
+      CliOutput.layerPresenter(presenter)
+    )),
+    Effect.provideService(Logger.LogToStderr, true)
+  )
+
+/**
+ * The exit code of a finished run: 0, `ExitCode`'s code, 2 for a usage error, 130 when interrupted. Exits once
+ * stdout and stderr are flushed (a pipe may be asynchronous), also when a library left a handle open.
+ *
+ * @internal
+ */
+export const teardown: Runtime.Teardown = (exit, onExit) => {
+  let code = 0
+  Runtime.defaultTeardown(exit, (c) => code = c)
+  if (Exit.isFailure(exit) && isUsageError(Cause.squash(exit.cause))) code = usageError
+  process.stdout.write("", () =>
+    process.stderr.write("", () => {
+      onExit(code)
+      process.exit(code)
+    }))
+}
