@@ -430,6 +430,17 @@ describe("Cli", () => {
         assert.deepStrictEqual(document(run).servers.map((s: any) => s.name), ["user", "project"])
       }))
 
+    it.effect("a file with no servers: nothing to list or check, exit 0", () =>
+      Effect.gen(function*() {
+        const { write } = yield* Fixtures
+        const file = write("empty.json", { mcpServers: {} })
+        for (const command of ["tools", "doctor"]) {
+          const run = yield* cli([command, "--config", file])
+          assert.strictEqual(run.code, 0)
+          assert.strictEqual(run.stdout, `${file}: no servers in "mcpServers"\n`)
+        }
+      }))
+
     it.effect("--help and --version", () =>
       Effect.gen(function*() {
         const help = yield* cli(["--help"])

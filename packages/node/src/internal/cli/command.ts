@@ -60,18 +60,18 @@ const write = (stream: NodeJS.WriteStream, text: string) => Effect.sync(() => vo
 /** Output of one command: stdout and stderr, with the configuration's secrets scrubbed. */
 interface Io {
   readonly json: boolean
-  readonly secrets: ReadonlyArray<string>
-  readonly out: (text: string) => Effect.Effect<void>
-  readonly err: (text: string) => Effect.Effect<void>
+  /** Lines on stdout. */
+  readonly out: (...lines: ReadonlyArray<string>) => Effect.Effect<void>
+  /** Lines on stderr. */
+  readonly err: (...lines: ReadonlyArray<string>) => Effect.Effect<void>
   /** One JSON document on stdout. */
   readonly document: (value: unknown) => Effect.Effect<void>
 }
 
 const makeIo = (json: boolean, secrets: ReadonlyArray<string>): Io => ({
   json,
-  secrets,
-  out: (text) => write(process.stdout, `${scrub(text, secrets)}\n`),
-  err: (text) => write(process.stderr, `${scrub(text, secrets)}\n`),
+  out: (...lines) => write(process.stdout, scrub(lines.map((line) => `${line}\n`).join(""), secrets)),
+  err: (...lines) => write(process.stderr, scrub(lines.map((line) => `${line}\n`).join(""), secrets)),
   document: (value) => write(process.stdout, `${scrub(JSON.stringify(value, null, 2), secrets)}\n`)
 })
 
@@ -140,12 +140,12 @@ const withBridge = <R>(
   body: (session: Session) => Effect.Effect<void, ExitCode, R>
 ) =>
   Effect.gen(function*() {
-    const plain = makeIo(flags.json, [])
     if (Option.isNone(flags.config)) {
+      const io = makeIo(flags.json, [])
       const message = "no configuration file: pass --config FILE. The usual places are:\n" + usualPathsText()
-      yield* flags.json
-        ? plain.document({ ok: false, error: { _tag: "UsageError", message } })
-        : plain.err(`error: ${message}`)
+      yield* io.json
+        ? io.document({ ok: false, error: { _tag: "UsageError", message } })
+        : io.err(`error: ${message}`)
       return yield* exitWith(usageError)
     }
     const path = flags.config.value
@@ -195,13 +195,43 @@ type Listed =
   }
   | { readonly server: BridgeConfig.ResolvedServer; readonly ok: false; readonly error: ErrorJson }
 
-const progressOf = (io: Io, servers: ReadonlyArray<string>, quietUnlessTty: boolean) =>
+const progressOf = (servers: ReadonlyArray<BridgeConfig.ResolvedServer>, quietUnlessTty: boolean) =>
   Progress.make({
-    servers,
+    servers: servers.map((server) => server.name),
     write: (text) => write(process.stderr, text),
     isTty: process.stderr.isTTY === true,
     quietUnlessTty,
     columns: process.stderr.columns || 100
+  })
+
+const list = (bridge: McpBridge.McpBridge.Service, server: BridgeConfig.ResolvedServer): Effect.Effect<Listed> =>
+  Effect.map(
+    Effect.result(bridge.listServerTools(server.name)),
+    (result): Listed =>
+      Result.isSuccess(result)
+        ? { server, ok: true, tools: result.success }
+        : { server, ok: false, error: errorJson(result.failure) }
+  )
+
+const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`
+
+// One block per server: its tools with their hints and descriptions, cut to `width` columns, or its error.
+const toolsText = (listed: ReadonlyArray<Listed>, width: number): Array<string> =>
+  listed.flatMap((l, i) => {
+    const kind = BridgeConfig.transportKind(l.server.transport)
+    const gap = i > 0 ? [""] : []
+    if (!l.ok) {
+      return [...gap, `${l.server.name} (${kind}): FAILED ${errorTag(l.error)}`, `  ${hang(l.error.message, "  ")}`]
+    }
+    const rows = l.tools.map((tool) => [tool.qualifiedName, hintsOf(tool.annotations).join(" "), tool.description])
+    const nameWidth = Math.max(0, ...rows.map(([name]) => name!.length))
+    const hintWidth = Math.max(0, ...rows.map(([, hints]) => hints!.length))
+    const room = Math.max(30, width - nameWidth - hintWidth - 7)
+    return [
+      ...gap,
+      `${l.server.name} (${kind}, ${plural(l.tools.length, "tool")})`,
+      ...table(rows.map(([name, hints, description]) => [name!, hints!, shortDescription(description, room)]))
+    ]
   })
 
 const tools = Command.make(
@@ -212,23 +242,14 @@ const tools = Command.make(
     yield* withBridge(flags, ({ bridge, config, file, io }) =>
       Effect.scoped(Effect.gen(function*() {
         const servers = [...config.servers.values()]
-        const progress = yield* progressOf(io, servers.map((s) => s.name), true)
-        const listed: ReadonlyArray<Listed> = yield* Effect.forEach(servers, (server) =>
-          bridge.listServerTools(server.name).pipe(
-            Effect.result,
-            Effect.map((result): Listed =>
-              Result.isSuccess(result)
-                ? { server, ok: true, tools: result.success }
-                : { server, ok: false, error: errorJson(result.failure) }
-            ),
-            Effect.tap(() =>
-              progress.done(server.name)
-            )
-          ), { concurrency: "unbounded" })
+        const progress = yield* progressOf(servers, true)
+        const listed = yield* Effect.forEach(
+          servers,
+          (server) => Effect.tap(list(bridge, server), () => progress.done(server.name)),
+          { concurrency: "unbounded" }
+        )
         yield* progress.end
-        const failed = listed.filter((l) =>
-          !l.ok
-        ).length
+        const failed = listed.filter((l) => !l.ok).length
 
         if (io.json) {
           yield* io.document({
@@ -242,35 +263,19 @@ const tools = Command.make(
             })),
             tools: listed.flatMap((l) => l.ok ? l.tools.map(toolJson) : [])
           })
-          return yield* exitWith(failed === 0 ? 0 : 1)
-        }
-
-        if (servers.length === 0) yield* io.out(`${file.file}: no servers in "mcpServers"`)
-        const width = process.stdout.columns || 100
-        for (const [i, l] of listed.entries()) {
-          if (i > 0) yield* io.out("")
-          const kind = BridgeConfig.transportKind(l.server.transport)
-          if (!l.ok) {
-            yield* io.out(`${l.server.name} (${kind}): FAILED ${errorTag(l.error)}`)
-            yield* io.out(`  ${hang(l.error.message, "  ")}`)
-            continue
-          }
-          yield* io.out(`${l.server.name} (${kind}, ${l.tools.length} tool${l.tools.length === 1 ? "" : "s"})`)
-          const rows = l.tools.map((tool) => [tool.qualifiedName, hintsOf(tool.annotations).join(" "), ""])
-          const nameWidth = Math.max(0, ...rows.map((r) => r[0]!.length))
-          const hintWidth = Math.max(0, ...rows.map((r) => r[1]!.length))
-          // On a terminal the line fits its width; elsewhere a description is cut at 80 characters.
-          const room = process.stdout.isTTY === true ? Math.max(30, width - nameWidth - hintWidth - 8) : 80
-          l.tools.forEach((tool, t) => rows[t]![2] = shortDescription(tool.description, room))
-          for (const line of table(rows)) yield* io.out(line)
-        }
-        if (failed > 0) {
-          yield* io.err(`\n${failed} of ${servers.length} server${servers.length === 1 ? "" : "s"} failed`)
+        } else if (servers.length === 0) {
+          yield* io.out(`${file.file}: no servers in "mcpServers"`)
+        } else {
+          // On a terminal the lines fit its width; elsewhere (a pipe, a file) they fit 120 columns.
+          const width = process.stdout.isTTY === true ? process.stdout.columns || 100 : 120
+          yield* io.out(...toolsText(listed, width))
+          if (failed > 0) yield* io.err(`\n${failed} of ${plural(servers.length, "server")} failed`)
         }
         return yield* exitWith(failed === 0 ? 0 : 1)
       })))
   })
 ).pipe(
+  Command.withShortDescription("List every server's tools as server.tool, with their hints"),
   Command.withDescription(
     "List every server's tools as server.tool, with their hints (readOnly, destructive, idempotent, openWorld) " +
       "and a short description. A server that fails is reported with its error; the others are still listed."
@@ -339,6 +344,7 @@ const call = Command.make(
       }))
   })
 ).pipe(
+  Command.withShortDescription("Call a tool and print its result"),
   Command.withDescription(
     "Call a tool and print its result: the text content, then the structured content. Exits with 1 when the call " +
       "fails (the typed error's message on stderr) or the tool answers isError."
@@ -387,6 +393,25 @@ const check = (session: Session, server: BridgeConfig.ResolvedServer): Effect.Ef
     return { server, ok: false, elapsedMillis: endedAt - startedAt, error: errorJson(outcome.failure) }
   })
 
+// One row per server: name, status, transport, then its protocol version, connect time and tool count (aligned
+// among the servers that answered), or its error under it.
+const doctorText = (checked: ReadonlyArray<Checked>): Array<string> => {
+  const answered = checked.filter((c) => c.ok)
+  const details = table(
+    answered.map((c) => [c.protocolVersion, `${c.connectMillis} ms`.padStart(8), plural(c.toolCount, "tool")]),
+    ""
+  )
+  const rows = checked.map((c) => {
+    const transport = `${BridgeConfig.transportKind(c.server.transport)} (${targetOf(c.server.transport)})`
+    return c.ok
+      ? [c.server.name, "ok", transport, details[answered.indexOf(c)]!]
+      : [c.server.name, "FAILED", transport, `${errorTag(c.error)} after ${c.elapsedMillis} ms`]
+  })
+  const indent = " ".repeat(2 + Math.max(...checked.map((c) => c.server.name.length)) + 2)
+  const lines = table(rows)
+  return checked.flatMap((c, i) => c.ok ? [lines[i]!] : [lines[i]!, `${indent}${hang(c.error.message, indent)}`])
+}
+
 const doctor = Command.make(
   "doctor",
   {},
@@ -396,7 +421,7 @@ const doctor = Command.make(
       Effect.scoped(Effect.gen(function*() {
         const { config, file, io } = session
         const servers = [...config.servers.values()]
-        const progress = yield* progressOf(io, servers.map((s) => s.name), io.json)
+        const progress = yield* progressOf(servers, io.json)
         const checked = yield* Effect.forEach(
           servers,
           (server) => Effect.tap(check(session, server), () => progress.done(server.name)),
@@ -429,42 +454,23 @@ const doctor = Command.make(
         }
 
         const project = file.project === undefined ? "" : ` (with the local servers of project ${file.project})`
-        yield* io.out(`${file.file}${project}: ${servers.length} server${servers.length === 1 ? "" : "s"}`)
-        if (servers.length > 0) yield* io.out("")
-        // The details of the servers that answered are aligned among themselves.
-        const answered = checked.filter((c) => c.ok)
-        const details = table(
-          answered.map((
-            c
-          ) => [
-            c.protocolVersion,
-            `${c.connectMillis} ms`.padStart(8),
-            `${c.toolCount} tool${c.toolCount === 1 ? "" : "s"}`
-          ]),
-          ""
-        )
-        const rows = checked.map((c) => {
-          const transport = `${BridgeConfig.transportKind(c.server.transport)} (${targetOf(c.server.transport)})`
-          return c.ok
-            ? [c.server.name, "ok", transport, details[answered.indexOf(c)]!]
-            : [c.server.name, "FAILED", transport, `${errorTag(c.error)} after ${c.elapsedMillis} ms`]
-        })
-        const lines = table(rows)
-        const indent = " ".repeat(2 + Math.max(...checked.map((c) => c.server.name.length)) + 2)
-        for (const [i, c] of checked.entries()) {
-          yield* io.out(lines[i]!)
-          if (!c.ok) yield* io.out(`${indent}${hang(c.error.message, indent)}`)
+        if (servers.length === 0) {
+          yield* io.out(`${file.file}${project}: no servers in "mcpServers"`)
+        } else {
+          yield* io.out(`${file.file}${project}: ${plural(servers.length, "server")}`, "")
+          yield* io.out(...doctorText(checked))
+          yield* io.out(
+            "",
+            failed === 0
+              ? `${servers.length} of ${plural(servers.length, "server")} ok`
+              : `${servers.length - failed} of ${plural(servers.length, "server")} ok, ${failed} failed`
+          )
         }
-        if (servers.length > 0) yield* io.out("")
-        yield* io.out(
-          failed === 0
-            ? `${servers.length} of ${servers.length} servers ok`
-            : `${servers.length - failed} of ${servers.length} servers ok, ${failed} failed`
-        )
         return yield* exitWith(failed === 0 ? 0 : 1)
       })))
   })
 ).pipe(
+  Command.withShortDescription("Connect to every server and report on each"),
   Command.withDescription(
     "Connect to every server at once and print, per server: transport, negotiated protocol version, connect time " +
       "and tool count, or the typed error of the failure. Exits with 1 if any server failed."

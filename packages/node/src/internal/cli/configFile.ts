@@ -87,6 +87,38 @@ export const read = Effect.fnUntraced(function*(path: string) {
   const mcpServers = hasLocal
     ? { ...(isRecord(parsed.mcpServers) ? parsed.mcpServers : {}), ...local }
     : parsed.mcpServers
-  const config = parsed.bridge === undefined ? { mcpServers } : { mcpServers, bridge: parsed.bridge }
-  return { file, config, project: hasLocal ? cwd : undefined } satisfies ConfigFile
+  return { file, config: forCli(mcpServers, parsed.bridge), project: hasLocal ? cwd : undefined } satisfies ConfigFile
+})
+
+/**
+ * The settings the CLI runs servers with, under the file's own: 30 seconds to connect (a first `npx -y` may download
+ * its package), and one session per server (`pool.min` 0), for which a caller waits as long as the connect takes (so
+ * that a slow server shows its own error, not the pool's `PoolTimeout`).
+ *
+ * @internal
+ */
+export const cliDefaults = { connectTimeout: "30 seconds" } as const
+
+const cliPool = { min: 0, acquireTimeout: "10 minutes" } as const
+
+// Only well-formed sections are changed: anything else is left for the decoder to report.
+const withCliPool = (bridge: unknown): unknown =>
+  isRecord(bridge) && (bridge.pool === undefined || isRecord(bridge.pool))
+    ? { ...bridge, pool: { ...bridge.pool, ...cliPool } }
+    : bridge
+
+const forCli = (mcpServers: unknown, bridge: unknown) => ({
+  mcpServers: isRecord(mcpServers)
+    ? Object.fromEntries(
+      Object.entries(mcpServers).map(([name, entry]) => [
+        name,
+        isRecord(entry) && entry.bridge !== undefined ? { ...entry, bridge: withCliPool(entry.bridge) } : entry
+      ])
+    )
+    : mcpServers,
+  bridge: bridge === undefined
+    ? withCliPool(cliDefaults)
+    : isRecord(bridge)
+    ? withCliPool({ ...cliDefaults, ...bridge })
+    : bridge
 })
