@@ -61,7 +61,12 @@ const groupAlive = (pid: number) => {
 /** Runs `mcp-bridge ...args` from sources; fails the test if it leaves a process of its group or prints a secret. */
 const cli = (
   args: ReadonlyArray<string>,
-  options: { readonly cwd?: string; readonly interruptWhen?: (stderr: string) => boolean } = {}
+  options: {
+    readonly cwd?: string
+    readonly interruptWhen?: (stderr: string) => boolean
+    /** Close the reading end of stdout at once, as `mcp-bridge ... | head -0` would. */
+    readonly closeStdout?: boolean
+  } = {}
 ) =>
   Effect.promise(() =>
     new Promise<Run>((resolve, reject) => {
@@ -73,7 +78,8 @@ const cli = (
       })
       let stdout = ""
       let stderr = ""
-      child.stdout.on("data", (chunk) => stdout += chunk)
+      if (options.closeStdout === true) child.stdout.destroy()
+      else child.stdout.on("data", (chunk) => stdout += chunk)
       let interrupted = false
       child.stderr.on("data", (chunk) => {
         stderr += chunk
@@ -379,6 +385,14 @@ describe("Cli", () => {
         })
         assert.strictEqual(interrupted.code, 130)
         assert.strictEqual(interrupted.stdout, "")
+      }))
+
+    it.effect("a reader that closes stdout early: no crash, every child process ended", () =>
+      Effect.gen(function*() {
+        const { good } = yield* Fixtures
+        const run = yield* cli(["tools", "--json", "--config", good], { closeStdout: true })
+        assert.strictEqual(run.code, 0)
+        assert.strictEqual(run.stderr, "")
       }))
 
     it.effect("a missing, unreadable or invalid configuration is a clear error (exit 2)", () =>

@@ -55,7 +55,18 @@ const exitWith = (code: number): Effect.Effect<void, ExitCode> =>
 
 const usageError = 2
 
-const write = (stream: NodeJS.WriteStream, text: string) => Effect.sync(() => void stream.write(text))
+// A reader that went away (`mcp-bridge tools | head -1`) closes the pipe: what is left to print is dropped, and the
+// command still ends its sessions and child processes before it exits.
+const write = (stream: NodeJS.WriteStream, text: string) =>
+  Effect.sync(() => {
+    if (!stream.destroyed) stream.write(text)
+  })
+
+const ignoreOutputErrors = Effect.sync(() => {
+  for (const stream of [process.stdout, process.stderr]) {
+    if (stream.listenerCount("error") === 0) stream.on("error", () => stream.destroy())
+  }
+})
 
 /** Output of one command: stdout and stderr, with the configuration's secrets scrubbed. */
 interface Io {
@@ -500,16 +511,13 @@ const presenter: CliOutput.Presenter = {
     const formatter = yield* CliOutput.Formatter
     switch (event._tag) {
       case "Help":
-        return yield* Effect.sync(() => void process.stdout.write(`${formatter.formatHelpDoc(event.helpDoc)}\n`))
+        return yield* write(process.stdout, `${formatter.formatHelpDoc(event.helpDoc)}\n`)
       case "Version":
-        return yield* Effect.sync(() =>
-          void process.stdout.write(`${formatter.formatVersion(event.name, event.version)}\n`)
-        )
+        return yield* write(process.stdout, `${formatter.formatVersion(event.name, event.version)}\n`)
       case "InvalidInvocation":
-        return yield* Effect.sync(() =>
-          void process.stderr.write(
-            `${formatter.formatErrors(event.errors)}\nSee: ${event.commandPath.join(" ")} --help\n`
-          )
+        return yield* write(
+          process.stderr,
+          `${formatter.formatErrors(event.errors)}\nSee: ${event.commandPath.join(" ")} --help\n`
         )
     }
   })
@@ -527,7 +535,7 @@ export const run = (
   args: ReadonlyArray<string>,
   version: string
 ): Effect.Effect<void, unknown, Command.Environment> =>
-  Command.runWith(command, { version })(args).pipe(
+  Effect.andThen(ignoreOutputErrors, Command.runWith(command, { version })(args)).pipe(
     // Anything unexpected (a defect, an untyped failure) is reported once, with its cause, and exits with 1.
     Effect.catchCause((cause) => {
       if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
@@ -556,8 +564,10 @@ export const teardown: Runtime.Teardown = (exit, onExit) => {
   let code = 0
   Runtime.defaultTeardown(exit, (c) => code = c)
   if (Exit.isFailure(exit) && isUsageError(Cause.squash(exit.cause))) code = usageError
-  process.stdout.write("", () =>
-    process.stderr.write("", () => {
+  const flush = (stream: NodeJS.WriteStream, then: () => void) =>
+    stream.destroyed ? then() : stream.write("", () => then())
+  flush(process.stdout, () =>
+    flush(process.stderr, () => {
       onExit(code)
       process.exit(code)
     }))
