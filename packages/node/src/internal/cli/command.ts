@@ -79,12 +79,17 @@ interface Io {
   readonly document: (value: unknown) => Effect.Effect<void>
 }
 
-const makeIo = (json: boolean, secrets: ReadonlyArray<string>): Io => ({
-  json,
-  out: (...lines) => write(process.stdout, scrub(lines.map((line) => `${line}\n`).join(""), secrets)),
-  err: (...lines) => write(process.stderr, scrub(lines.map((line) => `${line}\n`).join(""), secrets)),
-  document: (value) => write(process.stdout, `${scrub(JSON.stringify(value, null, 2), secrets)}\n`)
-})
+const makeIo = (json: boolean, secrets: ReadonlyArray<string>): Io => {
+  // In a JSON document a secret with a quote or a backslash appears escaped.
+  const inJson = [...new Set(secrets.flatMap((secret) => [JSON.stringify(secret).slice(1, -1), secret]))]
+    .sort((a, b) => b.length - a.length)
+  return {
+    json,
+    out: (...lines) => write(process.stdout, scrub(lines.map((line) => `${line}\n`).join(""), secrets)),
+    err: (...lines) => write(process.stderr, scrub(lines.map((line) => `${line}\n`).join(""), secrets)),
+    document: (value) => write(process.stdout, `${scrub(JSON.stringify(value, null, 2), inJson)}\n`)
+  }
+}
 
 // -----------------------------------------------------------------------------
 // Flags shared by every command
