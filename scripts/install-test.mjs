@@ -8,7 +8,8 @@
 // 3. On each Node (the lowest that `engines` allows, and Node 24; each the `node` package from the registry, installed
 //    into a scratch directory): runs a plain .mjs program (createBridge from @mcp-bridge/node, the stdio test server
 //    of @mcp-bridge/testing and a Streamable HTTP one, listTools and callTool), type-checks a .ts Effect program with
-//    `tsc --strict` against the installed declarations, and runs it. A program must end by itself once it closed its
+//    `tsc --strict` against the installed declarations, and runs it; then runs the installed `mcp-bridge` command
+//    (`tools --json`) against the installed stdio test server. A program must end by itself once it closed its
 //    bridge, leaving no child process behind.
 //
 // Plain JavaScript with Node's built-ins only, so that it runs on any Node from 20 on. Every step has a timeout;
@@ -368,6 +369,18 @@ console.log("callTool   ", "local.echo ->", outcome.text, "| local.nope ->", out
 if (outcome.text !== '{"hello":"effect"}' || outcome.missing !== "UnknownTool") throw new Error("unexpected outcome")
 `
 
+// The configuration the installed CLI reads: the installed stdio test server, in a Claude Desktop-style file (other
+// settings next to `mcpServers`).
+const cliConfigMjs = `import { TestServer } from "@mcp-bridge/testing"
+import { writeFileSync } from "node:fs"
+
+const { command, args } = TestServer.stdioCommand({
+  name: "install-test",
+  tools: [{ name: "echo", annotations: { readOnlyHint: true }, respond: { kind: "echo" } }]
+})
+writeFileSync(process.argv[2], JSON.stringify({ globalShortcut: "", mcpServers: { local: { command, args: [...args] } } }))
+`
+
 const tsconfig = {
   compilerOptions: {
     strict: true,
@@ -399,6 +412,34 @@ const onNode = async (version, binary) => {
   console.log(indent(effect.stdout))
   const warnings = effect.stderr.trim()
   if (warnings) console.log(indent(`stderr: ${warnings}`))
+  await cli(version, binary, env)
+}
+
+// The installed `mcp-bridge` bin (dist/bin/mcp-bridge.js through node_modules/.bin, started by the Node on PATH).
+const cli = async (version, binary, env) => {
+  const config = `mcp-${version}.json`
+  await run(binary, ["cli-config.mjs", config], { cwd: app, env, timeoutMs: 30_000 })
+  const bin = join("node_modules", ".bin", process.platform === "win32" ? "mcp-bridge.cmd" : "mcp-bridge")
+  const tools = await run(join(app, bin), ["tools", "--json", "--config", config], {
+    cwd: app,
+    env,
+    timeoutMs: 60_000,
+    leftovers: "fail"
+  })
+  let doc
+  try {
+    doc = JSON.parse(tools.stdout)
+  } catch {
+    throw new StepError(`mcp-bridge tools --json printed more than one JSON document:\n${indent(tools.stdout)}`)
+  }
+  const names = doc.tools.map((tool) => tool.name).sort()
+  if (doc.ok !== true || JSON.stringify(names) !== JSON.stringify(["local.__stats", "local.echo"])) {
+    throw new StepError(`mcp-bridge tools --json: unexpected document\n${indent(tools.stdout)}`)
+  }
+  const echo = doc.tools.find((tool) => tool.name === "local.echo")
+  if (echo.annotations.readOnlyHint !== true) throw new StepError(`local.echo lost its hints: ${JSON.stringify(echo)}`)
+  log(`node ${version}: ${bin} tools --json (installed bin, stdio test server) passed: ${seconds(tools.millis)}`)
+  console.log(indent(`tools       ${JSON.stringify(names)}; servers ${JSON.stringify(doc.servers)}`))
 }
 
 // -----------------------------------------------------------------------------
@@ -417,6 +458,7 @@ try {
   writeFileSync(join(app, "smoke.mjs"), smokeMjs)
   writeFileSync(join(app, "effect.ts"), effectTs)
   writeFileSync(join(app, "tsconfig.json"), JSON.stringify(tsconfig, null, 2))
+  writeFileSync(join(app, "cli-config.mjs"), cliConfigMjs)
   for (const [i, version] of nodeVersions.entries()) await onNode(version, binaries[i])
   log(`passed on node ${nodeVersions.join(" and ")} in ${seconds(Date.now() - started)}`)
 } catch (error) {

@@ -57,6 +57,9 @@ export const make = (options: Options = {}): McpTransport.McpTransport.Service =
               return transport.pid ?? undefined
             },
             stderrTail: () => transport.stderrTail(),
+            // The session's scope ends the process itself: a session interrupted while it connects has a client
+            // that never took the transport over, so `client.close()` alone would leave the child running.
+            terminate: () => transport.close(),
             kill: () => transport.kill()
           }
         },

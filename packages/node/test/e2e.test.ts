@@ -2,9 +2,12 @@ import { assert, describe, it } from "@effect/vitest"
 import { BridgeConfig, ConnectionPool, McpBridge } from "@mcp-bridge/core"
 import { createBridge, NodeTransport } from "@mcp-bridge/node"
 import { TestServer } from "@mcp-bridge/testing"
-import { Effect } from "effect"
+import { Effect, Exit, Layer, Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { createRequire } from "node:module"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { freePort } from "./helpers.ts"
 
 const tools: ReadonlyArray<TestServer.TestTool> = [
@@ -59,6 +62,40 @@ describe("stdio end to end", () => {
     const { command, args } = TestServer.stdioCommand({ tools })
     return { mcpServers: { s: { command, args: [...args], bridge: { pool } } } }
   }
+
+  it.live("a session still connecting when the scope closes leaves no child process", () =>
+    Effect.gen(function*() {
+      // A server that never answers the handshake, and says where it runs.
+      const dir = mkdtempSync(join(tmpdir(), "mcp-bridge-e2e-"))
+      const pidFile = join(dir, "pid")
+      const silent = {
+        mcpServers: {
+          s: {
+            command: process.execPath,
+            args: [
+              "-e",
+              "require('fs').writeFileSync(process.argv[1], String(process.pid)); setInterval(() => {}, 1000)",
+              pidFile
+            ]
+          }
+        }
+      }
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(bridgeLayer(silent), scope)
+      yield* Effect.forkIn(call("s.echo").pipe(Effect.provide(context)), scope)
+      assert.isTrue(yield* waitUntil(() => existsSync(pidFile) && readFileSync(pidFile, "utf8") !== ""))
+      const pid = Number(readFileSync(pidFile, "utf8"))
+      // Whatever the outcome, the test leaves nothing behind.
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          if (isAlive(pid)) process.kill(pid, "SIGKILL")
+          rmSync(dir, { recursive: true, force: true })
+        })
+      )
+      assert.isTrue(isAlive(pid))
+      yield* Scope.close(scope, Exit.void)
+      assert.isFalse(isAlive(pid), "the child of the interrupted connect is still running")
+    }))
 
   it.live("never runs more than `max` child processes", () =>
     Effect.gen(function*() {
