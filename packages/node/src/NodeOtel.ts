@@ -74,6 +74,9 @@ export const traceContext = (): BridgeClient.TraceContext | undefined => {
 }
 
 /**
+ * Options of {@link layerGlobal}: which of the bridge's signals go to the app's global OpenTelemetry providers, and
+ * how long closing waits for the last metrics collection.
+ *
  * @since 0.1.0
  */
 export interface Options {
