@@ -211,6 +211,22 @@ export const defaults = {
   circuitBreaker: { failures: 5, window: 20, openFor: Duration.seconds(30) }
 } as const
 
+// Commands that may download the server before starting it (a package runner, a container): a first start on a cold
+// cache takes seconds to minutes, so their sessions get longer to open.
+const packageRunners = new Set(["npx", "pnpx", "bunx", "uvx", "uv", "pipx", "pnpm", "yarn", "deno", "docker", "podman"])
+const downloadsFirst = (transport: object): boolean => {
+  const command = (transport as { readonly command?: unknown }).command
+  if (typeof command !== "string") return false
+  const base = command.slice(Math.max(command.lastIndexOf("/"), command.lastIndexOf("\\")) + 1).replace(
+    /\.(cmd|exe)$/i,
+    ""
+  )
+  return packageRunners.has(base)
+}
+
+/** The `connectTimeout` of stdio servers started by a package runner (`npx -y`, `uvx`, `docker run`...). */
+const runnerConnectTimeout = Duration.seconds(60)
+
 const resolveServer = (
   name: string,
   server: ServerConfig,
@@ -226,7 +242,8 @@ const resolveServer = (
     transport,
     timeout: bridge?.timeout ?? global?.timeout ?? defaults.timeout,
     deadline: bridge?.deadline ?? global?.deadline,
-    connectTimeout: bridge?.connectTimeout ?? global?.connectTimeout ?? defaults.connectTimeout,
+    connectTimeout: bridge?.connectTimeout ?? global?.connectTimeout ??
+      (downloadsFirst(transport) ? runnerConnectTimeout : defaults.connectTimeout),
     maxMessageBytes: bridge?.maxMessageBytes ?? global?.maxMessageBytes ?? defaults.maxMessageBytes,
     logLevel: bridge?.logLevel ?? global?.logLevel,
     protocol: bridge?.protocol ?? global?.protocol ?? defaults.protocol,

@@ -257,7 +257,11 @@ export const BridgeSettings = Schema.Struct({
   timeout: Schema.optionalKey(DurationInput),
   /** Overall deadline of one tool call: every wait and every attempt. Default: twice the attempt's `timeout`. */
   deadline: Schema.optionalKey(DurationInput),
-  /** Deadline of opening a session (spawn or HTTP handshake, plus negotiation). */
+  /**
+   * Deadline of opening a session (spawn or HTTP handshake, plus negotiation). Default: 15 seconds; 60 seconds for a
+   * stdio server started by a package runner (`npx`, `uvx`, `bunx`, `pnpm`, `docker`...), whose first start may
+   * download it.
+   */
   connectTimeout: Schema.optionalKey(DurationInput),
   /** The least severe log level the server should send (its messages go to `ClientHandlers.log`). */
   logLevel: Schema.optionalKey(

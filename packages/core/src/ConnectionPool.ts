@@ -479,7 +479,11 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     Effect.withFiber((fiber) => {
       const clock = fiber.getRef(Clock.Clock)
       const start = clock.currentTimeMillisUnsafe()
-      const acquireMillis = Duration.toMillis(server.pool.acquireTimeout)
+      // With no session open yet, the wait is for a connect, which `connectTimeout` bounds (its failure is what the
+      // caller then gets): a cold `npx -y` server may take longer to start than a free session takes to come.
+      const acquireMillis = openCount(pool) === 0
+        ? Math.max(Duration.toMillis(server.pool.acquireTimeout), Duration.toMillis(server.connectTimeout) + 1_000)
+        : Duration.toMillis(server.pool.acquireTimeout)
       const byDeadline = call !== undefined && call.deadlineAt - start < acquireMillis
       const waitMillis = byDeadline ? Math.max(0, call!.deadlineAt - start) : acquireMillis
       let leased = false

@@ -43,6 +43,48 @@ export interface StdioOptions {
 const redacted = "<redacted>"
 const minSecretLength = 4
 
+// Besides the SDK's default environment (HOME, PATH, USER...), what a child needs to reach the network and read text
+// as its parent does: proxies, extra CA certificates (a TLS-inspecting proxy), npm's registry and cache settings (for
+// `npx -y`), locale and temporary directory. Nothing that holds a credential: npm settings naming an auth or a token
+// are left out, and proxy URLs are passed as they are (a proxy's credentials are the parent's to share).
+const inheritedNames = [
+  "HTTP_PROXY",
+  "HTTPS_PROXY",
+  "NO_PROXY",
+  "http_proxy",
+  "https_proxy",
+  "no_proxy",
+  "NODE_EXTRA_CA_CERTS",
+  "SSL_CERT_FILE",
+  "SSL_CERT_DIR",
+  "REQUESTS_CA_BUNDLE",
+  "LANG",
+  "LC_ALL",
+  "LC_CTYPE",
+  "TMPDIR",
+  "XDG_CACHE_HOME",
+  "XDG_CONFIG_HOME",
+  "XDG_DATA_HOME"
+]
+const networkEnvironment = (): Record<string, string> => {
+  const env: Record<string, string> = {}
+  for (const name of inheritedNames) {
+    const value = process.env[name]
+    if (value !== undefined) env[name] = value
+  }
+  for (const [name, value] of Object.entries(process.env)) {
+    if (value === undefined || !/^npm_config_/i.test(name) || /auth|token|password|_key|cert/i.test(name)) continue
+    if (
+      /^npm_config_(registry|cache|prefer_offline|prefer_online|offline|proxy|https_proxy|noproxy|userconfig)$/i.test(
+        name
+      )
+    ) {
+      env[name] = value
+    }
+  }
+  return env
+}
+
 /**
  * Scrubs secrets from a stream of text as it arrives: whole secrets are replaced, and the end of each chunk that
  * could be the start of a secret is held back until the next chunk says whether it is one.
@@ -140,7 +182,7 @@ export class StdioTransport implements Transport {
     if (this.child !== undefined) return Promise.reject(new Error("StdioTransport already started"))
     return new Promise((resolve, reject) => {
       const child = spawn(this.options.command, [...this.options.args], {
-        env: { ...getDefaultEnvironment(), ...this.options.env },
+        env: { ...getDefaultEnvironment(), ...networkEnvironment(), ...this.options.env },
         stdio: ["pipe", "pipe", "pipe"],
         shell: process.platform === "win32",
         windowsHide: true,
