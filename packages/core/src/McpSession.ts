@@ -24,6 +24,7 @@ import * as ClientHandlers from "./ClientHandlers.ts"
 import * as Interaction from "./internal/interaction.ts"
 import { scrub } from "./internal/scrub.ts"
 import * as SdkErrors from "./internal/sdkErrors.ts"
+import * as ToolCall from "./internal/toolCall.ts"
 import {
   Closed,
   ConnectFailed,
@@ -463,50 +464,103 @@ export const make = Effect.fnUntraced(function*(
         : requestOnClock(operation, timeout, run)
     )
 
-  // A `tools/call`, with the rounds of a 2026-07-28 `input_required` result fulfilled here and retried on this
-  // session (never above it, so never cached or coalesced), up to `maxInputRounds`.
+  // A `tools/call` at the SDK's request level (see internal/toolCall.ts), with the rounds of a 2026-07-28
+  // `input_required` result fulfilled here and retried on this session (never above it, so never cached or
+  // coalesced), up to `maxInputRounds`, all within `timeoutMillis`.
   const callTool = async (
     params: CallParams,
     signal: AbortSignal,
     timeoutMillis: number,
     callOptions: CallOptions | undefined
   ): Promise<CallToolResult> => {
+    const definition = callOptions?.definition
+    ToolCall.assertCompiles(params.name, definition)
     const key = nextCall++
     inFlight.set(key, { tool: params.name, identity: callOptions?.identity })
     try {
       const meta = era === "modern" && logLevel !== undefined
         ? { ...params._meta, [LOG_LEVEL_META_KEY]: logLevel }
         : params._meta
-      const base = { ...params, ...(meta === undefined ? {} : { _meta: meta }) } as Parameters<Client["callTool"]>[0]
-      const requestOptions = {
-        signal,
-        timeout: timeoutMillis,
-        allowInputRequired: true,
-        ...(callOptions?.onProgress === undefined ? {} : { onprogress: callOptions.onProgress }),
-        ...(callOptions?.definition === undefined ? {} : { toolDefinition: callOptions.definition })
-      }
-      let current = base
-      for (let round = 0;; round++) {
-        const result = await client.callTool(current, requestOptions) as CallToolResult
-        if (!isInputRequiredResult(result)) {
-          if (round > 0) interactive.add(result)
-          return result
+      const base: Record<string, unknown> = meta === params._meta ? { ...params } : { ...params, _meta: meta }
+      const onprogress = callOptions?.onProgress
+      const viaCallTool = era === "modern" && ToolCall.mirrorsHeaders(definition)
+      const send = (request: Record<string, unknown>, timeout: number): Promise<CallToolResult> => {
+        const options = {
+          signal,
+          timeout,
+          allowInputRequired: true,
+          ...(onprogress === undefined ? {} : { onprogress })
         }
-        if (round >= maxInputRounds) {
-          throw new ProtocolError(-32603, `the server asked for input more than ${maxInputRounds} times`)
-        }
-        const asked: ClientHandlers.Origin = { server: server.name, tool: params.name, identity: callOptions?.identity }
-        const inputResponses = await Interaction.fulfil(result.inputRequests ?? {}, handlers, asked, runHandler)
-        current = {
-          ...base,
-          inputResponses,
-          ...(result.requestState === undefined ? {} : { requestState: result.requestState })
-        } as Parameters<Client["callTool"]>[0]
+        return viaCallTool
+          ? client.callTool(request as Parameters<Client["callTool"]>[0], { ...options, toolDefinition: definition! })
+            .then((result) => result as CallToolResult)
+          : client.request({ method: "tools/call", params: request }, ToolCall.callResultSchema, options)
       }
+      let result = await send(base, timeoutMillis)
+      if (isInputRequiredResult(result)) {
+        const deadline = Date.now() + timeoutMillis
+        const left = () => {
+          const millis = deadline - Date.now()
+          if (millis <= 0) throw new SdkError(SdkErrorCode.RequestTimeout, "Request timed out")
+          return millis
+        }
+        for (let round = 1; isInputRequiredResult(result); round++) {
+          if (round > maxInputRounds) {
+            throw new ProtocolError(-32603, `the server asked for input more than ${maxInputRounds} times`)
+          }
+          const asked: ClientHandlers.Origin = {
+            server: server.name,
+            tool: params.name,
+            identity: callOptions?.identity
+          }
+          const inputResponses = await Interaction.fulfil(result.inputRequests ?? {}, handlers, asked, runHandler, {
+            signal,
+            timeoutMillis: left()
+          })
+          result = await send({
+            ...base,
+            inputResponses,
+            ...(result.requestState === undefined ? {} : { requestState: result.requestState })
+          }, left())
+        }
+        interactive.add(result)
+      }
+      if (!viaCallTool) await ToolCall.checkOutput(params.name, definition, result)
+      return result
     } finally {
       inFlight.delete(key)
     }
   }
+
+  // The live clock's `tools/call`: the SDK's own timer is the call's deadline (one timer per call; its timeout
+  // surfaces as `Timeout`), the `AbortController` cancels it on the wire when the fiber is interrupted.
+  const callLive = (
+    params: CallParams,
+    timeoutMillis: number,
+    callOptions: CallOptions | undefined
+  ): Effect.Effect<CallToolResult, McpSessionError> =>
+    Effect.callback<CallToolResult, McpSessionError>((resume) => {
+      const operation = `tools/call ${params.name}`
+      if (!open) {
+        resume(Effect.fail(fail(operation, timeoutMillis)(undefined)))
+        return
+      }
+      const controller = new AbortController()
+      let settled = false
+      callTool(params, controller.signal, Math.min(timeoutMillis, 2_147_483_647), callOptions).then(
+        (value) => {
+          settled = true
+          resume(Effect.succeed(value))
+        },
+        (error) => {
+          settled = true
+          resume(Effect.fail(fail(operation, timeoutMillis)(error)))
+        }
+      )
+      return Effect.sync(() => {
+        if (!settled) controller.abort()
+      })
+    })
 
   // The verdict for later sessions. A legacy verdict after a probe that only timed out may be a modern server that was
   // slow to start (a cold `npx -y`): not kept, so that the next session probes again.
@@ -527,10 +581,14 @@ export const make = Effect.fnUntraced(function*(
       ? undefined
       : { kind: "legacy" },
     callTool: (params, timeout, callOptions) =>
-      request(
-        `tools/call ${params.name}`,
-        timeout,
-        (signal, sdkTimeout) => callTool(params, signal, sdkTimeout, callOptions)
+      Effect.withFiber((fiber) =>
+        fiber.getRef(Clock.Clock) === liveClock
+          ? callLive(params, Duration.toMillis(timeout), callOptions)
+          : requestOnClock(
+            `tools/call ${params.name}`,
+            timeout,
+            (signal, sdkTimeout) => callTool(params, signal, sdkTimeout, callOptions)
+          )
       ),
     listTools: (timeout) =>
       request("tools/list", timeout, async (signal, sdkTimeout) => {

@@ -13,6 +13,7 @@ import type {
   InputResponses,
   LoggingLevel
 } from "@modelcontextprotocol/client"
+import { SdkError, SdkErrorCode } from "@modelcontextprotocol/client"
 import { Effect } from "effect"
 import type { ClientHandlers, Origin } from "../ClientHandlers.ts"
 import { logToEffect } from "../ClientHandlers.ts"
@@ -58,7 +59,28 @@ export const register = (
 }
 
 /** Answers each embedded request of an `input_required` result with the handlers. @internal */
-export const fulfil = async (
+export const fulfil = (
+  requests: InputRequests,
+  handlers: ClientHandlers.Service,
+  origin: Origin,
+  run: Run,
+  bound: { readonly signal: AbortSignal; readonly timeoutMillis: number }
+): Promise<InputResponses> =>
+  new Promise<InputResponses>((resolve, reject) => {
+    // The handlers (a user answering a form) take from the call's time, and stop with it.
+    const timer = setTimeout(
+      () => reject(new SdkError(SdkErrorCode.RequestTimeout, "Request timed out while the client answered the server")),
+      bound.timeoutMillis
+    )
+    const onAbort = () => reject(bound.signal.reason)
+    bound.signal.addEventListener("abort", onAbort, { once: true })
+    fulfilAll(requests, handlers, origin, run).then(resolve, reject).finally(() => {
+      clearTimeout(timer)
+      bound.signal.removeEventListener("abort", onAbort)
+    })
+  })
+
+const fulfilAll = async (
   requests: InputRequests,
   handlers: ClientHandlers.Service,
   origin: Origin,
