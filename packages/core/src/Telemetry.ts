@@ -187,8 +187,16 @@ export const make = Effect.fnUntraced(function*(
   const wireSpans = options.wireSpans !== false
   const tracedMark = wireSpans ? "wire" as const : "call" as const
 
-  const seriesOf = (server: ResolvedServer, tool: string) =>
-    recorder.calls(server.name, transportKind(server.transport), tool)
+  // The series of a tool, kept with its policy (one per tool and tool list): no key built per call.
+  const seriesByPolicy = new WeakMap<CallRequest["policy"], MetricsRecorder.CallSeries>()
+  const seriesOf = (request: CallRequest): MetricsRecorder.CallSeries => {
+    let series = seriesByPolicy.get(request.policy)
+    if (series === undefined) {
+      series = recorder.calls(request.server.name, transportKind(request.server.transport), request.tool)
+      seriesByPolicy.set(request.policy, series)
+    }
+    return series
+  }
 
   const spanPlans = new Map<string, SpanPlan>()
   const spanPlanOf = (server: ResolvedServer, tool: string): SpanPlan => {
@@ -246,7 +254,7 @@ export const make = Effect.fnUntraced(function*(
 
   const metricsOnly = <E>(next: ToolCaller<E>): ToolCaller<E> => (request: CallRequest) =>
     Effect.withFiber((fiber) => {
-      const series = seriesOf(request.server, request.tool)
+      const series = seriesOf(request)
       const clock = fiber.getRef(Clock.Clock)
       const start = clock.currentTimeNanosUnsafe()
       series.started()
@@ -254,7 +262,7 @@ export const make = Effect.fnUntraced(function*(
     })
 
   const traced = <E>(next: ToolCaller<E>): ToolCaller<E> => (request: CallRequest) => {
-    const series = seriesOf(request.server, request.tool)
+    const series = seriesOf(request)
     const plan = spanPlanOf(request.server, request.tool)
     const external = request.meta === undefined ? undefined : parseTraceparent(request.meta.traceparent)
     const marked: CallRequest = { ...request, traced: tracedMark }
