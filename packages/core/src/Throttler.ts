@@ -396,37 +396,35 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     )
   }
 
-  // Passes the rate gates from `index` on, holding each gate's turnstile from its turn until the call is through the
-  // last one; the call is recorded in every gate when it passes the last.
-  const throughGates = <A, E>(
+  // Admits the call through the rate gates from `index` on, holding each gate's turnstile from its turn until the call
+  // is through the last one; the call is recorded in every gate when it passes the last. The turnstiles are released
+  // as soon as the call is admitted: they order admissions, never the calls themselves.
+  const throughGates = (
     ticket: Ticket,
     index: number,
-    passed: Array<RateGate>,
-    inner: Effect.Effect<A, E>
-  ): Effect.Effect<A, E | ThrottlerError | McpBridgeError> => {
+    passed: Array<RateGate>
+  ): Effect.Effect<void, ThrottlerError | McpBridgeError> => {
     const plan = ticket.plan
     if (index === plan.gates.length) {
-      return Effect.suspend(() => {
-        const now = Effect.clockWith((clock) => Effect.succeed(clock.currentTimeMillisUnsafe()))
-        return Effect.flatMap(now, (at) => {
-          for (const gate of passed) record(gate, at)
-          if (ticket.waitedFor !== undefined) {
-            recorder.throttleWaited(ticket.plan.server, ticket.waitedFor, (at - ticket.start) / 1000)
-          }
-          return inner
-        })
+      return Effect.clockWith((clock) => {
+        const at = clock.currentTimeMillisUnsafe()
+        for (const gate of passed) record(gate, at)
+        if (ticket.waitedFor !== undefined) {
+          recorder.throttleWaited(ticket.plan.server, ticket.waitedFor, (at - ticket.start) / 1000)
+        }
+        return Effect.void
       })
     }
     const gate = plan.gates[index]!
     return Effect.uninterruptibleMask((restore) =>
       Effect.clockWith((clock) => {
         const now = clock.currentTimeMillisUnsafe()
-        const held = (after: Effect.Effect<A, E | ThrottlerError | McpBridgeError>) =>
+        const held = (after: Effect.Effect<void, ThrottlerError | McpBridgeError>) =>
           Effect.ensuring(restore(after), gate.turnstile.release(1))
-        const pass = (): Effect.Effect<A, E | ThrottlerError | McpBridgeError> => {
+        const pass = (): Effect.Effect<void, ThrottlerError | McpBridgeError> => {
           const at = Math.max(admitAt(gate), ...passed.map(admitAt))
           const current = clock.currentTimeMillisUnsafe()
-          if (at <= current) return throughGates(ticket, index + 1, [...passed, gate], inner)
+          if (at <= current) return throughGates(ticket, index + 1, [...passed, gate])
           startWait(ticket, current)
           if (plan.failFast || at > ticket.until) {
             if (!plan.failFast && ticket.untilDeadline) return deadlinePassed(ticket, "rate-limit")
@@ -435,7 +433,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
           ticket.waitedFor = gate.limits[0]!.kind
           return Effect.andThen(
             Effect.sleep(Duration.millis(at - current)),
-            Effect.suspend(() => throughGates(ticket, index + 1, [...passed, gate], inner))
+            Effect.suspend(() => throughGates(ticket, index + 1, [...passed, gate]))
           )
         }
         // Free turnstile and nobody waiting: no queue to join.
@@ -447,7 +445,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         }
         return waitTurn()
 
-        function waitTurn(): Effect.Effect<A, E | ThrottlerError | McpBridgeError> {
+        function waitTurn(): Effect.Effect<void, ThrottlerError | McpBridgeError> {
           startWait(ticket, now)
           if (plan.failFast) {
             return rateRefused(ticket, gate, Math.max(0, admitAt(gate) - now))
@@ -471,7 +469,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const withSlots = <A, E>(
     ticket: Ticket,
     index: number,
-    inner: Effect.Effect<A, E | ThrottlerError | McpBridgeError>
+    inner: Effect.Effect<A, E>
   ): Effect.Effect<A, E | ThrottlerError | McpBridgeError> => {
     const plan = ticket.plan
     if (index === plan.slots.length) return inner
@@ -506,7 +504,10 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     const plan = planFor(request.server, request.tool, request.policy)
     if (plan === undefined) return next(request)
     const ticket: Ticket = { plan, call: request, start: -1, until: 0, untilDeadline: false, waitedFor: undefined }
-    return withSlots(ticket, 0, throughGates(ticket, 0, [], Effect.suspend(() => next(request))))
+    const admitted = plan.gates.length === 0
+      ? Effect.suspend(() => next(request))
+      : Effect.andThen(throughGates(ticket, 0, []), Effect.suspend(() => next(request)))
+    return withSlots(ticket, 0, admitted)
   }
 
   return { wrap } satisfies Throttler.Service

@@ -164,6 +164,34 @@ describe("Throttler", () => {
       assert.strictEqual((waited?.state as { sum: number } | undefined)?.sum, 1)
     }))
 
+  it.effect("a rate limit orders admissions only: admitted calls run at once, side by side", () =>
+    Effect.gen(function*() {
+      const config = yield* configOf({ s: { throttle: { perSecond: 100 } } })
+      const stage = yield* Effect.provide(Throttler.Throttler.use(Effect.succeed), stageLayer({ windowMargin: 0 }))
+      const release = yield* Deferred.make<void>()
+      let inFlight = 0
+      let peak = 0
+      const caller = stage.wrap(() =>
+        Effect.gen(function*() {
+          inFlight++
+          peak = Math.max(peak, inFlight)
+          yield* Deferred.await(release)
+          inFlight--
+          return ok
+        })
+      )
+      const calls = yield* Effect.forkChild(
+        Effect.forEach(Array.from({ length: 5 }), () => caller(requestOf(config, "s", "t")), {
+          concurrency: "unbounded"
+        })
+      )
+      yield* Effect.yieldNow
+      for (let i = 0; i < 1_000 && inFlight < 5; i++) yield* Effect.yieldNow
+      assert.strictEqual(peak, 5)
+      yield* Deferred.succeed(release, undefined)
+      assert.strictEqual((yield* Fiber.join(calls)).length, 5)
+    }))
+
   it.effect("bounds calls in flight per server; a waiter past maxWait gets ConcurrencyLimited and holds no slot", () =>
     Effect.gen(function*() {
       const config = yield* configOf({ s: { throttle: { concurrency: 1, maxWait: "1 second" } } })

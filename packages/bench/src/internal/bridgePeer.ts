@@ -31,7 +31,7 @@ export interface BridgePeerOptions {
 
 const busyPolicy = {
   tools: { echo: { readOnly: true, cache: false } },
-  throttle: { perSecond: 10_000_000, perMinute: 600_000_000, concurrency: 10_000 },
+  throttle: { perSecond: 100_000, perMinute: 1_000_000, concurrency: 10_000 },
   retry: { times: 2 },
   circuitBreaker: { failures: 5 }
 }

@@ -45,7 +45,7 @@ export const stages: Section = async ({ log, quick, rounds }) => {
             type: "memory",
             bridge: {
               tools: { echo: { readOnly: true } },
-              throttle: { perSecond: 10_000_000, perMinute: 600_000_000, concurrency: 10_000 },
+              throttle: { perSecond: 100_000, perMinute: 1_000_000, concurrency: 10_000 },
               retry: { times: 2 },
               circuitBreaker: { failures: 5 }
             }
