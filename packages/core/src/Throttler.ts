@@ -183,6 +183,8 @@ interface RateGate {
   readonly limits: ReadonlyArray<RateLimit>
   readonly turnstile: Semaphore.Semaphore
   waiting: number
+  /** 1 while a caller holds the turnstile (its admission under way). */
+  busy: number
 }
 
 /** An in-flight limit: its semaphore, and how many callers wait for it (a newcomer never overtakes them). */
@@ -274,7 +276,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       })
     }
     if (limits.length === 0) return undefined
-    gate = { limits, turnstile: Semaphore.makeUnsafe(1), waiting: 0 }
+    gate = { limits, turnstile: Semaphore.makeUnsafe(1), waiting: 0, busy: 0 }
     rateGates.set(key, gate)
     return gate
   }
@@ -419,8 +421,16 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     return Effect.uninterruptibleMask((restore) =>
       Effect.clockWith((clock) => {
         const now = clock.currentTimeMillisUnsafe()
-        const held = (after: Effect.Effect<void, ThrottlerError | McpBridgeError>) =>
-          Effect.ensuring(restore(after), gate.turnstile.release(1))
+        const held = (after: Effect.Effect<void, ThrottlerError | McpBridgeError>) => {
+          gate.busy++
+          return Effect.ensuring(
+            restore(after),
+            Effect.suspend(() => {
+              gate.busy--
+              return gate.turnstile.release(1)
+            })
+          )
+        }
         const pass = (): Effect.Effect<void, ThrottlerError | McpBridgeError> => {
           const at = Math.max(admitAt(gate), ...passed.map(admitAt))
           const current = clock.currentTimeMillisUnsafe()
@@ -506,7 +516,15 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     const ticket: Ticket = { plan, call: request, start: -1, until: 0, untilDeadline: false, waitedFor: undefined }
     const admitted = plan.gates.length === 0
       ? Effect.suspend(() => next(request))
-      : Effect.andThen(throughGates(ticket, 0, []), Effect.suspend(() => next(request)))
+      : Effect.clockWith((clock) => {
+        // Room in every gate and nobody queued or being admitted: admitted at once, no turnstile taken.
+        const now = clock.currentTimeMillisUnsafe()
+        if (plan.gates.every((gate) => gate.waiting === 0 && gate.busy === 0 && admitAt(gate) <= now)) {
+          for (const gate of plan.gates) record(gate, now)
+          return next(request)
+        }
+        return Effect.andThen(throughGates(ticket, 0, []), Effect.suspend(() => next(request)))
+      })
     return withSlots(ticket, 0, admitted)
   }
 
