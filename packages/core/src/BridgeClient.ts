@@ -16,7 +16,7 @@ import type {
   Progress,
   Root
 } from "@modelcontextprotocol/client"
-import { Deferred, type Duration, Effect, Exit, Layer, ManagedRuntime, Queue, Stream, type Tracer } from "effect"
+import { type Duration, Effect, Layer, ManagedRuntime, Queue, Stream, type Tracer } from "effect"
 import { invalid as invalidOption } from "./BridgeConfigError.ts"
 import { CallerIdentity } from "./CallerIdentity.ts"
 import * as ClientHandlers from "./ClientHandlers.ts"
@@ -395,15 +395,16 @@ export const make = async (config: object, options: Options = {}): Promise<Bridg
   const pool = await runtime.runPromise(ConnectionPool.ConnectionPool)
   const cache = await runtime.runPromise(ResultCache.ResultCache)
 
-  // Closing: calls still running lose the race against `closing` (and are interrupted: cancelled on the wire).
+  // Closing: calls still running are interrupted (cancelled on the wire) through the signal every call runs with, and
+  // reject with `BridgeClosed`. One listener on a shared signal per call, rather than a race of two fibers.
   const bridgeClosed = () => new McpBridgeError.McpBridgeError({ reason: new McpBridgeError.BridgeClosed({}) })
-  const closing = Deferred.makeUnsafe<never, McpBridgeError.McpBridgeError>()
+  const closing = new AbortController()
   let closed: Promise<void> | undefined
 
   // Runs an effect for a caller: never throws, rejects with the typed error; `BridgeClosed` once closing.
   const run = <A, E>(effect: Effect.Effect<A, E>): Promise<A> => {
     if (closed !== undefined) return Promise.reject(bridgeClosed())
-    return runtime.runPromise(Effect.raceFirst(effect, Deferred.await(closing))).catch((error: unknown) => {
+    return runtime.runPromise(effect, { signal: closing.signal }).catch((error: unknown) => {
       throw closed !== undefined && !(error instanceof McpBridgeError.McpBridgeError) ? bridgeClosed() : error
     })
   }
@@ -500,8 +501,8 @@ export const make = async (config: object, options: Options = {}): Promise<Bridg
 
   const close = (): Promise<void> => {
     if (closed === undefined) {
-      Deferred.doneUnsafe(closing, Exit.fail(bridgeClosed()))
-      closed = runtime.dispose()
+      closed = Promise.resolve().then(() => runtime.dispose())
+      closing.abort()
     }
     return closed
   }

@@ -13,6 +13,7 @@
  * - `--stack busy|default`: `busy` (the default) gives every stage work on every call, the tool uncached (see
  *   `BridgePeerOptions.stack`); `default` is the default stack on a configuration that names only the server
  * - `--calls N` (20000) measured after `--warmup N` (5000) calls
+ * - `--concurrency N` (1): the calls made by N callers at once, each one call after the other
  *
  * It writes `<profile>.window.json` beside the profile (the measured phase's start and end on the profiler's clock,
  * and the call count) when `--window` names it, and always prints the mean µs per call. The analyzer reads the window
@@ -37,6 +38,8 @@ const { values } = parseArgs({
     stack: { type: "string", default: "busy" },
     calls: { type: "string", default: "20000" },
     warmup: { type: "string", default: "5000" },
+    concurrency: { type: "string", default: "1" },
+    "max-sessions": { type: "string" },
     window: { type: "string" }
   }
 })
@@ -69,23 +72,32 @@ const openSdk = async (): Promise<PeerSession> => {
 
 const session = values.client === "sdk2"
   ? await openSdk()
-  : await openBridge(endpoint, { stack: values.stack === "default" ? "default" : "busy" })
+  : await openBridge(endpoint, {
+    stack: values.stack === "default" ? "default" : "busy",
+    ...(values["max-sessions"] === undefined ? {} : { maxSessions: Number(values["max-sessions"]) })
+  })
 
 const calls = Number(values.calls)
 const warmup = Number(values.warmup)
 for (let i = 0; i < warmup; i++) await session.call({ i })
+const concurrency = Math.max(1, Number(values.concurrency))
 const startMicros = Number(process.hrtime.bigint() / 1000n)
-for (let i = 0; i < calls; i++) {
-  if (!(await session.call({ i }))) throw new Error(`call ${i} failed`)
-}
+let next = 0
+await Promise.all(Array.from({ length: concurrency }, async () => {
+  while (next < calls) {
+    const i = next++
+    if (!(await session.call({ i }))) throw new Error(`call ${i} failed`)
+  }
+}))
 const endMicros = Number(process.hrtime.bigint() / 1000n)
+if ("pool" in session) console.log("pool", JSON.stringify(await (session as { pool: () => Promise<unknown> }).pool()))
 await session.close()
 await memoryServer?.close()
 
 const meanMicros = (endMicros - startMicros) / calls
 const label = `${values.client} ${values.transport}${endpoint.kind === "memory" ? ` ${values.era}` : ""}${
   values.client === "bridge" ? ` stack=${values.stack}` : ""
-}`
+}${concurrency > 1 ? ` c=${concurrency}` : ""}`
 console.log(`${label}: ${calls} calls, ${meanMicros.toFixed(1)} µs per call`)
 if (values.window !== undefined) {
   mkdirSync(dirname(values.window), { recursive: true })
