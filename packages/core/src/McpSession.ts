@@ -217,9 +217,14 @@ export const make = Effect.fnUntraced(function*(
   const probeMillis = stdio ? Math.min(2_000, connectMillis) : connectMillis
   const logLevel = server.logLevel ?? handlers.logLevel
 
-  // The calls in flight, to tell a server's request (2025 era) which call it belongs to.
-  const inFlight = new Map<number, { readonly tool: string; readonly identity: string | undefined }>()
+  // The calls in flight, to tell a server's request (2025 era) which call it belongs to; `asked`: the server asked
+  // the client something while the call ran, so its result may depend on the user's answer.
+  const inFlight = new Map<number, { readonly tool: string; readonly identity: string | undefined; asked: boolean }>()
   let nextCall = 0
+  // Progress callbacks of the calls in flight, by the token their request carries. Not the SDK's `onprogress`: its
+  // client dispatches notifications a microtask late but answers at once, so progress read in the same chunk as the
+  // answer (stdio) found its handler gone and was dropped. Here a callback outlives its call's answer by that tick.
+  const progressOf = new Map<string, (progress: Progress) => void>()
   const origin = (): ClientHandlers.Origin => {
     let only: { readonly tool: string; readonly identity: string | undefined } | undefined
     for (const call of inFlight.values()) {
@@ -254,7 +259,12 @@ export const make = Effect.fnUntraced(function*(
         }
       }
     )
-    Interaction.register(client, handlers, origin, runHandler)
+    Interaction.register(client, handlers, origin, runHandler, () => {
+      for (const call of inFlight.values()) call.asked = true
+    })
+    client.setNotificationHandler("notifications/progress", ({ params: { progressToken, ...progress } }) => {
+      progressOf.get(String(progressToken))?.(progress)
+    })
     return client
   }
 
@@ -472,24 +482,30 @@ export const make = Effect.fnUntraced(function*(
     callOptions: CallOptions | undefined
   ): Promise<CallToolResult> => {
     const key = nextCall++
-    inFlight.set(key, { tool: params.name, identity: callOptions?.identity })
+    const call = { tool: params.name, identity: callOptions?.identity, asked: false }
+    inFlight.set(key, call)
+    const progressToken = callOptions?.onProgress === undefined ? undefined : `${id}.${key}`
+    if (progressToken !== undefined) progressOf.set(progressToken, callOptions!.onProgress!)
     try {
       const meta = era === "modern" && logLevel !== undefined
         ? { ...params._meta, [LOG_LEVEL_META_KEY]: logLevel }
         : params._meta
-      const base = { ...params, ...(meta === undefined ? {} : { _meta: meta }) } as Parameters<Client["callTool"]>[0]
+      const withProgress = progressToken === undefined ? meta : { ...meta, progressToken }
+      const base = {
+        ...params,
+        ...(withProgress === undefined ? {} : { _meta: withProgress })
+      } as Parameters<Client["callTool"]>[0]
       const requestOptions = {
         signal,
         timeout: timeoutMillis,
         allowInputRequired: true,
-        ...(callOptions?.onProgress === undefined ? {} : { onprogress: callOptions.onProgress }),
         ...(callOptions?.definition === undefined ? {} : { toolDefinition: callOptions.definition })
       }
       let current = base
       for (let round = 0;; round++) {
         const result = await client.callTool(current, requestOptions) as CallToolResult
         if (!isInputRequiredResult(result)) {
-          if (round > 0) interactive.add(result)
+          if (round > 0 || call.asked) interactive.add(result)
           return result
         }
         if (round >= maxInputRounds) {
@@ -505,6 +521,7 @@ export const make = Effect.fnUntraced(function*(
       }
     } finally {
       inFlight.delete(key)
+      if (progressToken !== undefined) progressOf.delete(progressToken)
     }
   }
 
