@@ -144,7 +144,7 @@ const elicit = async (
     content: view.content ?? null,
     answers,
     requestState: state,
-    intact: state === mint(parsed.text, parsed.round, parsed.pid, parsed.answers),
+    intact: parsed.text === text && state === mint(text, parsed.round, parsed.pid, parsed.answers),
     askedBy: parsed.pid,
     pid: process.pid
   })
