@@ -8,7 +8,9 @@
  * - Only calls that are safe to merge are coalesced: `readOnly` or `idempotent` by the operator's policy (or by
  *   annotations on a trusted server). Any other call has side effects and reaches the server once per request: it
  *   skips the stage altogether, so it costs nothing here. So does a call that carries `_meta` of its own (a progress
- *   token, the caller's trace context), which would be lost on a shared request.
+ *   token, the caller's trace context), which would be lost on a shared request. A call whose server asked the user
+ *   something (elicitation, sampling, roots: `McpSession.isInteractive`) shares its result with no one: the calls
+ *   that joined it make their own.
  * - A caller that is interrupted leaves the shared call. If it was the caller making the call, the call is cancelled
  *   on the wire and one of the callers still waiting makes it again (it is safe to repeat).
  *
@@ -22,6 +24,7 @@ import type { CallToolResult } from "@modelcontextprotocol/client"
 import { Context, Duration, Effect, Layer } from "effect"
 import { callKey, partitionOf } from "./internal/canonical.ts"
 import * as Flights from "./internal/flights.ts"
+import { isInteractive } from "./McpSession.ts"
 import type { CallRequest, ToolCaller } from "./ToolCaller.ts"
 
 /**
@@ -67,7 +70,8 @@ const keyOf = (request: CallRequest): string =>
 export const make: Effect.Effect<Batcher.Service> = Effect.sync(() => {
   // One map of flights for every caller the stage wraps: the keys name the server and tool, so calls of different
   // pipelines never share a key.
-  const flights = Flights.make<CallToolResult, any>()
+  // A result that took the user's answers is the caller's own: the callers that joined its call make their own.
+  const flights = Flights.make<CallToolResult, any>((result) => !isInteractive(result))
   const wrap = <E>(next: ToolCaller<E>): ToolCaller<E> => (request: CallRequest) =>
     !request.policy.safe || request.meta !== undefined || request.onProgress !== undefined
       ? next(request)

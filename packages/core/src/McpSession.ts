@@ -218,9 +218,14 @@ export const make = Effect.fnUntraced(function*(
   const probeMillis = stdio ? Math.min(2_000, connectMillis) : connectMillis
   const logLevel = server.logLevel ?? handlers.logLevel
 
-  // The calls in flight, to tell a server's request (2025 era) which call it belongs to.
-  const inFlight = new Map<number, { readonly tool: string; readonly identity: string | undefined }>()
+  // The calls in flight, to tell a server's request (2025 era) which call it belongs to; `asked`: the server asked
+  // the client something while the call ran, so its result may depend on the user's answer.
+  const inFlight = new Map<number, { readonly tool: string; readonly identity: string | undefined; asked: boolean }>()
   let nextCall = 0
+  // Progress callbacks of the calls in flight, by the token their request carries. Not the SDK's `onprogress`: its
+  // client dispatches notifications a microtask late but answers at once, so progress read in the same chunk as the
+  // answer (stdio) found its handler gone and was dropped. Here a callback outlives its call's answer by that tick.
+  const progressOf = new Map<string, (progress: Progress) => void>()
   const origin = (): ClientHandlers.Origin => {
     let only: { readonly tool: string; readonly identity: string | undefined } | undefined
     for (const call of inFlight.values()) {
@@ -255,7 +260,12 @@ export const make = Effect.fnUntraced(function*(
         }
       }
     )
-    Interaction.register(client, handlers, origin, runHandler)
+    Interaction.register(client, handlers, origin, runHandler, () => {
+      for (const call of inFlight.values()) call.asked = true
+    })
+    client.setNotificationHandler("notifications/progress", ({ params: { progressToken, ...progress } }) => {
+      progressOf.get(String(progressToken))?.(progress)
+    })
     return client
   }
 
@@ -476,21 +486,21 @@ export const make = Effect.fnUntraced(function*(
     const definition = callOptions?.definition
     ToolCall.assertCompiles(params.name, definition)
     const key = nextCall++
-    inFlight.set(key, { tool: params.name, identity: callOptions?.identity })
+    const call = { tool: params.name, identity: callOptions?.identity, asked: false }
+    inFlight.set(key, call)
+    const progressToken = callOptions?.onProgress === undefined ? undefined : `${id}.${key}`
+    if (progressToken !== undefined) progressOf.set(progressToken, callOptions!.onProgress!)
     try {
       const meta = era === "modern" && logLevel !== undefined
         ? { ...params._meta, [LOG_LEVEL_META_KEY]: logLevel }
         : params._meta
-      const base: Record<string, unknown> = meta === params._meta ? { ...params } : { ...params, _meta: meta }
-      const onprogress = callOptions?.onProgress
+      const withProgress = progressToken === undefined ? meta : { ...meta, progressToken }
+      const base: Record<string, unknown> = withProgress === params._meta
+        ? { ...params }
+        : { ...params, _meta: withProgress }
       const viaCallTool = era === "modern" && ToolCall.mirrorsHeaders(definition)
       const send = (request: Record<string, unknown>, timeout: number): Promise<CallToolResult> => {
-        const options = {
-          signal,
-          timeout,
-          allowInputRequired: true,
-          ...(onprogress === undefined ? {} : { onprogress })
-        }
+        const options = { signal, timeout, allowInputRequired: true }
         return viaCallTool
           ? client.callTool(request as Parameters<Client["callTool"]>[0], { ...options, toolDefinition: definition! })
             .then((result) => result as CallToolResult)
@@ -524,11 +534,15 @@ export const make = Effect.fnUntraced(function*(
           }, left())
         }
         interactive.add(result)
+      } else if (call.asked) {
+        // A 2025-era server asked the client (elicitation, sampling, roots) during the call.
+        interactive.add(result)
       }
       if (!viaCallTool) await ToolCall.checkOutput(params.name, definition, result)
       return result
     } finally {
       inFlight.delete(key)
+      if (progressToken !== undefined) progressOf.delete(progressToken)
     }
   }
 

@@ -239,7 +239,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   /** stored entries, least recently used first */
   const index = new Map<string, Entry>()
   const servers = new Map<string, Counters>()
-  const flights = Flights.make<Entry, any>()
+  // Nor is an interactive result shared with the identical misses that joined its call: each asks for itself.
+  const flights = Flights.make<Entry, any>((entry) => entry.result === undefined || !isInteractive(entry.result))
   let totalBytes = 0
   let evictions = 0
 

@@ -77,6 +77,8 @@ export interface TestServer {
    * ```
    */
   readonly until: (predicate: () => boolean, timeoutMs?: number) => Promise<void>
+  /** `notifications/roots/list_changed` received from clients (2025-era sessions) */
+  readonly rootsListChanged: () => number
   /** in-memory sessions currently open */
   readonly openSessions: () => number
   /** closes every session */
@@ -102,6 +104,7 @@ export const make = (spec: TestServerSpec): TestServer => {
     held: (tool) => heldCalls(state, tool),
     release: (tool, count) => release(state, tool, count),
     until: (predicate, timeoutMs) => until(state, predicate, timeoutMs),
+    rootsListChanged: () => state.rootsListChanged,
     connect: memory.connect,
     openSessions: memory.openSessions,
     close: memory.close

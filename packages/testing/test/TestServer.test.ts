@@ -290,6 +290,111 @@ const stdioTransport = (s: TestServer.TestServerSpec) => {
   return new StdioClientTransport({ command, args: [...args], stderr: "pipe" })
 }
 
+describe("TestServer: tools that ask the client", () => {
+  const asking: TestServer.TestServerSpec = {
+    tools: [
+      { name: "elicit", respond: { kind: "elicit", rounds: 2, requestState: "s\u00e9" } },
+      { name: "url", respond: { kind: "elicitUrl", url: "https://example.com/consent" } },
+      { name: "sample", respond: { kind: "sample", prompt: "2+2?" } },
+      { name: "roots", respond: { kind: "roots" } },
+      { name: "progress", respond: { kind: "progress", steps: 3 } },
+      { name: "log", respond: { kind: "log", levels: ["debug", "warning", "error"] } },
+      { name: "capabilities", respond: { kind: "capabilities" } }
+    ]
+  }
+  const capabilities = {
+    elicitation: { form: { applyDefaults: true }, url: {} },
+    sampling: {},
+    roots: { listChanged: true }
+  }
+  // An SDK client that answers everything (on 2026-07-28 it fulfils `input_required` itself), and what it saw.
+  const answering = (mode: "legacy" | "auto") => {
+    const seen: Array<string> = []
+    const client = newClient(mode, { capabilities })
+    client.setRequestHandler("elicitation/create", async (request) => {
+      seen.push(`elicit ${request.params.mode ?? "form"}: ${request.params.message}`)
+      return request.params.mode === "url" ? { action: "accept" } : { action: "accept", content: { name: "Ada" } }
+    })
+    client.setRequestHandler("sampling/createMessage", async () => ({
+      role: "assistant",
+      model: "m",
+      content: { type: "text", text: "4" }
+    }))
+    client.setRequestHandler("roots/list", async () => ({ roots: [{ uri: "file:///w", name: "w" }] }))
+    client.setNotificationHandler("notifications/message", (n) => void seen.push(`log ${n.params.level}`))
+    return { client, seen }
+  }
+  const json = async (client: Client, name: string, meta?: Record<string, unknown>) =>
+    (await client.callTool({ name, arguments: {}, ...(meta === undefined ? {} : { _meta: meta }) }))
+      .structuredContent as Record<string, any>
+
+  for (const [mode, era] of [["legacy", "legacy"], ["auto", "modern"]] as const) {
+    it(`answers each in the ${era} era`, async () => {
+      const server = TestServer.make(asking)
+      const { client, seen } = answering(mode)
+      await client.connect(await server.connect())
+      try {
+        const elicited = await json(client, "elicit")
+        assert.strictEqual(elicited.era, era)
+        const content = { name: "Ada", confirm: true, count: 3, color: "green" }
+        assert.deepStrictEqual(elicited.answers, [{ action: "accept", content }, { action: "accept", content }])
+        if (era === "modern") {
+          assert.strictEqual(elicited.requestState, JSON.stringify(["s\u00e9", 2, process.pid, [elicited.answers[0]]]))
+          assert.isTrue(elicited.intact)
+          assert.strictEqual(elicited.askedBy, process.pid)
+        }
+        assert.deepStrictEqual(await json(client, "url"), { era, action: "accept" })
+        assert.deepStrictEqual(await json(client, "sample"), { era, text: "4", model: "m", role: "assistant" })
+        assert.deepStrictEqual(await json(client, "roots"), { era, roots: [{ uri: "file:///w", name: "w" }] })
+        const progress: Array<unknown> = []
+        await client.callTool({ name: "progress", arguments: {} }, { onprogress: (p) => progress.push(p) })
+        assert.includeDeepMembers(
+          progress,
+          [1, 2, 3].map((i) => ({ progress: i, total: 3, message: `step ${i} of 3` }))
+        )
+        if (era === "legacy") await client.setLoggingLevel("warning")
+        const logged = await json(
+          client,
+          "log",
+          era === "modern" ? { "io.modelcontextprotocol/logLevel": "warning" } : {}
+        )
+        assert.deepStrictEqual(logged.levels, ["debug", "warning", "error"])
+        await waitFor(() => seen.filter((s) => s.startsWith("log")).length === 2)
+        assert.deepStrictEqual(seen.filter((s) => s.startsWith("log")), ["log warning", "log error"])
+        assert.deepStrictEqual(seen.filter((s) => s.startsWith("elicit")), [
+          "elicit form: Please fill in the form (1 of 2)",
+          "elicit form: Please fill in the form (2 of 2)",
+          "elicit url: Open the URL to go on"
+        ])
+        assert.deepStrictEqual(await json(client, "capabilities"), { era, capabilities })
+        // Each 2026-07-28 round is a call of its own.
+        assert.strictEqual(server.calls("elicit"), era === "modern" ? 3 : 1)
+        if (era === "legacy") {
+          await client.sendRootsListChanged()
+          await server.until(() => server.rootsListChanged() === 1)
+        }
+      } finally {
+        await client.close()
+        await server.close()
+      }
+    })
+  }
+
+  it("over legacy Streamable HTTP, answers over SSE: what the server sends mid-call reaches the client", async () => {
+    const server = await TestServer.startHttp({ ...asking, era: "legacy" })
+    const { client, seen } = answering("legacy")
+    await client.connect(new StreamableHTTPClientTransport(new URL(server.url)))
+    try {
+      assert.strictEqual((await json(client, "elicit")).action, "accept")
+      assert.deepStrictEqual((await json(client, "sample")).text, "4")
+      assert.strictEqual(seen.length, 2)
+    } finally {
+      await client.close()
+      await server.close()
+    }
+  })
+})
+
 describe("TestServer over stdio", () => {
   it("serves echo, counter and __stats from a child process that exits when stdin closes", async () => {
     const client = await connected(stdioTransport(spec))

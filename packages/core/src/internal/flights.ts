@@ -7,6 +7,8 @@
  * own fiber (no fork, nothing scheduled), later callers wait on its `Deferred`. If the first caller is interrupted
  * while others wait, the call is interrupted with it, and one of the waiters makes it again: only calls that are safe
  * to repeat go through here, and the others get their answer instead of an interruption they did not ask for.
+ * A result that `shareable` refuses (one that depends on what the caller's user answered, see
+ * `McpSession.isInteractive`) is the first caller's own: each waiter makes its call again, as if it had come later.
  *
  * @internal
  */
@@ -32,7 +34,7 @@ export interface Flights<A, E> {
 }
 
 /** @internal */
-export const make = <A, E>(): Flights<A, E> => {
+export const make = <A, E>(shareable: (a: A) => boolean = () => true): Flights<A, E> => {
   const inFlight = new Map<string, Flight<A, E>>()
 
   const run = <R>(key: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
@@ -41,7 +43,8 @@ export const make = <A, E>(): Flights<A, E> => {
       if (current !== undefined) {
         return Effect.flatMap(
           Deferred.await(current.done),
-          (exit): Effect.Effect<A, E, R> => exit === undefined ? run(key, effect) : exit
+          (exit): Effect.Effect<A, E, R> =>
+            exit === undefined || (Exit.isSuccess(exit) && !shareable(exit.value)) ? run(key, effect) : exit
         )
       }
       const flight: Flight<A, E> = { done: Deferred.makeUnsafe() }

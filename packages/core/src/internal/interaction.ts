@@ -30,27 +30,37 @@ export const capabilitiesOf = (handlers: ClientHandlers.Service): ClientCapabili
   ...(handlers.roots === undefined ? {} : { roots: { listChanged: handlers.roots.changes !== undefined } })
 })
 
-/** Registers the 2025-era request handlers and the log handler on `client`. @internal */
+/**
+ * Registers the 2025-era request handlers and the log handler on `client`. `asked` is told of each request the
+ * server sends (the calls in flight may now depend on the answer). @internal
+ */
 export const register = (
   client: Client,
   handlers: ClientHandlers.Service,
   origin: () => Origin,
-  run: Run
+  run: Run,
+  asked: () => void
 ): void => {
   const elicit = handlers.elicit
   if (elicit !== undefined) {
-    client.setRequestHandler("elicitation/create", (request) => run(elicit(request.params, origin())))
+    client.setRequestHandler("elicitation/create", (request) => {
+      asked()
+      return run(elicit(request.params, origin()))
+    })
   }
   const sample = handlers.sample
   if (sample !== undefined) {
-    client.setRequestHandler("sampling/createMessage", (request) => run(sample(request.params, origin())))
+    client.setRequestHandler("sampling/createMessage", (request) => {
+      asked()
+      return run(sample(request.params, origin()))
+    })
   }
   const roots = handlers.roots
   if (roots !== undefined) {
-    client.setRequestHandler(
-      "roots/list",
-      () => run(Effect.map(roots.list(origin()), (list) => ({ roots: [...list] })))
-    )
+    client.setRequestHandler("roots/list", () => {
+      asked()
+      return run(Effect.map(roots.list(origin()), (list) => ({ roots: [...list] })))
+    })
   }
   const log = handlers.log ?? logToEffect
   client.setNotificationHandler("notifications/message", (notification) => {

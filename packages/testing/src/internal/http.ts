@@ -12,6 +12,7 @@ import { createServer } from "node:http"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
 import { buildServer, instanceCounter } from "./instance.ts"
+import { talksToClient } from "./interact.ts"
 import type { HttpOptions, HttpTestServer, TestServerSpec } from "./spec.ts"
 import { changed, countCalls, heldCalls, makeState, receivedMeta, release, until } from "./state.ts"
 
@@ -110,8 +111,9 @@ export const startHttpServer = async (
       sessionIdGenerator: () => randomUUID(),
       // JSON bodies by default: a call in flight when the server crashes or closes then fails at once on the client.
       // Over an SSE response the SDK client treats the drop as a resumable disconnect and the call stays pending
-      // until its request timeout.
-      enableJsonResponse: options?.sse !== true,
+      // until its request timeout. A tool that talks to the client mid-call needs SSE: a JSON body drops what the
+      // server sends before its answer (requests, progress, log messages).
+      enableJsonResponse: !(options?.sse ?? spec.tools.some((tool) => talksToClient(tool.respond))),
       onsessioninitialized: (id) => {
         opened++
         sessions.set(id, { transport, server })
@@ -210,6 +212,7 @@ export const startHttpServer = async (
     held: (tool) => heldCalls(state, tool),
     release: (tool, count) => release(state, tool, count),
     until: (predicate, timeoutMs) => until(state, predicate, timeoutMs),
+    rootsListChanged: () => state.rootsListChanged,
     sessionsOpened: () => opened,
     sessionsTerminated: () => terminated,
     openSessions: () => sessions.size,

@@ -1,5 +1,6 @@
 import { fromJsonSchema, McpServer } from "@modelcontextprotocol/server"
-import type { CallToolResult, JsonSchemaType, ServerContext } from "@modelcontextprotocol/server"
+import type { CallToolResult, InputRequiredResult, JsonSchemaType, ServerContext } from "@modelcontextprotocol/server"
+import { interact } from "./interact.ts"
 import type { Respond, TestTool } from "./spec.ts"
 import { changed, recordCall } from "./state.ts"
 import type { ServerState } from "./state.ts"
@@ -104,11 +105,12 @@ const addTool = (state: ServerState, name: string): void => {
 const respond = async (
   state: ServerState,
   hooks: InstanceHooks,
+  server: McpServer,
   tool: TestTool,
   respond: Respond,
   args: Args,
   ctx: ServerContext
-): Promise<CallToolResult> => {
+): Promise<CallToolResult | InputRequiredResult> => {
   switch (respond.kind) {
     case "echo":
       return echo(args, ctx)
@@ -142,6 +144,14 @@ const respond = async (
     case "addTool":
       addTool(state, respond.name)
       return text("added")
+    case "elicit":
+    case "elicitUrl":
+    case "sample":
+    case "roots":
+    case "progress":
+    case "log":
+    case "capabilities":
+      return interact(server, respond, ctx)
   }
 }
 
@@ -157,7 +167,10 @@ export const buildServer = (state: ServerState, hooks: InstanceHooks): McpServer
   const server = new McpServer(
     { name: spec.name ?? "test-server", version: spec.version ?? "1.0.0" },
     {
-      capabilities: { tools: { listChanged: true } },
+      capabilities: {
+        tools: { listChanged: true },
+        ...(spec.tools.some((tool) => tool.respond.kind === "log") ? { logging: {} } : {})
+      },
       ...(spec.toolsListCacheHint !== undefined ? { cacheHints: { "tools/list": { ...spec.toolsListCacheHint } } } : {})
     }
   )
@@ -184,7 +197,7 @@ export const buildServer = (state: ServerState, hooks: InstanceHooks): McpServer
           const ms = delayFor(tool)
           if (ms > 0) await sleep(ms, signal)
           if (tool.hold === true) await hold(state, tool.name, signal)
-          return await respond(state, hooks, tool, tool.respond, args, ctx)
+          return await respond(state, hooks, server, tool, tool.respond, args, ctx)
         } finally {
           state.inFlight--
           signal.removeEventListener("abort", onAbort)
@@ -207,9 +220,15 @@ export const buildServer = (state: ServerState, hooks: InstanceHooks): McpServer
         pid: process.pid,
         sessions: hooks.sessions(),
         inFlight: state.inFlight,
-        cancelled: state.cancelled
+        cancelled: state.cancelled,
+        rootsListChanged: state.rootsListChanged
       })
   )
+  // Clients of the 2025 era say when their roots change.
+  server.server.setNotificationHandler("notifications/roots/list_changed", () => {
+    state.rootsListChanged++
+    changed(state)
+  })
   if (hooks.longLived) {
     state.live.add(server)
     const previous = server.server.onclose

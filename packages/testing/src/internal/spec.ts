@@ -22,6 +22,31 @@
  * - `flaky`: the first `failures` calls (per server) answer `isError` "flaky failure N", later calls echo
  * - `addTool`: registers an echo tool `name` at runtime (the SDK sends `notifications/tools/list_changed`)
  *
+ * Kinds that ask the client something, each in both eras: a 2026-07-28 request is answered `input_required` (the SDK
+ * server's `inputRequired(...)`) and the client's retry read back; a 2025-era request sends a real server→client
+ * request on the session, related to the call. Each answers json with `era: "modern" | "legacy"`. On 2026-07-28 the
+ * retry is a `tools/call` of its own: `calls(tool)` counts each round.
+ * - `elicit`: a form (`requestedSchema`, default a required `name` and three fields with defaults: `confirm` true,
+ *   `count` 3, `color` "green"), `rounds` times (default 1; a round not accepted ends it); answers
+ *   `{ era, action, content, answers: [{ action, content }], pid }` (`content`: what the client sent, defaults
+ *   applied), on 2026-07-28 also `requestState` (the state received back), `intact` (true when it is, byte for byte,
+ *   the state this server sent) and `askedBy` (the pid of the process that asked: `pid` too when the retry came back
+ *   to the same server)
+ * - `elicitUrl`: a URL-mode elicitation of `url`; answers `{ era, action }`
+ * - `sample`: asks for a completion of `prompt` (default "Say hello"); answers `{ era, text, model, role }`
+ * - `roots`: asks for the client's roots; answers `{ era, roots }`
+ * - `progress`: sends `steps` progress notifications (`progress` 1..steps, `total` steps, `message` "step i of n")
+ *   when the request has a progress token, then answers `{ era, steps, progressToken }`
+ * - `log`: sends a log message (`"<level> message"`, logger `logger`, default "test-server") at each of `levels`
+ *   (default debug, info, notice, warning, error), as the client asked: on 2025-era sessions below the level set by
+ *   `logging/setLevel` are dropped, on 2026-07-28 only requests with a log level in their `_meta` get messages (at
+ *   that level or above); answers `{ era, levels, logLevel? }` (`logLevel`: the level a 2026-07-28 request asked for)
+ * - `capabilities`: answers `{ era, capabilities }`, the capabilities the client declared (2025: at `initialize`;
+ *   2026-07-28: in this request)
+ *
+ * A server with a `log` tool declares the `logging` capability. Over legacy Streamable HTTP, what these kinds send
+ * mid-call needs SSE responses: a server with one of them answers over SSE unless `sse: false` is given.
+ *
  * @since 0.1.0
  */
 export type Respond =
@@ -40,6 +65,26 @@ export type Respond =
   | { readonly kind: "hang" }
   | { readonly kind: "flaky"; readonly failures: number }
   | { readonly kind: "addTool"; readonly name: string }
+  | {
+    readonly kind: "elicit"
+    readonly message?: string
+    readonly requestedSchema?: Record<string, unknown>
+    readonly rounds?: number
+    /** the text of the 2026-07-28 `requestState` (default: one with quotes, backslashes, tabs and non-ASCII) */
+    readonly requestState?: string
+  }
+  | { readonly kind: "elicitUrl"; readonly url: string; readonly message?: string }
+  | { readonly kind: "sample"; readonly prompt?: string; readonly maxTokens?: number }
+  | { readonly kind: "roots" }
+  | { readonly kind: "progress"; readonly steps: number }
+  | {
+    readonly kind: "log"
+    readonly levels?: ReadonlyArray<
+      "debug" | "info" | "notice" | "warning" | "error" | "critical" | "alert" | "emergency"
+    >
+    readonly logger?: string
+  }
+  | { readonly kind: "capabilities" }
 
 /**
  * One scripted tool.
@@ -73,7 +118,8 @@ export interface TestTool {
 
 /**
  * A test server: its tools, plus the built-in `__stats` tool (readOnlyHint) answering json
- * `{ calls: Record<toolName, number>, pid, sessions }`; `__stats` calls are not counted.
+ * `{ calls: Record<toolName, number>, pid, sessions, inFlight, cancelled, rootsListChanged }`; `__stats` calls are
+ * not counted.
  *
  * @since 0.1.0
  */
@@ -120,6 +166,8 @@ export interface HttpTestServer {
    * (default 10 000).
    */
   readonly until: (predicate: () => boolean, timeoutMs?: number) => Promise<void>
+  /** `notifications/roots/list_changed` received from clients (2025-era sessions) */
+  readonly rootsListChanged: () => number
   /** sessions opened (stateful legacy HTTP sessions; SSE event streams) */
   readonly sessionsOpened: () => number
   /** sessions the client ended (HTTP: a DELETE of the session; SSE: the client closed its event stream) */
@@ -154,7 +202,8 @@ export interface HttpOptions {
   readonly mode?: "stateful" | "stateless"
   /**
    * Answer stateful 2025-era POSTs over SSE streams (the SDK's default) instead of single JSON bodies (this
-   * server's default). Beware: when an SSE response drops (crash, close), the SDK client treats it as a resumable
+   * server's default unless a tool talks to the client mid-call: `elicit`, `elicitUrl`, `sample`, `roots`,
+   * `progress`, `log`, whose messages a JSON body would drop). Beware: when an SSE response drops (crash, close), the SDK client treats it as a resumable
    * disconnect and the pending call only fails at its request timeout.
    */
   readonly sse?: boolean

@@ -153,6 +153,7 @@ export const startSseServer = async (spec: TestServerSpec, options?: SseOptions)
     held: (tool) => heldCalls(state, tool),
     release: (tool, count) => release(state, tool, count),
     until: (predicate, timeoutMs) => until(state, predicate, timeoutMs),
+    rootsListChanged: () => state.rootsListChanged,
     sessionsOpened: () => opened,
     sessionsTerminated: () => terminated,
     openSessions: () => sessions.size,

@@ -17,6 +17,8 @@ export interface ServerState {
   peakInFlight: number
   /** tool calls whose request was cancelled by the client (its abort signal fired) */
   cancelled: number
+  /** `notifications/roots/list_changed` received */
+  rootsListChanged: number
   /** calls seen so far per "flaky" tool */
   readonly flaky: Map<string, number>
   /** echo tools added at runtime by the "addTool" respond kind; every later instance registers them too */
@@ -38,6 +40,7 @@ export const makeState = (spec: TestServerSpec): ServerState => ({
   inFlight: 0,
   peakInFlight: 0,
   cancelled: 0,
+  rootsListChanged: 0,
   flaky: new Map(),
   addedTools: [],
   live: new Set(),
