@@ -218,7 +218,7 @@ export interface Options extends McpBridge.LayerOptions, McpTransport.Options {
     | undefined
   /** Each log message of a server. @default logged through Effect's logger at the message's level */
   readonly onLog?: ((message: ClientHandlers.LogMessage, origin: ClientHandlers.Origin) => void) | undefined
-  /** The least severe level servers send logs at (a server's `bridge.logLevel` wins for it). */
+  /** The least severe level servers send logs at (a server's `bridge.logLevel` wins). @default "info" with `onLog` */
   readonly logLevel?: LoggingLevel | undefined
 }
 

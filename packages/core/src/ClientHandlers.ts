@@ -82,7 +82,8 @@ export interface Handlers {
   readonly log?: ((message: LogMessage, origin: Origin) => Effect.Effect<void>) | undefined
   /**
    * The least severe log level servers send, for every server (a server's `bridge.logLevel` wins for it).
-   * @default none asked for (a server sends what it sends)
+   * @default `"info"` when `log` is given (a 2026-07-28 server sends no log unless a level is asked for); else none
+   * asked for (a 2025-era server sends what it sends)
    */
   readonly logLevel?: LoggingLevel | undefined
 }

@@ -216,7 +216,8 @@ export const make = Effect.fnUntraced(function*(
   // On stdio a silent probe means a legacy server and the handshake follows on the same process, so the probe is
   // short; over HTTP a probe timeout fails the connect, so it gets the connect's time.
   const probeMillis = stdio ? Math.min(2_000, connectMillis) : connectMillis
-  const logLevel = server.logLevel ?? handlers.logLevel
+  // With a log handler and no level, `info`: a 2026-07-28 server sends no log at all unless a request asks for a level.
+  const logLevel = server.logLevel ?? handlers.logLevel ?? (handlers.log === undefined ? undefined : "info")
 
   // The calls in flight, to tell a server's request (2025 era) which call it belongs to; `asked`: the server asked
   // the client something while the call ran, so its result may depend on the user's answer.

@@ -93,15 +93,38 @@ export class Unauthorized extends Schema.TaggedClass<Unauthorized>()("Unauthoriz
 }) {}
 
 /**
- * Why a session failed: `ConnectFailed`, `Timeout`, `Closed`, `Protocol`, `MessageTooLarge` or `Unauthorized`.
+ * A handler of the application (`ClientHandlers`: elicitation, sampling, roots) failed while it answered what the
+ * server asked during a 2026-07-28 call (`input_required`), so the call could not go on. The server is not at fault:
+ * it neither trips the circuit breaker nor is retried.
  *
  * @since 0.1.0
  */
-export const Reason = Schema.Union([ConnectFailed, Timeout, Closed, Protocol, MessageTooLarge, Unauthorized])
+export class HandlerFailed extends Schema.TaggedClass<HandlerFailed>()("HandlerFailed", {
+  server: Schema.String,
+  /** What the server asked: `elicitation/create`, `sampling/createMessage` or `roots/list`. */
+  request: Schema.String,
+  message: Schema.String
+}) {}
 
 /**
- * The type of a `McpSessionError`'s `reason`: `ConnectFailed`, `Timeout`, `Closed`, `Protocol`, `MessageTooLarge` or
- * `Unauthorized`. Match on `error.reason._tag`.
+ * Why a session failed: `ConnectFailed`, `Timeout`, `Closed`, `Protocol`, `MessageTooLarge`, `Unauthorized` or
+ * `HandlerFailed`.
+ *
+ * @since 0.1.0
+ */
+export const Reason = Schema.Union([
+  ConnectFailed,
+  Timeout,
+  Closed,
+  Protocol,
+  MessageTooLarge,
+  Unauthorized,
+  HandlerFailed
+])
+
+/**
+ * The type of a `McpSessionError`'s `reason`: `ConnectFailed`, `Timeout`, `Closed`, `Protocol`, `MessageTooLarge`,
+ * `Unauthorized` or `HandlerFailed`. Match on `error.reason._tag`.
  *
  * @since 0.1.0
  */
@@ -133,6 +156,8 @@ export class McpSessionError extends Schema.TaggedError<McpSessionError>()("McpS
         return `MCP server "${r.server}" answered with error ${r.code}: ${r.message}`
       case "Unauthorized":
         return `MCP server "${r.server}" refused the authorization: ${r.detail}`
+      case "HandlerFailed":
+        return `the application's ${r.request} handler failed answering MCP server "${r.server}": ${r.message}`
       case "MessageTooLarge":
         return `the answer of MCP server "${r.server}" to ${r.operation} is larger than the limit of ${r.limitBytes} ` +
           `bytes (bridge.maxMessageBytes)`

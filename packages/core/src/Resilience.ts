@@ -171,6 +171,7 @@ export const isTransient = (error: unknown): boolean => {
       return transientStatus.has(error.reason.code)
     case "MessageTooLarge":
     case "Unauthorized":
+    case "HandlerFailed":
       return false
   }
 }
@@ -243,6 +244,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}, privateSt
           : CircuitBreaker.success
       case "MessageTooLarge":
       case "Unauthorized":
+      case "HandlerFailed":
         return CircuitBreaker.success
     }
   }

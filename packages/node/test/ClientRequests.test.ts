@@ -446,8 +446,15 @@ describe("ClientRequests", () => {
               // The bridge has no answer to retry with: the call fails with a typed error.
               const error = yield* Effect.flip(call("elicit_fail"))
               assert.instanceOf(error, McpSessionError.McpSessionError)
-              assert.strictEqual(error.reason._tag, "Protocol")
-              assert.include(error.message, "the user closed the dialog")
+              assert.deepStrictEqual(
+                error.reason,
+                new McpSessionError.HandlerFailed({
+                  server: "s",
+                  request: "elicitation/create",
+                  message: "the user closed the dialog"
+                })
+              )
+              assert.include(error.message, "the application's elicitation/create handler failed")
             } else {
               // The server got an error answer to its request; what it makes of it is its own: this one says so.
               const result = yield* call("elicit_fail")

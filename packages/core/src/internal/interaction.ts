@@ -105,7 +105,7 @@ const fulfilAll = async (
         if (params.mode === "url" && handlers.elicitUrl !== true) {
           throw new Error("the server asked for a URL-mode elicitation, and the client supports form mode only")
         }
-        const result = await run(handlers.elicit(params, origin))
+        const result = await answer("elicitation/create", run, handlers.elicit(params, origin))
         if (!isElicitResult(result)) {
           throw new Error("the elicitation handler answered no { action: \"accept\" | \"decline\" | \"cancel\" }")
         }
@@ -120,13 +120,13 @@ const fulfilAll = async (
       }
       case "sampling/createMessage": {
         if (handlers.sample === undefined) throw new Error("the server asked for sampling, and no handler is given")
-        responses[key] = await run(handlers.sample(request.params, origin))
+        responses[key] = await answer("sampling/createMessage", run, handlers.sample(request.params, origin))
         break
       }
       case "roots/list": {
         const roots = handlers.roots
         if (roots === undefined) throw new Error("the server asked for roots, and no handler is given")
-        responses[key] = { roots: [...await run(roots.list(origin))] }
+        responses[key] = { roots: [...await answer("roots/list", run, roots.list(origin))] }
         break
       }
     }
@@ -163,6 +163,25 @@ const applyDefaults = (schema: unknown, data: unknown): void => {
     if (Array.isArray(branches)) { for (const branch of branches) applyDefaults(branch, data) }
   }
 }
+
+/** A handler of the application failed answering an embedded request (`McpSessionError` reason `HandlerFailed`). @internal */
+export class HandlerFailure extends Error {
+  readonly method: string
+  constructor(method: string, cause: unknown) {
+    super(
+      cause instanceof Error ? cause.message : typeof cause === "string" ? cause : JSON.stringify(cause) ?? "failed",
+      {
+        cause
+      }
+    )
+    this.method = method
+  }
+}
+
+const answer = <A>(method: string, run: Run, effect: Effect.Effect<A, unknown>): Promise<A> =>
+  run(effect).catch((cause: unknown) => {
+    throw new HandlerFailure(method, cause)
+  })
 
 /** The levels, least severe first (RFC 5424 order, as MCP uses them). @internal */
 export const logLevels: ReadonlyArray<LoggingLevel> = [

@@ -6,9 +6,18 @@
  */
 import { ProtocolError, SdkError, SdkErrorCode, SdkHttpError } from "@modelcontextprotocol/client"
 import { isAuthorizationFailure } from "../McpAuth.ts"
-import { Closed, MessageTooLarge, Protocol, type Reason, Timeout, Unauthorized } from "../McpSessionError.ts"
+import {
+  Closed,
+  HandlerFailed,
+  MessageTooLarge,
+  Protocol,
+  type Reason,
+  Timeout,
+  Unauthorized
+} from "../McpSessionError.ts"
 import { messageTooLargeCode } from "../McpTransport.ts"
 import { streamEndedCode } from "./httpTransport.ts"
+import { HandlerFailure } from "./interaction.ts"
 
 const transientNetworkCodes = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ENOTFOUND", "UND_ERR_SOCKET"])
 
@@ -40,6 +49,9 @@ export const reasonFromSdk = (
   stderr?: string
 ): Reason => {
   const withStderr = stderr ? { stderr } : {}
+  if (error instanceof HandlerFailure) {
+    return new HandlerFailed({ server, request: error.method, message: error.message })
+  }
   const denied = causeChain(error).find(isAuthorizationFailure)
   if (denied !== undefined) {
     return new Unauthorized({
