@@ -9,14 +9,7 @@
  * @since 0.1.0
  */
 import type { CallToolResult, DiscoverResult, PriorDiscovery, Progress, Tool } from "@modelcontextprotocol/client"
-import {
-  Client,
-  isInputRequiredResult,
-  LOG_LEVEL_META_KEY,
-  ProtocolError,
-  SdkError,
-  SdkErrorCode
-} from "@modelcontextprotocol/client"
+import { Client, SdkError, SdkErrorCode } from "@modelcontextprotocol/client"
 import { Clock, Context, Deferred, Duration, Effect, Option, Redacted, type Scope, Stream } from "effect"
 import { type ResolvedServer, transportKind } from "./BridgeConfig.ts"
 import { CallerIdentity } from "./CallerIdentity.ts"
@@ -222,7 +215,6 @@ export const make = Effect.fnUntraced(function*(
   // The calls in flight, to tell a server's request (2025 era) which call it belongs to; `asked`: the server asked
   // the client something while the call ran, so its result may depend on the user's answer.
   const inFlight = new Map<number, { readonly tool: string; readonly identity: string | undefined; asked: boolean }>()
-  let nextCall = 0
   // Progress callbacks of the calls in flight, by the token their request carries. Not the SDK's `onprogress`: its
   // client dispatches notifications a microtask late but answers at once, so progress read in the same chunk as the
   // answer (stdio) found its handler gone and was dropped. Here a callback outlives its call's answer by that tick.
@@ -475,77 +467,19 @@ export const make = Effect.fnUntraced(function*(
         : requestOnClock(operation, timeout, run)
     )
 
-  // A `tools/call` at the SDK's request level (see internal/toolCall.ts), with the rounds of a 2026-07-28
-  // `input_required` result fulfilled here and retried on this session (never above it, so never cached or
-  // coalesced), up to `maxInputRounds`, all within `timeoutMillis`.
-  const callTool = async (
-    params: CallParams,
-    signal: AbortSignal,
-    timeoutMillis: number,
-    callOptions: CallOptions | undefined
-  ): Promise<CallToolResult> => {
-    const definition = callOptions?.definition
-    ToolCall.assertCompiles(params.name, definition)
-    const key = nextCall++
-    const call = { tool: params.name, identity: callOptions?.identity, asked: false }
-    inFlight.set(key, call)
-    const progressToken = callOptions?.onProgress === undefined ? undefined : `${id}.${key}`
-    if (progressToken !== undefined) progressOf.set(progressToken, callOptions!.onProgress!)
-    try {
-      const meta = era === "modern" && logLevel !== undefined
-        ? { ...params._meta, [LOG_LEVEL_META_KEY]: logLevel }
-        : params._meta
-      const withProgress = progressToken === undefined ? meta : { ...meta, progressToken }
-      const base: Record<string, unknown> = withProgress === params._meta
-        ? { ...params }
-        : { ...params, _meta: withProgress }
-      const viaCallTool = era === "modern" && ToolCall.mirrorsHeaders(definition)
-      const send = (request: Record<string, unknown>, timeout: number): Promise<CallToolResult> => {
-        const options = { signal, timeout, allowInputRequired: true }
-        return viaCallTool
-          ? client.callTool(request as Parameters<Client["callTool"]>[0], { ...options, toolDefinition: definition! })
-            .then((result) => result as CallToolResult)
-          : client.request({ method: "tools/call", params: request }, ToolCall.callResultSchema, options)
-      }
-      let result = await send(base, timeoutMillis)
-      if (isInputRequiredResult(result)) {
-        const deadline = Date.now() + timeoutMillis
-        const left = () => {
-          const millis = deadline - Date.now()
-          if (millis <= 0) throw new SdkError(SdkErrorCode.RequestTimeout, "Request timed out")
-          return millis
-        }
-        for (let round = 1; isInputRequiredResult(result); round++) {
-          if (round > maxInputRounds) {
-            throw new ProtocolError(-32603, `the server asked for input more than ${maxInputRounds} times`)
-          }
-          const asked: ClientHandlers.Origin = {
-            server: server.name,
-            tool: params.name,
-            identity: callOptions?.identity
-          }
-          const inputResponses = await Interaction.fulfil(result.inputRequests ?? {}, handlers, asked, runHandler, {
-            signal,
-            timeoutMillis: left()
-          })
-          result = await send({
-            ...base,
-            inputResponses,
-            ...(result.requestState === undefined ? {} : { requestState: result.requestState })
-          }, left())
-        }
-        interactive.add(result)
-      } else if (call.asked) {
-        // A 2025-era server asked the client (elicitation, sampling, roots) during the call.
-        interactive.add(result)
-      }
-      if (!viaCallTool) await ToolCall.checkOutput(params.name, definition, result)
-      return result
-    } finally {
-      inFlight.delete(key)
-      if (progressToken !== undefined) progressOf.delete(progressToken)
-    }
-  }
+  // A `tools/call` at the SDK's request level, `input_required` rounds fulfilled on this session (internal/toolCall.ts).
+  const callTool = ToolCall.makeCallTool({
+    client,
+    era,
+    server: server.name,
+    sessionId: id,
+    logLevel,
+    handlers,
+    run: runHandler,
+    inFlight,
+    progressOf,
+    markInteractive: (result) => interactive.add(result)
+  })
 
   // The live clock's `tools/call`: the SDK's own timer is the call's deadline (one timer per call; its timeout
   // surfaces as `Timeout`), the `AbortController` cancels it on the wire when the fiber is interrupted.
@@ -634,9 +568,6 @@ export const make = Effect.fnUntraced(function*(
   }
   return session
 })
-
-/** Rounds of `input_required` one call may take. */
-const maxInputRounds = 10
 
 // Results that took `input_required` rounds: they depend on what a user answered, so they are never cached.
 const interactive = new WeakSet<CallToolResult>()

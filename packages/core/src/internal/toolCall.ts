@@ -15,10 +15,31 @@
  * - SEP-2243 `x-mcp-header` mirroring into `Mcp-Param-*` headers (2026-07-28): a tool whose input schema declares one
  *   still goes through `callTool` with its `toolDefinition`, which does it.
  *
+ * And what the bridge adds: the rounds of a 2026-07-28 `input_required` result fulfilled with the application's
+ * handlers and retried on the same session (never above it, so never cached or coalesced), up to `maxInputRounds`, all
+ * within the call's time; progress through a token of the session's own; the per-request log level on 2026-07-28.
+ *
  * @internal
  */
-import type { CallToolResult, StandardSchemaV1, Tool } from "@modelcontextprotocol/client"
-import { fromJsonSchema, ProtocolError, ProtocolErrorCode } from "@modelcontextprotocol/client"
+import type {
+  CallToolResult,
+  Client,
+  LoggingLevel,
+  Progress,
+  StandardSchemaV1,
+  Tool
+} from "@modelcontextprotocol/client"
+import {
+  fromJsonSchema,
+  isInputRequiredResult,
+  LOG_LEVEL_META_KEY,
+  ProtocolError,
+  ProtocolErrorCode,
+  SdkError,
+  SdkErrorCode
+} from "@modelcontextprotocol/client"
+import type * as ClientHandlers from "../ClientHandlers.ts"
+import * as Interaction from "./interaction.ts"
 
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value)
@@ -117,5 +138,116 @@ export const checkOutput = async (name: string, tool: Tool | undefined, result: 
       ProtocolErrorCode.InvalidParams,
       `Structured content does not match the tool's output schema: ${problem}`
     )
+  }
+}
+
+/** Rounds of `input_required` one call may take. @internal */
+export const maxInputRounds = 10
+
+/** A call in flight on a session, for the attribution of what a 2025-era server asks. @internal */
+export interface InFlightCall {
+  readonly tool: string
+  readonly identity: string | undefined
+  /** The server asked the client something while the call ran: its result may depend on the user's answer. */
+  asked: boolean
+}
+
+/** What a session's `tools/call` works with. @internal */
+export interface CallerEnv {
+  readonly client: Client
+  readonly era: "legacy" | "modern"
+  readonly server: string
+  readonly sessionId: number
+  readonly logLevel: LoggingLevel | undefined
+  readonly handlers: ClientHandlers.ClientHandlers.Service
+  readonly run: Interaction.Run
+  readonly inFlight: Map<number, InFlightCall>
+  readonly progressOf: Map<string, (progress: Progress) => void>
+  readonly markInteractive: (result: CallToolResult) => void
+}
+
+interface CallParams {
+  readonly name: string
+  readonly arguments?: Readonly<Record<string, unknown>> | undefined
+  readonly _meta?: Readonly<Record<string, unknown>> | undefined
+}
+
+interface CallOptions {
+  readonly identity?: string | undefined
+  readonly onProgress?: ((progress: Progress) => void) | undefined
+  readonly definition?: Tool | undefined
+}
+
+/** The session's `tools/call` (see the module header). @internal */
+export const makeCallTool = (env: CallerEnv) => {
+  const { client, era, handlers, inFlight, logLevel, markInteractive, progressOf, run, server, sessionId } = env
+  let nextCall = 0
+  return async (
+    params: CallParams,
+    signal: AbortSignal,
+    timeoutMillis: number,
+    callOptions: CallOptions | undefined
+  ): Promise<CallToolResult> => {
+    const definition = callOptions?.definition
+    assertCompiles(params.name, definition)
+    const key = nextCall++
+    const call = { tool: params.name, identity: callOptions?.identity, asked: false }
+    inFlight.set(key, call)
+    const progressToken = callOptions?.onProgress === undefined ? undefined : `${sessionId}.${key}`
+    if (progressToken !== undefined) progressOf.set(progressToken, callOptions!.onProgress!)
+    try {
+      const meta = era === "modern" && logLevel !== undefined
+        ? { ...params._meta, [LOG_LEVEL_META_KEY]: logLevel }
+        : params._meta
+      const withProgress = progressToken === undefined ? meta : { ...meta, progressToken }
+      const base: Record<string, unknown> = withProgress === params._meta
+        ? { ...params }
+        : { ...params, _meta: withProgress }
+      const viaCallTool = era === "modern" && mirrorsHeaders(definition)
+      const send = (request: Record<string, unknown>, timeout: number): Promise<CallToolResult> => {
+        const options = { signal, timeout, allowInputRequired: true }
+        return viaCallTool
+          ? client.callTool(request as Parameters<Client["callTool"]>[0], { ...options, toolDefinition: definition! })
+            .then((result) => result as CallToolResult)
+          : client.request({ method: "tools/call", params: request }, callResultSchema, options)
+      }
+      let result = await send(base, timeoutMillis)
+      if (isInputRequiredResult(result)) {
+        const deadline = Date.now() + timeoutMillis
+        const left = () => {
+          const millis = deadline - Date.now()
+          if (millis <= 0) throw new SdkError(SdkErrorCode.RequestTimeout, "Request timed out")
+          return millis
+        }
+        for (let round = 1; isInputRequiredResult(result); round++) {
+          if (round > maxInputRounds) {
+            throw new ProtocolError(-32603, `the server asked for input more than ${maxInputRounds} times`)
+          }
+          const asked: ClientHandlers.Origin = {
+            server,
+            tool: params.name,
+            identity: callOptions?.identity
+          }
+          const inputResponses = await Interaction.fulfil(result.inputRequests ?? {}, handlers, asked, run, {
+            signal,
+            timeoutMillis: left()
+          })
+          result = await send({
+            ...base,
+            inputResponses,
+            ...(result.requestState === undefined ? {} : { requestState: result.requestState })
+          }, left())
+        }
+        markInteractive(result)
+      } else if (call.asked) {
+        // A 2025-era server asked the client (elicitation, sampling, roots) during the call.
+        markInteractive(result)
+      }
+      if (!viaCallTool) await checkOutput(params.name, definition, result)
+      return result
+    } finally {
+      inFlight.delete(key)
+      if (progressToken !== undefined) progressOf.delete(progressToken)
+    }
   }
 }
