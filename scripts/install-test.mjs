@@ -185,12 +185,18 @@ const pack = async () => {
   for (const entry of packed) {
     const paths = entry.files.map((f) => f.path)
     const problems = []
-    for (const required of ["package.json", "README.md", "dist/index.js", "dist/index.d.ts", "dist/index.js.map"]) {
-      if (!paths.includes(required)) problems.push(`no ${required}`)
+    const required = ["package.json", "README.md", "LICENSE", "dist/index.js", "dist/index.d.ts", "dist/index.js.map"]
+    for (const file of required) {
+      if (!paths.includes(file)) problems.push(`no ${file}`)
     }
     const stray = paths.filter((p) =>
-      !/^(dist\/.+\.(js|js\.map|d\.ts|d\.ts\.map)|src\/.+\.ts|package\.json|README\.md)$/.test(p)
+      !/^(dist\/.+\.(js|js\.map|d\.ts|d\.ts\.map)|src\/.+\.ts|package\.json|README\.md|LICENSE)$/.test(p)
     )
+    // Each package ships a copy of the repository's LICENSE (npm packs a package's own folder only).
+    const name = entry.name.replace(/^@mcp-bridge\//, "")
+    if (readFileSync(join(repo, "packages", name, "LICENSE"), "utf8") !== readFileSync(join(repo, "LICENSE"), "utf8")) {
+      problems.push(`packages/${name}/LICENSE differs from the repository's LICENSE`)
+    }
     if (stray.length > 0) problems.push(`unexpected files: ${stray.join(", ")}`)
     if (problems.length > 0) throw new StepError(`${entry.filename}: ${problems.join("; ")}`)
     const dists = paths.filter((p) => p.startsWith("dist/") && p.endsWith(".js")).length

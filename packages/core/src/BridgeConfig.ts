@@ -460,7 +460,14 @@ export const load: {
             new BridgeConfigError({ reason: new Unreadable({ file: input, detail: `not JSON: ${String(error)}` }) })
         })
       ),
-      Effect.flatMap(decode)
+      // An application's file holds its other settings next to `mcpServers`: only the bridge's two keys are read.
+      Effect.flatMap((json) =>
+        decode(
+          typeof json === "object" && json !== null && !Array.isArray(json)
+            ? Object.fromEntries(Object.entries(json).filter(([key]) => key === "mcpServers" || key === "bridge"))
+            : json
+        )
+      )
     )
     : decode(input)) as any
 

@@ -173,7 +173,12 @@ export const make = (options: Options = {}): McpTransport.Service => ({
                 ? Promise.resolve()
                 : Promise.race([
                   transport.terminateSession().catch(() => undefined),
-                  new Promise<void>((resolve) => setTimeout(resolve, terminateTimeout).unref?.())
+                  new Promise<void>((resolve) => {
+                    // Not holding the process open for it: `unref` where the runtime's timers have one (Node, Bun,
+                    // Deno), no type of any runtime assumed.
+                    const timer: unknown = setTimeout(resolve, terminateTimeout)
+                    ;(timer as { unref?: () => void }).unref?.()
+                  })
                 ])
           })
         }

@@ -347,6 +347,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
 
   const wrap = <E>(next: ToolCaller<E>): ToolCaller<E> => (request) => {
     const policy = request.policy
+    // A caller that follows the call's progress wants the call itself: no stored result, no miss in flight to join.
+    if (request.onProgress !== undefined && policy.cacheable) return next(request)
     if (!policy.cacheable) {
       return policy.readOnly || !request.server.cache.invalidateOnWrite
         ? next(request)

@@ -180,6 +180,22 @@ describe("McpSession", () => {
       }
     )
 
+    it("an SDK error over a network error (a negotiation probe of a server that is down) names the network code", () => {
+      // As the SDK throws it: the network error is the `cause`.
+      const probe = Object.assign(
+        new SdkError(SdkErrorCode.EraNegotiationFailed, "Version negotiation probe failed: fetch failed"),
+        { cause: network("ECONNREFUSED") }
+      )
+      assert.deepStrictEqual(
+        reason(probe),
+        new McpSessionError.Protocol({
+          server: "s",
+          code: -1,
+          message: "Version negotiation probe failed: fetch failed (ECONNREFUSED)"
+        })
+      )
+    })
+
     it("an SDK request timeout: Timeout with the operation and deadline", () => {
       assert.deepStrictEqual(
         reason(new SdkError(SdkErrorCode.RequestTimeout, "Request timed out")),

@@ -60,6 +60,22 @@ const call = (target: string, args: Record<string, unknown> = {}) =>
 const stats = ResultCache.ResultCache.use((cache) => cache.stats)
 
 describe("ResultCache", () => {
+  it.effect("a call with onProgress goes upstream: never answered from the cache, never stored", () =>
+    Effect.gen(function*() {
+      const alpha = TestServer.make({ tools })
+      yield* Effect.gen(function*() {
+        const bridge = yield* McpBridge.McpBridge
+        yield* call("alpha.get", { id: 1 })
+        yield* bridge.callTool("alpha.get", { id: 1 }, { onProgress: () => undefined })
+        assert.strictEqual(alpha.calls("get"), 2)
+        yield* bridge.callTool("alpha.get", { id: 2 }, { onProgress: () => undefined })
+        yield* call("alpha.get", { id: 2 })
+        assert.strictEqual(alpha.calls("get"), 4)
+        const s = yield* stats
+        assert.deepStrictEqual([s.hits, s.misses, s.size], [0, 2, 2])
+      }).pipe(Effect.provide(layerOf({ alpha })))
+    }))
+
   it.effect("answers a repeated call from the cache and counts hits and misses per server", () =>
     Effect.gen(function*() {
       const alpha = TestServer.make({ tools })

@@ -1,7 +1,7 @@
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { BridgeConfig } from "@mcp-bridge/core"
-import { Effect } from "effect"
+import { Duration, Effect } from "effect"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -23,6 +23,21 @@ describe("BridgeConfig.load", () => {
         })
       ))
       assert.deepStrictEqual([...config.servers.keys()], ["files", "docs"])
+    }).pipe(Effect.provide(NodeServices.layer)))
+
+  it.effect("reads only mcpServers and bridge of an application's file (a Claude Desktop file has more)", () =>
+    Effect.gen(function*() {
+      const config = yield* BridgeConfig.load(file(
+        "claude_desktop_config.json",
+        JSON.stringify({
+          globalShortcut: "",
+          mcpServers: { files: { command: "node", args: ["s.js"] } },
+          bridge: { timeout: "5 seconds" },
+          preferences: { sidebarMode: "chat" }
+        })
+      ))
+      assert.deepStrictEqual([...config.servers.keys()], ["files"])
+      assert.strictEqual(Duration.toMillis(config.servers.get("files")!.timeout), 5_000)
     }).pipe(Effect.provide(NodeServices.layer)))
 
   it.effect("a missing file, bad JSON and bad content are typed errors", () =>

@@ -76,8 +76,18 @@ export const reasonFromSdk = (
       case SdkErrorCode.NotConnected:
       case SdkErrorCode.SendFailed:
         return new Closed({ server, message: error.message, ...withStderr })
-      default:
-        return new Protocol({ server, code: -1, message: error.message })
+      default: {
+        // A failure the SDK wraps keeps the code of its network cause: "Version negotiation probe failed: fetch
+        // failed" says nothing of a server that is down; "(ECONNREFUSED)" does.
+        const code = causeCode(error.cause)
+        return new Protocol({
+          server,
+          code: -1,
+          message: code !== undefined && transientNetworkCodes.has(code) && !error.message.includes(code)
+            ? `${error.message} (${code})`
+            : error.message
+        })
+      }
     }
   }
   if (error instanceof ProtocolError) {
