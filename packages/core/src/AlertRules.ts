@@ -196,7 +196,8 @@ export const check = (rules: Rules, now: BridgeMetrics, base: BridgeMetrics | un
         tool: undefined,
         value,
         threshold: 0,
-        breached: value > 0,
+        // Callers waiting while no session is open yet wait for a connect, not for a busy pool.
+        breached: value > 0 && s.pool.idle + s.pool.inUse > 0,
         for: rules.poolSaturated.for
       })
     }

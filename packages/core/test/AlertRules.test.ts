@@ -313,6 +313,21 @@ describe("AlertRules", () => {
             meanConnectMillis: 1
           }
         }),
+        // Callers waiting for the first session to open: a connect under way, not a saturated pool.
+        server({
+          server: "connecting",
+          pool: {
+            idle: 0,
+            inUse: 0,
+            pending: 3,
+            min: 0,
+            max: 2,
+            created: 0,
+            invalidated: 0,
+            connectFailures: 0,
+            meanConnectMillis: undefined
+          }
+        }),
         server({ server: "dead", circuitBreaker: "open" })
       ))
       assert.deepStrictEqual(fired.map((e) => [e.rule, e.server, e.tool, e.value]), [

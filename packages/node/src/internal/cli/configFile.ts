@@ -91,13 +91,14 @@ export const read = Effect.fnUntraced(function*(path: string) {
 })
 
 /**
- * The settings the CLI runs servers with, under the file's own: 30 seconds to connect (a first `npx -y` may download
- * its package), and one session per server (`pool.min` 0), for which a caller waits as long as the connect takes (so
- * that a slow server shows its own error, not the pool's `PoolTimeout`).
+ * The settings the CLI runs servers with, under the file's own: the library's connect timeouts (15 seconds, 60 for a
+ * package runner such as `npx -y`, whose first start may download it), and one session per server (`pool.min` 0), for
+ * which a caller waits as long as the connect takes (so that a slow server shows its own error, not the pool's
+ * `PoolTimeout`).
  *
  * @internal
  */
-export const cliDefaults = { connectTimeout: "30 seconds" } as const
+export const cliDefaults = {} as const
 
 const cliPool = { min: 0, acquireTimeout: "10 minutes" } as const
 
