@@ -10,7 +10,9 @@
  *   server) in the past. Admission to one set of limits (a server's, a tool's) is one at a time, in order, through a
  *   `Semaphore(1)` turnstile, so that callers are served first come first served, nobody overtakes a waiter, and a
  *   call is recorded at the time it is really let through. A tool's own limits are passed first (holding its
- *   turnstile), then its server's, and the call is recorded in both when it passes the last.
+ *   turnstile), then its server's, and the call is recorded in both when it passes the last. The turnstiles are held
+ *   until the call is admitted, never while it runs; a call with room in every window and nobody queued or being
+ *   admitted is admitted at once, without taking them.
  * - Why not Effect's `RateLimiter`: its "fixed-window" counter lets a burst right after spread-out traffic put up to
  *   2N − 1 calls in one sliding window, its "token-bucket" gives N + N in a window after an idle one, and consuming
  *   several limits (server and tool) is not atomic, so a call delayed by one limit bunches up under another. A log of
