@@ -14,6 +14,8 @@ export default defineConfig({
         name,
         root: `./packages/${name}`,
         include: ["test/**/*.test.ts"],
+        // The README blocks `test/readme.test.ts` writes and runs under a Vitest of their own.
+        exclude: ["**/node_modules/**", "test/.readme/**"],
         testTimeout: 30_000,
         hookTimeout: 30_000
       }

@@ -40,7 +40,10 @@ export interface ResolvedPool {
   readonly min: number
   /** Sessions at most. @default 20 */
   readonly max: number
-  /** Requests in flight on one session (MCP multiplexes requests). @default 16 for stdio and in-memory, 8 for HTTP */
+  /**
+   * Requests in flight on one session (MCP multiplexes requests on a session; a new session is opened only when the
+   * open ones stay saturated, see `ConnectionPool`). @default 64
+   */
   readonly concurrency: number
   /** Idle sessions above `min` close after this long. @default 5 minutes */
   readonly idleTimeToLive: Duration.Duration
@@ -233,7 +236,6 @@ const resolveServer = (
   global: BridgeSettings | undefined
 ): ResolvedServer => {
   const { bridge, ...transport } = server as ServerConfig & { readonly bridge?: BridgeSettings }
-  const kind = transportKind(transport)
   const pool = { ...global?.pool, ...bridge?.pool }
   // A server that users authorize (OAuth) keeps each caller's sessions apart, as their tokens are.
   const userAuth = "auth" in transport && transport.auth !== undefined && transport.auth.grant !== "client_credentials"
@@ -250,7 +252,7 @@ const resolveServer = (
     pool: {
       min: pool.min ?? defaults.pool.min,
       max: Math.max(pool.max ?? defaults.pool.max, pool.min ?? 1),
-      concurrency: pool.concurrency ?? (kind === "http" || kind === "sse" ? 8 : 16),
+      concurrency: pool.concurrency ?? 64,
       idleTimeToLive: pool.idleTimeToLive ?? defaults.pool.idleTimeToLive,
       maxLifetime: pool.maxLifetime ?? defaults.pool.maxLifetime,
       healthCheckInterval: pool.healthCheckInterval ?? defaults.pool.healthCheckInterval,

@@ -20,7 +20,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Duration, Effect, Exit, Layer, Option, Pool, RcMap, Schema, Semaphore } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Exit, Layer, Option, Pool, RcMap, Schema, Semaphore } from "effect"
 import { BridgeConfig, type ResolvedServer } from "./BridgeConfig.ts"
 import { CallerIdentity } from "./CallerIdentity.ts"
 import * as Metrics from "./internal/metrics.ts"
@@ -196,6 +196,11 @@ interface Counters {
   connecting: number
   lastConnectMillis: number | undefined
   totalConnectMillis: number
+  /** How long a lease lasts (exponentially weighted), for the growth rule; `leases`: how many ended. */
+  leaseMillis: number
+  leases: number
+  /** Callers waiting for a lease to end before the pool may grow, first come first served. */
+  readonly releaseWaiters: Array<() => void>
 }
 
 interface Gates {
@@ -269,7 +274,10 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         connectFailures: 0,
         connecting: 0,
         lastConnectMillis: undefined,
-        totalConnectMillis: 0
+        totalConnectMillis: 0,
+        leaseMillis: 0,
+        leases: 0,
+        releaseWaiters: []
       }
       counters.set(key, c)
     }
@@ -542,19 +550,55 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     f: (session: McpSession.McpSession) => Effect.Effect<A, E, R>,
     call: CallRequest | undefined
   ): Effect.Effect<A, E | McpSessionError | ConnectionPoolError | McpBridgeError, R> => {
+    const c = countersOf(id)
     const run = (session: McpSession.McpSession) =>
-      f(session).pipe(
-        Effect.tapError((error) =>
-          isTransportFailure(error)
-            ? retire(id)(pool, session)
-            : isTimeout(error)
-            ? suspect(id, pool, session)
-            : Effect.void
+      Effect.withFiber((fiber) => {
+        const clock = fiber.getRef(Clock.Clock)
+        const start = clock.currentTimeMillisUnsafe()
+        return f(session).pipe(
+          Effect.tapError((error) =>
+            isTransportFailure(error)
+              ? retire(id)(pool, session)
+              : isTimeout(error)
+              ? suspect(id, pool, session)
+              : Effect.void
+          ),
+          Effect.ensuring(Effect.sync(() => {
+            const millis = clock.currentTimeMillisUnsafe() - start
+            c.leaseMillis = c.leases++ === 0 ? millis : c.leaseMillis + (millis - c.leaseMillis) / 8
+            c.releaseWaiters.shift()?.()
+          }))
         )
-      )
+      })
     const free = pool.state.waiters.size === 0 && pool.state.availableHead?.exit._tag === "Success"
-    return free ? Pool.use(pool, run) : waitThenUse(server, id, pool, run, call)
+    if (free) return Pool.use(pool, run)
+    // Every open session is at its `concurrency`. A new one pays off only if that lasts: first wait for a lease to end,
+    // up to twice the measured lease time and never longer than opening a session takes; then let the pool grow.
+    // Before any lease has ended there is nothing to measure: the pool grows at once.
+    const open = openCount(pool)
+    if (open === 0 || open >= server.pool.max || c.lastConnectMillis === undefined || c.leases === 0) {
+      return waitThenUse(server, id, pool, run, call)
+    }
+    return Effect.clockWith((clock) => {
+      const left = call === undefined ? Infinity : call.deadlineAt - clock.currentTimeMillisUnsafe()
+      const growAfter = Math.min(Math.max(2 * c.leaseMillis, 1), Math.max(c.lastConnectMillis!, 1), Math.max(0, left))
+      return Effect.andThen(releaseOrAfter(c, growAfter), waitThenUse(server, id, pool, run, call))
+    })
   }
+
+  // Completes when a lease of the pool ends, or after `millis`.
+  const releaseOrAfter = (c: Counters, millis: number): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      const released = Deferred.makeUnsafe<void>()
+      const wake = () => Deferred.doneUnsafe(released, Exit.void)
+      c.releaseWaiters.push(wake)
+      return Effect.raceFirst(Deferred.await(released), Effect.sleep(Duration.millis(millis))).pipe(
+        Effect.ensuring(Effect.sync(() => {
+          const i = c.releaseWaiters.indexOf(wake)
+          if (i >= 0) c.releaseWaiters.splice(i, 1)
+        }))
+      )
+    })
 
   // With the default `unusedPoolTimeToLive` (never), a shared pool lives as long as the layer once opened, so a call
   // can take it from `pools` without an `RcMap` reference of its own. Per-identity pools close when idle: a call holds

@@ -156,13 +156,19 @@ describe("BridgeConfig", () => {
   it.effect("a resolved server has every default applied", () =>
     Effect.gen(function*() {
       const config = yield* BridgeConfig.decode({
-        mcpServers: { h: { url: "http://127.0.0.1:1/mcp" }, m: { type: "memory" } }
+        mcpServers: {
+          h: { url: "http://127.0.0.1:1/mcp" },
+          m: { type: "memory" },
+          n: { command: "npx", args: ["-y", "some-server"] }
+        }
       })
       const h = config.servers.get("h")!
       assert.deepStrictEqual(Duration.toMillis(h.timeout), Duration.toMillis(BridgeConfig.defaults.timeout))
       assert.deepStrictEqual(Duration.toMillis(h.connectTimeout), 15_000)
-      assert.deepStrictEqual([h.pool.min, h.pool.max, h.pool.concurrency, h.pool.isolation], [0, 20, 8, "shared"])
-      assert.deepStrictEqual(config.servers.get("m")!.pool.concurrency, 16)
+      assert.deepStrictEqual([h.pool.min, h.pool.max, h.pool.concurrency, h.pool.isolation], [0, 20, 64, "shared"])
+      assert.deepStrictEqual(config.servers.get("m")!.pool.concurrency, 64)
+      // A package runner may download the server first: 60 seconds to connect.
+      assert.deepStrictEqual(Duration.toMillis(config.servers.get("n")!.connectTimeout), 60_000)
       assert.isTrue(h.retry !== false && h.retry.times === 2 && h.retry.budget === 0.2)
       assert.isTrue(h.circuitBreaker !== false && h.circuitBreaker.failures === 5)
       assert.isUndefined(h.throttle)

@@ -51,6 +51,17 @@ const call = (tool: string, args: Record<string, unknown> = {}) =>
   Effect.flatMap(McpBridge.McpBridge, (bridge) => bridge.callTool(`s.${tool}`, args))
 const as = (identity: string) => Effect.provideService(CallerIdentity, identity)
 
+// Once a lease has ended, a saturated pool grows only after the measured growth delay (a millisecond on this clock):
+// steps the clock a millisecond at a time, letting the in-memory I/O run between steps, until `predicate` holds.
+const whileGrowing = (predicate: () => boolean) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 1_000 && !predicate(); i++) {
+      yield* TestClock.adjust("1 millis")
+      yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+    }
+    assert.isTrue(predicate(), "the pool never grew")
+  })
+
 describe("ConnectionPool", () => {
   it.effect("keeps `min` sessions warm from start-up, and closing the layer closes every session", () =>
     Effect.gen(function*() {
@@ -71,6 +82,36 @@ describe("ConnectionPool", () => {
       yield* until(server, () => server.openSessions() === 0)
     }))
 
+  it.effect("grows by measurement: a saturation that ends within a lease's time opens no session, one that lasts does", () =>
+    Effect.gen(function*() {
+      const { connect, connects, server } = counted()
+      yield* Effect.gen(function*() {
+        yield* call("echo")
+        assert.strictEqual(connects(), 1)
+        // The only session is busy (concurrency 1); a second caller waits for it instead of opening another...
+        const first = yield* Effect.forkChild(call("held", { n: 1 }))
+        yield* until(server, () => server.held("held") === 1)
+        const second = yield* Effect.forkChild(call("echo", { n: 2 }))
+        yield* Effect.yieldNow
+        server.release("held")
+        yield* Fiber.join(first)
+        assert.deepStrictEqual(text(yield* Fiber.join(second)), "{\"n\":2}")
+        assert.strictEqual(connects(), 1)
+        // ...but when the session stays busy past the growth delay (a millisecond here: leases and the connect are
+        // instant on this clock), the pool opens a second one.
+        const holding = yield* Effect.forkChild(call("held", { n: 3 }))
+        yield* until(server, () => server.held("held") === 1)
+        const third = yield* Effect.forkChild(call("echo", { n: 4 }))
+        yield* Effect.yieldNow
+        assert.strictEqual(connects(), 1)
+        yield* TestClock.adjust("1 millis")
+        assert.deepStrictEqual(text(yield* Fiber.join(third)), "{\"n\":4}")
+        assert.deepStrictEqual([connects(), (yield* statsOf).created], [2, 2])
+        server.release("held")
+        yield* Fiber.join(holding)
+      }).pipe(Effect.provide(layer(server, { max: 3, concurrency: 1 }, connect)))
+    }))
+
   it.effect("reuses one session for sequential calls", () =>
     Effect.gen(function*() {
       const server = TestServer.make({ tools })
@@ -89,13 +130,14 @@ describe("ConnectionPool", () => {
         const three = yield* Effect.forkChild(
           Effect.forEach([1, 2, 3], (i) => call("held", { i }), { concurrency: "unbounded" })
         )
-        yield* until(server, () => server.held("held") === 3)
+        yield* whileGrowing(() => server.held("held") === 3)
         server.release("held")
         yield* Fiber.join(three)
         assert.strictEqual(server.openSessions(), 3)
         yield* TestClock.adjust("4 minutes")
         assert.deepStrictEqual([(yield* statsOf).invalidated, (yield* statsOf).idle], [0, 3])
-        yield* TestClock.adjust("2 minutes")
+        // The sweep runs every 75 s (a quarter of the idle time-to-live): by 7 minutes it has seen 5 minutes of idling.
+        yield* TestClock.adjust("3 minutes")
         const s = yield* statsOf
         assert.deepStrictEqual([s.invalidated, s.idle], [2, 1])
         yield* until(server, () => server.openSessions() === 1)
@@ -255,7 +297,7 @@ describe("ConnectionPool", () => {
           { concurrency: "unbounded" }
         ))
         // Two sessions of two requests each: four calls at the server, twenty waiting for a session.
-        yield* until(server, () => server.held("held") === 4)
+        yield* whileGrowing(() => server.held("held") === 4)
         assert.strictEqual((yield* statsOf).pending, 20)
         yield* drain(server, "held", 24)
         const results = yield* Fiber.join(calls)
