@@ -13,6 +13,11 @@
  * - A caller with no free session waits in order, bounded by `acquireTimeout` (`PoolTimeout`, which says whether
  *   sessions were busy or still being opened) and by its call's overall deadline (`DeadlineExceeded`, phase `queue`
  *   or `connect`). A free session is leased without a timer.
+ * - Growth by measurement: when every open session carries `concurrency` requests, a caller first waits for a lease
+ *   to end, up to twice the measured (exponentially weighted) lease time and never longer than the last connect took,
+ *   and only then lets the pool open a session: a burst that drains faster than a session opens costs no session (on
+ *   2 cores, a second child process at c=50 halves throughput), a saturation that lasts does. Before any lease has
+ *   ended, and for the first session, the pool grows at once.
  * - Sessions of a server open at most `connectConcurrency` at a time (so `min` sessions, or a cold burst, never start
  *   every process at once); with per-identity isolation all identities of a server share `pool.maxTotal` sessions,
  *   an identity in need takes the idle session of another one, and idle identity pools close after
