@@ -4,10 +4,12 @@
  * when to retry.
  *
  * - What a rate limit guarantees: `perSecond: N` means at most N calls admitted in any sliding second (`perMinute`
- *   likewise), bursts included, with no call refused while it may still wait. The limits are sliding logs (the
- *   admission times of the last N calls of each limit, in a ring): a call is admitted when the N-th last admission is
- *   at least a window (plus a small margin, `windowMargin`, for the jitter between admission and arrival at the
- *   server) in the past. Admission to one set of limits (a server's, a tool's) is one at a time, in order, through a
+ *   likewise), bursts included, with no call refused while it may still wait, and that holds at the server, whatever
+ *   its own queueing: the limits are sliding logs of the last N calls of each limit (in a ring), where a call holds
+ *   its place while it runs and counts from the time its answer came back. A call is admitted when the N-th last call
+ *   ended at least a window ago (plus a small margin, `windowMargin`): the server handled that call before it
+ *   answered, and handles this one after it is sent, so no window of the limit's length at the server holds N + 1.
+ *   The price, under a saturated limit: calls are spaced by the window plus the calls' latency. Admission to one set of limits (a server's, a tool's) is one at a time, in order, through a
  *   `Semaphore(1)` turnstile, so that callers are served first come first served, nobody overtakes a waiter, and a
  *   call is recorded at the time it is really let through. A tool's own limits are passed first (holding its
  *   turnstile), then its server's, and the call is recorded in both when it passes the last. The turnstiles are held
@@ -26,7 +28,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Duration, Effect, Layer, Option, Schema, Semaphore } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Exit, Layer, Option, Schema, Semaphore } from "effect"
 import type { ResolvedServer } from "./BridgeConfig.ts"
 import type { ThrottleSettings } from "./BridgeConfigSchema.ts"
 import type * as Metrics from "./internal/metrics.ts"
@@ -174,7 +176,10 @@ interface RateLimit {
   readonly kind: Metrics.ThrottleLimit
   /** Set for a tool's own limit. */
   readonly tool: string | undefined
+  /** Per logged call: when its answer came back (`Infinity` while it runs). */
   readonly log: Float64Array
+  /** Per logged call: its sequence number, so that a call ending late never overwrites a newer call's slot. */
+  readonly ids: Float64Array
   /** Calls logged (up to `limit`), and where the oldest is. */
   count: number
   head: number
@@ -187,6 +192,8 @@ interface RateGate {
   waiting: number
   /** 1 while a caller holds the turnstile (its admission under way). */
   busy: number
+  /** Completed when a logged call of the gate ends: the caller at the turnstile waits for it. */
+  ended: Deferred.Deferred<void> | undefined
 }
 
 /** An in-flight limit: its semaphore, and how many callers wait for it (a newcomer never overtakes them). */
@@ -219,6 +226,8 @@ interface Ticket {
   /** True when `until` is the call's deadline (not `maxWait`). */
   untilDeadline: boolean
   waitedFor: Metrics.ThrottleLimit | undefined
+  /** Where the call is logged once admitted (stamped with its end, whatever the way it ends). */
+  readonly logged: Array<Logged>
 }
 
 // The rate limits a `ThrottleSettings` can set.
@@ -234,15 +243,46 @@ const admitAt = (gate: RateGate): number => {
   return at
 }
 
-const record = (gate: RateGate, now: number): void => {
+let nextId = 0
+
+/** Where a running call is logged, to stamp its end. */
+interface Logged {
+  readonly gate: RateGate
+  readonly id: number
+  readonly slots: ReadonlyArray<number>
+}
+
+// Logs an admitted call in every limit of `gate`, as running (`Infinity`: it holds its place until it ends).
+const record = (gate: RateGate): Logged => {
+  const id = ++nextId
+  const slots: Array<number> = []
   for (const l of gate.limits) {
+    let slot: number
     if (l.count < l.limit) {
-      l.log[(l.head + l.count) % l.limit] = now
+      slot = (l.head + l.count) % l.limit
       l.count++
     } else {
-      l.log[l.head] = now
+      slot = l.head
       l.head = (l.head + 1) % l.limit
     }
+    l.log[slot] = Infinity
+    l.ids[slot] = id
+    slots.push(slot)
+  }
+  return { gate, id, slots }
+}
+
+// The call ended at `now`: its slots count from then, and the caller waiting at the gate's turnstile looks again.
+const ended = (logged: Logged, now: number): void => {
+  const { gate, id, slots } = logged
+  for (let i = 0; i < gate.limits.length; i++) {
+    const l = gate.limits[i]!
+    if (l.ids[slots[i]!] === id) l.log[slots[i]!] = now
+  }
+  const waiting = gate.ended
+  if (waiting !== undefined) {
+    gate.ended = undefined
+    Deferred.doneUnsafe(waiting, Exit.void)
   }
 }
 
@@ -273,12 +313,13 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         kind: rate.kind,
         tool,
         log: new Float64Array(limit),
+        ids: new Float64Array(limit),
         count: 0,
         head: 0
       })
     }
     if (limits.length === 0) return undefined
-    gate = { limits, turnstile: Semaphore.makeUnsafe(1), waiting: 0, busy: 0 }
+    gate = { limits, turnstile: Semaphore.makeUnsafe(1), waiting: 0, busy: 0, ended: undefined }
     rateGates.set(key, gate)
     return gate
   }
@@ -412,7 +453,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     if (index === plan.gates.length) {
       return Effect.clockWith((clock) => {
         const at = clock.currentTimeMillisUnsafe()
-        for (const gate of passed) record(gate, at)
+        for (const gate of passed) ticket.logged.push(record(gate))
         if (ticket.waitedFor !== undefined) {
           recorder.throttleWaited(ticket.plan.server, ticket.waitedFor, (at - ticket.start) / 1000)
         }
@@ -438,9 +479,19 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
           const current = clock.currentTimeMillisUnsafe()
           if (at <= current) return throughGates(ticket, index + 1, [...passed, gate])
           startWait(ticket, current)
+          // The call N places back still runs: its place frees a window after it ends, so wait for it to end.
+          if (at === Infinity && !plan.failFast && current < ticket.until) {
+            ticket.waitedFor = gate.limits[0]!.kind
+            const running = [gate, ...passed].find((g) => admitAt(g) === Infinity)!
+            const end = running.ended ??= Deferred.makeUnsafe<void>()
+            return Effect.andThen(
+              Effect.raceFirst(Deferred.await(end), Effect.sleep(Duration.millis(ticket.until - current))),
+              Effect.suspend(pass)
+            )
+          }
           if (plan.failFast || at > ticket.until) {
             if (!plan.failFast && ticket.untilDeadline) return deadlinePassed(ticket, "rate-limit")
-            return rateRefused(ticket, gate, at - current)
+            return rateRefused(ticket, gate, at === Infinity ? gate.limits[0]!.spanMillis : at - current)
           }
           ticket.waitedFor = gate.limits[0]!.kind
           return Effect.andThen(
@@ -515,19 +566,33 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const wrap = <E>(next: ToolCaller<E>): ToolCaller<E | ThrottlerError | McpBridgeError> => (request: CallRequest) => {
     const plan = planFor(request.server, request.tool, request.policy)
     if (plan === undefined) return next(request)
-    const ticket: Ticket = { plan, call: request, start: -1, until: 0, untilDeadline: false, waitedFor: undefined }
-    const admitted = plan.gates.length === 0
-      ? Effect.suspend(() => next(request))
-      : Effect.clockWith((clock) => {
-        // Room in every gate and nobody queued or being admitted: admitted at once, no turnstile taken.
+    const ticket: Ticket = {
+      plan,
+      call: request,
+      start: -1,
+      until: 0,
+      untilDeadline: false,
+      waitedFor: undefined,
+      logged: []
+    }
+    if (plan.gates.length === 0) return withSlots(ticket, 0, Effect.suspend(() => next(request)))
+    // A logged call holds its places until it ends, however it ends: stamped by a finalizer set up before admission.
+    const stamp = Effect.clockWith((clock) =>
+      Effect.sync(() => {
         const now = clock.currentTimeMillisUnsafe()
-        if (plan.gates.every((gate) => gate.waiting === 0 && gate.busy === 0 && admitAt(gate) <= now)) {
-          for (const gate of plan.gates) record(gate, now)
-          return next(request)
-        }
-        return Effect.andThen(throughGates(ticket, 0, []), Effect.suspend(() => next(request)))
+        for (const logged of ticket.logged) ended(logged, now)
       })
-    return withSlots(ticket, 0, admitted)
+    )
+    const admitted = Effect.clockWith((clock) => {
+      // Room in every gate and nobody queued or being admitted: admitted at once, no turnstile taken.
+      const now = clock.currentTimeMillisUnsafe()
+      if (plan.gates.every((gate) => gate.waiting === 0 && gate.busy === 0 && admitAt(gate) <= now)) {
+        for (const gate of plan.gates) ticket.logged.push(record(gate))
+        return next(request)
+      }
+      return Effect.andThen(throughGates(ticket, 0, []), Effect.suspend(() => next(request)))
+    })
+    return withSlots(ticket, 0, Effect.ensuring(admitted, stamp))
   }
 
   return { wrap } satisfies Throttler.Service

@@ -164,6 +164,38 @@ describe("Throttler", () => {
       assert.strictEqual((waited?.state as { sum: number } | undefined)?.sum, 1)
     }))
 
+  it.effect("a running call holds its place in the window until it ends: the server never sees N + 1 in a window", () =>
+    Effect.gen(function*() {
+      const config = yield* configOf({ s: { throttle: { perSecond: 2 } } })
+      const stage = yield* Effect.provide(Throttler.Throttler.use(Effect.succeed), stageLayer({ windowMargin: 0 }))
+      const gates = [yield* Deferred.make<void>(), yield* Deferred.make<void>()]
+      const admitted: Array<number> = []
+      let n = 0
+      const caller = stage.wrap(() =>
+        Effect.gen(function*() {
+          const i = n++
+          admitted.push(yield* Clock.currentTimeMillis)
+          if (i < 2) yield* Deferred.await(gates[i]!)
+          return ok
+        })
+      )
+      const request = requestOf(config, "s", "t")
+      const first = yield* Effect.forkChild(Effect.all([caller(request), caller(request)], { concurrency: 2 }))
+      const third = yield* Effect.forkChild(caller(request))
+      yield* TestClock.adjust("5 seconds")
+      // Both calls of the window still run: the third waits, however long ago they were admitted.
+      assert.deepStrictEqual(admitted, [0, 0])
+      yield* Deferred.succeed(gates[0]!, undefined)
+      yield* TestClock.adjust("999 millis")
+      assert.deepStrictEqual(admitted, [0, 0])
+      yield* TestClock.adjust("1 millis")
+      yield* Fiber.join(third)
+      // Admitted a window after the first call ended (at 5 s), not after it was admitted.
+      assert.deepStrictEqual(admitted, [0, 0, 6_000])
+      yield* Deferred.succeed(gates[1]!, undefined)
+      yield* Fiber.join(first)
+    }))
+
   it.effect("a rate limit orders admissions only: admitted calls run at once, side by side", () =>
     Effect.gen(function*() {
       const config = yield* configOf({ s: { throttle: { perSecond: 100 } } })
