@@ -25,13 +25,15 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Deferred, Duration, Effect, Exit, Layer, Option, Pool, RcMap, Schema, Semaphore } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Option, Pool, RcMap, Semaphore } from "effect"
 import { BridgeConfig, type ResolvedServer } from "./BridgeConfig.ts"
 import { CallerIdentity } from "./CallerIdentity.ts"
+import type { ConnectionPoolError } from "./ConnectionPoolError.ts"
 import * as Metrics from "./internal/metrics.ts"
+import * as PoolWait from "./internal/poolWait.ts"
 import * as SessionStrategy from "./internal/sessionStrategy.ts"
 import * as McpAuth from "./McpAuth.ts"
-import { deadlineExceeded, McpBridgeError } from "./McpBridgeError.ts"
+import { McpBridgeError } from "./McpBridgeError.ts"
 import * as McpSession from "./McpSession.ts"
 import { McpSessionError } from "./McpSessionError.ts"
 import { McpTransport } from "./McpTransport.ts"
@@ -72,66 +74,26 @@ export interface PoolStats {
   readonly meanConnectMillis: number | undefined
 }
 
-// -----------------------------------------------------------------------------
-// Errors
-// -----------------------------------------------------------------------------
-
-/**
- * No session became free within `acquireTimeout`: `open` sessions were all busy (each serving `concurrency`
- * requests), or `connecting` sessions were still being opened.
- *
- * @since 0.1.0
- */
-export class PoolTimeout extends Schema.TaggedClass<PoolTimeout>()("PoolTimeout", {
-  server: Schema.String,
-  max: Schema.Finite,
-  concurrency: Schema.Finite,
-  waitedMillis: Schema.Finite,
-  /** Sessions open when the wait ended. */
-  open: Schema.Finite,
-  /** Sessions being opened when the wait ended. */
-  connecting: Schema.Finite
-}) {}
-
-/**
- * Why the pool could not lease a session: `PoolTimeout`.
- *
- * @since 0.1.0
- */
-export const Reason = Schema.Union([PoolTimeout])
-
-/**
- * The type of a `ConnectionPoolError`'s `reason`: `PoolTimeout`. Match on `error.reason._tag`.
- *
- * @since 0.1.0
- */
-export type Reason = typeof Reason.Type
-
-/**
- * The pool could not lease a session in time. Failures to open a session are `McpSessionError`s.
- *
- * @since 0.1.0
- */
-export class ConnectionPoolError extends Schema.TaggedError<ConnectionPoolError>()("ConnectionPoolError", {
-  reason: Reason
-}) {
-  override get message(): string {
-    const r = this.reason
-    const state = r.open === 0 && r.connecting > 0
-      ? `${r.connecting === 1 ? "its first session is" : `${r.connecting} sessions are`} still being opened`
-      : r.connecting > 0
-      ? `${r.open} sessions × ${r.concurrency} requests each are busy and ${r.connecting} more are being opened`
-      : `${r.open} of at most ${r.max} sessions × ${r.concurrency} requests each, all busy`
-    return `no session of MCP server "${r.server}" became free within ${r.waitedMillis} ms: ${state}`
-  }
-
+export {
   /**
-   * The server whose pool is saturated.
+   * The pool could not lease a session in time (see `ConnectionPoolError.ts`).
+   *
+   * @since 0.1.0
    */
-  get server(): string {
-    return this.reason.server
-  }
-}
+  ConnectionPoolError,
+  /**
+   * No session became free within `acquireTimeout`.
+   *
+   * @since 0.1.0
+   */
+  PoolTimeout,
+  /**
+   * Why the pool could not lease a session.
+   *
+   * @since 0.1.0
+   */
+  Reason
+} from "./ConnectionPoolError.ts"
 
 // -----------------------------------------------------------------------------
 // Service
@@ -467,21 +429,13 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       return Effect.andThen(retire(id)(pool, session), Effect.asVoid(Effect.forkIn(probe, layerScope)))
     })
 
-  const waitSpans = new Map<string, { readonly kind: "internal"; readonly attributes: Record<string, string> }>()
-  const waitSpanOptions = (server: string) => {
-    let o = waitSpans.get(server)
-    if (o === undefined) waitSpans.set(server, o = { kind: "internal", attributes: { [Metrics.Attr.server]: server } })
-    return o
-  }
-
   const openCount = (pool: SessionPool) => {
     let n = 0
     for (const item of pool.state.items) if (item.exit._tag === "Success" && !pool.state.invalidated.has(item)) n++
     return n
   }
 
-  // No free session: wait for one (FIFO, in `Pool`), up to `acquireTimeout` and the call's deadline. The bound is on
-  // the wait only, not on the call: once a session is leased, the timer's side never completes.
+  // No free session: wait for one (internal/poolWait.ts).
   const waitThenUse = <A, E, R>(
     server: ResolvedServer,
     id: string,
@@ -489,61 +443,9 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     run: (session: McpSession.McpSession) => Effect.Effect<A, E, R>,
     call: CallRequest | undefined
   ): Effect.Effect<A, E | McpSessionError | ConnectionPoolError | McpBridgeError, R> =>
-    Effect.withFiber((fiber) => {
-      const clock = fiber.getRef(Clock.Clock)
-      const start = clock.currentTimeMillisUnsafe()
-      // With no session open yet, the wait is for a connect, which `connectTimeout` bounds (its failure is what the
-      // caller then gets): a cold `npx -y` server may take longer to start than a free session takes to come.
-      const acquireMillis = openCount(pool) === 0
-        ? Math.max(Duration.toMillis(server.pool.acquireTimeout), Duration.toMillis(server.connectTimeout) + 1_000)
-        : Duration.toMillis(server.pool.acquireTimeout)
-      const byDeadline = call !== undefined && call.deadlineAt - start < acquireMillis
-      const waitMillis = byDeadline ? Math.max(0, call!.deadlineAt - start) : acquireMillis
-      let leased = false
-      const timeout = Effect.sleep(Duration.millis(waitMillis)).pipe(
-        Effect.andThen(Effect.suspend((): Effect.Effect<never, ConnectionPoolError | McpBridgeError> => {
-          if (leased) return Effect.never
-          const connecting = countersOf(id).connecting
-          if (byDeadline) {
-            return Effect.fail(
-              deadlineExceeded(server.name, call!.tool, call!.deadlineMillis, connecting > 0 ? "connect" : "queue")
-            )
-          }
-          return Effect.fail(
-            new ConnectionPoolError({
-              reason: new PoolTimeout({
-                server: server.name,
-                max: server.pool.max,
-                concurrency: server.pool.concurrency,
-                waitedMillis: waitMillis,
-                open: openCount(pool),
-                connecting
-              })
-            })
-          )
-        }))
-      )
-      const traced = call?.traced === "wire"
-      if (!traced) {
-        return Effect.raceFirst(
-          Pool.use(pool, (session) => {
-            leased = true
-            return run(session)
-          }),
-          timeout
-        )
-      }
-      return Effect.flatMap(Effect.makeSpan("mcp_bridge.session.wait", waitSpanOptions(server.name)), (wait) =>
-        Effect.raceFirst(
-          Pool.use(pool, (session) => {
-            leased = true
-            wait.end(clock.currentTimeNanosUnsafe(), Exit.void)
-            return run(session)
-          }),
-          timeout
-        ).pipe(Effect.onExit((exit) =>
-          Effect.sync(() => leased || wait.end(clock.currentTimeNanosUnsafe(), exit))
-        )))
+    PoolWait.waitThenUse(server, pool, run, call, {
+      open: () => openCount(pool),
+      connecting: () => countersOf(id).connecting
     })
 
   // Leases a session of `pool` for `f`; a session that fails on its transport is retired, one that timed out is
@@ -587,23 +489,12 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     return Effect.clockWith((clock) => {
       const left = call === undefined ? Infinity : call.deadlineAt - clock.currentTimeMillisUnsafe()
       const growAfter = Math.min(Math.max(2 * c.leaseMillis, 1), Math.max(c.lastConnectMillis!, 1), Math.max(0, left))
-      return Effect.andThen(releaseOrAfter(c, growAfter), waitThenUse(server, id, pool, run, call))
-    })
-  }
-
-  // Completes when a lease of the pool ends, or after `millis`.
-  const releaseOrAfter = (c: Counters, millis: number): Effect.Effect<void> =>
-    Effect.suspend(() => {
-      const released = Deferred.makeUnsafe<void>()
-      const wake = () => Deferred.doneUnsafe(released, Exit.void)
-      c.releaseWaiters.push(wake)
-      return Effect.raceFirst(Deferred.await(released), Effect.sleep(Duration.millis(millis))).pipe(
-        Effect.ensuring(Effect.sync(() => {
-          const i = c.releaseWaiters.indexOf(wake)
-          if (i >= 0) c.releaseWaiters.splice(i, 1)
-        }))
+      return Effect.andThen(
+        PoolWait.releaseOrAfter(c.releaseWaiters, growAfter),
+        waitThenUse(server, id, pool, run, call)
       )
     })
+  }
 
   // With the default `unusedPoolTimeToLive` (never), a shared pool lives as long as the layer once opened, so a call
   // can take it from `pools` without an `RcMap` reference of its own. Per-identity pools close when idle: a call holds

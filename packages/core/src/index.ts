@@ -68,6 +68,13 @@ export * as ClientHandlers from "./ClientHandlers.ts"
 export * as ConnectionPool from "./ConnectionPool.ts"
 
 /**
+ * The error of the connection pool (`PoolTimeout`).
+ *
+ * @since 0.1.0
+ */
+export * as ConnectionPoolError from "./ConnectionPoolError.ts"
+
+/**
  * OAuth 2.1 for servers with an `auth` section: discovery, registration, PKCE, client credentials, refresh, step-up;
  * tokens per server and caller identity in a pluggable store.
  *
