@@ -435,19 +435,6 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     return n
   }
 
-  // No free session: wait for one (internal/poolWait.ts).
-  const waitThenUse = <A, E, R>(
-    server: ResolvedServer,
-    id: string,
-    pool: SessionPool,
-    run: (session: McpSession.McpSession) => Effect.Effect<A, E, R>,
-    call: CallRequest | undefined
-  ): Effect.Effect<A, E | McpSessionError | ConnectionPoolError | McpBridgeError, R> =>
-    PoolWait.waitThenUse(server, pool, run, call, {
-      open: () => openCount(pool),
-      connecting: () => countersOf(id).connecting
-    })
-
   // Leases a session of `pool` for `f`; a session that fails on its transport is retired, one that timed out is
   // suspect. A free session is leased at once; only a caller that has to wait gets a deadline (and its timer).
   const lease = <A, E, R>(
@@ -479,20 +466,22 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       })
     const free = pool.state.waiters.size === 0 && pool.state.availableHead?.exit._tag === "Success"
     if (free) return Pool.use(pool, run)
+    // No free session: wait for one (internal/poolWait.ts).
+    const wait = PoolWait.waitThenUse(server, pool, run, call, {
+      open: () => openCount(pool),
+      connecting: () => c.connecting
+    })
     // Every open session is at its `concurrency`. A new one pays off only if that lasts: first wait for a lease to end,
     // up to twice the measured lease time and never longer than opening a session takes; then let the pool grow.
     // Before any lease has ended there is nothing to measure: the pool grows at once.
     const open = openCount(pool)
     if (open === 0 || open >= server.pool.max || c.lastConnectMillis === undefined || c.leases === 0) {
-      return waitThenUse(server, id, pool, run, call)
+      return wait
     }
     return Effect.clockWith((clock) => {
       const left = call === undefined ? Infinity : call.deadlineAt - clock.currentTimeMillisUnsafe()
       const growAfter = Math.min(Math.max(2 * c.leaseMillis, 1), Math.max(c.lastConnectMillis!, 1), Math.max(0, left))
-      return Effect.andThen(
-        PoolWait.releaseOrAfter(c.releaseWaiters, growAfter),
-        waitThenUse(server, id, pool, run, call)
-      )
+      return Effect.andThen(PoolWait.releaseOrAfter(c.releaseWaiters, growAfter), wait)
     })
   }
 

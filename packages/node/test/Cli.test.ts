@@ -13,6 +13,7 @@ import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { isAlive } from "./helpers.ts"
 
 const bin = fileURLToPath(new URL("../src/bin/mcp-bridge.ts", import.meta.url))
 const everything = createRequire(import.meta.url).resolve("@modelcontextprotocol/server-everything/dist/index.js")
@@ -49,14 +50,7 @@ interface Run {
   readonly stderr: string
 }
 
-const groupAlive = (pid: number) => {
-  try {
-    process.kill(-pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
+const groupAlive = (pid: number) => isAlive(-pid)
 
 /** Runs `mcp-bridge ...args` from sources; fails the test if it leaves a process of its group or prints a secret. */
 const cli = (

@@ -1,17 +1,9 @@
 import { TestServer } from "@mcp-bridge/testing"
 import { Effect } from "effect"
+import { isAlive } from "./helpers.ts"
 import { suiteTools, transportSuite } from "./transportSuite.ts"
 
 const spec: TestServer.TestServerSpec = { tools: suiteTools }
-
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 /** Waits (bounded) until `predicate` holds, checking every 20 ms: for state outside this process (child pids). */
 const eventually = (predicate: () => boolean, what: string) =>

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { freePort } from "./helpers.ts"
+import { freePort, isAlive } from "./helpers.ts"
 
 const tools: ReadonlyArray<TestServer.TestTool> = [
   { name: "echo", annotations: { readOnlyHint: true }, respond: { kind: "echo" } },
@@ -17,14 +17,6 @@ const tools: ReadonlyArray<TestServer.TestTool> = [
   { name: "crash", respond: { kind: "crash" } }
 ]
 
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 // Waits (bounded: 5 seconds) for state outside this process, a child's exit, checking every 20 ms.
 const waitUntil = (f: () => boolean, ms = 5_000) =>
   Effect.promise(async () => {

@@ -14,3 +14,13 @@ export const freePort = Effect.promise(() =>
     })
   })
 )
+
+/** True while process `pid` exists (a negative `pid`: while any process of that process group exists). */
+export const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}

@@ -27,6 +27,7 @@ import { tmpdir } from "node:os"
 import { dirname, join, relative } from "node:path"
 import { fileURLToPath } from "node:url"
 import ts from "typescript"
+import { isAlive } from "./helpers.ts"
 
 const repo = fileURLToPath(new URL("../../../", import.meta.url))
 // Inside the repository (so that `@mcp-bridge/*` resolve to sources), ignored by git, tsc and dprint.
@@ -278,14 +279,7 @@ interface Finished {
   readonly output: string
 }
 
-const groupAlive = (pid: number) => {
-  try {
-    process.kill(-pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
+const groupAlive = (pid: number) => isAlive(-pid)
 
 /** Runs `args` with this Node in a process group of its own; on timeout, or once a serving program is driven, the
  * group is ended. */

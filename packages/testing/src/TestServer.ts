@@ -13,7 +13,7 @@ import { startHttpServer } from "./internal/http.ts"
 import { makeMemoryServer } from "./internal/memory.ts"
 import type { HttpOptions, HttpTestServer, SseOptions, TestServerSpec } from "./internal/spec.ts"
 import { startSseServer } from "./internal/sse.ts"
-import { countCalls, heldCalls, makeState, receivedMeta, release, until } from "./internal/state.ts"
+import { makeState, observe } from "./internal/state.ts"
 
 export type {
   /**
@@ -96,15 +96,7 @@ export const make = (spec: TestServerSpec): TestServer => {
   const memory = makeMemoryServer(state)
   return {
     spec,
-    calls: (tool) => countCalls(state, tool),
-    receivedMeta: (tool) => receivedMeta(state, tool),
-    inFlight: () => state.inFlight,
-    cancelled: () => state.cancelled,
-    peakInFlight: () => state.peakInFlight,
-    held: (tool) => heldCalls(state, tool),
-    release: (tool, count) => release(state, tool, count),
-    until: (predicate, timeoutMs) => until(state, predicate, timeoutMs),
-    rootsListChanged: () => state.rootsListChanged,
+    ...observe(state),
     connect: memory.connect,
     openSessions: memory.openSessions,
     close: memory.close

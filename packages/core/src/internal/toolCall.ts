@@ -40,9 +40,7 @@ import {
 } from "@modelcontextprotocol/client"
 import type * as ClientHandlers from "../ClientHandlers.ts"
 import * as Interaction from "./interaction.ts"
-
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value)
+import { isRecord } from "./validate.ts"
 
 // The shape a `tools/call` result must have to be used: the wire codec has decoded it already (and, on 2026-07-28,
 // validated it against the wire schema).

@@ -66,21 +66,18 @@ const inheritedNames = [
   "XDG_CONFIG_HOME",
   "XDG_DATA_HOME"
 ]
+const npmSettings =
+  /^npm_config_(registry|cache|prefer_offline|prefer_online|offline|proxy|https_proxy|noproxy|userconfig)$/i
+
 const networkEnvironment = (): Record<string, string> => {
   const env: Record<string, string> = {}
   for (const name of inheritedNames) {
     const value = process.env[name]
     if (value !== undefined) env[name] = value
   }
+  // npm's settings by name (none of them holds a credential: `_auth`, `_authToken`, `cafile`... are left out).
   for (const [name, value] of Object.entries(process.env)) {
-    if (value === undefined || !/^npm_config_/i.test(name) || /auth|token|password|_key|cert/i.test(name)) continue
-    if (
-      /^npm_config_(registry|cache|prefer_offline|prefer_online|offline|proxy|https_proxy|noproxy|userconfig)$/i.test(
-        name
-      )
-    ) {
-      env[name] = value
-    }
+    if (value !== undefined && npmSettings.test(name)) env[name] = value
   }
   return env
 }

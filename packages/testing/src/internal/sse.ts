@@ -2,10 +2,10 @@ import type { JSONRPCMessage, McpServer, Transport } from "@modelcontextprotocol
 import { randomUUID } from "node:crypto"
 import { createServer } from "node:http"
 import type { IncomingMessage, ServerResponse } from "node:http"
-import type { AddressInfo } from "node:net"
 import { buildServer, instanceCounter } from "./instance.ts"
+import { closeAll, listenLoopback } from "./loopback.ts"
 import type { HttpTestServer, SseOptions, TestServerSpec } from "./spec.ts"
-import { changed, countCalls, heldCalls, makeState, receivedMeta, release, until } from "./state.ts"
+import { changed, makeState, observe } from "./state.ts"
 
 const MAX_BODY = 64 * 1024 * 1024
 
@@ -122,38 +122,20 @@ export const startSseServer = async (spec: TestServerSpec, options?: SseOptions)
     })
   })
 
-  await new Promise<void>((resolve, reject) => {
-    httpServer.once("error", reject)
-    httpServer.listen(options?.port ?? 0, "127.0.0.1", () => {
-      httpServer.off("error", reject)
-      resolve()
-    })
-  })
-  const port = (httpServer.address() as AddressInfo).port
+  const port = await listenLoopback(httpServer, options?.port)
 
   const close = async (): Promise<void> => {
     if (closed) return
     closed = true
     const open = [...sessions.values()]
     await Promise.all(open.map((s) => s.server.close().catch(() => undefined)))
-    await new Promise<void>((resolve) => {
-      httpServer.close(() => resolve())
-      httpServer.closeAllConnections()
-    })
+    await closeAll(httpServer)
   }
 
   return {
     url: `http://127.0.0.1:${port}/sse`,
     port,
-    calls: (tool) => countCalls(state, tool),
-    receivedMeta: (tool) => receivedMeta(state, tool),
-    inFlight: () => state.inFlight,
-    peakInFlight: () => state.peakInFlight,
-    cancelled: () => state.cancelled,
-    held: (tool) => heldCalls(state, tool),
-    release: (tool, count) => release(state, tool, count),
-    until: (predicate, timeoutMs) => until(state, predicate, timeoutMs),
-    rootsListChanged: () => state.rootsListChanged,
+    ...observe(state),
     sessionsOpened: () => opened,
     sessionsTerminated: () => terminated,
     openSessions: () => sessions.size,

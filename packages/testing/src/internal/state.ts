@@ -117,3 +117,16 @@ export const countCalls = (state: ServerState, tool?: string): number => {
   for (const n of state.calls.values()) total += n
   return total
 }
+
+/** What every kind of test server reports of its state (`TestServer`, `HttpTestServer`). */
+export const observe = (state: ServerState) => ({
+  calls: (tool?: string) => countCalls(state, tool),
+  receivedMeta: (tool?: string) => receivedMeta(state, tool),
+  inFlight: () => state.inFlight,
+  peakInFlight: () => state.peakInFlight,
+  cancelled: () => state.cancelled,
+  held: (tool?: string) => heldCalls(state, tool),
+  release: (tool?: string, count?: number) => release(state, tool, count),
+  until: (predicate: () => boolean, timeoutMs?: number) => until(state, predicate, timeoutMs),
+  rootsListChanged: () => state.rootsListChanged
+})
