@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-export * as AlertRules from "./AlertRules.ts"
+export * as AlertRules from "./telemetry/AlertRules.ts"
 
 /**
  * The pipeline stage that coalesces identical in-flight calls that are safe to repeat. On by default in
@@ -13,7 +13,7 @@ export * as AlertRules from "./AlertRules.ts"
  *
  * @since 0.1.0
  */
-export * as Batcher from "./Batcher.ts"
+export * as Coalescing from "./pipeline/Coalescing.ts"
 
 /**
  * The runtime-neutral Promise facade (`BridgeClient.make`: HTTP, SSE and in-memory servers). Node users want
@@ -21,28 +21,28 @@ export * as Batcher from "./Batcher.ts"
  *
  * @since 0.1.0
  */
-export * as BridgeClient from "./BridgeClient.ts"
+export * as BridgeClient from "./bridge/BridgeClient.ts"
 
 /**
  * The resolved configuration and the service that carries it: `decode`, `load` (object or JSON file) and `layer`.
  *
  * @since 0.1.0
  */
-export * as BridgeConfig from "./BridgeConfig.ts"
+export * as BridgeConfig from "./config/BridgeConfig.ts"
 
 /**
  * The error a configuration is refused with: a tagged reason naming the file, the server and the field.
  *
  * @since 0.1.0
  */
-export * as BridgeConfigError from "./BridgeConfigError.ts"
+export * as BridgeConfigError from "./errors/BridgeConfigError.ts"
 
 /**
  * The schemas of a `{ mcpServers, bridge }` configuration: validate or extend a configuration of your own.
  *
  * @since 0.1.0
  */
-export * as BridgeConfigSchema from "./BridgeConfigSchema.ts"
+export * as BridgeConfigSchema from "./config/BridgeConfigSchema.ts"
 
 /**
  * Who is calling: provide it per request so that pooled sessions and cached results of one caller never serve
@@ -50,7 +50,7 @@ export * as BridgeConfigSchema from "./BridgeConfigSchema.ts"
  *
  * @since 0.1.0
  */
-export { CallerIdentity } from "./CallerIdentity.ts"
+export { CallerIdentity } from "./auth/CallerIdentity.ts"
 
 /**
  * What the bridge answers when a server asks its client for something: elicitation, sampling, roots, and what it
@@ -58,21 +58,21 @@ export { CallerIdentity } from "./CallerIdentity.ts"
  *
  * @since 0.1.0
  */
-export * as ClientHandlers from "./ClientHandlers.ts"
+export * as ClientHandlers from "./session/ClientHandlers.ts"
 
 /**
  * Sessions reused, bounded, health-checked and replaced when they die: the bottom of the pipeline.
  *
  * @since 0.1.0
  */
-export * as ConnectionPool from "./ConnectionPool.ts"
+export * as ConnectionPool from "./pool/ConnectionPool.ts"
 
 /**
  * The error of the connection pool (`PoolTimeout`).
  *
  * @since 0.1.0
  */
-export * as ConnectionPoolError from "./ConnectionPoolError.ts"
+export * as ConnectionPoolError from "./errors/ConnectionPoolError.ts"
 
 /**
  * OAuth 2.1 for servers with an `auth` section: discovery, registration, PKCE, client credentials, refresh, step-up;
@@ -80,21 +80,21 @@ export * as ConnectionPoolError from "./ConnectionPoolError.ts"
  *
  * @since 0.1.0
  */
-export * as McpAuth from "./McpAuth.ts"
+export * as McpAuth from "./auth/McpAuth.ts"
 
 /**
  * The errors of OAuth (interaction missing, refused or timed out, token store failed).
  *
  * @since 0.1.0
  */
-export * as McpAuthError from "./McpAuthError.ts"
+export * as McpAuthError from "./errors/McpAuthError.ts"
 
 /**
  * The bridge: list and call the tools of many servers by `server.tool`, with every stage composed by `layer`.
  *
  * @since 0.1.0
  */
-export * as McpBridge from "./McpBridge.ts"
+export * as McpBridge from "./bridge/McpBridge.ts"
 
 /**
  * The error of a call the bridge refused or ended before it reached a server: `UnknownServer`, `UnknownTool`,
@@ -102,95 +102,95 @@ export * as McpBridge from "./McpBridge.ts"
  *
  * @since 0.1.0
  */
-export * as McpBridgeError from "./McpBridgeError.ts"
+export * as McpBridgeError from "./errors/McpBridgeError.ts"
 
 /**
  * One MCP session (an SDK client over one transport) as a scoped resource: for code below the pool.
  *
  * @since 0.1.0
  */
-export * as McpSession from "./McpSession.ts"
+export * as McpSession from "./session/McpSession.ts"
 
 /**
  * The failures of a session: `ConnectFailed`, `Timeout`, `Closed`, `Protocol`.
  *
  * @since 0.1.0
  */
-export * as McpSessionError from "./McpSessionError.ts"
+export * as McpSessionError from "./errors/McpSessionError.ts"
 
 /**
  * The wire under the sessions (Streamable HTTP, SSE, in-memory): swap it to reach servers of your own.
  *
  * @since 0.1.0
  */
-export * as McpTransport from "./McpTransport.ts"
+export * as McpTransport from "./session/McpTransport.ts"
 
 /**
  * Where the stages record their metrics, into the bridge's own registry; provided by `Telemetry.layer`.
  *
  * @since 0.1.0
  */
-export * as MetricsRecorder from "./MetricsRecorder.ts"
+export * as MetricsRecorder from "./telemetry/MetricsRecorder.ts"
 
 /**
  * The per-server metrics view (`McpBridge.metrics()`): calls, success rate, percentiles, cache, pool, throttle.
  *
  * @since 0.1.0
  */
-export * as MetricsSnapshot from "./MetricsSnapshot.ts"
+export * as MetricsSnapshot from "./telemetry/MetricsSnapshot.ts"
 
 /**
  * The pipeline stage of retries (safe calls, transient failures, a budget) and a circuit breaker per server.
  *
  * @since 0.1.0
  */
-export * as Resilience from "./Resilience.ts"
+export * as Resilience from "./pipeline/Resilience.ts"
 
 /**
  * The pipeline stage that answers repeat calls to read-only tools from memory; invalidation and stats.
  *
  * @since 0.1.0
  */
-export * as ResultCache from "./ResultCache.ts"
+export * as ResultCache from "./pipeline/ResultCache.ts"
 
 /**
  * The pipeline stage of metrics, spans and alert rules for every call.
  *
  * @since 0.1.0
  */
-export * as Telemetry from "./Telemetry.ts"
+export * as Telemetry from "./pipeline/Telemetry.ts"
 
 /**
  * Export of the bridge's telemetry: OTLP from the `OTEL_*` environment, Prometheus names, metric definitions.
  *
  * @since 0.1.0
  */
-export * as TelemetryExport from "./TelemetryExport.ts"
+export * as TelemetryExport from "./telemetry/TelemetryExport.ts"
 
 /**
  * The pipeline stage of rate and in-flight limits per server and per tool.
  *
  * @since 0.1.0
  */
-export * as Throttler from "./Throttler.ts"
+export * as Throttler from "./pipeline/Throttler.ts"
 
 /**
  * Where OAuth tokens and registered clients are kept, over any `KeyValueStore`.
  *
  * @since 0.1.0
  */
-export * as TokenStore from "./TokenStore.ts"
+export * as TokenStore from "./auth/TokenStore.ts"
 
 /**
  * The pipeline's contract: `CallRequest`, `ToolCaller`, `Stage`. For writing a stage of your own.
  *
  * @since 0.1.0
  */
-export * as ToolCaller from "./ToolCaller.ts"
+export * as ToolCaller from "./pipeline/ToolCaller.ts"
 
 /**
  * What the bridge may do with calls to a tool (cache, coalesce, retry), resolved from the operator's policy.
  *
  * @since 0.1.0
  */
-export * as ToolPolicy from "./ToolPolicy.ts"
+export * as ToolPolicy from "./config/ToolPolicy.ts"

@@ -11,7 +11,7 @@ const tools: ReadonlyArray<TestServer.TestTool> = [
   { name: "hang", respond: { kind: "hang" } }
 ]
 
-const only = { cache: false, batcher: false, throttle: false, resilience: false } as const
+const only = { cache: false, coalescing: false, throttle: false, resilience: false } as const
 
 // Every rule off, so that each test switches on the one it checks.
 const none: AlertRules.AlertOptions = {

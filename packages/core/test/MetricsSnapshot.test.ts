@@ -11,7 +11,7 @@ const tools: ReadonlyArray<TestServer.TestTool> = [
   { name: "hang", respond: { kind: "hang" } }
 ]
 
-const onlyTelemetry = { cache: false, batcher: false, throttle: false, resilience: false } as const
+const onlyTelemetry = { cache: false, coalescing: false, throttle: false, resilience: false } as const
 
 describe("MetricsSnapshot", () => {
   it.effect("bridge.metrics() gives success rate, latency percentiles and counts per server and tool", () =>

@@ -34,7 +34,7 @@ const policy = {
   }
 }
 
-// The cache alone in the pipeline, so that what is measured is the cache (not the batcher's coalescing).
+// The cache alone in the pipeline, so that what is measured is the cache (not the coalescing's coalescing).
 const layerOf = (
   servers: Record<string, TestServer.TestServer>,
   options: {
@@ -48,7 +48,7 @@ const layerOf = (
     bridge: { ...policy, ...options.bridge },
     servers: options.servers ?? {},
     cache: options.cache ?? {},
-    batcher: false,
+    coalescing: false,
     throttle: false,
     resilience: false,
     telemetry: options.telemetry === true ? {} : false

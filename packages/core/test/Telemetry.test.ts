@@ -16,7 +16,6 @@ import {
 import { TestBridge, TestServer, TestTracer } from "@mcp-bridge/testing"
 import { ConfigProvider, Context, Duration, Effect, Fiber, Layer, Metric, Tracer } from "effect"
 import { TestClock } from "effect/testing"
-import { bottom } from "../src/internal/wire.ts"
 import { counterValue, recorded, until, workload } from "./fixtures.ts"
 
 const tools: ReadonlyArray<TestServer.TestTool> = [
@@ -27,7 +26,7 @@ const tools: ReadonlyArray<TestServer.TestTool> = [
 ]
 
 // Only the telemetry stage: exact counts must not depend on caching, coalescing or retries.
-const onlyTelemetry = { cache: false, batcher: false, throttle: false, resilience: false } as const
+const onlyTelemetry = { cache: false, coalescing: false, throttle: false, resilience: false } as const
 
 /** Runs `effect` with a recording tracer. */
 const isolated = <A, E, R>(effect: (spans: ReadonlyArray<Tracer.NativeSpan>) => Effect.Effect<A, E, R>) =>
@@ -222,7 +221,7 @@ describe("Telemetry", () => {
         ),
         Resilience.Resilience
       )
-      const call = stage.wrap(resilience.wrap(bottom(pool, () => {})))
+      const call = stage.wrap(resilience.wrap(ConnectionPool.toolCaller(pool, () => {})))
       const fiber = yield* Effect.forkChild(call({
         server,
         tool: "echo",
@@ -274,7 +273,7 @@ describe("Telemetry", () => {
         assert.deepStrictEqual([alpha.cache.hits, alpha.cache.misses, alpha.cache.hitRate], [1, 1, 0.5])
         assert.strictEqual(alpha.calls, 3)
       }).pipe(Effect.provide(TestBridge.layerTest({ alpha: TestServer.make({ tools }) }, {
-        batcher: false,
+        coalescing: false,
         throttle: false,
         resilience: false,
         bridge: { tools: { echo: { cache: "1 minute" } } }

@@ -10,7 +10,7 @@ const tools: ReadonlyArray<TestServer.TestTool> = [
   { name: "fails", respond: { kind: "isError", message: "no such record" } }
 ]
 
-const only = { cache: false, batcher: false, throttle: false, resilience: false } as const
+const only = { cache: false, coalescing: false, throttle: false, resilience: false } as const
 
 const bridgeLayer = () => TestBridge.layerTest({ alpha: TestServer.make({ tools }) }, only)
 

@@ -76,7 +76,7 @@ const layerOf = (
 ) =>
   TestBridge.layerTest(
     Object.fromEntries(Object.entries(servers).map(([name, s]) => [name, { ...s.server, connect: s.connect }])),
-    { toolListTimeToLive: "1 minute", batcher: false, telemetry: false }
+    { toolListTimeToLive: "1 minute", coalescing: false, telemetry: false }
   )
 
 const listNames = McpBridge.McpBridge.use((bridge) => bridge.listTools()).pipe(

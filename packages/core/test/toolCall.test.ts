@@ -64,7 +64,7 @@ describe("toolCall", () => {
   })
   const layer = McpBridge.layer(
     { mcpServers: { s: { type: "memory", bridge: { retry: false, protocol: "legacy" } } } },
-    { transport: McpTransport.layer({ memory: { s: server.connect } }), cache: false, batcher: false }
+    { transport: McpTransport.layer({ memory: { s: server.connect } }), cache: false, coalescing: false }
   )
 
   it.live("structuredContent is checked against the tool's outputSchema, as Client.callTool does", () =>

@@ -11,7 +11,7 @@ import * as NodeOtel from "./NodeOtel.ts"
 import * as NodeTransport from "./NodeTransport.ts"
 
 /**
- * Options of {@link createBridge}: those of `McpBridge.layer` (pool, cache, batcher, throttle, resilience,
+ * Options of {@link createBridge}: those of `McpBridge.layer` (pool, cache, coalescing, throttle, resilience,
  * telemetry), plus those of the Node transport (`memory` servers, `fetch`, `stderrTailBytes`), which are ignored when
  * `transport` replaces it.
  *

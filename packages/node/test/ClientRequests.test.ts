@@ -564,7 +564,7 @@ describe("ClientRequests", () => {
             const callsBefore = (yield* fixture.stats).calls.elicit_wait ?? 0
             const first = yield* Effect.forkChild(answer("elicit_wait", { same: true }))
             yield* eventually(() => user.asked.length === before + 1)
-            // Identical and read-only: the batcher would have it join the first call in flight.
+            // Identical and read-only: the coalescing would have it join the first call in flight.
             const second = yield* Effect.forkChild(answer("elicit_wait", { same: true }))
             for (let i = 0; i < 20; i++) yield* Effect.yieldNow
             yield* user.release

@@ -11,7 +11,7 @@ const tools: ReadonlyArray<TestServer.TestTool> = [
 ]
 
 // Only the telemetry stage, so that the counts are exact.
-const only = { cache: false, batcher: false, throttle: false, resilience: false } as const
+const only = { cache: false, coalescing: false, throttle: false, resilience: false } as const
 
 interface Sample {
   readonly name: string

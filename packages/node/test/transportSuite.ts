@@ -70,7 +70,7 @@ export const transportSuite = (
     const bridgeOf = (fixture: Fixture, bridge: Record<string, unknown> = {}) =>
       McpBridge.layer(
         { mcpServers: { s: { ...fixture.entry, bridge: { retry: false, ...bridge } } } },
-        { transport: NodeTransport.layer(fixture.transport ?? {}), cache: false, batcher: false }
+        { transport: NodeTransport.layer(fixture.transport ?? {}), cache: false, coalescing: false }
       )
     const withBridge = <A, E>(
       effect: Effect.Effect<A, E, McpBridge.Services> | ((fixture: Fixture) => Effect.Effect<A, E, McpBridge.Services>),

@@ -21,9 +21,9 @@ export interface BridgePeerOptions {
   readonly maxSessions?: number
   /**
    * `"default"`: the server's configuration says nothing but where it is, so of the default stack's stages the cache,
-   * batcher and throttler step aside for `echo` (not read-only, no limits) and telemetry and resilience act.
+   * coalescing and throttler step aside for `echo` (not read-only, no limits) and telemetry and resilience act.
    * `"busy"`: every stage has work on every call (as in the `stages` section): `echo` is read-only by policy but
-   * never cached (cache lookup skipped, batcher looks for an identical call in flight), the throttler has limits far
+   * never cached (cache lookup skipped, coalescing looks for an identical call in flight), the throttler has limits far
    * above the load, resilience has a retry policy and a circuit breaker. @default "default"
    */
   readonly stack?: "default" | "busy"

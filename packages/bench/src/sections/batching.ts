@@ -3,7 +3,7 @@
  *
  * - 10 calls to a tool with 20 ms latency: one after the other (`callTool` in a loop) vs `callMany` (5 at a time, the
  *   default, and all 10 at once), in interleaved rounds; the ratio is the speed-up the seed promised (2-5×).
- * - 100 identical concurrent calls of a read-only tool (result cache off): upstream calls made with the batcher on and
+ * - 100 identical concurrent calls of a read-only tool (result cache off): upstream calls made with the coalescing on and
  *   off, and the wall time of the 100 calls.
  */
 import type { BridgeClient } from "@mcp-bridge/core"
@@ -20,14 +20,14 @@ const spec: TestServer.TestServerSpec = {
   ]
 }
 
-const bridgeOver = (server: TestServer.TestServer, batcher: boolean) =>
+const bridgeOver = (server: TestServer.TestServer, coalescing: boolean) =>
   createBridge({
     mcpServers: { s: { type: "memory", bridge: { tools: { lookup: { readOnly: true } } } } }
   }, {
     memory: { s: server.connect },
     cache: false,
     telemetry: false,
-    ...(batcher ? {} : { batcher: false })
+    ...(coalescing ? {} : { coalescing: false })
   })
 
 const median = (xs: ReadonlyArray<number>) => percentile([...xs].sort((a, b) => a - b), 50)
@@ -78,7 +78,7 @@ export const batching: Section = async ({ log, quick }) => {
       )
       return { upstream: server.calls("lookup") - before, millis }
     }
-    log("  100 identical concurrent read-only calls, batcher on and off...")
+    log("  100 identical concurrent read-only calls, coalescing on and off...")
     await identical(bridge)
     await identical(plain)
     const on: Array<{ upstream: number; millis: number }> = []
@@ -104,8 +104,8 @@ export const batching: Section = async ({ log, quick }) => {
       markdownTable(
         ["100 identical concurrent read-only calls (cache off)", "upstream calls", "median wall ms"],
         [
-          ["batcher on (coalescing)", String(onUpstream), formatMillis(median(on.map((x) => x.millis)))],
-          ["batcher off", String(offUpstream), formatMillis(median(off.map((x) => x.millis)))]
+          ["coalescing on (coalescing)", String(onUpstream), formatMillis(median(on.map((x) => x.millis)))],
+          ["coalescing off", String(offUpstream), formatMillis(median(off.map((x) => x.millis)))]
         ],
         ["left", "right", "right"]
       )
@@ -121,10 +121,10 @@ export const batching: Section = async ({ log, quick }) => {
         speedUp5: Number((sequential / many5).toPrecision(3)),
         speedUp10: Number((sequential / many10).toPrecision(3)),
         identical: {
-          upstreamWithBatcher: onUpstream,
-          upstreamWithoutBatcher: offUpstream,
-          wallMillisWithBatcher: round3(median(on.map((x) => x.millis))),
-          wallMillisWithoutBatcher: round3(median(off.map((x) => x.millis)))
+          upstreamWithCoalescing: onUpstream,
+          upstreamWithoutCoalescing: offUpstream,
+          wallMillisWithCoalescing: round3(median(on.map((x) => x.millis))),
+          wallMillisWithoutCoalescing: round3(median(off.map((x) => x.millis)))
         }
       }
     }

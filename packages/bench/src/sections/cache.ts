@@ -3,7 +3,7 @@
  *
  * 1. A cache hit vs a warm pooled (uncached) call, through the same bridge, over memory, stdio and HTTP, interleaved
  *    at concurrency 1; the ratio is of the medians. Both go through the whole default pipeline (telemetry, cache,
- *    batcher, throttler, resilience) via the Promise facade.
+ *    coalescing, throttler, resilience) via the Promise facade.
  * 2. The latency of a hit through the full pipeline measured inside Effect (no Promise hop), in µs.
  * 3. A mixed workload: Zipf-distributed arguments (s = 1.1 over 1,000 values) over a read-only tool and a write tool,
  *    sequential, with a seeded generator; the hit rate from `ResultCache.stats()`, with and without writes.

@@ -1,9 +1,9 @@
 /**
- * Section "stages": what the throttler, resilience and batcher stages cost on a warm call, next to a bridge with every
+ * Section "stages": what the throttler, resilience and coalescing stages cost on a warm call, next to a bridge with every
  * stage off. One in-memory echo server (zero latency), one bridge per variant, measured in interleaved rounds at c=1
  * (median latency) and c=50 (throughput). The tool is read-only by policy, so every stage has work to do: the throttler
  * has limits (set far above the load, so it never waits), resilience has its retry policy and circuit breaker, and the
- * batcher looks for identical calls in flight (every call has distinct arguments, so none is merged).
+ * coalescing looks for identical calls in flight (every call has distinct arguments, so none is merged).
  */
 import type { BridgeClient, McpBridge } from "@mcp-bridge/core"
 import { createBridge } from "@mcp-bridge/node"
@@ -14,21 +14,21 @@ import type { Cell } from "../internal/modes.ts"
 import type { Section } from "../internal/section.ts"
 import { callOk, echoSpec } from "../internal/targets.ts"
 
-type Mode = "none" | "throttler" | "resilience" | "both" | "batcher"
-const modes: ReadonlyArray<Mode> = ["none", "throttler", "resilience", "both", "batcher"]
+type Mode = "none" | "throttler" | "resilience" | "both" | "coalescing"
+const modes: ReadonlyArray<Mode> = ["none", "throttler", "resilience", "both", "coalescing"]
 const modeLabel: Record<Mode, string> = {
   none: "no stages",
   throttler: "throttler (limits set, never reached)",
   resilience: "resilience (retry policy + circuit breaker)",
   both: "throttler + resilience",
-  batcher: "batcher (coalescing lookup)"
+  coalescing: "coalescing (coalescing lookup)"
 }
 const concurrencies = [1, 50] as const
 
 const options = (mode: Mode): McpBridge.LayerOptions => ({
   cache: false,
   telemetry: false,
-  batcher: mode === "batcher",
+  coalescing: mode === "coalescing",
   throttle: mode === "throttler" || mode === "both" ? {} : false,
   resilience: mode === "resilience" || mode === "both" ? {} : false
 })
@@ -93,7 +93,7 @@ export const stages: Section = async ({ log, quick, rounds }) => {
     ...errorLines(cells)
   ].join("\n")
   return {
-    title: "Stages: overhead of throttler, resilience and batcher on a warm call",
+    title: "Stages: overhead of throttler, resilience and coalescing on a warm call",
     markdown,
     json: { cells: cells.map(cellJson) }
   }

@@ -1,6 +1,6 @@
 /**
  * Single flight: callers of the same key while a call of that key is in flight share its result instead of making
- * their own call. Used by the result cache (identical misses make one upstream call) and the batcher (identical safe
+ * their own call. Used by the result cache (identical misses make one upstream call) and the coalescing (identical safe
  * calls coalesce).
  *
  * A plain map of in-flight `Deferred`s rather than `RequestResolver` or `Cache`: the first caller runs the call in its

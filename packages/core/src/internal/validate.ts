@@ -9,7 +9,7 @@
 
 import type { Progress } from "@modelcontextprotocol/client"
 import { Duration, Option } from "effect"
-import { invalidCall, type McpBridgeError } from "../McpBridgeError.ts"
+import { invalidCall, type McpBridgeError } from "../errors/McpBridgeError.ts"
 
 /** @internal */
 export interface Problem {

@@ -137,7 +137,7 @@ const bridgeLayer = (config: object) =>
     transport: NodeTransport.layer(),
     cache: false,
     resilience: false,
-    batcher: false,
+    coalescing: false,
     telemetry: false
   })
 

@@ -1,0 +1,215 @@
+/**
+ * The tool index: the `tools/list` of every server, kept for routing calls and for listing.
+ *
+ * - Scope (2026-07-28 `cacheScope`): a list the server marks `private` is kept per caller identity (one caller never
+ *   routes with, or lists, another caller's tools); a `public` list, or one from a legacy server (no hint), is kept
+ *   once per server. Until a server's first answer says which, lists are kept per identity (the safe side).
+ * - Freshness (2026-07-28 `ttlMs`): a positive `ttlMs` is how long the list is used, for routing and listing alike.
+ *   `ttlMs` 0 or absent from a 2026-07-28 server means "stale at once": `list` asks the server again every time, as
+ *   the hint says. Routing does not: a round trip before every call would double the cost of a warm call, and the
+ *   router only needs names, definitions and policies, which a list-changed notification (legacy notification or
+ *   `subscriptions/listen`) invalidates at once; a tool the index does not know makes it look again before failing.
+ *   So the router uses a list for `ttlMs`, or for the bridge's `toolListTimeToLive` when the server gave none.
+ * - Past that, the router keeps using the list for as long again while one background fetch gets the next (the old
+ *   list stays in place until the new one arrives), so a busy server's calls never wait for a `tools/list`; only a
+ *   list nobody used for that long, or one a notification dropped, is fetched on the call path.
+ * - A notification bumps the server's generation: a fetch that started before it is never stored.
+ *
+ * A plain `Map` of lists and single-flight fetches (`flights.ts`) rather than Effect's `Cache`: routing reads the
+ * list synchronously on every call (`peek`), a list outlives its routing time while it is refreshed, and a
+ * notification must drop every list of a server and keep fetches already in flight from being stored; none of that
+ * goes through `Cache`'s API.
+ *
+ * @internal
+ */
+import type { Tool } from "@modelcontextprotocol/client"
+import { Clock, Duration, Effect } from "effect"
+import type * as BridgeConfig from "../../config/BridgeConfig.ts"
+import * as ToolPolicy from "../../config/ToolPolicy.ts"
+import * as Flights from "../../internal/flights.ts"
+import * as Metrics from "../../internal/metrics.ts"
+import type { McpSession, ToolList } from "../../session/McpSession.ts"
+
+/** @internal */
+export interface IndexedList<T> {
+  readonly server: string
+  readonly tools: ReadonlyArray<T>
+  readonly byName: ReadonlyMap<string, Tool>
+  readonly policies: ReadonlyMap<string, ToolPolicy.ToolPolicy>
+  /** the server's generation when the fetch started */
+  readonly generation: number
+  readonly isPrivate: boolean
+  /** Clock millis until which the router uses the list as it is */
+  readonly routeUntil: number
+  /** Clock millis until which `list` uses the list without asking the server */
+  readonly freshUntil: number
+  /** Clock millis until which the router may use it while a refresh runs */
+  readonly keepUntil: number
+}
+
+/** @internal */
+export interface ToolIndex<T, E> {
+  /** Subscribes to a session's list changes (once per session). */
+  readonly watch: (session: McpSession) => void
+  /** The list the router uses now; a list past its time is refreshed in the background. */
+  readonly route: (
+    server: BridgeConfig.ResolvedServer,
+    identity: string | undefined
+  ) => Effect.Effect<IndexedList<T>, E>
+  /** The list for `listTools`, honouring the server's `ttlMs`. */
+  readonly list: (server: BridgeConfig.ResolvedServer, identity: string | undefined) => Effect.Effect<IndexedList<T>, E>
+  /** Drops the caller's list and fetches it again (for a tool the index does not know). */
+  readonly reload: (
+    server: BridgeConfig.ResolvedServer,
+    identity: string | undefined
+  ) => Effect.Effect<IndexedList<T>, E>
+  /** Drops every list of `server` (all identities) at once. */
+  readonly invalidate: (server: string) => void
+  /**
+   * The list the router may use now without any effect (a warm call's fast path), or `undefined`: then use `route`.
+   */
+  readonly peek: (server: string, identity: string | undefined, nowMillis: number) => IndexedList<T> | undefined
+}
+
+const serverOfKey = (key: string): string => {
+  const nul = key.indexOf("\u0000")
+  return nul < 0 ? key : key.slice(0, nul)
+}
+
+// A `tools/list` is rare (once per server and TTL), so it always gets a client span.
+const listSpanOptions = (server: string) => ({
+  kind: "client" as const,
+  attributes: { [Metrics.Attr.method]: "tools/list", [Metrics.Attr.server]: server }
+})
+
+/** @internal */
+export const make = <T, E>(options: {
+  readonly servers: ReadonlyMap<string, BridgeConfig.ResolvedServer>
+  /** lists `server`'s tools on a leased session */
+  readonly listTools: (
+    server: BridgeConfig.ResolvedServer,
+    onSession: (session: McpSession) => void
+  ) => Effect.Effect<{ readonly list: ToolList; readonly era: McpSession["era"] }, E>
+  /** used when a server gives no positive `ttlMs` */
+  readonly timeToLive: Duration.Duration
+  readonly present: (server: string, tool: Tool) => T
+}) =>
+  Effect.gen(function*() {
+    const { present, servers } = options
+    const scope = yield* Effect.scope
+    const ttlMillis = Duration.toMillis(options.timeToLive)
+    const scopes = new Map<string, "public" | "private">()
+    const generations = new Map<string, number>()
+    const lists = new Map<string, IndexedList<T>>()
+    const capacity = Math.max(1_024, servers.size * 4)
+    const flights = Flights.make<IndexedList<T>, E>()
+
+    // `server` for public lists, `server NUL identity` for private ones (and before the server said which).
+    const keyOf = (server: string, identity: string | undefined): string =>
+      scopes.get(server) === "public" ? server : `${server}\u0000${identity ?? ""}`
+
+    const generationOf = (server: string) => generations.get(server) ?? 0
+
+    const storeList = (key: string, list: IndexedList<T>) => {
+      lists.delete(key)
+      lists.set(key, list)
+      if (lists.size > capacity) lists.delete(lists.keys().next().value!)
+    }
+
+    const invalidate = (server: string): void => {
+      generations.set(server, generationOf(server) + 1)
+      for (const key of Array.from(lists.keys())) if (serverOfKey(key) === server) lists.delete(key)
+      // Fetches already in flight are not stored (generation); callers from now on start a fetch of their own.
+      for (const key of flights.keys()) if (serverOfKey(key) === server) flights.forget(key)
+    }
+
+    const watched = new WeakSet<McpSession>()
+    const watch = (session: McpSession): void => {
+      if (watched.has(session)) return
+      watched.add(session)
+      session.onToolsChanged(() => invalidate(session.server))
+    }
+
+    const lookup = (key: string): Effect.Effect<IndexedList<T>, E> =>
+      Effect.gen(function*() {
+        const name = serverOfKey(key)
+        const server = servers.get(name)!
+        const generation = generationOf(name)
+        const { era, list } = yield* options.listTools(server, watch).pipe(
+          Effect.withSpan("tools/list", listSpanOptions(name))
+        )
+        const now = yield* Clock.currentTimeMillis
+        const isPrivate = list.cacheScope === "private"
+        scopes.set(name, isPrivate ? "private" : "public")
+        const hinted = list.ttlMs !== undefined && list.ttlMs > 0
+        const routeMillis = hinted ? list.ttlMs! : ttlMillis
+        const indexed: IndexedList<T> = {
+          server: name,
+          tools: list.tools.map((tool) => present(name, tool)),
+          byName: new Map(list.tools.map((tool) => [tool.name, tool])),
+          policies: new Map(list.tools.map((tool) => [tool.name, ToolPolicy.resolve(server, tool.name, tool)])),
+          generation,
+          isPrivate,
+          routeUntil: now + routeMillis,
+          freshUntil: era === "modern" && !hinted ? now : now + routeMillis,
+          keepUntil: now + 2 * routeMillis
+        }
+        // Listed before a change notification: never stored.
+        if (generation === generationOf(name)) {
+          // A private list is never stored under a shared key; a public one fetched under a per-identity key (before
+          // the scope was known) is stored for every caller.
+          if (!(isPrivate && key === name)) storeList(isPrivate ? key : name, indexed)
+        }
+        return indexed
+      })
+
+    const fetch = (key: string) => flights.run(key, lookup(key))
+
+    // One background refresh per key: marked before the fork starts, so that the calls routed meanwhile add none.
+    const refreshing = new Set<string>()
+    const revalidate = (key: string): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (flights.has(key) || refreshing.has(key)) return Effect.void
+        refreshing.add(key)
+        return Effect.asVoid(Effect.forkIn(
+          Effect.ignore(fetch(key)).pipe(Effect.ensuring(Effect.sync(() => refreshing.delete(key)))),
+          scope
+        ))
+      })
+
+    const usable = (list: IndexedList<T> | undefined, now: number) =>
+      list !== undefined && now < list.keepUntil && list.generation === generationOf(list.server)
+
+    const route = (server: BridgeConfig.ResolvedServer, identity: string | undefined) =>
+      Effect.clockWith((clock) => {
+        const key = keyOf(server.name, identity)
+        const list = lists.get(key)
+        const now = clock.currentTimeMillisUnsafe()
+        if (!usable(list, now)) return fetch(key)
+        return now >= list!.routeUntil ? Effect.as(revalidate(key), list!) : Effect.succeed(list!)
+      })
+
+    const peek = (server: string, identity: string | undefined, nowMillis: number) => {
+      const list = lists.get(keyOf(server, identity))
+      return list !== undefined && nowMillis < list.routeUntil && list.generation === generationOf(server)
+        ? list
+        : undefined
+    }
+
+    const list = (server: BridgeConfig.ResolvedServer, identity: string | undefined) =>
+      Effect.clockWith((clock) => {
+        const key = keyOf(server.name, identity)
+        const cached = lists.get(key)
+        const now = clock.currentTimeMillisUnsafe()
+        return usable(cached, now) && now < cached!.freshUntil ? Effect.succeed(cached!) : fetch(key)
+      })
+
+    const reload = (server: BridgeConfig.ResolvedServer, identity: string | undefined) =>
+      Effect.suspend(() => {
+        const key = keyOf(server.name, identity)
+        lists.delete(key)
+        return fetch(key)
+      })
+
+    return { watch, route, list, reload, invalidate, peek } satisfies ToolIndex<T, E>
+  })

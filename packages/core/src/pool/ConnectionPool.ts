@@ -1,0 +1,562 @@
+/**
+ * Sessions reused, bounded, health-checked, and replaced when they die: the bottom of the pipeline.
+ *
+ * Built on Effect's `RcMap` of `Pool`s: one `Pool<McpSession>` per server (per server and caller identity when the
+ * server's `isolation` is `"per-identity"`), made with `Pool.makeWithStrategy` and a strategy that retires idle
+ * sessions above `min`, replaces sessions past their lifetime, and probes idle sessions on an interval. Calls lease a
+ * session with `Pool.use`.
+ *
+ * - A session whose transport closes is invalidated at once and replaced.
+ * - A session on which a call timed out gets no new calls (it is retired once its calls in flight end) and is
+ *   probed: if the probe does not answer within `probeTimeout`, the session is ended at once (a frozen process is
+ *   killed, its calls in flight fail with `Closed`).
+ * - A caller with no free session waits in order, bounded by `acquireTimeout` (`PoolTimeout`, which says whether
+ *   sessions were busy or still being opened) and by its call's overall deadline (`DeadlineExceeded`, phase `queue`
+ *   or `connect`). A free session is leased without a timer.
+ * - Growth by measurement: when every open session carries `concurrency` requests, a caller first waits for a lease
+ *   to end, up to twice the measured (exponentially weighted) lease time and never longer than the last connect took,
+ *   and only then lets the pool open a session: a burst that drains faster than a session opens costs no session (on
+ *   2 cores, a second child process at c=50 halves throughput), a saturation that lasts does. Before any lease has
+ *   ended, and for the first session, the pool grows at once.
+ * - Sessions of a server open at most `connectConcurrency` at a time (so `min` sessions, or a cold burst, never start
+ *   every process at once); with per-identity isolation all identities of a server share `pool.maxTotal` sessions,
+ *   an identity in need takes the idle session of another one, and idle identity pools close after
+ *   `identityPoolTimeToLive`.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Context, Duration, Effect, Layer, Option, Pool, RcMap, Semaphore } from "effect"
+import { CallerIdentity } from "../auth/CallerIdentity.ts"
+import * as McpAuth from "../auth/McpAuth.ts"
+import { BridgeConfig, type ResolvedServer } from "../config/BridgeConfig.ts"
+import type { ConnectionPoolError } from "../errors/ConnectionPoolError.ts"
+import { McpBridgeError } from "../errors/McpBridgeError.ts"
+import { McpSessionError } from "../errors/McpSessionError.ts"
+import * as Metrics from "../internal/metrics.ts"
+import type { CallRequest, ToolCaller } from "../pipeline/ToolCaller.ts"
+import * as McpSession from "../session/McpSession.ts"
+import { McpTransport } from "../session/McpTransport.ts"
+import { MetricsRecorder, noop } from "../telemetry/MetricsRecorder.ts"
+import type * as MetricsSnapshot from "../telemetry/MetricsSnapshot.ts"
+import * as PoolWait from "./internal/poolWait.ts"
+import * as SessionStrategy from "./internal/sessionStrategy.ts"
+import * as Wire from "./internal/wire.ts"
+
+type SessionPool = SessionStrategy.SessionPool
+
+// -----------------------------------------------------------------------------
+// Model
+// -----------------------------------------------------------------------------
+
+/**
+ * The state of one pool: sessions idle, in use and connecting, callers waiting, and connect figures
+ * (`MetricsSnapshot.PoolStats`).
+ *
+ * @since 0.1.0
+ */
+export type PoolStats = MetricsSnapshot.PoolStats
+
+export {
+  /**
+   * The pool could not lease a session in time (see `ConnectionPoolError.ts`).
+   *
+   * @since 0.1.0
+   */
+  ConnectionPoolError,
+  /**
+   * No session became free within `acquireTimeout`.
+   *
+   * @since 0.1.0
+   */
+  PoolTimeout,
+  /**
+   * Why the pool could not lease a session.
+   *
+   * @since 0.1.0
+   */
+  Reason
+} from "../errors/ConnectionPoolError.ts"
+
+// -----------------------------------------------------------------------------
+// Service
+// -----------------------------------------------------------------------------
+
+/**
+ * The connection pool, at the bottom of the pipeline: every call runs on a leased session of its server.
+ *
+ * @since 0.1.0
+ */
+export class ConnectionPool extends Context.Service<ConnectionPool, ConnectionPool.Service>()(
+  "@mcp-bridge/core/ConnectionPool"
+) {}
+
+/**
+ * The type of the pool service, `ConnectionPool.Service`.
+ *
+ * @since 0.1.0
+ */
+export declare namespace ConnectionPool {
+  /**
+   * What the pool offers: `withSession` leases a session of a server for one piece of work (the bottom of the pipeline
+   * and the router's `tools/list` use it), and `stats` reports every pool. `layer` pools sessions and `layerUnpooled`
+   * opens one per call; implement it yourself only to replace session management altogether.
+   *
+   * @since 0.1.0
+   */
+  export interface Service {
+    /**
+     * Runs `f` with a session of `server` leased for its duration, for the current `CallerIdentity`. A session that
+     * fails with a transport error inside `f` is invalidated and replaced; one on which `f` timed out is suspect
+     * (see the module). With `call`, the wait is bounded by the call's deadline too, and a traced call
+     * (`traced: "wire"`) gets a span for the wait, when it has to wait.
+     */
+    readonly withSession: <A, E, R>(
+      server: ResolvedServer,
+      f: (session: McpSession.McpSession) => Effect.Effect<A, E, R>,
+      call?: CallRequest
+    ) => Effect.Effect<A, E | McpSessionError | ConnectionPoolError | McpBridgeError, R>
+    /** The state of every pool. */
+    readonly stats: Effect.Effect<ReadonlyArray<PoolStats>>
+  }
+}
+
+/**
+ * Options of `ConnectionPool.layer` (the `pool` option of `McpBridge.layer`) that apply to every server: the probe
+ * deadline, how long unused pools live, and how many sessions of a server open at once. Sizes and timeouts per server
+ * (`min`, `max`, `acquireTimeout`...) are in its `bridge.pool`.
+ *
+ * @since 0.1.0
+ */
+export interface Options {
+  /** Deadline of a health probe, and of the probe of a suspect session. @default 5 seconds */
+  readonly probeTimeout?: Duration.Input | undefined
+  /** A server's pool is closed after it has had no caller for this long (its `min` sessions with it). @default infinite */
+  readonly unusedPoolTimeToLive?: Duration.Input | undefined
+  /** With per-identity isolation, an identity's pool is closed after it has had no caller for this long. @default 1 minute */
+  readonly identityPoolTimeToLive?: Duration.Input | undefined
+  /** Sessions of one server being opened at once, at most. @default 8 */
+  readonly connectConcurrency?: number | undefined
+}
+
+interface Counters {
+  created: number
+  invalidated: number
+  connectFailures: number
+  connecting: number
+  lastConnectMillis: number | undefined
+  totalConnectMillis: number
+  /** How long a lease lasts (exponentially weighted), for the growth rule; `leases`: how many ended. */
+  leaseMillis: number
+  leases: number
+  /** Callers waiting for a lease to end before the pool may grow, first come first served. */
+  readonly releaseWaiters: Array<() => void>
+}
+
+interface Gates {
+  /** Sessions being opened at once. */
+  readonly connect: Semaphore.Semaphore
+  /** Sessions over all identities (per-identity isolation). */
+  readonly total: Semaphore.Semaphore | undefined
+}
+
+// Pools are keyed by a string (cheap to hash): the server name, then NUL and the identity for per-identity pools.
+const poolKey = (server: string, identity: string | undefined) =>
+  identity === undefined ? server : `${server}\u0000${identity}`
+
+// The anonymous caller of a per-identity server has the key `server NUL` (identity `undefined`, as for the pool's
+// sessions and their tokens).
+const parsePoolKey = (key: string): { readonly server: string; readonly identity: string | undefined } => {
+  const nul = key.indexOf("\u0000")
+  return nul === -1 || nul === key.length - 1
+    ? { server: nul === -1 ? key : key.slice(0, nul), identity: undefined }
+    : { server: key.slice(0, nul), identity: key.slice(nul + 1) }
+}
+
+const isTransportFailure = (error: unknown): error is McpSessionError =>
+  error instanceof McpSessionError && error.isTransportFailure
+
+// The `McpAuth` of the layer, if any, for the transports of OAuth-protected servers.
+const authContext = Effect.map(
+  Effect.serviceOption(McpAuth.McpAuth),
+  Option.match({
+    onNone: () => Context.empty(),
+    onSome: (service) => Context.make(McpAuth.McpAuth, service)
+  })
+)
+
+// The session did not answer in time: its own timeout, or the call's deadline cut the attempt short.
+const isTimeout = (error: unknown): boolean =>
+  (error instanceof McpSessionError && error.reason._tag === "Timeout") ||
+  (error instanceof McpBridgeError && error.reason._tag === "DeadlineExceeded" && error.reason.phase === "call")
+
+/**
+ * Builds the pool service: requires the configuration and a transport; records through the `MetricsRecorder` in
+ * context, if any.
+ *
+ * @since 0.1.0
+ */
+export const make = Effect.fnUntraced(function*(options: Options = {}) {
+  const config = yield* BridgeConfig
+  const transports = yield* McpTransport
+  const recorder = Option.getOrElse(yield* Effect.serviceOption(MetricsRecorder), () => noop)
+  const layerScope = yield* Effect.scope
+  // Sessions are opened with the pool's identity and the `McpAuth` in context (OAuth tokens are per identity).
+  const auth = yield* authContext
+  const probeTimeout = Duration.fromInputUnsafe(options.probeTimeout ?? "5 seconds")
+  const identityTtl = Duration.fromInputUnsafe(options.identityPoolTimeToLive ?? "1 minute")
+  const unusedTtl = options.unusedPoolTimeToLive === undefined
+    ? Duration.infinity
+    : Duration.fromInputUnsafe(options.unusedPoolTimeToLive)
+  const connectConcurrency = Math.max(1, options.connectConcurrency ?? 8)
+  const counters = new Map<string, Counters>()
+  const priors = new Map<string, McpSession.McpSession["prior"]>()
+  const pools = new Map<string, SessionPool>()
+  const gates = new Map<string, Gates>()
+  const suspects = new WeakSet<McpSession.McpSession>()
+
+  const countersOf = (key: string): Counters => {
+    let c = counters.get(key)
+    if (c === undefined) {
+      c = {
+        created: 0,
+        invalidated: 0,
+        connectFailures: 0,
+        connecting: 0,
+        lastConnectMillis: undefined,
+        totalConnectMillis: 0,
+        leaseMillis: 0,
+        leases: 0,
+        releaseWaiters: []
+      }
+      counters.set(key, c)
+    }
+    return c
+  }
+
+  const gatesOf = (server: ResolvedServer): Gates => {
+    let g = gates.get(server.name)
+    if (g === undefined) {
+      g = {
+        connect: Semaphore.makeUnsafe(connectConcurrency),
+        total: server.pool.isolation === "per-identity" ? Semaphore.makeUnsafe(server.pool.maxTotal) : undefined
+      }
+      gates.set(server.name, g)
+    }
+    return g
+  }
+
+  // A session is retired once, and counted once, whichever of its failed call, its transport's close, a timeout or
+  // the sweep sees it die first.
+  const retired = new WeakSet<McpSession.McpSession>()
+  const retire = (id: string) => (pool: SessionPool, session: McpSession.McpSession): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      if (retired.has(session)) return Effect.void
+      retired.add(session)
+      countersOf(id).invalidated++
+      return Pool.invalidate(pool, session)
+    })
+
+  // With the per-identity cap reached, an identity that needs a session takes the longest-idle session of another
+  // identity of the same server (it is closed, and its slot freed).
+  const evictIdleOther = (server: string, id: string): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      let oldest: { pool: SessionPool; key: string; session: McpSession.McpSession; since: number } | undefined
+      for (const [key, pool] of pools) {
+        if (key === id || parsePoolKey(key).server !== server) continue
+        for (const item of pool.state.items) {
+          if (item.exit._tag !== "Success" || item.refCount > 0 || pool.state.invalidated.has(item)) continue
+          if (oldest === undefined || item.idleSince < oldest.since) {
+            oldest = { pool, key, session: item.exit.value, since: item.idleSince }
+          }
+        }
+      }
+      return oldest === undefined ? Effect.void : retire(oldest.key)(oldest.pool, oldest.session)
+    })
+
+  // A slot under the server's total cap: free, or freed by closing another identity's idle session; else the caller
+  // looks again shortly, as sessions of other identities finish their calls (its wait is bounded by its caller).
+  const takeTotal = (server: ResolvedServer, id: string, total: Semaphore.Semaphore): Effect.Effect<void> =>
+    Effect.flatMap(total.takeIfAvailable(1), (taken) =>
+      taken
+        ? Effect.void
+        : evictIdleOther(server.name, id).pipe(
+          Effect.andThen(Effect.sleep("20 millis")),
+          Effect.andThen(Effect.suspend(() => takeTotal(server, id, total)))
+        ))
+
+  const acquireOf = (server: ResolvedServer, id: string, poolRef: { current: SessionPool | undefined }) => {
+    const c = countersOf(id)
+    const g = gatesOf(server)
+    const open = McpSession.make(server, { prior: priors.get(server.name) }).pipe(
+      Effect.tapError(() =>
+        Effect.sync(() => {
+          c.connectFailures++
+          recorder.sessionConnectFailed(server.name)
+        })
+      ),
+      g.connect.withPermit,
+      Effect.ensuring(Effect.sync(() => c.connecting--))
+    )
+    return Effect.gen(function*() {
+      if (g.total !== undefined) {
+        yield* Effect.acquireRelease(takeTotal(server, id, g.total), () => g.total!.release(1))
+      }
+      c.connecting++
+      const session = yield* open
+      priors.set(server.name, session.prior)
+      c.created++
+      c.lastConnectMillis = session.connectMillis
+      c.totalConnectMillis += session.connectMillis
+      recorder.sessionConnected(server.name, session.connectMillis / 1000)
+      yield* Effect.addFinalizer(() =>
+        Effect.map(Clock.currentTimeMillis, (now) =>
+          recorder.sessionClosed(
+            server.name,
+            Metrics.networkTransport(session.transport),
+            session.protocolVersion,
+            (now - session.openedAt) / 1000
+          ))
+      )
+      // A session whose transport closes is retired at once, not at the next sweep.
+      yield* Effect.forkScoped(
+        session.closed.pipe(
+          Effect.andThen(
+            Effect.suspend(() => poolRef.current === undefined ? Effect.void : retire(id)(poolRef.current, session))
+          )
+        )
+      )
+      return session
+    }).pipe(
+      Effect.provideService(McpTransport, transports),
+      Effect.provideService(CallerIdentity, parsePoolKey(id).identity),
+      Effect.provideContext(auth)
+    )
+  }
+
+  const map = yield* RcMap.make({
+    lookup: (id: string) =>
+      Effect.gen(function*() {
+        const server = config.servers.get(parsePoolKey(id).server)!
+        const ref: { current: SessionPool | undefined } = { current: undefined }
+        const pool = yield* Pool.makeWithStrategy({
+          acquire: acquireOf(server, id, ref),
+          min: server.pool.min,
+          max: server.pool.max,
+          concurrency: server.pool.concurrency,
+          strategy: SessionStrategy.make(server, probeTimeout, retire(id))
+        })
+        ref.current = pool
+        pools.set(id, pool)
+        yield* Effect.addFinalizer(() => Effect.sync(() => pools.delete(id)))
+        return pool
+      }),
+    idleTimeToLive: (id: string) => id.includes("\u0000") ? identityTtl : unusedTtl
+  })
+
+  // Pool gauges, read when metrics are collected (summed over a server's per-identity pools): no cost per call.
+  const poolGauge = (server: string, read: (pool: SessionPool) => number) => () => {
+    let total = 0
+    for (const [id, pool] of pools) if (parsePoolKey(id).server === server) total += read(pool)
+    return total
+  }
+  const countItems = (pool: SessionPool, used: boolean) => {
+    let n = 0
+    for (const item of pool.state.items) if (item.exit._tag === "Success" && (item.refCount > 0) === used) n++
+    return n
+  }
+  if (recorder.enabled) {
+    const d = Metrics.definitions
+    for (const server of config.servers.values()) {
+      const attrs = { [Metrics.Attr.server]: server.name }
+      const remove = recorder.observe([
+        [
+          Metrics.gaugeOf(d.poolSessions, { ...attrs, [Metrics.Attr.sessionState]: "idle" }),
+          poolGauge(server.name, (pool) => countItems(pool, false))
+        ],
+        [
+          Metrics.gaugeOf(d.poolSessions, { ...attrs, [Metrics.Attr.sessionState]: "used" }),
+          poolGauge(server.name, (pool) => countItems(pool, true))
+        ],
+        [Metrics.gaugeOf(d.poolPending, attrs), poolGauge(server.name, (pool) => pool.state.waiters.size)],
+        [Metrics.gaugeOf(d.poolMax, attrs), () => server.pool.max]
+      ])
+      yield* Effect.addFinalizer(() => Effect.sync(remove))
+    }
+  }
+
+  // Warm `min` sessions of every shared pool from start-up.
+  for (const server of config.servers.values()) {
+    if (server.pool.min > 0 && server.pool.isolation === "shared") {
+      yield* RcMap.get(map, poolKey(server.name, undefined))
+    }
+  }
+
+  // A call timed out on `session`: it gets no new calls from now on (it is retired: in-flight calls finish on it),
+  // and a probe checks it. No answer within `probeTimeout`, and it is ended at once (a frozen process is killed, its
+  // calls in flight fail with `Closed` instead of waiting for their deadlines). So a timeout costs a new session even
+  // when the tool was only slow: `Pool.reserve` would keep the session out of rotation until the probe answers, but a
+  // reserved item still counts as the pool's capacity (as if its reserver held a lease), so the pool would not open a
+  // replacement meanwhile and the next callers would wait for the probe.
+  const suspect = (id: string, pool: SessionPool, session: McpSession.McpSession): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      if (suspects.has(session) || !session.isOpen()) return Effect.void
+      suspects.add(session)
+      const probe = session.probe(probeTimeout).pipe(
+        Effect.catch(() =>
+          Effect.logDebug(`a session of "${session.server}" stopped answering; it is ended and replaced`).pipe(
+            Effect.andThen(Effect.sync(() => session.kill()))
+          )
+        )
+      )
+      return Effect.andThen(retire(id)(pool, session), Effect.asVoid(Effect.forkIn(probe, layerScope)))
+    })
+
+  const openCount = (pool: SessionPool) => {
+    let n = 0
+    for (const item of pool.state.items) if (item.exit._tag === "Success" && !pool.state.invalidated.has(item)) n++
+    return n
+  }
+
+  // Leases a session of `pool` for `f`; a session that fails on its transport is retired, one that timed out is
+  // suspect. A free session is leased at once; only a caller that has to wait gets a deadline (and its timer).
+  const lease = <A, E, R>(
+    server: ResolvedServer,
+    id: string,
+    pool: SessionPool,
+    f: (session: McpSession.McpSession) => Effect.Effect<A, E, R>,
+    call: CallRequest | undefined
+  ): Effect.Effect<A, E | McpSessionError | ConnectionPoolError | McpBridgeError, R> => {
+    const c = countersOf(id)
+    const run = (session: McpSession.McpSession) =>
+      Effect.withFiber((fiber) => {
+        const clock = fiber.getRef(Clock.Clock)
+        const start = clock.currentTimeMillisUnsafe()
+        return f(session).pipe(
+          Effect.tapError((error) =>
+            isTransportFailure(error)
+              ? retire(id)(pool, session)
+              : isTimeout(error)
+              ? suspect(id, pool, session)
+              : Effect.void
+          ),
+          Effect.ensuring(Effect.sync(() => {
+            const millis = clock.currentTimeMillisUnsafe() - start
+            c.leaseMillis = c.leases++ === 0 ? millis : c.leaseMillis + (millis - c.leaseMillis) / 8
+            c.releaseWaiters.shift()?.()
+          }))
+        )
+      })
+    const free = pool.state.waiters.size === 0 && pool.state.availableHead?.exit._tag === "Success"
+    if (free) return Pool.use(pool, run)
+    // No free session: wait for one (internal/poolWait.ts).
+    const wait = PoolWait.waitThenUse(server, pool, run, call, {
+      open: () => openCount(pool),
+      connecting: () => c.connecting
+    })
+    // Every open session is at its `concurrency`. A new one pays off only if that lasts: first wait for a lease to end,
+    // up to twice the measured lease time and never longer than opening a session takes; then let the pool grow.
+    // Before any lease has ended there is nothing to measure: the pool grows at once.
+    const open = openCount(pool)
+    if (open === 0 || open >= server.pool.max || c.lastConnectMillis === undefined || c.leases === 0) {
+      return wait
+    }
+    return Effect.clockWith((clock) => {
+      const left = call === undefined ? Infinity : call.deadlineAt - clock.currentTimeMillisUnsafe()
+      const growAfter = Math.min(Math.max(2 * c.leaseMillis, 1), Math.max(c.lastConnectMillis!, 1), Math.max(0, left))
+      return Effect.andThen(PoolWait.releaseOrAfter(c.releaseWaiters, growAfter), wait)
+    })
+  }
+
+  // With the default `unusedPoolTimeToLive` (never), a shared pool lives as long as the layer once opened, so a call
+  // can take it from `pools` without an `RcMap` reference of its own. Per-identity pools close when idle: a call holds
+  // a reference.
+  const sharedPoolsStay = options.unusedPoolTimeToLive === undefined
+
+  const withSession = <A, E, R>(
+    server: ResolvedServer,
+    f: (session: McpSession.McpSession) => Effect.Effect<A, E, R>,
+    call?: CallRequest
+  ): Effect.Effect<A, E | McpSessionError | ConnectionPoolError | McpBridgeError, R> =>
+    Effect.withFiber((fiber) => {
+      const perIdentity = server.pool.isolation === "per-identity"
+      const id = poolKey(server.name, perIdentity ? fiber.getRef(CallerIdentity) ?? "" : undefined)
+      const open = sharedPoolsStay && !perIdentity ? pools.get(id) : undefined
+      return open !== undefined
+        ? lease(server, id, open, f, call)
+        : Effect.scoped(Effect.flatMap(RcMap.get(map, id), (pool) => lease(server, id, pool, f, call)))
+    })
+
+  const stats = Effect.gen(function*() {
+    const out: Array<PoolStats> = []
+    for (const id of yield* RcMap.keys(map)) {
+      const key = parsePoolKey(id)
+      const pool = pools.get(id)
+      if (pool === undefined) continue
+      const s = yield* Pool.stats(pool)
+      const c = countersOf(id)
+      out.push({
+        server: key.server,
+        identity: key.identity === "" ? undefined : key.identity,
+        idle: s.idle,
+        inUse: s.used,
+        pending: s.pending,
+        connecting: c.connecting,
+        min: s.min,
+        max: s.max,
+        created: c.created,
+        invalidated: c.invalidated,
+        connectFailures: c.connectFailures,
+        lastConnectMillis: c.lastConnectMillis,
+        meanConnectMillis: c.created > 0 ? c.totalConnectMillis / c.created : undefined
+      })
+    }
+    return out
+  })
+
+  return { withSession, stats } satisfies ConnectionPool.Service
+})
+
+/**
+ * Pooled sessions for every server of the configuration: what `McpBridge.layer` uses.
+ *
+ * @since 0.1.0
+ */
+export const layer = (options: Options = {}): Layer.Layer<ConnectionPool, never, BridgeConfig | McpTransport> =>
+  Layer.effect(ConnectionPool, make(options))
+
+/**
+ * No pooling: a new session for every call, closed after it. The naive pattern, for comparison in benchmarks and
+ * for servers that cannot serve two calls on one session.
+ *
+ * @since 0.1.0
+ */
+export const layerUnpooled: Layer.Layer<ConnectionPool, never, McpTransport> = Layer.effect(
+  ConnectionPool,
+  Effect.gen(function*() {
+    const transports = yield* McpTransport
+    const auth = yield* authContext
+    return {
+      withSession: (server, f) =>
+        Effect.scoped(
+          McpSession.make(server).pipe(
+            Effect.provideService(McpTransport, transports),
+            Effect.provideContext(auth),
+            Effect.flatMap(f)
+          )
+        ),
+      stats: Effect.succeed([])
+    } satisfies ConnectionPool.Service
+  })
+)
+
+/**
+ * The bottom of the pipeline: a call's `tools/call` on a session leased from the pool, its attempt's timeout capped
+ * by what is left of the call's deadline. `onSession` sees each session a call runs on (the router watches them for
+ * list changes).
+ *
+ * @since 0.1.0
+ */
+export const toolCaller: (
+  pool: ConnectionPool.Service,
+  onSession: (session: McpSession.McpSession) => void
+) => ToolCaller<McpSessionError | ConnectionPoolError | McpBridgeError> = Wire.bottom

@@ -1,0 +1,585 @@
+/**
+ * One MCP session: an official SDK `Client` over one transport, as a scoped Effect resource.
+ *
+ * Opening connects with a deadline and negotiates the protocol version (2026-07-28 or a legacy one); every request
+ * carries a deadline and an `AbortSignal`, so that interrupting the Effect cancels the request on the wire. A closed
+ * or broken transport is detected and surfaces as `McpSessionError` with reason `Closed`, so that the pool can evict
+ * the session. Closing the scope ends the child process (stdio) and terminates the HTTP session on the server.
+ *
+ * @since 0.1.0
+ */
+import type { CallToolResult, DiscoverResult, PriorDiscovery, Progress, Tool } from "@modelcontextprotocol/client"
+import { Client, SdkError, SdkErrorCode } from "@modelcontextprotocol/client"
+import { Clock, Context, Deferred, Duration, Effect, Option, Redacted, type Scope, Stream } from "effect"
+import { CallerIdentity } from "../auth/CallerIdentity.ts"
+import { type ResolvedServer, transportKind } from "../config/BridgeConfig.ts"
+import {
+  Closed,
+  ConnectFailed,
+  McpSessionError,
+  Protocol,
+  type Reason,
+  Timeout,
+  Unauthorized
+} from "../errors/McpSessionError.ts"
+import { scrub } from "../internal/scrub.ts"
+import * as ClientHandlers from "./ClientHandlers.ts"
+import * as Interaction from "./internal/interaction.ts"
+import * as SdkErrors from "./internal/sdkErrors.ts"
+import * as ToolCall from "./internal/toolCall.ts"
+import { McpTransport, type OpenedTransport } from "./McpTransport.ts"
+
+// -----------------------------------------------------------------------------
+// Model
+// -----------------------------------------------------------------------------
+
+/**
+ * The arguments of one `tools/call`.
+ *
+ * @since 0.1.0
+ */
+export interface CallParams {
+  readonly name: string
+  readonly arguments?: Readonly<Record<string, unknown>> | undefined
+  /** Request `_meta` (e.g. W3C `traceparent`). */
+  readonly _meta?: Readonly<Record<string, unknown>> | undefined
+}
+
+/**
+ * What a `tools/call` may carry besides its parameters.
+ *
+ * @since 0.1.0
+ */
+export interface CallOptions {
+  /** The caller, for the handlers of what the server asks during the call (`ClientHandlers.Origin`). */
+  readonly identity?: string | undefined
+  /** Called with each progress notification the server sends for this call. */
+  readonly onProgress?: ((progress: Progress) => void) | undefined
+  /** The tool's definition (from `tools/list`): its `outputSchema` validates the result. */
+  readonly definition?: Tool | undefined
+}
+
+/**
+ * A `tools/list` answer with every page, and the 2026-07-28 cache hints when the server sent them.
+ *
+ * @since 0.1.0
+ */
+export interface ToolList {
+  readonly tools: ReadonlyArray<Tool>
+  readonly ttlMs?: number | undefined
+  readonly cacheScope?: "public" | "private" | undefined
+}
+
+/**
+ * An open MCP session.
+ *
+ * @since 0.1.0
+ */
+export interface McpSession {
+  readonly server: string
+  /** A number unique in this process, for logs and tests. */
+  readonly id: number
+  /** The negotiated protocol version, e.g. `"2026-07-28"` or `"2025-11-25"`. */
+  readonly protocolVersion: string
+  readonly era: "legacy" | "modern"
+  readonly transport: OpenedTransport["kind"]
+  /** The child process id (stdio sessions). */
+  readonly pid: number | undefined
+  /** When the session was opened (Clock millis), and how long opening took. */
+  readonly openedAt: number
+  readonly connectMillis: number
+  /**
+   * For reuse by later sessions of the same server: skips the era probe. `undefined` when the verdict is not sure
+   * (a stdio server that answered the legacy handshake after a probe that only timed out: it may have been slow).
+   */
+  readonly prior: PriorDiscovery | undefined
+  readonly callTool: (
+    params: CallParams,
+    timeout: Duration.Duration,
+    options?: CallOptions
+  ) => Effect.Effect<CallToolResult, McpSessionError>
+  /** `tools/list`, every page. */
+  readonly listTools: (timeout: Duration.Duration) => Effect.Effect<ToolList, McpSessionError>
+  /** A liveness probe the server era supports: `ping` (legacy) or `server/discover` (2026-07-28). */
+  readonly probe: (timeout: Duration.Duration) => Effect.Effect<void, McpSessionError>
+  /** False once the transport closed or broke. */
+  readonly isOpen: () => boolean
+  /**
+   * Ends the session at once, also when the server is frozen (stdio: SIGKILL): calls in flight fail with `Closed`.
+   * For a session the pool retires because it stopped answering.
+   */
+  readonly kill: () => void
+  /** Completes when the transport closes. */
+  readonly closed: Effect.Effect<void>
+  /** Registers a handler for `notifications/tools/list_changed`. */
+  readonly onToolsChanged: (f: () => void) => void
+  /** The SDK client, for what the bridge does not wrap. */
+  readonly client: Client
+}
+
+/**
+ * Options of `McpSession.make`: what an earlier session of the same server learnt (`prior`, which skips the era probe)
+ * and the client name sent to the server. The pool passes the `prior` of the last session it opened for the server.
+ *
+ * @since 0.1.0
+ */
+export interface Options {
+  /** What opening the session learnt last time (skips the era probe). */
+  readonly prior?: PriorDiscovery | undefined
+  /** Client name sent to servers. @default "mcp-bridge" */
+  readonly clientName?: string | undefined
+}
+
+/**
+ * Maps what the SDK threw into a reason of `server`: for transports of other packages, whose failures then read like
+ * the bridge's own (HTTP 404/410 and network resets are `Closed`, 5xx and JSON-RPC errors `Protocol`, an SDK request
+ * timeout `Timeout`, a refused OAuth authorization `Unauthorized`).
+ *
+ * @since 0.1.0
+ */
+export const reasonFromSdk: (
+  server: string,
+  error: unknown,
+  operation: string,
+  timeoutMillis: number,
+  stderr?: string
+) => Reason = SdkErrors.reasonFromSdk
+
+let nextId = 0
+
+// The values of a server's secrets: its `env` (stdio) and its `headers` (HTTP, SSE).
+const secretsOf = (server: ResolvedServer): ReadonlyArray<string> => {
+  const transport = server.transport as {
+    readonly env?: Readonly<Record<string, Redacted.Redacted<string>>>
+    readonly headers?: Readonly<Record<string, Redacted.Redacted<string>>>
+  }
+  const values: Array<string> = []
+  for (const map of [transport.env, transport.headers]) {
+    if (map === undefined) continue
+    for (const value of Object.values(map)) {
+      const revealed = Redacted.value(value)
+      values.push(revealed)
+      // A header such as `Authorization: Bearer <token>` may be echoed without its scheme.
+      const space = revealed.indexOf(" ")
+      if (space > 0) values.push(revealed.slice(space + 1))
+    }
+  }
+  return values
+}
+
+// Effect's default clock (real time); a call on it gets its deadline from one timer, see `request`.
+const liveClock = Context.get(Context.empty(), Clock.Clock)
+
+// Outlives any real deadline: the SDK's own timer is only a backstop behind the bridge's deadline.
+const sdkBackstop = (timeoutMillis: number) => Math.min(timeoutMillis + 1_000, 2_147_483_647)
+
+/**
+ * Opens a session of `server` in the current scope. Closing the scope closes the session.
+ *
+ * - Negotiation (`protocol: "auto"`): the SDK probes with `server/discover` on the session's own connection (the
+ *   stdio transport of `@mcp-bridge/node` probes in place: one process per session) and falls back to `initialize` on
+ *   the same connection when the server is silent. A stdio server that exits on the probe costs one more process,
+ *   once: the session reconnects with the legacy handshake, and the verdict (`prior`) tells later sessions.
+ * - What the server asks during a call (elicitation, sampling, roots) goes to the `ClientHandlers` in context, whose
+ *   capabilities alone are advertised; on 2026-07-28 an `input_required` result is fulfilled with the same handlers
+ *   and the call retried on this session, `requestState` echoed as received.
+ *
+ * @since 0.1.0
+ */
+export const make = Effect.fnUntraced(function*(
+  server: ResolvedServer,
+  options: Options = {}
+): Effect.fn.Return<McpSession, McpSessionError, Scope.Scope | McpTransport> {
+  const transports = yield* McpTransport
+  const handlers: ClientHandlers.ClientHandlers.Service = Option.getOrElse(
+    yield* Effect.serviceOption(ClientHandlers.ClientHandlers),
+    () => ({})
+  )
+  const sessionIdentity = yield* CallerIdentity
+  const context = yield* Effect.context<never>()
+  const runHandler: Interaction.Run = (effect) => Effect.runPromiseWith(context)(effect)
+  const toolsChanged: Array<() => void> = []
+  const startedAt = yield* Clock.currentTimeMillis
+  const connectMillis = Duration.toMillis(server.connectTimeout)
+  const id = ++nextId
+  // What the server sends back (an error body, a message) may echo its secrets: they never reach an error.
+  const secrets = secretsOf(server)
+  const clean = (text: string) => scrub(text, secrets)
+  const stdio = transportKind(server.transport) === "stdio"
+  // On stdio a silent probe means a legacy server and the handshake follows on the same process, so the probe is
+  // short; over HTTP a probe timeout fails the connect, so it gets the connect's time.
+  const probeMillis = stdio ? Math.min(2_000, connectMillis) : connectMillis
+  // With a log handler and no level, `info`: a 2026-07-28 server sends no log at all unless a request asks for a level.
+  const logLevel = server.logLevel ?? handlers.logLevel ?? (handlers.log === undefined ? undefined : "info")
+
+  // The calls in flight, to tell a server's request (2025 era) which call it belongs to; `asked`: the server asked
+  // the client something while the call ran, so its result may depend on the user's answer.
+  const inFlight = new Map<number, { readonly tool: string; readonly identity: string | undefined; asked: boolean }>()
+  // Progress callbacks of the calls in flight, by the token their request carries. Not the SDK's `onprogress`: its
+  // client dispatches notifications a microtask late but answers at once, so progress read in the same chunk as the
+  // answer (stdio) found its handler gone and was dropped. Here a callback outlives its call's answer by that tick.
+  const progressOf = new Map<string, (progress: Progress) => void>()
+  const origin = (): ClientHandlers.Origin => {
+    let only: { readonly tool: string; readonly identity: string | undefined } | undefined
+    for (const call of inFlight.values()) {
+      if (only !== undefined && (only.tool !== call.tool || only.identity !== call.identity)) {
+        return { server: server.name, tool: undefined, identity: sessionIdentity }
+      }
+      only = call
+    }
+    return { server: server.name, tool: only?.tool, identity: only?.identity ?? sessionIdentity }
+  }
+
+  const newClient = () => {
+    const client = new Client(
+      { name: options.clientName ?? "mcp-bridge", version: "0.1.0" },
+      {
+        capabilities: Interaction.capabilitiesOf(handlers),
+        versionNegotiation: {
+          mode: server.protocol === "2026-07-28" ? { pin: "2026-07-28" } : server.protocol,
+          probe: { timeoutMs: probeMillis }
+        },
+        // The session fulfils `input_required` results itself (it knows which call, tool and caller asked).
+        inputRequired: { autoFulfill: false },
+        listMaxPages: 1_000,
+        listChanged: {
+          tools: {
+            autoRefresh: false,
+            debounceMs: 0,
+            onChanged: () => {
+              for (const f of toolsChanged) f()
+            }
+          }
+        }
+      }
+    )
+    Interaction.register(client, handlers, origin, runHandler, () => {
+      for (const call of inFlight.values()) call.asked = true
+    })
+    client.setNotificationHandler("notifications/progress", ({ params: { progressToken, ...progress } }) => {
+      progressOf.get(String(progressToken))?.(progress)
+    })
+    return client
+  }
+
+  // One connect on a fresh transport and client; closed again if it fails.
+  const connectWith = (prior: PriorDiscovery | undefined) =>
+    Effect.gen(function*() {
+      const opened = yield* transports.open(server)
+      const client = newClient()
+      const stderr = () => opened.stderrTail?.() || undefined
+      const close = Effect.promise(async () => {
+        if (opened.terminate) await opened.terminate().catch(() => undefined)
+        await client.close().catch(() => undefined)
+      })
+      const failed = (error: unknown) => {
+        const reason = reasonFromSdk(server.name, error, "connect", connectMillis, stderr())
+        return new McpSessionError({
+          reason: reason._tag === "Timeout" || reason._tag === "Unauthorized" ? reason : new ConnectFailed({
+            server: server.name,
+            message: clean("message" in reason ? reason.message : new McpSessionError({ reason }).message),
+            ...(stderr() ? { stderr: stderr()! } : {})
+          })
+        })
+      }
+      const exitedOnProbe = yield* Effect.tryPromise({
+        try: (signal) =>
+          client.connect(opened.transport, { signal, timeout: connectMillis, ...(prior ? { prior } : {}) }).then(
+            () => false,
+            (error: unknown) => {
+              if (isExitOnProbe(error)) return true
+              throw error
+            }
+          ),
+        catch: failed
+      }).pipe(Effect.onError(() => close))
+      if (exitedOnProbe) {
+        yield* close
+        return undefined
+      }
+      return { opened, client, stderr, close }
+    })
+
+  const connectAll = Effect.gen(function*() {
+    const first = yield* connectWith(options.prior)
+    if (first !== undefined) return { ...first, exitedOnProbe: false }
+    // A stdio server built on an SDK that exits on any request before `initialize`: legacy, on a new process.
+    const second = yield* connectWith({ kind: "legacy" })
+    if (second === undefined) {
+      return yield* new McpSessionError({
+        reason: new ConnectFailed({ server: server.name, message: "the server exited during the version negotiation" })
+      })
+    }
+    return { ...second, exitedOnProbe: true }
+  })
+  const { client, close, exitedOnProbe, opened, stderr } = yield* connectAll.pipe(
+    Effect.timeoutOrElse({
+      duration: server.connectTimeout,
+      orElse: () =>
+        Effect.fail(
+          new McpSessionError({
+            reason: new Timeout({ server: server.name, operation: "connect", timeoutMillis: connectMillis })
+          })
+        )
+    })
+  )
+  yield* Effect.addFinalizer(() => Effect.andThen(Effect.sync(() => (open = false)), close))
+
+  const closedSignal = yield* Deferred.make<void>()
+  let open = true
+  client.onclose = () => {
+    open = false
+    Deferred.doneUnsafe(closedSignal, Effect.void)
+  }
+  if (!client.transport) open = false
+
+  // A request's failure names this session when it is about the session (it died, or did not answer in time).
+  const ofThisSession = (reason: Reason): Reason =>
+    reason._tag === "Closed"
+      ? new Closed({ ...reason, message: clean(reason.message), session: id })
+      : reason._tag === "Timeout"
+      ? new Timeout({ ...reason, session: id })
+      : reason._tag === "Protocol"
+      ? new Protocol({ ...reason, message: clean(reason.message) })
+      : reason
+  const fail = (operation: string, timeoutMillis: number) => (error: unknown) =>
+    new McpSessionError({
+      reason: ofThisSession(
+        open ?
+          reasonFromSdk(server.name, error, operation, timeoutMillis, stderr()) :
+          new Closed({
+            server: server.name,
+            message: `transport closed during ${operation}`,
+            ...(stderr() ? { stderr: stderr()! } : {})
+          })
+      )
+    })
+  const timedOut = (operation: string, timeoutMillis: number) =>
+    new McpSessionError({ reason: new Timeout({ server: server.name, operation, timeoutMillis, session: id }) })
+
+  const era = client.getProtocolEra() ?? "legacy"
+  const prior = options.prior
+  // Connecting from a prior 2026-07-28 verdict costs no round trip: the SDK returns as soon as the transport starts
+  // (for stdio, before the child is ready) and opens no `subscriptions/listen` stream. One request here makes the
+  // session ready before it is leased, and subscribes to tool-list changes like a negotiated session.
+  if (prior?.kind === "modern" && era === "modern") {
+    const listChanged = prior.discover.capabilities?.tools?.listChanged === true
+    yield* Effect.tryPromise({
+      try: (signal): Promise<unknown> =>
+        listChanged
+          ? client.listen({ toolsListChanged: true }, { signal, timeout: connectMillis })
+          : client.discover({ signal, timeout: connectMillis }),
+      catch: (error) =>
+        new McpSessionError({
+          reason: new ConnectFailed({
+            server: server.name,
+            message: clean(error instanceof Error ? error.message : String(error)),
+            ...(stderr() ? { stderr: stderr()! } : {})
+          })
+        })
+    }).pipe(
+      Effect.timeoutOrElse({
+        duration: server.connectTimeout,
+        orElse: () => Effect.fail(timedOut("connect", connectMillis))
+      })
+    )
+  }
+  // The log level the server sends at: set once on a 2025-era session; sent with every 2026-07-28 request.
+  if (logLevel !== undefined && era === "legacy" && client.getServerCapabilities()?.logging !== undefined) {
+    yield* Effect.promise(() => client.setLoggingLevel(logLevel).catch(() => undefined))
+  }
+  // Roots changed: 2025-era servers are told.
+  const rootsChanges = handlers.roots?.changes
+  if (rootsChanges !== undefined && era === "legacy") {
+    yield* rootsChanges.pipe(
+      Stream.runForEach(() => Effect.promise(() => client.sendRootsListChanged().catch(() => undefined))),
+      Effect.forkScoped
+    )
+  }
+  const connectedAt = yield* Clock.currentTimeMillis
+  const discover: DiscoverResult | undefined = client.getDiscoverResult()
+
+  // With the live clock, one callback holds the request and its deadline timer: no fibers raced per call.
+  const requestLive = <A>(
+    operation: string,
+    timeoutMillis: number,
+    run: (signal: AbortSignal, timeoutMillis: number) => Promise<A>
+  ): Effect.Effect<A, McpSessionError> =>
+    Effect.callback<A, McpSessionError>((resume) => {
+      if (!open) {
+        resume(Effect.fail(fail(operation, timeoutMillis)(undefined)))
+        return
+      }
+      const controller = new AbortController()
+      let settled = false
+      const settle = () => {
+        if (settled) return false
+        settled = true
+        clearTimeout(timer)
+        return true
+      }
+      const timer = setTimeout(() => {
+        if (!settle()) return
+        controller.abort()
+        resume(Effect.fail(timedOut(operation, timeoutMillis)))
+      }, Math.min(timeoutMillis, 2_147_483_647))
+      run(controller.signal, sdkBackstop(timeoutMillis)).then(
+        (value) => {
+          if (settle()) resume(Effect.succeed(value))
+        },
+        (error) => {
+          if (settle()) resume(Effect.fail(fail(operation, timeoutMillis)(error)))
+        }
+      )
+      // Interrupted: cancel the request on the wire.
+      return Effect.sync(() => {
+        if (settle()) controller.abort()
+      })
+    })
+
+  // On any other clock (a TestClock), the deadline comes from Effect, so that tests drive it.
+  const requestOnClock = <A>(
+    operation: string,
+    timeout: Duration.Duration,
+    run: (signal: AbortSignal, timeoutMillis: number) => Promise<A>
+  ): Effect.Effect<A, McpSessionError> => {
+    const timeoutMillis = Duration.toMillis(timeout)
+    return Effect.suspend(() =>
+      open
+        ? Effect.tryPromise({
+          try: (signal) => run(signal, sdkBackstop(timeoutMillis)),
+          catch: fail(operation, timeoutMillis)
+        })
+        : Effect.fail(fail(operation, timeoutMillis)(undefined))
+    ).pipe(
+      Effect.timeoutOrElse({ duration: timeout, orElse: () => Effect.fail(timedOut(operation, timeoutMillis)) })
+    )
+  }
+
+  const request = <A>(
+    operation: string,
+    timeout: Duration.Duration,
+    run: (signal: AbortSignal, timeoutMillis: number) => Promise<A>
+  ): Effect.Effect<A, McpSessionError> =>
+    Effect.withFiber((fiber) =>
+      fiber.getRef(Clock.Clock) === liveClock
+        ? requestLive(operation, Duration.toMillis(timeout), run)
+        : requestOnClock(operation, timeout, run)
+    )
+
+  // A `tools/call` at the SDK's request level, `input_required` rounds fulfilled on this session (internal/toolCall.ts).
+  const callTool = ToolCall.makeCallTool({
+    client,
+    era,
+    server: server.name,
+    sessionId: id,
+    logLevel,
+    handlers,
+    run: runHandler,
+    inFlight,
+    progressOf,
+    markInteractive: (result) => interactive.add(result)
+  })
+
+  // The live clock's `tools/call`: the SDK's own timer is the call's deadline (one timer per call; its timeout
+  // surfaces as `Timeout`), the `AbortController` cancels it on the wire when the fiber is interrupted.
+  const callLive = (
+    params: CallParams,
+    timeoutMillis: number,
+    callOptions: CallOptions | undefined
+  ): Effect.Effect<CallToolResult, McpSessionError> =>
+    Effect.callback<CallToolResult, McpSessionError>((resume) => {
+      const operation = `tools/call ${params.name}`
+      if (!open) {
+        resume(Effect.fail(fail(operation, timeoutMillis)(undefined)))
+        return
+      }
+      const controller = new AbortController()
+      let settled = false
+      callTool(params, controller.signal, Math.min(timeoutMillis, 2_147_483_647), callOptions).then(
+        (value) => {
+          settled = true
+          resume(Effect.succeed(value))
+        },
+        (error) => {
+          settled = true
+          resume(Effect.fail(fail(operation, timeoutMillis)(error)))
+        }
+      )
+      return Effect.sync(() => {
+        if (!settled) controller.abort()
+      })
+    })
+
+  // The verdict for later sessions. A legacy verdict after a probe that only timed out may be a modern server that was
+  // slow to start (a cold `npx -y`): not kept, so that the next session probes again.
+  const tentative = era === "legacy" && stdio && server.protocol === "auto" && !exitedOnProbe &&
+    prior === undefined && connectedAt - startedAt >= probeMillis
+  const session: McpSession = {
+    server: server.name,
+    id,
+    protocolVersion: client.getNegotiatedProtocolVersion() ?? "unknown",
+    era,
+    transport: opened.kind,
+    pid: opened.pid,
+    openedAt: connectedAt,
+    connectMillis: connectedAt - startedAt,
+    prior: era === "modern" && discover !== undefined
+      ? { kind: "modern", discover }
+      : tentative
+      ? undefined
+      : { kind: "legacy" },
+    callTool: (params, timeout, callOptions) =>
+      Effect.withFiber((fiber) =>
+        fiber.getRef(Clock.Clock) === liveClock
+          ? callLive(params, Duration.toMillis(timeout), callOptions)
+          : requestOnClock(
+            `tools/call ${params.name}`,
+            timeout,
+            (signal, sdkTimeout) => callTool(params, signal, sdkTimeout, callOptions)
+          )
+      ),
+    listTools: (timeout) =>
+      request("tools/list", timeout, async (signal, sdkTimeout) => {
+        const result = await client.listTools(undefined, { signal, timeout: sdkTimeout, cacheMode: "bypass" })
+        const hints = result as { ttlMs?: unknown; cacheScope?: unknown }
+        return {
+          tools: result.tools,
+          ttlMs: typeof hints.ttlMs === "number" ? hints.ttlMs : undefined,
+          cacheScope: hints.cacheScope === "public" || hints.cacheScope === "private" ? hints.cacheScope : undefined
+        }
+      }),
+    probe: (timeout) =>
+      request(era === "modern" ? "server/discover" : "ping", timeout, (signal, sdkTimeout) =>
+        era === "modern"
+          ? client.discover({ signal, timeout: sdkTimeout })
+          : client.ping({ signal, timeout: sdkTimeout })).pipe(Effect.asVoid),
+    isOpen: () => open,
+    kill: () => {
+      open = false
+      if (opened.kill !== undefined) opened.kill()
+      else void client.close().catch(() => undefined)
+    },
+    closed: Deferred.await(closedSignal),
+    onToolsChanged: (f) => {
+      toolsChanged.push(f)
+    },
+    client
+  }
+  return session
+})
+
+// Results that took `input_required` rounds: they depend on what a user answered, so they are never cached.
+const interactive = new WeakSet<CallToolResult>()
+
+/**
+ * True for a result that took rounds of user input (2026-07-28 `input_required`): it must not be cached.
+ *
+ * @since 0.1.0
+ */
+export const isInteractive = (result: CallToolResult): boolean => interactive.has(result)
+
+// The SDK's typed failure of a probe on a connection that closed: a stdio server that exits on `server/discover`.
+const isExitOnProbe = (error: unknown): boolean =>
+  error instanceof SdkError && error.code === SdkErrorCode.EraNegotiationFailed &&
+  /closed during the server\/discover probe/.test(error.message)
