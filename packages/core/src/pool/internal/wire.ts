@@ -9,13 +9,14 @@
  * @internal
  */
 import { Clock, Duration, Effect, type Tracer } from "effect"
+import type { ResolvedServer } from "../../config/BridgeConfig.ts"
+import type { ConnectionPoolError } from "../../errors/ConnectionPoolError.ts"
 import { deadlineExceeded, type McpBridgeError } from "../../errors/McpBridgeError.ts"
 import { McpSessionError } from "../../errors/McpSessionError.ts"
 import * as Metrics from "../../internal/metrics.ts"
 import { traceparent } from "../../pipeline/Telemetry.ts"
 import type { CallRequest, ToolCaller } from "../../pipeline/ToolCaller.ts"
 import type { CallOptions as McpSessionCallOptions, McpSession } from "../../session/McpSession.ts"
-import type * as ConnectionPool from "../ConnectionPool.ts"
 
 const callOptionsOf = (request: CallRequest): McpSessionCallOptions => ({
   identity: request.identity,
@@ -25,9 +26,15 @@ const callOptionsOf = (request: CallRequest): McpSessionCallOptions => ({
 
 /** @internal */
 export const bottom = (
-  pool: ConnectionPool.ConnectionPool.Service,
+  pool: {
+    readonly withSession: <A, E, R>(
+      server: ResolvedServer,
+      f: (session: McpSession) => Effect.Effect<A, E, R>,
+      call?: CallRequest
+    ) => Effect.Effect<A, E | McpSessionError | ConnectionPoolError | McpBridgeError, R>
+  },
   onSession: (session: McpSession) => void
-): ToolCaller<McpSessionError | ConnectionPool.ConnectionPoolError | McpBridgeError> => {
+): ToolCaller<McpSessionError | ConnectionPoolError | McpBridgeError> => {
   // Span options of the wire call, per session and tool (built once, not per call).
   const wireOptions = new WeakMap<McpSession, Map<string, Tracer.SpanOptionsNoTrace>>()
   const wireSpanOptions = (tool: string, session: McpSession): Tracer.SpanOptionsNoTrace => {

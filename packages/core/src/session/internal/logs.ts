@@ -3,11 +3,14 @@
  *
  * @internal
  */
+import type { LoggingMessageNotification } from "@modelcontextprotocol/client"
 import { Effect } from "effect"
-import type { LogMessage, Origin } from "../ClientHandlers.ts"
 
 /** @internal */
-export const logToEffect = (message: LogMessage, origin: Origin): Effect.Effect<void> => {
+export const logToEffect = (
+  message: LoggingMessageNotification["params"],
+  origin: { readonly server: string }
+): Effect.Effect<void> => {
   const text = typeof message.data === "string" ? message.data : JSON.stringify(message.data)
   const annotations = {
     "mcp_bridge.server": origin.server,
