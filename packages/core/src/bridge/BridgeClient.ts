@@ -16,7 +16,7 @@ import type {
   Progress,
   Root
 } from "@modelcontextprotocol/client"
-import { type Duration, Effect, Layer, ManagedRuntime, Queue, Stream, type Tracer } from "effect"
+import { type Duration, Effect, Layer, ManagedRuntime, Queue, Result, Stream, type Tracer } from "effect"
 import { CallerIdentity } from "../auth/CallerIdentity.ts"
 import * as McpAuth from "../auth/McpAuth.ts"
 import { invalid as invalidOption } from "../errors/BridgeConfigError.ts"
@@ -457,46 +457,62 @@ export const make = async (config: object, options: Options = {}): Promise<Bridg
       return Promise.reject(rejectInvalid(["options", "signal"], o.signal, "an AbortSignal"))
     }
     const trace = traceContext?.()
-    const outcome = (effect: Effect.Effect<CallToolResult, McpBridgeError.McpBridgeError | McpBridge.CallError>) =>
-      Effect.match(effect, {
-        onSuccess: (result): CallManyOutcome => ({ ok: true, result }),
-        onFailure: (error): CallManyOutcome => ({ ok: false, error })
-      })
-    return run(Effect.forEach(calls as ReadonlyArray<unknown>, (item, i) => {
-      if (typeof item !== "object" || item === null || Array.isArray(item)) {
-        return outcome(Effect.fail(rejectInvalid(["calls", String(i)], item, "an object")))
-      }
+    // The facade's own per-call options (identity, signal, trace context), checked here; the calls themselves,
+    // their validation and their fan-out are the service's `callMany`.
+    const items: Array<McpBridge.CallManyItem> = []
+    const arounds: Array<
+      (call: Effect.Effect<CallToolResult, McpBridgeError.McpBridgeError | McpBridge.CallError>) => Effect.Effect<
+        CallToolResult,
+        McpBridgeError.McpBridgeError | McpBridge.CallError
+      >
+    > = []
+    for (const [i, item] of (calls as ReadonlyArray<unknown>).entries()) {
       const call = item as CallManyItem & { readonly name?: unknown; readonly target?: unknown }
-      if (call.signal !== undefined && !isSignal(call.signal)) {
-        return outcome(Effect.fail(rejectInvalid(["calls", String(i), "signal"], call.signal, "an AbortSignal")))
+      if (typeof item !== "object" || item === null || Array.isArray(item)) {
+        items.push(item as McpBridge.CallManyItem)
+        arounds.push((effect) => effect)
+        continue
       }
-      const options = call._meta === undefined
-        ? call.options
-        : { ...(call.options as object | undefined), meta: call._meta }
-      let effect = callEffect(
-        "name" in call ? call.name : call.target,
-        call.arguments,
-        options,
-        [
-          "calls",
-          String(i),
-          "options"
-        ],
-        trace,
-        o.signal
+      const refuse = (error: McpBridgeError.McpBridgeError) => {
+        items.push({ name: "" })
+        arounds.push(() => Effect.fail(error))
+      }
+      if (call.signal !== undefined && !isSignal(call.signal)) {
+        refuse(rejectInvalid(["signal"], call.signal, "an AbortSignal"))
+        continue
+      }
+      const checked = checkOptions(call.options, ["options"])
+      if (checked instanceof McpBridgeError.McpBridgeError) {
+        refuse(checked)
+        continue
+      }
+      const name = "name" in call ? call.name : call.target
+      const meta = call._meta ?? checked.call.meta
+      const callOptions = meta === undefined ? checked.call : { ...checked.call, meta }
+      items.push({
+        name: name as McpBridge.ToolTarget,
+        arguments: call.arguments,
+        options: trace === undefined ? callOptions : withTrace(callOptions, trace)
+      })
+      const target = targetOf(name)
+      arounds.push((effect) => {
+        if (trace !== undefined) effect = Effect.withParentSpan(effect, trace.parent, { captureStackTrace: false })
+        if (checked.identity !== undefined) effect = Effect.provideService(effect, CallerIdentity, checked.identity)
+        for (const signal of [checked.signal, o.signal, call.signal]) {
+          if (signal !== undefined) effect = Effect.raceFirst(effect, aborted(signal, target))
+        }
+        return effect
+      })
+    }
+    return run(
+      Effect.map(
+        bridge.callMany(items, { concurrency, around: (call, i) => arounds[i]!(call) }),
+        (results) =>
+          results.map((result): CallManyOutcome =>
+            Result.isSuccess(result) ? { ok: true, result: result.success } : { ok: false, error: result.failure }
+          )
       )
-      if (call.signal !== undefined) effect = Effect.raceFirst(effect, aborted(call.signal, targetOf(call.name)))
-      return outcome(
-        Effect.mapError(
-          effect,
-          (error) =>
-            error instanceof McpBridgeError.McpBridgeError && error.reason._tag === "InvalidCall" &&
-              error.reason.path[0] !== "calls"
-              ? McpBridgeError.invalidCall(["calls", String(i), ...error.reason.path], error.reason.detail)
-              : error
-        )
-      )
-    }, { concurrency }))
+    )
   }
 
   const close = (): Promise<void> => {

@@ -60,6 +60,19 @@ export class Aborted extends Schema.TaggedClass<Aborted>()("Aborted", {
 }) {}
 
 /**
+ * A stage of the pipeline refused the call (an access rule, a quota: see `Pipeline.Insertion`); `stage` names it and
+ * `detail` says why.
+ *
+ * @since 0.1.0
+ */
+export class Rejected extends Schema.TaggedClass<Rejected>()("Rejected", {
+  server: Schema.String,
+  tool: Schema.String,
+  stage: Schema.String,
+  detail: Schema.String
+}) {}
+
+/**
  * What a call was waiting for when its deadline passed.
  *
  * - `route`: the server's tool list, to route the call (the server connecting or answering `tools/list`);
@@ -108,11 +121,19 @@ const phaseText: Record<Phase, string> = {
  *
  * @since 0.1.0
  */
-export const Reason = Schema.Union([UnknownServer, UnknownTool, InvalidCall, BridgeClosed, Aborted, DeadlineExceeded])
+export const Reason = Schema.Union([
+  UnknownServer,
+  UnknownTool,
+  InvalidCall,
+  BridgeClosed,
+  Aborted,
+  DeadlineExceeded,
+  Rejected
+])
 
 /**
- * The type of a `McpBridgeError`'s `reason`: `UnknownServer`, `UnknownTool`, `InvalidCall`, `BridgeClosed`, `Aborted`
- * or `DeadlineExceeded`. Match on `error.reason._tag`.
+ * The type of a `McpBridgeError`'s `reason`: `UnknownServer`, `UnknownTool`, `InvalidCall`, `BridgeClosed`, `Aborted`,
+ * `DeadlineExceeded` or `Rejected`. Match on `error.reason._tag`.
  *
  * @since 0.1.0
  */
@@ -144,6 +165,8 @@ export class McpBridgeError extends Schema.TaggedError<McpBridgeError>()("McpBri
         return `the call to ${r.server}.${r.tool} did not end within its deadline of ${r.timeoutMillis} ms (${
           phaseText[r.phase]
         })`
+      case "Rejected":
+        return `the call to ${r.server}.${r.tool} was refused by the pipeline stage "${r.stage}": ${r.detail}`
       case "Aborted":
         return `the call${r.server === undefined ? "" : ` to ${r.server}.${r.tool ?? ""}`} was aborted${
           r.reason instanceof Error ? `: ${r.reason.message}` : typeof r.reason === "string" ? `: ${r.reason}` : ""
