@@ -167,7 +167,7 @@ export interface TraceContext {
  */
 export interface Options extends McpBridge.LayerOptions, McpTransport.Options {
   /**
-   * The seed's production preset (`McpBridge.layerProduction`): production pool, cache and throttle settings under
+   * The production preset (`McpBridge.layerProduction`): production pool, cache and throttle settings under
    * the configuration's own, `MCP_BRIDGE_*` overrides, alert rules, and OTLP export of traces and metrics configured
    * from the `OTEL_*` environment (`TelemetryExport.layerOtlp`). `{ export: false }`: the preset without export.
    * @default false (`McpBridge.layer`)

@@ -191,7 +191,7 @@ export declare namespace McpBridge {
       options?: CallOptions
     ) => Effect.Effect<CallToolResult, McpBridgeError | CallError>
     /**
-     * A snapshot of the bridge's metrics per server (the seed's `get_all_metrics()`): calls by outcome, success
+     * A snapshot of the bridge's metrics per server (a `get_all_metrics()` view): calls by outcome, success
      * rate, latency mean and p50/p95/p99 per tool, cache hit rate, pool, throttle, retries, circuit state, and the
      * alerts firing now. Read from the bridge's own registry (see `MetricsRecorder`).
      */
@@ -596,7 +596,7 @@ export const layer = (config: object, options: LayerOptions = {}): Layer.Layer<S
 }
 
 /**
- * The seed's production settings: what `layerProduction` applies under the user's own configuration.
+ * The recommended production settings: what `layerProduction` applies under the user's own configuration.
  *
  * - pool: `min` 2 sessions kept warm, `max` 20, idle sessions above `min` closed after 5 minutes, health checks every
  *   60 seconds;
@@ -622,7 +622,7 @@ export const productionDefaults = {
 export const productionEnvironment = Production.environment
 
 /**
- * The bridge with the seed's production settings (`productionDefaults`) under the user's configuration: the user's
+ * The bridge with the recommended production settings (`productionDefaults`) under the user's configuration: the user's
  * global `bridge` section overrides them field by field, the `MCP_BRIDGE_*` environment variables
  * (`productionEnvironment`) override both, and each server's own `bridge` section still has the last word for that
  * server. Telemetry with alert rules is on, and OTLP export follows the `OTEL_*` variables (`MCP_BRIDGE_EXPORT=false`
