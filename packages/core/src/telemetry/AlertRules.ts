@@ -49,7 +49,7 @@ export interface AlertOptions {
 }
 
 /**
- * The alert thresholds used when none are given: error rate above 10 %, latency above 1 s, on p95),
+ * The alert thresholds used when none are given: error rate above 10 %, latency above 1 s (on p95),
  * a cache hit rate below 50 %, callers waiting for a session at 2 evaluations in a row, an open circuit.
  *
  * @since 0.1.0
