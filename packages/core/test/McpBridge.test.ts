@@ -456,6 +456,41 @@ describe("McpBridge", () => {
         }
       }))
 
+    it.live("coalesced callers keep their own signals: the shared call is cancelled when the last caller leaves", () =>
+      Effect.promise(async () => {
+        const server = TestServer.make({ tools })
+        const bridge = await facade(server, { tools: { held: { readOnly: true } } })
+        const outcome = (p: Promise<{ readonly content: ReadonlyArray<unknown> }>) =>
+          p.then((r) => text(r), (e) => `${e?._tag}:${e?.reason?._tag}`)
+        try {
+          await bridge.callTool("s.echo", {})
+          // Two identical calls, each with its own signal: one upstream call.
+          const [a, b] = [new AbortController(), new AbortController()]
+          const first = outcome(bridge.callTool("s.held", { q: 1 }, { signal: a.signal }))
+          const second = outcome(bridge.callTool("s.held", { q: 1 }, { signal: b.signal }))
+          await server.until(() => server.held("held") === 1)
+          // One caller leaves: the call goes on for the other.
+          a.abort()
+          assert.strictEqual(await first, "McpBridgeError:Aborted")
+          assert.strictEqual(server.release("held"), 1)
+          assert.strictEqual(await second, "{\"q\":1}")
+          assert.deepStrictEqual([server.calls("held"), server.cancelled()], [1, 0])
+          // Both leave: the shared call is cancelled on the wire, once.
+          const [c, d] = [new AbortController(), new AbortController()]
+          const third = outcome(bridge.callTool("s.held", { q: 2 }, { signal: c.signal }))
+          const fourth = outcome(bridge.callTool("s.held", { q: 2 }, { signal: d.signal }))
+          await server.until(() => server.held("held") === 1)
+          c.abort()
+          d.abort()
+          assert.deepStrictEqual([await third, await fourth], ["McpBridgeError:Aborted", "McpBridgeError:Aborted"])
+          await server.until(() => server.cancelled() === 1 && server.inFlight() === 0)
+          assert.strictEqual(server.calls("held"), 2)
+        } finally {
+          await bridge.close()
+          await server.close()
+        }
+      }))
+
     it.live("aborting callMany's signal cancels every call still running: their outcomes are Aborted", () =>
       Effect.promise(async () => {
         const server = TestServer.make({ tools })
