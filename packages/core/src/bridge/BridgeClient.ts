@@ -16,7 +16,7 @@ import type {
   Progress,
   Root
 } from "@modelcontextprotocol/client"
-import { type Duration, Effect, Layer, ManagedRuntime, Queue, Result, Stream, type Tracer } from "effect"
+import { Cause, type Duration, Effect, Exit, Fiber, Layer, ManagedRuntime, Queue, Result, Stream, type Tracer } from "effect"
 import { CallerIdentity } from "../auth/CallerIdentity.ts"
 import * as McpAuth from "../auth/McpAuth.ts"
 import { invalid as invalidOption } from "../errors/BridgeConfigError.ts"
@@ -225,28 +225,39 @@ export interface Options extends McpBridge.LayerOptions, McpTransport.Options {
 const isSignal = (value: unknown): value is AbortSignal =>
   typeof AbortSignal !== "undefined" && value instanceof AbortSignal
 
-// Fails with `Aborted` (the signal's reason) when `signal` aborts; never completes otherwise.
-const aborted = (
+const abortedBy = (
   signal: AbortSignal,
   target: { readonly server?: string | undefined; readonly tool?: string | undefined }
-): Effect.Effect<never, McpBridgeError.McpBridgeError> =>
-  Effect.callback<never, McpBridgeError.McpBridgeError>((resume) => {
-    const fail = () =>
-      resume(Effect.fail(
-        new McpBridgeError.McpBridgeError({
-          reason: new McpBridgeError.Aborted({
-            ...(target.server === undefined ? {} : { server: target.server }),
-            ...(target.tool === undefined ? {} : { tool: target.tool }),
-            reason: signal.reason
-          })
-        })
-      ))
-    if (signal.aborted) {
-      fail()
-      return
-    }
-    signal.addEventListener("abort", fail, { once: true })
-    return Effect.sync(() => signal.removeEventListener("abort", fail))
+) =>
+  new McpBridgeError.McpBridgeError({
+    reason: new McpBridgeError.Aborted({
+      ...(target.server === undefined ? {} : { server: target.server }),
+      ...(target.tool === undefined ? {} : { tool: target.tool }),
+      reason: signal.reason
+    })
+  })
+
+// Runs `effect` under `signal`: an aborted signal fails with `Aborted` (the signal's reason) and runs nothing; a signal
+// that aborts later interrupts the call's fiber in the abort event itself, so that whatever it waits for (the tool
+// list, a session, a rate-limit turn, a backoff) it stops there, and a request already sent is cancelled on the wire.
+const underSignal = <A, E>(
+  effect: Effect.Effect<A, E>,
+  signal: AbortSignal,
+  target: { readonly server?: string | undefined; readonly tool?: string | undefined }
+): Effect.Effect<A, E | McpBridgeError.McpBridgeError> =>
+  Effect.suspend(() => {
+    if (signal.aborted) return Effect.fail(abortedBy(signal, target))
+    return Effect.flatMap(Effect.forkChild(effect, { startImmediately: true }), (fiber) => {
+      const onAbort = () => fiber.interruptUnsafe()
+      signal.addEventListener("abort", onAbort, { once: true })
+      return Effect.flatMap(
+        Effect.ensuring(Fiber.await(fiber), Effect.sync(() => signal.removeEventListener("abort", onAbort))),
+        (exit): Effect.Effect<A, E | McpBridgeError.McpBridgeError> =>
+          Exit.isFailure(exit) && signal.aborted && Cause.hasInterruptsOnly(exit.cause)
+            ? Effect.fail(abortedBy(signal, target))
+            : exit
+      )
+    })
   })
 
 const targetOf = (name: unknown): { readonly server?: string; readonly tool?: string } => {
@@ -436,7 +447,7 @@ export const make = async (config: object, options: Options = {}): Promise<Bridg
     if (checked.identity !== undefined) effect = Effect.provideService(effect, CallerIdentity, checked.identity)
     const target = targetOf(name)
     for (const signal of [checked.signal, extraSignal]) {
-      if (signal !== undefined) effect = Effect.raceFirst(effect, aborted(signal, target))
+      if (signal !== undefined) effect = underSignal(effect, signal, target)
     }
     return effect
   }
@@ -499,7 +510,7 @@ export const make = async (config: object, options: Options = {}): Promise<Bridg
         if (trace !== undefined) effect = Effect.withParentSpan(effect, trace.parent, { captureStackTrace: false })
         if (checked.identity !== undefined) effect = Effect.provideService(effect, CallerIdentity, checked.identity)
         for (const signal of [checked.signal, o.signal, call.signal]) {
-          if (signal !== undefined) effect = Effect.raceFirst(effect, aborted(signal, target))
+          if (signal !== undefined) effect = underSignal(effect, signal, target)
         }
         return effect
       })
