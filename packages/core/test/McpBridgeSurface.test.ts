@@ -16,7 +16,11 @@ const spec = (era: "dual" | "legacy"): TestServer.TestServerSpec => ({
     { uri: "memo://notes", name: "notes", description: "Notes", text: "the notes" },
     { uri: "memo://todo", name: "todo", text: "the todo list" }
   ],
-  resourceTemplates: [{ uriTemplate: "file:///{path}", name: "files", complete: { path: ["a.txt", "b.txt", "ab.md"] } }],
+  resourceTemplates: [{
+    uriTemplate: "file:///{path}",
+    name: "files",
+    complete: { path: ["a.txt", "b.txt", "ab.md"] }
+  }],
   prompts: [{
     name: "greet",
     description: "Greets",
@@ -61,7 +65,10 @@ describe("McpBridge: resources, prompts, completion", () => {
             assert.strictEqual((addressed.contents[0] as { text: string }).text, "the notes")
 
             const prompt = yield* bridge.getPrompt("docs.greet", { who: "world" })
-            assert.deepStrictEqual(prompt.messages, [{ role: "user", content: { type: "text", text: "Hello, world!" } }])
+            assert.deepStrictEqual(prompt.messages, [{
+              role: "user",
+              content: { type: "text", text: "Hello, world!" }
+            }])
             const byParts = yield* bridge.getPrompt({ server: "docs", prompt: "greet" }, { who: "you" })
             assert.strictEqual((byParts.messages[0]!.content as { text: string }).text, "Hello, you!")
 

@@ -29,7 +29,6 @@ import type { ToolPolicy } from "../config/ToolPolicy.ts"
 import type { BridgeConfigError } from "../errors/BridgeConfigError.ts"
 import { deadlineExceeded, invalidCall, McpBridgeError, UnknownServer, UnknownTool } from "../errors/McpBridgeError.ts"
 import type { McpSessionError } from "../errors/McpSessionError.ts"
-import type { McpSession } from "../session/McpSession.ts"
 import { checkCall, isRecord, shown } from "../internal/validate.ts"
 import * as Coalescing from "../pipeline/Coalescing.ts"
 import * as Resilience from "../pipeline/Resilience.ts"
@@ -39,6 +38,7 @@ import * as Throttler from "../pipeline/Throttler.ts"
 import type { CallRequest, ToolCaller } from "../pipeline/ToolCaller.ts"
 import * as ConnectionPool from "../pool/ConnectionPool.ts"
 import * as ClientHandlers from "../session/ClientHandlers.ts"
+import type { McpSession } from "../session/McpSession.ts"
 import * as McpTransport from "../session/McpTransport.ts"
 import * as MetricsRecorder from "../telemetry/MetricsRecorder.ts"
 import { type BridgeMetrics, fromSnapshot } from "../telemetry/MetricsSnapshot.ts"
@@ -298,7 +298,9 @@ export declare namespace McpBridge {
     /** Every prompt of every server (a server that cannot be reached is left out, and logged). */
     readonly listPrompts: () => Effect.Effect<ReadonlyArray<BridgePrompt>>
     /** The prompts of one server (none when it has no `prompts` capability). */
-    readonly listServerPrompts: (server: string) => Effect.Effect<ReadonlyArray<BridgePrompt>, McpBridgeError | CallError>
+    readonly listServerPrompts: (
+      server: string
+    ) => Effect.Effect<ReadonlyArray<BridgePrompt>, McpBridgeError | CallError>
     /**
      * Gets a prompt with its arguments. `UnknownPrompt` (listing the server's prompts) when the server has none by
      * that name, `Unsupported` when it has no prompts.

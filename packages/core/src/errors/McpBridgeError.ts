@@ -192,7 +192,9 @@ export class McpBridgeError extends Schema.TaggedError<McpBridgeError>()("McpBri
           ? `no MCP server offers the resource "${r.uri}"`
           : `MCP server "${r.server}" has no resource "${r.uri}"`
       case "UnknownPrompt":
-        return `MCP server "${r.server}" has no prompt "${r.prompt}"; its prompts: ${r.available.join(", ") || "(none)"}`
+        return `MCP server "${r.server}" has no prompt "${r.prompt}"; its prompts: ${
+          r.available.join(", ") || "(none)"
+        }`
       case "Unsupported":
         return `MCP server "${r.server}" does not support ${r.capability}`
       case "Aborted":

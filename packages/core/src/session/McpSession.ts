@@ -177,7 +177,10 @@ export interface McpSession {
   /** `prompts/list`, every page (none when the server has no `prompts` capability). */
   readonly listPrompts: (timeout: Duration.Duration) => Effect.Effect<Listed<Prompt>, McpSessionError>
   /** `prompts/get`. */
-  readonly getPrompt: (params: PromptParams, timeout: Duration.Duration) => Effect.Effect<GetPromptResult, McpSessionError>
+  readonly getPrompt: (
+    params: PromptParams,
+    timeout: Duration.Duration
+  ) => Effect.Effect<GetPromptResult, McpSessionError>
   /** `completion/complete`. */
   readonly complete: (
     params: CompleteRequest["params"],
@@ -690,8 +693,11 @@ export const make = Effect.fnUntraced(function*(
           )
       ),
     complete: (params: CompleteRequest["params"], timeout: Duration.Duration) =>
-      request("completion/complete", timeout, (signal, sdkTimeout) =>
-        client.complete(params, { signal, timeout: sdkTimeout })),
+      request(
+        "completion/complete",
+        timeout,
+        (signal, sdkTimeout) => client.complete(params, { signal, timeout: sdkTimeout })
+      ),
     onListChanged: (f: (list: ListKind) => void) => {
       listChanged.push(f)
     },

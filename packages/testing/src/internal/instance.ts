@@ -3,8 +3,8 @@ import type { CallToolResult, InputRequiredResult, JsonSchemaType, ServerContext
 import { interact } from "./interact.ts"
 import type { Respond, TestTool } from "./spec.ts"
 import { changed, recordCall } from "./state.ts"
-import { addPrompt, addResource, capabilitiesOf, registerSurface, updateResource } from "./surface.ts"
 import type { ServerState } from "./state.ts"
+import { addPrompt, addResource, capabilitiesOf, registerSurface, updateResource } from "./surface.ts"
 
 /** The name of the built-in statistics tool every test server exposes. */
 export const STATS_TOOL = "__stats"

@@ -30,7 +30,8 @@ export const capabilitiesOf = (spec: TestServerSpec): ServerCapabilities => {
 // The subscriptions of each 2025-era instance.
 const subscribedOf = new WeakMap<McpServer, Set<string>>()
 
-const isModern = (server: McpServer): boolean => server.server.getNegotiatedProtocolVersion()?.startsWith("2026") === true
+const isModern = (server: McpServer): boolean =>
+  server.server.getNegotiatedProtocolVersion()?.startsWith("2026") === true
 
 const fill = (text: string, args: Readonly<Record<string, string | undefined>> | undefined): string =>
   text.replace(/\{(\w+)\}/g, (whole, name: string) => args?.[name] ?? whole)
@@ -62,7 +63,16 @@ const registerPrompt = (server: McpServer, prompt: TestPrompt): void => {
   }
 }
 
-const registerText = (server: McpServer, resource: { readonly uri: string; readonly name: string; readonly text: string; readonly description?: string; readonly mimeType?: string }) => {
+const registerText = (
+  server: McpServer,
+  resource: {
+    readonly uri: string
+    readonly name: string
+    readonly text: string
+    readonly description?: string
+    readonly mimeType?: string
+  }
+) => {
   server.registerResource(
     resource.name,
     resource.uri,
@@ -100,7 +110,9 @@ export const registerSurface = (state: ServerState, server: McpServer): void => 
       const { argument, ref } = request.params
       if (ref.type === "ref/prompt") {
         const prompt = spec.prompts?.find((p) => p.name === ref.name)
-        if (prompt === undefined) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Prompt ${ref.name} not found`)
+        if (prompt === undefined) {
+          throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Prompt ${ref.name} not found`)
+        }
         const values = prompt.arguments?.find((a) => a.name === argument.name)?.complete
         return completeFrom(values, argument.value)
       }
@@ -141,7 +153,10 @@ export const registerSurface = (state: ServerState, server: McpServer): void => 
 }
 
 /** The "addResource" respond kind: every open session is told (a list change), later instances serve it too. */
-export const addResource = (state: ServerState, resource: { readonly uri: string; readonly name: string; readonly text: string }): void => {
+export const addResource = (
+  state: ServerState,
+  resource: { readonly uri: string; readonly name: string; readonly text: string }
+): void => {
   if (state.addedResources.some((r) => r.uri === resource.uri)) return
   state.addedResources.push(resource)
   // registerResource on a connected McpServer makes the SDK send notifications/resources/list_changed

@@ -224,19 +224,23 @@ const build = <E>(env: Env<E>, pubsub: PubSub.PubSub<Change>, scope: Scope.Scope
   }
 
   const listServer = <A, B>(kind: Kind, present: (server: string, item: A) => B) => (name: string) =>
-    Effect.flatMap(serverOf(name), (server) =>
-      Effect.map(listOf<A>(server, kind), (entry) => entry.items.map((item) => present(name, item))))
+    Effect.flatMap(
+      serverOf(name),
+      (server) => Effect.map(listOf<A>(server, kind), (entry) => entry.items.map((item) => present(name, item)))
+    )
 
   // Every server's list; a server that cannot be reached is left out and logged.
-  const listAll = <B>(what: string, one: (name: string) => Effect.Effect<ReadonlyArray<B>, McpBridgeError | McpSessionError | E>) => () =>
-    Effect.forEach(names, (name) =>
-      one(name).pipe(
-        Effect.catch((error) =>
-          Effect.logWarning(`MCP server "${name}" left out of the ${what} list: ${(error as Error).message}`).pipe(
-            Effect.as([] as ReadonlyArray<B>)
+  const listAll =
+    <B>(what: string, one: (name: string) => Effect.Effect<ReadonlyArray<B>, McpBridgeError | McpSessionError | E>) =>
+    () =>
+      Effect.forEach(names, (name) =>
+        one(name).pipe(
+          Effect.catch((error) =>
+            Effect.logWarning(`MCP server "${name}" left out of the ${what} list: ${(error as Error).message}`).pipe(
+              Effect.as([] as ReadonlyArray<B>)
+            )
           )
-        )
-      ), { concurrency: "unbounded" }).pipe(Effect.map((lists) => lists.flat()))
+        ), { concurrency: "unbounded" }).pipe(Effect.map((lists) => lists.flat()))
 
   const presentResource = (server: string, resource: Resource): BridgeResource => ({ server, ...resource })
   const presentTemplate = (server: string, template: ResourceTemplateType): BridgeResourceTemplate => ({
@@ -417,8 +421,10 @@ const build = <E>(env: Env<E>, pubsub: PubSub.PubSub<Change>, scope: Scope.Scope
       }
       return { server: target.slice(0, dot), prompt: target.slice(dot + 1) }
     }
-    if (typeof target !== "object" || target === null || typeof target.server !== "string" ||
-      typeof target.prompt !== "string") {
+    if (
+      typeof target !== "object" || target === null || typeof target.server !== "string" ||
+      typeof target.prompt !== "string"
+    ) {
       return invalidCall(["prompt"], "must be \"server.prompt\" or { server, prompt }")
     }
     return target
@@ -498,10 +504,13 @@ const build = <E>(env: Env<E>, pubsub: PubSub.PubSub<Change>, scope: Scope.Scope
     }) as Effect.Effect<CompleteResult, McpBridgeError | McpSessionError | E>
 
   const ping = (name: string, options?: RequestOptions) =>
-    Effect.flatMap(serverOf(name), (server) =>
-      onSession(server, (session) => session.probe(timeoutOf(server, options))).pipe(
-        Effect.withSpan("ping", spanOptions("ping", server.name))
-      )) as Effect.Effect<void, McpBridgeError | McpSessionError | E>
+    Effect.flatMap(
+      serverOf(name),
+      (server) =>
+        onSession(server, (session) => session.probe(timeoutOf(server, options))).pipe(
+          Effect.withSpan("ping", spanOptions("ping", server.name))
+        )
+    ) as Effect.Effect<void, McpBridgeError | McpSessionError | E>
 
   return {
     watch,
