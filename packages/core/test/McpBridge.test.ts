@@ -385,8 +385,7 @@ describe("McpBridge", () => {
             { name: "slow", annotations: { readOnlyHint: true }, respond: { kind: "hang" } }
           ]
         })
-        const rejected = (p: Promise<unknown>) =>
-          p.then(() => "answered", (e) => `${e?._tag}:${e?.reason?._tag}`)
+        const rejected = (p: Promise<unknown>) => p.then(() => "answered", (e) => `${e?._tag}:${e?.reason?._tag}`)
         // Each check ends with a call made after the aborted one on the same session: had the aborted one been sent,
         // the server would have seen it first.
         const writes = () => server.calls("write")

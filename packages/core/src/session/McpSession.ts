@@ -8,7 +8,22 @@
  *
  * @since 0.1.0
  */
-import type { CallToolResult, DiscoverResult, PriorDiscovery, Progress, Tool } from "@modelcontextprotocol/client"
+import type {
+  CallToolResult,
+  CompleteRequest,
+  CompleteResult,
+  DiscoverResult,
+  GetPromptResult,
+  McpSubscription,
+  PriorDiscovery,
+  Progress,
+  Prompt,
+  ReadResourceResult,
+  Resource,
+  ResourceTemplateType,
+  ServerCapabilities,
+  Tool
+} from "@modelcontextprotocol/client"
 import { Client, SdkError, SdkErrorCode } from "@modelcontextprotocol/client"
 import { Clock, Deferred, Duration, Effect, Option, Redacted, type Scope, Stream } from "effect"
 import { CallerIdentity } from "../auth/CallerIdentity.ts"
@@ -71,6 +86,35 @@ export interface ToolList {
 }
 
 /**
+ * A list answer (`resources/list`, `resources/templates/list`, `prompts/list`) with every page, and the 2026-07-28
+ * cache hints when the server sent them.
+ *
+ * @since 0.1.0
+ */
+export interface Listed<A> {
+  readonly items: ReadonlyArray<A>
+  readonly ttlMs?: number | undefined
+  readonly cacheScope?: "public" | "private" | undefined
+}
+
+/**
+ * Which list of a server changed: what a list-changed notification names.
+ *
+ * @since 0.1.0
+ */
+export type ListKind = "tools" | "resources" | "prompts"
+
+/**
+ * The arguments of one `prompts/get`.
+ *
+ * @since 0.1.0
+ */
+export interface PromptParams {
+  readonly name: string
+  readonly arguments?: Readonly<Record<string, string>> | undefined
+}
+
+/**
  * An open MCP session.
  *
  * @since 0.1.0
@@ -113,6 +157,39 @@ export interface McpSession {
   readonly closed: Effect.Effect<void>
   /** Registers a handler for `notifications/tools/list_changed`. */
   readonly onToolsChanged: (f: () => void) => void
+  /** What the server said it offers (`initialize` or `server/discover`). */
+  readonly capabilities: ServerCapabilities | undefined
+  /** `resources/list`, every page (none when the server has no `resources` capability). */
+  readonly listResources: (timeout: Duration.Duration) => Effect.Effect<Listed<Resource>, McpSessionError>
+  /** `resources/templates/list`, every page (none when the server has no `resources` capability). */
+  readonly listResourceTemplates: (
+    timeout: Duration.Duration
+  ) => Effect.Effect<Listed<ResourceTemplateType>, McpSessionError>
+  /** `resources/read`. */
+  readonly readResource: (uri: string, timeout: Duration.Duration) => Effect.Effect<ReadResourceResult, McpSessionError>
+  /**
+   * Asks for `notifications/resources/updated` of `uri` on this session: `resources/subscribe` (2025 era) or a
+   * `subscriptions/listen` stream for the URI (2026-07-28). Subscribing twice is one subscription.
+   */
+  readonly subscribeResource: (uri: string, timeout: Duration.Duration) => Effect.Effect<void, McpSessionError>
+  /** Ends the subscription of `uri` on this session (nothing when there is none). */
+  readonly unsubscribeResource: (uri: string, timeout: Duration.Duration) => Effect.Effect<void, McpSessionError>
+  /** `prompts/list`, every page (none when the server has no `prompts` capability). */
+  readonly listPrompts: (timeout: Duration.Duration) => Effect.Effect<Listed<Prompt>, McpSessionError>
+  /** `prompts/get`. */
+  readonly getPrompt: (
+    params: PromptParams,
+    timeout: Duration.Duration
+  ) => Effect.Effect<GetPromptResult, McpSessionError>
+  /** `completion/complete`. */
+  readonly complete: (
+    params: CompleteRequest["params"],
+    timeout: Duration.Duration
+  ) => Effect.Effect<CompleteResult, McpSessionError>
+  /** Registers a handler for the server's list-changed notifications (tools, resources, prompts). */
+  readonly onListChanged: (f: (list: ListKind) => void) => void
+  /** Registers a handler for `notifications/resources/updated`. */
+  readonly onResourceUpdated: (f: (uri: string) => void) => void
   /** The SDK client, for what the bridge does not wrap. */
   readonly client: Client
 }
@@ -196,6 +273,12 @@ export const make = Effect.fnUntraced(function*(
   const context = yield* Effect.context<never>()
   const runHandler: Interaction.Run = (effect) => Effect.runPromiseWith(context)(effect)
   const toolsChanged: Array<() => void> = []
+  const listChanged: Array<(list: ListKind) => void> = []
+  const resourceUpdated: Array<(uri: string) => void> = []
+  const changedList = (list: ListKind) => () => {
+    if (list === "tools") { for (const f of toolsChanged) f() }
+    for (const f of listChanged) f(list)
+  }
   const startedAt = yield* Clock.currentTimeMillis
   const connectMillis = Duration.toMillis(server.connectTimeout)
   const id = ++nextId
@@ -240,18 +323,17 @@ export const make = Effect.fnUntraced(function*(
         inputRequired: { autoFulfill: false },
         listMaxPages: 1_000,
         listChanged: {
-          tools: {
-            autoRefresh: false,
-            debounceMs: 0,
-            onChanged: () => {
-              for (const f of toolsChanged) f()
-            }
-          }
+          tools: { autoRefresh: false, debounceMs: 0, onChanged: changedList("tools") },
+          resources: { autoRefresh: false, debounceMs: 0, onChanged: changedList("resources") },
+          prompts: { autoRefresh: false, debounceMs: 0, onChanged: changedList("prompts") }
         }
       }
     )
     Interaction.register(client, handlers, origin, runHandler, () => {
       for (const call of inFlight.values()) call.asked = true
+    })
+    client.setNotificationHandler("notifications/resources/updated", ({ params }) => {
+      for (const f of resourceUpdated) f(params.uri)
     })
     client.setNotificationHandler("notifications/progress", ({ params: { progressToken, ...progress } }) => {
       progressOf.get(String(progressToken))?.(progress)
@@ -358,13 +440,18 @@ export const make = Effect.fnUntraced(function*(
   const prior = options.prior
   // Connecting from a prior 2026-07-28 verdict costs no round trip: the SDK returns as soon as the transport starts
   // (for stdio, before the child is ready) and opens no `subscriptions/listen` stream. One request here makes the
-  // session ready before it is leased, and subscribes to tool-list changes like a negotiated session.
+  // session ready before it is leased, and subscribes to list changes like a negotiated session.
   if (prior?.kind === "modern" && era === "modern") {
-    const listChanged = prior.discover.capabilities?.tools?.listChanged === true
+    const advertised = prior.discover.capabilities
+    const filter = {
+      ...(advertised?.tools?.listChanged === true ? { toolsListChanged: true } : {}),
+      ...(advertised?.resources?.listChanged === true ? { resourcesListChanged: true } : {}),
+      ...(advertised?.prompts?.listChanged === true ? { promptsListChanged: true } : {})
+    }
     yield* Effect.tryPromise({
       try: (signal): Promise<unknown> =>
-        listChanged
-          ? client.listen({ toolsListChanged: true }, { signal, timeout: connectMillis })
+        Object.keys(filter).length > 0
+          ? client.listen(filter, { signal, timeout: connectMillis })
           : client.discover({ signal, timeout: connectMillis }),
       catch: (error) =>
         new McpSessionError({
@@ -430,6 +517,114 @@ export const make = Effect.fnUntraced(function*(
     markInteractive: (result) => interactive.add(result)
   })
 
+  // -----------------------------------------------------------------------------
+  // Resources, prompts, completion: each one request through `request` (deadline, cancellation, typed errors)
+  // -----------------------------------------------------------------------------
+
+  const capabilities = client.getServerCapabilities()
+  const hintsOf = (result: unknown): Omit<Listed<never>, "items"> => {
+    const hints = result as { ttlMs?: unknown; cacheScope?: unknown }
+    return {
+      ttlMs: typeof hints.ttlMs === "number" ? hints.ttlMs : undefined,
+      cacheScope: hints.cacheScope === "public" || hints.cacheScope === "private" ? hints.cacheScope : undefined
+    }
+  }
+  // 2026-07-28 subscriptions of this session, by URI: a `subscriptions/listen` stream each.
+  const listens = new Map<string, Promise<McpSubscription>>()
+  const surface = {
+    capabilities,
+    listResources: (timeout: Duration.Duration) =>
+      capabilities?.resources === undefined
+        ? Effect.succeed<Listed<Resource>>({ items: [] })
+        : request("resources/list", timeout, async (signal, sdkTimeout) => {
+          const result = await client.listResources(undefined, { signal, timeout: sdkTimeout, cacheMode: "bypass" })
+          return { items: result.resources, ...hintsOf(result) }
+        }),
+    listResourceTemplates: (timeout: Duration.Duration) =>
+      capabilities?.resources === undefined
+        ? Effect.succeed<Listed<ResourceTemplateType>>({ items: [] })
+        : request("resources/templates/list", timeout, async (signal, sdkTimeout) => {
+          const result = await client.listResourceTemplates(undefined, {
+            signal,
+            timeout: sdkTimeout,
+            cacheMode: "bypass"
+          })
+          return { items: result.resourceTemplates, ...hintsOf(result) }
+        }),
+    readResource: (uri: string, timeout: Duration.Duration) =>
+      request(
+        "resources/read",
+        timeout,
+        (signal, sdkTimeout) => client.readResource({ uri }, { signal, timeout: sdkTimeout, cacheMode: "bypass" })
+      ),
+    subscribeResource: (uri: string, timeout: Duration.Duration) =>
+      era === "modern"
+        ? request("subscriptions/listen", timeout, (_signal, sdkTimeout) => {
+          let listen = listens.get(uri)
+          if (listen === undefined) {
+            // Not the request's signal: the stream outlives this request, until `unsubscribeResource` or the session.
+            listen = client.listen({ resourceSubscriptions: [uri] }, { timeout: sdkTimeout })
+            listens.set(uri, listen)
+            listen.then(
+              (subscription) =>
+                subscription.closed.then(() => {
+                  if (listens.get(uri) === listen) listens.delete(uri)
+                }),
+              () => {
+                if (listens.get(uri) === listen) listens.delete(uri)
+              }
+            )
+          }
+          return listen.then(() => undefined)
+        })
+        : request(
+          "resources/subscribe",
+          timeout,
+          (signal, sdkTimeout) => client.subscribeResource({ uri }, { signal, timeout: sdkTimeout })
+        ).pipe(Effect.asVoid),
+    unsubscribeResource: (uri: string, timeout: Duration.Duration) =>
+      era === "modern"
+        ? request("subscriptions/listen", timeout, async () => {
+          const listen = listens.get(uri)
+          listens.delete(uri)
+          if (listen !== undefined) await listen.then((subscription) => subscription.close(), () => undefined)
+        })
+        : request(
+          "resources/unsubscribe",
+          timeout,
+          (signal, sdkTimeout) => client.unsubscribeResource({ uri }, { signal, timeout: sdkTimeout })
+        ).pipe(Effect.asVoid),
+    listPrompts: (timeout: Duration.Duration) =>
+      capabilities?.prompts === undefined
+        ? Effect.succeed<Listed<Prompt>>({ items: [] })
+        : request("prompts/list", timeout, async (signal, sdkTimeout) => {
+          const result = await client.listPrompts(undefined, { signal, timeout: sdkTimeout, cacheMode: "bypass" })
+          return { items: result.prompts, ...hintsOf(result) }
+        }),
+    getPrompt: (params: PromptParams, timeout: Duration.Duration) =>
+      request(
+        `prompts/get ${params.name}`,
+        timeout,
+        (signal, sdkTimeout) =>
+          client.getPrompt(
+            { name: params.name, ...(params.arguments === undefined ? {} : { arguments: { ...params.arguments } }) },
+            { signal, timeout: sdkTimeout }
+          )
+      ),
+    complete: (params: CompleteRequest["params"], timeout: Duration.Duration) =>
+      request(
+        "completion/complete",
+        timeout,
+        (signal, sdkTimeout) => client.complete(params, { signal, timeout: sdkTimeout })
+      ),
+    onListChanged: (f: (list: ListKind) => void) => {
+      listChanged.push(f)
+    },
+    onResourceUpdated: (f: (uri: string) => void) => {
+      resourceUpdated.push(f)
+    }
+  }
+
   // The verdict for later sessions. A legacy verdict after a probe that only timed out may be a modern server that was
   // slow to start (a cold `npx -y`): not kept, so that the next session probes again.
   const tentative = era === "legacy" && stdio && server.protocol === "auto" && !exitedOnProbe &&
@@ -479,6 +674,7 @@ export const make = Effect.fnUntraced(function*(
     onToolsChanged: (f) => {
       toolsChanged.push(f)
     },
+    ...surface,
     client
   }
   return session
