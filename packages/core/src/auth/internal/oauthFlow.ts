@@ -138,6 +138,11 @@ interface AuthorizeOptions {
   readonly scope?: string | undefined
   readonly resourceMetadataUrl?: URL | undefined
   readonly force?: boolean | undefined
+  /**
+   * Discover again (protected resource metadata, then authorization server metadata) instead of using the cached
+   * discovery: the server refused a token, and may have moved to another authorization server.
+   */
+  readonly rediscover?: boolean | undefined
 }
 
 const JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -188,6 +193,9 @@ export const makeFlow = (env: FlowEnv): OAuthFlow => {
   let resourceUrl: string | undefined
   let authorizationServer: string | undefined
   let presetIssuer: string | undefined
+  // The discovery this flow's authorization in progress works with: a snapshot of the server's shared discovery, so
+  // that another identity discovering again does not change the authorization server under a redirect in flight.
+  let discovery: OAuthDiscoveryState | undefined
 
   // Every text that could reach an error message is scrubbed of the secrets this flow knows.
   const secrets = (): Array<string> =>
@@ -307,16 +315,22 @@ export const makeFlow = (env: FlowEnv): OAuthFlow => {
       return clientMetadata
     },
     state: () => (expectedState = randomState()),
-    clientInformation: async () => {
+    // A client belongs to the authorization server that issued it (the SDK compares its `issuer` stamp with the
+    // server in use): the pre-registered client serves its own issuer only, and a server that moved to another
+    // authorization server gets a registration there, kept in the store in place of the old one.
+    clientInformation: async (ctx) => {
       const preset = presetClient()
-      if (preset !== undefined) return preset
+      if (preset !== undefined && (preset.issuer === undefined || ctx === undefined || preset.issuer === ctx.issuer)) {
+        return preset
+      }
       const json = await env.store.readClient()
-      return json === undefined ? undefined : JSON.parse(json) as StoredOAuthClientInformation
+      return json === undefined ? preset : JSON.parse(json) as StoredOAuthClientInformation
     },
     saveClientInformation: async (information) => {
       // The SDK stamps the issuer on a pre-registered client at first use: keep the stamp, not the credentials.
-      if (settings.clientId !== undefined) presetIssuer = information.issuer
-      else await env.store.writeClient(JSON.stringify(information))
+      if (settings.clientId !== undefined && information.client_id === settings.clientId) {
+        presetIssuer ??= information.issuer
+      } else await env.store.writeClient(JSON.stringify(information))
     },
     tokens: async () => (await load())?.tokens,
     saveTokens: (tokens) => save(tokens),
@@ -368,10 +382,16 @@ export const makeFlow = (env: FlowEnv): OAuthFlow => {
       if (scope === "all" || scope === "tokens") await dropTokens()
       if ((scope === "all" || scope === "client") && settings.clientId === undefined) await env.store.removeClient()
       if (scope === "all" || scope === "verifier") codeVerifier = undefined
-      if (scope === "all" || scope === "discovery") env.discovery.clear()
+      if (scope === "all" || scope === "discovery") {
+        discovery = undefined
+        env.discovery.clear()
+      }
     },
-    saveDiscoveryState: (state) => env.discovery.set(state),
-    discoveryState: () => env.discovery.get(),
+    saveDiscoveryState: (state) => {
+      discovery = state
+      env.discovery.set(state)
+    },
+    discoveryState: () => discovery,
     saveResourceUrl: (url) => {
       resourceUrl = url
     },
@@ -398,6 +418,8 @@ export const makeFlow = (env: FlowEnv): OAuthFlow => {
     }
     pending = undefined
     requestedScope = options.scope
+    if (options.rediscover === true) env.discovery.clear()
+    discovery = env.discovery.get()
     try {
       let result = await auth(provider, {
         ...common,
@@ -464,7 +486,11 @@ export const makeFlow = (env: FlowEnv): OAuthFlow => {
         if (latest === undefined || latest.access_token === token) {
           authorized = await authorize({
             scope: computeScopeUnion(latest?.scope, challenge.scope),
-            resourceMetadataUrl: challenge.resourceMetadataUrl
+            resourceMetadataUrl: challenge.resourceMetadataUrl,
+            // A refused token: the server may have moved to another authorization server (its protected resource
+            // metadata names the new one), so discovery starts over; credentials stamped with the old issuer are
+            // then not sent to the new one (the SDK's issuer check), and the bridge registers there.
+            rediscover: token !== undefined
           }, signal)
         }
         ;({ response, token } = await send())
