@@ -16,7 +16,7 @@ import { BridgeConfigSchema, CallerIdentity, McpBridge, MetricsRecorder, Telemet
 import type { AuthInfo, CallToolResult } from "@modelcontextprotocol/server"
 import { ProtocolError, ProtocolErrorCode } from "@modelcontextprotocol/server"
 import { serveStdio } from "@modelcontextprotocol/server/stdio"
-import { Cause, Context, Duration, Effect, Exit, Layer, Option, Schema, Scope } from "effect"
+import { Cause, Context, Duration, Effect, Exit, Layer, Option, Schema, Scope, Stream } from "effect"
 import { PrometheusMetrics } from "effect/observability"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
@@ -261,7 +261,15 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
     views: Object.keys(views),
     onToolsChanged: (f: () => void) => {
       onChanged = f
-    }
+    },
+    // An upstream's tool list change drops the catalogs, and downstream clients are told.
+    watchChanges: Stream.runForEach(bridge.changes, (change) =>
+      change._tag === "ListChanged" && change.list === "tools"
+        ? Effect.sync(() => {
+          catalogs.clear()
+          onChanged()
+        })
+        : Effect.void)
   }
 })
 
@@ -305,6 +313,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     onError: (error) => void run(Effect.logDebug(`gateway: ${error.message}`))
   })
   core.onToolsChanged(gateway.toolsChanged)
+  yield* Effect.forkScoped(core.watchChanges)
   const server = createServer({ keepAliveTimeout: 65_000 }, gateway.listener)
   const drainMillis = Duration.toMillis(Duration.fromInputUnsafe(options.drainTimeout ?? "10 seconds"))
   const bound = yield* Effect.acquireRelease(

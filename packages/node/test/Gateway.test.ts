@@ -13,7 +13,8 @@ const tools: ReadonlyArray<TestServer.TestTool> = [
   { name: "echo", annotations: { readOnlyHint: true }, respond: { kind: "echo" } },
   { name: "fail", respond: { kind: "isError", message: "boom" } },
   { name: "progress", respond: { kind: "progress", steps: 3 } },
-  { name: "hang", respond: { kind: "hang" } }
+  { name: "hang", respond: { kind: "hang" } },
+  { name: "add", respond: { kind: "addTool", name: "added_echo" } }
 ]
 
 // The test servers' own `__stats` tool is left out of the comparisons.
@@ -76,7 +77,7 @@ describe("Gateway", () => {
       mcpServers: { up: { url: upstream.url }, local: { command: stdio.command, args: [...stdio.args] } },
       gateway: {
         servers: { local: { exclude: ["hang"], tools: { echo: { name: "local_say", description: "Says it back" } } } },
-        virtualServers: { safe: { tools: ["*echo", "local_*"] } }
+        virtualServers: { safe: { tools: ["*echo", "local_fail", "local_progress", "local_say"] } }
       }
     }, { port: 0 })
   }, 60_000)
@@ -92,7 +93,7 @@ describe("Gateway", () => {
       const client = await v2(one.url, mode)
       assert.strictEqual(client.getNegotiatedProtocolVersion(), mode === "auto" ? "2026-07-28" : "2025-11-25")
       const listed = await client.listTools()
-      assert.deepStrictEqual(names(listed.tools), ["echo", "fail", "hang", "progress"])
+      assert.deepStrictEqual(names(listed.tools), ["add", "echo", "fail", "hang", "progress"])
       const result = await client.callTool({ name: "echo", arguments: { a: 1 } }) as CallToolResult
       assert.deepStrictEqual(JSON.parse(text(result)), { a: 1 })
       const failed = await client.callTool({ name: "fail", arguments: {} }) as CallToolResult
@@ -154,9 +155,11 @@ describe("Gateway", () => {
     const client = await v2(two.url, "auto")
     const listed = await client.listTools()
     assert.deepStrictEqual(names(listed.tools), [
+      "local_add",
       "local_fail",
       "local_progress",
       "local_say",
+      "up_add",
       "up_echo",
       "up_fail",
       "up_hang",
@@ -225,5 +228,20 @@ describe("Gateway", () => {
     } finally {
       await gateway.close()
     }
+  })
+
+  // Last: it adds a tool to the shared upstream.
+  it("tells a 2025-era downstream session when an upstream's tool list changes", async () => {
+    const client = await v2(one.url, "legacy")
+    let changed = 0
+    client.setNotificationHandler("notifications/tools/list_changed", () => {
+      changed++
+    })
+    await client.callTool({ name: "add", arguments: {} })
+    const deadline = performance.now() + 10_000
+    while (changed === 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    assert.isAbove(changed, 0)
+    assert.include(names((await client.listTools()).tools), "added_echo")
+    await client.close()
   })
 })
