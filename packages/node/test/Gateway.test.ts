@@ -3,10 +3,16 @@ import { Gateway, serveGateway } from "@mcp-bridge/node"
 import { TestServer } from "@mcp-bridge/testing"
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
 import type { CallToolResult } from "@modelcontextprotocol/client"
+import { StdioClientTransport } from "@modelcontextprotocol/client/stdio"
 import { Client as ClientV1 } from "@modelcontextprotocol/sdk/client/index.js"
+import { StdioClientTransport as StdioTransportV1 } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { StreamableHTTPClientTransport as HttpTransportV1 } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { createHash } from "node:crypto"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { request } from "node:http"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll } from "vitest"
 
 const tools: ReadonlyArray<TestServer.TestTool> = [
@@ -244,4 +250,35 @@ describe("Gateway", () => {
     assert.include(names((await client.listTools()).tools), "added_echo")
     await client.close()
   })
+})
+
+describe("mcp-bridge serve --stdio", () => {
+  const bin = fileURLToPath(new URL("../src/bin/mcp-bridge.ts", import.meta.url))
+  it("serves SDK v2 (both eras) and v1 clients over stdio, through the bridge", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "mcp-bridge-gateway-"))
+    const stdio = TestServer.stdioCommand({ name: "local", tools })
+    const file = join(dir, "mcp.json")
+    writeFileSync(file, JSON.stringify({ mcpServers: { local: { command: stdio.command, args: [...stdio.args] } } }))
+    const args = ["--conditions=@mcp-bridge/source", bin, "serve", "--config", file, "--stdio"]
+    try {
+      for (const mode of ["auto", "legacy"] as const) {
+        const client = new Client(
+          { name: "stdio-test", version: "1.0.0" },
+          mode === "auto" ? { versionNegotiation: { mode: "auto" } } : {}
+        )
+        await client.connect(new StdioClientTransport({ command: process.execPath, args }))
+        assert.strictEqual(client.getNegotiatedProtocolVersion(), mode === "auto" ? "2026-07-28" : "2025-11-25")
+        const result = await client.callTool({ name: "echo", arguments: { s: mode } }) as CallToolResult
+        assert.deepStrictEqual(JSON.parse(text(result)), { s: mode })
+        await client.close()
+      }
+      const v1 = new ClientV1({ name: "v1", version: "1.0.0" })
+      await v1.connect(new StdioTransportV1({ command: process.execPath, args }))
+      const result = await v1.callTool({ name: "echo", arguments: { v: 1 } })
+      assert.deepStrictEqual(JSON.parse((result.content as Array<{ text: string }>)[0]!.text), { v: 1 })
+      await v1.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 120_000)
 })
