@@ -217,6 +217,11 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
 
   const backend: McpServer.Backend = {
     catalog: async (principal, name) => view(await build(principal), principal, name),
+    // A call looks its tool up in the last catalog built; a miss rebuilds it once (a tool just added).
+    routing: async (principal, name) => {
+      const cached = catalogs.get(principal)
+      return view(cached ?? await build(principal), principal, name)
+    },
     call: async (tool, args, { meta, onProgress, principal, signal }) => {
       const effect = bridge.callTool({ server: tool.server, tool: tool.tool }, args, {
         ...(meta === undefined ? {} : { meta }),
@@ -228,21 +233,13 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
       return failureResult(exit.cause)
     }
   }
-  // A call looks its tool up in the cached catalog; a miss rebuilds it once (a tool just added).
-  const callBackend: McpServer.Backend = {
-    catalog: async (principal, name) => {
-      const cached = catalogs.get(principal)
-      return view(cached ?? await build(principal), principal, name)
-    },
-    call: backend.call
-  }
   const info = {
     name: options.serverInfo?.name ?? "mcp-bridge",
     version: options.serverInfo?.version ?? "0.1.0"
   }
   const factories = new Map<string | undefined, ReturnType<typeof McpServer.makeFactory>>()
   for (const name of [undefined, ...Object.keys(views)]) {
-    factories.set(name, McpServer.makeFactory({ catalog: backend.catalog, call: callBackend.call }, info, name))
+    factories.set(name, McpServer.makeFactory(backend, info, name))
   }
   const factory = (name: string | undefined, authInfo: AuthInfo | undefined) =>
     factories.get(name)!(authInfo === undefined ? {} : { authInfo })
@@ -274,7 +271,11 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
 })
 
 const sameNames = (a: Naming.Catalog, b: Naming.Catalog) =>
-  a.tools.length === b.tools.length && a.tools.every((t) => b.byName.get(t.name)?.definition === t.definition)
+  a.tools.length === b.tools.length &&
+  a.tools.every((t) => {
+    const other = b.byName.get(t.name)?.definition
+    return other === t.definition || (other !== undefined && JSON.stringify(other) === JSON.stringify(t.definition))
+  })
 
 /**
  * Serves the `McpBridge` in context over Streamable HTTP at `http://host:port/mcp` until the scope closes, then
