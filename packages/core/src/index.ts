@@ -140,6 +140,13 @@ export * as MetricsRecorder from "./telemetry/MetricsRecorder.ts"
 export * as MetricsSnapshot from "./telemetry/MetricsSnapshot.ts"
 
 /**
+ * The call pipeline: the ordered list of named stages, and where a stage of your own goes.
+ *
+ * @since 0.1.0
+ */
+export * as Pipeline from "./pipeline/Pipeline.ts"
+
+/**
  * The pipeline stage of retries (safe calls, transient failures, a budget) and a circuit breaker per server.
  *
  * @since 0.1.0

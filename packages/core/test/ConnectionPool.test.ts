@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { BridgeConfig, CallerIdentity, ConnectionPool, McpBridge, McpTransport } from "@mcp-bridge/core"
+import { BridgeConfig, CallerIdentity, ConnectionPool, McpBridge, McpTransport, Telemetry } from "@mcp-bridge/core"
 import { TestServer } from "@mcp-bridge/testing"
 import type { Transport } from "@modelcontextprotocol/client"
 import { Effect, Fiber, Layer } from "effect"
@@ -381,6 +381,8 @@ describe("ConnectionPool", () => {
       const { connect, connects, server } = counted()
       const config = yield* BridgeConfig.decode({ mcpServers: { s: { type: "memory" } } })
       const bridge = McpBridge.layerServices().pipe(
+        Layer.provide(McpBridge.layerStages({ cache: false, coalescing: false, throttle: false, resilience: false })),
+        Layer.provide(Telemetry.layerDisabled),
         Layer.provideMerge(ConnectionPool.layerUnpooled),
         Layer.provide(BridgeConfig.layerResolved(config)),
         Layer.provide(McpTransport.layer({ memory: { s: connect } }))

@@ -19,7 +19,19 @@ import type {
   ReadResourceResult,
   Root
 } from "@modelcontextprotocol/client"
-import { type Duration, Effect, Fiber, Layer, ManagedRuntime, Queue, Stream, type Tracer } from "effect"
+import {
+  Cause,
+  type Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  ManagedRuntime,
+  Queue,
+  Result,
+  Stream,
+  type Tracer
+} from "effect"
 import { CallerIdentity } from "../auth/CallerIdentity.ts"
 import * as McpAuth from "../auth/McpAuth.ts"
 import { invalid as invalidOption } from "../errors/BridgeConfigError.ts"
@@ -229,7 +241,7 @@ export interface TraceContext {
  */
 export interface Options extends McpBridge.LayerOptions, McpTransport.Options {
   /**
-   * The seed's production preset (`McpBridge.layerProduction`): production pool, cache and throttle settings under
+   * The production preset (`McpBridge.layerProduction`): production pool, cache and throttle settings under
    * the configuration's own, `MCP_BRIDGE_*` overrides, alert rules, and OTLP export of traces and metrics configured
    * from the `OTEL_*` environment (`TelemetryExport.layerOtlp`). `{ export: false }`: the preset without export.
    * @default false (`McpBridge.layer`)
@@ -287,28 +299,39 @@ export interface Options extends McpBridge.LayerOptions, McpTransport.Options {
 const isSignal = (value: unknown): value is AbortSignal =>
   typeof AbortSignal !== "undefined" && value instanceof AbortSignal
 
-// Fails with `Aborted` (the signal's reason) when `signal` aborts; never completes otherwise.
-const aborted = (
+const abortedBy = (
   signal: AbortSignal,
   target: { readonly server?: string | undefined; readonly tool?: string | undefined }
-): Effect.Effect<never, McpBridgeError.McpBridgeError> =>
-  Effect.callback<never, McpBridgeError.McpBridgeError>((resume) => {
-    const fail = () =>
-      resume(Effect.fail(
-        new McpBridgeError.McpBridgeError({
-          reason: new McpBridgeError.Aborted({
-            ...(target.server === undefined ? {} : { server: target.server }),
-            ...(target.tool === undefined ? {} : { tool: target.tool }),
-            reason: signal.reason
-          })
-        })
-      ))
-    if (signal.aborted) {
-      fail()
-      return
-    }
-    signal.addEventListener("abort", fail, { once: true })
-    return Effect.sync(() => signal.removeEventListener("abort", fail))
+) =>
+  new McpBridgeError.McpBridgeError({
+    reason: new McpBridgeError.Aborted({
+      ...(target.server === undefined ? {} : { server: target.server }),
+      ...(target.tool === undefined ? {} : { tool: target.tool }),
+      reason: signal.reason
+    })
+  })
+
+// Runs `effect` under `signal`: an aborted signal fails with `Aborted` (the signal's reason) and runs nothing; a signal
+// that aborts later interrupts the call's fiber in the abort event itself, so that whatever it waits for (the tool
+// list, a session, a rate-limit turn, a backoff) it stops there, and a request already sent is cancelled on the wire.
+const underSignal = <A, E>(
+  effect: Effect.Effect<A, E>,
+  signal: AbortSignal,
+  target: { readonly server?: string | undefined; readonly tool?: string | undefined }
+): Effect.Effect<A, E | McpBridgeError.McpBridgeError> =>
+  Effect.suspend(() => {
+    if (signal.aborted) return Effect.fail(abortedBy(signal, target))
+    return Effect.flatMap(Effect.forkChild(effect, { startImmediately: true }), (fiber) => {
+      const onAbort = () => fiber.interruptUnsafe()
+      signal.addEventListener("abort", onAbort, { once: true })
+      return Effect.flatMap(
+        Effect.ensuring(Fiber.await(fiber), Effect.sync(() => signal.removeEventListener("abort", onAbort))),
+        (exit): Effect.Effect<A, E | McpBridgeError.McpBridgeError> =>
+          Exit.isFailure(exit) && signal.aborted && Cause.hasInterruptsOnly(exit.cause)
+            ? Effect.fail(abortedBy(signal, target))
+            : exit
+      )
+    })
   })
 
 const targetOf = (name: unknown): { readonly server?: string; readonly tool?: string } => {
@@ -505,7 +528,7 @@ export const make = async (config: object, options: Options = {}): Promise<Bridg
     if (checked.identity !== undefined) effect = Effect.provideService(effect, CallerIdentity, checked.identity)
     const target = targetOf(name)
     for (const signal of [checked.signal, extraSignal]) {
-      if (signal !== undefined) effect = Effect.raceFirst(effect, aborted(signal, target))
+      if (signal !== undefined) effect = underSignal(effect, signal, target)
     }
     return effect
   }
@@ -526,46 +549,62 @@ export const make = async (config: object, options: Options = {}): Promise<Bridg
       return Promise.reject(rejectInvalid(["options", "signal"], o.signal, "an AbortSignal"))
     }
     const trace = traceContext?.()
-    const outcome = (effect: Effect.Effect<CallToolResult, McpBridgeError.McpBridgeError | McpBridge.CallError>) =>
-      Effect.match(effect, {
-        onSuccess: (result): CallManyOutcome => ({ ok: true, result }),
-        onFailure: (error): CallManyOutcome => ({ ok: false, error })
-      })
-    return run(Effect.forEach(calls as ReadonlyArray<unknown>, (item, i) => {
-      if (typeof item !== "object" || item === null || Array.isArray(item)) {
-        return outcome(Effect.fail(rejectInvalid(["calls", String(i)], item, "an object")))
-      }
+    // The facade's own per-call options (identity, signal, trace context), checked here; the calls themselves,
+    // their validation and their fan-out are the service's `callMany`.
+    const items: Array<McpBridge.CallManyItem> = []
+    const arounds: Array<
+      (call: Effect.Effect<CallToolResult, McpBridgeError.McpBridgeError | McpBridge.CallError>) => Effect.Effect<
+        CallToolResult,
+        McpBridgeError.McpBridgeError | McpBridge.CallError
+      >
+    > = []
+    for (const [i, item] of (calls as ReadonlyArray<unknown>).entries()) {
       const call = item as CallManyItem & { readonly name?: unknown; readonly target?: unknown }
-      if (call.signal !== undefined && !isSignal(call.signal)) {
-        return outcome(Effect.fail(rejectInvalid(["calls", String(i), "signal"], call.signal, "an AbortSignal")))
+      if (typeof item !== "object" || item === null || Array.isArray(item)) {
+        items.push(item as McpBridge.CallManyItem)
+        arounds.push((effect) => effect)
+        continue
       }
-      const options = call._meta === undefined
-        ? call.options
-        : { ...(call.options as object | undefined), meta: call._meta }
-      let effect = callEffect(
-        "name" in call ? call.name : call.target,
-        call.arguments,
-        options,
-        [
-          "calls",
-          String(i),
-          "options"
-        ],
-        trace,
-        o.signal
+      const refuse = (error: McpBridgeError.McpBridgeError) => {
+        items.push({ name: "" })
+        arounds.push(() => Effect.fail(error))
+      }
+      if (call.signal !== undefined && !isSignal(call.signal)) {
+        refuse(rejectInvalid(["signal"], call.signal, "an AbortSignal"))
+        continue
+      }
+      const checked = checkOptions(call.options, ["options"])
+      if (checked instanceof McpBridgeError.McpBridgeError) {
+        refuse(checked)
+        continue
+      }
+      const name = "name" in call ? call.name : call.target
+      const meta = call._meta ?? checked.call.meta
+      const callOptions = meta === undefined ? checked.call : { ...checked.call, meta }
+      items.push({
+        name: name as McpBridge.ToolTarget,
+        arguments: call.arguments,
+        options: trace === undefined ? callOptions : withTrace(callOptions, trace)
+      })
+      const target = targetOf(name)
+      arounds.push((effect) => {
+        if (trace !== undefined) effect = Effect.withParentSpan(effect, trace.parent, { captureStackTrace: false })
+        if (checked.identity !== undefined) effect = Effect.provideService(effect, CallerIdentity, checked.identity)
+        for (const signal of [checked.signal, o.signal, call.signal]) {
+          if (signal !== undefined) effect = underSignal(effect, signal, target)
+        }
+        return effect
+      })
+    }
+    return run(
+      Effect.map(
+        bridge.callMany(items, { concurrency, around: (call, i) => arounds[i]!(call) }),
+        (results) =>
+          results.map((result): CallManyOutcome =>
+            Result.isSuccess(result) ? { ok: true, result: result.success } : { ok: false, error: result.failure }
+          )
       )
-      if (call.signal !== undefined) effect = Effect.raceFirst(effect, aborted(call.signal, targetOf(call.name)))
-      return outcome(
-        Effect.mapError(
-          effect,
-          (error) =>
-            error instanceof McpBridgeError.McpBridgeError && error.reason._tag === "InvalidCall" &&
-              error.reason.path[0] !== "calls"
-              ? McpBridgeError.invalidCall(["calls", String(i), ...error.reason.path], error.reason.detail)
-              : error
-        )
-      )
-    }, { concurrency }))
+    )
   }
 
   // A request other than a tool call, with its identity and signal.
@@ -579,7 +618,7 @@ export const make = async (config: object, options: Options = {}): Promise<Bridg
       checked.call.timeout === undefined ? {} : { timeout: checked.call.timeout }
     )
     if (checked.identity !== undefined) effect = Effect.provideService(effect, CallerIdentity, checked.identity)
-    if (checked.signal !== undefined) effect = Effect.raceFirst(effect, aborted(checked.signal, {}))
+    if (checked.signal !== undefined) effect = underSignal(effect, checked.signal, {})
     return run(effect)
   }
   const serverOption = (options: unknown): string | undefined => {

@@ -31,6 +31,7 @@ import { deadlineExceeded, invalidCall, McpBridgeError, UnknownServer, UnknownTo
 import type { McpSessionError } from "../errors/McpSessionError.ts"
 import { checkCall, isRecord, shown } from "../internal/validate.ts"
 import * as Coalescing from "../pipeline/Coalescing.ts"
+import * as Pipeline from "../pipeline/Pipeline.ts"
 import * as Resilience from "../pipeline/Resilience.ts"
 import * as ResultCache from "../pipeline/ResultCache.ts"
 import * as Telemetry from "../pipeline/Telemetry.ts"
@@ -165,6 +166,17 @@ export const itemTarget = (item: CallManyItem): ToolTarget => "name" in item ? i
 export interface CallManyOptions {
   /** Calls in flight at once. @default 5 */
   readonly concurrency?: number | "unbounded" | undefined
+  /**
+   * Runs around each call, with its index: to give a call its own identity, signal or span (the Promise facade's
+   * per-call options). Its `InvalidCall` failures are placed under `calls.<index>` like the call's own.
+   * @default the call as it is
+   */
+  readonly around?:
+    | ((
+      call: Effect.Effect<CallToolResult, McpBridgeError | CallError>,
+      index: number
+    ) => Effect.Effect<CallToolResult, McpBridgeError | CallError>)
+    | undefined
 }
 
 /**
@@ -247,7 +259,7 @@ export declare namespace McpBridge {
       options?: CallOptions
     ) => Effect.Effect<CallToolResult, McpBridgeError | CallError>
     /**
-     * A snapshot of the bridge's metrics per server (the seed's `get_all_metrics()`): calls by outcome, success
+     * A snapshot of the bridge's metrics per server (a `get_all_metrics()` view): calls by outcome, success
      * rate, latency mean and p50/p95/p99 per tool, cache hit rate, pool, throttle, retries, circuit state, and the
      * alerts firing now. Read from the bridge's own registry (see `MetricsRecorder`).
      */
@@ -339,6 +351,11 @@ export interface Options {
    * `ttlMs` 0 (asks the server each time); a list-changed notification drops the list at once. @default 5 minutes
    */
   readonly toolListTimeToLive?: Duration.Input | undefined
+  /**
+   * Stages of your own (access control, quotas, audit), each placed before or after a named stage (see
+   * `Pipeline.Insertion`). @default []
+   */
+  readonly stages?: ReadonlyArray<Pipeline.Insertion> | undefined
 }
 
 const toBridgeTool = (server: string, definition: Tool): BridgeTool => ({
@@ -363,7 +380,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     yield* Effect.serviceOption(MetricsRecorder.MetricsRecorder),
     () => MetricsRecorder.noop
   )
-  const telemetry = yield* Effect.serviceOption(Telemetry.Telemetry)
+  const telemetry = yield* Telemetry.Telemetry
   const servers = Array.from(config.servers.keys())
   const defaultListTtl = Duration.fromInputUnsafe(options.toolListTimeToLive ?? "5 minutes")
 
@@ -378,9 +395,9 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   // The tool index: every server's tools/list, kept per server (per identity for `private` lists), refreshed on
   // list-changed notifications and in the background, so that routing a call costs no tools/list round trip.
   // Its tools/list goes through the server's circuit breaker (and retries), so that a dead server fails fast here too.
-  const resilience = yield* Effect.serviceOption(Resilience.Resilience)
+  const resilience = yield* Resilience.Resilience
   const guard = <A, E>(server: BridgeConfig.ResolvedServer, effect: Effect.Effect<A, E>) =>
-    resilience._tag === "None" ? effect : resilience.value.guard(server, effect)
+    resilience.guard(server, effect)
   const surface = yield* Surface.make<CallError>({
     servers: config.servers,
     withSession: (server, f) => pool.withSession(server, f),
@@ -425,18 +442,17 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     surface.watch(session)
   }
 
-  // The stages in context, top to bottom, over the bottom of the pipeline (a leased session's tools/call).
-  const cache = yield* Effect.serviceOption(ResultCache.ResultCache)
-  const coalescing = yield* Effect.serviceOption(Coalescing.Coalescing)
-  const throttler = yield* Effect.serviceOption(Throttler.Throttler)
-  const wrapOf =
-    <S extends { readonly wrap: (next: ToolCaller<any>) => ToolCaller<any> }>(stage: Option.Option<S>) =>
-    <E>(next: ToolCaller<E>): ToolCaller<E> => stage._tag === "Some" ? stage.value.wrap(next) as ToolCaller<E> : next
-  const caller: ToolCaller<CallError> = wrapOf(telemetry)(
-    wrapOf(cache)(
-      wrapOf(coalescing)(wrapOf(resilience)(wrapOf(throttler)(ConnectionPool.toolCaller(pool, watch))))
-    )
-  )
+  // The pipeline: the built-in stages in context (each a pass-through when switched off), the user's stages in their
+  // places, over the bottom of the pipeline (a leased session's tools/call).
+  const builtIn: ReadonlyArray<Pipeline.NamedStage<any>> = [
+    { name: "telemetry", stage: telemetry },
+    { name: "cache", stage: yield* ResultCache.ResultCache },
+    { name: "coalescing", stage: yield* Coalescing.Coalescing },
+    { name: "resilience", stage: resilience },
+    { name: "throttle", stage: yield* Throttler.Throttler }
+  ]
+  const stages = yield* Pipeline.arrange(builtIn, options.stages ?? [])
+  const caller: ToolCaller<CallError> = Pipeline.compose(stages, ConnectionPool.toolCaller(pool, watch))
 
   // A call that fails before it reaches the pipeline (while the router fetches the server's tool list, or for a tool
   // the server does not have) still counts in the metrics, so that a server that is down shows in the error rate.
@@ -566,7 +582,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
 
   const metrics = () =>
     Effect.gen(function*() {
-      const alerts = telemetry._tag === "Some" ? yield* telemetry.value.activeAlerts : []
+      const alerts = yield* telemetry.activeAlerts
       return fromSnapshot(servers, recorder.snapshot(), yield* pool.stats, alerts)
     })
 
@@ -589,9 +605,14 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       const item = call as CallManyItem
       const meta = item._meta ?? item.options?.meta
       const callOptions = meta === undefined ? item.options : { ...item.options, meta }
+      const effect: Effect.Effect<CallToolResult, McpBridgeError | CallError> = callTool(
+        itemTarget(item),
+        item.arguments,
+        callOptions
+      )
       return Effect.result(
         Effect.mapError(
-          callTool(itemTarget(item), item.arguments, callOptions),
+          manyOptions.around === undefined ? effect : manyOptions.around(effect, i),
           (error) =>
             error instanceof McpBridgeError && error.reason._tag === "InvalidCall"
               ? invalidCall(
@@ -624,8 +645,17 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
  */
 export const layerServices = (
   options: Options = {}
-): Layer.Layer<McpBridge, never, ConnectionPool.ConnectionPool | BridgeConfig.BridgeConfig> =>
-  Layer.effect(McpBridge, make(options))
+): Layer.Layer<
+  McpBridge,
+  BridgeConfigError,
+  | ConnectionPool.ConnectionPool
+  | BridgeConfig.BridgeConfig
+  | Telemetry.Telemetry
+  | ResultCache.ResultCache
+  | Coalescing.Coalescing
+  | Resilience.Resilience
+  | Throttler.Throttler
+> => Layer.effect(McpBridge, make(options))
 
 /**
  * Options of `layer` and `layerProduction`: the services under the bridge (transport, client handlers, OAuth) and the
@@ -718,7 +748,7 @@ export const layer = (config: object, options: LayerOptions = {}): Layer.Layer<S
 }
 
 /**
- * The seed's production settings: what `layerProduction` applies under the user's own configuration.
+ * The recommended production settings: what `layerProduction` applies under the user's own configuration.
  *
  * - pool: `min` 2 sessions kept warm, `max` 20, idle sessions above `min` closed after 5 minutes, health checks every
  *   60 seconds;
@@ -744,7 +774,7 @@ export const productionDefaults = {
 export const productionEnvironment = Production.environment
 
 /**
- * The bridge with the seed's production settings (`productionDefaults`) under the user's configuration: the user's
+ * The bridge with the recommended production settings (`productionDefaults`) under the user's configuration: the user's
  * global `bridge` section overrides them field by field, the `MCP_BRIDGE_*` environment variables
  * (`productionEnvironment`) override both, and each server's own `bridge` section still has the last word for that
  * server. Telemetry with alert rules is on, and OTLP export follows the `OTEL_*` variables (`MCP_BRIDGE_EXPORT=false`

@@ -93,6 +93,19 @@ export class Aborted extends Schema.TaggedClass<Aborted>()("Aborted", {
 }) {}
 
 /**
+ * A stage of the pipeline refused the call (an access rule, a quota: see `Pipeline.Insertion`); `stage` names it and
+ * `detail` says why.
+ *
+ * @since 0.1.0
+ */
+export class Rejected extends Schema.TaggedClass<Rejected>()("Rejected", {
+  server: Schema.String,
+  tool: Schema.String,
+  stage: Schema.String,
+  detail: Schema.String
+}) {}
+
+/**
  * What a call was waiting for when its deadline passed.
  *
  * - `route`: the server's tool list, to route the call (the server connecting or answering `tools/list`);
@@ -148,6 +161,7 @@ export const Reason = Schema.Union([
   BridgeClosed,
   Aborted,
   DeadlineExceeded,
+  Rejected,
   UnknownResource,
   UnknownPrompt,
   Unsupported
@@ -155,7 +169,8 @@ export const Reason = Schema.Union([
 
 /**
  * The type of a `McpBridgeError`'s `reason`: `UnknownServer`, `UnknownTool`, `InvalidCall`, `BridgeClosed`, `Aborted`,
- * `DeadlineExceeded`, `UnknownResource`, `UnknownPrompt` or `Unsupported`. Match on `error.reason._tag`.
+ * `DeadlineExceeded`, `Rejected`, `UnknownResource`, `UnknownPrompt` or `Unsupported`. Match on
+ * `error.reason._tag`.
  *
  * @since 0.1.0
  */
@@ -187,6 +202,8 @@ export class McpBridgeError extends Schema.TaggedError<McpBridgeError>()("McpBri
         return `the call to ${r.server}.${r.tool} did not end within its deadline of ${r.timeoutMillis} ms (${
           phaseText[r.phase]
         })`
+      case "Rejected":
+        return `the call to ${r.server}.${r.tool} was refused by the pipeline stage "${r.stage}": ${r.detail}`
       case "UnknownResource":
         return r.server === undefined
           ? `no MCP server offers the resource "${r.uri}"`

@@ -1,7 +1,7 @@
 /**
- * The call pipeline's contract. A call travels down the stages of the bridge (telemetry, cache, coalescing, throttler,
- * resilience) to the connection pool; each stage is a service offering `wrap(next)`, and `McpBridge.layer` chains
- * whichever stages are in its context, top to bottom.
+ * The call pipeline's contract. A call travels down the stages of the bridge (see `Pipeline`: telemetry, cache,
+ * coalescing, resilience, throttle, and the user's own stages) to the connection pool; each stage offers
+ * `wrap(next)`, and `Pipeline.compose` chains them top to bottom.
  *
  * The contract is generic in errors: a `ToolCaller<E>` fails with `E`, and a `Stage<E>` adds `E` to the errors of the
  * caller it wraps. So this module imports no stage, and each stage imports only its own error: the union of every

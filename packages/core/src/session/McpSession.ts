@@ -25,7 +25,7 @@ import type {
   Tool
 } from "@modelcontextprotocol/client"
 import { Client, SdkError, SdkErrorCode } from "@modelcontextprotocol/client"
-import { Clock, Context, Deferred, Duration, Effect, Option, Redacted, type Scope, Stream } from "effect"
+import { Clock, Deferred, Duration, Effect, Option, Redacted, type Scope, Stream } from "effect"
 import { CallerIdentity } from "../auth/CallerIdentity.ts"
 import { type ResolvedServer, transportKind } from "../config/BridgeConfig.ts"
 import {
@@ -243,9 +243,6 @@ const secretsOf = (server: ResolvedServer): ReadonlyArray<string> => {
   }
   return values
 }
-
-// Effect's default clock (real time); a call on it gets its deadline from one timer, see `request`.
-const liveClock = Context.get(Context.empty(), Clock.Clock)
 
 // Outlives any real deadline: the SDK's own timer is only a backstop behind the bridge's deadline.
 const sdkBackstop = (timeoutMillis: number) => Math.min(timeoutMillis + 1_000, 2_147_483_647)
@@ -486,46 +483,9 @@ export const make = Effect.fnUntraced(function*(
   const connectedAt = yield* Clock.currentTimeMillis
   const discover: DiscoverResult | undefined = client.getDiscoverResult()
 
-  // With the live clock, one callback holds the request and its deadline timer: no fibers raced per call.
-  const requestLive = <A>(
-    operation: string,
-    timeoutMillis: number,
-    run: (signal: AbortSignal, timeoutMillis: number) => Promise<A>
-  ): Effect.Effect<A, McpSessionError> =>
-    Effect.callback<A, McpSessionError>((resume) => {
-      if (!open) {
-        resume(Effect.fail(fail(operation, timeoutMillis)(undefined)))
-        return
-      }
-      const controller = new AbortController()
-      let settled = false
-      const settle = () => {
-        if (settled) return false
-        settled = true
-        clearTimeout(timer)
-        return true
-      }
-      const timer = setTimeout(() => {
-        if (!settle()) return
-        controller.abort()
-        resume(Effect.fail(timedOut(operation, timeoutMillis)))
-      }, Math.min(timeoutMillis, 2_147_483_647))
-      run(controller.signal, sdkBackstop(timeoutMillis)).then(
-        (value) => {
-          if (settle()) resume(Effect.succeed(value))
-        },
-        (error) => {
-          if (settle()) resume(Effect.fail(fail(operation, timeoutMillis)(error)))
-        }
-      )
-      // Interrupted: cancel the request on the wire.
-      return Effect.sync(() => {
-        if (settle()) controller.abort()
-      })
-    })
-
-  // On any other clock (a TestClock), the deadline comes from Effect, so that tests drive it.
-  const requestOnClock = <A>(
+  // Every request, on every clock: the deadline is Effect's (`Clock.sleep`, so a `TestClock` drives it as the live
+  // clock does), and an interrupted or timed-out request is aborted, which cancels it on the wire.
+  const request = <A>(
     operation: string,
     timeout: Duration.Duration,
     run: (signal: AbortSignal, timeoutMillis: number) => Promise<A>
@@ -543,17 +503,6 @@ export const make = Effect.fnUntraced(function*(
     )
   }
 
-  const request = <A>(
-    operation: string,
-    timeout: Duration.Duration,
-    run: (signal: AbortSignal, timeoutMillis: number) => Promise<A>
-  ): Effect.Effect<A, McpSessionError> =>
-    Effect.withFiber((fiber) =>
-      fiber.getRef(Clock.Clock) === liveClock
-        ? requestLive(operation, Duration.toMillis(timeout), run)
-        : requestOnClock(operation, timeout, run)
-    )
-
   // A `tools/call` at the SDK's request level, `input_required` rounds fulfilled on this session (internal/toolCall.ts).
   const callTool = ToolCall.makeCallTool({
     client,
@@ -567,36 +516,6 @@ export const make = Effect.fnUntraced(function*(
     progressOf,
     markInteractive: (result) => interactive.add(result)
   })
-
-  // The live clock's `tools/call`: the SDK's own timer is the call's deadline (one timer per call; its timeout
-  // surfaces as `Timeout`), the `AbortController` cancels it on the wire when the fiber is interrupted.
-  const callLive = (
-    params: CallParams,
-    timeoutMillis: number,
-    callOptions: CallOptions | undefined
-  ): Effect.Effect<CallToolResult, McpSessionError> =>
-    Effect.callback<CallToolResult, McpSessionError>((resume) => {
-      const operation = `tools/call ${params.name}`
-      if (!open) {
-        resume(Effect.fail(fail(operation, timeoutMillis)(undefined)))
-        return
-      }
-      const controller = new AbortController()
-      let settled = false
-      callTool(params, controller.signal, Math.min(timeoutMillis, 2_147_483_647), callOptions).then(
-        (value) => {
-          settled = true
-          resume(Effect.succeed(value))
-        },
-        (error) => {
-          settled = true
-          resume(Effect.fail(fail(operation, timeoutMillis)(error)))
-        }
-      )
-      return Effect.sync(() => {
-        if (!settled) controller.abort()
-      })
-    })
 
   // -----------------------------------------------------------------------------
   // Resources, prompts, completion: each one request through `request` (deadline, cancellation, typed errors)
@@ -725,14 +644,10 @@ export const make = Effect.fnUntraced(function*(
       ? undefined
       : { kind: "legacy" },
     callTool: (params, timeout, callOptions) =>
-      Effect.withFiber((fiber) =>
-        fiber.getRef(Clock.Clock) === liveClock
-          ? callLive(params, Duration.toMillis(timeout), callOptions)
-          : requestOnClock(
-            `tools/call ${params.name}`,
-            timeout,
-            (signal, sdkTimeout) => callTool(params, signal, sdkTimeout, callOptions)
-          )
+      request(
+        `tools/call ${params.name}`,
+        timeout,
+        (signal, sdkTimeout) => callTool(params, signal, sdkTimeout, callOptions)
       ),
     listTools: (timeout) =>
       request("tools/list", timeout, async (signal, sdkTimeout) => {
