@@ -189,7 +189,10 @@ export const AuthSettings = AuthFields.check(Schema.makeFilter((auth) => {
     return { path: ["clientSecret"], issue: "Expected a clientSecret or a privateKey for the client_credentials grant" }
   }
   if (grant === "jwt_bearer" && auth.idp !== undefined && auth.assertion !== undefined) {
-    return { path: ["assertion"], issue: "Expected either an assertion (workload identity) or an idp (cross-app access)" }
+    return {
+      path: ["assertion"],
+      issue: "Expected either an assertion (workload identity) or an idp (cross-app access)"
+    }
   }
   if (grant !== "jwt_bearer" && auth.assertion !== undefined) {
     return { path: ["assertion"], issue: "An assertion is the grant of \"jwt_bearer\": set grant to \"jwt_bearer\"" }
