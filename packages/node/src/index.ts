@@ -27,3 +27,8 @@ export * as NodeAuth from "./NodeAuth.ts"
  * @since 0.1.0
  */
 export * as NodeOtel from "./NodeOtel.ts"
+
+/**
+ * @since 0.1.0
+ */
+export * as Dashboard from "./Dashboard.ts"
