@@ -145,18 +145,20 @@ describe("Dashboard", () => {
         assert.isBelow(seenAfter, 2_000, `the call appeared ${seenAfter.toFixed(0)} ms after it completed`)
 
         // Some traffic for the picture: cache hits, a tool error, a slower tool.
-        await run(McpBridge.McpBridge.use((b) =>
-          Effect.forEach(Array.from({ length: 40 }, (_, i) => i), (i) =>
-            Effect.exit(
-              i % 10 === 9
-                ? b.callTool("files.write_file", { path: "/etc/x" })
-                : i % 3 === 0
-                ? b.callTool("docs.get_page", { id: i })
-                : i % 3 === 1
-                ? b.callTool("docs.search", { q: i % 4 })
-                : b.callTool("files.read_file", { path: `/tmp/${i}` })
-            ), { concurrency: 4 })
-        ))
+        await run(
+          McpBridge.McpBridge.use((b) =>
+            Effect.forEach(Array.from({ length: 40 }, (_, i) => i), (i) =>
+              Effect.exit(
+                i % 10 === 9
+                  ? b.callTool("files.write_file", { path: "/etc/x" })
+                  : i % 3 === 0
+                  ? b.callTool("docs.get_page", { id: i })
+                  : i % 3 === 1
+                  ? b.callTool("docs.search", { q: i % 4 })
+                  : b.callTool("files.read_file", { path: `/tmp/${i}` })
+              ), { concurrency: 4 })
+          )
+        )
 
         // The docs server dies: its next call fails, and the page shows it failing with the reason.
         await page.waitForSelector(`[data-server="docs"][data-state="connected"]`, { timeout: 15_000 })
@@ -202,9 +204,11 @@ describe("Dashboard", () => {
       } finally {
         await harness.close()
       }
-      const off = Effect.runSync(Effect.scoped(Dashboard.make(false)).pipe(
-        Effect.provideService(McpBridge.McpBridge, undefined as never)
-      ))
+      const off = Effect.runSync(
+        Effect.scoped(Dashboard.make(false)).pipe(
+          Effect.provideService(McpBridge.McpBridge, undefined as never)
+        )
+      )
       assert.strictEqual(off({ url: "/" } as never, undefined as never), false)
     }, 60_000)
   })
