@@ -42,13 +42,16 @@ for (let r = 0; r < 6; r++) {
   const pages = [new AbortController(), new AbortController()]
   const streams = await Promise.all(pages.map((c) => fetch(`${url}/dashboard/events`, { signal: c.signal })))
   let bytes = 0
-  streams.forEach((s) =>
-    void (async () => {
-      try {
-        for await (const chunk of s.body!) bytes += chunk.length
-      } catch {}
-    })()
-  )
+  for (const s of streams) {
+    const reader = s.body!.getReader()
+    const pump = (): Promise<void> =>
+      reader.read().then(({ done, value }) => {
+        if (done) return
+        bytes += value.length
+        return pump()
+      }, () => undefined)
+    void pump()
+  }
   withPage.push(...await round(500))
   pages.forEach((c) => c.abort())
   if (r === 0) console.log(`(event stream bytes in one round: ${bytes})`)
