@@ -24,6 +24,14 @@ export * as Coalescing from "./pipeline/Coalescing.ts"
 export * as BridgeClient from "./bridge/BridgeClient.ts"
 
 /**
+ * Each server's state as a person reads it (connected, failing with its reason, circuit open, rate-limited), its
+ * transport and protocol version, and the recent failures, scrubbed of secrets: `BridgeStatus.read`.
+ *
+ * @since 0.1.0
+ */
+export * as BridgeStatus from "./bridge/BridgeStatus.ts"
+
+/**
  * The resolved configuration and the service that carries it: `decode`, `load` (object or JSON file) and `layer`.
  *
  * @since 0.1.0

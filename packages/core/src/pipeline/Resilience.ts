@@ -250,7 +250,14 @@ export const make = Effect.fnUntraced(function*(options: Options = {}, privateSt
         recorder.breakerState(server.name, "closed")
         yield* breaker.transitions.pipe(
           Stream.runForEach((t) =>
-            Effect.sync(() => recorder.breakerTransition(server.name, stateName[t.from], stateName[t.to]))
+            Effect.sync(() =>
+              recorder.breakerTransition(
+                server.name,
+                stateName[t.from],
+                stateName[t.to],
+                t.to === "Open" ? Duration.toMillis(t.retryAfter) : undefined
+              )
+            )
           ),
           Effect.forkIn(scope, { startImmediately: true })
         )
