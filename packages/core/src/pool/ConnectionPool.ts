@@ -1,31 +1,18 @@
 /**
- * Sessions reused, bounded, health-checked, and replaced when they die: the bottom of the pipeline.
+ * Sessions reused, bounded, health-checked, and replaced when they die.
  *
  * Built on Effect's `RcMap` of `Pool`s: one `Pool<McpSession>` per server (per server and caller identity when the
  * server's `isolation` is `"per-identity"`), made with `Pool.makeWithStrategy` and a strategy that retires idle
- * sessions above `min`, replaces sessions past their lifetime, and probes idle sessions on an interval. Calls lease a
- * session with `Pool.use`.
+ * sessions above `min`, replaces sessions past their lifetime and probes idle ones. Calls lease a session with
+ * `Pool.use`, waiting in order within `acquireTimeout` and their call's deadline. A call that times out is cancelled
+ * on the wire and its session probed: kept when it answers, replaced when it does not. The pool also provides the
+ * bottom of the pipeline (`toolCaller`).
  *
- * - A session whose transport closes is invalidated at once and replaced.
- * - A session on which a call timed out gets no new calls (it is retired once its calls in flight end) and is
- *   probed: if the probe does not answer within `probeTimeout`, the session is ended at once (a frozen process is
- *   killed, its calls in flight fail with `Closed`).
- * - A caller with no free session waits in order, bounded by `acquireTimeout` (`PoolTimeout`, which says whether
- *   sessions were busy or still being opened) and by its call's overall deadline (`DeadlineExceeded`, phase `queue`
- *   or `connect`). A free session is leased without a timer.
- * - Growth by measurement: when every open session carries `concurrency` requests, a caller first waits for a lease
- *   to end, up to twice the measured (exponentially weighted) lease time and never longer than the last connect took,
- *   and only then lets the pool open a session: a burst that drains faster than a session opens costs no session (on
- *   2 cores, a second child process at c=50 halves throughput), a saturation that lasts does. Before any lease has
- *   ended, and for the first session, the pool grows at once.
- * - Sessions of a server open at most `connectConcurrency` at a time (so `min` sessions, or a cold burst, never start
- *   every process at once); with per-identity isolation all identities of a server share `pool.maxTotal` sessions,
- *   an identity in need takes the idle session of another one, and idle identity pools close after
- *   `identityPoolTimeToLive`.
+ * Growth by measurement, per-identity sharing and eviction: docs/design.md, "The connection pool".
  *
  * @since 0.1.0
  */
-import { Clock, Context, Duration, Effect, Layer, Option, Pool, RcMap, Semaphore } from "effect"
+import { Clock, Context, Duration, Effect, Exit, Layer, Option, Pool, RcMap, Scope, Semaphore } from "effect"
 import { CallerIdentity } from "../auth/CallerIdentity.ts"
 import * as McpAuth from "../auth/McpAuth.ts"
 import { BridgeConfig, type ResolvedServer } from "../config/BridgeConfig.ts"
@@ -391,24 +378,46 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     }
   }
 
-  // A call timed out on `session`: it gets no new calls from now on (it is retired: in-flight calls finish on it),
-  // and a probe checks it. No answer within `probeTimeout`, and it is ended at once (a frozen process is killed, its
-  // calls in flight fail with `Closed` instead of waiting for their deadlines). So a timeout costs a new session even
-  // when the tool was only slow: `Pool.reserve` would keep the session out of rotation until the probe answers, but a
-  // reserved item still counts as the pool's capacity (as if its reserver held a lease), so the pool would not open a
-  // replacement meanwhile and the next callers would wait for the probe.
+  // A call timed out on `session` (it was cancelled on the wire): the session is held out of service while a probe
+  // checks it (an extra lease, and no capacity left for other callers), and the pool may open another meanwhile. The
+  // probe answers: the session is back in service, with whatever its server holds (a page, a transaction, a store).
+  // No answer within `probeTimeout`: it is ended at once (a frozen process is killed, its calls in flight fail with
+  // `Closed` instead of waiting for their deadlines) and replaced.
   const suspect = (id: string, pool: SessionPool, session: McpSession.McpSession): Effect.Effect<void> =>
     Effect.suspend(() => {
-      if (suspects.has(session) || !session.isOpen()) return Effect.void
+      if (suspects.has(session) || !session.isOpen() || retired.has(session)) return Effect.void
+      let item: Pool.PoolItem<McpSession.McpSession, McpSessionError> | undefined
+      for (const candidate of pool.state.items) {
+        if (candidate.exit._tag === "Success" && candidate.exit.value === session) item = candidate
+      }
+      if (item === undefined) return Effect.void
+      const held = item
       suspects.add(session)
+      // Called while the timed-out call still holds its lease: no other caller can take the session in between.
+      held.refCount++
+      pool.state.usage++
+      const hold = Scope.makeUnsafe()
       const probe = session.probe(probeTimeout).pipe(
         Effect.catch(() =>
           Effect.logDebug(`a session of "${session.server}" stopped answering; it is ended and replaced`).pipe(
-            Effect.andThen(Effect.sync(() => session.kill()))
+            Effect.andThen(Effect.sync(() => session.kill())),
+            Effect.andThen(retire(id)(pool, session))
           )
+        ),
+        Effect.ensuring(
+          Effect.suspend(() => {
+            suspects.delete(session)
+            return Effect.andThen(
+              Effect.andThen(Scope.close(hold, Exit.void), held.release(Exit.void)),
+              Effect.sync(() => countersOf(id).releaseWaiters.shift()?.())
+            )
+          })
         )
       )
-      return Effect.andThen(retire(id)(pool, session), Effect.asVoid(Effect.forkIn(probe, layerScope)))
+      return Effect.andThen(
+        Scope.provide(Pool.reserve(pool, session), hold),
+        Effect.asVoid(Effect.forkIn(probe, layerScope, { startImmediately: true }))
+      )
     })
 
   const openCount = (pool: SessionPool) => {
