@@ -27,3 +27,13 @@ export * as NodeAuth from "./NodeAuth.ts"
  * @since 0.1.0
  */
 export * as NodeOtel from "./NodeOtel.ts"
+
+/**
+ * @since 0.1.0
+ */
+export * as Gateway from "./Gateway.ts"
+
+/**
+ * @since 0.1.0
+ */
+export { serveGateway } from "./Gateway.ts"

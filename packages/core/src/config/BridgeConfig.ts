@@ -14,6 +14,7 @@ import { BridgeConfigError, invalid, Unreadable } from "../errors/BridgeConfigEr
 import {
   BridgeSettings,
   cacheTtlOf,
+  GatewaySettings,
   HttpServer,
   MemoryServer,
   type ProtocolMode,
@@ -320,7 +321,8 @@ const resolveBreaker = (
 // its `type`, `command` or `url`) rather than against every member of the union.
 const ConfigShape = Schema.Struct({
   mcpServers: Schema.Record(Schema.String, Schema.Record(Schema.String, Schema.Unknown)),
-  bridge: Schema.optionalKey(BridgeSettings)
+  bridge: Schema.optionalKey(BridgeSettings),
+  gateway: Schema.optionalKey(GatewaySettings)
 })
 
 const variantOf = (entry: Record<string, unknown>) => {
@@ -466,7 +468,9 @@ export const load: {
       Effect.flatMap((json) =>
         decode(
           typeof json === "object" && json !== null && !Array.isArray(json)
-            ? Object.fromEntries(Object.entries(json).filter(([key]) => key === "mcpServers" || key === "bridge"))
+            ? Object.fromEntries(
+              Object.entries(json).filter(([key]) => key === "mcpServers" || key === "bridge" || key === "gateway")
+            )
             : json
         )
       )

@@ -397,13 +397,55 @@ export const ServerName = Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_-]{1
 }))
 
 /**
+ * The `gateway` section of a configuration: how `mcp-bridge serve` names the tools it serves (prefix mode, separator,
+ * per-server include and exclude globs, per-tool rename and description), named subsets of them served at their own
+ * paths (`virtualServers`), and who may call (`apiKeys`, stored as SHA-256 hex digests). Read by the gateway of
+ * `@mcp-bridge/node`; the bridge itself ignores it.
+ *
+ * @since 0.1.0
+ */
+export const GatewaySettings = Schema.Struct({
+  prefix: Schema.optionalKey(literals(["auto", "always", "never"])),
+  separator: Schema.optionalKey(Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_-]{0,8}$/, {
+    expected: "a separator of at most 8 letters, digits, '_' or '-'"
+  }))),
+  servers: Schema.optionalKey(Schema.Record(
+    Schema.String,
+    Schema.Struct({
+      prefix: Schema.optionalKey(Schema.String),
+      include: Schema.optionalKey(Schema.Array(Schema.String)),
+      exclude: Schema.optionalKey(Schema.Array(Schema.String)),
+      tools: Schema.optionalKey(Schema.Record(
+        Schema.String,
+        Schema.Struct({ name: Schema.optionalKey(Schema.String), description: Schema.optionalKey(Schema.String) })
+      ))
+    })
+  )),
+  virtualServers: Schema.optionalKey(Schema.Record(
+    Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_-]{1,64}$/, {
+      expected: "a virtual server name of 1 to 64 letters, digits, '_' or '-'"
+    })),
+    Schema.Struct({
+      servers: Schema.optionalKey(Schema.Array(Schema.String)),
+      tools: Schema.optionalKey(Schema.Array(Schema.String))
+    })
+  )),
+  apiKeys: Schema.optionalKey(Schema.Array(Schema.Struct({
+    principal: Schema.String,
+    sha256: Schema.String.check(Schema.isPattern(/^[0-9a-f]{64}$/, { expected: "64 lowercase hex digits" })),
+    tools: Schema.optionalKey(Schema.Array(Schema.String))
+  })))
+})
+
+/**
  * The whole configuration file.
  *
  * @since 0.1.0
  */
 export const ConfigFile = Schema.Struct({
   mcpServers: Schema.Record(ServerName, ServerConfig),
-  bridge: Schema.optionalKey(BridgeSettings)
+  bridge: Schema.optionalKey(BridgeSettings),
+  gateway: Schema.optionalKey(GatewaySettings)
 })
 
 /**

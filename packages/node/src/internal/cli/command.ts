@@ -12,10 +12,11 @@
  *
  * @internal
  */
-import { BridgeConfig, ConnectionPool, McpBridge } from "@mcp-bridge/core"
+import { BridgeConfig, type BridgeConfigError, ConnectionPool, McpBridge } from "@mcp-bridge/core"
 import type { CallToolResult } from "@modelcontextprotocol/client"
 import { Cause, Clock, Data, Effect, Exit, Layer, Logger, Option, Result, Runtime } from "effect"
 import { Argument, CliConfig, CliError, CliOutput, Command, Flag, GlobalFlag } from "effect/cli"
+import * as Gateway from "../../Gateway.ts"
 import * as NodeTransport from "../../NodeTransport.ts"
 import * as ConfigFile from "./configFile.ts"
 import * as Progress from "./progress.ts"
@@ -177,27 +178,31 @@ const withBridge = <R>(
         pool: yield* ConnectionPool.ConnectionPool
       })
     }).pipe(Effect.provide(bridgeLayer(file.config)))
-  }).pipe(
-    Effect.catchTag("BridgeConfigError", (error) =>
-      Effect.gen(function*() {
-        const io = makeIo(flags.json, [])
-        const encoded = errorJson(error)
-        const file = error.reason._tag === "Unreadable" ? error.reason.file : Option.getOrUndefined(flags.config)
-        // An `Invalid` message names the field; say which file it is in.
-        const message = error.reason._tag === "Invalid" && file !== undefined
-          ? `${file}: ${error.message}`
-          : error.message
-        if (io.json) {
-          yield* io.document(configErrorDocument(file, { ...encoded, message }))
-        } else {
-          yield* io.err(`error: ${errorTag(encoded)}: ${message}`)
-          if (error.reason._tag === "Unreadable" && error.reason.detail.includes("no such file")) {
-            yield* io.err(`The usual places of MCP configuration files are:\n${usualPathsText()}`)
-          }
-        }
-        return yield* exitWith(usageError)
-      }))
-  )
+  }).pipe(Effect.catchTag("BridgeConfigError", (error) => reportConfigError(flags, error)))
+
+// A missing or bad configuration is reported (named field, no stack) and ends the command with exit code 2.
+const reportConfigError = (
+  flags: { readonly config: Option.Option<string>; readonly json: boolean },
+  error: BridgeConfigError.BridgeConfigError
+) =>
+  Effect.gen(function*() {
+    const io = makeIo(flags.json, [])
+    const encoded = errorJson(error)
+    const file = error.reason._tag === "Unreadable" ? error.reason.file : Option.getOrUndefined(flags.config)
+    // An `Invalid` message names the field; say which file it is in.
+    const message = error.reason._tag === "Invalid" && file !== undefined
+      ? `${file}: ${error.message}`
+      : error.message
+    if (io.json) {
+      yield* io.document(configErrorDocument(file, { ...encoded, message }))
+    } else {
+      yield* io.err(`error: ${errorTag(encoded)}: ${message}`)
+      if (error.reason._tag === "Unreadable" && error.reason.detail.includes("no such file")) {
+        yield* io.err(`The usual places of MCP configuration files are:\n${usualPathsText()}`)
+      }
+    }
+    return yield* exitWith(usageError)
+  })
 
 // -----------------------------------------------------------------------------
 // tools
@@ -500,6 +505,88 @@ const doctor = Command.make(
 )
 
 // -----------------------------------------------------------------------------
+// serve
+// -----------------------------------------------------------------------------
+
+const serve = Command.make(
+  "serve",
+  {
+    port: Flag.Int("port").pipe(
+      Flag.withDescription("The port of the Streamable HTTP endpoint (0: any free port)"),
+      Flag.withDefault(8080)
+    ),
+    host: Flag.String("host").pipe(
+      Flag.withDescription("The address to listen on (a loopback address also checks Host and Origin)"),
+      Flag.withDefault("127.0.0.1")
+    ),
+    stdio: Flag.Boolean("stdio").pipe(
+      Flag.withDescription("Serve MCP on stdin and stdout instead (what Claude Desktop launches)"),
+      Flag.withDefault(false)
+    )
+  },
+  Effect.fnUntraced(function*(input) {
+    const flags = yield* root
+    if (Option.isNone(flags.config)) {
+      yield* makeIo(false, []).err(
+        "error: no configuration file: pass --config FILE. The usual places are:\n" + usualPathsText()
+      )
+      return yield* exitWith(usageError)
+    }
+    yield* Effect.gen(function*() {
+      const file = yield* ConfigFile.read(flags.config.pipe(Option.getOrThrow))
+      const settings = file.served.gateway
+      const live = (input.stdio
+        ? Gateway.layerStdio({ settings })
+        : Gateway.layer({ settings, port: input.port, host: input.host })).pipe(
+          Layer.provideMerge(McpBridge.layer(file.served, { transport: NodeTransport.layer() }))
+        )
+      yield* Effect.gen(function*() {
+        const gateway = yield* Gateway.Gateway
+        const config = yield* BridgeConfig.BridgeConfig
+        const io = makeIo(false, secretsOf(config))
+        const count = plural(config.servers.size, "server")
+        if (input.stdio) {
+          yield* io.err(`mcp-bridge: serving ${count} of ${file.file} over stdio`)
+          yield* stdinEnded
+        } else {
+          yield* io.out(`mcp-bridge: serving ${count} of ${file.file} at ${gateway.url}`)
+          return yield* Effect.never
+        }
+      }).pipe(Effect.provide(live))
+    }).pipe(
+      Effect.catchTag("BridgeConfigError", (error) => reportConfigError(flags, error)),
+      Effect.catchTag(
+        "GatewayError",
+        (error) => Effect.andThen(makeIo(false, []).err(`error: GatewayError: ${error.message}`), exitWith(usageError))
+      )
+    )
+  })
+).pipe(
+  Command.withShortDescription("Serve every server as one MCP server (Streamable HTTP at /mcp, or stdio)"),
+  Command.withDescription(
+    "Serve the configured servers as one MCP server, through the bridge (pool, cache, limits, breakers): over " +
+      "Streamable HTTP at http://HOST:PORT/mcp for 2026-07-28 and 2025-era clients, with /healthz, /readyz and " +
+      "/metrics beside it, or over stdio with --stdio. Tool names follow the file's \"gateway\" section. Stops on " +
+      "SIGINT or SIGTERM after the calls in flight end."
+  ),
+  Command.withExamples([
+    { command: "mcp-bridge serve --config mcp.json --port 8080", description: "Serve at http://127.0.0.1:8080/mcp" },
+    { command: "mcp-bridge serve --config mcp.json --stdio", description: "Serve over stdio" }
+  ])
+)
+
+// Resolves when stdin ends: a stdio client that goes away ends the gateway.
+const stdinEnded = Effect.callback<void>((resume) => {
+  const done = () => resume(Effect.void)
+  process.stdin.once("end", done)
+  process.stdin.once("close", done)
+  return Effect.sync(() => {
+    process.stdin.off("end", done)
+    process.stdin.off("close", done)
+  })
+})
+
+// -----------------------------------------------------------------------------
 // Running
 // -----------------------------------------------------------------------------
 
@@ -508,7 +595,7 @@ const doctor = Command.make(
  *
  * @internal
  */
-export const command = root.pipe(Command.withSubcommands([tools, call, doctor]))
+export const command = root.pipe(Command.withSubcommands([tools, call, doctor, serve]))
 
 // Usage errors: the errors and where to find help, on stderr (stdout stays for what was asked).
 const presenter: CliOutput.Presenter = {

@@ -40,6 +40,8 @@ export interface ConfigFile {
   readonly file: string
   /** `{ mcpServers, bridge? }`, nothing else of the file. */
   readonly config: { readonly mcpServers: unknown; readonly bridge?: unknown }
+  /** `{ mcpServers, bridge?, gateway? }` as the file has them, for `mcp-bridge serve` (a long-running pool). */
+  readonly served: { readonly mcpServers: unknown; readonly bridge?: unknown; readonly gateway?: unknown }
   /** The Claude Code project whose local-scope servers were added, if any. */
   readonly project: string | undefined
 }
@@ -87,7 +89,17 @@ export const read = Effect.fnUntraced(function*(path: string) {
   const mcpServers = hasLocal
     ? { ...(isRecord(parsed.mcpServers) ? parsed.mcpServers : {}), ...local }
     : parsed.mcpServers
-  return { file, config: forCli(mcpServers, parsed.bridge), project: hasLocal ? cwd : undefined } satisfies ConfigFile
+  const served = {
+    mcpServers,
+    ...(parsed.bridge === undefined ? {} : { bridge: parsed.bridge }),
+    ...(parsed.gateway === undefined ? {} : { gateway: parsed.gateway })
+  }
+  return {
+    file,
+    config: forCli(mcpServers, parsed.bridge),
+    served,
+    project: hasLocal ? cwd : undefined
+  } satisfies ConfigFile
 })
 
 /**

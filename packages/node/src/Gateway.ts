@@ -1,0 +1,432 @@
+/**
+ * The gateway: the bridge served as one MCP server, over Streamable HTTP at `/mcp` (both protocol eras side by side:
+ * 2026-07-28 requests stateless, 2025-era clients with sessions) or over stdio, so that any MCP client (Claude
+ * Desktop, Claude Code, Cursor, VS Code, the MCP Inspector, an agent framework) reaches every configured server
+ * through the bridge's pool, cache, limits, breakers and telemetry.
+ *
+ * Built on the official SDK v2 server (`@modelcontextprotocol/server`: the low-level `Server` from a cheap factory,
+ * `createMcpHandler` and the Streamable HTTP server transport, `serveStdio`) over the `McpBridge` service in context;
+ * the HTTP server is a scoped `node:http` server (closed, after draining, with the layer's scope). Every `tools/call`
+ * runs `McpBridge.callTool` under the downstream request's `AbortSignal`, as the `CallerIdentity` of its principal.
+ * Tool names follow the configuration's `gateway` section (see `BridgeConfigSchema.GatewaySettings`).
+ *
+ * @since 0.1.0
+ */
+import { BridgeConfigSchema, CallerIdentity, McpBridge, MetricsRecorder, TelemetryExport } from "@mcp-bridge/core"
+import type { AuthInfo, CallToolResult } from "@modelcontextprotocol/server"
+import { ProtocolError, ProtocolErrorCode } from "@modelcontextprotocol/server"
+import { serveStdio } from "@modelcontextprotocol/server/stdio"
+import { Cause, Context, Duration, Effect, Exit, Layer, Option, Schema, Scope } from "effect"
+import { PrometheusMetrics } from "effect/observability"
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
+import type { AddressInfo } from "node:net"
+import * as Http from "./gateway/http.ts"
+import * as McpServer from "./gateway/mcpServer.ts"
+import * as Naming from "./gateway/naming.ts"
+import * as NodeTransport from "./NodeTransport.ts"
+
+// -----------------------------------------------------------------------------
+// Errors
+// -----------------------------------------------------------------------------
+
+/**
+ * Two tools would be served under one name (prefix mode `never` with a tool in two servers, or renames that clash).
+ *
+ * @since 0.1.0
+ */
+export class DuplicateNames extends Schema.TaggedClass<DuplicateNames>()("DuplicateNames", {
+  names: Schema.Array(Schema.Struct({ name: Schema.String, tools: Schema.Array(Schema.String) }))
+}) {}
+
+/**
+ * The HTTP server could not listen on `host:port` (in use, not permitted, no such address).
+ *
+ * @since 0.1.0
+ */
+export class ListenFailed extends Schema.TaggedClass<ListenFailed>()("ListenFailed", {
+  host: Schema.String,
+  port: Schema.Finite,
+  detail: Schema.String
+}) {}
+
+/**
+ * The `gateway` section of the configuration is invalid (`path` names the field).
+ *
+ * @since 0.1.0
+ */
+export class InvalidSettings extends Schema.TaggedClass<InvalidSettings>()("InvalidSettings", {
+  path: Schema.Array(Schema.String),
+  detail: Schema.String
+}) {}
+
+/**
+ * Why the gateway could not start: `DuplicateNames`, `ListenFailed` or `InvalidSettings`.
+ *
+ * @since 0.1.0
+ */
+export const Reason = Schema.Union([DuplicateNames, ListenFailed, InvalidSettings])
+
+/**
+ * The type of a `GatewayError`'s `reason`.
+ *
+ * @since 0.1.0
+ */
+export type Reason = typeof Reason.Type
+
+/**
+ * The gateway could not start.
+ *
+ * @since 0.1.0
+ */
+export class GatewayError extends Schema.TaggedError<GatewayError>()("GatewayError", { reason: Reason }) {
+  override get message(): string {
+    const r = this.reason
+    switch (r._tag) {
+      case "DuplicateNames":
+        return `two tools would be served under one name: ${
+          r.names.map((d) => `"${d.name}" (${d.tools.join(", ")})`).join("; ")
+        }. Use "gateway": { "prefix": "auto" | "always" }, a rename, or an exclude glob`
+      case "ListenFailed":
+        return `cannot listen on ${r.host}:${r.port}: ${r.detail}`
+      case "InvalidSettings":
+        return `gateway.${r.path.join(".")}: ${r.detail}`
+    }
+  }
+}
+
+// -----------------------------------------------------------------------------
+// Service
+// -----------------------------------------------------------------------------
+
+/**
+ * A running gateway.
+ *
+ * @since 0.1.0
+ */
+export class Gateway extends Context.Service<Gateway, Gateway.Service>()("@mcp-bridge/node/Gateway") {}
+
+/**
+ * The type of the gateway service, `Gateway.Service`.
+ *
+ * @since 0.1.0
+ */
+export declare namespace Gateway {
+  /**
+   * What a running gateway offers.
+   *
+   * @since 0.1.0
+   */
+  export interface Service {
+    /** The MCP endpoint, e.g. `http://127.0.0.1:8080/mcp` (`stdio:` for a stdio gateway). */
+    readonly url: string
+    /** The bound port (0 for stdio). */
+    readonly port: number
+    /** 2025-era downstream sessions open now. */
+    readonly sessions: () => number
+    /** Tells every downstream client the tool list changed (after a configuration change, for instance). */
+    readonly toolsChanged: () => void
+  }
+}
+
+/**
+ * Options of the gateway: what it serves (`settings`, the configuration's `gateway` section) and how it listens.
+ *
+ * @since 0.1.0
+ */
+export interface Options {
+  /** The `gateway` section of the configuration (naming, virtual servers, API keys). @default {} */
+  readonly settings?: unknown
+  /** @default 8080; 0 for an ephemeral port */
+  readonly port?: number | undefined
+  /** @default "127.0.0.1" */
+  readonly host?: string | undefined
+  /**
+   * Host names accepted in the `Host` and `Origin` headers (DNS rebinding protection).
+   * @default the localhost names when `host` is a loopback address, else any
+   */
+  readonly allowedHosts?: ReadonlyArray<string> | undefined
+  /** The name and version the gateway announces. @default { name: "mcp-bridge", version: "0.1.0" } */
+  readonly serverInfo?: { readonly name: string; readonly version: string } | undefined
+  /** How long shutdown waits for requests in flight. @default "10 seconds" */
+  readonly drainTimeout?: Duration.Input | undefined
+  /** A 2025-era downstream session unused this long is closed. @default "30 minutes" */
+  readonly sessionIdleTimeout?: Duration.Input | undefined
+  /**
+   * Requests the gateway does not serve itself (anything but `/mcp`, `/healthz`, `/readyz`, `/metrics`), e.g. a
+   * dashboard at `/`: return `true` when handled; otherwise the gateway answers 404.
+   * @default none
+   */
+  readonly extraRoutes?: ((req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>) | undefined
+}
+
+const decodeSettings = (input: unknown) =>
+  Schema.decodeUnknownEffect(BridgeConfigSchema.GatewaySettings)(input ?? {}, { onExcessProperty: "error" }).pipe(
+    Effect.mapError((error) =>
+      new GatewayError({ reason: new InvalidSettings({ path: [], detail: error.message.replace(/\s+/g, " ") }) })
+    )
+  )
+
+// A failed call becomes a tool error result (what a model can read and act on); an unknown tool a protocol error.
+const failureResult = (cause: Cause.Cause<unknown>): CallToolResult => {
+  const error = Cause.squash(cause)
+  if (typeof error === "object" && error !== null && "_tag" in error && error._tag === "McpBridgeError") {
+    const reason = (error as McpBridge.CallError & { reason: { _tag: string } }).reason
+    if (reason._tag === "UnknownTool" || reason._tag === "InvalidCall") {
+      throw new ProtocolError(ProtocolErrorCode.InvalidParams, String((error as { message?: unknown }).message))
+    }
+  }
+  return {
+    content: [{ type: "text", text: error instanceof Error ? error.message : String(error) }],
+    isError: true
+  }
+}
+
+/**
+ * The gateway's MCP serving over the `McpBridge` in context: the server factory and backend both faces (HTTP and
+ * stdio) use.
+ */
+const makeCore = Effect.fnUntraced(function*(options: Options) {
+  const settings = yield* decodeSettings(options.settings)
+  const bridge = yield* McpBridge.McpBridge
+  const context = yield* Effect.context<never>()
+  const run = Effect.runPromiseExitWith(context)
+  const namer = Naming.makeNamer(settings, bridge.servers)
+  const views = settings.virtualServers ?? {}
+  const keyTools = new Map((settings.apiKeys ?? []).map((k) => [k.principal, k.tools]))
+  let onChanged: () => void = () => undefined
+
+  // The catalog per principal, rebuilt from the bridge's tool index when asked for by a list, or by a call that
+  // names a tool it does not have; a change of names is announced to downstream clients.
+  const catalogs = new Map<string | undefined, Naming.Catalog>()
+  const build = async (principal: string | undefined): Promise<Naming.Catalog> => {
+    const exit = await run(bridge.listTools().pipe(Effect.provideService(CallerIdentity, principal)))
+    const catalog = namer(Exit.isSuccess(exit) ? exit.value : [])
+    for (const d of catalog.duplicates) {
+      await run(Effect.logWarning(`gateway: "${d.name}" is served by ${d.tools.join(" and ")}: only the first is`))
+    }
+    const before = catalogs.get(principal)
+    catalogs.set(principal, catalog)
+    if (before !== undefined && !sameNames(before, catalog)) onChanged()
+    return catalog
+  }
+  const view = (catalog: Naming.Catalog, principal: string | undefined, name: string | undefined) => {
+    const scoped = name === undefined ? catalog : Naming.subset(catalog, views[name] ?? {})
+    const allowed = principal === undefined ? undefined : keyTools.get(principal)
+    return allowed === undefined ? scoped : Naming.subset(scoped, { tools: allowed })
+  }
+
+  const backend: McpServer.Backend = {
+    catalog: async (principal, name) => view(await build(principal), principal, name),
+    call: async (tool, args, { meta, onProgress, principal, signal }) => {
+      const effect = bridge.callTool({ server: tool.server, tool: tool.tool }, args, {
+        ...(meta === undefined ? {} : { meta }),
+        ...(onProgress === undefined ? {} : { onProgress })
+      }).pipe(Effect.provideService(CallerIdentity, principal))
+      const exit = await run(effect, { signal })
+      if (Exit.isSuccess(exit)) return exit.value
+      if (signal.aborted) throw new ProtocolError(ProtocolErrorCode.InternalError, "the request was cancelled")
+      return failureResult(exit.cause)
+    }
+  }
+  // A call looks its tool up in the cached catalog; a miss rebuilds it once (a tool just added).
+  const callBackend: McpServer.Backend = {
+    catalog: async (principal, name) => {
+      const cached = catalogs.get(principal)
+      return view(cached ?? await build(principal), principal, name)
+    },
+    call: backend.call
+  }
+  const info = {
+    name: options.serverInfo?.name ?? "mcp-bridge",
+    version: options.serverInfo?.version ?? "0.1.0"
+  }
+  const factories = new Map<string | undefined, ReturnType<typeof McpServer.makeFactory>>()
+  for (const name of [undefined, ...Object.keys(views)]) {
+    factories.set(name, McpServer.makeFactory({ catalog: backend.catalog, call: callBackend.call }, info, name))
+  }
+  const factory = (name: string | undefined, authInfo: AuthInfo | undefined) =>
+    factories.get(name)!(authInfo === undefined ? {} : { authInfo })
+
+  // Names served twice are a startup error in prefix mode `never` (and for clashing renames in any mode).
+  const first = namer(yield* bridge.listTools())
+  if (first.duplicates.length > 0) {
+    return yield* new GatewayError({ reason: new DuplicateNames({ names: first.duplicates }) })
+  }
+  catalogs.set(undefined, first)
+
+  return {
+    settings,
+    bridge,
+    factory,
+    views: Object.keys(views),
+    onToolsChanged: (f: () => void) => {
+      onChanged = f
+    }
+  }
+})
+
+const sameNames = (a: Naming.Catalog, b: Naming.Catalog) =>
+  a.tools.length === b.tools.length && a.tools.every((t) => b.byName.get(t.name)?.definition === t.definition)
+
+/**
+ * Serves the `McpBridge` in context over Streamable HTTP at `http://host:port/mcp` until the scope closes, then
+ * drains: new requests get 503, requests in flight get `drainTimeout` to end, every session is closed.
+ *
+ * @since 0.1.0
+ */
+export const make = Effect.fnUntraced(function*(options: Options = {}) {
+  const core = yield* makeCore(options)
+  const recorder = yield* Effect.serviceOption(MetricsRecorder.MetricsRecorder)
+  const host = options.host ?? "127.0.0.1"
+  const port = options.port ?? 8080
+  const context = yield* Effect.context<never>()
+  const run = Effect.runPromiseExitWith(context)
+  const gateway = Http.make({
+    factory: core.factory,
+    views: core.views,
+    allowedHosts: options.allowedHosts ?? Http.defaultAllowedHosts(host),
+    apiKeys: core.settings.apiKeys ?? [],
+    metrics: () =>
+      Option.isSome(recorder)
+        ? PrometheusMetrics.formatUnsafe(recorder.value.context, { metricNameMapper: TelemetryExport.prometheusName })
+        : "",
+    ready: async () => {
+      const servers: Record<string, string> = {}
+      await Promise.all(core.bridge.servers.map(async (name) => {
+        const exit = await run(core.bridge.listServerTools(name).pipe(Effect.timeout("5 seconds")))
+        servers[name] = Exit.isSuccess(exit) ? "ok" : Cause.squash(exit.cause) instanceof Error
+          ? (Cause.squash(exit.cause) as Error).message
+          : "unavailable"
+      }))
+      return { ok: Object.values(servers).every((s) => s === "ok"), servers }
+    },
+    extraRoutes: options.extraRoutes,
+    sessionIdleMillis: Duration.toMillis(Duration.fromInputUnsafe(options.sessionIdleTimeout ?? "30 minutes")),
+    onError: (error) => void run(Effect.logDebug(`gateway: ${error.message}`))
+  })
+  core.onToolsChanged(gateway.toolsChanged)
+  const server = createServer({ keepAliveTimeout: 65_000 }, gateway.listener)
+  const drainMillis = Duration.toMillis(Duration.fromInputUnsafe(options.drainTimeout ?? "10 seconds"))
+  const bound = yield* Effect.acquireRelease(
+    Effect.callback<AddressInfo, GatewayError>((resume) => {
+      const onError = (error: Error) =>
+        resume(Effect.fail(new GatewayError({ reason: new ListenFailed({ host, port, detail: error.message }) })))
+      server.once("error", onError)
+      server.listen(port, host, () => {
+        server.off("error", onError)
+        resume(Effect.succeed(server.address() as AddressInfo))
+      })
+    }),
+    () =>
+      Effect.promise(async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+        await gateway.close(drainMillis)
+        server.closeAllConnections()
+        await closed
+      })
+  )
+  const shownHost = bound.family === "IPv6" ? `[${bound.address}]` : bound.address
+  return {
+    url: `http://${shownHost}:${bound.port}/mcp`,
+    port: bound.port,
+    sessions: gateway.sessions,
+    toolsChanged: gateway.toolsChanged
+  } satisfies Gateway.Service
+})
+
+/**
+ * The gateway over the `McpBridge` in context, serving Streamable HTTP until the layer's scope closes.
+ *
+ * @example
+ * ```ts
+ * const Live = Gateway.layer({ port: 8080 }).pipe(Layer.provide(McpBridge.layer(config, { transport: NodeTransport.layer() })))
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const layer = (options: Options = {}): Layer.Layer<Gateway, GatewayError, McpBridge.McpBridge> =>
+  Layer.effect(Gateway, make(options))
+
+/**
+ * Serves the `McpBridge` in context over this process's stdin and stdout (what Claude Desktop launches) until the
+ * scope closes or stdin ends. Log to stderr only: stdout carries the protocol.
+ *
+ * @since 0.1.0
+ */
+export const makeStdio = Effect.fnUntraced(function*(options: Omit<Options, "port" | "host"> = {}) {
+  const core = yield* makeCore(options)
+  const handle = yield* Effect.acquireRelease(
+    Effect.sync(() => serveStdio(() => core.factory(undefined, undefined))),
+    (handle) => Effect.promise(() => handle.close())
+  )
+  void handle
+  return { url: "stdio:", port: 0, sessions: () => 1, toolsChanged: () => undefined } satisfies Gateway.Service
+})
+
+/**
+ * The gateway over stdio (see `makeStdio`).
+ *
+ * @since 0.1.0
+ */
+export const layerStdio = (
+  options: Omit<Options, "port" | "host"> = {}
+): Layer.Layer<Gateway, GatewayError, McpBridge.McpBridge> => Layer.effect(Gateway, makeStdio(options))
+
+/**
+ * Options of `serveGateway`: the gateway's, and the bridge's (`McpBridge.LayerOptions`, over the Node transport).
+ *
+ * @since 0.1.0
+ */
+export interface ServeOptions extends Options {
+  /** Options of the bridge under the gateway. @default {} */
+  readonly bridge?: McpBridge.LayerOptions | undefined
+}
+
+/**
+ * A gateway started from a Promise program.
+ *
+ * @since 0.1.0
+ */
+export interface RunningGateway {
+  /** The MCP endpoint. */
+  readonly url: string
+  readonly port: number
+  /** Drains and stops the gateway, then closes every upstream session and child process. */
+  readonly close: () => Promise<void>
+}
+
+/**
+ * Starts a bridge over `config` (the Claude-style `{ mcpServers, bridge?, gateway? }` object) and serves it over
+ * Streamable HTTP: the Promise face of `layer`. Rejects with a `BridgeConfigError` or a `GatewayError`.
+ *
+ * @example
+ * ```ts
+ * import { serveGateway } from "@mcp-bridge/node"
+ *
+ * const gateway = await serveGateway({ mcpServers: { docs: { url: "http://127.0.0.1:3000/mcp" } } }, { port: 8080 })
+ * console.log(gateway.url) // http://127.0.0.1:8080/mcp
+ * await gateway.close()
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const serveGateway = async (config: object, options: ServeOptions = {}): Promise<RunningGateway> => {
+  const { bridge, ...gatewayOptions } = options
+  const settings = gatewayOptions.settings ?? (config as { readonly gateway?: unknown }).gateway
+  const live = layer({ ...gatewayOptions, settings }).pipe(
+    Layer.provide(McpBridge.layer(config, { transport: NodeTransport.layer(), ...bridge }))
+  )
+  const scope = await Effect.runPromise(Scope.make())
+  const exit = await Effect.runPromiseExit(
+    Layer.buildWithScope(live, scope).pipe(Effect.map((context) => Context.get(context, Gateway)))
+  )
+  if (Exit.isFailure(exit)) {
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+    throw Cause.squash(exit.cause)
+  }
+  return {
+    url: exit.value.url,
+    port: exit.value.port,
+    close: () => Effect.runPromise(Scope.close(scope, Exit.void))
+  }
+}

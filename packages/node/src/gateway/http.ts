@@ -1,0 +1,278 @@
+/**
+ * The gateway's HTTP face: one `node:http` request listener serving MCP at `/mcp` (and each virtual server at
+ * `/mcp/<name>`) to both protocol eras, plus `/healthz`, `/readyz` and `/metrics`.
+ *
+ * - 2026-07-28 requests (no session, `_meta` envelope) go to the SDK's `createMcpHandler` (strict: `legacy:
+ *   "reject"`), which builds a server per request from the factory.
+ * - 2025-era requests (2025-11-25 back to 2024-11-05) are routed by the SDK's own predicate, `isLegacyRequest`, to
+ *   sessions: an `initialize` opens one (`WebStandardStreamableHTTPServerTransport` + a server from the factory), and
+ *   later requests find it by `Mcp-Session-Id` (an unknown id answers 404, so the client initializes again).
+ * - Host and Origin checks against DNS rebinding when the gateway listens on a loopback address (or on the hosts and
+ *   origins the operator allows), API keys when configured, then the request body is read and parsed once.
+ * - Drain: `close` stops new requests (503), waits for those in flight, then closes every session.
+ *
+ * @internal
+ */
+import type { NodeMcpRequestHandler } from "@modelcontextprotocol/node"
+import { toNodeHandler } from "@modelcontextprotocol/node"
+import type { AuthInfo, McpHttpHandler } from "@modelcontextprotocol/server"
+import {
+  createMcpHandler,
+  hostHeaderValidationResponse,
+  isInitializeRequest,
+  isLegacyRequest,
+  localhostAllowedHostnames,
+  originValidationResponse,
+  WebStandardStreamableHTTPServerTransport
+} from "@modelcontextprotocol/server"
+import type { Server } from "@modelcontextprotocol/server"
+import { createHash, randomUUID, timingSafeEqual } from "node:crypto"
+import type { IncomingMessage, ServerResponse } from "node:http"
+
+/** An API key as the configuration stores it: the SHA-256 hex of the key, and who it is. @internal */
+export interface ApiKey {
+  readonly principal: string
+  readonly sha256: string
+}
+
+/** @internal */
+export interface HttpOptions {
+  /** Builds a server for one request or session of `view` (`undefined`: the whole gateway). */
+  readonly factory: (view: string | undefined, authInfo: AuthInfo | undefined) => Server
+  /** The virtual servers' names (each served at `/mcp/<name>`). */
+  readonly views: ReadonlyArray<string>
+  /** Host names accepted in `Host` and `Origin`; `undefined` accepts any (a gateway bound to a public address). */
+  readonly allowedHosts: ReadonlyArray<string> | undefined
+  readonly apiKeys: ReadonlyArray<ApiKey>
+  /** Prometheus text of the bridge's metrics. */
+  readonly metrics: () => string
+  /** Whether every upstream answers (for `/readyz`). */
+  readonly ready: () => Promise<{ readonly ok: boolean; readonly servers: Record<string, string> }>
+  /** Requests the gateway does not serve itself (e.g. the dashboard at `/`): `true` when handled. */
+  readonly extraRoutes?: ((req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>) | undefined
+  /** A 2025-era session unused this long is closed. */
+  readonly sessionIdleMillis: number
+  readonly onError: (error: Error) => void
+}
+
+/** @internal */
+export interface HttpGateway {
+  readonly listener: (req: IncomingMessage, res: ServerResponse) => void
+  /** Stops taking requests, waits for those in flight (at most `graceMillis`), closes every session. */
+  readonly close: (graceMillis: number) => Promise<void>
+  /** 2025-era sessions open now. */
+  readonly sessions: () => number
+  /** Tells every open downstream session and listen stream that the tool list changed. */
+  readonly toolsChanged: () => void
+}
+
+interface Session {
+  readonly transport: WebStandardStreamableHTTPServerTransport
+  readonly server: Server
+  lastSeen: number
+}
+
+const jsonRpcError = (status: number, code: number, message: string, headers: Record<string, string> = {}) =>
+  Response.json({ jsonrpc: "2.0", error: { code, message }, id: null }, { status, headers })
+
+const sha256 = (text: string) => createHash("sha256").update(text).digest()
+
+/** The API key of a request: `Authorization: Bearer <key>` or `X-API-Key: <key>`. @internal */
+export const presentedKey = (headers: Headers): string | undefined => {
+  const auth = headers.get("authorization")
+  if (auth !== null && auth.toLowerCase().startsWith("bearer ")) return auth.slice(7).trim()
+  return headers.get("x-api-key") ?? undefined
+}
+
+/** @internal */
+export const make = (options: HttpOptions): HttpGateway => {
+  const sessions = new Map<string, Session>()
+  const keys = options.apiKeys.map((k) => ({ principal: k.principal, digest: Buffer.from(k.sha256, "hex") }))
+  const allowed = options.allowedHosts === undefined ? undefined : [...options.allowedHosts]
+
+  const modern = new Map<string | undefined, McpHttpHandler>()
+  for (const view of [undefined, ...options.views]) {
+    modern.set(
+      view,
+      createMcpHandler(({ authInfo }) => options.factory(view, authInfo), {
+        legacy: "reject",
+        onerror: (error) => options.onError(error)
+      })
+    )
+  }
+
+  let closing = false
+  let inFlight = 0
+  let idle: (() => void) | undefined
+
+  const authenticate = (request: Request): AuthInfo | Response | undefined => {
+    if (keys.length === 0) return undefined
+    const key = presentedKey(request.headers)
+    if (key !== undefined) {
+      const digest = sha256(key)
+      for (const k of keys) {
+        if (timingSafeEqual(digest, k.digest)) return { token: "", clientId: k.principal, scopes: [] }
+      }
+    }
+    return jsonRpcError(401, -32001, "Unauthorized: a valid API key is required", {
+      "www-authenticate": "Bearer realm=\"mcp-bridge\""
+    })
+  }
+
+  const closeSession = (id: string) => {
+    const session = sessions.get(id)
+    if (session === undefined) return
+    sessions.delete(id)
+    session.transport.close().catch(() => undefined)
+  }
+
+  const sweep = setInterval(() => {
+    const cutoff = Date.now() - options.sessionIdleMillis
+    for (const [id, session] of sessions) if (session.lastSeen < cutoff) closeSession(id)
+  }, Math.min(60_000, Math.max(1_000, options.sessionIdleMillis / 2)))
+  sweep.unref()
+
+  const legacy = async (
+    request: Request,
+    body: unknown,
+    view: string | undefined,
+    authInfo: AuthInfo | undefined
+  ): Promise<Response> => {
+    const handleOptions = authInfo === undefined ? { parsedBody: body } : { parsedBody: body, authInfo }
+    if (!isInitializeRequest(body)) {
+      return jsonRpcError(400, -32000, "Bad Request: No valid session ID provided")
+    }
+    let session: Session | undefined
+    const transport = new WebStandardStreamableHTTPServerTransport({
+      sessionIdGenerator: randomUUID,
+      onsessioninitialized: (id) => {
+        sessions.set(id, session!)
+      },
+      onsessionclosed: (id) => {
+        sessions.delete(id)
+      }
+    })
+    const server = options.factory(view, authInfo)
+    session = { transport, server, lastSeen: Date.now() }
+    transport.onclose = () => {
+      if (transport.sessionId !== undefined) sessions.delete(transport.sessionId)
+    }
+    await server.connect(transport)
+    return transport.handleRequest(request, handleOptions)
+  }
+
+  const mcp = async (request: Request, view: string | undefined): Promise<Response> => {
+    if (allowed !== undefined) {
+      const rejected = hostHeaderValidationResponse(request, allowed) ?? originValidationResponse(request, allowed)
+      if (rejected !== undefined) return rejected
+    }
+    const auth = authenticate(request)
+    if (auth instanceof Response) return auth
+    const handleOptions = auth === undefined ? {} : { authInfo: auth }
+    const sessionId = request.headers.get("mcp-session-id")
+    if (sessionId !== null) {
+      const session = sessions.get(sessionId)
+      if (session === undefined) return jsonRpcError(404, -32001, "Session not found")
+      session.lastSeen = Date.now()
+      return session.transport.handleRequest(request, handleOptions)
+    }
+    if (request.method !== "POST") return modern.get(view)!.fetch(request, handleOptions)
+    let body: unknown
+    try {
+      body = JSON.parse(await request.text())
+    } catch {
+      return jsonRpcError(400, -32700, "Parse error: the body is not JSON")
+    }
+    if (await isLegacyRequest(request, body)) return legacy(request, body, view, auth)
+    return modern.get(view)!.fetch(request, { ...handleOptions, parsedBody: body })
+  }
+
+  const viewOf = (path: string): string | undefined | null => {
+    if (path === "/mcp" || path === "/mcp/") return undefined
+    if (path.startsWith("/mcp/")) {
+      const name = path.slice(5).replace(/\/$/, "")
+      return options.views.includes(name) ? name : null
+    }
+    return null
+  }
+
+  const handlers = new Map<string | undefined, NodeMcpRequestHandler>()
+  for (const view of [undefined, ...options.views]) {
+    handlers.set(
+      view,
+      toNodeHandler({ fetch: (request) => mcp(request, view) }, { onerror: (error) => options.onError(error) })
+    )
+  }
+
+  const text = (res: ServerResponse, status: number, body: string, type = "text/plain; charset=utf-8") => {
+    res.writeHead(status, { "content-type": type, "cache-control": "no-store" })
+    res.end(body)
+  }
+
+  const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const path = (req.url ?? "/").split("?", 1)[0]!
+    if (path === "/healthz") return text(res, closing ? 503 : 200, closing ? "draining\n" : "ok\n")
+    if (path === "/readyz") {
+      const ready = await options.ready()
+      const ok = ready.ok && !closing
+      return text(res, ok ? 200 : 503, JSON.stringify({ ok, servers: ready.servers }), "application/json")
+    }
+    if (path === "/metrics") return text(res, 200, options.metrics(), "text/plain; version=0.0.4; charset=utf-8")
+    const view = viewOf(path)
+    if (view !== null) {
+      if (closing) return text(res, 503, "the gateway is shutting down\n")
+      return handlers.get(view)!(req as Parameters<NodeMcpRequestHandler>[0], res)
+    }
+    if (options.extraRoutes !== undefined && await options.extraRoutes(req, res)) return
+    text(res, 404, "not found\n")
+  }
+
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
+    // Drain waits for calls, not for the long-lived streams (2025 GET streams, 2026 `subscriptions/listen`).
+    if (req.method === "POST" && req.headers["mcp-method"] !== "subscriptions/listen") {
+      inFlight++
+      let done = false
+      res.on("close", () => {
+        if (done) return
+        done = true
+        if (--inFlight === 0 && idle !== undefined) idle()
+      })
+    }
+    serve(req, res).catch((error) => {
+      options.onError(error instanceof Error ? error : new Error(String(error)))
+      if (!res.headersSent) text(res, 500, "internal error\n")
+      else res.end()
+    })
+  }
+
+  const close = async (graceMillis: number) => {
+    closing = true
+    clearInterval(sweep)
+    if (inFlight > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMillis)
+        idle = () => {
+          clearTimeout(timer)
+          resolve()
+        }
+        // Long-lived streams (2025 GET streams, 2026 listen streams) never end on their own: close them now.
+        for (const session of sessions.values()) session.transport.closeStandaloneSSEStream()
+      })
+    }
+    for (const id of Array.from(sessions.keys())) closeSession(id)
+    await Promise.all(Array.from(modern.values(), (handler) => handler.close()))
+  }
+
+  const toolsChanged = () => {
+    for (const session of sessions.values()) session.server.sendToolListChanged().catch(() => undefined)
+    for (const handler of modern.values()) handler.notify.toolsChanged()
+  }
+
+  return { listener, close, sessions: () => sessions.size, toolsChanged }
+}
+
+/** The host names a gateway bound to `host` accepts in `Host` and `Origin` when none are configured. @internal */
+export const defaultAllowedHosts = (host: string): ReadonlyArray<string> | undefined =>
+  host === "127.0.0.1" || host === "localhost" || host === "::1" || host === "[::1]"
+    ? localhostAllowedHostnames()
+    : undefined

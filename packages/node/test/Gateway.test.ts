@@ -1,0 +1,229 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Gateway, serveGateway } from "@mcp-bridge/node"
+import { TestServer } from "@mcp-bridge/testing"
+import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
+import type { CallToolResult } from "@modelcontextprotocol/client"
+import { Client as ClientV1 } from "@modelcontextprotocol/sdk/client/index.js"
+import { StreamableHTTPClientTransport as HttpTransportV1 } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
+import { createHash } from "node:crypto"
+import { request } from "node:http"
+import { afterAll, beforeAll } from "vitest"
+
+const tools: ReadonlyArray<TestServer.TestTool> = [
+  { name: "echo", annotations: { readOnlyHint: true }, respond: { kind: "echo" } },
+  { name: "fail", respond: { kind: "isError", message: "boom" } },
+  { name: "progress", respond: { kind: "progress", steps: 3 } },
+  { name: "hang", respond: { kind: "hang" } }
+]
+
+// The test servers' own `__stats` tool is left out of the comparisons.
+const names = (tools: ReadonlyArray<{ readonly name: string }>) =>
+  tools.map((t) => t.name).filter((n) => !n.endsWith("__stats")).sort()
+
+// A request with headers `fetch` does not let one set (Host).
+const rawHttp = (url: string, headers: Record<string, string>) =>
+  new Promise<number>((resolve, reject) => {
+    const req = request(url, { method: "POST", headers }, (res) => {
+      res.resume()
+      resolve(res.statusCode ?? 0)
+    })
+    req.on("error", reject)
+    req.end("{}")
+  })
+
+const text = (result: CallToolResult) => (result.content[0] as { text: string }).text
+
+const v2 = async (url: string, mode: "legacy" | "auto", headers: Record<string, string> = {}) => {
+  const client = new Client(
+    { name: "gateway-test", version: "1.0.0" },
+    mode === "auto" ? { versionNegotiation: { mode: "auto" } } : {}
+  )
+  await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } }))
+  return client
+}
+
+// A downstream client that only speaks 2024-11-05: raw JSON-RPC over Streamable HTTP, JSON or SSE answers.
+const rawPost = async (url: string, body: unknown, session?: string) => {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+      ...(session === undefined ? {} : { "mcp-session-id": session, "mcp-protocol-version": "2024-11-05" })
+    },
+    body: JSON.stringify(body)
+  })
+  const type = response.headers.get("content-type") ?? ""
+  const raw = await response.text()
+  const json = type.includes("text/event-stream")
+    ? JSON.parse(raw.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).at(-1)!)
+    : raw.length > 0
+    ? JSON.parse(raw)
+    : undefined
+  return { status: response.status, session: response.headers.get("mcp-session-id") ?? undefined, json }
+}
+
+describe("Gateway", () => {
+  let upstream: TestServer.HttpTestServer
+  let one: Awaited<ReturnType<typeof serveGateway>>
+  let two: Awaited<ReturnType<typeof serveGateway>>
+
+  beforeAll(async () => {
+    upstream = await TestServer.startHttp({ name: "up", tools })
+    const stdio = TestServer.stdioCommand({ name: "local", tools })
+    one = await serveGateway({ mcpServers: { up: { url: upstream.url } } }, { port: 0 })
+    two = await serveGateway({
+      mcpServers: { up: { url: upstream.url }, local: { command: stdio.command, args: [...stdio.args] } },
+      gateway: {
+        servers: { local: { exclude: ["hang"], tools: { echo: { name: "local_say", description: "Says it back" } } } },
+        virtualServers: { safe: { tools: ["*echo", "local_*"] } }
+      }
+    }, { port: 0 })
+  }, 60_000)
+
+  afterAll(async () => {
+    await two?.close()
+    await one?.close()
+    await upstream?.close()
+  })
+
+  it("serves a 2026-07-28 client (stateless) and a 2025-11-25 client (session), through the bridge", async () => {
+    for (const mode of ["auto", "legacy"] as const) {
+      const client = await v2(one.url, mode)
+      assert.strictEqual(client.getNegotiatedProtocolVersion(), mode === "auto" ? "2026-07-28" : "2025-11-25")
+      const listed = await client.listTools()
+      assert.deepStrictEqual(names(listed.tools), ["echo", "fail", "hang", "progress"])
+      const result = await client.callTool({ name: "echo", arguments: { a: 1 } }) as CallToolResult
+      assert.deepStrictEqual(JSON.parse(text(result)), { a: 1 })
+      const failed = await client.callTool({ name: "fail", arguments: {} }) as CallToolResult
+      assert.strictEqual(failed.isError, true)
+      await client.close()
+    }
+  })
+
+  it("forwards progress with the downstream token, and a cancelled call cancels upstream", async () => {
+    for (const mode of ["auto", "legacy"] as const) {
+      const client = await v2(one.url, mode)
+      const seen: Array<number> = []
+      const result = await client.callTool({ name: "progress", arguments: {} }, {
+        onprogress: (p) => seen.push(p.progress)
+      }) as CallToolResult
+      assert.deepStrictEqual(seen, [1, 2, 3])
+      assert.strictEqual(result.isError, undefined)
+      const before = upstream.cancelled()
+      const abort = new AbortController()
+      const pending = client.callTool({ name: "hang", arguments: {} }, { signal: abort.signal })
+      await upstream.until(() => upstream.inFlight() === 1)
+      abort.abort()
+      await pending.then(() => assert.fail("resolved"), () => undefined)
+      await upstream.until(() => upstream.cancelled() === before + 1 && upstream.inFlight() === 0)
+      await client.close()
+    }
+  })
+
+  it("serves SDK v1 clients and a client that only speaks 2024-11-05", async () => {
+    const v1 = new ClientV1({ name: "v1", version: "1.0.0" })
+    await v1.connect(new HttpTransportV1(new URL(one.url)))
+    const listed = await v1.listTools()
+    assert.isTrue(listed.tools.some((t) => t.name === "echo"))
+    const result = await v1.callTool({ name: "echo", arguments: { v: 1 } })
+    assert.deepStrictEqual(JSON.parse((result.content as Array<{ text: string }>)[0]!.text), { v: 1 })
+    await v1.close()
+
+    const init = await rawPost(one.url, {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2024-11-05", capabilities: {}, clientInfo: { name: "old", version: "0" } }
+    })
+    assert.strictEqual(init.json.result.protocolVersion, "2024-11-05")
+    assert.isString(init.session)
+    await rawPost(one.url, { jsonrpc: "2.0", method: "notifications/initialized" }, init.session)
+    const call = await rawPost(one.url, {
+      jsonrpc: "2.0",
+      id: 2,
+      method: "tools/call",
+      params: { name: "echo", arguments: { old: true } }
+    }, init.session)
+    assert.deepStrictEqual(JSON.parse(call.json.result.content[0].text), { old: true })
+    const unknown = await rawPost(one.url, { jsonrpc: "2.0", id: 3, method: "tools/list" }, "no-such-session")
+    assert.strictEqual(unknown.status, 404)
+  })
+
+  it("names tools of several servers with a prefix, renames, excludes, and serves virtual servers", async () => {
+    const client = await v2(two.url, "auto")
+    const listed = await client.listTools()
+    assert.deepStrictEqual(names(listed.tools), [
+      "local_fail",
+      "local_progress",
+      "local_say",
+      "up_echo",
+      "up_fail",
+      "up_hang",
+      "up_progress"
+    ])
+    assert.strictEqual(listed.tools.find((t) => t.name === "local_say")?.description, "Says it back")
+    const result = await client.callTool({ name: "local_say", arguments: { x: 2 } }) as CallToolResult
+    assert.deepStrictEqual(JSON.parse(text(result)), { x: 2 })
+    await client.close()
+
+    const safe = await v2(two.url.replace(/\/mcp$/, "/mcp/safe"), "legacy")
+    assert.deepStrictEqual(names((await safe.listTools()).tools), [
+      "local_fail",
+      "local_progress",
+      "local_say",
+      "up_echo"
+    ])
+    const refused = await safe.callTool({ name: "up_fail", arguments: {} }).then(() => "served", () => "refused")
+    assert.strictEqual(refused, "refused")
+    await safe.close()
+  })
+
+  it("answers /healthz, /readyz and /metrics, and refuses a foreign Host", async () => {
+    const base = one.url.replace(/\/mcp$/, "")
+    assert.strictEqual((await fetch(`${base}/healthz`)).status, 200)
+    const ready = await fetch(`${base}/readyz`)
+    assert.strictEqual(ready.status, 200)
+    assert.deepStrictEqual(await ready.json(), { ok: true, servers: { up: "ok" } })
+    const metrics = await (await fetch(`${base}/metrics`)).text()
+    assert.include(metrics, "mcp_bridge_calls_total")
+    const headers = { "content-type": "application/json", accept: "application/json, text/event-stream" }
+    assert.strictEqual(await rawHttp(one.url, { ...headers, host: "evil.example" }), 403)
+    assert.strictEqual(await rawHttp(one.url, { ...headers, origin: "http://evil.example" }), 403)
+  })
+
+  it("refuses a start where two servers serve one name in prefix mode never", async () => {
+    const error = await serveGateway({
+      mcpServers: { a: { url: upstream.url }, b: { url: upstream.url } },
+      gateway: { prefix: "never" }
+    }, { port: 0 }).then(() => undefined, (e) => e)
+    assert.instanceOf(error, Gateway.GatewayError)
+    assert.strictEqual(error.reason._tag, "DuplicateNames")
+    assert.include(error.message, "\"echo\" (a.echo, b.echo)")
+  })
+
+  it("asks for an API key when keys are configured", async () => {
+    const key = "k-123456"
+    const gateway = await serveGateway({
+      mcpServers: { up: { url: upstream.url } },
+      gateway: { apiKeys: [{ principal: "alice", sha256: createHash("sha256").update(key).digest("hex") }] }
+    }, { port: 0 })
+    try {
+      const denied = await v2(gateway.url, "auto").then(() => "connected", () => "denied")
+      const plain = await fetch(gateway.url, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" })
+      })
+      assert.strictEqual(plain.status, 401)
+      assert.include(plain.headers.get("www-authenticate") ?? "", "Bearer")
+      void denied
+      const client = await v2(gateway.url, "auto", { authorization: `Bearer ${key}` })
+      const result = await client.callTool({ name: "echo", arguments: { k: 1 } }) as CallToolResult
+      assert.deepStrictEqual(JSON.parse(text(result)), { k: 1 })
+      await client.close()
+    } finally {
+      await gateway.close()
+    }
+  })
+})
