@@ -94,8 +94,11 @@ export const make = (options: Options = {}): Effect.Effect<RedisEventStore, neve
     const writeBatch = (batch: ReadonlyArray<Write>) =>
       Effect.forEach(batch, (write) =>
         write._tag === "Flush"
-          ? Deferred.succeed(write.done, undefined)
-          : append(write.key, maxLength, ttl, write.id, write.message), { concurrency: "unbounded", discard: true })
+          ? Deferred.succeed(write.done, undefined).pipe(Effect.asVoid)
+          : append(write.key, maxLength, ttl, write.id, write.message).pipe(Effect.asVoid), {
+        concurrency: "unbounded",
+        discard: true
+      })
         .pipe(
           Effect.timeout(timeout),
           Effect.catchCause(() =>
