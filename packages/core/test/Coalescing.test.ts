@@ -136,7 +136,7 @@ describe("Coalescing", () => {
         assert.strictEqual(runs.length, 1)
       }))
 
-    it.effect("the caller making the call is interrupted: the call is cancelled and a waiter makes it again", () =>
+    it.effect("the caller that started the call leaves: the call goes on for the others, and ends when all have left", () =>
       Effect.gen(function*() {
         const config = yield* configOf({ s: safe })
         const { caller, finish, interrupted, runs } = yield* gated
@@ -145,14 +145,22 @@ describe("Coalescing", () => {
         yield* Effect.yieldNow
         assert.strictEqual(runs.length, 1)
         yield* Fiber.interrupt(first)
-        assert.strictEqual(interrupted(), 1)
+        // The call is not interrupted: two callers still wait on it.
+        assert.strictEqual(interrupted(), 0)
         yield* Effect.yieldNow
-        // One of the waiters made the call again; the other joined it.
-        assert.strictEqual(runs.length, 2)
-        yield* finish(1)
+        assert.strictEqual(runs.length, 1)
+        yield* finish(0)
         const results = yield* Effect.forEach(waiters, Fiber.join)
-        assert.deepStrictEqual(results.map(text), ["r run 2", "r run 2"])
+        assert.deepStrictEqual(results.map(text), ["r run 1", "r run 1"])
         assert.isTrue(Exit.hasInterrupts(yield* Fiber.await(first)))
+        // Every caller leaves: the call is interrupted.
+        const again = yield* Effect.forEach([1, 2], () => Effect.forkChild(caller(requestOf(config, "s", "r"))))
+        yield* Effect.yieldNow
+        assert.strictEqual(runs.length, 2)
+        yield* Fiber.interrupt(again[0]!)
+        assert.strictEqual(interrupted(), 0)
+        yield* Fiber.interrupt(again[1]!)
+        assert.strictEqual(interrupted(), 1)
       }))
   })
 
@@ -277,7 +285,7 @@ describe("Coalescing", () => {
         assert.strictEqual(s.calls("crash"), 2)
       }).pipe(Effect.provide(bridgeOf())))
 
-    it.effect("interrupting a waiter leaves the call on the wire; interrupting its maker cancels it and a waiter makes it again", () =>
+    it.effect("a caller that leaves leaves the call on the wire for the others; the last one to leave cancels it", () =>
       Effect.gen(function*() {
         const s = yield* serverOf
         yield* call("s.__stats")
@@ -286,13 +294,11 @@ describe("Coalescing", () => {
         const [waiter, leaver] = yield* Effect.forEach([1, 2], () => Effect.forkChild(call("s.hang")))
         yield* Effect.yieldNow
         yield* Fiber.interrupt(leaver!)
-        assert.strictEqual(s.calls("hang"), 1)
         yield* Fiber.interrupt(maker)
-        // The call is cancelled on the wire, and the waiter sends it again.
-        yield* until(s, () => s.cancelled() === 1 && s.calls("hang") === 2 && s.inFlight() === 1)
+        assert.deepStrictEqual([s.calls("hang"), s.cancelled(), s.inFlight()], [1, 0, 1])
         yield* Fiber.interrupt(waiter!)
-        yield* until(s, () => s.cancelled() === 2 && s.inFlight() === 0)
-        assert.strictEqual(s.calls("hang"), 2)
+        yield* until(s, () => s.cancelled() === 1 && s.inFlight() === 0)
+        assert.strictEqual(s.calls("hang"), 1)
       }).pipe(Effect.provide(bridgeOf())))
   })
 })

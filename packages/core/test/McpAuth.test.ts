@@ -149,6 +149,38 @@ describe("McpAuth", () => {
       }).pipe(Effect.provide(McpBridge.layer(oneServer(server.url), { auth: interactive() })))
     }).pipe(Effect.scoped))
 
+  it.live("a server that moves to another authorization server: discover again, register there, sign in there", () =>
+    Effect.gen(function*() {
+      const first = yield* TestAuthServer.scoped({ clientIdPrefix: "first-" })
+      const second = yield* TestAuthServer.scoped({ clientIdPrefix: "second-" })
+      yield* Effect.gen(function*() {
+        assert.strictEqual((yield* whoami()).user, "alice")
+        const [old] = events(first, "register")
+        assert.strictEqual(old?.clientId, "first-1")
+        const before = first.events().length
+        // Mid-session: the pooled session stays; its next request is refused (the old token) and the resource's
+        // metadata now names the second authorization server.
+        first.moveTo(second)
+        const who = yield* whoami()
+        assert.strictEqual(who.user, "alice")
+        assert.strictEqual(who.clientId, "second-1")
+        assert.deepStrictEqual(events(second, "register").map((e) => e.clientId), ["second-1"])
+        assert.deepStrictEqual(events(second, "authorize").map((e) => [e.clientId, e.resource]), [["second-1", first.url]])
+        assert.deepStrictEqual(events(second, "token").map((e) => [e.grant, e.clientId, e.ok]), [
+          ["authorization_code", "second-1", true]
+        ])
+        // Nothing of the old authorization server's went to the new one, and the old one saw no token request.
+        assert.isFalse(JSON.stringify(second.events()).includes("first-"))
+        assert.strictEqual(
+          first.events().slice(before).filter((e) => e.kind === "token" || e.kind === "authorize").length,
+          0
+        )
+        // The next calls use the new token without another authorization.
+        yield* whoami()
+        assert.strictEqual(events(second, "authorize").length, 1)
+      }).pipe(Effect.provide(McpBridge.layer(oneServer(first.url), { auth: interactive() })))
+    }).pipe(Effect.scoped))
+
   it.live("step-up: 403 insufficient_scope authorizes again for the union of the scopes, once", () =>
     Effect.gen(function*() {
       const server = yield* TestAuthServer.scoped({ challengeScope: "mcp:read", toolScopes: { write: "mcp:write" } })

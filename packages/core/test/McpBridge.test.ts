@@ -376,6 +376,120 @@ describe("McpBridge", () => {
         }
       }))
 
+    it.live("a call whose signal aborts before it is sent never reaches the server, at every wait", () =>
+      Effect.promise(async () => {
+        const server = TestServer.make({
+          tools: [
+            ...tools,
+            { name: "write", respond: { kind: "echo" } },
+            { name: "slow", annotations: { readOnlyHint: true }, respond: { kind: "hang" } }
+          ]
+        })
+        const rejected = (p: Promise<unknown>) => p.then(() => "answered", (e) => `${e?._tag}:${e?.reason?._tag}`)
+        // Each check ends with a call made after the aborted one on the same session: had the aborted one been sent,
+        // the server would have seen it first.
+        const writes = () => server.calls("write")
+        try {
+          // Routing: a cold bridge fetches the tool list first; the signal aborts meanwhile.
+          const cold = await facade(server)
+          const routing = new AbortController()
+          const routed = rejected(cold.callTool("s.write", { n: "routing" }, { signal: routing.signal }))
+          routing.abort()
+          assert.strictEqual(await routed, "McpBridgeError:Aborted")
+          await cold.callTool("s.write", { n: "after" })
+          assert.strictEqual(writes(), 1)
+          // Already aborted on a warm bridge.
+          assert.strictEqual(
+            await rejected(cold.callTool("s.write", { n: "aborted" }, { signal: AbortSignal.abort() })),
+            "McpBridgeError:Aborted"
+          )
+          await cold.callTool("s.write", { n: "after" })
+          assert.strictEqual(writes(), 2)
+          await cold.close()
+
+          // The pool: the only session is busy; the call waits for it and is aborted meanwhile.
+          const pooled = await facade(server, { pool: { max: 1, concurrency: 1 } })
+          await pooled.callTool("s.echo", {})
+          const busy = pooled.callTool("s.held", {})
+          await server.until(() => server.held("held") === 1)
+          const waiting = new AbortController()
+          const queued = rejected(pooled.callTool("s.write", { n: "pool" }, { signal: waiting.signal }))
+          waiting.abort()
+          assert.strictEqual(await queued, "McpBridgeError:Aborted")
+          server.release("held")
+          await busy
+          await pooled.callTool("s.write", { n: "after" })
+          assert.strictEqual(writes(), 3)
+          await pooled.close()
+
+          // The throttler: one call a second; the second call waits for its turn and is aborted meanwhile.
+          const throttled = await facade(server, { throttle: { perSecond: 1, maxWait: "5 seconds" } })
+          await throttled.callTool("s.write", { n: "first" })
+          const turn = new AbortController()
+          const limited = rejected(throttled.callTool("s.write", { n: "throttle" }, { signal: turn.signal }))
+          await new Promise((resolve) => setTimeout(resolve, 20))
+          turn.abort()
+          assert.strictEqual(await limited, "McpBridgeError:Aborted")
+          await throttled.callTool("s.write", { n: "after" })
+          assert.strictEqual(writes(), 5)
+          await throttled.close()
+
+          // Backoff between retries: the first attempt times out, the signal aborts during the backoff.
+          const retrying = await facade(server, {
+            retry: { times: 3, base: "300 millis" },
+            deadline: "10 seconds",
+            tools: { slow: { readOnly: true, timeout: "50 millis" } }
+          })
+          await retrying.callTool("s.echo", {})
+          const backoff = new AbortController()
+          const retried = rejected(retrying.callTool("s.slow", {}, { signal: backoff.signal }))
+          await server.until(() => server.calls("slow") === 1 && server.cancelled() >= 1)
+          backoff.abort()
+          assert.strictEqual(await retried, "McpBridgeError:Aborted")
+          await new Promise((resolve) => setTimeout(resolve, 900))
+          await retrying.callTool("s.echo", {})
+          assert.strictEqual(server.calls("slow"), 1)
+          await retrying.close()
+        } finally {
+          await server.close()
+        }
+      }))
+
+    it.live("coalesced callers keep their own signals: the shared call is cancelled when the last caller leaves", () =>
+      Effect.promise(async () => {
+        const server = TestServer.make({ tools })
+        const bridge = await facade(server, { tools: { held: { readOnly: true } } })
+        const outcome = (p: Promise<{ readonly content: ReadonlyArray<unknown> }>) =>
+          p.then((r) => text(r), (e) => `${e?._tag}:${e?.reason?._tag}`)
+        try {
+          await bridge.callTool("s.echo", {})
+          // Two identical calls, each with its own signal: one upstream call.
+          const [a, b] = [new AbortController(), new AbortController()]
+          const first = outcome(bridge.callTool("s.held", { q: 1 }, { signal: a.signal }))
+          const second = outcome(bridge.callTool("s.held", { q: 1 }, { signal: b.signal }))
+          await server.until(() => server.held("held") === 1)
+          // One caller leaves: the call goes on for the other.
+          a.abort()
+          assert.strictEqual(await first, "McpBridgeError:Aborted")
+          assert.strictEqual(server.release("held"), 1)
+          assert.strictEqual(await second, "{\"q\":1}")
+          assert.deepStrictEqual([server.calls("held"), server.cancelled()], [1, 0])
+          // Both leave: the shared call is cancelled on the wire, once.
+          const [c, d] = [new AbortController(), new AbortController()]
+          const third = outcome(bridge.callTool("s.held", { q: 2 }, { signal: c.signal }))
+          const fourth = outcome(bridge.callTool("s.held", { q: 2 }, { signal: d.signal }))
+          await server.until(() => server.held("held") === 1)
+          c.abort()
+          d.abort()
+          assert.deepStrictEqual([await third, await fourth], ["McpBridgeError:Aborted", "McpBridgeError:Aborted"])
+          await server.until(() => server.cancelled() === 1 && server.inFlight() === 0)
+          assert.strictEqual(server.calls("held"), 2)
+        } finally {
+          await bridge.close()
+          await server.close()
+        }
+      }))
+
     it.live("aborting callMany's signal cancels every call still running: their outcomes are Aborted", () =>
       Effect.promise(async () => {
         const server = TestServer.make({ tools })

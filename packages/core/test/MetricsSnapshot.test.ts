@@ -43,8 +43,8 @@ describe("MetricsSnapshot", () => {
       // Over all tools of the server: five calls of 0 ms and one of 2 s.
       assert.deepStrictEqual([alpha.p50Millis, alpha.p99Millis], [0, 2000])
       assert.closeTo(alpha.meanMillis!, 2000 / 6, 1e-9)
-      // The session the hung call timed out on was retired and replaced.
-      assert.deepStrictEqual([alpha.pool?.created, alpha.pool?.invalidated], [2, 1])
+      // The session the hung call timed out on answered its probe: kept, not replaced.
+      assert.deepStrictEqual([alpha.pool?.created, alpha.pool?.invalidated], [1, 0])
       assert.strictEqual(alpha.pool?.inUse, 0)
       assert.strictEqual(alpha.cache.hitRate, undefined)
       assert.deepStrictEqual(alpha.throttle, { waits: 0, rejections: 0, meanWaitMillis: undefined })

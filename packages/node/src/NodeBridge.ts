@@ -6,7 +6,9 @@
  *
  * @since 0.1.0
  */
-import { BridgeClient } from "@mcp-bridge/core"
+import { NodeFileSystem } from "@effect/platform-node"
+import { BridgeClient, McpAuth } from "@mcp-bridge/core"
+import { Layer } from "effect"
 import * as NodeOtel from "./NodeOtel.ts"
 import * as NodeTransport from "./NodeTransport.ts"
 
@@ -59,8 +61,18 @@ export const createBridge = (config: object, options: Options = {}): Promise<Bri
   BridgeClient.make(config, {
     ...options,
     transport: options.transport ?? NodeTransport.layer(options),
+    auth: options.auth ?? defaultAuth(options),
     ...openTelemetry(options)
   })
+
+// The facade's OAuth (tokens in memory, `onAuthorization` as the interaction) with the file system, so that a workload
+// identity assertion can come from a file (`auth.assertion.file`, e.g. a Kubernetes service-account token).
+const defaultAuth = (options: Options) =>
+  McpAuth.layerMemory({
+    ...(options.onAuthorization === undefined
+      ? {}
+      : { interaction: McpAuth.interactionFromCallback(options.onAuthorization, { redirectUri: options.redirectUri }) })
+  }).pipe(Layer.provide(NodeFileSystem.layer))
 
 // The options that put the bridge on the app's OpenTelemetry providers, if it has any (see `Options.openTelemetry`).
 const openTelemetry = (options: Options): Partial<BridgeClient.Options> => {

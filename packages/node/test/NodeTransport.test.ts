@@ -1,9 +1,9 @@
 import { TestServer } from "@mcp-bridge/testing"
 import { Effect } from "effect"
 import { isAlive } from "./helpers.ts"
-import { suiteTools, transportSuite } from "./transportSuite.ts"
+import { suiteSpec, transportSuite } from "./transportSuite.ts"
 
-const spec: TestServer.TestServerSpec = { tools: suiteTools }
+const spec: TestServer.TestServerSpec = suiteSpec
 
 /** Waits (bounded) until `predicate` holds, checking every 20 ms: for state outside this process (child pids). */
 const eventually = (predicate: () => boolean, what: string) =>

@@ -6,7 +6,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { BridgeConfig, ConnectionPool, McpBridge, McpBridgeError } from "@mcp-bridge/core"
 import { NodeTransport } from "@mcp-bridge/node"
 import { TestServer } from "@mcp-bridge/testing"
-import { Deferred, Effect, Exit, Fiber, Layer, Scope } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
 
 /** The tools every transport is tested with. */
 export const suiteTools: ReadonlyArray<TestServer.TestTool> = [
@@ -16,7 +16,19 @@ export const suiteTools: ReadonlyArray<TestServer.TestTool> = [
   { name: "crash", respond: { kind: "crash" } }
 ]
 
-/** A server of `suiteTools` reachable over one transport. */
+/** The server every transport is tested with: `suiteTools`, resources, a template, a prompt, and tools that change them. */
+export const suiteSpec: TestServer.TestServerSpec = {
+  tools: [
+    ...suiteTools,
+    { name: "add_resource", respond: { kind: "addResource", uri: "memo://added", name: "added", text: "new" } },
+    { name: "touch", respond: { kind: "updateResource", uri: "memo://notes" } }
+  ],
+  resources: [{ uri: "memo://notes", name: "notes", text: "the notes" }],
+  resourceTemplates: [{ uriTemplate: "file:///{path}", name: "files", complete: { path: ["a.txt", "b.txt"] } }],
+  prompts: [{ name: "greet", arguments: [{ name: "who", complete: ["world"] }], text: "Hello, {who}!" }]
+}
+
+/** A server of `suiteSpec` reachable over one transport. */
 export interface Fixture {
   /** The `mcpServers` entry of the server (named `s`). */
   readonly entry: Record<string, unknown>
@@ -57,6 +69,17 @@ const untilStats = (predicate: (stats: Effect.Success<typeof serverStats>) => bo
   })
 
 const poolStats = Effect.flatMap(ConnectionPool.ConnectionPool, (pool) => pool.stats)
+
+/** Reads the pool's own figures (no call) until `predicate` holds for the first pool, for up to 5 seconds. */
+const untilPool = (predicate: (stats: ConnectionPool.PoolStats) => boolean) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 250; i++) {
+      const [stats] = yield* poolStats
+      if (stats !== undefined && predicate(stats)) return stats
+      yield* Effect.sleep("20 millis")
+    }
+    return yield* Effect.die(new Error("the pool never got there"))
+  })
 
 /**
  * The shared suite: `makeFixture` starts a server of `suiteTools` for one test (in its scope) and says how to reach
@@ -102,13 +125,75 @@ export const transportSuite = (
         const listed = yield* McpBridge.McpBridge.use((bridge) => bridge.listTools())
         assert.deepStrictEqual(listed.map((t) => t.qualifiedName).sort(), [
           "s.__stats",
+          "s.add_resource",
           "s.crash",
           "s.echo",
           "s.fails",
-          "s.hang"
+          "s.hang",
+          "s.touch"
         ])
         assert.deepStrictEqual(listed.find((t) => t.name === "echo")?.annotations, { readOnlyHint: true })
       })))
+
+    it.live("lists and reads resources and templates, gets a prompt, completes an argument, pings", () =>
+      withBridge(Effect.gen(function*() {
+        const bridge = yield* McpBridge.McpBridge
+        assert.deepStrictEqual((yield* bridge.listResources()).map((r) => r.uri), ["memo://notes"])
+        assert.deepStrictEqual((yield* bridge.listResourceTemplates()).map((t) => t.uriTemplate), ["file:///{path}"])
+        assert.deepStrictEqual((yield* bridge.listPrompts()).map((p) => p.qualifiedName), ["s.greet"])
+        const read = yield* bridge.readResource("memo://notes")
+        assert.strictEqual((read.contents[0] as { text: string }).text, "the notes")
+        const templated = yield* bridge.readResource("file:///x.md")
+        assert.deepStrictEqual(JSON.parse((templated.contents[0] as { text: string }).text), { path: "x.md" })
+        const prompt = yield* bridge.getPrompt("s.greet", { who: "world" })
+        assert.strictEqual((prompt.messages[0]!.content as { text: string }).text, "Hello, world!")
+        const completed = yield* bridge.complete({
+          ref: { type: "ref/resource", uri: "file:///{path}" },
+          argument: { name: "path", value: "b" }
+        })
+        assert.deepStrictEqual(completed.completion.values, ["b.txt"])
+        const unknown = yield* Effect.flip(bridge.readResource("memo://none"))
+        assert.strictEqual(unknown._tag === "McpBridgeError" ? unknown.reason._tag : unknown._tag, "UnknownResource")
+        yield* bridge.ping("s")
+      })))
+
+    it.live("a subscribed resource's updates and the server's list changes reach bridge.changes", () =>
+      withBridge(
+        Effect.gen(function*() {
+          const bridge = yield* McpBridge.McpBridge
+          assert.strictEqual((yield* bridge.listResources()).length, 1)
+          yield* bridge.subscribeResource("memo://notes")
+          const updated = yield* bridge.changes.pipe(
+            Stream.filter((change) => change._tag === "ResourceUpdated"),
+            Stream.take(1),
+            Stream.runCollect,
+            Effect.forkChild({ startImmediately: true })
+          )
+          yield* bridge.callTool("s.touch")
+          assert.deepStrictEqual(Array.from(yield* Fiber.join(updated)), [{
+            _tag: "ResourceUpdated",
+            server: "s",
+            uri: "memo://notes"
+          }])
+          const listChanged = yield* bridge.changes.pipe(
+            Stream.filter((change) => change._tag === "ListChanged"),
+            Stream.take(1),
+            Stream.runCollect,
+            Effect.forkChild({ startImmediately: true })
+          )
+          yield* bridge.callTool("s.add_resource")
+          assert.deepStrictEqual(Array.from(yield* Fiber.join(listChanged)), [{
+            _tag: "ListChanged",
+            server: "s",
+            list: "resources"
+          }])
+          assert.deepStrictEqual((yield* bridge.listResources()).map((r) => r.uri).sort(), [
+            "memo://added",
+            "memo://notes"
+          ])
+          yield* bridge.unsubscribeResource("memo://notes")
+        }).pipe(Effect.timeout("20 seconds"))
+      ))
 
     it.live("calls a tool, four calls at once on one session", () =>
       withBridge(Effect.gen(function*() {
@@ -129,25 +214,27 @@ export const transportSuite = (
         assert.strictEqual(text(result), "no such record")
       })))
 
-    it.live("a call past its deadline fails with DeadlineExceeded and is cancelled on the wire; the next call is served", () =>
-      withBridge((fixture) =>
-        Effect.gen(function*() {
-          const bridge = yield* McpBridge.McpBridge
-          const error = yield* Effect.flip(bridge.callTool("s.hang", {}, { timeout: "300 millis" }))
-          assert.deepStrictEqual(
-            error._tag === "McpBridgeError" ? error.reason : error,
-            new McpBridgeError.DeadlineExceeded({ server: "s", tool: "hang", timeoutMillis: 300, phase: "call" })
-          )
-          // (A stdio session's counters went with its process: the timed-out session was retired.)
-          if (fixture.sharedStats) {
-            const stats = yield* untilStats((s) => s.cancelled === 1)
-            assert.deepStrictEqual([stats.calls.hang, stats.inFlight], [1, 0])
-          }
-          assert.strictEqual(text(yield* bridge.callTool("s.echo", { after: 1 })), "{\"after\":1}")
-          // The session that did not answer in time got no new call: a fresh one served it.
-          assert.deepStrictEqual([(yield* poolStats)[0]?.created, (yield* poolStats)[0]?.invalidated], [2, 1])
-        })
-      ))
+    it.live("a call past its deadline fails with DeadlineExceeded, is cancelled on the wire, and keeps its session", () =>
+      withBridge(Effect.gen(function*() {
+        const bridge = yield* McpBridge.McpBridge
+        // Warm first: the deadline is the call's, not a budget for starting the server.
+        assert.strictEqual(text(yield* bridge.callTool("s.echo", { before: 1 })), "{\"before\":1}")
+        const error = yield* Effect.flip(bridge.callTool("s.hang", {}, { timeout: "300 millis" }))
+        assert.deepStrictEqual(
+          error._tag === "McpBridgeError" ? error.reason : error,
+          new McpBridgeError.DeadlineExceeded({ server: "s", tool: "hang", timeoutMillis: 300, phase: "call" })
+        )
+        // The session is out of service while its probe runs; then back (no lease left), and nothing was retired.
+        yield* untilPool((p) => p.inUse === 0)
+        // The server saw exactly one cancellation, and its state (these counters; for stdio, its process) is intact.
+        const stats = yield* untilStats((s) => s.cancelled === 1 && s.inFlight === 0)
+        assert.deepStrictEqual([stats.calls.hang, stats.calls.echo, stats.cancelled], [1, 1, 1])
+        // The session still answered its probe: it serves the next call, and no session was opened or retired.
+        assert.strictEqual(text(yield* bridge.callTool("s.echo", { after: 1 })), "{\"after\":1}")
+        const [pool] = yield* poolStats
+        assert.deepStrictEqual([pool?.created, pool?.invalidated], [1, 0])
+        assert.strictEqual((yield* serverStats).calls.echo, 2)
+      })))
 
     it.live("interrupting a call cancels it on the wire", () =>
       withBridge(Effect.gen(function*() {

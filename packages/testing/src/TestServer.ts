@@ -35,6 +35,18 @@ export type {
   /**
    * @since 0.1.0
    */
+  TestPrompt,
+  /**
+   * @since 0.1.0
+   */
+  TestResource,
+  /**
+   * @since 0.1.0
+   */
+  TestResourceTemplate,
+  /**
+   * @since 0.1.0
+   */
   TestServerSpec,
   /**
    * @since 0.1.0
@@ -79,6 +91,8 @@ export interface TestServer {
   readonly until: (predicate: () => boolean, timeoutMs?: number) => Promise<void>
   /** `notifications/roots/list_changed` received from clients (2025-era sessions) */
   readonly rootsListChanged: () => number
+  /** 2025-era `resources/subscribe` subscriptions open now, of `uri` (all URIs if omitted) */
+  readonly subscriptions: (uri?: string) => number
   /** in-memory sessions currently open */
   readonly openSessions: () => number
   /** closes every session */

@@ -7,8 +7,13 @@
  * - the client: pre-registered (`clientId`, `clientSecret`), a client ID metadata document (`clientMetadataUrl`, when
  *   the authorization server supports them), or dynamic client registration;
  * - the grant: authorization code with PKCE (S256) through the pluggable {@link AuthInteraction} (the user opens the
- *   URL, the interaction returns the code), client credentials (secret, or `private_key_jwt`), or the cross-app
- *   access JWT bearer grant; refresh tokens are used when the access token expires or is refused;
+ *   URL, the interaction returns the code), client credentials (secret, or `private_key_jwt`), or the JWT bearer
+ *   grant (a workload's own JWT from a file, a variable or a function, or cross-app access through an identity
+ *   provider); refresh tokens are used when the access token expires or is refused;
+ * - DPoP (RFC 9449) when asked: proofs at the token endpoint and on every request, `DPoP`-bound tokens, nonces at the
+ *   authorization server and the resource; one signing key per server and identity, kept beside its tokens;
+ * - a refused token discovers again, so that a server that moved to another authorization server is followed there
+ *   (registration included), and no credential of the old one is sent to the new one;
  * - the resource indicator (RFC 8707) of the server on every authorization and token request;
  * - scope: the challenge's `scope`, else the resource's `scopes_supported`; a `403 insufficient_scope` steps up to
  *   the union of the granted and the challenged scopes once per request, and never asks again for scopes already
@@ -27,9 +32,16 @@
  * @since 0.1.0
  */
 import type { FetchLike } from "@modelcontextprotocol/client"
-import { Clock, Context, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
-import { AuthorizationDenied, InteractionRequired, InteractionTimeout, McpAuthError } from "../errors/McpAuthError.ts"
+import { Clock, Config, Context, Duration, Effect, FileSystem, Layer, Option, Redacted, Schema } from "effect"
+import {
+  AssertionUnavailable,
+  AuthorizationDenied,
+  InteractionRequired,
+  InteractionTimeout,
+  McpAuthError
+} from "../errors/McpAuthError.ts"
 import { CallerIdentity } from "./CallerIdentity.ts"
+import { DPOP_ALGORITHMS } from "./internal/dpopKeys.ts"
 import {
   AuthorizationFailed,
   type FlowEnv,
@@ -57,8 +69,9 @@ const HttpsUrl = Schema.String.check(Schema.isPattern(/^https:\/\/[^\s/]+\/[^\s]
  *
  * - `"authorization_code"` (default): a user authorizes in a browser (PKCE), through the `AuthInteraction`;
  * - `"client_credentials"`: the bridge authenticates as itself (`clientId` with `clientSecret` or `privateKey`);
- * - `"jwt_bearer"`: enterprise-managed cross-app access (SEP-990): an ID token from the identity provider (`idp`) is
- *   exchanged for an authorization grant, then for an access token.
+ * - `"jwt_bearer"`: a JWT is the grant (RFC 7523): the workload's own (`assertion`: a Kubernetes service-account
+ *   token, a cloud workload identity), or, with `idp`, enterprise-managed cross-app access (SEP-990): the user's ID
+ *   token is exchanged at the identity provider for an authorization grant.
  *
  * @since 0.1.0
  */
@@ -88,6 +101,33 @@ export const IdpSettings = Schema.Struct({
   idToken: Schema.optionalKey(Secret)
 })
 
+/**
+ * Where the workload's JWT of the `jwt_bearer` grant comes from: a file (`file`, read again at every token request, so
+ * that a rotated service-account token is used as soon as it is written), an environment variable (`env`), or the
+ * value itself (`value`). A function is `McpAuth`'s `assertion` option.
+ *
+ * @since 0.1.0
+ */
+export const AssertionSource = Schema.Union([
+  Schema.Struct({ file: Schema.NonEmptyString }),
+  Schema.Struct({ env: Schema.NonEmptyString }),
+  Schema.Struct({ value: Secret })
+]).annotate({ expected: "{ \"file\": path }, { \"env\": variable } or { \"value\": jwt }" })
+
+/**
+ * The type of `AssertionSource`.
+ *
+ * @since 0.1.0
+ */
+export type AssertionSource = typeof AssertionSource.Type
+
+/**
+ * The JWS algorithms of DPoP proofs.
+ *
+ * @since 0.1.0
+ */
+export const DpopAlgorithm = Schema.Literals(DPOP_ALGORITHMS)
+
 const AuthFields = Schema.Struct({
   grant: Schema.optionalKey(Grant),
   /** A client registered beforehand (no registration at the authorization server). */
@@ -112,6 +152,15 @@ const AuthFields = Schema.Struct({
   /** The issuer the pre-registered client belongs to: its credentials are sent to no other authorization server. */
   issuer: Schema.optionalKey(Url),
   idp: Schema.optionalKey(IdpSettings),
+  /** The workload's JWT for the `jwt_bearer` grant (workload identity federation, RFC 7523). */
+  assertion: Schema.optionalKey(AssertionSource),
+  /**
+   * Sender-constrained tokens (DPoP, RFC 9449): a proof of a key the bridge holds at the token endpoint and on every
+   * request, tokens bound to it. @default McpAuth's `dpop` option (false)
+   */
+  dpop: Schema.optionalKey(Schema.Boolean),
+  /** The JWS algorithm of DPoP proofs. @default "ES256" */
+  dpopAlgorithm: Schema.optionalKey(DpopAlgorithm),
   /**
    * Accept authorization server metadata whose `issuer` does not match its URL (RFC 8414 §3.3). Weakens security:
    * only for a known misconfigured authorization server. @default false
@@ -139,8 +188,11 @@ export const AuthSettings = AuthFields.check(Schema.makeFilter((auth) => {
   if (grant === "client_credentials" && auth.clientSecret === undefined && auth.privateKey === undefined) {
     return { path: ["clientSecret"], issue: "Expected a clientSecret or a privateKey for the client_credentials grant" }
   }
-  if (grant === "jwt_bearer" && auth.idp === undefined) {
-    return { path: ["idp"], issue: "Expected the identity provider (idp) of the jwt_bearer grant" }
+  if (grant === "jwt_bearer" && auth.idp !== undefined && auth.assertion !== undefined) {
+    return { path: ["assertion"], issue: "Expected either an assertion (workload identity) or an idp (cross-app access)" }
+  }
+  if (grant !== "jwt_bearer" && auth.assertion !== undefined) {
+    return { path: ["assertion"], issue: "An assertion is the grant of \"jwt_bearer\": set grant to \"jwt_bearer\"" }
   }
   if (auth.tokenEndpointAuthMethod === "private_key_jwt" && auth.privateKey === undefined) {
     return { path: ["privateKey"], issue: "Expected a privateKey for private_key_jwt" }
@@ -402,9 +454,64 @@ export interface Options {
   readonly interactionTimeout?: Duration.Input | undefined
   /** `client_name` in dynamic registration, unless a server's `auth.clientName` says otherwise. @default "mcp-bridge" */
   readonly clientName?: string | undefined
+  /**
+   * DPoP (sender-constrained tokens) for every server whose `auth` section does not say (`auth.dpop`).
+   * @default false
+   */
+  readonly dpop?: boolean | undefined
+  /**
+   * The workload's JWT for the `jwt_bearer` grant of servers whose `auth` section names neither an `assertion` nor an
+   * `idp`: called at every token request (return a fresh token each time it rotates). Its failure fails the request
+   * with reason `AssertionUnavailable`.
+   * @default none
+   */
+  readonly assertion?:
+    | ((request: {
+      readonly server: string
+      readonly identity: string | undefined
+    }) => Effect.Effect<Redacted.Redacted<string>, McpAuthError>)
+    | undefined
 }
 
-const flowSettings = (settings: AuthSettings, clientName: string): FlowSettings => ({
+const assertionFailed = (server: string, source: "file" | "env" | "function", detail: string) =>
+  new McpAuthError({ reason: new AssertionUnavailable({ server, source, detail }) })
+
+/**
+ * Reads a workload's JWT from its source, at each token request: a file (needs a `FileSystem`; the text, trimmed), an
+ * environment variable (through the `ConfigProvider`), or the value.
+ */
+const readAssertion = (
+  server: string,
+  source: AssertionSource,
+  fs: Option.Option<FileSystem.FileSystem>
+): Effect.Effect<string, McpAuthError> => {
+  if ("value" in source) return Effect.succeed(Redacted.value(source.value))
+  if ("env" in source) {
+    return Config.Redacted(source.env).pipe(
+      Effect.map((value) => Redacted.value(value).trim()),
+      Effect.mapError(() => assertionFailed(server, "env", `the environment variable ${source.env} is not set`)),
+      Effect.filterOrFail(
+        (jwt) => jwt.length > 0,
+        () => assertionFailed(server, "env", `the environment variable ${source.env} is empty`)
+      )
+    )
+  }
+  if (fs._tag === "None") {
+    return Effect.fail(
+      assertionFailed(server, "file", "reading a file needs a FileSystem (NodeFileSystem.layer; createBridge has one)")
+    )
+  }
+  return fs.value.readFileString(source.file).pipe(
+    Effect.map((text) => text.trim()),
+    Effect.mapError((error) => assertionFailed(server, "file", `${source.file}: ${error.message}`)),
+    Effect.filterOrFail(
+      (jwt) => jwt.length > 0,
+      () => assertionFailed(server, "file", `${source.file} is empty`)
+    )
+  )
+}
+
+const flowSettings = (settings: AuthSettings, clientName: string, dpop: boolean): FlowSettings => ({
   grant: settings.grant ?? "authorization_code",
   clientId: settings.clientId,
   clientSecret: settings.clientSecret === undefined ? undefined : () => Redacted.value(settings.clientSecret!),
@@ -424,7 +531,8 @@ const flowSettings = (settings: AuthSettings, clientName: string): FlowSettings 
       : () => Redacted.value(settings.idp!.clientSecret!),
     idToken: settings.idp.idToken === undefined ? undefined : () => Redacted.value(settings.idp!.idToken!)
   },
-  allowIssuerMismatch: settings.allowIssuerMismatch ?? false
+  allowIssuerMismatch: settings.allowIssuerMismatch ?? false,
+  dpop: (settings.dpop ?? dpop) ? settings.dpopAlgorithm ?? "ES256" : undefined
 })
 
 /**
@@ -437,6 +545,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const interaction = options.interaction ?? Option.getOrUndefined(yield* Effect.serviceOption(AuthInteraction))
   const timeout = Duration.fromInputUnsafe(options.interactionTimeout ?? "5 minutes")
   const clientName = options.clientName ?? "mcp-bridge"
+  const fs = yield* Effect.serviceOption(FileSystem.FileSystem)
   const context = yield* Effect.context<never>()
   const run = Effect.runPromiseWith(context)
   const flows = new Map<string, OAuthFlow>()
@@ -447,6 +556,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     let flow = flows.get(id)
     if (flow !== undefined) return flow
     const tokensKey: TokenStore.StoreKey = { kind: "tokens", server: target.server, identity: target.identity }
+    const dpopKey: TokenStore.StoreKey = { kind: "dpop", server: target.server, identity: target.identity }
     const clientKey: TokenStore.StoreKey = { kind: "client", server: target.server, identity: undefined }
     const read = (key: TokenStore.StoreKey) =>
       run(store.get(key).pipe(Effect.map((value) => value === undefined ? undefined : Redacted.value(value))))
@@ -455,7 +565,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       server: target.server,
       identity: target.identity,
       url: new URL(target.url),
-      settings: flowSettings(target.settings, clientName),
+      settings: flowSettings(target.settings, clientName, options.dpop ?? false),
       base,
       now: () => run(Clock.currentTimeMillis),
       store: {
@@ -464,7 +574,9 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         removeTokens: () => run(store.remove(tokensKey)),
         readClient: () => read(clientKey),
         writeClient: (json) => run(store.set(clientKey, Redacted.make(json))),
-        removeClient: () => run(store.remove(clientKey))
+        removeClient: () => run(store.remove(clientKey)),
+        readDpopKey: () => read(dpopKey),
+        writeDpopKey: (json) => run(store.set(dpopKey, Redacted.make(json)))
       },
       discovery: {
         get: () => discovery.get(target.server) as ReturnType<FlowEnv["discovery"]["get"]>,
@@ -499,6 +611,17 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       identityToken: interaction?.identityToken === undefined
         ? undefined
         : () => run(Effect.map(interaction.identityToken!(request), Redacted.value)),
+      assertion: target.settings.assertion !== undefined
+        ? () => run(readAssertion(target.server, target.settings.assertion!, fs))
+        : options.assertion === undefined
+        ? undefined
+        : () =>
+          run(
+            options.assertion!(request).pipe(
+              Effect.map(Redacted.value),
+              Effect.mapError((error) => assertionFailed(target.server, "function", error.message))
+            )
+          ),
       describeError: (error) => error instanceof McpAuthError ? error.message : undefined
     }
     flow = makeFlow(env)

@@ -11,13 +11,14 @@ import { KeyValueStore } from "effect/persistence"
 import { McpAuthError, StoreFailed } from "../errors/McpAuthError.ts"
 
 /**
- * What one entry of the token store holds: the tokens of one server for one caller identity, or the client a server's
- * authorization server registered for the bridge (shared by every identity).
+ * What one entry of the token store holds: the tokens of one server for one caller identity, the DPoP signing key
+ * those tokens are bound to (`"dpop"`, a private JWK: as secret as the tokens), or the client a server's authorization
+ * server registered for the bridge (shared by every identity).
  *
  * @since 0.1.0
  */
 export interface StoreKey {
-  readonly kind: "tokens" | "client"
+  readonly kind: "tokens" | "client" | "dpop"
   readonly server: string
   /** `undefined`: the anonymous caller (always `undefined` for `"client"`). */
   readonly identity: string | undefined
@@ -53,7 +54,8 @@ export declare namespace TokenStore {
 const hex = (bytes: ArrayBuffer) => Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("")
 
 /**
- * The string key of an entry in a `KeyValueStore`: `tokens/<server>/<identity digest>` or `client/<server>`. The
+ * The string key of an entry in a `KeyValueStore`: `tokens/<server>/<identity digest>` (`dpop/...` alike) or
+ * `client/<server>`. The
  * identity is hashed (SHA-256), so that file names and database keys never hold it.
  *
  * @since 0.1.0

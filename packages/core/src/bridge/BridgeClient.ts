@@ -10,13 +10,28 @@
  */
 import type {
   CallToolResult,
+  CompleteResult,
   CreateMessageResult,
   ElicitResult,
+  GetPromptResult,
   LoggingLevel,
   Progress,
+  ReadResourceResult,
   Root
 } from "@modelcontextprotocol/client"
-import { type Duration, Effect, Layer, ManagedRuntime, Queue, Result, Stream, type Tracer } from "effect"
+import {
+  Cause,
+  type Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  ManagedRuntime,
+  Queue,
+  Result,
+  Stream,
+  type Tracer
+} from "effect"
 import { CallerIdentity } from "../auth/CallerIdentity.ts"
 import * as McpAuth from "../auth/McpAuth.ts"
 import { invalid as invalidOption } from "../errors/BridgeConfigError.ts"
@@ -86,8 +101,67 @@ export interface BridgeClient extends AsyncDisposable {
    * Replaces the roots given in `options.roots` and tells the servers that support it (`roots/list_changed`).
    */
   readonly setRoots: (roots: ReadonlyArray<Root>) => void
+  /** Every resource of every server (a server that cannot be reached is left out, and logged). */
+  readonly listResources: () => Promise<ReadonlyArray<McpBridge.BridgeResource>>
+  /** Every resource template of every server. */
+  readonly listResourceTemplates: () => Promise<ReadonlyArray<McpBridge.BridgeResourceTemplate>>
+  /**
+   * Reads a resource: the URI goes to the server that lists it (or whose template matches it), or to
+   * `options.server`. Rejects with `McpBridgeError` reason `UnknownResource` when no server offers it.
+   */
+  readonly readResource: (uri: string, options?: ResourceOptions) => Promise<ReadResourceResult>
+  /** Subscribes to a resource's updates: they reach `onChange` listeners as `ResourceUpdated`. */
+  readonly subscribeResource: (uri: string, options?: ResourceOptions) => Promise<void>
+  /** Ends one subscription made by `subscribeResource`. */
+  readonly unsubscribeResource: (uri: string, options?: ResourceOptions) => Promise<void>
+  /** Every prompt of every server, with qualified names (`server.prompt`). */
+  readonly listPrompts: () => Promise<ReadonlyArray<McpBridge.BridgePrompt>>
+  /** Gets a prompt (`"server.prompt"` or `{ server, prompt }`) with its arguments. */
+  readonly getPrompt: (
+    prompt: McpBridge.PromptTarget,
+    args?: Readonly<Record<string, string>>,
+    options?: RequestOptions
+  ) => Promise<GetPromptResult>
+  /** `completion/complete` for an argument of a prompt or a resource template (see `McpBridge.CompleteParams`). */
+  readonly complete: (params: McpBridge.CompleteParams, options?: RequestOptions) => Promise<CompleteResult>
+  /** Checks that a server answers. */
+  readonly ping: (server: string, options?: RequestOptions) => Promise<void>
+  /**
+   * Calls `listener` with each change on the servers (`McpBridge.BridgeChange`: a list changed, a subscribed
+   * resource was updated), from now on; returns the function that stops it. Listeners stop when the bridge closes.
+   *
+   * @example
+   * ```ts
+   * const stop = bridge.onChange((change) => console.log(change._tag, change.server))
+   * stop()
+   * ```
+   */
+  readonly onChange: (listener: (change: McpBridge.BridgeChange) => void) => () => void
   /** Closes every session (and ends every child process); calls still running reject with `BridgeClosed`. */
   readonly close: () => Promise<void>
+}
+
+/**
+ * Options of the facade's requests other than tool calls: deadline, caller identity and an abort signal.
+ *
+ * @since 0.1.0
+ */
+export interface RequestOptions {
+  /** The request's deadline, e.g. `"5 seconds"` or milliseconds. @default the server's `bridge.timeout` */
+  readonly timeout?: string | number | undefined
+  /** The caller's identity (for per-identity sessions and `private` lists). */
+  readonly identity?: string | undefined
+  /** Aborts the request: it rejects with `McpBridgeError` reason `Aborted`. */
+  readonly signal?: AbortSignal | undefined
+}
+
+/**
+ * Options of the facade's resource requests: the server to ask (else the URI is routed), and `RequestOptions`.
+ *
+ * @since 0.1.0
+ */
+export interface ResourceOptions extends RequestOptions {
+  readonly server?: string | undefined
 }
 
 /**
@@ -167,7 +241,7 @@ export interface TraceContext {
  */
 export interface Options extends McpBridge.LayerOptions, McpTransport.Options {
   /**
-   * The seed's production preset (`McpBridge.layerProduction`): production pool, cache and throttle settings under
+   * The production preset (`McpBridge.layerProduction`): production pool, cache and throttle settings under
    * the configuration's own, `MCP_BRIDGE_*` overrides, alert rules, and OTLP export of traces and metrics configured
    * from the `OTEL_*` environment (`TelemetryExport.layerOtlp`). `{ export: false }`: the preset without export.
    * @default false (`McpBridge.layer`)
@@ -225,28 +299,39 @@ export interface Options extends McpBridge.LayerOptions, McpTransport.Options {
 const isSignal = (value: unknown): value is AbortSignal =>
   typeof AbortSignal !== "undefined" && value instanceof AbortSignal
 
-// Fails with `Aborted` (the signal's reason) when `signal` aborts; never completes otherwise.
-const aborted = (
+const abortedBy = (
   signal: AbortSignal,
   target: { readonly server?: string | undefined; readonly tool?: string | undefined }
-): Effect.Effect<never, McpBridgeError.McpBridgeError> =>
-  Effect.callback<never, McpBridgeError.McpBridgeError>((resume) => {
-    const fail = () =>
-      resume(Effect.fail(
-        new McpBridgeError.McpBridgeError({
-          reason: new McpBridgeError.Aborted({
-            ...(target.server === undefined ? {} : { server: target.server }),
-            ...(target.tool === undefined ? {} : { tool: target.tool }),
-            reason: signal.reason
-          })
-        })
-      ))
-    if (signal.aborted) {
-      fail()
-      return
-    }
-    signal.addEventListener("abort", fail, { once: true })
-    return Effect.sync(() => signal.removeEventListener("abort", fail))
+) =>
+  new McpBridgeError.McpBridgeError({
+    reason: new McpBridgeError.Aborted({
+      ...(target.server === undefined ? {} : { server: target.server }),
+      ...(target.tool === undefined ? {} : { tool: target.tool }),
+      reason: signal.reason
+    })
+  })
+
+// Runs `effect` under `signal`: an aborted signal fails with `Aborted` (the signal's reason) and runs nothing; a signal
+// that aborts later interrupts the call's fiber in the abort event itself, so that whatever it waits for (the tool
+// list, a session, a rate-limit turn, a backoff) it stops there, and a request already sent is cancelled on the wire.
+const underSignal = <A, E>(
+  effect: Effect.Effect<A, E>,
+  signal: AbortSignal,
+  target: { readonly server?: string | undefined; readonly tool?: string | undefined }
+): Effect.Effect<A, E | McpBridgeError.McpBridgeError> =>
+  Effect.suspend(() => {
+    if (signal.aborted) return Effect.fail(abortedBy(signal, target))
+    return Effect.flatMap(Effect.forkChild(effect, { startImmediately: true }), (fiber) => {
+      const onAbort = () => fiber.interruptUnsafe()
+      signal.addEventListener("abort", onAbort, { once: true })
+      return Effect.flatMap(
+        Effect.ensuring(Fiber.await(fiber), Effect.sync(() => signal.removeEventListener("abort", onAbort))),
+        (exit): Effect.Effect<A, E | McpBridgeError.McpBridgeError> =>
+          Exit.isFailure(exit) && signal.aborted && Cause.hasInterruptsOnly(exit.cause)
+            ? Effect.fail(abortedBy(signal, target))
+            : exit
+      )
+    })
   })
 
 const targetOf = (name: unknown): { readonly server?: string; readonly tool?: string } => {
@@ -294,6 +379,13 @@ const checkOptions = (
     identity: o.identity,
     signal: o.signal
   }
+}
+
+// The options of a resource request without `server` (checked as call options).
+const stripServer = (options: unknown): unknown => {
+  if (typeof options !== "object" || options === null || !("server" in options)) return options
+  const { server: _server, ...rest } = options as ResourceOptions
+  return rest
 }
 
 const callbackNames = ["onElicitation", "onSampling", "onLog"] as const
@@ -436,7 +528,7 @@ export const make = async (config: object, options: Options = {}): Promise<Bridg
     if (checked.identity !== undefined) effect = Effect.provideService(effect, CallerIdentity, checked.identity)
     const target = targetOf(name)
     for (const signal of [checked.signal, extraSignal]) {
-      if (signal !== undefined) effect = Effect.raceFirst(effect, aborted(signal, target))
+      if (signal !== undefined) effect = underSignal(effect, signal, target)
     }
     return effect
   }
@@ -499,7 +591,7 @@ export const make = async (config: object, options: Options = {}): Promise<Bridg
         if (trace !== undefined) effect = Effect.withParentSpan(effect, trace.parent, { captureStackTrace: false })
         if (checked.identity !== undefined) effect = Effect.provideService(effect, CallerIdentity, checked.identity)
         for (const signal of [checked.signal, o.signal, call.signal]) {
-          if (signal !== undefined) effect = Effect.raceFirst(effect, aborted(signal, target))
+          if (signal !== undefined) effect = underSignal(effect, signal, target)
         }
         return effect
       })
@@ -515,8 +607,50 @@ export const make = async (config: object, options: Options = {}): Promise<Bridg
     )
   }
 
+  // A request other than a tool call, with its identity and signal.
+  const request = <A, E>(
+    f: (options: { readonly timeout?: Duration.Input }) => Effect.Effect<A, E>,
+    options: unknown
+  ): Promise<A> => {
+    const checked = checkOptions(options, ["options"])
+    if (checked instanceof McpBridgeError.McpBridgeError) return Promise.reject(checked)
+    let effect: Effect.Effect<A, E | McpBridgeError.McpBridgeError> = f(
+      checked.call.timeout === undefined ? {} : { timeout: checked.call.timeout }
+    )
+    if (checked.identity !== undefined) effect = Effect.provideService(effect, CallerIdentity, checked.identity)
+    if (checked.signal !== undefined) effect = underSignal(effect, checked.signal, {})
+    return run(effect)
+  }
+  const serverOption = (options: unknown): string | undefined => {
+    const server = (options as ResourceOptions | undefined)?.server
+    return typeof server === "string" ? server : undefined
+  }
+
+  const listeners = new Set<Fiber.Fiber<void, unknown>>()
+  const onChange = (listener: (change: McpBridge.BridgeChange) => void): () => void => {
+    if (typeof listener !== "function") throw McpBridgeError.invalidCall(["listener"], "must be a function")
+    if (closed !== undefined) return () => undefined
+    // Runs at once up to its subscription to the bridge's changes: a change after `onChange` returns reaches it.
+    const fiber = runtime.runFork(
+      Stream.runForEach(bridge.changes, (change) =>
+        Effect.sync(() => {
+          try {
+            listener(change)
+          } catch {
+            // A listener's error is its own.
+          }
+        }))
+    )
+    listeners.add(fiber)
+    return () => {
+      if (listeners.delete(fiber)) fiber.interruptUnsafe()
+    }
+  }
+
   const close = (): Promise<void> => {
     if (closed === undefined) {
+      for (const fiber of listeners) fiber.interruptUnsafe()
+      listeners.clear()
       closed = Promise.resolve().then(() => runtime.dispose())
       closing.abort()
     }
@@ -540,6 +674,22 @@ export const make = async (config: object, options: Options = {}): Promise<Bridg
       invalidateAll: guarded(() => run(cache.invalidateAll)),
       stats: guarded(() => run(cache.stats))
     },
+    listResources: guarded(() => run(bridge.listResources())),
+    listResourceTemplates: guarded(() => run(bridge.listResourceTemplates())),
+    readResource: guarded((uri, options) =>
+      request((o) => bridge.readResource(uri, { ...o, server: serverOption(options) }), stripServer(options))
+    ),
+    subscribeResource: guarded((uri, options) =>
+      request((o) => bridge.subscribeResource(uri, { ...o, server: serverOption(options) }), stripServer(options))
+    ),
+    unsubscribeResource: guarded((uri, options) =>
+      request((o) => bridge.unsubscribeResource(uri, { ...o, server: serverOption(options) }), stripServer(options))
+    ),
+    listPrompts: guarded(() => run(bridge.listPrompts())),
+    getPrompt: guarded((prompt, args, options) => request((o) => bridge.getPrompt(prompt, args, o), options)),
+    complete: guarded((params, options) => request((o) => bridge.complete(params, o), options)),
+    ping: guarded((server, options) => request((o) => bridge.ping(server, o), options)),
+    onChange,
     setRoots: client.setRoots,
     close,
     [Symbol.asyncDispose]: close

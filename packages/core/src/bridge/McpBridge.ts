@@ -13,8 +13,15 @@
  *
  * @since 0.1.0
  */
-import type { CallToolResult, Progress, Tool } from "@modelcontextprotocol/client"
-import { Clock, Context, Duration, Effect, Layer, Option, Result } from "effect"
+import type {
+  CallToolResult,
+  CompleteResult,
+  GetPromptResult,
+  Progress,
+  ReadResourceResult,
+  Tool
+} from "@modelcontextprotocol/client"
+import { Clock, Context, Duration, Effect, Layer, Option, Result, type Stream } from "effect"
 import { CallerIdentity } from "../auth/CallerIdentity.ts"
 import * as McpAuth from "../auth/McpAuth.ts"
 import * as BridgeConfig from "../config/BridgeConfig.ts"
@@ -32,11 +39,13 @@ import * as Throttler from "../pipeline/Throttler.ts"
 import type { CallRequest, ToolCaller } from "../pipeline/ToolCaller.ts"
 import * as ConnectionPool from "../pool/ConnectionPool.ts"
 import * as ClientHandlers from "../session/ClientHandlers.ts"
+import type { McpSession } from "../session/McpSession.ts"
 import * as McpTransport from "../session/McpTransport.ts"
 import * as MetricsRecorder from "../telemetry/MetricsRecorder.ts"
 import { type BridgeMetrics, fromSnapshot } from "../telemetry/MetricsSnapshot.ts"
 import * as TelemetryExport from "../telemetry/TelemetryExport.ts"
 import * as Production from "./internal/production.ts"
+import * as Surface from "./internal/surface.ts"
 import * as ToolIndex from "./internal/toolIndex.ts"
 
 // -----------------------------------------------------------------------------
@@ -59,6 +68,65 @@ export interface BridgeTool {
   /** The definition as the server sent it. */
   readonly definition: Tool
 }
+
+/**
+ * A resource of one server (`resources/list`), with the server's name.
+ *
+ * @since 0.1.0
+ */
+export type BridgeResource = Surface.BridgeResource
+
+/**
+ * A resource template of one server (`resources/templates/list`), with the server's name.
+ *
+ * @since 0.1.0
+ */
+export type BridgeResourceTemplate = Surface.BridgeResourceTemplate
+
+/**
+ * A prompt of one server (`prompts/list`), with its qualified name `server.prompt`.
+ *
+ * @since 0.1.0
+ */
+export type BridgePrompt = Surface.BridgePrompt
+
+/**
+ * Which prompt to get: `"server.prompt"` (split at the first dot) or an object.
+ *
+ * @since 0.1.0
+ */
+export type PromptTarget = Surface.PromptTarget
+
+/**
+ * Options of a request other than a tool call: its deadline.
+ *
+ * @since 0.1.0
+ */
+export interface RequestOptions extends Surface.RequestOptions {}
+
+/**
+ * Options of the resource requests: which server to ask (else the URI is routed to the server that lists it, or whose
+ * template matches it), and the deadline.
+ *
+ * @since 0.1.0
+ */
+export interface ResourceOptions extends Surface.ResourceOptions {}
+
+/**
+ * A `completion/complete` request: `ref` names a prompt (`"server.prompt"`, or its own name with `server`) or a
+ * resource template (its `uriTemplate`, routed to the server that lists it unless `server` is given).
+ *
+ * @since 0.1.0
+ */
+export interface CompleteParams extends Surface.CompleteParams {}
+
+/**
+ * What changed on a server: one of its lists (`tools`, `resources`, `prompts`: the server announced it, or a refresh
+ * of the list found a difference), or a resource it was subscribed to (`ResourceUpdated`).
+ *
+ * @since 0.1.0
+ */
+export type BridgeChange = Surface.Change
 
 /**
  * Which tool to call: `"server.tool"` (split at the first dot) or an object.
@@ -191,7 +259,7 @@ export declare namespace McpBridge {
       options?: CallOptions
     ) => Effect.Effect<CallToolResult, McpBridgeError | CallError>
     /**
-     * A snapshot of the bridge's metrics per server (the seed's `get_all_metrics()`): calls by outcome, success
+     * A snapshot of the bridge's metrics per server (a `get_all_metrics()` view): calls by outcome, success
      * rate, latency mean and p50/p95/p99 per tool, cache hit rate, pool, throttle, retries, circuit state, and the
      * alerts firing now. Read from the bridge's own registry (see `MetricsRecorder`).
      */
@@ -205,6 +273,68 @@ export declare namespace McpBridge {
       calls: Iterable<CallManyItem>,
       options?: CallManyOptions
     ) => Effect.Effect<Array<Result.Result<CallToolResult, McpBridgeError | CallError>>>
+    /** Every resource of every server (a server that cannot be reached is left out, and logged). */
+    readonly listResources: () => Effect.Effect<ReadonlyArray<BridgeResource>>
+    /** The resources of one server (none when it has no `resources` capability). */
+    readonly listServerResources: (
+      server: string
+    ) => Effect.Effect<ReadonlyArray<BridgeResource>, McpBridgeError | CallError>
+    /** Every resource template of every server (a server that cannot be reached is left out, and logged). */
+    readonly listResourceTemplates: () => Effect.Effect<ReadonlyArray<BridgeResourceTemplate>>
+    /** The resource templates of one server. */
+    readonly listServerResourceTemplates: (
+      server: string
+    ) => Effect.Effect<ReadonlyArray<BridgeResourceTemplate>, McpBridgeError | CallError>
+    /**
+     * Reads a resource. The URI goes to the server that lists it (else the first whose template matches it), or to
+     * `options.server`. `UnknownResource` when no server offers it, `Unsupported` when the server has no resources.
+     */
+    readonly readResource: (
+      uri: string,
+      options?: ResourceOptions
+    ) => Effect.Effect<ReadResourceResult, McpBridgeError | CallError>
+    /**
+     * Subscribes to a resource's updates (`ResourceUpdated` on `changes`): `resources/subscribe` on 2025-era servers,
+     * a `subscriptions/listen` stream on 2026-07-28 ones. Counted: each subscribe needs its unsubscribe.
+     * `Unsupported` (`resources.subscribe`) when the server does not offer subscriptions.
+     */
+    readonly subscribeResource: (
+      uri: string,
+      options?: ResourceOptions
+    ) => Effect.Effect<void, McpBridgeError | CallError>
+    /** Ends one subscription made by `subscribeResource` (the last one ends it on the server). */
+    readonly unsubscribeResource: (
+      uri: string,
+      options?: ResourceOptions
+    ) => Effect.Effect<void, McpBridgeError | CallError>
+    /** Every prompt of every server (a server that cannot be reached is left out, and logged). */
+    readonly listPrompts: () => Effect.Effect<ReadonlyArray<BridgePrompt>>
+    /** The prompts of one server (none when it has no `prompts` capability). */
+    readonly listServerPrompts: (
+      server: string
+    ) => Effect.Effect<ReadonlyArray<BridgePrompt>, McpBridgeError | CallError>
+    /**
+     * Gets a prompt with its arguments. `UnknownPrompt` (listing the server's prompts) when the server has none by
+     * that name, `Unsupported` when it has no prompts.
+     */
+    readonly getPrompt: (
+      prompt: PromptTarget,
+      args?: Readonly<Record<string, string>>,
+      options?: RequestOptions
+    ) => Effect.Effect<GetPromptResult, McpBridgeError | CallError>
+    /** `completion/complete` for an argument of a prompt or a resource template. */
+    readonly complete: (
+      params: CompleteParams,
+      options?: RequestOptions
+    ) => Effect.Effect<CompleteResult, McpBridgeError | CallError>
+    /** Checks that a server answers: `ping` (2025 era) or `server/discover` (2026-07-28). */
+    readonly ping: (server: string, options?: RequestOptions) => Effect.Effect<void, McpBridgeError | CallError>
+    /**
+     * What changed on the servers, as it happens: list changes per server (announced by the server, or found by a
+     * refresh of a list) and `resources/updated` of subscribed resources. Each run of the stream sees the changes
+     * from the moment it starts; it ends when the bridge closes.
+     */
+    readonly changes: Stream.Stream<BridgeChange>
   }
 }
 
@@ -268,6 +398,12 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const resilience = yield* Resilience.Resilience
   const guard = <A, E>(server: BridgeConfig.ResolvedServer, effect: Effect.Effect<A, E>) =>
     resilience.guard(server, effect)
+  const surface = yield* Surface.make<CallError>({
+    servers: config.servers,
+    withSession: (server, f) => pool.withSession(server, f),
+    guard,
+    timeToLive: defaultListTtl
+  })
   const index = yield* ToolIndex.make<BridgeTool, CallError>({
     servers: config.servers,
     listTools: (server, onSession) =>
@@ -275,11 +411,13 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         server,
         pool.withSession(server, (session) => {
           onSession(session)
+          surface.watch(session)
           return Effect.map(session.listTools(server.timeout), (list) => ({ era: session.era, list }))
         })
       ),
     timeToLive: defaultListTtl,
-    present: toBridgeTool
+    present: toBridgeTool,
+    onFetched: surface.toolsFetched
   })
 
   const listServerTools = (name: string) =>
@@ -298,6 +436,12 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         )
       ), { concurrency: "unbounded" }).pipe(Effect.map((lists) => lists.flat()))
 
+  // Every session a call runs on is watched for list changes and resource updates.
+  const watch = (session: McpSession) => {
+    index.watch(session)
+    surface.watch(session)
+  }
+
   // The pipeline: the built-in stages in context (each a pass-through when switched off), the user's stages in their
   // places, over the bottom of the pipeline (a leased session's tools/call).
   const builtIn: ReadonlyArray<Pipeline.NamedStage<any>> = [
@@ -308,7 +452,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     { name: "throttle", stage: yield* Throttler.Throttler }
   ]
   const stages = yield* Pipeline.arrange(builtIn, options.stages ?? [])
-  const caller: ToolCaller<CallError> = Pipeline.compose(stages, ConnectionPool.toolCaller(pool, index.watch))
+  const caller: ToolCaller<CallError> = Pipeline.compose(stages, ConnectionPool.toolCaller(pool, watch))
 
   // A call that fails before it reaches the pipeline (while the router fetches the server's tool list, or for a tool
   // the server does not have) still counts in the metrics, so that a server that is down shows in the error rate.
@@ -483,7 +627,15 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     }, { concurrency })
   }
 
-  return { servers, listTools, listServerTools, callTool, metrics, callMany } satisfies McpBridge.Service
+  return {
+    servers,
+    listTools,
+    listServerTools,
+    callTool,
+    metrics,
+    callMany,
+    ...surface.service
+  } satisfies McpBridge.Service
 })
 
 /**
@@ -596,7 +748,7 @@ export const layer = (config: object, options: LayerOptions = {}): Layer.Layer<S
 }
 
 /**
- * The seed's production settings: what `layerProduction` applies under the user's own configuration.
+ * The recommended production settings: what `layerProduction` applies under the user's own configuration.
  *
  * - pool: `min` 2 sessions kept warm, `max` 20, idle sessions above `min` closed after 5 minutes, health checks every
  *   60 seconds;
@@ -622,7 +774,7 @@ export const productionDefaults = {
 export const productionEnvironment = Production.environment
 
 /**
- * The bridge with the seed's production settings (`productionDefaults`) under the user's configuration: the user's
+ * The bridge with the recommended production settings (`productionDefaults`) under the user's configuration: the user's
  * global `bridge` section overrides them field by field, the `MCP_BRIDGE_*` environment variables
  * (`productionEnvironment`) override both, and each server's own `bridge` section still has the last word for that
  * server. Telemetry with alert rules is on, and OTLP export follows the `OTEL_*` variables (`MCP_BRIDGE_EXPORT=false`

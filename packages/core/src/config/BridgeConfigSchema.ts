@@ -99,7 +99,7 @@ export const PoolSettings = Schema.Struct({
 export type PoolSettings = typeof PoolSettings.Type
 
 /**
- * How long a tool's results may be cached: a duration, one of the seed's named classes, or `false` (never).
+ * How long a tool's results may be cached: a duration, a named class, or `false` (never).
  *
  * - `"static"`: 1 hour (reference data, schemas, documentation);
  * - `"dynamic"`: 5 minutes (listings, search results);

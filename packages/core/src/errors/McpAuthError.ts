@@ -47,13 +47,25 @@ export class StoreFailed extends Schema.TaggedClass<StoreFailed>()("StoreFailed"
 }) {}
 
 /**
+ * The workload's JWT of the `jwt_bearer` grant could not be read: a missing or empty file or environment variable, or
+ * the `assertion` function failed. The assertion itself is never in `detail`.
+ *
+ * @since 0.1.0
+ */
+export class AssertionUnavailable extends Schema.TaggedClass<AssertionUnavailable>()("AssertionUnavailable", {
+  server: Schema.String,
+  source: Schema.Literals(["file", "env", "function"]),
+  detail: Schema.String
+}) {}
+
+/**
  * A failure of the interaction or of the token store. A session of the server then fails with `McpSessionError`
  * reason `Unauthorized`, whose detail carries this message.
  *
  * @since 0.1.0
  */
 export class McpAuthError extends Schema.TaggedError<McpAuthError>()("McpAuthError", {
-  reason: Schema.Union([InteractionRequired, AuthorizationDenied, InteractionTimeout, StoreFailed])
+  reason: Schema.Union([InteractionRequired, AuthorizationDenied, InteractionTimeout, StoreFailed, AssertionUnavailable])
 }) {
   override get message(): string {
     const r = this.reason
@@ -67,6 +79,8 @@ export class McpAuthError extends Schema.TaggedError<McpAuthError>()("McpAuthErr
         return `authorization for MCP server "${r.server}" was not completed within ${r.timeoutMillis} ms`
       case "StoreFailed":
         return `token store of MCP server "${r.server}" failed: ${r.detail}`
+      case "AssertionUnavailable":
+        return `the workload identity assertion of MCP server "${r.server}" is unavailable (${r.source}): ${r.detail}`
     }
   }
 }

@@ -29,6 +29,39 @@ export class UnknownTool extends Schema.TaggedClass<UnknownTool>()("UnknownTool"
 }) {}
 
 /**
+ * No server offers a resource at that URI (neither in its `resources/list` nor matching one of its resource
+ * templates), or the server it was addressed to answered that it has none. `server` is the server asked, when one was.
+ *
+ * @since 0.1.0
+ */
+export class UnknownResource extends Schema.TaggedClass<UnknownResource>()("UnknownResource", {
+  uri: Schema.String,
+  server: Schema.optionalKey(Schema.String)
+}) {}
+
+/**
+ * The server has no prompt by that name. `available` lists its prompts.
+ *
+ * @since 0.1.0
+ */
+export class UnknownPrompt extends Schema.TaggedClass<UnknownPrompt>()("UnknownPrompt", {
+  server: Schema.String,
+  prompt: Schema.String,
+  available: Schema.Array(Schema.String)
+}) {}
+
+/**
+ * The server does not offer what was asked: `capability` names what it lacks (`resources`, `resources.subscribe`,
+ * `prompts`, `completions`).
+ *
+ * @since 0.1.0
+ */
+export class Unsupported extends Schema.TaggedClass<Unsupported>()("Unsupported", {
+  server: Schema.String,
+  capability: Schema.String
+}) {}
+
+/**
  * The target, the arguments or an option of the call are malformed. `path` names what is wrong, e.g.
  * `["arguments", "query"]` or `["options", "timeout"]`.
  *
@@ -128,12 +161,16 @@ export const Reason = Schema.Union([
   BridgeClosed,
   Aborted,
   DeadlineExceeded,
-  Rejected
+  Rejected,
+  UnknownResource,
+  UnknownPrompt,
+  Unsupported
 ])
 
 /**
  * The type of a `McpBridgeError`'s `reason`: `UnknownServer`, `UnknownTool`, `InvalidCall`, `BridgeClosed`, `Aborted`,
- * `DeadlineExceeded` or `Rejected`. Match on `error.reason._tag`.
+ * `DeadlineExceeded`, `Rejected`, `UnknownResource`, `UnknownPrompt` or `Unsupported`. Match on
+ * `error.reason._tag`.
  *
  * @since 0.1.0
  */
@@ -167,6 +204,16 @@ export class McpBridgeError extends Schema.TaggedError<McpBridgeError>()("McpBri
         })`
       case "Rejected":
         return `the call to ${r.server}.${r.tool} was refused by the pipeline stage "${r.stage}": ${r.detail}`
+      case "UnknownResource":
+        return r.server === undefined
+          ? `no MCP server offers the resource "${r.uri}"`
+          : `MCP server "${r.server}" has no resource "${r.uri}"`
+      case "UnknownPrompt":
+        return `MCP server "${r.server}" has no prompt "${r.prompt}"; its prompts: ${
+          r.available.join(", ") || "(none)"
+        }`
+      case "Unsupported":
+        return `MCP server "${r.server}" does not support ${r.capability}`
       case "Aborted":
         return `the call${r.server === undefined ? "" : ` to ${r.server}.${r.tool ?? ""}`} was aborted${
           r.reason instanceof Error ? `: ${r.reason.message}` : typeof r.reason === "string" ? `: ${r.reason}` : ""

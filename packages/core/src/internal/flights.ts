@@ -3,20 +3,21 @@
  * their own call. Used by the result cache (identical misses make one upstream call) and the coalescing (identical safe
  * calls coalesce).
  *
- * A plain map of in-flight `Deferred`s rather than `RequestResolver` or `Cache`: the first caller runs the call in its
- * own fiber (no fork, nothing scheduled), later callers wait on its `Deferred`. If the first caller is interrupted
- * while others wait, the call is interrupted with it, and one of the waiters makes it again: only calls that are safe
- * to repeat go through here, and the others get their answer instead of an interruption they did not ask for.
- * A result that `shareable` refuses (one that depends on what the caller's user answered, see
- * `McpSession.isInteractive`) is the first caller's own: each waiter makes its call again, as if it had come later.
+ * A plain map of in-flight calls, each a fiber of its own with a `Deferred` of its exit and a count of the callers
+ * waiting on it, rather than `RequestResolver` or `Cache`: every caller keeps its own interruption (its own deadline,
+ * its own `AbortSignal`), and a caller that leaves only leaves; the call is interrupted (cancelled on the wire) when
+ * its last caller has left. A result that `shareable` refuses (one that depends on what the caller's user answered,
+ * see `McpSession.isInteractive`) is the first caller's own: each other caller makes its call again, as if it had
+ * come later.
  *
  * @internal
  */
-import { Cause, Deferred, Effect, Exit } from "effect"
+import { Deferred, Effect, Exit, Fiber } from "effect"
 
 interface Flight<A, E> {
-  // `undefined`: the caller that ran the call left before it ended; a waiter runs it again.
-  readonly done: Deferred.Deferred<Exit.Exit<A, E> | undefined>
+  readonly done: Deferred.Deferred<Exit.Exit<A, E>>
+  callers: number
+  fiber: Fiber.Fiber<A, E> | undefined
 }
 
 /** @internal */
@@ -38,24 +39,49 @@ export const make = <A, E>(shareable: (a: A) => boolean = () => true): Flights<A
   const inFlight = new Map<string, Flight<A, E>>()
 
   const run = <R>(key: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    Effect.suspend(() => {
-      const current = inFlight.get(key)
-      if (current !== undefined) {
-        return Effect.flatMap(
-          Deferred.await(current.done),
-          (exit): Effect.Effect<A, E, R> =>
-            exit === undefined || (Exit.isSuccess(exit) && !shareable(exit.value)) ? run(key, effect) : exit
+    Effect.uninterruptibleMask((restore) =>
+      Effect.suspend(() => {
+        let flight = inFlight.get(key)
+        const first = flight === undefined
+        if (flight === undefined) {
+          const started: Flight<A, E> = { done: Deferred.makeUnsafe(), callers: 0, fiber: undefined }
+          inFlight.set(key, started)
+          flight = started
+        }
+        const joined = flight
+        joined.callers++
+        // A caller that leaves (interrupted) only leaves; the last one to leave interrupts the call.
+        const leave = Effect.suspend(() => {
+          if (--joined.callers > 0 || joined.fiber === undefined) return Effect.void
+          if (inFlight.get(key) === joined) inFlight.delete(key)
+          return Fiber.interrupt(joined.fiber)
+        })
+        const wait = Effect.flatMap(
+          Effect.onInterrupt(restore(Deferred.await(joined.done)), () => leave),
+          (exit): Effect.Effect<A, E, R> => {
+            joined.callers--
+            return !first && Exit.isSuccess(exit) && !shareable(exit.value) ? restore(run(key, effect)) : exit
+          }
         )
-      }
-      const flight: Flight<A, E> = { done: Deferred.makeUnsafe() }
-      inFlight.set(key, flight)
-      return Effect.onExit(effect, (exit) => {
-        if (inFlight.get(key) === flight) inFlight.delete(key)
-        const interrupted = Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
-        Deferred.doneUnsafe(flight.done, Exit.succeed(interrupted ? undefined : exit))
-        return Effect.void
+        if (!first) return wait
+        // The call runs in a fiber of its own (with the first caller's services and span), so that no caller's
+        // interruption but the last one's reaches it.
+        return Effect.flatMap(
+          Effect.forkDetach(
+            Effect.onExit(Effect.interruptible(effect), (exit) =>
+              Effect.sync(() => {
+                if (inFlight.get(key) === joined) inFlight.delete(key)
+                Deferred.doneUnsafe(joined.done, Exit.succeed(exit))
+              })),
+            { startImmediately: true }
+          ),
+          (fiber) => {
+            joined.fiber = fiber
+            return wait
+          }
+        )
       })
-    })
+    )
 
   return {
     run,

@@ -11,12 +11,12 @@
  *   token, the caller's trace context), which would be lost on a shared request. A call whose server asked the user
  *   something (elicitation, sampling, roots: `McpSession.isInteractive`) shares its result with no one: the calls
  *   that joined it make their own.
- * - A caller that is interrupted leaves the shared call. If it was the caller making the call, the call is cancelled
- *   on the wire and one of the callers still waiting makes it again (it is safe to repeat).
+ * - Each caller keeps its own deadline and `AbortSignal`: a caller that is interrupted leaves the shared call, which
+ *   goes on for the others; it is cancelled on the wire only when every caller has left.
  *
- * Built on a plain map of in-flight `Deferred`s (`internal/flights.ts`), not on `RequestResolver`: with no wire
- * batches, a resolver's batch window only delays calls, and coalescing across batches needs per-key flights and
- * reference counts that the resolver does not keep; the map does exactly that, with no fiber per call.
+ * Built on a plain map of in-flight calls (`internal/flights.ts`), not on `RequestResolver`: with no wire batches, a
+ * resolver's batch window only delays calls, and coalescing across batches needs per-key flights and reference
+ * counts that the resolver does not keep; the map does exactly that, with one fiber per upstream call.
  *
  * @since 0.1.0
  */

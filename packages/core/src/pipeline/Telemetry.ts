@@ -110,7 +110,7 @@ export interface Options {
   readonly spans?: boolean | "auto" | undefined
   /** Child spans for the session wait and the wire call, and trace context in `_meta`. @default true */
   readonly wireSpans?: boolean | undefined
-  /** The alert rules (seed defaults: error rate 10 %, p95 1 s, cache hit rate 50 %), or `false`. @default {} */
+  /** The alert rules (defaults: error rate 10 %, p95 1 s, cache hit rate 50 %), or `false`. @default {} */
   readonly alerts?: AlertRules.AlertOptions | false | undefined
 }
 

@@ -154,7 +154,7 @@ export declare namespace Throttler {
 export interface Options {
   /**
    * Limits of servers whose configuration sets none; fields a server's `bridge.throttle` leaves out also come from
-   * here. The seed's production preset is `{ perSecond: 50, perMinute: 1000, concurrency: 20 }`.
+   * here. The production preset is `{ perSecond: 50, perMinute: 1000, concurrency: 20 }`.
    * @default undefined (servers without `bridge.throttle` are not throttled)
    */
   readonly defaults?: ThrottleSettings | undefined
@@ -603,7 +603,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
  *
  * @example
  * ```ts
- * // the seed's production preset for servers that configure no limits of their own
+ * // the production preset for servers that configure no limits of their own
  * Throttler.layer({ defaults: { perSecond: 50, perMinute: 1000, concurrency: 20 }, maxWait: "10 seconds" })
  * ```
  *

@@ -7,9 +7,10 @@
  * session with `Pool.use`.
  *
  * - A session whose transport closes is invalidated at once and replaced.
- * - A session on which a call timed out gets no new calls (it is retired once its calls in flight end) and is
- *   probed: if the probe does not answer within `probeTimeout`, the session is ended at once (a frozen process is
- *   killed, its calls in flight fail with `Closed`).
+ * - A call that times out is cancelled on the wire, and its session is kept out of service while a probe checks it:
+ *   it is back in service when the probe answers (a slow tool costs no session, nor what its server holds), and
+ *   ended at once and replaced when it does not answer within `probeTimeout` (a frozen process is killed, its calls
+ *   in flight fail with `Closed`).
  * - A caller with no free session waits in order, bounded by `acquireTimeout` (`PoolTimeout`, which says whether
  *   sessions were busy or still being opened) and by its call's overall deadline (`DeadlineExceeded`, phase `queue`
  *   or `connect`). A free session is leased without a timer.
@@ -25,7 +26,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Duration, Effect, Layer, Option, Pool, RcMap, Semaphore } from "effect"
+import { Clock, Context, Duration, Effect, Exit, Layer, Option, Pool, RcMap, Scope, Semaphore } from "effect"
 import { CallerIdentity } from "../auth/CallerIdentity.ts"
 import * as McpAuth from "../auth/McpAuth.ts"
 import { BridgeConfig, type ResolvedServer } from "../config/BridgeConfig.ts"
@@ -391,24 +392,46 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     }
   }
 
-  // A call timed out on `session`: it gets no new calls from now on (it is retired: in-flight calls finish on it),
-  // and a probe checks it. No answer within `probeTimeout`, and it is ended at once (a frozen process is killed, its
-  // calls in flight fail with `Closed` instead of waiting for their deadlines). So a timeout costs a new session even
-  // when the tool was only slow: `Pool.reserve` would keep the session out of rotation until the probe answers, but a
-  // reserved item still counts as the pool's capacity (as if its reserver held a lease), so the pool would not open a
-  // replacement meanwhile and the next callers would wait for the probe.
+  // A call timed out on `session` (it was cancelled on the wire): the session is held out of service while a probe
+  // checks it (an extra lease, and no capacity left for other callers), and the pool may open another meanwhile. The
+  // probe answers: the session is back in service, with whatever its server holds (a page, a transaction, a store).
+  // No answer within `probeTimeout`: it is ended at once (a frozen process is killed, its calls in flight fail with
+  // `Closed` instead of waiting for their deadlines) and replaced.
   const suspect = (id: string, pool: SessionPool, session: McpSession.McpSession): Effect.Effect<void> =>
     Effect.suspend(() => {
-      if (suspects.has(session) || !session.isOpen()) return Effect.void
+      if (suspects.has(session) || !session.isOpen() || retired.has(session)) return Effect.void
+      let item: Pool.PoolItem<McpSession.McpSession, McpSessionError> | undefined
+      for (const candidate of pool.state.items) {
+        if (candidate.exit._tag === "Success" && candidate.exit.value === session) item = candidate
+      }
+      if (item === undefined) return Effect.void
+      const held = item
       suspects.add(session)
+      // Called while the timed-out call still holds its lease: no other caller can take the session in between.
+      held.refCount++
+      pool.state.usage++
+      const hold = Scope.makeUnsafe()
       const probe = session.probe(probeTimeout).pipe(
         Effect.catch(() =>
           Effect.logDebug(`a session of "${session.server}" stopped answering; it is ended and replaced`).pipe(
-            Effect.andThen(Effect.sync(() => session.kill()))
+            Effect.andThen(Effect.sync(() => session.kill())),
+            Effect.andThen(retire(id)(pool, session))
           )
+        ),
+        Effect.ensuring(
+          Effect.suspend(() => {
+            suspects.delete(session)
+            return Effect.andThen(
+              Effect.andThen(Scope.close(hold, Exit.void), held.release(Exit.void)),
+              Effect.sync(() => countersOf(id).releaseWaiters.shift()?.())
+            )
+          })
         )
       )
-      return Effect.andThen(retire(id)(pool, session), Effect.asVoid(Effect.forkIn(probe, layerScope)))
+      return Effect.andThen(
+        Scope.provide(Pool.reserve(pool, session), hold),
+        Effect.asVoid(Effect.forkIn(probe, layerScope, { startImmediately: true }))
+      )
     })
 
   const openCount = (pool: SessionPool) => {

@@ -8,9 +8,24 @@
  *
  * @since 0.1.0
  */
-import type { CallToolResult, DiscoverResult, PriorDiscovery, Progress, Tool } from "@modelcontextprotocol/client"
+import type {
+  CallToolResult,
+  CompleteRequest,
+  CompleteResult,
+  DiscoverResult,
+  GetPromptResult,
+  McpSubscription,
+  PriorDiscovery,
+  Progress,
+  Prompt,
+  ReadResourceResult,
+  Resource,
+  ResourceTemplateType,
+  ServerCapabilities,
+  Tool
+} from "@modelcontextprotocol/client"
 import { Client, SdkError, SdkErrorCode } from "@modelcontextprotocol/client"
-import { Clock, Context, Deferred, Duration, Effect, Option, Redacted, type Scope, Stream } from "effect"
+import { Clock, Deferred, Duration, Effect, Option, Redacted, type Scope, Stream } from "effect"
 import { CallerIdentity } from "../auth/CallerIdentity.ts"
 import { type ResolvedServer, transportKind } from "../config/BridgeConfig.ts"
 import {
@@ -71,6 +86,35 @@ export interface ToolList {
 }
 
 /**
+ * A list answer (`resources/list`, `resources/templates/list`, `prompts/list`) with every page, and the 2026-07-28
+ * cache hints when the server sent them.
+ *
+ * @since 0.1.0
+ */
+export interface Listed<A> {
+  readonly items: ReadonlyArray<A>
+  readonly ttlMs?: number | undefined
+  readonly cacheScope?: "public" | "private" | undefined
+}
+
+/**
+ * Which list of a server changed: what a list-changed notification names.
+ *
+ * @since 0.1.0
+ */
+export type ListKind = "tools" | "resources" | "prompts"
+
+/**
+ * The arguments of one `prompts/get`.
+ *
+ * @since 0.1.0
+ */
+export interface PromptParams {
+  readonly name: string
+  readonly arguments?: Readonly<Record<string, string>> | undefined
+}
+
+/**
  * An open MCP session.
  *
  * @since 0.1.0
@@ -113,6 +157,39 @@ export interface McpSession {
   readonly closed: Effect.Effect<void>
   /** Registers a handler for `notifications/tools/list_changed`. */
   readonly onToolsChanged: (f: () => void) => void
+  /** What the server said it offers (`initialize` or `server/discover`). */
+  readonly capabilities: ServerCapabilities | undefined
+  /** `resources/list`, every page (none when the server has no `resources` capability). */
+  readonly listResources: (timeout: Duration.Duration) => Effect.Effect<Listed<Resource>, McpSessionError>
+  /** `resources/templates/list`, every page (none when the server has no `resources` capability). */
+  readonly listResourceTemplates: (
+    timeout: Duration.Duration
+  ) => Effect.Effect<Listed<ResourceTemplateType>, McpSessionError>
+  /** `resources/read`. */
+  readonly readResource: (uri: string, timeout: Duration.Duration) => Effect.Effect<ReadResourceResult, McpSessionError>
+  /**
+   * Asks for `notifications/resources/updated` of `uri` on this session: `resources/subscribe` (2025 era) or a
+   * `subscriptions/listen` stream for the URI (2026-07-28). Subscribing twice is one subscription.
+   */
+  readonly subscribeResource: (uri: string, timeout: Duration.Duration) => Effect.Effect<void, McpSessionError>
+  /** Ends the subscription of `uri` on this session (nothing when there is none). */
+  readonly unsubscribeResource: (uri: string, timeout: Duration.Duration) => Effect.Effect<void, McpSessionError>
+  /** `prompts/list`, every page (none when the server has no `prompts` capability). */
+  readonly listPrompts: (timeout: Duration.Duration) => Effect.Effect<Listed<Prompt>, McpSessionError>
+  /** `prompts/get`. */
+  readonly getPrompt: (
+    params: PromptParams,
+    timeout: Duration.Duration
+  ) => Effect.Effect<GetPromptResult, McpSessionError>
+  /** `completion/complete`. */
+  readonly complete: (
+    params: CompleteRequest["params"],
+    timeout: Duration.Duration
+  ) => Effect.Effect<CompleteResult, McpSessionError>
+  /** Registers a handler for the server's list-changed notifications (tools, resources, prompts). */
+  readonly onListChanged: (f: (list: ListKind) => void) => void
+  /** Registers a handler for `notifications/resources/updated`. */
+  readonly onResourceUpdated: (f: (uri: string) => void) => void
   /** The SDK client, for what the bridge does not wrap. */
   readonly client: Client
 }
@@ -167,9 +244,6 @@ const secretsOf = (server: ResolvedServer): ReadonlyArray<string> => {
   return values
 }
 
-// Effect's default clock (real time); a call on it gets its deadline from one timer, see `request`.
-const liveClock = Context.get(Context.empty(), Clock.Clock)
-
 // Outlives any real deadline: the SDK's own timer is only a backstop behind the bridge's deadline.
 const sdkBackstop = (timeoutMillis: number) => Math.min(timeoutMillis + 1_000, 2_147_483_647)
 
@@ -199,6 +273,12 @@ export const make = Effect.fnUntraced(function*(
   const context = yield* Effect.context<never>()
   const runHandler: Interaction.Run = (effect) => Effect.runPromiseWith(context)(effect)
   const toolsChanged: Array<() => void> = []
+  const listChanged: Array<(list: ListKind) => void> = []
+  const resourceUpdated: Array<(uri: string) => void> = []
+  const changedList = (list: ListKind) => () => {
+    if (list === "tools") { for (const f of toolsChanged) f() }
+    for (const f of listChanged) f(list)
+  }
   const startedAt = yield* Clock.currentTimeMillis
   const connectMillis = Duration.toMillis(server.connectTimeout)
   const id = ++nextId
@@ -243,18 +323,17 @@ export const make = Effect.fnUntraced(function*(
         inputRequired: { autoFulfill: false },
         listMaxPages: 1_000,
         listChanged: {
-          tools: {
-            autoRefresh: false,
-            debounceMs: 0,
-            onChanged: () => {
-              for (const f of toolsChanged) f()
-            }
-          }
+          tools: { autoRefresh: false, debounceMs: 0, onChanged: changedList("tools") },
+          resources: { autoRefresh: false, debounceMs: 0, onChanged: changedList("resources") },
+          prompts: { autoRefresh: false, debounceMs: 0, onChanged: changedList("prompts") }
         }
       }
     )
     Interaction.register(client, handlers, origin, runHandler, () => {
       for (const call of inFlight.values()) call.asked = true
+    })
+    client.setNotificationHandler("notifications/resources/updated", ({ params }) => {
+      for (const f of resourceUpdated) f(params.uri)
     })
     client.setNotificationHandler("notifications/progress", ({ params: { progressToken, ...progress } }) => {
       progressOf.get(String(progressToken))?.(progress)
@@ -361,13 +440,18 @@ export const make = Effect.fnUntraced(function*(
   const prior = options.prior
   // Connecting from a prior 2026-07-28 verdict costs no round trip: the SDK returns as soon as the transport starts
   // (for stdio, before the child is ready) and opens no `subscriptions/listen` stream. One request here makes the
-  // session ready before it is leased, and subscribes to tool-list changes like a negotiated session.
+  // session ready before it is leased, and subscribes to list changes like a negotiated session.
   if (prior?.kind === "modern" && era === "modern") {
-    const listChanged = prior.discover.capabilities?.tools?.listChanged === true
+    const advertised = prior.discover.capabilities
+    const filter = {
+      ...(advertised?.tools?.listChanged === true ? { toolsListChanged: true } : {}),
+      ...(advertised?.resources?.listChanged === true ? { resourcesListChanged: true } : {}),
+      ...(advertised?.prompts?.listChanged === true ? { promptsListChanged: true } : {})
+    }
     yield* Effect.tryPromise({
       try: (signal): Promise<unknown> =>
-        listChanged
-          ? client.listen({ toolsListChanged: true }, { signal, timeout: connectMillis })
+        Object.keys(filter).length > 0
+          ? client.listen(filter, { signal, timeout: connectMillis })
           : client.discover({ signal, timeout: connectMillis }),
       catch: (error) =>
         new McpSessionError({
@@ -399,46 +483,9 @@ export const make = Effect.fnUntraced(function*(
   const connectedAt = yield* Clock.currentTimeMillis
   const discover: DiscoverResult | undefined = client.getDiscoverResult()
 
-  // With the live clock, one callback holds the request and its deadline timer: no fibers raced per call.
-  const requestLive = <A>(
-    operation: string,
-    timeoutMillis: number,
-    run: (signal: AbortSignal, timeoutMillis: number) => Promise<A>
-  ): Effect.Effect<A, McpSessionError> =>
-    Effect.callback<A, McpSessionError>((resume) => {
-      if (!open) {
-        resume(Effect.fail(fail(operation, timeoutMillis)(undefined)))
-        return
-      }
-      const controller = new AbortController()
-      let settled = false
-      const settle = () => {
-        if (settled) return false
-        settled = true
-        clearTimeout(timer)
-        return true
-      }
-      const timer = setTimeout(() => {
-        if (!settle()) return
-        controller.abort()
-        resume(Effect.fail(timedOut(operation, timeoutMillis)))
-      }, Math.min(timeoutMillis, 2_147_483_647))
-      run(controller.signal, sdkBackstop(timeoutMillis)).then(
-        (value) => {
-          if (settle()) resume(Effect.succeed(value))
-        },
-        (error) => {
-          if (settle()) resume(Effect.fail(fail(operation, timeoutMillis)(error)))
-        }
-      )
-      // Interrupted: cancel the request on the wire.
-      return Effect.sync(() => {
-        if (settle()) controller.abort()
-      })
-    })
-
-  // On any other clock (a TestClock), the deadline comes from Effect, so that tests drive it.
-  const requestOnClock = <A>(
+  // Every request, on every clock: the deadline is Effect's (`Clock.sleep`, so a `TestClock` drives it as the live
+  // clock does), and an interrupted or timed-out request is aborted, which cancels it on the wire.
+  const request = <A>(
     operation: string,
     timeout: Duration.Duration,
     run: (signal: AbortSignal, timeoutMillis: number) => Promise<A>
@@ -456,17 +503,6 @@ export const make = Effect.fnUntraced(function*(
     )
   }
 
-  const request = <A>(
-    operation: string,
-    timeout: Duration.Duration,
-    run: (signal: AbortSignal, timeoutMillis: number) => Promise<A>
-  ): Effect.Effect<A, McpSessionError> =>
-    Effect.withFiber((fiber) =>
-      fiber.getRef(Clock.Clock) === liveClock
-        ? requestLive(operation, Duration.toMillis(timeout), run)
-        : requestOnClock(operation, timeout, run)
-    )
-
   // A `tools/call` at the SDK's request level, `input_required` rounds fulfilled on this session (internal/toolCall.ts).
   const callTool = ToolCall.makeCallTool({
     client,
@@ -481,35 +517,113 @@ export const make = Effect.fnUntraced(function*(
     markInteractive: (result) => interactive.add(result)
   })
 
-  // The live clock's `tools/call`: the SDK's own timer is the call's deadline (one timer per call; its timeout
-  // surfaces as `Timeout`), the `AbortController` cancels it on the wire when the fiber is interrupted.
-  const callLive = (
-    params: CallParams,
-    timeoutMillis: number,
-    callOptions: CallOptions | undefined
-  ): Effect.Effect<CallToolResult, McpSessionError> =>
-    Effect.callback<CallToolResult, McpSessionError>((resume) => {
-      const operation = `tools/call ${params.name}`
-      if (!open) {
-        resume(Effect.fail(fail(operation, timeoutMillis)(undefined)))
-        return
-      }
-      const controller = new AbortController()
-      let settled = false
-      callTool(params, controller.signal, Math.min(timeoutMillis, 2_147_483_647), callOptions).then(
-        (value) => {
-          settled = true
-          resume(Effect.succeed(value))
-        },
-        (error) => {
-          settled = true
-          resume(Effect.fail(fail(operation, timeoutMillis)(error)))
-        }
-      )
-      return Effect.sync(() => {
-        if (!settled) controller.abort()
-      })
-    })
+  // -----------------------------------------------------------------------------
+  // Resources, prompts, completion: each one request through `request` (deadline, cancellation, typed errors)
+  // -----------------------------------------------------------------------------
+
+  const capabilities = client.getServerCapabilities()
+  const hintsOf = (result: unknown): Omit<Listed<never>, "items"> => {
+    const hints = result as { ttlMs?: unknown; cacheScope?: unknown }
+    return {
+      ttlMs: typeof hints.ttlMs === "number" ? hints.ttlMs : undefined,
+      cacheScope: hints.cacheScope === "public" || hints.cacheScope === "private" ? hints.cacheScope : undefined
+    }
+  }
+  // 2026-07-28 subscriptions of this session, by URI: a `subscriptions/listen` stream each.
+  const listens = new Map<string, Promise<McpSubscription>>()
+  const surface = {
+    capabilities,
+    listResources: (timeout: Duration.Duration) =>
+      capabilities?.resources === undefined
+        ? Effect.succeed<Listed<Resource>>({ items: [] })
+        : request("resources/list", timeout, async (signal, sdkTimeout) => {
+          const result = await client.listResources(undefined, { signal, timeout: sdkTimeout, cacheMode: "bypass" })
+          return { items: result.resources, ...hintsOf(result) }
+        }),
+    listResourceTemplates: (timeout: Duration.Duration) =>
+      capabilities?.resources === undefined
+        ? Effect.succeed<Listed<ResourceTemplateType>>({ items: [] })
+        : request("resources/templates/list", timeout, async (signal, sdkTimeout) => {
+          const result = await client.listResourceTemplates(undefined, {
+            signal,
+            timeout: sdkTimeout,
+            cacheMode: "bypass"
+          })
+          return { items: result.resourceTemplates, ...hintsOf(result) }
+        }),
+    readResource: (uri: string, timeout: Duration.Duration) =>
+      request(
+        "resources/read",
+        timeout,
+        (signal, sdkTimeout) => client.readResource({ uri }, { signal, timeout: sdkTimeout, cacheMode: "bypass" })
+      ),
+    subscribeResource: (uri: string, timeout: Duration.Duration) =>
+      era === "modern"
+        ? request("subscriptions/listen", timeout, (_signal, sdkTimeout) => {
+          let listen = listens.get(uri)
+          if (listen === undefined) {
+            // Not the request's signal: the stream outlives this request, until `unsubscribeResource` or the session.
+            listen = client.listen({ resourceSubscriptions: [uri] }, { timeout: sdkTimeout })
+            listens.set(uri, listen)
+            listen.then(
+              (subscription) =>
+                subscription.closed.then(() => {
+                  if (listens.get(uri) === listen) listens.delete(uri)
+                }),
+              () => {
+                if (listens.get(uri) === listen) listens.delete(uri)
+              }
+            )
+          }
+          return listen.then(() => undefined)
+        })
+        : request(
+          "resources/subscribe",
+          timeout,
+          (signal, sdkTimeout) => client.subscribeResource({ uri }, { signal, timeout: sdkTimeout })
+        ).pipe(Effect.asVoid),
+    unsubscribeResource: (uri: string, timeout: Duration.Duration) =>
+      era === "modern"
+        ? request("subscriptions/listen", timeout, async () => {
+          const listen = listens.get(uri)
+          listens.delete(uri)
+          if (listen !== undefined) await listen.then((subscription) => subscription.close(), () => undefined)
+        })
+        : request(
+          "resources/unsubscribe",
+          timeout,
+          (signal, sdkTimeout) => client.unsubscribeResource({ uri }, { signal, timeout: sdkTimeout })
+        ).pipe(Effect.asVoid),
+    listPrompts: (timeout: Duration.Duration) =>
+      capabilities?.prompts === undefined
+        ? Effect.succeed<Listed<Prompt>>({ items: [] })
+        : request("prompts/list", timeout, async (signal, sdkTimeout) => {
+          const result = await client.listPrompts(undefined, { signal, timeout: sdkTimeout, cacheMode: "bypass" })
+          return { items: result.prompts, ...hintsOf(result) }
+        }),
+    getPrompt: (params: PromptParams, timeout: Duration.Duration) =>
+      request(
+        `prompts/get ${params.name}`,
+        timeout,
+        (signal, sdkTimeout) =>
+          client.getPrompt(
+            { name: params.name, ...(params.arguments === undefined ? {} : { arguments: { ...params.arguments } }) },
+            { signal, timeout: sdkTimeout }
+          )
+      ),
+    complete: (params: CompleteRequest["params"], timeout: Duration.Duration) =>
+      request(
+        "completion/complete",
+        timeout,
+        (signal, sdkTimeout) => client.complete(params, { signal, timeout: sdkTimeout })
+      ),
+    onListChanged: (f: (list: ListKind) => void) => {
+      listChanged.push(f)
+    },
+    onResourceUpdated: (f: (uri: string) => void) => {
+      resourceUpdated.push(f)
+    }
+  }
 
   // The verdict for later sessions. A legacy verdict after a probe that only timed out may be a modern server that was
   // slow to start (a cold `npx -y`): not kept, so that the next session probes again.
@@ -530,14 +644,10 @@ export const make = Effect.fnUntraced(function*(
       ? undefined
       : { kind: "legacy" },
     callTool: (params, timeout, callOptions) =>
-      Effect.withFiber((fiber) =>
-        fiber.getRef(Clock.Clock) === liveClock
-          ? callLive(params, Duration.toMillis(timeout), callOptions)
-          : requestOnClock(
-            `tools/call ${params.name}`,
-            timeout,
-            (signal, sdkTimeout) => callTool(params, signal, sdkTimeout, callOptions)
-          )
+      request(
+        `tools/call ${params.name}`,
+        timeout,
+        (signal, sdkTimeout) => callTool(params, signal, sdkTimeout, callOptions)
       ),
     listTools: (timeout) =>
       request("tools/list", timeout, async (signal, sdkTimeout) => {
@@ -564,6 +674,7 @@ export const make = Effect.fnUntraced(function*(
     onToolsChanged: (f) => {
       toolsChanged.push(f)
     },
+    ...surface,
     client
   }
   return session

@@ -1,5 +1,5 @@
 /**
- * The alert rules of the seed guide (error rate, p95 latency, cache hit rate, a saturated pool, an open circuit) as
+ * The standard alert rules (error rate, p95 latency, cache hit rate, a saturated pool, an open circuit) as
  * one engine over the metrics snapshot (`MetricsSnapshot.BridgeMetrics`).
  *
  * `check(rules, now, base)` is the engine: counts are taken as `now` minus `base` (the start of a sliding window),
@@ -49,7 +49,7 @@ export interface AlertOptions {
 }
 
 /**
- * The alert thresholds used when none are given: the seed's (error rate above 10 %, latency above 1 s, on p95),
+ * The alert thresholds used when none are given: error rate above 10 %, latency above 1 s (on p95),
  * a cache hit rate below 50 %, callers waiting for a session at 2 evaluations in a row, an open circuit.
  *
  * @since 0.1.0

@@ -1,5 +1,5 @@
 /**
- * The snapshot model of the bridge's metrics, per server and per tool: the seed's `get_all_metrics()` view (calls by
+ * The snapshot model of the bridge's metrics, per server and per tool: the monitoring view (calls by
  * outcome, success rate, latency mean and percentiles, cache hit rate, pool, throttle, retries, circuit state, the
  * alerts firing now), built from a `Metric` snapshot of the bridge's registry (see `MetricsRecorder`).
  *
@@ -77,7 +77,7 @@ export interface PoolMetrics extends
 {}
 
 /**
- * The seed's `get_all_metrics()` view of one server.
+ * The monitoring view of one server.
  *
  * @since 0.1.0
  */

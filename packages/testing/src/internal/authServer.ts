@@ -38,6 +38,8 @@ export interface TestAuthServerOptions {
   readonly registration?: boolean | undefined
   /** Accept https URLs as client ids (client ID metadata documents). @default false */
   readonly clientIdMetadataDocuments?: boolean | undefined
+  /** The prefix of dynamically registered client ids, to tell two servers' clients apart. @default "dyn-" */
+  readonly clientIdPrefix?: string | undefined
   /** Users whose authorization is denied (`error=access_denied`). */
   readonly deny?: ((user: string) => boolean) | undefined
 }
@@ -95,6 +97,19 @@ export interface TestAuthServer {
   readonly revokeAll: () => void
   /** Every code, token and client secret issued so far. */
   readonly issuedSecrets: () => ReadonlyArray<string>
+  /**
+   * Moves the protected resource to another authorization server (`to`, another `TestAuthServer`), as an operator
+   * migrating a server would: from now on its protected resource metadata names `to.issuer`, its `401` challenges
+   * stay the same, and it accepts only access tokens `to` issued (its own are refused with `401`). `to` accepts this
+   * resource as a resource indicator. Without `to`, the resource goes back to its own authorization server.
+   */
+  readonly moveTo: (to: TestAuthServer | undefined) => void
+  /** The grant behind a valid access token this server issued (user, client, scope), else `undefined`. */
+  readonly introspect: (
+    accessToken: string
+  ) => { readonly user: string; readonly clientId: string; readonly scope: ReadonlyArray<string> } | undefined
+  /** Accepts `resource` as a resource indicator besides its own `/mcp` (another server's, after `moveTo`). */
+  readonly acceptResource: (resource: string) => void
   readonly close: () => Promise<void>
 }
 
@@ -193,11 +208,20 @@ export const startAuthServer = async (options: TestAuthServerOptions = {}): Prom
   const origin = `http://127.0.0.1:${(httpServer.address() as AddressInfo).port}`
   const resource = `${origin}/mcp`
   const prmUrl = `${origin}/.well-known/oauth-protected-resource/mcp`
+  const resources = new Set([resource])
+  // The authorization server the resource uses after `moveTo`, else this one.
+  let delegate: TestAuthServer | undefined
+  const valid = (bearer: string | undefined): Grant | undefined => {
+    if (bearer === undefined) return undefined
+    if (delegate !== undefined) return delegate.introspect(bearer)
+    const token = accessTokens.get(bearer)
+    return token === undefined || token.expiresAt <= Date.now() ? undefined : token
+  }
 
   // --- the MCP server behind the tokens --------------------------------------
 
   const userOf = (request: Request | undefined) =>
-    accessTokens.get(request?.headers.get("authorization")?.replace(/^Bearer /i, "") ?? "")
+    valid(request?.headers.get("authorization")?.replace(/^Bearer /i, "") ?? "")
   const mcp = toNodeHandler(createMcpHandler((ctx) => {
     const server = new McpServer({ name: "test-auth-server", version: "1.0.0" })
     const grant = userOf(ctx.requestInfo)
@@ -230,8 +254,8 @@ export const startAuthServer = async (options: TestAuthServerOptions = {}): Prom
     const body = raw.length > 0 ? JSON.parse(raw) as { method?: string; params?: { name?: string } } : undefined
     const method = body?.method
     const bearer = /^Bearer (.+)$/i.exec(req.headers.authorization ?? "")?.[1]
-    const token = bearer === undefined ? undefined : accessTokens.get(bearer)
-    if (token === undefined || token.expiresAt <= Date.now()) {
+    const token = valid(bearer)
+    if (token === undefined) {
       events.push({ kind: "mcp", method, status: 401, user: undefined })
       return json(res, 401, { error: "invalid_token" }, { "www-authenticate": challenge("") })
     }
@@ -301,7 +325,7 @@ export const startAuthServer = async (options: TestAuthServerOptions = {}): Prom
     }
     if (q.get("response_type") !== "code") return fail("unsupported_response_type")
     if (q.get("code_challenge_method") !== "S256" || !q.get("code_challenge")) return fail("invalid_request")
-    if (q.get("resource") !== null && q.get("resource") !== resource) return fail("invalid_target")
+    if (q.get("resource") !== null && !resources.has(q.get("resource")!)) return fail("invalid_target")
     if (options.deny?.(user) === true) return fail("access_denied")
     const code = random("code_")
     codes.set(code, {
@@ -392,7 +416,7 @@ export const startAuthServer = async (options: TestAuthServerOptions = {}): Prom
     if (client === undefined || authError !== undefined) {
       return refuse(401, "invalid_client", authError ?? "unknown client")
     }
-    if (form.get("resource") !== null && form.get("resource") !== resource) {
+    if (form.get("resource") !== null && !resources.has(form.get("resource")!)) {
       return refuse(400, "invalid_target", "unknown resource")
     }
     switch (grantType) {
@@ -444,7 +468,7 @@ export const startAuthServer = async (options: TestAuthServerOptions = {}): Prom
     }
     const method = body.token_endpoint_auth_method ?? "client_secret_basic"
     const client: TestClient = {
-      clientId: `dyn-${++registered}`,
+      clientId: `${options.clientIdPrefix ?? "dyn-"}${++registered}`,
       ...(method === "none" ? {} : { clientSecret: random("secret_") }),
       redirectUris: body.redirect_uris ?? []
     }
@@ -471,7 +495,7 @@ export const startAuthServer = async (options: TestAuthServerOptions = {}): Prom
         events.push({ kind: "metadata", path: url.pathname })
         return json(res, 200, {
           resource,
-          authorization_servers: [origin],
+          authorization_servers: [delegate?.issuer ?? origin],
           bearer_methods_supported: ["header"],
           ...(options.scopesSupported === undefined ? {} : { scopes_supported: options.scopesSupported })
         })
@@ -507,6 +531,15 @@ export const startAuthServer = async (options: TestAuthServerOptions = {}): Prom
       refreshTokens.clear()
     },
     issuedSecrets: () => [...issued],
+    moveTo: (to) => {
+      delegate = to
+      to?.acceptResource(resource)
+    },
+    introspect: (accessToken) => {
+      const token = accessTokens.get(accessToken)
+      return token === undefined || token.expiresAt <= Date.now() ? undefined : token
+    },
+    acceptResource: (other) => void resources.add(other),
     close: () =>
       new Promise<void>((resolve) => {
         httpServer.close(() => resolve())

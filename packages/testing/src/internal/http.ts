@@ -104,6 +104,11 @@ export const startHttpServer = async (
   if (handler !== undefined) {
     const notify = handler.notify
     state.toolsChangedListeners.add(() => notify.toolsChanged())
+    state.notifyListeners.add((event) => {
+      if (event.kind === "resources") notify.resourcesChanged()
+      else if (event.kind === "prompts") notify.promptsChanged()
+      else notify.resourceUpdated(event.uri)
+    })
   }
 
   const openLegacySession = async (): Promise<NodeStreamableHTTPServerTransport> => {

@@ -4,6 +4,7 @@ import { interact } from "./interact.ts"
 import type { Respond, TestTool } from "./spec.ts"
 import { changed, recordCall } from "./state.ts"
 import type { ServerState } from "./state.ts"
+import { addPrompt, addResource, capabilitiesOf, registerSurface, updateResource } from "./surface.ts"
 
 /** The name of the built-in statistics tool every test server exposes. */
 export const STATS_TOOL = "__stats"
@@ -144,6 +145,15 @@ const respond = async (
     case "addTool":
       addTool(state, respond.name)
       return text("added")
+    case "addResource":
+      addResource(state, { uri: respond.uri, name: respond.name, text: respond.text ?? "added" })
+      return text("added")
+    case "addPrompt":
+      addPrompt(state, { name: respond.name, text: respond.text ?? "added" })
+      return text("added")
+    case "updateResource":
+      updateResource(state, respond.uri)
+      return text("updated")
     case "elicit":
     case "elicitUrl":
     case "sample":
@@ -169,6 +179,7 @@ export const buildServer = (state: ServerState, hooks: InstanceHooks): McpServer
     {
       capabilities: {
         tools: { listChanged: true },
+        ...capabilitiesOf(spec),
         ...(spec.tools.some((tool) => tool.respond.kind === "log") ? { logging: {} } : {})
       },
       ...(spec.toolsListCacheHint !== undefined ? { cacheHints: { "tools/list": { ...spec.toolsListCacheHint } } } : {})
@@ -207,6 +218,7 @@ export const buildServer = (state: ServerState, hooks: InstanceHooks): McpServer
     )
   }
   for (const name of state.addedTools) registerEcho(server, name)
+  registerSurface(state, server)
   server.registerTool(
     STATS_TOOL,
     {

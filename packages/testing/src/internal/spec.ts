@@ -44,6 +44,13 @@
  * - `capabilities`: answers `{ era, capabilities }`, the capabilities the client declared (2025: at `initialize`;
  *   2026-07-28: in this request)
  *
+ * Kinds that change what the server lists, each announced to every open session (2025: a list-changed notification
+ * on the session; 2026-07-28: on `subscriptions/listen` streams that asked for it):
+ * - `addResource`: registers a text resource (`uri`, `name`, `text` default "added"); answers "added"
+ * - `addPrompt`: registers a prompt `name` without arguments answering `text` (default "added"); answers "added"
+ * - `updateResource`: sends `notifications/resources/updated` for `uri` to the sessions that subscribed to it (2025:
+ *   `resources/subscribe`; 2026-07-28: a `subscriptions/listen` stream naming the URI); answers "updated"
+ *
  * A server with a `log` tool declares the `logging` capability. Over legacy Streamable HTTP, what these kinds send
  * mid-call needs SSE responses: a server with one of them answers over SSE unless `sse: false` is given.
  *
@@ -85,6 +92,9 @@ export type Respond =
     readonly logger?: string
   }
   | { readonly kind: "capabilities" }
+  | { readonly kind: "addResource"; readonly uri: string; readonly name: string; readonly text?: string }
+  | { readonly kind: "addPrompt"; readonly name: string; readonly text?: string }
+  | { readonly kind: "updateResource"; readonly uri: string }
 
 /**
  * One scripted tool.
@@ -117,6 +127,53 @@ export interface TestTool {
 }
 
 /**
+ * A scripted resource: `resources/read` of `uri` answers one text content block with `text`.
+ *
+ * @since 0.1.0
+ */
+export interface TestResource {
+  readonly uri: string
+  readonly name: string
+  readonly description?: string
+  /** default "text/plain" */
+  readonly mimeType?: string
+  readonly text: string
+}
+
+/**
+ * A scripted resource template (RFC 6570 `uriTemplate`, e.g. `"file:///{path}"`): `resources/read` of a URI it
+ * matches answers one text block `JSON.stringify(variables)`. `complete` lists the values `completion/complete`
+ * offers for each variable (those starting with the typed value).
+ *
+ * @since 0.1.0
+ */
+export interface TestResourceTemplate {
+  readonly uriTemplate: string
+  readonly name: string
+  readonly description?: string
+  readonly complete?: Readonly<Record<string, ReadonlyArray<string>>>
+}
+
+/**
+ * A scripted prompt: `prompts/get` answers one user message whose text is `text` with each `{argument}` replaced by
+ * its value. `complete` of an argument lists the values `completion/complete` offers (those starting with the typed
+ * value).
+ *
+ * @since 0.1.0
+ */
+export interface TestPrompt {
+  readonly name: string
+  readonly description?: string
+  readonly arguments?: ReadonlyArray<{
+    readonly name: string
+    readonly description?: string
+    readonly required?: boolean
+    readonly complete?: ReadonlyArray<string>
+  }>
+  readonly text: string
+}
+
+/**
  * A test server: its tools, plus the built-in `__stats` tool (readOnlyHint) answering json
  * `{ calls: Record<toolName, number>, pid, sessions, inFlight, cancelled, rootsListChanged }`; `__stats` calls are
  * not counted.
@@ -129,6 +186,14 @@ export interface TestServerSpec {
   /** default "1.0.0" */
   readonly version?: string
   readonly tools: ReadonlyArray<TestTool>
+  /**
+   * Resources (and templates): with either given (an empty array too), the server declares the `resources`
+   * capability with `subscribe` and `listChanged`.
+   */
+  readonly resources?: ReadonlyArray<TestResource>
+  readonly resourceTemplates?: ReadonlyArray<TestResourceTemplate>
+  /** Prompts: when given (an empty array too), the server declares the `prompts` capability with `listChanged`. */
+  readonly prompts?: ReadonlyArray<TestPrompt>
   /** "legacy": 2025-era only (plain McpServer.connect / stateful legacy HTTP); default "dual" (2025 and 2026-07-28) */
   readonly era?: "dual" | "legacy"
   /**
@@ -168,6 +233,8 @@ export interface HttpTestServer {
   readonly until: (predicate: () => boolean, timeoutMs?: number) => Promise<void>
   /** `notifications/roots/list_changed` received from clients (2025-era sessions) */
   readonly rootsListChanged: () => number
+  /** 2025-era `resources/subscribe` subscriptions open now, of `uri` (all URIs if omitted) */
+  readonly subscriptions: (uri?: string) => number
   /** sessions opened (stateful legacy HTTP sessions; SSE event streams) */
   readonly sessionsOpened: () => number
   /** sessions the client ended (HTTP: a DELETE of the session; SSE: the client closed its event stream) */

@@ -27,11 +27,24 @@ export interface ServerState {
   readonly live: Set<McpServer>
   /** extra listeners told about runtime tool-list changes (e.g. the modern HTTP handler's notifier) */
   readonly toolsChangedListeners: Set<() => void>
+  /** resources and prompts added at runtime ("addResource", "addPrompt"); every later instance registers them too */
+  readonly addedResources: Array<{ readonly uri: string; readonly name: string; readonly text: string }>
+  readonly addedPrompts: Array<{ readonly name: string; readonly text: string }>
+  /** extra listeners told about other runtime changes (the modern HTTP handler's notifier) */
+  readonly notifyListeners: Set<(event: Notify) => void>
+  /** resource subscriptions open now: `resources/subscribe` of 2025-era sessions, by URI */
+  readonly subscriptions: Map<string, number>
   /** calls of `hold: true` tools waiting to be released, by tool name, in arrival order */
   readonly held: Map<string, Array<() => void>>
   /** told about every change of the state above (and of the sessions), for `until` */
   readonly changeListeners: Set<() => void>
 }
+
+/** A runtime change the serving entries announce (besides tool-list changes). */
+export type Notify =
+  | { readonly kind: "resources" }
+  | { readonly kind: "prompts" }
+  | { readonly kind: "resourceUpdated"; readonly uri: string }
 
 export const makeState = (spec: TestServerSpec): ServerState => ({
   spec,
@@ -45,6 +58,10 @@ export const makeState = (spec: TestServerSpec): ServerState => ({
   addedTools: [],
   live: new Set(),
   toolsChangedListeners: new Set(),
+  addedResources: [],
+  addedPrompts: [],
+  notifyListeners: new Set(),
+  subscriptions: new Map(),
   held: new Map(),
   changeListeners: new Set()
 })
@@ -128,5 +145,11 @@ export const observe = (state: ServerState) => ({
   held: (tool?: string) => heldCalls(state, tool),
   release: (tool?: string, count?: number) => release(state, tool, count),
   until: (predicate: () => boolean, timeoutMs?: number) => until(state, predicate, timeoutMs),
-  rootsListChanged: () => state.rootsListChanged
+  rootsListChanged: () => state.rootsListChanged,
+  subscriptions: (uri?: string) => {
+    if (uri !== undefined) return state.subscriptions.get(uri) ?? 0
+    let total = 0
+    for (const n of state.subscriptions.values()) total += n
+    return total
+  }
 })

@@ -6,17 +6,22 @@
  * client ID metadata document, RFC 7591), PKCE, the resource indicator (RFC 8707), the token and refresh requests and
  * the scope selection (SEP-835, SEP-2207). What is ours: where tokens live (the bridge's `TokenStore`, per identity),
  * the interaction (the code comes back from the `AuthInteraction` while `auth()` waits in `redirectToAuthorization`,
- * then a second `auth()` redeems it), the machine grants (client credentials, cross-app access), and the retry of the
- * refused request, which the SDK's transports leave to the application.
+ * then a second `auth()` redeems it), the machine grants (client credentials, cross-app access, a workload's JWT), the
+ * retry of the refused request, which the SDK's transports leave to the application, and discovering again when a
+ * token is refused (the server may have moved to another authorization server). DPoP: the SDK's `DpopSession` signs
+ * the proofs (token endpoint through `auth()`, requests through `withDpop`) and keeps the nonces; its key is ours
+ * (internal/dpopKeys.ts), kept in the store per server and identity.
  */
 import {
   auth,
   computeScopeUnion,
   createPrivateKeyJwtAuth,
+  DpopSession,
   extractWWWAuthenticateParams,
   isStrictScopeSuperset,
   requestJwtAuthorizationGrant,
-  UnauthorizedError
+  UnauthorizedError,
+  withDpop
 } from "@modelcontextprotocol/client"
 import type {
   FetchLike,
@@ -26,6 +31,7 @@ import type {
   StoredOAuthClientInformation,
   StoredOAuthTokens
 } from "@modelcontextprotocol/client"
+import * as DpopKeys from "./dpopKeys.ts"
 
 const TypeId = Symbol.for("@mcp-bridge/core/McpAuth/AuthorizationFailed")
 
@@ -84,6 +90,8 @@ export interface FlowSettings {
     readonly idToken: (() => string) | undefined
   } | undefined
   readonly allowIssuerMismatch: boolean
+  /** The algorithm of DPoP proofs when DPoP is on. */
+  readonly dpop: DpopKeys.DpopAlgorithm | undefined
 }
 
 /** What a flow needs from the world around it (the bridge's services, adapted to Promises). */
@@ -102,6 +110,8 @@ export interface FlowEnv {
     readonly readClient: () => Promise<string | undefined>
     readonly writeClient: (json: string) => Promise<void>
     readonly removeClient: () => Promise<void>
+    readonly readDpopKey: () => Promise<string | undefined>
+    readonly writeDpopKey: (json: string) => Promise<void>
   }
   /** The discovery results of the server, shared by its identities. */
   readonly discovery: {
@@ -118,6 +128,8 @@ export interface FlowEnv {
     ) => Promise<{ code: string; state: string | undefined; iss: string | undefined }>
   } | undefined
   readonly identityToken: (() => Promise<string>) | undefined
+  /** The workload's JWT of the `jwt_bearer` grant (read at each token request), when it has one. */
+  readonly assertion: (() => Promise<string>) | undefined
   /** The message of a typed error of the bridge's services (interaction, store), else `undefined`. */
   readonly describeError: (error: unknown) => string | undefined
 }
@@ -138,6 +150,11 @@ interface AuthorizeOptions {
   readonly scope?: string | undefined
   readonly resourceMetadataUrl?: URL | undefined
   readonly force?: boolean | undefined
+  /**
+   * Discover again (protected resource metadata, then authorization server metadata) instead of using the cached
+   * discovery: the server refused a token, and may have moved to another authorization server.
+   */
+  readonly rediscover?: boolean | undefined
 }
 
 const JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -188,6 +205,13 @@ export const makeFlow = (env: FlowEnv): OAuthFlow => {
   let resourceUrl: string | undefined
   let authorizationServer: string | undefined
   let presetIssuer: string | undefined
+  // The discovery this flow's authorization in progress works with: a snapshot of the server's shared discovery, so
+  // that another identity discovering again does not change the authorization server under a redirect in flight.
+  let discovery: OAuthDiscoveryState | undefined
+  // The workload's JWT last sent (scrubbed from errors), and whether this authorization already sent one: a refused
+  // assertion is not sent again by the same authorization (the SDK retries `invalid_grant` once).
+  let lastAssertion: string | undefined
+  let assertionSent = false
 
   // Every text that could reach an error message is scrubbed of the secrets this flow knows.
   const secrets = (): Array<string> =>
@@ -198,7 +222,8 @@ export const makeFlow = (env: FlowEnv): OAuthFlow => {
       settings.idp?.idToken?.(),
       current?.tokens.access_token,
       current?.tokens.refresh_token,
-      pending?.code
+      pending?.code,
+      lastAssertion
     ].filter((s): s is string => s !== undefined && s.length >= 4)
   const scrub = (text: string) => secrets().reduce((acc, secret) => acc.split(secret).join("<redacted>"), text)
   const failure = (detail: string, extra: { status?: number; requiredScope?: string | undefined } = {}) =>
@@ -262,7 +287,9 @@ export const makeFlow = (env: FlowEnv): OAuthFlow => {
       client_id: settings.clientId,
       ...(secret === undefined ? {} : { client_secret: secret }),
       ...(method === undefined || method === "private_key_jwt" ? {} : { token_endpoint_auth_method: method }),
-      ...(settings.grant === "jwt_bearer" ? { token_endpoint_auth_method: "client_secret_basic" } : {}),
+      ...(settings.grant === "jwt_bearer" && settings.idp !== undefined
+        ? { token_endpoint_auth_method: "client_secret_basic" }
+        : {}),
       ...(issuer === undefined ? {} : { issuer })
     }
   }
@@ -298,6 +325,25 @@ export const makeFlow = (env: FlowEnv): OAuthFlow => {
     })
     : undefined
 
+  // --- DPoP: one key per server and identity, restored from the store or made and stored at first use -------
+
+  let dpopSession: Promise<DpopSession> | undefined
+  const dpop = (): Promise<DpopSession> | undefined => {
+    const alg = settings.dpop
+    if (alg === undefined) return undefined
+    return dpopSession ??= (async () => {
+      let json = await env.store.readDpopKey()
+      if (json === undefined || DpopKeys.algorithmOf(json) !== alg) {
+        json = await DpopKeys.generate(alg)
+        await env.store.writeDpopKey(json)
+      }
+      return DpopSession.create({ keyPair: await DpopKeys.restore(json) })
+    })().catch((error: unknown) => {
+      dpopSession = undefined
+      throw asFailure(error)
+    })
+  }
+
   const provider: OAuthClientProvider = {
     get redirectUrl() {
       return interactive ? redirectUri : undefined
@@ -307,16 +353,22 @@ export const makeFlow = (env: FlowEnv): OAuthFlow => {
       return clientMetadata
     },
     state: () => (expectedState = randomState()),
-    clientInformation: async () => {
+    // A client belongs to the authorization server that issued it (the SDK compares its `issuer` stamp with the
+    // server in use): the pre-registered client serves its own issuer only, and a server that moved to another
+    // authorization server gets a registration there, kept in the store in place of the old one.
+    clientInformation: async (ctx) => {
       const preset = presetClient()
-      if (preset !== undefined) return preset
+      if (preset !== undefined && (preset.issuer === undefined || ctx === undefined || preset.issuer === ctx.issuer)) {
+        return preset
+      }
       const json = await env.store.readClient()
-      return json === undefined ? undefined : JSON.parse(json) as StoredOAuthClientInformation
+      return json === undefined ? preset : JSON.parse(json) as StoredOAuthClientInformation
     },
     saveClientInformation: async (information) => {
       // The SDK stamps the issuer on a pre-registered client at first use: keep the stamp, not the credentials.
-      if (settings.clientId !== undefined) presetIssuer = information.issuer
-      else await env.store.writeClient(JSON.stringify(information))
+      if (settings.clientId !== undefined && information.client_id === settings.clientId) {
+        presetIssuer ??= information.issuer
+      } else await env.store.writeClient(JSON.stringify(information))
     },
     tokens: async () => (await load())?.tokens,
     saveTokens: (tokens) => save(tokens),
@@ -338,14 +390,28 @@ export const makeFlow = (env: FlowEnv): OAuthFlow => {
       return codeVerifier
     },
     ...(privateKeyJwt === undefined ? {} : { addClientAuthentication: privateKeyJwt }),
+    ...(settings.dpop === undefined ? {} : { dpop: () => dpop() }),
     prepareTokenRequest: async (scope) => {
       if (interactive) return undefined
       requestedScope = scope
       if (settings.grant === "client_credentials") {
         return new URLSearchParams({ grant_type: "client_credentials", ...(scope ? { scope } : {}) })
       }
+      // Workload identity (RFC 7523): the workload's own JWT is the grant.
+      if (settings.idp === undefined) {
+        if (env.assertion === undefined) {
+          throw failure(
+            "the jwt_bearer grant needs the workload's JWT (auth.assertion, or McpAuth's assertion option) or an idp"
+          )
+        }
+        if (assertionSent) throw failure("the authorization server refused the workload's JWT (jwt_bearer grant)")
+        const assertion = await env.assertion()
+        lastAssertion = assertion
+        assertionSent = true
+        return new URLSearchParams({ grant_type: JWT_BEARER, assertion, ...(scope ? { scope } : {}) })
+      }
       // Cross-app access (SEP-990): the caller's ID token becomes an authorization grant at the identity provider.
-      const idp = settings.idp!
+      const idp = settings.idp
       const idToken = idp.idToken?.() ?? await env.identityToken?.()
       if (idToken === undefined) throw failure("the jwt_bearer grant needs the caller's ID token (idp.idToken)")
       if (authorizationServer === undefined || resourceUrl === undefined) {
@@ -368,10 +434,16 @@ export const makeFlow = (env: FlowEnv): OAuthFlow => {
       if (scope === "all" || scope === "tokens") await dropTokens()
       if ((scope === "all" || scope === "client") && settings.clientId === undefined) await env.store.removeClient()
       if (scope === "all" || scope === "verifier") codeVerifier = undefined
-      if (scope === "all" || scope === "discovery") env.discovery.clear()
+      if (scope === "all" || scope === "discovery") {
+        discovery = undefined
+        env.discovery.clear()
+      }
     },
-    saveDiscoveryState: (state) => env.discovery.set(state),
-    discoveryState: () => env.discovery.get(),
+    saveDiscoveryState: (state) => {
+      discovery = state
+      env.discovery.set(state)
+    },
+    discoveryState: () => discovery,
     saveResourceUrl: (url) => {
       resourceUrl = url
     },
@@ -398,6 +470,9 @@ export const makeFlow = (env: FlowEnv): OAuthFlow => {
     }
     pending = undefined
     requestedScope = options.scope
+    assertionSent = false
+    if (options.rediscover === true) env.discovery.clear()
+    discovery = env.discovery.get()
     try {
       let result = await auth(provider, {
         ...common,
@@ -434,6 +509,16 @@ export const makeFlow = (env: FlowEnv): OAuthFlow => {
 
   // --- the transport's fetch -------------------------------------------------
 
+  // With DPoP, a `DPoP`-bound token goes out as `Authorization: DPoP` with a fresh proof per request, and the
+  // resource's `use_dpop_nonce` challenge is answered once, inline (the SDK's `withDpop`); a Bearer token passes.
+  const resourceFetch: FetchLike = settings.dpop === undefined ? env.base : withDpop(
+    () => dpop(),
+    async () => {
+      const tokens = (await load())?.tokens
+      return tokens?.token_type?.toLowerCase() === "dpop" ? tokens.access_token : undefined
+    }
+  )(env.base)
+
   const fetch: FetchLike = async (input, init) => {
     const signal = init?.signal
     const state = await load()
@@ -448,7 +533,7 @@ export const makeFlow = (env: FlowEnv): OAuthFlow => {
       const token = (await load())?.tokens.access_token
       const headers = new Headers(init?.headers)
       if (token !== undefined) headers.set("authorization", `Bearer ${token}`)
-      return { response: await env.base(input, { ...init, headers }), token }
+      return { response: await resourceFetch(input, { ...init, headers }), token }
     }
     let { response, token } = await send()
     // Each request runs at most one authorization of its own per kind (joining another request's counts as none),
@@ -464,7 +549,11 @@ export const makeFlow = (env: FlowEnv): OAuthFlow => {
         if (latest === undefined || latest.access_token === token) {
           authorized = await authorize({
             scope: computeScopeUnion(latest?.scope, challenge.scope),
-            resourceMetadataUrl: challenge.resourceMetadataUrl
+            resourceMetadataUrl: challenge.resourceMetadataUrl,
+            // A refused token: the server may have moved to another authorization server (its protected resource
+            // metadata names the new one), so discovery starts over; credentials stamped with the old issuer are
+            // then not sent to the new one (the SDK's issuer check), and the bridge registers there.
+            rediscover: token !== undefined
           }, signal)
         }
         ;({ response, token } = await send())

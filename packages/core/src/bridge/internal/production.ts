@@ -1,5 +1,5 @@
 /**
- * The environment of `McpBridge.layerProduction`: the `MCP_BRIDGE_*` variables that override the seed's production
+ * The environment of `McpBridge.layerProduction`: the `MCP_BRIDGE_*` variables that override the recommended production
  * settings, decoded with `Config` so that a bad value names its variable.
  *
  * @internal

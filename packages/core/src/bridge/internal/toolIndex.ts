@@ -93,6 +93,8 @@ export const make = <T, E>(options: {
   /** used when a server gives no positive `ttlMs` */
   readonly timeToLive: Duration.Duration
   readonly present: (server: string, tool: Tool) => T
+  /** told of each list stored, and whether it differs from the list it replaced (none: it does not) */
+  readonly onFetched?: ((server: string, differs: boolean) => void) | undefined
 }) =>
   Effect.gen(function*() {
     const { present, servers } = options
@@ -158,7 +160,16 @@ export const make = <T, E>(options: {
         if (generation === generationOf(name)) {
           // A private list is never stored under a shared key; a public one fetched under a per-identity key (before
           // the scope was known) is stored for every caller.
-          if (!(isPrivate && key === name)) storeList(isPrivate ? key : name, indexed)
+          if (!(isPrivate && key === name)) {
+            const storeKey = isPrivate ? key : name
+            const previous = lists.get(storeKey)
+            storeList(storeKey, indexed)
+            options.onFetched?.(
+              name,
+              previous !== undefined && JSON.stringify(Array.from(previous.byName.values())) !==
+                  JSON.stringify(list.tools)
+            )
+          }
         }
         return indexed
       })
