@@ -105,7 +105,9 @@ export const make = (options: Options = {}): Effect.Effect<RedisEventStore, neve
             Effect.sync(() => {
               dropped += batch.filter((w) => w._tag === "Event").length
             }).pipe(
-              Effect.andThen(Effect.forEach(batch, (w) => w._tag === "Flush" ? Deferred.succeed(w.done, undefined) : Effect.void))
+              Effect.andThen(
+                Effect.forEach(batch, (w) => w._tag === "Flush" ? Deferred.succeed(w.done, undefined) : Effect.void)
+              )
             )
           ),
           Effect.ensuring(Effect.sync(() => {
@@ -141,7 +143,9 @@ export const make = (options: Options = {}): Effect.Effect<RedisEventStore, neve
         const streamId = lastEventId.slice(0, at)
         return run(Effect.gen(function*() {
           const done = yield* Deferred.make<void>()
-          if (Queue.offerUnsafe(queue, { _tag: "Flush", done })) yield* Deferred.await(done).pipe(Effect.timeout(timeout), Effect.ignore)
+          if (Queue.offerUnsafe(queue, { _tag: "Flush", done })) {
+            yield* Deferred.await(done).pipe(Effect.timeout(timeout), Effect.ignore)
+          }
           const entries = yield* redis.send<ReadonlyArray<[string, ReadonlyArray<string>]>>(
             "XRANGE",
             keyOf(sessionId, streamId),

@@ -50,7 +50,10 @@ describe("RedisEventStore", () => {
       yield* Effect.promise(() => events.storeEvent("_GET_stream", note(3)))
       yield* until(() => a.pending() === 0)
 
-      assert.strictEqual(yield* Effect.promise(() => b.forSession(session).getStreamIdForEventId!(first)), "_GET_stream")
+      assert.strictEqual(
+        yield* Effect.promise(() => b.forSession(session).getStreamIdForEventId!(first)),
+        "_GET_stream"
+      )
       const fromPriming = yield* replay(b, session, priming)
       assert.strictEqual(fromPriming.streamId, "_GET_stream")
       assert.deepStrictEqual(fromPriming.sent.map(([, m]) => (m as any).params.n), [1, 2, 3])
