@@ -29,7 +29,7 @@ import type { Server } from "@modelcontextprotocol/server"
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import type { GatewayReplicas } from "../replica/GatewayReplicas.ts"
-import { replayInitialize } from "../replica/internal/revive.ts"
+import { replayInitialize } from "../replica/revive.ts"
 
 /** An API key as the configuration stores it: the SHA-256 hex of the key, and who it is. @internal */
 export interface ApiKey {

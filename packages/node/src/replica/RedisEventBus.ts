@@ -132,7 +132,13 @@ export const make = (
 
     // Subscriber: a connection of its own; node-redis re-subscribes after a reconnect, and each `ready` after the
     // first marks a gap.
-    const subscriber = client.duplicate()
+    // Never give up reconnecting (the shared client's default stops on a connect timeout, e.g. under load).
+    const socket = (client as { readonly options?: { readonly socket?: object } }).options?.socket
+    const subscriber = client.duplicate(
+      {
+        socket: { ...socket, reconnectStrategy: (retries: number) => Math.min(2 ** retries * 50, 2000) }
+      } as Parameters<typeof client.duplicate>[0]
+    )
     subscriber.on("error", () => {
       subscribed = false
     })
