@@ -165,7 +165,10 @@ describe("McpAuth", () => {
         assert.strictEqual(who.user, "alice")
         assert.strictEqual(who.clientId, "second-1")
         assert.deepStrictEqual(events(second, "register").map((e) => e.clientId), ["second-1"])
-        assert.deepStrictEqual(events(second, "authorize").map((e) => [e.clientId, e.resource]), [["second-1", first.url]])
+        assert.deepStrictEqual(events(second, "authorize").map((e) => [e.clientId, e.resource]), [[
+          "second-1",
+          first.url
+        ]])
         assert.deepStrictEqual(events(second, "token").map((e) => [e.grant, e.clientId, e.ok]), [
           ["authorization_code", "second-1", true]
         ])

@@ -16,7 +16,7 @@ import { BridgeConfigSchema, CallerIdentity, McpBridge, MetricsRecorder, Telemet
 import type { AuthInfo, CallToolResult } from "@modelcontextprotocol/server"
 import { ProtocolError, ProtocolErrorCode } from "@modelcontextprotocol/server"
 import { serveStdio } from "@modelcontextprotocol/server/stdio"
-import { Cause, Context, Duration, Effect, Exit, Layer, Option, Schema, Scope } from "effect"
+import { Cause, Context, Duration, Effect, Exit, Layer, Option, Schema, Scope, Stream } from "effect"
 import { PrometheusMetrics } from "effect/observability"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
@@ -218,6 +218,11 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
 
   const backend: McpServer.Backend = {
     catalog: async (principal, name) => view(await build(principal), principal, name),
+    // A call looks its tool up in the last catalog built; a miss rebuilds it once (a tool just added).
+    routing: async (principal, name) => {
+      const cached = catalogs.get(principal)
+      return view(cached ?? await build(principal), principal, name)
+    },
     call: async (tool, args, { meta, onProgress, principal, signal }) => {
       const effect = bridge.callTool({ server: tool.server, tool: tool.tool }, args, {
         ...(meta === undefined ? {} : { meta }),
@@ -229,21 +234,13 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
       return failureResult(exit.cause)
     }
   }
-  // A call looks its tool up in the cached catalog; a miss rebuilds it once (a tool just added).
-  const callBackend: McpServer.Backend = {
-    catalog: async (principal, name) => {
-      const cached = catalogs.get(principal)
-      return view(cached ?? await build(principal), principal, name)
-    },
-    call: backend.call
-  }
   const info = {
     name: options.serverInfo?.name ?? "mcp-bridge",
     version: options.serverInfo?.version ?? "0.1.0"
   }
   const factories = new Map<string | undefined, ReturnType<typeof McpServer.makeFactory>>()
   for (const name of [undefined, ...Object.keys(views)]) {
-    factories.set(name, McpServer.makeFactory({ catalog: backend.catalog, call: callBackend.call }, info, name))
+    factories.set(name, McpServer.makeFactory(backend, info, name))
   }
   const factory = (name: string | undefined, authInfo: AuthInfo | undefined) =>
     factories.get(name)!(authInfo === undefined ? {} : { authInfo })
@@ -262,12 +259,24 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
     views: Object.keys(views),
     onToolsChanged: (f: () => void) => {
       onChanged = f
-    }
+    },
+    // An upstream's tool list change drops the catalogs, and downstream clients are told.
+    watchChanges: Stream.runForEach(bridge.changes, (change) =>
+      change._tag === "ListChanged" && change.list === "tools"
+        ? Effect.sync(() => {
+          catalogs.clear()
+          onChanged()
+        })
+        : Effect.void)
   }
 })
 
 const sameNames = (a: Naming.Catalog, b: Naming.Catalog) =>
-  a.tools.length === b.tools.length && a.tools.every((t) => b.byName.get(t.name)?.definition === t.definition)
+  a.tools.length === b.tools.length &&
+  a.tools.every((t) => {
+    const other = b.byName.get(t.name)?.definition
+    return other === t.definition || (other !== undefined && JSON.stringify(other) === JSON.stringify(t.definition))
+  })
 
 /**
  * Serves the `McpBridge` in context over Streamable HTTP at `http://host:port/mcp` until the scope closes, then
@@ -308,6 +317,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     replicas: Option.getOrUndefined(replicas)
   })
   core.onToolsChanged(gateway.toolsChanged)
+  yield* Effect.forkScoped(core.watchChanges)
   const server = createServer({ keepAliveTimeout: 65_000 }, gateway.listener)
   const drainMillis = Duration.toMillis(Duration.fromInputUnsafe(options.drainTimeout ?? "10 seconds"))
   const bound = yield* Effect.acquireRelease(

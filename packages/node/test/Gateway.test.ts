@@ -3,17 +3,24 @@ import { Gateway, serveGateway } from "@mcp-bridge/node"
 import { TestServer } from "@mcp-bridge/testing"
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
 import type { CallToolResult } from "@modelcontextprotocol/client"
+import { StdioClientTransport } from "@modelcontextprotocol/client/stdio"
 import { Client as ClientV1 } from "@modelcontextprotocol/sdk/client/index.js"
+import { StdioClientTransport as StdioTransportV1 } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { StreamableHTTPClientTransport as HttpTransportV1 } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { createHash } from "node:crypto"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { request } from "node:http"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll } from "vitest"
 
 const tools: ReadonlyArray<TestServer.TestTool> = [
   { name: "echo", annotations: { readOnlyHint: true }, respond: { kind: "echo" } },
   { name: "fail", respond: { kind: "isError", message: "boom" } },
   { name: "progress", respond: { kind: "progress", steps: 3 } },
-  { name: "hang", respond: { kind: "hang" } }
+  { name: "hang", respond: { kind: "hang" } },
+  { name: "add", respond: { kind: "addTool", name: "added_echo" } }
 ]
 
 // The test servers' own `__stats` tool is left out of the comparisons.
@@ -76,7 +83,7 @@ describe("Gateway", () => {
       mcpServers: { up: { url: upstream.url }, local: { command: stdio.command, args: [...stdio.args] } },
       gateway: {
         servers: { local: { exclude: ["hang"], tools: { echo: { name: "local_say", description: "Says it back" } } } },
-        virtualServers: { safe: { tools: ["*echo", "local_*"] } }
+        virtualServers: { safe: { tools: ["*echo", "local_fail", "local_progress", "local_say"] } }
       }
     }, { port: 0 })
   }, 60_000)
@@ -92,7 +99,7 @@ describe("Gateway", () => {
       const client = await v2(one.url, mode)
       assert.strictEqual(client.getNegotiatedProtocolVersion(), mode === "auto" ? "2026-07-28" : "2025-11-25")
       const listed = await client.listTools()
-      assert.deepStrictEqual(names(listed.tools), ["echo", "fail", "hang", "progress"])
+      assert.deepStrictEqual(names(listed.tools), ["add", "echo", "fail", "hang", "progress"])
       const result = await client.callTool({ name: "echo", arguments: { a: 1 } }) as CallToolResult
       assert.deepStrictEqual(JSON.parse(text(result)), { a: 1 })
       const failed = await client.callTool({ name: "fail", arguments: {} }) as CallToolResult
@@ -154,9 +161,11 @@ describe("Gateway", () => {
     const client = await v2(two.url, "auto")
     const listed = await client.listTools()
     assert.deepStrictEqual(names(listed.tools), [
+      "local_add",
       "local_fail",
       "local_progress",
       "local_say",
+      "up_add",
       "up_echo",
       "up_fail",
       "up_hang",
@@ -226,4 +235,50 @@ describe("Gateway", () => {
       await gateway.close()
     }
   })
+
+  // Last: it adds a tool to the shared upstream.
+  it("tells a 2025-era downstream session when an upstream's tool list changes", async () => {
+    const client = await v2(one.url, "legacy")
+    let changed = 0
+    client.setNotificationHandler("notifications/tools/list_changed", () => {
+      changed++
+    })
+    await client.callTool({ name: "add", arguments: {} })
+    const deadline = performance.now() + 10_000
+    while (changed === 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    assert.isAbove(changed, 0)
+    assert.include(names((await client.listTools()).tools), "added_echo")
+    await client.close()
+  })
+})
+
+describe("mcp-bridge serve --stdio", () => {
+  const bin = fileURLToPath(new URL("../src/bin/mcp-bridge.ts", import.meta.url))
+  it("serves SDK v2 (both eras) and v1 clients over stdio, through the bridge", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "mcp-bridge-gateway-"))
+    const stdio = TestServer.stdioCommand({ name: "local", tools })
+    const file = join(dir, "mcp.json")
+    writeFileSync(file, JSON.stringify({ mcpServers: { local: { command: stdio.command, args: [...stdio.args] } } }))
+    const args = ["--conditions=@mcp-bridge/source", bin, "serve", "--config", file, "--stdio"]
+    try {
+      for (const mode of ["auto", "legacy"] as const) {
+        const client = new Client(
+          { name: "stdio-test", version: "1.0.0" },
+          mode === "auto" ? { versionNegotiation: { mode: "auto" } } : {}
+        )
+        await client.connect(new StdioClientTransport({ command: process.execPath, args }))
+        assert.strictEqual(client.getNegotiatedProtocolVersion(), mode === "auto" ? "2026-07-28" : "2025-11-25")
+        const result = await client.callTool({ name: "echo", arguments: { s: mode } }) as CallToolResult
+        assert.deepStrictEqual(JSON.parse(text(result)), { s: mode })
+        await client.close()
+      }
+      const v1 = new ClientV1({ name: "v1", version: "1.0.0" })
+      await v1.connect(new StdioTransportV1({ command: process.execPath, args }))
+      const result = await v1.callTool({ name: "echo", arguments: { v: 1 } })
+      assert.deepStrictEqual(JSON.parse((result.content as Array<{ text: string }>)[0]!.text), { v: 1 })
+      await v1.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 120_000)
 })

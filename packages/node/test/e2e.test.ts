@@ -96,7 +96,10 @@ describe("stdio end to end", () => {
       })
       assert.deepStrictEqual(results.map(text), Array.from({ length: 12 }, (_, i) => `{"i":${i}}`))
       const [stats] = yield* Effect.flatMap(ConnectionPool.ConnectionPool, (pool) => pool.stats)
-      assert.strictEqual(stats?.created, 2)
+      // The pool grows by measurement (a busy pool first waits for a lease to end), so how many of the two it opens
+      // depends on how fast this machine is; never more than `max`.
+      assert.isAtLeast(stats?.created ?? 0, 1)
+      assert.isAtMost(stats?.created ?? 0, 2)
     }).pipe(Effect.provide(bridgeLayer(stdio({ max: 2, concurrency: 1 })))))
 
   it.live("a child killed from outside is replaced without the user doing anything", () =>

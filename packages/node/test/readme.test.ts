@@ -40,7 +40,7 @@ const work = join(repo, "packages/node/test/.readme")
 interface Servers {
   /** A stdio server with the filesystem server's `read_file` (a test server of `@mcp-bridge/testing`). */
   readonly files: { readonly command: string; readonly args: ReadonlyArray<string> }
-  /** A Streamable HTTP test server with a `search` tool. */
+  /** A Streamable HTTP test server with a `search` tool, a resource, a resource template and a prompt. */
   readonly docs: string
   /** An OAuth-protected server whose users authorize (`search` needs `docs:read`). */
   readonly login: TestAuthServer.TestAuthServer
@@ -129,7 +129,13 @@ interface Expectation {
 const expectations: ReadonlyArray<Expectation> = [
   { readme: "README.md", contains: "McpBridge.layer(config", prints: /notes of the test server/ },
   { readme: "packages/core/README.md", contains: "everything.get-sum", prints: /The sum of 2 and 3 is 5/ },
-  { readme: "packages/core/README.md", contains: "BridgeClient.make", prints: /docs\.search/ },
+  { readme: "packages/core/README.md", contains: "console.log(await bridge.listTools())", prints: /docs\.search/ },
+  {
+    readme: "packages/core/README.md",
+    contains: "bridge.onChange",
+    prints:
+      /the guide of the test server[\s\S]*"page":"pool"[\s\S]*docs\.summarize[\s\S]*Summarize pools[\s\S]*\[ 'pool' \]/
+  },
   {
     readme: "packages/core/README.md",
     contains: "onAuthorization",
@@ -458,7 +464,10 @@ describe("READMEs", () => {
     mkdirSync(work, { recursive: true })
     home = mkdtempSync(join(tmpdir(), "mcp-bridge-readme-home-"))
     const docs = await TestServer.startHttp({
-      tools: [{ name: "search", respond: { kind: "json", value: { hits: ["docs-test-search"] } } }]
+      tools: [{ name: "search", respond: { kind: "json", value: { hits: ["docs-test-search"] } } }],
+      resources: [{ uri: "docs://guide", name: "guide", text: "the guide of the test server" }],
+      resourceTemplates: [{ uriTemplate: "docs://pages/{page}", name: "pages", complete: { page: ["pool", "cache"] } }],
+      prompts: [{ name: "summarize", arguments: [{ name: "topic", required: true }], text: "Summarize {topic}." }]
     })
     const login = await TestAuthServer.start({ toolScopes: { search: "docs:read" } })
     const machine = await TestAuthServer.start({ clients: [{ clientId: "bridge", clientSecret: billingSecret }] })

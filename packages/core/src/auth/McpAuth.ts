@@ -1,33 +1,14 @@
 /**
  * OAuth 2.1 for MCP servers, per the MCP authorization specification, on the official SDK's auth support.
  *
- * A server entry with an `auth` section (Streamable HTTP or SSE) gets its bearer tokens from here:
- * - discovery: the protected resource metadata (from the `WWW-Authenticate` challenge or the well-known URLs), then the
- *   authorization server metadata (RFC 8414 or OpenID Connect, path-aware), falling back to the 2025-03-26 defaults;
- * - the client: pre-registered (`clientId`, `clientSecret`), a client ID metadata document (`clientMetadataUrl`, when
- *   the authorization server supports them), or dynamic client registration;
- * - the grant: authorization code with PKCE (S256) through the pluggable {@link AuthInteraction} (the user opens the
- *   URL, the interaction returns the code), client credentials (secret, or `private_key_jwt`), or the JWT bearer
- *   grant (a workload's own JWT from a file, a variable or a function, or cross-app access through an identity
- *   provider); refresh tokens are used when the access token expires or is refused;
- * - DPoP (RFC 9449) when asked: proofs at the token endpoint and on every request, `DPoP`-bound tokens, nonces at the
- *   authorization server and the resource; one signing key per server and identity, kept beside its tokens;
- * - a refused token discovers again, so that a server that moved to another authorization server is followed there
- *   (registration included), and no credential of the old one is sent to the new one;
- * - the resource indicator (RFC 8707) of the server on every authorization and token request;
- * - scope: the challenge's `scope`, else the resource's `scopes_supported`; a `403 insufficient_scope` steps up to
- *   the union of the granted and the challenged scopes once per request, and never asks again for scopes already
- *   granted (the server will not change its mind).
+ * A server entry with an `auth` section gets its tokens from here: discovery (protected-resource and authorization
+ * server metadata, again when a server moves to a new authorization server), the client (pre-registered, a metadata
+ * document, or dynamic registration), the grant (authorization code with PKCE through an `AuthInteraction`, client
+ * credentials, JWT bearer with a workload's token), DPoP when asked, refresh, resource indicators and scope step-up.
+ * Tokens and DPoP keys live in a `TokenStore`, keyed by server and `CallerIdentity`; secrets stay `Redacted`.
  *
- * Tokens live in a pluggable {@link TokenStore} (in memory here, on disk with `NodeAuth.layerFileStore` in
- * `@mcp-bridge/node`), keyed by server and `CallerIdentity`: one caller's token never serves another, and the pools
- * of a server with `auth` are per identity. Tokens and client secrets are `Redacted` in the store and in the
- * configuration, and never appear in a log, an error, a span or a metric.
- *
- * Built on the SDK's `auth()` orchestrator and an `OAuthClientProvider` of ours (internal/oauthFlow.ts) plugged into
- * the transport as its `fetch`: the SDK's transports end an interactive authorization by throwing (so that a browser
- * app can redirect), while the bridge finishes it in place, through the interaction, and retries the request that
- * was refused, so that the call which needed a login succeeds.
+ * Built on the SDK's `auth()` and an `OAuthClientProvider` of ours (`internal/oauthFlow.ts`). The reasoning:
+ * docs/design.md, "OAuth".
  *
  * @since 0.1.0
  */
@@ -189,7 +170,10 @@ export const AuthSettings = AuthFields.check(Schema.makeFilter((auth) => {
     return { path: ["clientSecret"], issue: "Expected a clientSecret or a privateKey for the client_credentials grant" }
   }
   if (grant === "jwt_bearer" && auth.idp !== undefined && auth.assertion !== undefined) {
-    return { path: ["assertion"], issue: "Expected either an assertion (workload identity) or an idp (cross-app access)" }
+    return {
+      path: ["assertion"],
+      issue: "Expected either an assertion (workload identity) or an idp (cross-app access)"
+    }
   }
   if (grant !== "jwt_bearer" && auth.assertion !== undefined) {
     return { path: ["assertion"], issue: "An assertion is the grant of \"jwt_bearer\": set grant to \"jwt_bearer\"" }

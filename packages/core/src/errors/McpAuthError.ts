@@ -65,7 +65,13 @@ export class AssertionUnavailable extends Schema.TaggedClass<AssertionUnavailabl
  * @since 0.1.0
  */
 export class McpAuthError extends Schema.TaggedError<McpAuthError>()("McpAuthError", {
-  reason: Schema.Union([InteractionRequired, AuthorizationDenied, InteractionTimeout, StoreFailed, AssertionUnavailable])
+  reason: Schema.Union([
+    InteractionRequired,
+    AuthorizationDenied,
+    InteractionTimeout,
+    StoreFailed,
+    AssertionUnavailable
+  ])
 }) {
   override get message(): string {
     const r = this.reason

@@ -1,22 +1,14 @@
 /**
  * The coalescing stage: identical in-flight calls that are safe to merge share one upstream call.
  *
- * - MCP has no wire batches (JSON-RPC batching left the spec in 2025-06-18), so what batching buys a bridge is
- *   coalescing: calls with the same server, tool, canonical arguments, partition (the caller's identity unless the
- *   tool's results are `shared`) and deadline, made while one of them is in flight, make one upstream call, whose
- *   result (or failure) every one of them gets. Fan-out of different calls is `McpBridge.callMany`'s job.
- * - Only calls that are safe to merge are coalesced: `readOnly` or `idempotent` by the operator's policy (or by
- *   annotations on a trusted server). Any other call has side effects and reaches the server once per request: it
- *   skips the stage altogether, so it costs nothing here. So does a call that carries `_meta` of its own (a progress
- *   token, the caller's trace context), which would be lost on a shared request. A call whose server asked the user
- *   something (elicitation, sampling, roots: `McpSession.isInteractive`) shares its result with no one: the calls
- *   that joined it make their own.
- * - Each caller keeps its own deadline and `AbortSignal`: a caller that is interrupted leaves the shared call, which
- *   goes on for the others; it is cancelled on the wire only when every caller has left.
+ * Calls with the same server, tool, canonical arguments, partition and deadline, made while one of them is in
+ * flight, make one upstream call whose outcome each of them gets. Only calls that are safe to merge (`readOnly` or
+ * `idempotent` by policy) take part; a call with `_meta` of its own, or one whose server asked the user something,
+ * shares with no one. Each caller keeps its own deadline and `AbortSignal`; the shared call is cancelled on the wire
+ * only when every caller has left.
  *
- * Built on a plain map of in-flight calls (`internal/flights.ts`), not on `RequestResolver`: with no wire batches, a
- * resolver's batch window only delays calls, and coalescing across batches needs per-key flights and reference
- * counts that the resolver does not keep; the map does exactly that, with one fiber per upstream call.
+ * Built on a map of in-flight calls (`internal/flights.ts`) rather than `RequestResolver`: MCP has no wire batches.
+ * The reasoning: docs/design.md, "Coalescing".
  *
  * @since 0.1.0
  */

@@ -1,34 +1,14 @@
 /**
- * The resilience stage: a call that lost its session is sent again at once on a fresh one, retries with exponential
- * backoff and jitter (`Schedule`) for calls that are safe to repeat on transient failures within a retry budget and
- * the call's deadline, and a circuit breaker per server (`effect/persistence/CircuitBreaker`) that opens when the
- * server is unhealthy and fails fast with a typed `CircuitOpen` error.
+ * The resilience stage: retries of safe calls and a circuit breaker per server.
  *
- * - A call that is safe to repeat (`readOnly` or `idempotent` by the operator's policy, or by annotations on a trusted
- *   server) and failed only because its session died (`Closed`: the child exited, the HTTP server forgot the session)
- *   is sent again at once, once, on a fresh session: no backoff, no budget, not counted as a retry. If that one dies
- *   too, the tool itself is killing its server: the call fails, and no further process is spent on it.
- * - Other transient failures of a safe call are retried with backoff: the call timed out (a `Timeout` on the wire),
- *   the session could not be opened, the server answered 429 (its `Retry-After` is the delay) or 502/503/504. An
- *   `isError` result is an answer, never retried; so are the bridge's own refusals (`PoolTimeout`, rate limits,
- *   `DeadlineExceeded`). No retry starts when its delay would outlast the call's deadline.
- * - The retry budget (per server) keeps retries from multiplying load during an outage: every call that may be
- *   retried deposits `budget` (e.g. 0.2) of a retry, every retry withdraws one, and the balance is capped at
- *   `retryReserve`, so that retries add at most `budget` of those calls plus a small reserve. It is a counter over
- *   calls, not over time, which is why it is not a `RateLimiter` (whose buckets refill with time).
- * - The breaker counts what the server's health explains. Transport deaths and timeouts count once per session: the
- *   calls in flight on one crashed or frozen process are one failure, not one each. Connect failures, 429 and 5xx
- *   count against the server; an `isError` result, a JSON-RPC error, a refused authorization count for it (the server
- *   answered); interruption and the bridge's own refusals count for nothing. The open period backs off: 250 ms after
- *   the first opening, doubling up to `openFor`, each ended by a half-open probe, so that a restarted server is used
- *   again within about a second; a 429's `Retry-After` extends it.
- * - The stage sits above the throttler, so that every attempt (retries included) takes its own rate-limit token.
- * - Cost: `CircuitBreaker.execute` costs about 5 µs an attempt (a scope, an admission and a record in the store). With
- *   `layer` (the stage's own memory store) and a consecutive-failures policy, an attempt made while the last
- *   recorded outcome was a success skips `execute`, since a success would change nothing in the store; if it fails,
- *   the failure is recorded through `execute`, so the trip policy, transitions and metrics stay the breaker's own.
- *   With `layerStore` (a store shared with other processes) or a `failureRate` policy, every attempt goes through
- *   `execute`.
+ * A safe call (`readOnly` or `idempotent`) that lost its session is sent again at once on a fresh one; other
+ * transient failures of a safe call (a timeout, a failed connect, 429, 502-504) are retried with exponential backoff
+ * and jitter (`Schedule`) within a per-server retry budget and the call's deadline. A breaker per server
+ * (`effect/persistence/CircuitBreaker`, over a swappable `CircuitBreakerStore`) opens when the server is unhealthy
+ * and fails fast with `CircuitOpen`; its open period backs off from 250 ms with half-open probes.
+ *
+ * The stage sits above the throttler, so every attempt takes its own rate-limit token. What counts against the
+ * breaker and why the budget is a counter: docs/design.md, "Resilience".
  *
  * @since 0.1.0
  */

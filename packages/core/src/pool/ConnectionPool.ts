@@ -1,28 +1,14 @@
 /**
- * Sessions reused, bounded, health-checked, and replaced when they die: the bottom of the pipeline.
+ * Sessions reused, bounded, health-checked, and replaced when they die.
  *
  * Built on Effect's `RcMap` of `Pool`s: one `Pool<McpSession>` per server (per server and caller identity when the
  * server's `isolation` is `"per-identity"`), made with `Pool.makeWithStrategy` and a strategy that retires idle
- * sessions above `min`, replaces sessions past their lifetime, and probes idle sessions on an interval. Calls lease a
- * session with `Pool.use`.
+ * sessions above `min`, replaces sessions past their lifetime and probes idle ones. Calls lease a session with
+ * `Pool.use`, waiting in order within `acquireTimeout` and their call's deadline. A call that times out is cancelled
+ * on the wire and its session probed: kept when it answers, replaced when it does not. The pool also provides the
+ * bottom of the pipeline (`toolCaller`).
  *
- * - A session whose transport closes is invalidated at once and replaced.
- * - A call that times out is cancelled on the wire, and its session is kept out of service while a probe checks it:
- *   it is back in service when the probe answers (a slow tool costs no session, nor what its server holds), and
- *   ended at once and replaced when it does not answer within `probeTimeout` (a frozen process is killed, its calls
- *   in flight fail with `Closed`).
- * - A caller with no free session waits in order, bounded by `acquireTimeout` (`PoolTimeout`, which says whether
- *   sessions were busy or still being opened) and by its call's overall deadline (`DeadlineExceeded`, phase `queue`
- *   or `connect`). A free session is leased without a timer.
- * - Growth by measurement: when every open session carries `concurrency` requests, a caller first waits for a lease
- *   to end, up to twice the measured (exponentially weighted) lease time and never longer than the last connect took,
- *   and only then lets the pool open a session: a burst that drains faster than a session opens costs no session (on
- *   2 cores, a second child process at c=50 halves throughput), a saturation that lasts does. Before any lease has
- *   ended, and for the first session, the pool grows at once.
- * - Sessions of a server open at most `connectConcurrency` at a time (so `min` sessions, or a cold burst, never start
- *   every process at once); with per-identity isolation all identities of a server share `pool.maxTotal` sessions,
- *   an identity in need takes the idle session of another one, and idle identity pools close after
- *   `identityPoolTimeToLive`.
+ * Growth by measurement, per-identity sharing and eviction: docs/design.md, "The connection pool".
  *
  * @since 0.1.0
  */

@@ -1,18 +1,13 @@
 /**
- * What the bridge answers when a server asks its client for something: elicitation (a question for the user, as a
- * form or a URL to open), sampling (a completion from the application's language model), roots (the directories the
- * server may work in), and what it does with the server's log messages. Each is a handler the application provides;
- * the bridge advertises a capability only for the handlers it has, so a server never asks for what nobody answers.
+ * What the bridge answers when a server asks its client for something: elicitation (a form, or a URL to open),
+ * sampling (a completion from the application's model), roots, and what it does with the server's log messages.
  *
- * Both protocol eras reach the same handlers: 2025-era servers send requests on the session (`elicitation/create`,
- * `sampling/createMessage`, `roots/list`); 2026-07-28 servers answer a `tools/call` with an `input_required` result,
- * which the session fulfils and retries on the same session, with the server's `requestState` echoed byte for byte,
- * below the cache and the coalescing (so such a retry is never cached or coalesced). Elicitation defaults are applied as
- * SEP-1034 says (the SDK fills in the schema's `default`s the user left out). Each handler learns which server, tool
- * and caller identity asked (`Origin`).
+ * Each is a handler the application provides; a capability is advertised only for the handlers there are. 2025-era
+ * requests and 2026-07-28 `input_required` rounds reach the same handlers, and each handler learns which server, tool
+ * and caller identity asked (`Origin`). A `Context.Service` the session reads: `ClientHandlers.layer(handlers)`, or
+ * `McpBridge.layer(config, { handlers })`.
  *
- * A `Context.Service` the session reads from its context: `ClientHandlers.layer(handlers)` provides it
- * (`McpBridge.layer(config, { handlers })`), the Promise facade builds it from its callbacks.
+ * More: docs/design.md, "Client handlers".
  *
  * @since 0.1.0
  */

@@ -18,6 +18,8 @@ import type { Catalog, Exposed } from "./naming.ts"
 export interface Backend {
   /** The tools `principal` may see on `view` (`undefined`: the whole gateway; else a virtual server's name). */
   readonly catalog: (principal: string | undefined, view: string | undefined) => Promise<Catalog>
+  /** The catalog a call routes with: the last one built (a call naming a tool it lacks rebuilds it once). */
+  readonly routing: (principal: string | undefined, view: string | undefined) => Promise<Catalog>
   /** One call through the bridge's pipeline: resolves with the result, or a tool error result for a failed call. */
   readonly call: (
     tool: Exposed,

@@ -1,19 +1,11 @@
 /**
- * The stdio transport of a session: a child process speaking newline-delimited JSON-RPC on stdin/stdout, as an SDK
- * `Transport` built from the SDK's own message handling (`deserializeMessage`, `serializeMessage`,
- * `getDefaultEnvironment`, `JSONRPCMessage`), with what the SDK's `StdioClientTransport` does not offer:
+ * The stdio transport of a session: a child process speaking newline-delimited JSON-RPC, as an SDK `Transport` built
+ * from the SDK's own message handling, with what `StdioClientTransport` lacks: framing that recovers from a
+ * half-written line, a size limit per message (`maxMessageBytes`, failing only that request), stderr kept as a
+ * bounded tail with the server's secrets scrubbed, and `kill()` for a frozen process.
  *
- * - framing that survives a misbehaving server: a line that does not parse is dropped on its own, and when a partial
- *   line was glued to the next message (a half-written line), the message behind it is recovered, so that no other
- *   request pays for it;
- * - a size limit per message (`maxMessageBytes`): an answer over it fails its own request with a JSON-RPC error
- *   naming the limit (`messageTooLargeCode`), the rest of the line is skipped, and the session goes on;
- * - stderr kept as a bounded tail with the server's secrets scrubbed from the whole stream as it arrives (a secret
- *   split across chunks, or cut by the tail window, never shows, nor does a part of one);
- * - `kill()`, which ends a frozen process at once (SIGKILL), for a session the pool retires.
- *
- * It is "stdio-shaped" for the SDK (it has `stderr` and `pid`), so version negotiation probes in place on this one
- * process (no throwaway probe process) and treats a silent probe as a legacy server.
+ * It is stdio-shaped for the SDK (`stderr`, `pid`), so version negotiation probes in place on this process.
+ * More: docs/design.md, "The stdio transport".
  *
  * @internal
  */

@@ -47,7 +47,11 @@ const base64url = (bytes: ArrayBuffer) =>
 const publicMembers = (jwk: JsonWebKey): Record<string, string> => {
   const pick = (...names: ReadonlyArray<string>) =>
     Object.fromEntries(names.map((name) => [name, String((jwk as Record<string, unknown>)[name])]))
-  return jwk.kty === "EC" ? pick("crv", "kty", "x", "y") : jwk.kty === "OKP" ? pick("crv", "kty", "x") : pick("e", "kty", "n")
+  return jwk.kty === "EC"
+    ? pick("crv", "kty", "x", "y")
+    : jwk.kty === "OKP"
+    ? pick("crv", "kty", "x")
+    : pick("e", "kty", "n")
 }
 
 /** The RFC 7638 SHA-256 thumbprint of a public key: what an authorization server binds as the token's `cnf.jkt`. */

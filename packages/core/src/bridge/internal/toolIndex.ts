@@ -1,24 +1,13 @@
 /**
  * The tool index: the `tools/list` of every server, kept for routing calls and for listing.
  *
- * - Scope (2026-07-28 `cacheScope`): a list the server marks `private` is kept per caller identity (one caller never
- *   routes with, or lists, another caller's tools); a `public` list, or one from a legacy server (no hint), is kept
- *   once per server. Until a server's first answer says which, lists are kept per identity (the safe side).
- * - Freshness (2026-07-28 `ttlMs`): a positive `ttlMs` is how long the list is used, for routing and listing alike.
- *   `ttlMs` 0 or absent from a 2026-07-28 server means "stale at once": `list` asks the server again every time, as
- *   the hint says. Routing does not: a round trip before every call would double the cost of a warm call, and the
- *   router only needs names, definitions and policies, which a list-changed notification (legacy notification or
- *   `subscriptions/listen`) invalidates at once; a tool the index does not know makes it look again before failing.
- *   So the router uses a list for `ttlMs`, or for the bridge's `toolListTimeToLive` when the server gave none.
- * - Past that, the router keeps using the list for as long again while one background fetch gets the next (the old
- *   list stays in place until the new one arrives), so a busy server's calls never wait for a `tools/list`; only a
- *   list nobody used for that long, or one a notification dropped, is fetched on the call path.
- * - A notification bumps the server's generation: a fetch that started before it is never stored.
+ * A list the server marks `private` (2026-07-28 `cacheScope`) is kept per caller identity, a `public` or legacy one
+ * once per server. The router uses a list for its `ttlMs` (else the bridge's `toolListTimeToLive`), then as long
+ * again while one background fetch gets the next; a list-changed notification drops it at once, and a fetch started
+ * before the notification is never stored.
  *
- * A plain `Map` of lists and single-flight fetches (`flights.ts`) rather than Effect's `Cache`: routing reads the
- * list synchronously on every call (`peek`), a list outlives its routing time while it is refreshed, and a
- * notification must drop every list of a server and keep fetches already in flight from being stored; none of that
- * goes through `Cache`'s API.
+ * A plain `Map` of lists with single-flight fetches (`flights.ts`) rather than `Cache`: routing reads the list
+ * synchronously on every call. The reasoning: docs/design.md, "The tool index".
  *
  * @internal
  */

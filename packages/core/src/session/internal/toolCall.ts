@@ -1,23 +1,13 @@
 /**
- * A `tools/call` at the SDK's request level: `client.request({ method: "tools/call", params }, schema, options)`, the
- * public overload with a result schema, instead of `Client.callTool`.
+ * A `tools/call` at the SDK's request level (`client.request` with a result schema) rather than `Client.callTool`,
+ * which does work on every call that the bridge does not need.
  *
- * `callTool` costs 5 to 10 µs a call that the bridge does not need: without a schema, `request` probes the era codec
- * for the method's result validator by running a zod parse that fails and formatting its error, on every call; then
- * it parses the result with zod's `CallToolResult` (on 2026-07-28 after the wire codec has already parsed it); and
- * `callTool` looks the tool up in the SDK's response cache for its output schema. At the request level the SDK keeps
- * everything else: the era gate and 2026-07-28 `_meta` envelope, the wire codec's `decodeResult` (`input_required`
- * included), progress, cancellation, the timeout, and every connect, negotiation, notification and auth path.
+ * What `callTool` did that a call still needs is here, once per tool definition: the output schema compiled once
+ * and checked, and `x-mcp-header` mirroring (through `callTool` for the tools that declare one). And what the bridge
+ * adds: the rounds of a 2026-07-28 `input_required` result fulfilled with the application's handlers on the same
+ * session, progress through a token of the session's own, the per-request log level.
  *
- * What `callTool` did that a call still needs is here, once per tool definition (the bridge's tool index holds them):
- * - the output schema: compiled once (`fromJsonSchema`, the SDK's own JSON Schema validator), a result with
- *   `structuredContent` checked against it, with the SDK's errors (`InvalidParams`, `InvalidRequest`);
- * - SEP-2243 `x-mcp-header` mirroring into `Mcp-Param-*` headers (2026-07-28): a tool whose input schema declares one
- *   still goes through `callTool` with its `toolDefinition`, which does it.
- *
- * And what the bridge adds: the rounds of a 2026-07-28 `input_required` result fulfilled with the application's
- * handlers and retried on the same session (never above it, so never cached or coalesced), up to `maxInputRounds`, all
- * within the call's time; progress through a token of the session's own; the per-request log level on 2026-07-28.
+ * The reasoning: docs/design.md, "The wire call".
  *
  * @internal
  */
