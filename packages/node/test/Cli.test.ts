@@ -298,7 +298,9 @@ describe("Cli", () => {
         const { all } = yield* Fixtures
         const run = yield* cli(["doctor", "--config", all])
         assert.strictEqual(run.code, 1)
-        assert.match(run.stdout, /^ {2}local +ok +stdio \(node\) +2026-07-28 +\d+ ms +4 tools$/m)
+        // A dual-era stdio server that starts slower than the stdio probe window (a loaded machine) is served on
+        // 2025-11-25: both are right answers of negotiation; the verdict is not kept, so a later session probes again.
+        assert.match(run.stdout, /^ {2}local +ok +stdio \(node\) +(2026-07-28|2025-11-25) +\d+ ms +4 tools$/m)
         assert.match(
           run.stdout,
           /^ {2}remote +ok +http \(http:\/\/127\.0\.0\.1:\d+\/mcp\) +2026-07-28 +\d+ ms +4 tools$/m
@@ -328,8 +330,8 @@ describe("Cli", () => {
         assert.deepStrictEqual(doc.summary, { servers: 4, ok: 3, failed: 1 })
         const local = doc.servers.find((s: any) => s.name === "local")
         assert.strictEqual(local.transport, "stdio")
-        assert.strictEqual(local.protocolVersion, "2026-07-28")
-        assert.strictEqual(local.era, "modern")
+        assert.oneOf(local.protocolVersion, ["2026-07-28", "2025-11-25"])
+        assert.strictEqual(local.era, local.protocolVersion === "2026-07-28" ? "modern" : "legacy")
         assert.strictEqual(local.toolCount, 4)
         assert.isAbove(local.connectMillis, 0)
         const reference = doc.servers.find((s: any) => s.name === "everything")
