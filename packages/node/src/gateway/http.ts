@@ -28,6 +28,7 @@ import {
 import type { Server } from "@modelcontextprotocol/server"
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto"
 import type { IncomingMessage, ServerResponse } from "node:http"
+import { subscriptionsOf } from "./mcpServer.ts"
 
 /** An API key as the configuration stores it: the SHA-256 hex of the key, and who it is. @internal */
 export interface ApiKey {
@@ -64,6 +65,10 @@ export interface HttpGateway {
   readonly sessions: () => number
   /** Tells every open downstream session and listen stream that the tool list changed. */
   readonly toolsChanged: () => void
+  /** Tells every open downstream session and listen stream that the resource or prompt list changed. */
+  readonly listChanged: (list: "resources" | "prompts") => void
+  /** Tells the downstream sessions and listen streams subscribed to `uri` that it was updated. */
+  readonly resourceUpdated: (uri: string) => void
 }
 
 interface Session {
@@ -268,7 +273,28 @@ export const make = (options: HttpOptions): HttpGateway => {
     for (const handler of modern.values()) handler.notify.toolsChanged()
   }
 
-  return { listener, close, sessions: () => sessions.size, toolsChanged }
+  const listChanged = (list: "resources" | "prompts") => {
+    for (const session of sessions.values()) {
+      const sent = list === "resources"
+        ? session.server.sendResourceListChanged()
+        : session.server.sendPromptListChanged()
+      sent.catch(() => undefined)
+    }
+    for (const handler of modern.values()) {
+      if (list === "resources") handler.notify.resourcesChanged()
+      else handler.notify.promptsChanged()
+    }
+  }
+
+  const resourceUpdated = (uri: string) => {
+    for (const session of sessions.values()) {
+      if (subscriptionsOf(session.server)?.has(uri) !== true) continue
+      session.server.sendResourceUpdated({ uri }).catch(() => undefined)
+    }
+    for (const handler of modern.values()) handler.notify.resourceUpdated(uri)
+  }
+
+  return { listener, close, sessions: () => sessions.size, toolsChanged, listChanged, resourceUpdated }
 }
 
 /** The host names a gateway bound to `host` accepts in `Host` and `Origin` when none are configured. @internal */
