@@ -24,6 +24,14 @@ export * as Coalescing from "./pipeline/Coalescing.ts"
 export * as BridgeClient from "./bridge/BridgeClient.ts"
 
 /**
+ * Each server's state as a person reads it (connected, failing with its reason, circuit open, rate-limited), its
+ * transport and protocol version, and the recent failures, scrubbed of secrets: `BridgeStatus.read`.
+ *
+ * @since 0.1.0
+ */
+export * as BridgeStatus from "./bridge/BridgeStatus.ts"
+
+/**
  * The resolved configuration and the service that carries it: `decode`, `load` (object or JSON file) and `layer`.
  *
  * @since 0.1.0
@@ -159,6 +167,28 @@ export * as Resilience from "./pipeline/Resilience.ts"
  * @since 0.1.0
  */
 export * as ResultCache from "./pipeline/ResultCache.ts"
+
+/**
+ * Where cached tool results live: get and set with a TTL, invalidation by server and tool, a fill lease across
+ * replicas; `layerMemory` is the embedded default.
+ *
+ * @since 0.1.0
+ */
+export * as ResultStore from "./stores/ResultStore.ts"
+
+/**
+ * Where rate-limit windows live: the sliding log as one atomic "admit, or tell me when" operation.
+ *
+ * @since 0.1.0
+ */
+export * as RateLimitStore from "./stores/RateLimitStore.ts"
+
+/**
+ * The circuit store shared by replicas, used for remote (HTTP, SSE) servers only.
+ *
+ * @since 0.1.0
+ */
+export * as SharedCircuitStore from "./stores/SharedCircuitStore.ts"
 
 /**
  * The pipeline stage of metrics, spans and alert rules for every call.

@@ -26,6 +26,7 @@ import * as Http from "./gateway/http.ts"
 import * as McpServer from "./gateway/mcpServer.ts"
 import * as Naming from "./gateway/naming.ts"
 import * as NodeTransport from "./NodeTransport.ts"
+import { GatewayReplicas } from "./replica/GatewayReplicas.ts"
 
 // -----------------------------------------------------------------------------
 // Errors
@@ -353,6 +354,7 @@ const sameNames = (a: Naming.Catalog, b: Naming.Catalog) =>
 export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const core = yield* makeCore(options)
   const recorder = yield* Effect.serviceOption(MetricsRecorder.MetricsRecorder)
+  const replicas = yield* Effect.serviceOption(GatewayReplicas)
   const host = options.host ?? "127.0.0.1"
   const port = options.port ?? 8080
   const context = yield* Effect.context<never>()
@@ -378,7 +380,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     },
     extraRoutes: options.extraRoutes,
     sessionIdleMillis: Duration.toMillis(Duration.fromInputUnsafe(options.sessionIdleTimeout ?? "30 minutes")),
-    onError: (error) => void run(Effect.logDebug(`gateway: ${error.message}`))
+    onError: (error) => void run(Effect.logDebug(`gateway: ${error.message}`)),
+    replicas: Option.getOrUndefined(replicas)
   })
   core.onChanges({ tools: gateway.toolsChanged, list: gateway.listChanged, updated: gateway.resourceUpdated })
   yield* Effect.forkScoped(core.watchChanges)

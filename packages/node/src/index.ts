@@ -29,11 +29,22 @@ export * as NodeAuth from "./NodeAuth.ts"
 export * as NodeOtel from "./NodeOtel.ts"
 
 /**
+ * The gateway: the bridge served as one MCP server (Streamable HTTP at `/mcp`, or stdio).
+ *
  * @since 0.1.0
  */
 export * as Gateway from "./Gateway.ts"
 
 /**
+ * Serves the gateway from a Promise program: `{ url, port, close }`.
+ *
  * @since 0.1.0
  */
 export { serveGateway } from "./Gateway.ts"
+
+/**
+ * The live dashboard page of a bridge: servers, tools, latency, cache, pool and alerts, as a Node request handler.
+ *
+ * @since 0.1.0
+ */
+export * as Dashboard from "./Dashboard.ts"

@@ -464,7 +464,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         BridgeConfig.transportKind(server.transport),
         type === "UnknownTool" ? "_unknown" : tool
       )
-        .refused(type)
+        .refused(type, error)
     })
 
   const resolveTool = Effect.fnUntraced(function*(

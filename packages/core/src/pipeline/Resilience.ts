@@ -14,9 +14,10 @@
  */
 import { Cause, Clock, Context, Duration, Effect, Exit, Layer, Option, Schedule, Schema, Scope, Stream } from "effect"
 import { CircuitBreaker } from "effect/persistence"
-import type { ResolvedServer } from "../config/BridgeConfig.ts"
+import { type ResolvedServer, transportKind } from "../config/BridgeConfig.ts"
 import { McpSessionError } from "../errors/McpSessionError.ts"
 import { Attr } from "../internal/metrics.ts"
+import { SharedCircuitStore } from "../stores/SharedCircuitStore.ts"
 import { MetricsRecorder, noop } from "../telemetry/MetricsRecorder.ts"
 import type { CallRequest, ToolCaller } from "./ToolCaller.ts"
 
@@ -189,6 +190,12 @@ interface ServerState {
  */
 export const make = Effect.fnUntraced(function*(options: Options = {}, privateStore = false) {
   const store = yield* CircuitBreaker.CircuitBreakerStore
+  // Remote servers' circuits in the store shared by replicas, if any; stdio children are each replica's own.
+  const sharedStore = Option.getOrUndefined(yield* Effect.serviceOption(SharedCircuitStore))
+  const storeOf = (server: ResolvedServer) => {
+    const kind = transportKind(server.transport)
+    return sharedStore !== undefined && (kind === "http" || kind === "sse") ? sharedStore : undefined
+  }
   const scope = yield* Effect.scope
   const recorder = Option.getOrElse(yield* Effect.serviceOption(MetricsRecorder), () => noop)
   const reserve = options.retryReserve ?? 10
@@ -244,13 +251,23 @@ export const make = Effect.fnUntraced(function*(options: Options = {}, privateSt
         openDuration: Schedule.exponential(Duration.min(firstOpenFor, settings.openFor)).pipe(
           Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, settings.openFor)))
         )
-      }).pipe(Effect.provideService(CircuitBreaker.CircuitBreakerStore, store), Scope.provide(scope))
+      }).pipe(
+        Effect.provideService(CircuitBreaker.CircuitBreakerStore, storeOf(server) ?? store),
+        Scope.provide(scope)
+      )
       if (breaker !== undefined) {
         // The breaker's state and transitions, as metrics (nothing is recorded per call).
         recorder.breakerState(server.name, "closed")
         yield* breaker.transitions.pipe(
           Stream.runForEach((t) =>
-            Effect.sync(() => recorder.breakerTransition(server.name, stateName[t.from], stateName[t.to]))
+            Effect.sync(() =>
+              recorder.breakerTransition(
+                server.name,
+                stateName[t.from],
+                stateName[t.to],
+                t.to === "Open" ? Duration.toMillis(t.retryAfter) : undefined
+              )
+            )
           ),
           Effect.forkIn(scope, { startImmediately: true })
         )
@@ -259,7 +276,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}, privateSt
       const state: ServerState = {
         breaker,
         guarded: (effect) => effect,
-        fastPath: privateStore && settings !== false && settings.failureRate === undefined,
+        fastPath: privateStore && storeOf(server) === undefined && settings !== false &&
+          settings.failureRate === undefined,
         clean: true,
         counted: new Set(),
         // Capped first, then jittered: retries at the cap stay spread out instead of running in lockstep.

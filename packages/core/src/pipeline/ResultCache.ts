@@ -23,11 +23,12 @@
  * @since 0.1.0
  */
 import type { CallToolResult } from "@modelcontextprotocol/client"
-import { Clock, Context, Duration, Effect, Layer, Option } from "effect"
-import { callKey, canonicalJson, partitionOf } from "../internal/canonical.ts"
+import { Context, Duration, Effect, Layer, Option } from "effect"
+import { canonicalJson, partitionOf } from "../internal/canonical.ts"
 import * as Flights from "../internal/flights.ts"
 import * as Metrics from "../internal/metrics.ts"
 import { isInteractive } from "../session/McpSession.ts"
+import * as ResultStore from "../stores/ResultStore.ts"
 import { MetricsRecorder, noop } from "../telemetry/MetricsRecorder.ts"
 import type { CallRequest, ToolCaller } from "./ToolCaller.ts"
 
@@ -158,6 +159,11 @@ export interface Options {
   readonly maxResultBytes?: number | undefined
   /** TTL of cacheable tools whose policy names none (neither the tool's nor the server's). @default 30 minutes */
   readonly defaultTimeToLive?: Duration.Input | undefined
+  /**
+   * How long the caller that fills a missing result holds the key's fill lease in a shared store: identical misses
+   * elsewhere wait for its result that long at most, then call upstream themselves. @default 5 seconds
+   */
+  readonly fillLease?: Duration.Input | undefined
 }
 
 // -----------------------------------------------------------------------------
@@ -168,30 +174,14 @@ interface Counters {
   hits: number
   misses: number
   evictions: number
-  bytes: number
-  /** stored entries of the server */
-  readonly entries: Set<Entry>
-  /** lookups of the server in flight */
-  readonly pending: Set<Entry>
+  /** lookups of the server in flight here */
+  readonly pending: Set<Pending>
 }
 
-// One lookup in flight, and once it succeeded and was stored, one stored result.
-interface Entry {
-  readonly key: string
-  readonly server: string
-  readonly tool: string
-  readonly partition: string
-  /** where the canonical arguments start in `key` (see `callKey`) */
-  readonly argumentsAt: number
-  readonly counters: Counters
-  result: CallToolResult | undefined
-  bytes: number
-  /** Clock millis at which the stored result expires */
-  expiresAt: number
-  /** in the index (stored, not yet dropped) */
-  stored: boolean
-  /** invalidated while in flight: never stored */
-  stale: boolean
+// One lookup in flight on this replica.
+interface Pending {
+  readonly flight: string
+  readonly key: ResultStore.Key
 }
 
 const utf8Length = (text: string): number => {
@@ -224,126 +214,141 @@ const identityOf = (partition: string): string | undefined =>
   partition.startsWith("id:") ? partition.slice(3) : undefined
 
 /**
- * Builds the cache. It records through the `MetricsRecorder` in context (none: nothing is recorded), and reports its
- * size there until the scope closes.
+ * Builds the cache over the `ResultStore` in context, or, with none, over a memory store of its own with the
+ * options' bounds. It records through the `MetricsRecorder` in context (none: nothing is recorded), and reports its
+ * size there until the scope closes. A store that fails is read as a miss (the call goes upstream) and its writes
+ * are skipped: the cache fails open.
  *
  * @since 0.1.0
  */
 export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const recorder = Option.getOrElse(yield* Effect.serviceOption(MetricsRecorder), () => noop)
-  const capacity = Math.max(1, options.capacity ?? 5_000)
-  const maxBytes = Math.max(1, options.maxBytes ?? 64 * 1024 * 1024)
   const maxResultBytes = options.maxResultBytes ?? 1024 * 1024
   const defaultTtlMillis = Duration.toMillis(Duration.fromInputUnsafe(options.defaultTimeToLive ?? "30 minutes"))
+  const leaseDuration = Duration.toMillis(Duration.fromInputUnsafe(options.fillLease ?? "5 seconds"))
 
-  /** stored entries, least recently used first */
-  const index = new Map<string, Entry>()
   const servers = new Map<string, Counters>()
-  // Nor is an interactive result shared with the identical misses that joined its call: each asks for itself.
-  const flights = Flights.make<Entry, any>((entry) => entry.result === undefined || !isInteractive(entry.result))
-  let totalBytes = 0
   let evictions = 0
-
   const countersOf = (server: string): Counters => {
     let counters = servers.get(server)
     if (counters === undefined) {
-      counters = { hits: 0, misses: 0, evictions: 0, bytes: 0, entries: new Set(), pending: new Set() }
+      counters = { hits: 0, misses: 0, evictions: 0, pending: new Set() }
       servers.set(server, counters)
     }
     return counters
   }
 
-  const drop = (entry: Entry): void => {
-    if (!entry.stored) return
-    entry.stored = false
-    index.delete(entry.key)
-    entry.counters.entries.delete(entry)
-    entry.counters.bytes -= entry.bytes
-    totalBytes -= entry.bytes
+  const shared = yield* Effect.serviceOption(ResultStore.ResultStore)
+  let usageNow: (() => ResultStore.Usage) | undefined
+  let store: ResultStore.ResultStore.Service
+  if (Option.isSome(shared)) {
+    store = shared.value
+  } else {
+    const memory = ResultStore.makeMemoryUnsafe({
+      capacity: options.capacity,
+      maxBytes: options.maxBytes,
+      onDropped: (server, reason, n) => {
+        if (reason === "capacity") {
+          countersOf(server).evictions += n
+          evictions += n
+        }
+        if (recorder.enabled) recorder.cacheEvicted(server, reason, n)
+      }
+    })
+    store = memory.service
+    usageNow = memory.usageUnsafe
+    const removeObserver = recorder.observe([
+      [Metrics.gaugeOf(Metrics.definitions.cacheEntries, {}), () => memory.usageUnsafe().entries],
+      [Metrics.gaugeOf(Metrics.definitions.cacheBytes, {}), () => memory.usageUnsafe().bytes]
+    ])
+    yield* Effect.addFinalizer(() => Effect.sync(removeObserver))
   }
 
-  // Records what left the cache, per server.
-  const recordDropped = (dropped: ReadonlyArray<Entry>, reason: Metrics.EvictionReason): void => {
-    if (dropped.length === 0 || !recorder.enabled) return
-    const perServer = new Map<string, number>()
-    for (const entry of dropped) perServer.set(entry.server, (perServer.get(entry.server) ?? 0) + 1)
-    for (const [server, n] of perServer) recorder.cacheEvicted(server, reason, n)
+  // Nor is an interactive result shared with the identical misses that joined its call: each asks for itself.
+  const flights = Flights.make<CallToolResult, any>((result) => !isInteractive(result))
+
+  const annotate = (request: CallRequest, result: Metrics.CacheResult) =>
+    request.traced === undefined ? Effect.void : Effect.annotateCurrentSpan(Metrics.Attr.cacheResult, result)
+
+  const recordInvalidated = (server: string, n: number): void => {
+    if (n > 0 && recorder.enabled) recorder.cacheEvicted(server, "invalidated", n)
   }
 
-  // Indexes a result and evicts the least recently used beyond the limits. An `isError` result, one too large, or
-  // one invalidated while in flight is not stored.
-  const store = (entry: Entry, result: CallToolResult, now: number, ttlMillis: number, limit: number): void => {
-    entry.result = result
-    if (entry.stale || result.isError === true || ttlMillis <= 0 || isInteractive(result)) return
+  // The store failed: the cache steps aside (a miss, no write), and says so in the log.
+  const failOpen = <A>(fallback: A) => (error: ResultStore.ResultStoreError) =>
+    Effect.as(Effect.logWarning("result store unavailable; the call goes upstream", error.message), fallback)
+
+  // Stores a result under `lease` unless it must not be stored: `isError`, interactive, too large, TTL zero.
+  const put = (
+    key: ResultStore.Key,
+    result: CallToolResult,
+    ttlMillis: number,
+    limit: number,
+    bytesOfKey: number,
+    lease: ResultStore.Lease | undefined
+  ) => {
+    const skip = lease === undefined ? Effect.void : Effect.ignore(store.release(key, lease))
+    if (result.isError === true || ttlMillis <= 0 || isInteractive(result)) return skip
     const size = resultBytes(result)
-    if (size > limit || size + entry.key.length > maxBytes) return
-    entry.bytes = size + entry.key.length
-    entry.expiresAt = now + ttlMillis
-    entry.stored = true
+    if (size > limit) return skip
     deepFreeze(result)
-    index.set(entry.key, entry)
-    entry.counters.entries.add(entry)
-    entry.counters.bytes += entry.bytes
-    totalBytes += entry.bytes
-    if (index.size <= capacity && totalBytes <= maxBytes) return
-    const evicted: Array<Entry> = []
-    while (index.size > capacity || totalBytes > maxBytes) {
-      const oldest = index.values().next().value!
-      if (oldest === entry) break
-      drop(oldest)
-      oldest.counters.evictions++
-      evictions++
-      evicted.push(oldest)
-    }
-    recordDropped(evicted, "capacity")
+    return store.set(key, result, { timeToLive: Duration.millis(ttlMillis), bytes: size + bytesOfKey, lease }).pipe(
+      Effect.asVoid,
+      Effect.catch(failOpen(undefined))
+    )
   }
 
-  const removeObserver = recorder.observe([
-    [Metrics.gaugeOf(Metrics.definitions.cacheEntries, {}), () => index.size],
-    [Metrics.gaugeOf(Metrics.definitions.cacheBytes, {}), () => totalBytes]
-  ])
-  yield* Effect.addFinalizer(() => Effect.sync(removeObserver))
+  // Waits for the replica holding the fill lease to store its result, polling until the lease would lapse.
+  const awaitFill = (key: ResultStore.Key, until: number): Effect.Effect<Option.Option<CallToolResult>> =>
+    Effect.clockWith((clock) => {
+      if (clock.currentTimeMillisUnsafe() >= until) return Effect.succeed(Option.none())
+      return Effect.sleep(Duration.millis(10)).pipe(
+        Effect.andThen(store.get(key)),
+        Effect.catch(failOpen(Option.none<CallToolResult>())),
+        Effect.flatMap((found) => Option.isSome(found) ? Effect.succeed(found) : awaitFill(key, until))
+      )
+    })
 
   // A miss: one upstream call (joined by identical misses meanwhile), stored once it succeeds.
   const lookup = <E>(
     request: CallRequest,
     next: ToolCaller<E>,
-    key: string,
-    partition: string,
+    key: ResultStore.Key,
+    flight: string,
     counters: Counters
-  ): Effect.Effect<Entry, E> => {
-    const entry: Entry = {
-      key,
-      server: request.server.name,
-      tool: request.tool,
-      partition,
-      argumentsAt: request.server.name.length + request.tool.length + partition.length + 3,
-      counters,
-      result: undefined,
-      bytes: 0,
-      expiresAt: 0,
-      stored: false,
-      stale: false
-    }
+  ): Effect.Effect<CallToolResult, E> => {
+    const pending: Pending = { flight, key }
     const ttl = request.policy.cacheTtl
     const ttlMillis = ttl === undefined ? defaultTtlMillis : Duration.toMillis(ttl)
     const limit = request.server.cache.maxResultBytes ?? maxResultBytes
-    counters.pending.add(entry)
-    return next(request).pipe(
-      Effect.flatMap((result) =>
-        Effect.clockWith((clock) => {
-          store(entry, result, clock.currentTimeMillisUnsafe(), ttlMillis, limit)
-          return Effect.succeed(entry)
-        })
+    counters.pending.add(pending)
+    const upstream = (lease: ResultStore.Lease | undefined) =>
+      Effect.tap(next(request), (result) => put(key, result, ttlMillis, limit, flight.length, lease))
+    const filled = Effect.flatMap(
+      store.lease(key, Duration.millis(leaseDuration)).pipe(
+        Effect.map((lease) => ({ ok: true as const, lease })),
+        Effect.catch(failOpen({ ok: false as const, lease: Option.none<ResultStore.Lease>() }))
       ),
-      Effect.ensuring(Effect.sync(() => {
-        counters.pending.delete(entry)
-      }))
+      ({ lease, ok }): Effect.Effect<CallToolResult, E> => {
+        if (!ok) return next(request)
+        if (Option.isSome(lease)) {
+          return Effect.onExit(
+            upstream(lease.value),
+            (exit) => exit._tag === "Success" ? Effect.void : Effect.ignore(store.release(key, lease.value))
+          )
+        }
+        // Another replica fills this key: wait for its result, or call upstream (unstored) once its lease lapses.
+        return Effect.clockWith((clock) =>
+          Effect.flatMap(
+            awaitFill(key, clock.currentTimeMillisUnsafe() + leaseDuration),
+            (found): Effect.Effect<CallToolResult, E> =>
+              Option.isSome(found) ? Effect.succeed(found.value) : next(request)
+          )
+        )
+      }
     )
+    return Effect.ensuring(filled, Effect.sync(() => counters.pending.delete(pending)))
   }
-
-  const annotate = (request: CallRequest, result: Metrics.CacheResult) =>
-    request.traced === undefined ? Effect.void : Effect.annotateCurrentSpan(Metrics.Attr.cacheResult, result)
 
   const wrap = <E>(next: ToolCaller<E>): ToolCaller<E> => (request) => {
     const policy = request.policy
@@ -352,138 +357,131 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     if (!policy.cacheable) {
       return policy.readOnly || !request.server.cache.invalidateOnWrite
         ? next(request)
-        : Effect.onExit(next(request), () => Effect.sync(() => dropServer(request.server.name)))
+        : Effect.onExit(next(request), () => dropServer(request.server.name))
     }
     const partition = partitionOf(policy.shared, request.identity)
-    const key = callKey(request.server.name, request.tool, partition, request.arguments)
-    return Effect.withFiber((fiber) => {
-      const counters = countersOf(request.server.name)
-      const stored = index.get(key)
-      if (stored !== undefined) {
-        if (fiber.getRef(Clock.Clock).currentTimeMillisUnsafe() < stored.expiresAt) {
+    const args = canonicalJson(request.arguments)
+    const key: ResultStore.Key = { server: request.server.name, tool: request.tool, partition, arguments: args }
+    const flight = ResultStore.keyString(key)
+    const counters = countersOf(request.server.name)
+    return store.get(key).pipe(
+      Effect.catch(failOpen(Option.none<CallToolResult>())),
+      Effect.flatMap((stored) => {
+        if (Option.isSome(stored)) {
           counters.hits++
-          index.delete(key)
-          index.set(key, stored)
           recorder.cacheLookup(request.server.name, request.tool, "hit")
-          return Effect.as(annotate(request, "hit"), stored.result!)
+          return Effect.as(annotate(request, "hit"), stored.value)
         }
-        drop(stored)
-        recordDropped([stored], "expired")
-      }
-      // A call that joins an identical miss in flight makes no upstream call of its own: it counts as a hit.
-      const joined = flights.has(key)
-      if (joined) counters.hits++
-      else counters.misses++
-      const result: Metrics.CacheResult = joined ? "hit" : "miss"
-      recorder.cacheLookup(request.server.name, request.tool, result)
-      return annotate(request, result).pipe(
-        Effect.andThen(flights.run(key, lookup(request, next, key, partition, counters))),
-        Effect.map((entry) => entry.result!)
+        // A call that joins an identical miss in flight makes no upstream call of its own: it counts as a hit.
+        const joined = flights.has(flight)
+        if (joined) counters.hits++
+        else counters.misses++
+        const result: Metrics.CacheResult = joined ? "hit" : "miss"
+        recorder.cacheLookup(request.server.name, request.tool, result)
+        return annotate(request, result).pipe(
+          Effect.andThen(flights.run(flight, lookup(request, next, key, flight, counters)))
+        )
+      })
+    )
+  }
+
+  // Calls in flight here that match are not joined by later callers (the store does not keep their results).
+  const forgetPending = (matches: (key: ResultStore.Key) => boolean, server?: string) => {
+    const all = server === undefined ? Array.from(servers.values()) : [servers.get(server)]
+    for (const counters of all) {
+      if (counters === undefined) continue
+      for (const pending of counters.pending) if (matches(pending.key)) flights.forget(pending.flight)
+    }
+  }
+
+  const invalidate = (selector: ResultStore.Selector): Effect.Effect<number> =>
+    Effect.suspend(() => {
+      forgetPending((key) => ResultStore.selects(selector, key), selector.server)
+      return store.invalidate(selector).pipe(
+        Effect.tap((n) => Effect.sync(() => recordInvalidated(selector.server, n))),
+        Effect.catch(failOpen(0))
       )
     })
-  }
 
-  // Drops the stored entries for which `matches` holds, among `candidates`, and marks matching lookups in flight so
-  // that they are not stored (and new callers do not join them). Returns how many stored entries it dropped.
-  const dropWhere = (candidates: Iterable<Entry>, matches: (entry: Entry) => boolean, pending: Iterable<Entry>) => {
-    const dropped: Array<Entry> = []
-    for (const entry of Array.from(candidates)) {
-      if (matches(entry)) {
-        drop(entry)
-        dropped.push(entry)
-      }
-    }
-    for (const entry of pending) {
-      if (!entry.stale && matches(entry)) {
-        entry.stale = true
-        flights.forget(entry.key)
-      }
-    }
-    recordDropped(dropped, "invalidated")
-    return dropped.length
-  }
+  // A write: nothing to drop unless the server's results were ever cached here or something of it is in flight.
+  const dropServer = (server: string): Effect.Effect<number> =>
+    servers.has(server) ? invalidate({ server }) : Effect.succeed(0)
 
-  const allPending = function*() {
-    for (const counters of servers.values()) yield* counters.pending
-  }
-  const always = () => true
-  const dropServer = (server: string): number => {
-    const counters = servers.get(server)
-    if (counters === undefined || (counters.entries.size === 0 && counters.pending.size === 0)) return 0
-    return dropWhere(counters.entries, always, counters.pending)
-  }
-  const entriesOf = (server: string): Iterable<Entry> => servers.get(server)?.entries ?? []
-  const pendingOf = (server: string): Iterable<Entry> => servers.get(server)?.pending ?? []
-
-  const view = (entry: Entry): CachedCall => ({
-    server: entry.server,
-    tool: entry.tool,
-    arguments: JSON.parse(entry.key.slice(entry.argumentsAt)),
-    shared: entry.partition === "*",
-    identity: identityOf(entry.partition),
-    bytes: entry.bytes
+  const view = (key: ResultStore.Key, bytes: number): CachedCall => ({
+    server: key.server,
+    tool: key.tool,
+    arguments: JSON.parse(key.arguments),
+    shared: key.partition === "*",
+    identity: identityOf(key.partition),
+    bytes
   })
 
   const snapshot = (counters: {
     readonly hits: number
     readonly misses: number
     readonly evictions: number
-    readonly bytes: number
-  }, size: number): CacheStats => ({
+  }, usage: { readonly entries: number; readonly bytes: number }): CacheStats => ({
     hits: counters.hits,
     misses: counters.misses,
     hitRate: rate(counters.hits, counters.misses),
-    size,
-    bytes: counters.bytes,
+    size: usage.entries,
+    bytes: usage.bytes,
     evictions: counters.evictions
   })
 
+  const none = { entries: 0, bytes: 0 }
   const service: ResultCache.Service = {
     wrap,
-    invalidateServer: (server) => Effect.sync(() => dropServer(server)),
-    invalidateTool: (server, tool) =>
-      Effect.sync(() => dropWhere(entriesOf(server), (entry) => entry.tool === tool, pendingOf(server))),
+    invalidateServer: (server) => invalidate({ server }),
+    invalidateTool: (server, tool) => invalidate({ server, tool }),
     invalidateKey: (selector) =>
-      Effect.sync(() => {
-        const args = canonicalJson(selector.arguments ?? {})
-        const partitions = "identity" in selector ? [partitionOf(false, selector.identity), "*"] : undefined
-        return dropWhere(
-          entriesOf(selector.server),
-          (entry) =>
-            entry.tool === selector.tool &&
-            (partitions === undefined || partitions.includes(entry.partition)) &&
-            entry.key.slice(entry.argumentsAt) === args,
-          pendingOf(selector.server)
-        )
+      invalidate({
+        server: selector.server,
+        tool: selector.tool,
+        arguments: canonicalJson(selector.arguments ?? {}),
+        partitions: "identity" in selector ? [partitionOf(false, selector.identity), "*"] : undefined
       }),
     invalidateWhen: (predicate) =>
-      Effect.sync(() => dropWhere(index.values(), (entry) => predicate(view(entry)), allPending())),
-    invalidateAll: Effect.sync(() => dropWhere(index.values(), always, allPending())),
-    stats: Effect.clockWith((clock) =>
-      Effect.sync(() => {
-        // Expiry is checked on access: drop what has expired so that size and bytes count live results only.
-        const now = clock.currentTimeMillisUnsafe()
-        const expired: Array<Entry> = []
-        for (const entry of Array.from(index.values())) {
-          if (now >= entry.expiresAt) {
-            drop(entry)
-            expired.push(entry)
-          }
+      Effect.suspend(() => {
+        const perServer = new Map<string, number>()
+        const matches = (key: ResultStore.Key, bytes: number) => {
+          const hit = predicate(view(key, bytes))
+          if (hit) perServer.set(key.server, (perServer.get(key.server) ?? 0) + 1)
+          return hit
         }
-        recordDropped(expired, "expired")
+        forgetPending((key) => predicate(view(key, 0)))
+        return store.invalidateWhere(matches).pipe(
+          Effect.tap(() => Effect.sync(() => perServer.forEach((n, server) => recordInvalidated(server, n)))),
+          Effect.catch(failOpen(0))
+        )
+      }),
+    invalidateAll: Effect.suspend(() => {
+      forgetPending(() => true)
+      return store.usage.pipe(
+        Effect.flatMap((before) =>
+          Effect.tap(store.invalidateAll, () =>
+            Effect.sync(() => {
+              for (const [server, usage] of Object.entries(before.servers)) recordInvalidated(server, usage.entries)
+            }))
+        ),
+        Effect.catch(failOpen(0))
+      )
+    }),
+    stats: Effect.map(
+      usageNow === undefined
+        ? store.usage.pipe(Effect.catch(failOpen<ResultStore.Usage>({ ...none, servers: {} })))
+        : Effect.andThen(store.usage.pipe(Effect.ignore), Effect.sync(usageNow)),
+      (usage) => {
         let hits = 0
         let misses = 0
         const perServer: Record<string, CacheStats> = {}
         for (const [server, counters] of servers) {
           hits += counters.hits
           misses += counters.misses
-          perServer[server] = snapshot(counters, counters.entries.size)
+          perServer[server] = snapshot(counters, usage.servers[server] ?? none)
         }
-        return {
-          ...snapshot({ hits, misses, evictions, bytes: totalBytes }, index.size),
-          servers: perServer
-        } satisfies Stats
-      })
+        return { ...snapshot({ hits, misses, evictions }, usage), servers: perServer } satisfies Stats
+      }
     )
   }
   return service

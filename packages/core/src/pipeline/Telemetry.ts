@@ -239,7 +239,7 @@ export const make = Effect.fnUntraced(function*(
       }
     } else {
       const type = errorType(exit.cause)
-      series.failed(seconds, at, type)
+      series.failed(seconds, at, type, Cause.squash(exit.cause))
       if (span !== undefined) {
         span.attribute(Attr.errorType, type)
         span.attribute(Attr.result, "failure")

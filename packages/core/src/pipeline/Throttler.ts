@@ -34,6 +34,7 @@ import type { ThrottleSettings } from "../config/BridgeConfigSchema.ts"
 import type { ToolPolicy } from "../config/ToolPolicy.ts"
 import { deadlineExceeded, type McpBridgeError } from "../errors/McpBridgeError.ts"
 import type * as Metrics from "../internal/metrics.ts"
+import * as RateLimitStore from "../stores/RateLimitStore.ts"
 import { MetricsRecorder, noop } from "../telemetry/MetricsRecorder.ts"
 import type { CallRequest, ToolCaller } from "./ToolCaller.ts"
 
@@ -187,6 +188,8 @@ interface RateLimit {
 
 /** The rate limits of one scope (a server, or a tool), admitted one call at a time. */
 interface RateGate {
+  /** The gate's key (a server, or a server and a tool), under which a shared store keeps its windows. */
+  readonly key: string
   readonly limits: ReadonlyArray<RateLimit>
   readonly turnstile: Semaphore.Semaphore
   waiting: number
@@ -243,8 +246,6 @@ const admitAt = (gate: RateGate): number => {
   return at
 }
 
-let nextId = 0
-
 /** Where a running call is logged, to stamp its end. */
 interface Logged {
   readonly gate: RateGate
@@ -253,8 +254,7 @@ interface Logged {
 }
 
 // Logs an admitted call in every limit of `gate`, as running (`Infinity`: it holds its place until it ends).
-const record = (gate: RateGate): Logged => {
-  const id = ++nextId
+const record = (gate: RateGate, id: number): Logged => {
   const slots: Array<number> = []
   for (const l of gate.limits) {
     let slot: number
@@ -296,6 +296,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const defaultMaxWait = Duration.toMillis(Duration.fromInputUnsafe(options.maxWait ?? "30 seconds"))
   const margin = Duration.toMillis(Duration.fromInputUnsafe(options.windowMargin ?? "20 millis"))
   const rateGates = new Map<string, RateGate>()
+  const shared = Option.getOrUndefined(yield* Effect.serviceOption(RateLimitStore.RateLimitStore))
+  let nextId = 0
   const slots = new Map<string, Slot>()
   const plans = new WeakMap<ResolvedServer, Map<string, Plan | null>>()
 
@@ -319,7 +321,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       })
     }
     if (limits.length === 0) return undefined
-    gate = { limits, turnstile: Semaphore.makeUnsafe(1), waiting: 0, busy: 0, ended: undefined }
+    gate = { key, limits, turnstile: Semaphore.makeUnsafe(1), waiting: 0, busy: 0, ended: undefined }
     rateGates.set(key, gate)
     return gate
   }
@@ -453,7 +455,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     if (index === plan.gates.length) {
       return Effect.clockWith((clock) => {
         const at = clock.currentTimeMillisUnsafe()
-        for (const gate of passed) ticket.logged.push(record(gate))
+        for (const gate of passed) ticket.logged.push(record(gate, ++nextId))
         if (ticket.waitedFor !== undefined) {
           recorder.throttleWaited(ticket.plan.server, ticket.waitedFor, (at - ticket.start) / 1000)
         }
@@ -563,6 +565,96 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     )
   }
 
+  // With a shared store: the call's limits (tool's first, then server's) admitted in one operation of the store, in
+  // turn behind this replica's turnstiles so that its callers are served first come first served.
+  const sharedAdmission = (store: RateLimitStore.RateLimitStore.Service, ticket: Ticket) => {
+    const plan = ticket.plan
+    const limits: Array<RateLimitStore.Limit & { readonly source: RateLimit }> = []
+    for (const gate of plan.gates) {
+      for (const l of gate.limits) {
+        limits.push({
+          key: `${gate.key}\u0000${l.windowName}`,
+          limit: l.limit,
+          window: Duration.millis(l.spanMillis),
+          source: l
+        })
+      }
+    }
+    const refuse = (l: RateLimit, retryAfterMillis: number) =>
+      Effect.suspend(() => {
+        recorder.throttleRejected(plan.server, l.kind)
+        return Effect.fail(
+          new ThrottlerError({
+            reason: new RateLimited({
+              server: plan.server,
+              ...(l.tool === undefined ? {} : { tool: l.tool }),
+              limit: l.limit,
+              window: l.windowName,
+              retryAfterMillis: Math.max(0, Math.ceil(retryAfterMillis))
+            })
+          })
+        )
+      })
+    const attempt: Effect.Effect<void, ThrottlerError | McpBridgeError> = Effect.flatMap(
+      store.admit(limits).pipe(
+        // A store that cannot answer refuses (its own policy decides first, see its layer): fail closed.
+        Effect.catch(() =>
+          Effect.succeed<RateLimitStore.Admission>({
+            _tag: "Refused",
+            index: 0,
+            retryAfterMillis: limits[0]!.source.spanMillis
+          })
+        )
+      ),
+      (admission) =>
+        Effect.clockWith((clock) => {
+          const now = clock.currentTimeMillisUnsafe()
+          if (admission._tag === "Admitted") {
+            if (ticket.waitedFor !== undefined) {
+              recorder.throttleWaited(plan.server, ticket.waitedFor, (now - ticket.start) / 1000)
+            }
+            return Effect.void
+          }
+          const l = limits[admission.index]!.source
+          startWait(ticket, now)
+          if (plan.failFast) {
+            return refuse(l, admission.retryAfterMillis)
+          }
+          if (now + admission.retryAfterMillis > ticket.until) {
+            return ticket.untilDeadline ? deadlinePassed(ticket, "rate-limit") : refuse(l, admission.retryAfterMillis)
+          }
+          ticket.waitedFor = l.kind
+          return Effect.andThen(Effect.sleep(Duration.millis(Math.max(1, admission.retryAfterMillis))), attempt)
+        })
+    )
+    // Behind each gate's turnstile, in order, held until the call is admitted.
+    const through = (index: number): Effect.Effect<void, ThrottlerError | McpBridgeError> => {
+      if (index === plan.gates.length) return attempt
+      const gate = plan.gates[index]!
+      return Effect.uninterruptibleMask((restore) =>
+        Effect.clockWith((clock) => {
+          const now = clock.currentTimeMillisUnsafe()
+          const held = Effect.ensuring(restore(through(index + 1)), gate.turnstile.release(1))
+          if (gate.waiting === 0) {
+            return Effect.flatMap(gate.turnstile.takeIfAvailable(1), (taken) => taken ? held : queue())
+          }
+          return queue()
+          function queue(): Effect.Effect<void, ThrottlerError | McpBridgeError> {
+            startWait(ticket, now)
+            if (plan.failFast) return refuse(gate.limits[0]!, 0)
+            gate.waiting++
+            const take = takeWithin(gate.turnstile, ticket.until - now).pipe(
+              Effect.ensuring(Effect.sync(() => gate.waiting--))
+            )
+            return Effect.flatMap(restore(take), (ok) =>
+              ok ? held : ticket.untilDeadline ? deadlinePassed(ticket, "rate-limit") : refuse(gate.limits[0]!, 0))
+          }
+        })
+      )
+    }
+    return through(0)
+  }
+
   const wrap = <E>(next: ToolCaller<E>): ToolCaller<E | ThrottlerError | McpBridgeError> => (request: CallRequest) => {
     const plan = planFor(request.server, request.tool, request.policy)
     if (plan === undefined) return next(request)
@@ -576,6 +668,9 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       logged: []
     }
     if (plan.gates.length === 0) return withSlots(ticket, 0, Effect.suspend(() => next(request)))
+    if (shared !== undefined) {
+      return withSlots(ticket, 0, Effect.andThen(sharedAdmission(shared, ticket), Effect.suspend(() => next(request))))
+    }
     // A logged call holds its places until it ends, however it ends: stamped by a finalizer set up before admission.
     const stamp = Effect.clockWith((clock) =>
       Effect.sync(() => {
@@ -587,7 +682,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       // Room in every gate and nobody queued or being admitted: admitted at once, no turnstile taken.
       const now = clock.currentTimeMillisUnsafe()
       if (plan.gates.every((gate) => gate.waiting === 0 && gate.busy === 0 && admitAt(gate) <= now)) {
-        for (const gate of plan.gates) ticket.logged.push(record(gate))
+        for (const gate of plan.gates) ticket.logged.push(record(gate, ++nextId))
         return next(request)
       }
       return Effect.andThen(throughGates(ticket, 0, []), Effect.suspend(() => next(request)))

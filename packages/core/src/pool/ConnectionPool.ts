@@ -275,10 +275,10 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     const c = countersOf(id)
     const g = gatesOf(server)
     const open = McpSession.make(server, { prior: priors.get(server.name) }).pipe(
-      Effect.tapError(() =>
+      Effect.tapError((error) =>
         Effect.sync(() => {
           c.connectFailures++
-          recorder.sessionConnectFailed(server.name)
+          recorder.sessionConnectFailed(server.name, error)
         })
       ),
       g.connect.withPermit,
@@ -294,7 +294,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       c.created++
       c.lastConnectMillis = session.connectMillis
       c.totalConnectMillis += session.connectMillis
-      recorder.sessionConnected(server.name, session.connectMillis / 1000)
+      recorder.sessionConnected(server.name, session.connectMillis / 1000, session.protocolVersion)
       yield* Effect.addFinalizer(() =>
         Effect.map(Clock.currentTimeMillis, (now) =>
           recorder.sessionClosed(

@@ -7,6 +7,8 @@
  * bridges in one process never count each other's calls; `McpBridge.metrics()`, the alert rules and the exporters
  * read that registry. Built on Effect's `Metric`: each series is an attributed `Metric` made once and updated with
  * `updateUnsafe` against the recorder's context, so a record is a map lookup and an update, with no `Effect` to run.
+ * Beside the metrics it keeps a small journal per server (the protocol version of its last session, its last success
+ * and failure, an open circuit's end, its last rate-limit refusal) and the recent failures, for `BridgeStatus`.
  *
  * @since 0.1.0
  */
@@ -28,10 +30,60 @@ export interface CallSeries {
   readonly started: () => void
   /** A started call ended after `seconds` (at `atMillis`, the Clock's): a result, `isError` or not. */
   readonly succeeded: (seconds: number, atMillis: number, isToolError: boolean) => void
-  /** A started call failed after `seconds` with a failure of type `errorType` (see `Telemetry.errorType`). */
-  readonly failed: (seconds: number, atMillis: number, errorType: string) => void
+  /**
+   * A started call failed after `seconds` with a failure of type `errorType` (see `Telemetry.errorType`); `error`, when
+   * given, goes to the journal.
+   */
+  readonly failed: (seconds: number, atMillis: number, errorType: string, error?: unknown) => void
   /** A call failed before it started (the router could not route it): counted, no latency. */
-  readonly refused: (errorType: string) => void
+  readonly refused: (errorType: string, error?: unknown) => void
+}
+
+/**
+ * A failure the recorder remembers: the call (or connect) that failed, when (the Clock's epoch millis), its
+ * `error.type`, and its message as the error carried it, cut to 500 characters. Read it through `BridgeStatus`, which
+ * scrubs the servers' secrets from it.
+ *
+ * @since 0.1.0
+ */
+export interface Failure {
+  readonly server: string
+  /** The tool, or `undefined` for opening a session. */
+  readonly tool: string | undefined
+  readonly type: string
+  readonly message: string
+  readonly at: number
+}
+
+/**
+ * What the recorder remembers of one server beyond its metrics (times are the Clock's epoch millis).
+ *
+ * @since 0.1.0
+ */
+export interface ServerJournal {
+  readonly server: string
+  /** The protocol version negotiated by the last session opened. */
+  readonly protocolVersion: string | undefined
+  readonly connectedAt: number | undefined
+  /** The last call the server answered (an `isError` result included). */
+  readonly lastSuccessAt: number | undefined
+  readonly lastFailure: Failure | undefined
+  /** The state of the server's circuit breaker, when it has one. */
+  readonly circuit: Metrics.BreakerState | undefined
+  /** When the server's circuit, open now or last, lets a call through again. */
+  readonly circuitOpenUntil: number | undefined
+  /** The last call the throttler refused. */
+  readonly rateLimitedAt: number | undefined
+}
+
+/**
+ * The recorder's journal: one entry per server it heard of, and the recent failures, newest last.
+ *
+ * @since 0.1.0
+ */
+export interface Journal {
+  readonly servers: ReadonlyArray<ServerJournal>
+  readonly failures: ReadonlyArray<Failure>
 }
 
 /**
@@ -72,8 +124,8 @@ export declare namespace MetricsRecorder {
     readonly context: Context.Context<never>
     /** The series of calls to `tool` on `server` (made on first use, then kept). */
     readonly calls: (server: string, transport: Metrics.TransportKind, tool: string) => CallSeries
-    readonly sessionConnected: (server: string, seconds: number) => void
-    readonly sessionConnectFailed: (server: string) => void
+    readonly sessionConnected: (server: string, seconds: number, protocolVersion?: string) => void
+    readonly sessionConnectFailed: (server: string, error?: unknown) => void
     readonly sessionClosed: (server: string, transport: string, protocolVersion: string, seconds: number) => void
     readonly cacheLookup: (server: string, tool: string, result: Metrics.CacheResult) => void
     readonly cacheEvicted: (server: string, reason: Metrics.EvictionReason, count: number) => void
@@ -81,7 +133,13 @@ export declare namespace MetricsRecorder {
     readonly throttleRejected: (server: string, limit: Metrics.ThrottleLimit) => void
     readonly retried: (server: string, tool: string, errorType: string) => void
     readonly breakerState: (server: string, state: Metrics.BreakerState) => void
-    readonly breakerTransition: (server: string, from: Metrics.BreakerState, to: Metrics.BreakerState) => void
+    /** `retryAfterMillis`: how long an opening lasts. */
+    readonly breakerTransition: (
+      server: string,
+      from: Metrics.BreakerState,
+      to: Metrics.BreakerState,
+      retryAfterMillis?: number
+    ) => void
     readonly alert: (rule: string, server: string, state: "firing" | "resolved") => void
     /**
      * Registers gauges read when metrics are collected (no cost per call); the returned function removes them.
@@ -89,6 +147,8 @@ export declare namespace MetricsRecorder {
     readonly observe: (gauges: ReadonlyArray<ObservedGauge>) => () => void
     /** Every series of the registry now. */
     readonly snapshot: () => ReadonlyArray<Metric.Metric.Snapshot>
+    /** The journal now (see `Journal`). */
+    readonly journal: () => Journal
   }
 }
 
@@ -232,6 +292,36 @@ export const make = (options: Options = {}): MetricsRecorder.Service => {
   const maxSamples = options.maxSamples ?? 1024
   const series = new Map<string, CallSeries>()
   const serverWindows = new Map<string, Metric.Summary<[number, number]>>()
+  const clock = Context.get(context, Clock.Clock)
+  const journals = new Map<string, Mutable<ServerJournal>>()
+  const failures: Array<Failure> = []
+  const journalOf = (server: string) => {
+    let j = journals.get(server)
+    if (j === undefined) {
+      journals.set(
+        server,
+        j = {
+          server,
+          protocolVersion: undefined,
+          connectedAt: undefined,
+          lastSuccessAt: undefined,
+          lastFailure: undefined,
+          circuit: undefined,
+          circuitOpenUntil: undefined,
+          rateLimitedAt: undefined
+        }
+      )
+    }
+    return j
+  }
+  const remember = (server: string, tool: string | undefined, type: string, error: unknown, at: number) => {
+    // A cancelled call says nothing about the server.
+    if (type === "Interrupted") return
+    const failure: Failure = { server, tool, type, message: messageOf(error), at }
+    journalOf(server).lastFailure = failure
+    failures.push(failure)
+    if (failures.length > maxFailures) failures.shift()
+  }
 
   const serverWindowOf = (server: string) => {
     let summary = serverWindows.get(server)
@@ -244,6 +334,7 @@ export const make = (options: Options = {}): MetricsRecorder.Service => {
 
   const makeSeries = (server: string, transport: Metrics.TransportKind, tool: string): CallSeries => {
     const m = callMetrics(server, transport, tool, window, maxSamples, serverWindowOf(server))
+    const journal = journalOf(server)
     const failureCounter = (errorType: string) => {
       let counter = m.failures.get(errorType)
       if (counter === undefined) {
@@ -277,6 +368,7 @@ export const make = (options: Options = {}): MetricsRecorder.Service => {
       started: () => m.active.modifyUnsafe(1, context),
       succeeded: (seconds, atMillis, isToolError) => {
         sample(seconds, atMillis)
+        journal.lastSuccessAt = atMillis
         if (isToolError) {
           m.toolError.updateUnsafe(1, context)
           m.durationToolError.updateUnsafe(seconds, context)
@@ -285,12 +377,16 @@ export const make = (options: Options = {}): MetricsRecorder.Service => {
           m.durationOk.updateUnsafe(seconds, context)
         }
       },
-      failed: (seconds, atMillis, errorType) => {
+      failed: (seconds, atMillis, errorType, error) => {
         sample(seconds, atMillis)
         failureCounter(errorType).updateUnsafe(1, context)
         failureHistogram(errorType).updateUnsafe(seconds, context)
+        remember(server, tool, errorType, error, atMillis)
       },
-      refused: (errorType) => failureCounter(errorType).updateUnsafe(1, context)
+      refused: (errorType, error) => {
+        failureCounter(errorType).updateUnsafe(1, context)
+        remember(server, tool, errorType, error, clock.currentTimeMillisUnsafe())
+      }
     }
   }
 
@@ -306,11 +402,17 @@ export const make = (options: Options = {}): MetricsRecorder.Service => {
       if (s === undefined) series.set(key, s = makeSeries(server, transport, tool))
       return s
     },
-    sessionConnected: (server, seconds) => {
+    sessionConnected: (server, seconds, protocolVersion) => {
       count(sessionConnectsOf(server, "success"))
       count(sessionConnectDurationOf(server), seconds)
+      const j = journalOf(server)
+      j.connectedAt = clock.currentTimeMillisUnsafe()
+      if (protocolVersion !== undefined) j.protocolVersion = protocolVersion
     },
-    sessionConnectFailed: (server) => count(sessionConnectsOf(server, "failure")),
+    sessionConnectFailed: (server, error) => {
+      count(sessionConnectsOf(server, "failure"))
+      remember(server, undefined, typeOfFailure(error), error, clock.currentTimeMillisUnsafe())
+    },
     sessionClosed: (server, transport, protocolVersion, seconds) =>
       count(sessionDurationOf(server, transport, protocolVersion), seconds),
     cacheLookup: (server, tool, result) => count(cacheRequestsOf(server, tool, result)),
@@ -319,12 +421,23 @@ export const make = (options: Options = {}): MetricsRecorder.Service => {
       count(throttleWaitsOf(server, limit))
       count(throttleWaitDurationOf(server, limit), seconds)
     },
-    throttleRejected: (server, limit) => count(throttleRejectionsOf(server, limit)),
+    throttleRejected: (server, limit) => {
+      count(throttleRejectionsOf(server, limit))
+      journalOf(server).rateLimitedAt = clock.currentTimeMillisUnsafe()
+    },
     retried: (server, tool, errorType) => count(retriesOf(server, tool, errorType)),
-    breakerState: (server, state) => count(breakerStateOf(server), Metrics.breakerStateValue(state)),
-    breakerTransition: (server, from, to) => {
+    breakerState: (server, state) => {
+      count(breakerStateOf(server), Metrics.breakerStateValue(state))
+      journalOf(server).circuit = state
+    },
+    breakerTransition: (server, from, to, retryAfterMillis) => {
       count(breakerTransitionsOf(server, from, to))
       count(breakerStateOf(server), Metrics.breakerStateValue(to))
+      const j = journalOf(server)
+      j.circuit = to
+      if (to === "open" && retryAfterMillis !== undefined) {
+        j.circuitOpenUntil = clock.currentTimeMillisUnsafe() + retryAfterMillis
+      }
     },
     alert: (rule, server, state) => count(alertsOf(rule, server, state)),
     observe: (gauges) => {
@@ -333,8 +446,35 @@ export const make = (options: Options = {}): MetricsRecorder.Service => {
       )
       return () => registrations.forEach((r) => r.remove())
     },
-    snapshot: () => Metric.snapshotUnsafe(context)
+    snapshot: () => Metric.snapshotUnsafe(context),
+    journal: () => ({
+      servers: Array.from(journals.values(), (j) => ({ ...j })),
+      failures: failures.slice()
+    })
   }
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] }
+
+const maxFailures = 50
+const maxMessage = 500
+
+// The message of a failure (a typed error's own), cut short: it is shown, never parsed.
+const messageOf = (error: unknown): string => {
+  const message = typeof error === "object" && error !== null && "message" in error && typeof error.message === "string"
+    ? error.message
+    : error === undefined
+    ? ""
+    : String(error)
+  return message.length > maxMessage ? `${message.slice(0, maxMessage)}…` : message
+}
+
+// The `error.type` of a failure outside a call (opening a session): its reason tag, as `Telemetry.errorTypeOf` says.
+const typeOfFailure = (error: unknown): string => {
+  const e = error as { readonly _tag?: unknown; readonly reason?: { readonly _tag?: unknown } } | undefined
+  if (typeof e?.reason?._tag === "string") return e.reason._tag
+  if (typeof e?._tag === "string") return e._tag
+  return "_OTHER"
 }
 
 const nothing = () => {}
@@ -370,5 +510,6 @@ export const noop: MetricsRecorder.Service = {
   breakerTransition: nothing,
   alert: nothing,
   observe: () => nothing,
-  snapshot: () => []
+  snapshot: () => [],
+  journal: () => ({ servers: [], failures: [] })
 }

@@ -15,7 +15,7 @@
  */
 import type { NodeMcpRequestHandler } from "@modelcontextprotocol/node"
 import { toNodeHandler } from "@modelcontextprotocol/node"
-import type { AuthInfo, McpHttpHandler } from "@modelcontextprotocol/server"
+import type { AuthInfo, McpHttpHandler, ServerEvent } from "@modelcontextprotocol/server"
 import {
   createMcpHandler,
   hostHeaderValidationResponse,
@@ -28,6 +28,8 @@ import {
 import type { Server } from "@modelcontextprotocol/server"
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto"
 import type { IncomingMessage, ServerResponse } from "node:http"
+import type { GatewayReplicas } from "../replica/GatewayReplicas.ts"
+import { replayInitialize } from "../replica/revive.ts"
 import { subscriptionsOf } from "./mcpServer.ts"
 
 /** An API key as the configuration stores it: the SHA-256 hex of the key, and who it is. @internal */
@@ -54,6 +56,8 @@ export interface HttpOptions {
   /** A 2025-era session unused this long is closed. */
   readonly sessionIdleMillis: number
   readonly onError: (error: Error) => void
+  /** Replicas behind one load balancer: sealed session ids any replica revives, a shared bus and event store. */
+  readonly replicas?: GatewayReplicas.Service | undefined
 }
 
 /** @internal */
@@ -101,7 +105,8 @@ export const make = (options: HttpOptions): HttpGateway => {
       view,
       createMcpHandler(({ authInfo }) => options.factory(view, authInfo), {
         legacy: "reject",
-        onerror: (error) => options.onError(error)
+        onerror: (error) => options.onError(error),
+        ...(options.replicas === undefined ? {} : { bus: options.replicas.bus })
       })
     )
   }
@@ -148,8 +153,11 @@ export const make = (options: HttpOptions): HttpGateway => {
       return jsonRpcError(400, -32000, "Bad Request: No valid session ID provided")
     }
     let session: Session | undefined
+    const replicas = options.replicas
+    const sealed = replicas?.sealSessionId(body.params, bindingOf(view, authInfo))
     const transport = new WebStandardStreamableHTTPServerTransport({
-      sessionIdGenerator: randomUUID,
+      sessionIdGenerator: sealed === undefined ? randomUUID : () => sealed,
+      ...(sealed === undefined ? {} : { eventStore: replicas!.events.forSession(sealed) }),
       onsessioninitialized: (id) => {
         sessions.set(id, session!)
       },
@@ -166,6 +174,41 @@ export const make = (options: HttpOptions): HttpGateway => {
     return transport.handleRequest(request, handleOptions)
   }
 
+  // A session this replica does not hold (its replica stopped, or the balancer sent the client here) is rebuilt
+  // from its sealed id; concurrent requests for one id share one rebuild.
+  const reviving = new Map<string, Promise<Session | undefined>>()
+  const revive = (id: string, view: string | undefined, authInfo: AuthInfo | undefined) => {
+    const replicas = options.replicas
+    if (replicas === undefined) return undefined
+    const pending = reviving.get(id)
+    if (pending !== undefined) return pending
+    const attempt = (async (): Promise<Session | undefined> => {
+      const initialize = replicas.openSessionId(id, bindingOf(view, authInfo))
+      if (initialize === undefined) return undefined
+      const transport = new WebStandardStreamableHTTPServerTransport({
+        sessionIdGenerator: () => id,
+        eventStore: replicas.events.forSession(id),
+        onsessionclosed: (closed) => {
+          sessions.delete(closed)
+        }
+      })
+      const server = options.factory(view, authInfo)
+      const session: Session = { transport, server, lastSeen: Date.now() }
+      transport.onclose = () => {
+        if (sessions.get(id) === session) sessions.delete(id)
+      }
+      await server.connect(transport)
+      if (!(await replayInitialize(transport, id, initialize))) {
+        await transport.close()
+        return undefined
+      }
+      sessions.set(id, session)
+      return session
+    })().finally(() => reviving.delete(id))
+    reviving.set(id, attempt)
+    return attempt
+  }
+
   const mcp = async (request: Request, view: string | undefined): Promise<Response> => {
     if (allowed !== undefined) {
       const rejected = hostHeaderValidationResponse(request, allowed) ?? originValidationResponse(request, allowed)
@@ -176,7 +219,7 @@ export const make = (options: HttpOptions): HttpGateway => {
     const handleOptions = auth === undefined ? {} : { authInfo: auth }
     const sessionId = request.headers.get("mcp-session-id")
     if (sessionId !== null) {
-      const session = sessions.get(sessionId)
+      const session = sessions.get(sessionId) ?? await revive(sessionId, view, auth)
       if (session === undefined) return jsonRpcError(404, -32001, "Session not found")
       session.lastSeen = Date.now()
       return session.transport.handleRequest(request, handleOptions)
@@ -220,7 +263,8 @@ export const make = (options: HttpOptions): HttpGateway => {
     if (path === "/readyz") {
       const ready = await options.ready()
       const ok = ready.ok && !closing
-      return text(res, ok ? 200 : 503, JSON.stringify({ ok, servers: ready.servers }), "application/json")
+      const redis = options.replicas === undefined ? {} : { redis: options.replicas.status() }
+      return text(res, ok ? 200 : 503, JSON.stringify({ ok, servers: ready.servers, ...redis }), "application/json")
     }
     if (path === "/metrics") return text(res, 200, options.metrics(), "text/plain; version=0.0.4; charset=utf-8")
     const view = viewOf(path)
@@ -253,6 +297,7 @@ export const make = (options: HttpOptions): HttpGateway => {
   const close = async (graceMillis: number) => {
     closing = true
     clearInterval(sweep)
+    stopFanOut?.()
     if (inFlight > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, graceMillis)
@@ -269,32 +314,52 @@ export const make = (options: HttpOptions): HttpGateway => {
   }
 
   const toolsChanged = () => {
+    if (options.replicas !== undefined) return options.replicas.bus.publish({ kind: "tools_list_changed" })
     for (const session of sessions.values()) session.server.sendToolListChanged().catch(() => undefined)
     for (const handler of modern.values()) handler.notify.toolsChanged()
   }
+  // With replicas, the bus carries every change: the 2026 listen streams hear it through `createMcpHandler`, this
+  // replica's 2025 sessions through this listener, whichever replica it was published on.
+  const stopFanOut = options.replicas?.bus.subscribe((event) => {
+    for (const session of sessions.values()) notifySession(session.server, event)
+  })
 
   const listChanged = (list: "resources" | "prompts") => {
-    for (const session of sessions.values()) {
-      const sent = list === "resources"
-        ? session.server.sendResourceListChanged()
-        : session.server.sendPromptListChanged()
-      sent.catch(() => undefined)
-    }
+    const event: ServerEvent = { kind: list === "resources" ? "resources_list_changed" : "prompts_list_changed" }
+    if (options.replicas !== undefined) return options.replicas.bus.publish(event)
+    for (const session of sessions.values()) notifySession(session.server, event)
     for (const handler of modern.values()) {
       if (list === "resources") handler.notify.resourcesChanged()
       else handler.notify.promptsChanged()
     }
   }
 
+  // A 2025-era session hears `resources/updated` only of a URI it subscribed to.
   const resourceUpdated = (uri: string) => {
-    for (const session of sessions.values()) {
-      if (subscriptionsOf(session.server)?.has(uri) !== true) continue
-      session.server.sendResourceUpdated({ uri }).catch(() => undefined)
-    }
+    const event: ServerEvent = { kind: "resource_updated", uri }
+    if (options.replicas !== undefined) return options.replicas.bus.publish(event)
+    for (const session of sessions.values()) notifySession(session.server, event)
     for (const handler of modern.values()) handler.notify.resourceUpdated(uri)
   }
 
   return { listener, close, sessions: () => sessions.size, toolsChanged, listChanged, resourceUpdated }
+}
+
+// A sealed session id serves only the view and the principal it was opened for.
+const bindingOf = (view: string | undefined, authInfo: AuthInfo | undefined) =>
+  `${view ?? ""}\u0000${authInfo?.clientId ?? ""}`
+
+const notifySession = (server: Server, event: ServerEvent) => {
+  const sent = event.kind === "tools_list_changed"
+    ? server.sendToolListChanged()
+    : event.kind === "prompts_list_changed"
+    ? server.sendPromptListChanged()
+    : event.kind === "resources_list_changed"
+    ? server.sendResourceListChanged()
+    : subscriptionsOf(server)?.has(event.uri) === true
+    ? server.sendResourceUpdated({ uri: event.uri })
+    : Promise.resolve()
+  sent.catch(() => undefined)
 }
 
 /** The host names a gateway bound to `host` accepts in `Host` and `Origin` when none are configured. @internal */

@@ -1,0 +1,82 @@
+// Contract suites for the stores, as functions of a layer: every implementation (memory here, shared stores in
+// other packages) runs the same cases unchanged.
+import { assert, it } from "@effect/vitest"
+import { Effect, Layer, Option } from "effect"
+import { TestClock } from "effect/testing"
+import { RateLimitStore, ResultStore } from "../src/index.ts"
+
+export const rateLimitStoreSuite = (layer: Layer.Layer<RateLimitStore.RateLimitStore>) => {
+  it.effect("admits up to the limit in a window, then says when", () =>
+    Effect.gen(function*() {
+      const store = yield* RateLimitStore.RateLimitStore
+      const limits: ReadonlyArray<RateLimitStore.Limit> = [{ key: "s", limit: 2, window: "1 second" }]
+      assert.strictEqual((yield* store.admit(limits))._tag, "Admitted")
+      assert.strictEqual((yield* store.admit(limits))._tag, "Admitted")
+      const refused = yield* store.admit(limits)
+      assert.strictEqual(refused._tag, "Refused")
+      if (refused._tag === "Refused") assert.isAtMost(refused.retryAfterMillis, 1000)
+      yield* TestClock.adjust("1001 millis")
+      assert.strictEqual((yield* store.admit(limits))._tag, "Admitted")
+    }).pipe(Effect.provide(layer)))
+
+  it.effect("a call refused by one limit takes no place in another", () =>
+    Effect.gen(function*() {
+      const store = yield* RateLimitStore.RateLimitStore
+      const tool: RateLimitStore.Limit = { key: "t", limit: 1, window: "1 minute" }
+      const server: RateLimitStore.Limit = { key: "s2", limit: 2, window: "1 minute" }
+      assert.strictEqual((yield* store.admit([tool, server]))._tag, "Admitted")
+      const refused = yield* store.admit([tool, server])
+      assert.deepStrictEqual(refused._tag === "Refused" ? refused.index : -1, 0)
+      assert.strictEqual((yield* store.admit([server]))._tag, "Admitted")
+      assert.strictEqual((yield* store.admit([server]))._tag, "Refused")
+    }).pipe(Effect.provide(layer)))
+}
+
+const key = (server: string, tool: string, args = "{}"): ResultStore.Key => ({
+  server,
+  tool,
+  partition: "",
+  arguments: args
+})
+const result = { content: [{ type: "text" as const, text: "x" }] }
+
+export const resultStoreSuite = (layer: Layer.Layer<ResultStore.ResultStore>) => {
+  it.effect("get after set, until the TTL passes", () =>
+    Effect.gen(function*() {
+      const store = yield* ResultStore.ResultStore
+      assert.isTrue(Option.isNone(yield* store.get(key("a", "t"))))
+      assert.isTrue(yield* store.set(key("a", "t"), result, { timeToLive: "1 second", bytes: 10 }))
+      assert.deepStrictEqual(yield* store.get(key("a", "t")), Option.some(result))
+      yield* TestClock.adjust("1001 millis")
+      assert.isTrue(Option.isNone(yield* store.get(key("a", "t"))))
+    }).pipe(Effect.provide(layer)))
+
+  it.effect("invalidates by tool and by server", () =>
+    Effect.gen(function*() {
+      const store = yield* ResultStore.ResultStore
+      const opts: ResultStore.SetOptions = { timeToLive: "1 minute", bytes: 10 }
+      yield* store.set(key("a", "t"), result, opts)
+      yield* store.set(key("a", "u"), result, opts)
+      yield* store.set(key("b", "t"), result, opts)
+      assert.strictEqual(yield* store.invalidate({ server: "a", tool: "t" }), 1)
+      assert.isTrue(Option.isSome(yield* store.get(key("a", "u"))))
+      assert.strictEqual(yield* store.invalidate({ server: "a" }), 1)
+      assert.isTrue(Option.isSome(yield* store.get(key("b", "t"))))
+    }).pipe(Effect.provide(layer)))
+
+  it.effect("one fill lease at a time; a set under a lease taken before an invalidation stores nothing", () =>
+    Effect.gen(function*() {
+      const store = yield* ResultStore.ResultStore
+      const lease = yield* store.lease(key("a", "t"), "5 seconds")
+      assert.isTrue(Option.isSome(lease))
+      assert.isTrue(Option.isNone(yield* store.lease(key("a", "t"), "5 seconds")))
+      yield* store.invalidate({ server: "a" })
+      const stored = yield* store.set(key("a", "t"), result, {
+        timeToLive: "1 minute",
+        bytes: 10,
+        lease: Option.getOrUndefined(lease)
+      })
+      assert.isFalse(stored)
+      assert.isTrue(Option.isNone(yield* store.get(key("a", "t"))))
+    }).pipe(Effect.provide(layer)))
+}

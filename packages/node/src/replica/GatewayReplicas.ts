@@ -1,0 +1,143 @@
+/**
+ * What makes several gateway replicas behind one load balancer behave as one: the service the gateway finds in its
+ * context when it runs with Redis (`mcp-bridge serve --redis URL`).
+ *
+ * - 2025-era sessions any replica can serve: session ids are sealed (`SessionSeal`) with the client's `initialize`
+ *   parameters, so a replica that does not hold a session rebuilds it from the id alone (no Redis read).
+ * - List changes and `resources/updated` on every replica: one `RedisEventBus`, given to `createMcpHandler` (2026
+ *   `subscriptions/listen`) and fanned out to this replica's 2025 sessions.
+ * - Resumable streams after a reconnect to another replica: `RedisEventStore`, one `EventStore` per session.
+ *
+ * Session keys: `keys`, else `MCP_BRIDGE_SESSION_KEYS` (comma-separated base64url, newest first), else one key
+ * the first replica stores in Redis (`SET NX`) and every other replica reads, so replicas agree without setup.
+ *
+ * Built on `Context.Service` and `Layer`, over Effect's `Redis` service and `NodeRedis`.
+ *
+ * @since 0.1.0
+ */
+import { NodeRedis } from "@effect/platform-node"
+import { Context, Duration, Effect, Exit, Layer, Redacted } from "effect"
+import { Redis } from "effect/persistence"
+import { randomBytes } from "node:crypto"
+import * as RedisEventBus from "./RedisEventBus.ts"
+import * as RedisEventStore from "./RedisEventStore.ts"
+import * as SessionSeal from "./SessionSeal.ts"
+
+/**
+ * The replica services of a gateway.
+ *
+ * @since 0.1.0
+ */
+export class GatewayReplicas extends Context.Service<GatewayReplicas, GatewayReplicas.Service>()(
+  "@mcp-bridge/node/GatewayReplicas"
+) {}
+
+/**
+ * The type of the service, `GatewayReplicas.Service`.
+ *
+ * @since 0.1.0
+ */
+export declare namespace GatewayReplicas {
+  /**
+   * What the gateway's HTTP face uses. Plain functions: the SDK's session id generator is synchronous.
+   *
+   * @since 0.1.0
+   */
+  export interface Service {
+    /** The bus every replica's listeners hear: pass to `createMcpHandler({ bus })`, publish changes on it. */
+    readonly bus: RedisEventBus.RedisEventBus
+    /** Event stores for resumable streams, one per session. */
+    readonly events: RedisEventStore.RedisEventStore
+    /** A new session id holding `initialize` and bound to `binding` (the view and principal it serves). */
+    readonly sealSessionId: (initialize: SessionSeal.SessionState["initialize"], binding: string) => string
+    /**
+     * The `initialize` parameters sealed in `id`, when it opens under a current key, is not expired and was bound to
+     * `binding`; `undefined` otherwise (the client is told "Session not found" and initializes again).
+     */
+    readonly openSessionId: (id: string, binding: string) => SessionSeal.SessionState["initialize"] | undefined
+    /** `"ok"`, or `"degraded"` while Redis is unreachable or events are owed to the other replicas. */
+    readonly status: () => "ok" | "degraded"
+  }
+}
+
+/**
+ * Options of `layerRedis`.
+ *
+ * @since 0.1.0
+ */
+export interface Options {
+  /**
+   * Session keys, newest first (see `SessionSeal.Options.keys`).
+   * @default `MCP_BRIDGE_SESSION_KEYS`, else a key shared through Redis
+   */
+  readonly keys?: ReadonlyArray<Redacted.Redacted<string | Uint8Array>> | undefined
+  /**
+   * Prefix of every Redis key and of the pub/sub channel.
+   * @default "mcpgw:"
+   */
+  readonly prefix?: string | undefined
+  /**
+   * How long a session id opens after the session began.
+   * @default "7 days"
+   */
+  readonly sessionMaxAge?: Duration.Input | undefined
+}
+
+const keysFromEnv = (): ReadonlyArray<Redacted.Redacted<string>> | undefined => {
+  const raw = process.env["MCP_BRIDGE_SESSION_KEYS"]
+  if (raw === undefined || raw.trim() === "") return undefined
+  return raw.split(",").map((k) => Redacted.make(k.trim())).filter((k) => Redacted.value(k) !== "")
+}
+
+/**
+ * The replica services over the `Redis` and `NodeRedis` services of the context. Fails with `SessionSealError`
+ * (`InvalidKey`) for an unusable key, or `RedisError` when the shared key cannot be read at start.
+ *
+ * @example
+ * ```ts
+ * const Live = Gateway.layer({ port: 8081 }).pipe(
+ *   Layer.provide(GatewayReplicas.layerRedis()),
+ *   Layer.provide(NodeRedis.layer({ url: "redis://127.0.0.1:6379" }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const layerRedis = (
+  options: Options = {}
+): Layer.Layer<GatewayReplicas, SessionSeal.SessionSealError | Redis.RedisError, Redis.Redis | NodeRedis.NodeRedis> =>
+  Layer.effect(
+    GatewayReplicas,
+    Effect.gen(function*() {
+      const redis = yield* Redis.Redis
+      const prefix = options.prefix ?? "mcpgw:"
+      const keys = options.keys ?? keysFromEnv() ?? [yield* sharedKey(redis, prefix)]
+      const seal = yield* SessionSeal.make({ keys, maxAge: options.sessionMaxAge })
+      const bus = yield* RedisEventBus.make({ channel: `${prefix}events` })
+      const events = yield* RedisEventStore.make({ prefix })
+      const runSync = Effect.runSyncExitWith(yield* Effect.context<never>())
+      return {
+        bus,
+        events,
+        sealSessionId: (initialize, binding) => {
+          const exit = runSync(seal.seal({ initialize, principal: binding }))
+          if (Exit.isSuccess(exit)) return exit.value
+          throw new Error("cannot seal a session id")
+        },
+        openSessionId: (id, binding) => {
+          const exit = runSync(seal.open(id))
+          return Exit.isSuccess(exit) && exit.value.principal === binding ? exit.value.initialize : undefined
+        },
+        status: () => bus.healthy() ? "ok" : "degraded"
+      } satisfies GatewayReplicas.Service
+    })
+  )
+
+// One key for every replica, created by whichever starts first.
+const sharedKey = (redis: Redis.Redis["Service"], prefix: string) =>
+  Effect.gen(function*() {
+    const key = `${prefix}session-key`
+    yield* redis.send("SET", key, randomBytes(32).toString("base64url"), "NX")
+    const value = yield* redis.send<string | null>("GET", key)
+    return Redacted.make(value ?? "")
+  })

@@ -1,0 +1,202 @@
+/**
+ * The SDK's `ServerEventBus` over Redis pub/sub: list changes and `resources/updated` published on one replica reach
+ * the listeners of every replica (`createMcpHandler`'s `subscriptions/listen` streams, and the 2025-era sessions'
+ * GET streams through `LegacySessions`).
+ *
+ * `publish` delivers to this replica's listeners at once (synchronously, as the in-memory bus does) and owes the
+ * event to the others: a publisher fiber sends it on the channel and keeps it owed until Redis acknowledges it, so an
+ * event published while Redis is down goes out when Redis returns (events are idempotent: owed ones are merged by
+ * kind and URI). A replica skips its own messages. When the subscriber reconnects after a gap, this replica's
+ * listeners get one of each list change, since messages sent during the gap are lost to it: clients list again.
+ *
+ * Built on Effect's `Redis` service for `PUBLISH` and a dedicated node-redis subscriber (`NodeRedis`), whose
+ * `ready` events mark the gaps; one scoped fiber per direction.
+ *
+ * @since 0.1.0
+ */
+import { NodeRedis } from "@effect/platform-node"
+import type { ServerEvent, ServerEventBus } from "@modelcontextprotocol/server"
+import { Duration, Effect, Queue, Schedule, Scope } from "effect"
+import { Redis } from "effect/persistence"
+import { randomUUID } from "node:crypto"
+
+/**
+ * Options of `make`.
+ *
+ * @since 0.1.0
+ */
+export interface Options {
+  /**
+   * The pub/sub channel; replicas that serve the same clients share it.
+   * @default "mcpgw:events"
+   */
+  readonly channel?: string | undefined
+  /**
+   * How long one `PUBLISH` may take before it is retried.
+   * @default "2 seconds"
+   */
+  readonly commandTimeout?: Duration.Input | undefined
+}
+
+/**
+ * A `ServerEventBus` shared by replicas, with its state for `/readyz` and metrics.
+ *
+ * @since 0.1.0
+ */
+export interface RedisEventBus extends ServerEventBus {
+  /** `true` while the subscriber is connected and nothing is owed to the other replicas. */
+  readonly healthy: () => boolean
+  /** Events published here that Redis has not acknowledged yet. */
+  readonly owed: () => number
+  /** How many times the subscriber reconnected after a gap (each time, the listeners got one of each list change). */
+  readonly resyncs: () => number
+}
+
+interface Envelope {
+  readonly o: string
+  readonly e: ServerEvent
+}
+
+const listChanges: ReadonlyArray<ServerEvent> = [
+  { kind: "tools_list_changed" },
+  { kind: "prompts_list_changed" },
+  { kind: "resources_list_changed" }
+]
+
+const keyOf = (event: ServerEvent) => event.kind === "resource_updated" ? `${event.kind}:${event.uri}` : event.kind
+
+const isEvent = (value: unknown): value is Envelope =>
+  typeof value === "object" && value !== null && typeof (value as Envelope).o === "string" &&
+  typeof (value as Envelope).e === "object" && (value as Envelope).e !== null &&
+  typeof (value as Envelope).e.kind === "string"
+
+/**
+ * The bus over the `Redis` and `NodeRedis` services of the context, its fibers and subscriber in the current scope.
+ *
+ * @example
+ * ```ts
+ * const bus = yield* RedisEventBus.make()
+ * const handler = createMcpHandler(factory, { legacy: "reject", bus })
+ * bus.publish({ kind: "tools_list_changed" }) // every replica's listen streams
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const make = (
+  options: Options = {}
+): Effect.Effect<RedisEventBus, never, Redis.Redis | NodeRedis.NodeRedis | Scope.Scope> =>
+  Effect.gen(function*() {
+    const redis = yield* Redis.Redis
+    const { client } = yield* NodeRedis.NodeRedis
+    const channel = options.channel ?? "mcpgw:events"
+    const timeout = Duration.fromInputUnsafe(options.commandTimeout ?? "2 seconds")
+    const origin = randomUUID()
+    const listeners = new Set<(event: ServerEvent) => void>()
+    const owed = new Map<string, { readonly event: ServerEvent; generation: number }>()
+    let generation = 0
+    let subscribed = false
+    let readies = 0
+    let resyncs = 0
+
+    const deliver = (event: ServerEvent) => {
+      for (const listener of [...listeners]) {
+        try {
+          listener(event)
+        } catch {
+          // A throwing listener does not stop delivery to the others.
+        }
+      }
+    }
+
+    // Publisher: sends what is owed, oldest first; what fails stays owed and is retried with a capped backoff.
+    const wake = yield* Queue.sliding<void>(1)
+    const sendOwed = Effect.gen(function*() {
+      for (const [key, entry] of [...owed]) {
+        const sent = entry.generation
+        yield* redis.send("PUBLISH", channel, JSON.stringify({ o: origin, e: entry.event } satisfies Envelope)).pipe(
+          Effect.timeout(timeout)
+        )
+        if (owed.get(key)?.generation === sent) owed.delete(key)
+      }
+    })
+    yield* Queue.take(wake).pipe(
+      Effect.andThen(
+        sendOwed.pipe(
+          Effect.retry(Schedule.min([Schedule.exponential("50 millis"), Schedule.spaced("1 second")])),
+          Effect.ignore
+        )
+      ),
+      Effect.forever,
+      Effect.forkScoped
+    )
+
+    // Subscriber: a connection of its own; node-redis re-subscribes after a reconnect, and each `ready` after the
+    // first marks a gap.
+    // Never give up reconnecting (the shared client's default stops on a connect timeout, e.g. under load).
+    const socket = (client as { readonly options?: { readonly socket?: object } }).options?.socket
+    const subscriber = client.duplicate(
+      {
+        socket: { ...socket, reconnectStrategy: (retries: number) => Math.min(2 ** retries * 50, 2000) }
+      } as Parameters<typeof client.duplicate>[0]
+    )
+    subscriber.on("error", () => {
+      subscribed = false
+    })
+    subscriber.on("ready", () => {
+      readies++
+      if (readies > 1) {
+        // node-redis has re-subscribed the channel on the new connection.
+        subscribed = true
+        resyncs++
+        for (const event of listChanges) deliver(event)
+      }
+    })
+    subscriber.on("end", () => {
+      subscribed = false
+    })
+    const onMessage = (raw: string) => {
+      let envelope: unknown
+      try {
+        envelope = JSON.parse(raw)
+      } catch {
+        return
+      }
+      if (isEvent(envelope) && envelope.o !== origin) deliver(envelope.e)
+    }
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        subscribed = false
+        if (subscriber.isOpen) subscriber.destroy()
+      })
+    )
+    const connect = Effect.tryPromise(async () => {
+      if (!subscriber.isOpen) await subscriber.connect()
+      await subscriber.subscribe(channel, onMessage)
+      subscribed = true
+    })
+    // The first connection may fail (Redis not up yet): retry in the background, never fail the layer.
+    yield* connect.pipe(
+      Effect.retry(Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("2 seconds")])),
+      Effect.ignore,
+      Effect.forkScoped
+    )
+
+    const bus: RedisEventBus = {
+      publish: (event) => {
+        deliver(event)
+        owed.set(keyOf(event), { event, generation: ++generation })
+        Queue.offerUnsafe(wake, undefined)
+      },
+      subscribe: (listener) => {
+        const wrapped = (event: ServerEvent) => listener(event)
+        listeners.add(wrapped)
+        return () => {
+          listeners.delete(wrapped)
+        }
+      },
+      healthy: () => subscribed && subscriber.isReady && owed.size === 0,
+      owed: () => owed.size,
+      resyncs: () => resyncs
+    }
+    return bus
+  })

@@ -1,0 +1,74 @@
+import { NodeRedis } from "@effect/platform-node"
+import { McpBridge } from "@mcp-bridge/core"
+import { Gateway, NodeTransport } from "@mcp-bridge/node"
+import { TestServer } from "@mcp-bridge/testing"
+import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
+import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { randomUUID } from "node:crypto"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import * as GatewayReplicas from "../../src/replica/GatewayReplicas.ts"
+import { type RedisServer, startRedis } from "./redisServer.ts"
+
+let redis: RedisServer
+let upstream: TestServer.HttpTestServer
+beforeAll(async () => {
+  redis = await startRedis()
+  upstream = await TestServer.startHttp({ name: "up", tools: [{ name: "echo", respond: { kind: "echo" } }] })
+}, 60_000)
+afterAll(async () => {
+  await upstream?.close()
+  await redis?.stop()
+})
+
+/** One gateway replica with its own bridge and Redis connection; `stop` closes it like a replica that went away. */
+const replica = async (prefix: string) => {
+  const live = Gateway.layer({ port: 0 }).pipe(
+    Layer.provide(GatewayReplicas.layerRedis({ prefix })),
+    Layer.provide(NodeRedis.layer({ url: redis.url })),
+    Layer.provide(McpBridge.layer({ mcpServers: { up: { url: upstream.url } } }, { transport: NodeTransport.layer() }))
+  )
+  const scope = await Effect.runPromise(Scope.make())
+  const context = await Effect.runPromise(Layer.buildWithScope(live, scope))
+  const gateway = Context.get(context, Gateway.Gateway)
+  return { url: gateway.url, stop: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
+}
+
+/** Sends each request to whichever replica `target()` names: a balancer the test steers. */
+const steered = (target: () => string): typeof fetch => (_input, init) => fetch(target(), init)
+
+describe("GatewayReplicas", () => {
+  it("a 2025-era session opened on one replica goes on on another after the first stops", async () => {
+    const prefix = `test:${randomUUID()}:`
+    const a = await replica(prefix)
+    const b = await replica(prefix)
+    let target = a.url
+    const client = new Client({ name: "replicas-test", version: "1.0.0" })
+    await client.connect(new StreamableHTTPClientTransport(new URL(a.url), { fetch: steered(() => target) }))
+    try {
+      const first = await client.callTool({ name: "echo", arguments: { n: 1 } })
+      expect(first.isError).not.toBe(true)
+      const session = (client.transport as StreamableHTTPClientTransport).sessionId!
+      expect(session.startsWith("s1.")).toBe(true)
+      await a.stop()
+      target = b.url
+      const second = await client.callTool({ name: "echo", arguments: { n: 2 } })
+      expect(second.isError).not.toBe(true)
+      expect(JSON.stringify(second.content)).toContain("2")
+      expect((client.transport as StreamableHTTPClientTransport).sessionId).toBe(session)
+      // An id another deployment sealed (or a forged one) is still "Session not found".
+      const forged = await fetch(b.url, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+          "mcp-session-id": session.slice(0, -6) + "AAAAAA"
+        },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" })
+      })
+      expect(forged.status).toBe(404)
+    } finally {
+      await client.close()
+      await b.stop()
+    }
+  }, 60_000)
+})
