@@ -222,6 +222,27 @@ describe("McpBridge", () => {
         }
       })))
 
+  it.effect("arguments nested 100,000 levels deep are a typed InvalidCall, with no upstream call and no stack overflow", () =>
+    Effect.gen(function*() {
+      const server = TestServer.make({ tools })
+      yield* withBridge({ s: server }, (bridge) =>
+        Effect.gen(function*() {
+          let deep: Record<string, unknown> = {}
+          for (let i = 0; i < 100_000; i++) deep = { a: deep }
+          // A cacheable tool (the cache keys canonical arguments) and one that is not.
+          for (const tool of ["s.echo", "s.fails"]) {
+            const error = yield* Effect.flip(bridge.callTool(tool, deep))
+            assert.isTrue(error._tag === "McpBridgeError" && error.reason._tag === "InvalidCall")
+            assert.include(error.message, "nested at most 256 levels deep")
+          }
+          // Just under the bound is served.
+          let ok: Record<string, unknown> = {}
+          for (let i = 0; i < 250; i++) ok = { a: ok }
+          yield* bridge.callTool("s.echo", ok)
+          assert.strictEqual(server.calls("fails"), 0)
+        }), { tools: { echo: { cache: "1 minute" } } })
+    }))
+
   describe("callMany", () => {
     layer(TestBridge.layerTest({ s: { tools } }, { bridge: { retry: false } }))("over one bridge", (it) => {
       it.effect("one result per call in input order: each its own success or typed failure", () =>

@@ -20,8 +20,10 @@ import { ProtocolError, ProtocolErrorCode } from "@modelcontextprotocol/server"
 import { serveStdio } from "@modelcontextprotocol/server/stdio"
 import { Cause, Context, Duration, Effect, Exit, Layer, Option, Schema, Scope, Stream } from "effect"
 import { PrometheusMetrics } from "effect/observability"
+import { createHash, timingSafeEqual } from "node:crypto"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
+import * as Dashboard from "./Dashboard.ts"
 import * as Http from "./gateway/http.ts"
 import * as McpServer from "./gateway/mcpServer.ts"
 import * as Naming from "./gateway/naming.ts"
@@ -160,6 +162,12 @@ export interface Options {
    * @default none
    */
   readonly extraRoutes?: ((req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>) | undefined
+  /**
+   * The live dashboard at `/` (see `Dashboard`), guarded by the gateway's API keys when it has any, or `false` for
+   * none. Ignored when `extraRoutes` is given.
+   * @default on
+   */
+  readonly dashboard?: Dashboard.Options | false | undefined
 }
 
 const decodeSettings = (input: unknown) =>
@@ -359,6 +367,19 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const port = options.port ?? 8080
   const context = yield* Effect.context<never>()
   const run = Effect.runPromiseExitWith(context)
+  const keyDigests = (core.settings.apiKeys ?? []).map((k) => Buffer.from(k.sha256, "hex"))
+  const dashboard = options.extraRoutes !== undefined || options.dashboard === false
+    ? undefined
+    : yield* Dashboard.make({
+      authorize: (req) => {
+        if (keyDigests.length === 0) return true
+        const key = Dashboard.presentedKey(req)
+        if (key === undefined) return false
+        const digest = createHash("sha256").update(key).digest()
+        return keyDigests.some((k) => k.length === digest.length && timingSafeEqual(k, digest))
+      },
+      ...options.dashboard
+    })
   const gateway = Http.make({
     factory: core.factory,
     views: core.views,
@@ -378,7 +399,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       }))
       return { ok: Object.values(servers).every((s) => s === "ok"), servers }
     },
-    extraRoutes: options.extraRoutes,
+    extraRoutes: options.extraRoutes ?? dashboard,
     sessionIdleMillis: Duration.toMillis(Duration.fromInputUnsafe(options.sessionIdleTimeout ?? "30 minutes")),
     onError: (error) => void run(Effect.logDebug(`gateway: ${error.message}`)),
     replicas: Option.getOrUndefined(replicas)

@@ -6,9 +6,10 @@
  *
  * @since 0.1.0
  */
-import { NodeFileSystem } from "@effect/platform-node"
+import { NodeFileSystem, NodePath } from "@effect/platform-node"
 import { BridgeClient, McpAuth } from "@mcp-bridge/core"
-import { Layer } from "effect"
+import { Effect, Layer } from "effect"
+import * as ConfigFile from "./internal/cli/configFile.ts"
 import * as NodeOtel from "./NodeOtel.ts"
 import * as NodeTransport from "./NodeTransport.ts"
 
@@ -37,7 +38,9 @@ export interface Options extends BridgeClient.Options, NodeTransport.Options {
 /**
  * Starts a bridge over every transport Node has: stdio (`command`), Streamable HTTP (`url`), legacy SSE
  * (`"type": "sse"`) and in-memory servers (`"type": "memory"`, given in `options.memory`). Rejects with a
- * `BridgeConfigError` when the configuration is invalid; calls reject with the bridge's typed errors
+ * `BridgeConfigError` when the configuration is invalid. `config` is the configuration object, or the path of a
+ * configuration file (Claude Desktop, Claude Code or Cursor: its `mcpServers` and `bridge` are read, as the CLI
+ * reads them); a file that cannot be read or parsed is a `BridgeConfigError` too. Calls reject with the bridge's typed errors
  * (`McpBridgeError`, `McpSessionError`, `ConnectionPoolError`, `ThrottlerError`, `ResilienceError`), whose `_tag`
  * and `reason` say what went wrong. `close()` ends every session and child process.
  *
@@ -57,13 +60,26 @@ export interface Options extends BridgeClient.Options, NodeTransport.Options {
  *
  * @since 0.1.0
  */
-export const createBridge = (config: object, options: Options = {}): Promise<BridgeClient.BridgeClient> =>
-  BridgeClient.make(config, {
+export const createBridge = async (
+  config: object | string,
+  options: Options = {}
+): Promise<BridgeClient.BridgeClient> =>
+  BridgeClient.make(typeof config === "string" ? await readConfigFile(config) : config, {
     ...options,
     transport: options.transport ?? NodeTransport.layer(options),
     auth: options.auth ?? defaultAuth(options),
     ...openTelemetry(options)
   })
+
+// A configuration file's path, read as the CLI reads one (Claude Desktop, Claude Code, Cursor): its `mcpServers`
+// (with a Claude Code project's local servers) and `bridge`; a file that cannot be read is a `BridgeConfigError`.
+const readConfigFile = (path: string): Promise<object> =>
+  Effect.runPromise(
+    ConfigFile.read(path).pipe(
+      Effect.map((file) => file.served),
+      Effect.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer))
+    )
+  )
 
 // The facade's OAuth (tokens in memory, `onAuthorization` as the interaction) with the file system, so that a workload
 // identity assertion can come from a file (`auth.assertion.file`, e.g. a Kubernetes service-account token).

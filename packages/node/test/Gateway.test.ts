@@ -196,6 +196,10 @@ describe("Gateway", () => {
     assert.deepStrictEqual(await ready.json(), { ok: true, servers: { up: "ok" } })
     const metrics = await (await fetch(`${base}/metrics`)).text()
     assert.include(metrics, "mcp_bridge_calls_total")
+    // With no API keys, the dashboard is open at `/` (on a loopback address).
+    const page = await fetch(`${base}/`)
+    assert.strictEqual(page.status, 200)
+    assert.include(page.headers.get("content-type") ?? "", "text/html")
     const headers = { "content-type": "application/json", accept: "application/json, text/event-stream" }
     assert.strictEqual(await rawHttp(one.url, { ...headers, host: "evil.example" }), 403)
     assert.strictEqual(await rawHttp(one.url, { ...headers, origin: "http://evil.example" }), 403)
@@ -231,6 +235,12 @@ describe("Gateway", () => {
       const result = await client.callTool({ name: "echo", arguments: { k: 1 } }) as CallToolResult
       assert.deepStrictEqual(JSON.parse(text(result)), { k: 1 })
       await client.close()
+      // The dashboard at `/` is guarded by the same keys.
+      const page = gateway.url.replace(/\/mcp$/, "/")
+      assert.strictEqual((await fetch(page)).status, 401)
+      const shown = await fetch(page, { headers: { authorization: `Bearer ${key}` } })
+      assert.strictEqual(shown.status, 200)
+      assert.include(await shown.text(), "<html")
     } finally {
       await gateway.close()
     }

@@ -1,6 +1,7 @@
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { BridgeConfig } from "@mcp-bridge/core"
+import { createBridge } from "@mcp-bridge/node"
 import { Duration, Effect } from "effect"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -63,4 +64,37 @@ describe("BridgeConfig.load", () => {
       }
       assert.strictEqual(invalid.server, "x")
     }).pipe(Effect.provide(NodeServices.layer)))
+})
+
+describe("createBridge with a file path", () => {
+  const dir = mkdtempSync(join(tmpdir(), "mcp-bridge-create-"))
+
+  it("reads a Claude Desktop file as the CLI does, keeping its other settings out", async () => {
+    const path = join(dir, "claude_desktop_config.json")
+    writeFileSync(
+      path,
+      JSON.stringify({
+        globalShortcut: "Ctrl+Space",
+        mcpServers: { docs: { url: "http://127.0.0.1:1/mcp" } },
+        bridge: { timeout: "5 seconds" }
+      })
+    )
+    const bridge = await createBridge(path)
+    try {
+      assert.deepStrictEqual(bridge.servers, ["docs"])
+    } finally {
+      await bridge.close()
+    }
+  })
+
+  it("rejects a file that is missing or not JSON with a typed BridgeConfigError naming it", async () => {
+    const missing = await createBridge(join(dir, "nope.json")).then(() => undefined, (e) => e)
+    assert.strictEqual(missing?._tag, "BridgeConfigError")
+    assert.include(missing.message, "nope.json")
+    const bad = join(dir, "bad.json")
+    writeFileSync(bad, "{ not json")
+    const garbled = await createBridge(bad).then(() => undefined, (e) => e)
+    assert.strictEqual(garbled?._tag, "BridgeConfigError")
+    assert.include(garbled.message, "not JSON")
+  })
 })

@@ -30,10 +30,20 @@ const describe = (value: unknown): string =>
     ? "undefined"
     : `an instance of ${(value as object).constructor?.name ?? "a class"}`
 
-/** The first value under `value` that is not JSON, or `undefined`. @internal */
+/** How deep arguments and `_meta` may nest: deeper values are refused before anything recurses over them. @internal */
+export const maxJsonDepth = 256
+
+/** The first value under `value` that is not JSON (or nests deeper than `maxJsonDepth`), or `undefined`. @internal */
 export const jsonProblem = (value: unknown, path: Array<string>): Problem | undefined => {
   const seen = new Set<object>()
+  const base = path.length
   const visit = (v: unknown): Problem | undefined => {
+    if (path.length - base > maxJsonDepth) {
+      return {
+        path: [...path.slice(0, base + 3), "…"],
+        detail: `must be JSON nested at most ${maxJsonDepth} levels deep`
+      }
+    }
     switch (typeof v) {
       case "string":
       case "boolean":

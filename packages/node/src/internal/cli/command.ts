@@ -550,6 +550,7 @@ const serve = Command.make(
           yield* stdinEnded
         } else {
           yield* io.out(`mcp-bridge: serving ${count} of ${file.file} at ${gateway.url}`)
+          yield* io.out(`mcp-bridge: dashboard at ${gateway.url.replace(/\/mcp$/, "/")}`)
           return yield* Effect.never
         }
       }).pipe(Effect.provide(live))
