@@ -7,13 +7,15 @@
  * Built on the official SDK v2 server (`@modelcontextprotocol/server`: the low-level `Server` from a cheap factory,
  * `createMcpHandler` and the Streamable HTTP server transport, `serveStdio`) over the `McpBridge` service in context;
  * the HTTP server is a scoped `node:http` server (closed, after draining, with the layer's scope). Every `tools/call`
- * runs `McpBridge.callTool` under the downstream request's `AbortSignal`, as the `CallerIdentity` of its principal.
- * Tool names follow the configuration's `gateway` section (see `BridgeConfigSchema.GatewaySettings`).
+ * runs `McpBridge.callTool` under the downstream request's `AbortSignal`, as the `CallerIdentity` of its principal;
+ * resources, resource templates, prompts and completion are served when an upstream lists them (advertised from what
+ * the servers list at start), and the bridge's `changes` reach downstream clients as list changes and
+ * `resources/updated`. Tool (and prompt) names follow the configuration's `gateway` section (see `BridgeConfigSchema.GatewaySettings`).
  *
  * @since 0.1.0
  */
 import { BridgeConfigSchema, CallerIdentity, McpBridge, MetricsRecorder, TelemetryExport } from "@mcp-bridge/core"
-import type { AuthInfo, CallToolResult } from "@modelcontextprotocol/server"
+import type { AuthInfo, CallToolResult, ServerCapabilities } from "@modelcontextprotocol/server"
 import { ProtocolError, ProtocolErrorCode } from "@modelcontextprotocol/server"
 import { serveStdio } from "@modelcontextprotocol/server/stdio"
 import { Cause, Context, Duration, Effect, Exit, Layer, Option, Schema, Scope, Stream } from "effect"
@@ -203,6 +205,42 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
   const views = settings.virtualServers ?? {}
   const keyTools = new Map((settings.apiKeys ?? []).map((k) => [k.principal, k.tools]))
   let onChanged: () => void = () => undefined
+  let onListChanged: (list: "resources" | "prompts") => void = () => undefined
+  let onUpdated: (uri: string) => void = () => undefined
+  const promptNamer = Naming.makePromptNamer(settings, bridge.servers)
+  const inView = (name: string | undefined) => {
+    const servers = name === undefined ? undefined : views[name]?.servers
+    return servers === undefined ? () => true : (server: string) => servers.includes(server)
+  }
+  // One request of the bridge's other surfaces as `principal`: a failure becomes a protocol error naming it.
+  const ask = async <A>(
+    effect: Effect.Effect<A, unknown>,
+    principal: string | undefined,
+    signal: AbortSignal
+  ): Promise<A> => {
+    const exit = await run(effect.pipe(Effect.provideService(CallerIdentity, principal)), { signal })
+    if (Exit.isSuccess(exit)) return exit.value
+    if (signal.aborted) throw new ProtocolError(ProtocolErrorCode.InternalError, "the request was cancelled")
+    const error = Cause.squash(exit.cause)
+    const tag = (error as { reason?: { _tag?: unknown } } | undefined)?.reason?._tag
+    const invalid = typeof tag === "string" && (tag.startsWith("Unknown") || tag === "InvalidCall")
+    throw new ProtocolError(
+      invalid ? ProtocolErrorCode.InvalidParams : ProtocolErrorCode.InternalError,
+      error instanceof Error ? error.message : String(error)
+    )
+  }
+
+  // What the upstreams offer besides tools, as found at start: a kind no server lists is not advertised.
+  const [resources0, templates0, prompts0] = yield* Effect.all(
+    [bridge.listResources(), bridge.listResourceTemplates(), bridge.listPrompts()],
+    { concurrency: "unbounded" }
+  )
+  const hasResources = resources0.length + templates0.length > 0
+  const capabilities: ServerCapabilities = {
+    ...(hasResources ? { resources: { subscribe: true, listChanged: true } } : {}),
+    ...(prompts0.length > 0 ? { prompts: { listChanged: true } } : {}),
+    ...(templates0.length + prompts0.length > 0 ? { completions: {} } : {})
+  }
 
   // The catalog per principal, rebuilt from the bridge's tool index when asked for by a list, or by a call that
   // names a tool it does not have; a change of names is announced to downstream clients.
@@ -240,7 +278,30 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
       if (Exit.isSuccess(exit)) return exit.value
       if (signal.aborted) throw new ProtocolError(ProtocolErrorCode.InternalError, "the request was cancelled")
       return failureResult(exit.cause)
-    }
+    },
+    capabilities,
+    resources: (name, signal) =>
+      ask(bridge.listResources(), undefined, signal).then((all) =>
+        all.filter((r) => inView(name)(r.server)).map(({ server: _, ...resource }) => resource)
+      ),
+    templates: (name, signal) =>
+      ask(bridge.listResourceTemplates(), undefined, signal).then((all) =>
+        all.filter((t) => inView(name)(t.server)).map(({ server: _, ...template }) => template)
+      ),
+    read: (uri, principal, signal) => ask(bridge.readResource(uri), principal, signal),
+    subscribe: (uri, on) =>
+      ask(
+        on ? bridge.subscribeResource(uri) : bridge.unsubscribeResource(uri),
+        undefined,
+        new AbortController().signal
+      ),
+    prompts: (name, signal) =>
+      ask(bridge.listPrompts(), undefined, signal).then((all) =>
+        promptNamer(all.filter((p) => inView(name)(p.server)))
+      ),
+    getPrompt: (prompt, args, principal, signal) =>
+      ask(bridge.getPrompt({ server: prompt.server, prompt: prompt.prompt }, args), principal, signal),
+    complete: (params, principal, signal) => ask(bridge.complete(params), principal, signal)
   }
   const info = {
     name: options.serverInfo?.name ?? "mcp-bridge",
@@ -265,17 +326,23 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
     bridge,
     factory,
     views: Object.keys(views),
-    onToolsChanged: (f: () => void) => {
-      onChanged = f
+    onChanges: (to: {
+      readonly tools: () => void
+      readonly list: (list: "resources" | "prompts") => void
+      readonly updated: (uri: string) => void
+    }) => {
+      onChanged = to.tools
+      onListChanged = to.list
+      onUpdated = to.updated
     },
-    // An upstream's tool list change drops the catalogs, and downstream clients are told.
+    // An upstream's tool list change drops the catalogs; every change is told to downstream clients.
     watchChanges: Stream.runForEach(bridge.changes, (change) =>
-      change._tag === "ListChanged" && change.list === "tools"
-        ? Effect.sync(() => {
-          catalogs.clear()
-          onChanged()
-        })
-        : Effect.void)
+      Effect.sync(() => {
+        if (change._tag === "ResourceUpdated") return onUpdated(change.uri)
+        if (change.list !== "tools") return onListChanged(change.list)
+        catalogs.clear()
+        onChanged()
+      }))
   }
 })
 
@@ -337,7 +404,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     onError: (error) => void run(Effect.logDebug(`gateway: ${error.message}`)),
     replicas: Option.getOrUndefined(replicas)
   })
-  core.onToolsChanged(gateway.toolsChanged)
+  core.onChanges({ tools: gateway.toolsChanged, list: gateway.listChanged, updated: gateway.resourceUpdated })
   yield* Effect.forkScoped(core.watchChanges)
   const server = createServer({ keepAliveTimeout: 65_000 }, gateway.listener)
   const drainMillis = Duration.toMillis(Duration.fromInputUnsafe(options.drainTimeout ?? "10 seconds"))

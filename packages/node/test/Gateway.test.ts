@@ -292,3 +292,107 @@ describe("mcp-bridge serve --stdio", () => {
     }
   }, 120_000)
 })
+
+describe("Gateway: resources, prompts and completion", () => {
+  let upstream: TestServer.HttpTestServer
+  let gateway: Awaited<ReturnType<typeof serveGateway>>
+
+  beforeAll(async () => {
+    upstream = await TestServer.startHttp({
+      name: "docs",
+      tools: [
+        { name: "touch", respond: { kind: "updateResource", uri: "mem://readme" } },
+        { name: "addPrompt", respond: { kind: "addPrompt", name: "later" } },
+        { name: "addResource", respond: { kind: "addResource", uri: "mem://new", name: "new" } }
+      ],
+      resources: [{ uri: "mem://readme", name: "readme", text: "read me" }],
+      resourceTemplates: [{ uriTemplate: "file:///{path}", name: "files", complete: { path: ["a.txt", "b.txt"] } }],
+      prompts: [{
+        name: "greet",
+        arguments: [{ name: "who", required: true, complete: ["Ada", "Alan", "Grace"] }],
+        text: "Hello {who}"
+      }]
+    })
+    gateway = await serveGateway({
+      mcpServers: { docs: { url: upstream.url } },
+      gateway: { prefix: "always", separator: "__" }
+    }, { port: 0 })
+  }, 60_000)
+
+  afterAll(async () => {
+    await gateway?.close()
+    await upstream?.close()
+  })
+
+  it("serves resources, templates, prompts (named like tools) and completion to 2026-07-28 and 2025-era clients", async () => {
+    for (const mode of ["auto", "legacy"] as const) {
+      const client = await v2(gateway.url, mode)
+      assert.strictEqual(client.getNegotiatedProtocolVersion(), mode === "auto" ? "2026-07-28" : "2025-11-25")
+      const capabilities = client.getServerCapabilities()
+      assert.isDefined(capabilities?.resources)
+      assert.isDefined(capabilities?.prompts)
+      assert.isDefined(capabilities?.completions)
+      assert.deepStrictEqual((await client.listResources()).resources.map((r) => r.uri), ["mem://readme"])
+      assert.deepStrictEqual(
+        (await client.listResourceTemplates()).resourceTemplates.map((t) => t.uriTemplate),
+        ["file:///{path}"]
+      )
+      const readme = await client.readResource({ uri: "mem://readme" })
+      assert.strictEqual((readme.contents[0] as { text: string }).text, "read me")
+      const file = await client.readResource({ uri: "file:///a.txt" })
+      assert.deepStrictEqual(JSON.parse((file.contents[0] as { text: string }).text), { path: "a.txt" })
+      assert.deepStrictEqual((await client.listPrompts()).prompts.map((p) => p.name), ["docs__greet"])
+      const prompt = await client.getPrompt({ name: "docs__greet", arguments: { who: "Ada" } })
+      assert.strictEqual((prompt.messages[0]!.content as { text: string }).text, "Hello Ada")
+      const unknown = await client.getPrompt({ name: "greet" }).then(() => "served", () => "refused")
+      assert.strictEqual(unknown, "refused")
+      const who = await client.complete({
+        ref: { type: "ref/prompt", name: "docs__greet" },
+        argument: { name: "who", value: "A" }
+      })
+      assert.deepStrictEqual(who.completion.values, ["Ada", "Alan"])
+      const paths = await client.complete({
+        ref: { type: "ref/resource", uri: "file:///{path}" },
+        argument: { name: "path", value: "b" }
+      })
+      assert.deepStrictEqual(paths.completion.values, ["b.txt"])
+      await client.close()
+    }
+  })
+
+  // Last: it adds a prompt and a resource to the upstream.
+  it("forwards resources/updated to a subscribed 2025-era session, and resource and prompt list changes", async () => {
+    const client = await v2(gateway.url, "legacy")
+    const seen: Array<string> = []
+    client.setNotificationHandler("notifications/resources/updated", (n) => {
+      seen.push(`updated ${n.params.uri}`)
+    })
+    client.setNotificationHandler("notifications/prompts/list_changed", () => {
+      seen.push("prompts")
+    })
+    client.setNotificationHandler("notifications/resources/list_changed", () => {
+      seen.push("resources")
+    })
+    const until = async (what: string) => {
+      const deadline = performance.now() + 15_000
+      while (!seen.includes(what) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+      assert.include(seen, what)
+    }
+    await client.subscribeResource({ uri: "mem://readme" })
+    // Touched until the update arrives: whichever era the bridge speaks upstream, its subscription is then open.
+    const deadline = performance.now() + 15_000
+    while (!seen.includes("updated mem://readme") && performance.now() < deadline) {
+      await client.callTool({ name: "docs__touch", arguments: {} })
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    assert.include(seen, "updated mem://readme")
+    await client.callTool({ name: "docs__addPrompt", arguments: {} })
+    await until("prompts")
+    assert.include((await client.listPrompts()).prompts.map((p) => p.name), "docs__later")
+    await client.callTool({ name: "docs__addResource", arguments: {} })
+    await until("resources")
+    assert.include((await client.listResources()).resources.map((r) => r.uri), "mem://new")
+    await client.unsubscribeResource({ uri: "mem://readme" })
+    await client.close()
+  })
+})

@@ -17,9 +17,9 @@
  * does: a program that fails, throws or prints the wrong thing fails its test.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { BridgeConfig } from "@mcp-bridge/core"
+import { BridgeConfig, BridgeConfigSchema } from "@mcp-bridge/core"
 import { TestAuthServer, TestServer } from "@mcp-bridge/testing"
-import { Effect } from "effect"
+import { Effect, Schema } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
@@ -554,6 +554,13 @@ describe("READMEs", () => {
         )
           .pipe(Effect.option)
         if (error._tag === "Some") problems.push(`${where(block)}: ${error.value.message}`)
+        // The gateway's section, as the gateway reads it (an unknown field is an error there).
+        if ("gateway" in value) {
+          const invalid = yield* Schema.decodeUnknownEffect(BridgeConfigSchema.GatewaySettings)(value.gateway, {
+            onExcessProperty: "error"
+          }).pipe(Effect.flip, Effect.option)
+          if (invalid._tag === "Some") problems.push(`${where(block)}: gateway: ${invalid.value.message}`)
+        }
       }
       assert.deepStrictEqual(problems, [])
     }))

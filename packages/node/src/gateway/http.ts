@@ -30,6 +30,7 @@ import { createHash, randomUUID, timingSafeEqual } from "node:crypto"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import type { GatewayReplicas } from "../replica/GatewayReplicas.ts"
 import { replayInitialize } from "../replica/revive.ts"
+import { subscriptionsOf } from "./mcpServer.ts"
 
 /** An API key as the configuration stores it: the SHA-256 hex of the key, and who it is. @internal */
 export interface ApiKey {
@@ -68,6 +69,10 @@ export interface HttpGateway {
   readonly sessions: () => number
   /** Tells every open downstream session and listen stream that the tool list changed. */
   readonly toolsChanged: () => void
+  /** Tells every open downstream session and listen stream that the resource or prompt list changed. */
+  readonly listChanged: (list: "resources" | "prompts") => void
+  /** Tells the downstream sessions and listen streams subscribed to `uri` that it was updated. */
+  readonly resourceUpdated: (uri: string) => void
 }
 
 interface Session {
@@ -319,7 +324,25 @@ export const make = (options: HttpOptions): HttpGateway => {
     for (const session of sessions.values()) notifySession(session.server, event)
   })
 
-  return { listener, close, sessions: () => sessions.size, toolsChanged }
+  const listChanged = (list: "resources" | "prompts") => {
+    const event: ServerEvent = { kind: list === "resources" ? "resources_list_changed" : "prompts_list_changed" }
+    if (options.replicas !== undefined) return options.replicas.bus.publish(event)
+    for (const session of sessions.values()) notifySession(session.server, event)
+    for (const handler of modern.values()) {
+      if (list === "resources") handler.notify.resourcesChanged()
+      else handler.notify.promptsChanged()
+    }
+  }
+
+  // A 2025-era session hears `resources/updated` only of a URI it subscribed to.
+  const resourceUpdated = (uri: string) => {
+    const event: ServerEvent = { kind: "resource_updated", uri }
+    if (options.replicas !== undefined) return options.replicas.bus.publish(event)
+    for (const session of sessions.values()) notifySession(session.server, event)
+    for (const handler of modern.values()) handler.notify.resourceUpdated(uri)
+  }
+
+  return { listener, close, sessions: () => sessions.size, toolsChanged, listChanged, resourceUpdated }
 }
 
 // A sealed session id serves only the view and the principal it was opened for.
@@ -333,7 +356,9 @@ const notifySession = (server: Server, event: ServerEvent) => {
     ? server.sendPromptListChanged()
     : event.kind === "resources_list_changed"
     ? server.sendResourceListChanged()
-    : server.sendResourceUpdated({ uri: event.uri })
+    : subscriptionsOf(server)?.has(event.uri) === true
+    ? server.sendResourceUpdated({ uri: event.uri })
+    : Promise.resolve()
   sent.catch(() => undefined)
 }
 

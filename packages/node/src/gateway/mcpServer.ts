@@ -5,14 +5,27 @@
  * `tools/list` serves the catalog (see `naming.ts`) the caller may see; `tools/call` resolves the served name to a
  * server and tool and runs the bridge's whole pipeline under the downstream request's `AbortSignal` (closing the
  * stream or `notifications/cancelled` cancels the upstream call), forwarding the upstream's progress with the
- * downstream client's own `progressToken`. `logging/setLevel` is answered by the SDK per instance and never reaches
- * an upstream; `ping` and `server/discover` are the SDK's.
+ * downstream client's own `progressToken`. Resources, resource templates, prompts (named like tools) and completion
+ * are served when an upstream has them: a resource URI is routed by the bridge, a prompt's served name is mapped back
+ * to its server and prompt. `resources/subscribe` (2025-era sessions) subscribes upstream through the bridge, and the
+ * instance's subscriptions end with it. `logging/setLevel` is answered by the SDK per instance and never reaches an
+ * upstream; `ping` and `server/discover` are the SDK's.
  *
  * @internal
  */
-import type { AuthInfo, CallToolResult, Progress, ServerCapabilities } from "@modelcontextprotocol/server"
+import type {
+  AuthInfo,
+  CallToolResult,
+  CompleteResult,
+  GetPromptResult,
+  Progress,
+  ReadResourceResult,
+  Resource,
+  ResourceTemplateType,
+  ServerCapabilities
+} from "@modelcontextprotocol/server"
 import { ProtocolError, ProtocolErrorCode, Server } from "@modelcontextprotocol/server"
-import type { Catalog, Exposed } from "./naming.ts"
+import type { Catalog, Exposed, ExposedPrompt, PromptCatalog } from "./naming.ts"
 
 /** What the MCP servers of the gateway answer from: the bridge, seen through the naming. @internal */
 export interface Backend {
@@ -31,7 +44,45 @@ export interface Backend {
       readonly onProgress: ((progress: Progress) => void) | undefined
     }
   ) => Promise<CallToolResult>
+  /** What the upstream servers offer besides tools (`resources`, `prompts`, `completions`). */
+  readonly capabilities: ServerCapabilities
+  /** The resources of the servers `view` serves. */
+  readonly resources: (view: string | undefined, signal: AbortSignal) => Promise<ReadonlyArray<Resource>>
+  /** The resource templates of the servers `view` serves. */
+  readonly templates: (view: string | undefined, signal: AbortSignal) => Promise<ReadonlyArray<ResourceTemplateType>>
+  /** Reads a resource (routed by its URI), as `principal`. */
+  readonly read: (uri: string, principal: string | undefined, signal: AbortSignal) => Promise<ReadResourceResult>
+  /** Subscribes to (or, `false`, unsubscribes from) a resource's updates upstream. */
+  readonly subscribe: (uri: string, on: boolean) => Promise<void>
+  /** The prompts `view` serves, by served name. */
+  readonly prompts: (view: string | undefined, signal: AbortSignal) => Promise<PromptCatalog>
+  /** Gets a prompt, as `principal`. */
+  readonly getPrompt: (
+    prompt: ExposedPrompt,
+    args: Record<string, string>,
+    principal: string | undefined,
+    signal: AbortSignal
+  ) => Promise<GetPromptResult>
+  /** `completion/complete` of a resource template's variable (`server` undefined: routed by the URI template). */
+  readonly complete: (
+    params: {
+      readonly ref: { readonly type: "ref/prompt"; readonly name: string } | {
+        readonly type: "ref/resource"
+        readonly uri: string
+      }
+      readonly argument: { readonly name: string; readonly value: string }
+      readonly context?: { readonly arguments?: Readonly<Record<string, string>> } | undefined
+      readonly server?: string | undefined
+    },
+    principal: string | undefined,
+    signal: AbortSignal
+  ) => Promise<CompleteResult>
 }
+
+const subscriptions = new WeakMap<Server, Set<string>>()
+
+/** The resource URIs a gateway server instance (a 2025-era session) subscribed to. @internal */
+export const subscriptionsOf = (server: Server): ReadonlySet<string> | undefined => subscriptions.get(server)
 
 /** @internal */
 export interface Info {
@@ -39,8 +90,6 @@ export interface Info {
   readonly version: string
   readonly instructions?: string | undefined
 }
-
-const capabilities: ServerCapabilities = { tools: { listChanged: true }, logging: {} }
 
 /** The principal a request was authenticated as (`AuthInfo.clientId`), if any. @internal */
 export const principalOf = (authInfo: AuthInfo | undefined): string | undefined => authInfo?.clientId
@@ -69,7 +118,10 @@ export const makeFactory =
     const principal = principalOf(context.authInfo)
     const server = new Server(
       { name: info.name, version: info.version },
-      { capabilities, ...(info.instructions === undefined ? {} : { instructions: info.instructions }) }
+      {
+        capabilities: { tools: { listChanged: true }, logging: {}, ...backend.capabilities },
+        ...(info.instructions === undefined ? {} : { instructions: info.instructions })
+      }
     )
     server.setRequestHandler("tools/list", async () => {
       const catalog = await backend.catalog(principal, view)
@@ -98,5 +150,76 @@ export const makeFactory =
       })
       return server.projectCallToolResult(result, tool.definition.outputSchema)
     })
+    const caps = backend.capabilities
+    const callerOf = (ctx: { readonly http?: { readonly authInfo?: AuthInfo | undefined } | undefined }) =>
+      principalOf(ctx.http?.authInfo ?? context.authInfo)
+    if (caps.resources !== undefined) {
+      server.setRequestHandler("resources/list", async (_request, ctx) => ({
+        resources: [...await backend.resources(view, ctx.mcpReq.signal)]
+      }))
+      server.setRequestHandler("resources/templates/list", async (_request, ctx) => ({
+        resourceTemplates: [...await backend.templates(view, ctx.mcpReq.signal)]
+      }))
+      server.setRequestHandler(
+        "resources/read",
+        (request, ctx) => backend.read(request.params.uri, callerOf(ctx), ctx.mcpReq.signal)
+      )
+      if (caps.resources.subscribe === true) {
+        const mine = new Set<string>()
+        subscriptions.set(server, mine)
+        server.setRequestHandler("resources/subscribe", async (request) => {
+          const uri = request.params.uri
+          if (!mine.has(uri)) {
+            await backend.subscribe(uri, true)
+            mine.add(uri)
+          }
+          return {}
+        })
+        server.setRequestHandler("resources/unsubscribe", async (request) => {
+          const uri = request.params.uri
+          if (mine.delete(uri)) await backend.subscribe(uri, false)
+          return {}
+        })
+        const closed = server.onclose
+        server.onclose = () => {
+          for (const uri of mine) backend.subscribe(uri, false).catch(() => undefined)
+          mine.clear()
+          closed?.()
+        }
+      }
+    }
+    const promptOf = async (name: string, signal: AbortSignal) => {
+      const prompt = (await backend.prompts(view, signal)).byName.get(name)
+      if (prompt === undefined) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown prompt: ${name}`)
+      return prompt
+    }
+    if (caps.prompts !== undefined) {
+      server.setRequestHandler("prompts/list", async (_request, ctx) => ({
+        prompts: (await backend.prompts(view, ctx.mcpReq.signal)).prompts.map((p) => p.definition)
+      }))
+      server.setRequestHandler("prompts/get", async (request, ctx) => {
+        const prompt = await promptOf(request.params.name, ctx.mcpReq.signal)
+        return backend.getPrompt(prompt, request.params.arguments ?? {}, callerOf(ctx), ctx.mcpReq.signal)
+      })
+    }
+    if (caps.completions !== undefined) {
+      server.setRequestHandler("completion/complete", async (request, ctx) => {
+        const { argument, context: args, ref } = request.params
+        const signal = ctx.mcpReq.signal
+        const common = {
+          argument,
+          ...(args?.arguments === undefined ? {} : { context: { arguments: args.arguments } })
+        }
+        if (ref.type === "ref/prompt") {
+          const prompt = await promptOf(ref.name, signal)
+          return backend.complete(
+            { ...common, ref: { type: "ref/prompt", name: prompt.prompt }, server: prompt.server },
+            callerOf(ctx),
+            signal
+          )
+        }
+        return backend.complete({ ...common, ref: { type: "ref/resource", uri: ref.uri } }, callerOf(ctx), signal)
+      })
+    }
     return server
   }

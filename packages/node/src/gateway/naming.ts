@@ -15,7 +15,7 @@
  * @internal
  */
 import type { BridgeConfigSchema, McpBridge } from "@mcp-bridge/core"
-import type { Tool } from "@modelcontextprotocol/server"
+import type { Prompt, Tool } from "@modelcontextprotocol/server"
 import { createHash } from "node:crypto"
 
 /** @internal */
@@ -134,4 +134,46 @@ export const subset = (
     (servers === undefined || servers.has(t.server)) && (globs === undefined || matchesAny(globs, t.name))
   )
   return { tools, byName: new Map(tools.map((t) => [t.name, t])), duplicates: catalog.duplicates }
+}
+
+/** A prompt as the gateway serves it. @internal */
+export interface ExposedPrompt {
+  /** The name downstream clients see. */
+  readonly name: string
+  readonly server: string
+  /** The server's own name of the prompt. */
+  readonly prompt: string
+  /** The definition downstream clients see (name replaced). */
+  readonly definition: Prompt
+}
+
+/** The prompts the gateway serves, by the name downstream clients see. @internal */
+export interface PromptCatalog {
+  readonly prompts: ReadonlyArray<ExposedPrompt>
+  readonly byName: ReadonlyMap<string, ExposedPrompt>
+}
+
+/**
+ * Builds the prompt catalog of `prompts` (the bridge's, in server order): the tools' prefix mode, per-server prefix
+ * and separator, sanitized and shortened the same way; a name served twice keeps its first prompt.
+ *
+ * @internal
+ */
+export const makePromptNamer = (settings: Settings | undefined, servers: ReadonlyArray<string>) => {
+  const mode = settings?.prefix ?? "auto"
+  const separator = settings?.separator ?? "_"
+  const prefixed = mode === "always" || (mode === "auto" && servers.length > 1)
+  const known = new Set(servers)
+  return (prompts: ReadonlyArray<McpBridge.BridgePrompt>): PromptCatalog => {
+    const byName = new Map<string, ExposedPrompt>()
+    for (const prompt of prompts) {
+      if (!known.has(prompt.server)) continue
+      const prefix = settings?.servers?.[prompt.server]?.prefix ?? prompt.server
+      const name = shorten(sanitize(prefixed ? `${prefix}${separator}${prompt.name}` : prompt.name))
+      if (byName.has(name)) continue
+      const { qualifiedName: _q, server: _s, ...rest } = prompt
+      byName.set(name, { name, server: prompt.server, prompt: prompt.name, definition: { ...rest, name } })
+    }
+    return { prompts: Array.from(byName.values()), byName }
+  }
 }
