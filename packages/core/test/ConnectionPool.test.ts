@@ -335,6 +335,99 @@ describe("ConnectionPool", () => {
       }).pipe(Effect.provide(layer(server, { max: 1, isolation: "per-identity" })))
     }))
 
+  describe("the total cap over identities (maxTotal)", () => {
+    const capped = (server: TestServer.TestServer) =>
+      layer(server, {
+        max: 1,
+        maxTotal: 1,
+        isolation: "per-identity",
+        acquireTimeout: "5 seconds"
+      })
+    // `connectTimeout` short, so that a wait for a first session is bounded by `acquireTimeout` (5 s).
+    const cappedLayer = (server: TestServer.TestServer) =>
+      McpBridge.layer(
+        {
+          mcpServers: {
+            s: {
+              type: "memory",
+              bridge: {
+                pool: { ...quiet, max: 1, maxTotal: 1, isolation: "per-identity", acquireTimeout: "5 seconds" },
+                timeout: "1 minute",
+                connectTimeout: "1 second"
+              }
+            }
+          }
+        },
+        { transport: McpTransport.layer({ memory: { s: server.connect } }) }
+      )
+
+    it.effect("identities queue first come first served, and an idle session of another makes room at once", () =>
+      Effect.gen(function*() {
+        const server = TestServer.make({ tools })
+        yield* Effect.gen(function*() {
+          const busy = yield* Effect.forkChild(call("held", { who: "alice" }).pipe(as("alice")))
+          yield* until(server, () => server.held("held") === 1)
+          const served: Array<string> = []
+          const queued: Array<Fiber.Fiber<unknown, unknown>> = []
+          for (const who of ["bob", "carol", "dave"]) {
+            queued.push(
+              yield* Effect.forkChild(
+                Effect.tap(call("echo", { who }).pipe(as(who)), () => Effect.sync(() => served.push(who)))
+              )
+            )
+            yield* Effect.yieldNow
+          }
+          yield* TestClock.adjust("4 seconds")
+          assert.deepStrictEqual(served, [])
+          // alice's call ends: her idle session is evicted for bob once idle for 250 ms (it might have served her
+          // next call), bob's for carol, carol's for dave
+          server.release("held")
+          yield* Fiber.join(busy)
+          for (let step = 1; step <= 3; step++) {
+            yield* TestClock.adjust("249 millis")
+            assert.strictEqual(server.calls("echo"), step - 1, "a session idle for less than 250 ms is spared")
+            yield* TestClock.adjust("1 millis")
+            yield* until(server, () => server.calls("echo") === step && server.inFlight() === 0)
+          }
+          for (const fiber of queued) yield* Fiber.join(fiber)
+          assert.deepStrictEqual(served, ["bob", "carol", "dave"])
+          const created = (yield* stats).map((s) => [s.identity, s.created, s.invalidated])
+          assert.sameDeepMembers(created, [["alice", 1, 1], ["bob", 1, 1], ["carol", 1, 1], ["dave", 1, 0]])
+        }).pipe(Effect.provide(capped(server)))
+      }))
+
+    it.effect("a queued caller waits while the queue moves, and fails with PoolTimeout after acquireTimeout without progress", () =>
+      Effect.gen(function*() {
+        const server = TestServer.make({ tools })
+        yield* Effect.gen(function*() {
+          const alice = yield* Effect.forkChild(call("held", { who: "alice" }).pipe(as("alice")))
+          yield* until(server, () => server.held("held") === 1)
+          const bob = yield* Effect.forkChild(call("held", { who: "bob" }).pipe(as("bob")))
+          yield* Effect.yieldNow
+          const carol = yield* Effect.forkChild(call("echo").pipe(as("carol")))
+          yield* Effect.yieldNow
+          // 4 s later alice's call ends, and 250 ms after (see above) bob takes the slot: the queue moved, carol's 5 s
+          // count from then
+          yield* TestClock.adjust("4 seconds")
+          server.release("held")
+          yield* Fiber.join(alice)
+          yield* TestClock.adjust("250 millis")
+          yield* until(server, () => server.held("held") === 1)
+          yield* TestClock.adjust("4 seconds")
+          assert.isUndefined(carol.pollUnsafe(), "8 s after arriving, 4 s after the queue last moved, carol waits")
+          yield* TestClock.adjust("1 second")
+          const error = yield* Effect.flip(Fiber.join(carol))
+          assert.isTrue(error._tag === "ConnectionPoolError")
+          if (error._tag !== "ConnectionPoolError") return
+          assert.strictEqual(error.reason.waitedMillis, 9_250)
+          assert.deepStrictEqual([error.reason.maxTotal, error.reason.queued], [1, 1])
+          assert.include(error.message, "all 1 sessions it may have over all identities (maxTotal) are busy")
+          server.release("held")
+          yield* Fiber.join(bob)
+        }).pipe(Effect.provide(cappedLayer(server)))
+      }))
+  })
+
   it.effect("shared isolation lets identities share a session (what per-identity prevents)", () =>
     Effect.gen(function*() {
       const server = TestServer.make({ tools })

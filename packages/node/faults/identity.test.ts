@@ -1,6 +1,6 @@
 /**
- * Per-identity pools (issue 11, defects 6 and 7): a cold burst of 50 identities is served, with at most one process
- * per identity and errors that say what happened; identities that are not strings never share a session or a cached
+ * Per-identity pools: a cold burst of 50 identities is served in arrival order, with at most one process per identity,
+ * beside a warm identity that keeps its session and is never failed; identities that are not strings never share a session or a cached
  * result (they are rejected as `InvalidCall`, or encoded canonically).
  */
 import { assert, describe, it } from "@effect/vitest"
@@ -26,19 +26,41 @@ import {
 
 describe("identity", () => {
   it.live(
-    "cold-identities-50: 50 new identities at once on per-identity pools of max 1 are all served",
+    "cold-identities-50: 50 new identities at once on per-identity pools of max 1 are all served, beside a warm one",
     () =>
       Effect.gen(function*() {
         const pidLog = tempPath("pids")
         const config = {
           mcpServers: {
-            s: stdio({ pidLog, tools: [{ name: "echo" }] }, { bridge: { pool: { isolation: "per-identity", max: 1 } } })
+            // calls' deadlines far above what 51 spawns take on a slow machine: what is tested is who gets served
+            s: stdio({ pidLog, tools: [{ name: "echo" }] }, {
+              bridge: { pool: { isolation: "per-identity", max: 1 }, timeout: "4 minutes" }
+            })
           }
         }
         const start = now()
         let peak = 0
         const result = yield* withBridge(config, (bridge) =>
           Effect.gen(function*() {
+            // a warm identity: its session open, then calls back to back while the cold burst arrives
+            const warmCall = bridge.callTool("s.echo", { warm: true }).pipe(
+              Effect.provideService(CallerIdentity, "warm")
+            )
+            const first = yield* warmCall
+            let burstDone = false
+            const warmPids = new Set<number>([pidOf(first.structuredContent)])
+            const warmMillis: Array<number> = []
+            const warm = yield* Effect.forkChild(Effect.gen(function*() {
+              const failures: Array<unknown> = []
+              while (!burstDone) {
+                const t = now()
+                const exit = yield* Effect.exit(warmCall)
+                warmMillis.push(now() - t)
+                if (exit._tag === "Success") warmPids.add(pidOf(exit.value.structuredContent))
+                else failures.push(failureOf(exit))
+              }
+              return failures
+            }))
             const sampler = yield* Effect.forkChild(
               Effect.forever(Effect.andThen(
                 Effect.sync(() => {
@@ -60,26 +82,34 @@ describe("identity", () => {
                 ),
               { concurrency: "unbounded" }
             )
+            burstDone = true
+            const warmFailures = yield* Fiber.join(warm)
             yield* Fiber.interrupt(sampler)
-            return errors
+            return { errors, warmFailures, warmPids, warmMillis }
           }))
         const ms = now() - start
         const left = yield* Effect.promise(() => processesLeft(10_000))
         const started = FaultServer.readPidLog(pidLog).started.length
-        const failed = result.filter((e) => e !== undefined)
+        const failed = result.errors.filter((e) => e !== undefined)
         const sample = failed[0] === undefined ? "" : ` (e.g. "${messageOf(failed[0]).slice(0, 90)}")`
+        const sorted = [...result.warmMillis].sort((a, b) => a - b)
+        const p50 = sorted[Math.floor(sorted.length / 2)] ?? 0
         figure(
           "cold-identities-50",
           `${50 - failed.length}/50 served in ${seconds(ms)}: ${
-            tally(result.map(kindOf))
-          }${sample}; ${started} processes started, peak ${peak} alive, ${left} processes left`
+            tally(result.errors.map(kindOf))
+          }${sample}; ${started} processes started, peak ${peak} alive, ${left} processes left; the warm identity: ${sorted.length} calls during the burst, ${result.warmFailures.length} failed, p50 ${
+            p50.toFixed(0)
+          } ms, slowest ${(sorted.at(-1) ?? 0).toFixed(0)} ms, on ${result.warmPids.size} process(es)`
         )
         assert.strictEqual(failed.length, 0, "every caller of a cold burst waits for its session")
-        // 50 sessions, plus at most one probe sibling: a cold burst negotiates the protocol era once per server
-        assert.isAtMost(started, 51, "one process per identity, plus one era probe")
+        assert.deepStrictEqual(result.warmFailures, [], "the warm identity's calls all succeed")
+        assert.strictEqual(result.warmPids.size, 1, "the warm identity keeps its one session through the burst")
+        // 51 sessions, plus at most one probe sibling: a cold burst negotiates the protocol era once per server
+        assert.isAtMost(started, 52, "one process per identity, plus one era probe")
         assert.strictEqual(left, 0)
-      }).pipe(Effect.timeout("60 seconds")),
-    { timeout: 90_000 }
+      }).pipe(Effect.timeout("5 minutes")),
+    { timeout: 330_000 }
   )
 
   it(

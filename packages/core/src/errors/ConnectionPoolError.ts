@@ -22,7 +22,11 @@ export class PoolTimeout extends Schema.TaggedClass<PoolTimeout>()("PoolTimeout"
   /** Sessions open when the wait ended. */
   open: Schema.Finite,
   /** Sessions being opened when the wait ended. */
-  connecting: Schema.Finite
+  connecting: Schema.Finite,
+  /** With per-identity pools: the server's cap over all identities, reached when the wait ended. */
+  maxTotal: Schema.optional(Schema.Finite),
+  /** With per-identity pools: sessions queued for a slot under `maxTotal` when the wait ended. */
+  queued: Schema.optional(Schema.Finite)
 }) {}
 
 /**
@@ -49,7 +53,11 @@ export class ConnectionPoolError extends Schema.TaggedError<ConnectionPoolError>
 }) {
   override get message(): string {
     const r = this.reason
-    const state = r.open === 0 && r.connecting > 0
+    const state = r.maxTotal !== undefined && r.open === 0 && r.connecting === 0
+      ? `all ${r.maxTotal} sessions it may have over all identities (maxTotal) are busy, ${
+        r.queued ?? 0
+      } queued for one, none idle`
+      : r.open === 0 && r.connecting > 0
       ? `${r.connecting === 1 ? "its first session is" : `${r.connecting} sessions are`} still being opened`
       : r.connecting > 0
       ? `${r.open} sessions × ${r.concurrency} requests each are busy and ${r.connecting} more are being opened`

@@ -137,14 +137,30 @@ interface Counters {
   leases: number
   /** Callers waiting for a lease to end before the pool may grow, first come first served. */
   readonly releaseWaiters: Array<() => void>
+  /** Sessions of this pool queued for a slot under the total cap or for a connect permit. */
+  queued: number
+  /** When the latest of this pool's sessions started opening. */
+  openStartedAt: number
 }
 
 interface Gates {
   /** Sessions being opened at once. */
   readonly connect: Semaphore.Semaphore
-  /** Sessions over all identities (per-identity isolation). */
+  /** Sessions over all identities (per-identity isolation): a FIFO queue of identities for `cap` slots. */
   readonly total: Semaphore.Semaphore | undefined
+  readonly cap: number
+  /** Slots held, sessions queued for a slot, and evictions under way to make room for them. */
+  held: number
+  waiting: number
+  evicting: number
+  /** When the server's queues last moved (a slot or a connect permit taken): a queued caller is making progress. */
+  movedAt: number
+  /** A timer will look again for sessions to evict, once the youngest idle one has been idle for `evictionGrace`. */
+  retryScheduled: boolean
 }
+
+// An idle session is evicted for another identity only after this long idle.
+const evictionGrace = 250
 
 // Pools are keyed by a string (cheap to hash): the server name, then NUL and the identity for per-identity pools.
 const poolKey = (server: string, identity: string | undefined) =>
@@ -213,7 +229,9 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         totalConnectMillis: 0,
         leaseMillis: 0,
         leases: 0,
-        releaseWaiters: []
+        releaseWaiters: [],
+        queued: 0,
+        openStartedAt: 0
       }
       counters.set(key, c)
     }
@@ -225,7 +243,13 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     if (g === undefined) {
       g = {
         connect: Semaphore.makeUnsafe(connectConcurrency),
-        total: server.pool.isolation === "per-identity" ? Semaphore.makeUnsafe(server.pool.maxTotal) : undefined
+        total: server.pool.isolation === "per-identity" ? Semaphore.makeUnsafe(server.pool.maxTotal) : undefined,
+        cap: server.pool.maxTotal,
+        held: 0,
+        waiting: 0,
+        evicting: 0,
+        movedAt: 0,
+        retryScheduled: false
       }
       gates.set(server.name, g)
     }
@@ -243,52 +267,108 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       return Pool.invalidate(pool, session)
     })
 
-  // With the per-identity cap reached, an identity that needs a session takes the longest-idle session of another
-  // identity of the same server (it is closed, and its slot freed).
-  const evictIdleOther = (server: string, id: string): Effect.Effect<void> =>
-    Effect.suspend(() => {
-      let oldest: { pool: SessionPool; key: string; session: McpSession.McpSession; since: number } | undefined
-      for (const [key, pool] of pools) {
-        if (key === id || parsePoolKey(key).server !== server) continue
-        for (const item of pool.state.items) {
-          if (item.exit._tag !== "Success" || item.refCount > 0 || pool.state.invalidated.has(item)) continue
-          if (oldest === undefined || item.idleSince < oldest.since) {
-            oldest = { pool, key, session: item.exit.value, since: item.idleSince }
+  // With the per-identity cap reached, identities queue for a slot first come first served, and idle sessions of
+  // other identities make room for them: one eviction, longest idle first, for each queued session that the free slots
+  // and the evictions under way do not cover. A session idle for less than `evictionGrace` is spared (it is most
+  // likely between two calls of its identity: routing's `tools/list` and the call, or an agent's next call); a timer
+  // comes back for it. Run when a session queues and when a lease ends while some are queued.
+  const makeRoom = (server: string, g: Gates): Effect.Effect<void> =>
+    Effect.clockWith((clock) =>
+      Effect.suspend(() => {
+        const need = g.waiting - Math.max(0, g.cap - g.held) - g.evicting
+        if (need <= 0) return Effect.void
+        const now = clock.currentTimeMillisUnsafe()
+        const idle: Array<{ pool: SessionPool; key: string; session: McpSession.McpSession; since: number }> = []
+        let youngest = Infinity
+        for (const [key, pool] of pools) {
+          // an identity with callers queued in its own pool is about to use its idle session
+          if (parsePoolKey(key).server !== server || pool.state.waiters.size > 0) continue
+          for (const item of pool.state.items) {
+            if (item.exit._tag !== "Success" || item.refCount > 0 || pool.state.invalidated.has(item)) continue
+            if (now - item.idleSince >= evictionGrace) {
+              idle.push({ pool, key, session: item.exit.value, since: item.idleSince })
+            } else youngest = Math.min(youngest, item.idleSince)
           }
         }
-      }
-      return oldest === undefined ? Effect.void : retire(oldest.key)(oldest.pool, oldest.session)
-    })
+        const victims = idle.sort((a, b) => a.since - b.since).slice(0, need)
+        g.evicting += victims.length
+        const schedule = victims.length < need && youngest < Infinity && !g.retryScheduled
+        if (schedule) g.retryScheduled = true
+        const later = schedule
+          ? Effect.asVoid(Effect.forkIn(
+            Effect.sleep(Duration.millis(youngest + evictionGrace - now)).pipe(
+              Effect.andThen(Effect.sync(() => g.retryScheduled = false)),
+              Effect.andThen(Effect.suspend(() => makeRoom(server, g)))
+            ),
+            layerScope,
+            { startImmediately: true }
+          ))
+          : Effect.void
+        return Effect.andThen(
+          later,
+          Effect.forEach(
+            victims,
+            (v) => Effect.ensuring(retire(v.key)(v.pool, v.session), Effect.sync(() => g.evicting--)),
+            { discard: true }
+          )
+        )
+      })
+    )
 
-  // A slot under the server's total cap: free, or freed by closing another identity's idle session; else the caller
-  // looks again shortly, as sessions of other identities finish their calls (its wait is bounded by its caller).
-  const takeTotal = (server: ResolvedServer, id: string, total: Semaphore.Semaphore): Effect.Effect<void> =>
-    Effect.flatMap(total.takeIfAvailable(1), (taken) =>
-      taken
-        ? Effect.void
-        : evictIdleOther(server.name, id).pipe(
-          Effect.andThen(Effect.sleep("20 millis")),
-          Effect.andThen(Effect.suspend(() => takeTotal(server, id, total)))
+  // A slot under the server's total cap for one session of `c`'s pool, held for the session's life.
+  const takeSlot = (server: string, g: Gates, total: Semaphore.Semaphore, c: Counters) =>
+    Effect.suspend(() => {
+      g.waiting++
+      c.queued++
+      return makeRoom(server, g).pipe(
+        Effect.andThen(total.takeScoped(1)),
+        Effect.ensuring(Effect.sync(() => {
+          g.waiting--
+          c.queued--
+        })),
+        Effect.andThen(Effect.acquireRelease(
+          Effect.clockWith((clock) =>
+            Effect.sync(() => {
+              g.held++
+              g.movedAt = clock.currentTimeMillisUnsafe()
+            })
+          ),
+          () => Effect.sync(() => g.held--)
         ))
+      )
+    })
 
   const acquireOf = (server: ResolvedServer, id: string, poolRef: { current: SessionPool | undefined }) => {
     const c = countersOf(id)
     const g = gatesOf(server)
-    const open = McpSession.make(server, { prior: priors.get(server.name) }).pipe(
-      Effect.tapError((error) =>
-        Effect.sync(() => {
-          c.connectFailures++
-          recorder.sessionConnectFailed(server.name, error)
-        })
-      ),
-      g.connect.withPermit,
-      Effect.ensuring(Effect.sync(() => c.connecting--))
-    )
-    return Effect.gen(function*() {
-      if (g.total !== undefined) {
-        yield* Effect.acquireRelease(takeTotal(server, id, g.total), () => g.total!.release(1))
-      }
+    // A session is queued (for a slot, then a connect permit) until it starts opening.
+    const open = Effect.suspend(() => {
+      let started = false
       c.connecting++
+      c.queued++
+      const start = Effect.clockWith((clock) =>
+        Effect.sync(() => {
+          started = true
+          c.queued--
+          c.openStartedAt = g.movedAt = clock.currentTimeMillisUnsafe()
+        })
+      )
+      return Effect.andThen(start, McpSession.make(server, { prior: priors.get(server.name) })).pipe(
+        Effect.tapError((error) =>
+          Effect.sync(() => {
+            c.connectFailures++
+            recorder.sessionConnectFailed(server.name, error)
+          })
+        ),
+        g.connect.withPermit,
+        Effect.ensuring(Effect.sync(() => {
+          c.connecting--
+          if (!started) c.queued--
+        }))
+      )
+    })
+    return Effect.gen(function*() {
+      if (g.total !== undefined) yield* takeSlot(server.name, g, g.total, c)
       const session = yield* open
       priors.set(server.name, session.prior)
       c.created++
@@ -458,9 +538,13 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     const free = pool.state.waiters.size === 0 && pool.state.availableHead?.exit._tag === "Success"
     if (free) return Pool.use(pool, run)
     // No free session: wait for one (internal/poolWait.ts).
+    const g = gatesOf(server)
     const wait = PoolWait.waitThenUse(server, pool, run, call, {
       open: () => openCount(pool),
-      connecting: () => c.connecting
+      connecting: () => c.connecting,
+      // a queue ahead of this pool's session moved, or its session started opening
+      movedAt: () => Math.max(c.queued > 0 ? g.movedAt : 0, c.connecting > c.queued ? c.openStartedAt : 0),
+      cap: g.total === undefined ? undefined : () => ({ cap: g.cap, held: g.held, waiting: g.waiting })
     })
     // Every open session is at its `concurrency`. A new one pays off only if that lasts: first wait for a lease to end,
     // up to twice the measured lease time and never longer than opening a session takes; then let the pool grow.
@@ -490,9 +574,12 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       const perIdentity = server.pool.isolation === "per-identity"
       const id = poolKey(server.name, perIdentity ? fiber.getRef(CallerIdentity) ?? "" : undefined)
       const open = sharedPoolsStay && !perIdentity ? pools.get(id) : undefined
-      return open !== undefined
-        ? lease(server, id, open, f, call)
-        : Effect.scoped(Effect.flatMap(RcMap.get(map, id), (pool) => lease(server, id, pool, f, call)))
+      if (open !== undefined) return lease(server, id, open, f, call)
+      const leased = Effect.scoped(Effect.flatMap(RcMap.get(map, id), (pool) => lease(server, id, pool, f, call)))
+      if (!perIdentity) return leased
+      // the session this lease leaves idle may make room for identities queued under the total cap
+      const g = gatesOf(server)
+      return Effect.ensuring(leased, Effect.suspend(() => g.waiting > 0 ? makeRoom(server.name, g) : Effect.void))
     })
 
   const stats = Effect.gen(function*() {

@@ -29,7 +29,14 @@ export const waitThenUse = <A, E, R>(
   pool: Pool.Pool<McpSession, McpSessionError>,
   run: (session: McpSession) => Effect.Effect<A, E, R>,
   call: CallRequest | undefined,
-  counts: { readonly open: () => number; readonly connecting: () => number }
+  counts: {
+    readonly open: () => number
+    readonly connecting: () => number
+    /** When the wait last made progress: a queue ahead of it moved, or its session started opening. */
+    readonly movedAt: () => number
+    /** The server's total cap over identities, when it has one. */
+    readonly cap?: (() => { readonly cap: number; readonly held: number; readonly waiting: number }) | undefined
+  }
 ): Effect.Effect<A, E | McpSessionError | ConnectionPoolError | McpBridgeError, R> =>
   Effect.withFiber((fiber) => {
     const clock = fiber.getRef(Clock.Clock)
@@ -39,32 +46,37 @@ export const waitThenUse = <A, E, R>(
     const acquireMillis = counts.open() === 0
       ? Math.max(Duration.toMillis(server.pool.acquireTimeout), Duration.toMillis(server.connectTimeout) + 1_000)
       : Duration.toMillis(server.pool.acquireTimeout)
-    const byDeadline = call !== undefined && call.deadlineAt - start < acquireMillis
-    const waitMillis = byDeadline ? Math.max(0, call!.deadlineAt - start) : acquireMillis
+    const deadlineAt = call === undefined ? Infinity : call.deadlineAt
     let leased = false
-    const timeout = Effect.sleep(Duration.millis(waitMillis)).pipe(
-      Effect.andThen(Effect.suspend((): Effect.Effect<never, ConnectionPoolError | McpBridgeError> => {
-        if (leased) return Effect.never
-        const connecting = counts.connecting()
-        if (byDeadline) {
-          return Effect.fail(
-            deadlineExceeded(server.name, call!.tool, call!.deadlineMillis, connecting > 0 ? "connect" : "queue")
-          )
-        }
+    // The wait is bounded by the call's deadline, and by `acquireMillis` without progress: a caller queued behind
+    // other identities' cold starts under the total cap waits while the queue moves, not a fixed time from arrival.
+    const timeout: Effect.Effect<never, ConnectionPoolError | McpBridgeError> = Effect.suspend(() => {
+      const now = clock.currentTimeMillisUnsafe()
+      const poolAt = Math.max(start, counts.movedAt()) + acquireMillis
+      const at = Math.min(poolAt, deadlineAt)
+      if (now < at) return Effect.andThen(Effect.sleep(Duration.millis(at - now)), timeout)
+      if (leased) return Effect.never
+      const connecting = counts.connecting()
+      if (deadlineAt <= poolAt) {
         return Effect.fail(
-          new ConnectionPoolError({
-            reason: new PoolTimeout({
-              server: server.name,
-              max: server.pool.max,
-              concurrency: server.pool.concurrency,
-              waitedMillis: waitMillis,
-              open: counts.open(),
-              connecting
-            })
-          })
+          deadlineExceeded(server.name, call!.tool, call!.deadlineMillis, connecting > 0 ? "connect" : "queue")
         )
-      }))
-    )
+      }
+      const cap = counts.cap?.()
+      return Effect.fail(
+        new ConnectionPoolError({
+          reason: new PoolTimeout({
+            server: server.name,
+            max: server.pool.max,
+            concurrency: server.pool.concurrency,
+            waitedMillis: now - start,
+            open: counts.open(),
+            connecting,
+            ...(cap !== undefined && cap.held >= cap.cap ? { maxTotal: cap.cap, queued: cap.waiting } : {})
+          })
+        })
+      )
+    })
     const traced = call?.traced === "wire"
     if (!traced) {
       return Effect.raceFirst(
