@@ -23,7 +23,7 @@ import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
-import { formatRate, markdownTable, round3, runLoad, summarize } from "../internal/measure.ts"
+import { emptySamples, formatRate, markdownTable, round3, runLoad, summarize } from "../internal/measure.ts"
 import type { Section } from "../internal/section.ts"
 
 const serverPath = fileURLToPath(new URL("../bin/peer-echo-server.ts", import.meta.url))
@@ -315,6 +315,65 @@ const memoryPerSession = async (n: number, log: (s: string) => void) => {
   }
 }
 
+/**
+ * The dashboard under load: while one SDK v2 session drives the gateway at c=50 for `seconds`, a page's event stream
+ * stays connected and `/dashboard/state` and `/` are fetched every 200 ms; their latency and the events received.
+ */
+const dashboardUnderLoad = async (seconds: number, log: (s: string) => void) => {
+  const upstream = await echoServerHttp()
+  const served = await bridgeGateway({ url: upstream.url })
+  const client = await openClient(served.url)
+  const base = served.url.replace(/\/mcp$/, "")
+  const stream = new AbortController()
+  try {
+    await runLoad({ total: 1_000, concurrency: 50, call: client.call })
+    let events = 0
+    const events$ = await fetch(`${base}/dashboard/events`, { signal: stream.signal })
+    const reader = events$.body!.getReader()
+    const pump = (): Promise<void> =>
+      reader.read().then(({ done, value }) => {
+        if (done) return
+        events += new TextDecoder().decode(value).split("\n\n").length - 1
+        return pump()
+      }, () => undefined)
+    void pump()
+    let loading = true
+    const fetches: Array<number> = []
+    const poll = (async () => {
+      while (loading) {
+        for (const path of ["/dashboard/state", "/"]) {
+          const t = performance.now()
+          const res = await fetch(`${base}${path}`)
+          await res.arrayBuffer()
+          fetches.push(performance.now() - t)
+        }
+        await new Promise((r) => setTimeout(r, 200))
+      }
+    })()
+    const deadline = performance.now() + seconds * 1000
+    const samples = emptySamples()
+    while (performance.now() < deadline) await runLoad({ total: 1_000, concurrency: 50, call: client.call }, samples)
+    const load = summarize(samples)
+    loading = false
+    await poll
+    const sorted = fetches.sort((a, b) => a - b)
+    const result = {
+      callsPerSecond: Math.round(load.callsPerSecond),
+      pageFetches: sorted.length,
+      pageP50Millis: round3(sorted[Math.floor(sorted.length / 2)] ?? Number.NaN),
+      pageMaxMillis: round3(sorted.at(-1) ?? Number.NaN),
+      events
+    }
+    log(`  dashboard under load: ${JSON.stringify(result)}`)
+    return result
+  } finally {
+    stream.abort()
+    await client.close()
+    await served.close()
+    await upstream.close()
+  }
+}
+
 export const gateway: Section = async ({ log, quick }) => {
   const rounds = quick ? 3 : 7
   log("  the hop: direct vs through mcp-bridge serve")
@@ -342,6 +401,7 @@ export const gateway: Section = async ({ log, quick }) => {
     { name: `mcp-proxy ${benchPackage.devDependencies["mcp-proxy"] ?? "?"}`, start: mcpProxy }
   ], { quick, rounds, log })
   const memory = await memoryPerSession(quick ? 50 : 200, log)
+  const dashboard = await dashboardUnderLoad(quick ? 5 : 15, log)
   const a = groupTable(hop)
   const b = groupTable(stdio)
   return {
@@ -356,8 +416,12 @@ export const gateway: Section = async ({ log, quick }) => {
       "",
       `Gateway memory per idle 2025-era downstream session: ${memory.kibPerSession.toFixed(1)} KiB (RSS ${
         (memory.rssBeforeKib / 1024).toFixed(1)
-      } → ${(memory.rssAfterKib / 1024).toFixed(1)} MiB over ${memory.sessions} sessions).`
+      } → ${(memory.rssAfterKib / 1024).toFixed(1)} MiB over ${memory.sessions} sessions).`,
+      "",
+      `The dashboard while the gateway serves ${dashboard.callsPerSecond} calls/s (c=50): \`/\` and \`/dashboard/state\` ` +
+      `answered in ${dashboard.pageP50Millis} ms p50, ${dashboard.pageMaxMillis} ms at most (${dashboard.pageFetches} fetches); ` +
+      `an open page received ${dashboard.events} live updates.`
     ].join("\n"),
-    json: { rounds, hop: a.json, stdio: b.json, memory }
+    json: { rounds, hop: a.json, stdio: b.json, memory, dashboard }
   }
 }
