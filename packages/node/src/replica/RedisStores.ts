@@ -12,12 +12,15 @@
  *
  * @since 0.1.0
  */
+import { NodeRedis } from "@effect/platform-node"
 import { RateLimitStore, ResultStore, SharedCircuitStore } from "@mcp-bridge/core"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Redacted } from "effect"
 import { CircuitBreaker, Redis } from "effect/persistence"
+import * as GatewayReplicas from "./GatewayReplicas.ts"
 import * as RedisGuard from "./internal/redisGuard.ts"
 import * as RedisRateLimitStore from "./RedisRateLimitStore.ts"
 import * as RedisResultStore from "./RedisResultStore.ts"
+import type { SessionSealError } from "./SessionSeal.ts"
 
 /**
  * Options of `layer`.
@@ -88,4 +91,73 @@ export const layer = (
     RedisRateLimitStore.layer({ prefix: `${prefix}rl:`, onUnreachable: options.onUnreachable }),
     SharedCircuitStore.fromStore(guardedCircuits(prefix))
   )
+}
+
+/**
+ * Options of `layerReplicas`: where Redis is, and the options of the stores.
+ *
+ * @since 0.1.0
+ */
+export interface ReplicaOptions extends Options {
+  /** The Redis URL, `redis://[:password@]host:port[/db]`; it may hold a password, so it stays `Redacted`. */
+  readonly url: Redacted.Redacted<string>
+}
+
+/**
+ * A Redis URL fit to print: its password (and user name) replaced.
+ *
+ * @since 0.1.0
+ */
+export const printableUrl = (url: Redacted.Redacted<string>): string => {
+  const parsed = URL.parse(Redacted.value(url))
+  if (parsed === null) return "<a Redis URL that does not parse>"
+  if (parsed.password !== "") parsed.password = "***"
+  if (parsed.username !== "") parsed.username = "***"
+  return parsed.toString()
+}
+
+/**
+ * Everything a gateway replica shares through Redis, over one connection built once: `GatewayReplicas` (sessions
+ * any replica serves, the event bus, resumable streams) and the shared stores of `layer`. Provide it to both the
+ * gateway and `McpBridge.layer`. Fails at start with `RedisError` when Redis cannot be reached, with no password in
+ * it.
+ *
+ * @example
+ * ```ts
+ * const Replica = RedisStores.layerReplicas({ url: Redacted.make("redis://127.0.0.1:6379") })
+ * const Live = Gateway.layer({ port: 8081 }).pipe(
+ *   Layer.provideMerge(McpBridge.layer(config, { transport: NodeTransport.layer() }).pipe(Layer.provide(Replica))),
+ *   Layer.provide(Replica)
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const layerReplicas = (
+  options: ReplicaOptions
+): Layer.Layer<
+  | GatewayReplicas.GatewayReplicas
+  | ResultStore.ResultStore
+  | RateLimitStore.RateLimitStore
+  | SharedCircuitStore.SharedCircuitStore,
+  Redis.RedisError | SessionSealError
+> => {
+  const prefix = options.prefix ?? "mcpgw:"
+  const connection = NodeRedis.layer({ url: Redacted.value(options.url) })
+  return Layer.mergeAll(GatewayReplicas.layerRedis({ prefix }), layer(options)).pipe(Layer.provide(connection))
+}
+
+/**
+ * What went wrong with Redis, fit to print: the URL without its password, and the cause's message with any
+ * occurrence of the URL or its password replaced.
+ *
+ * @since 0.1.0
+ */
+export const describeError = (url: Redacted.Redacted<string>, error: Redis.RedisError): string => {
+  const raw = Redacted.value(url)
+  const parsed = URL.parse(raw)
+  let text = error.cause instanceof Error ? error.cause.message : String(error.cause)
+  text = text.split(raw).join(printableUrl(url))
+  if (parsed !== null && parsed.password !== "") text = text.split(decodeURIComponent(parsed.password)).join("***")
+  return `Redis at ${printableUrl(url)}: ${text}`
 }
