@@ -229,6 +229,39 @@ describe("Replicas on Redis", () => {
     assert.strictEqual(after - before, 1)
   }, 120_000)
 
+  it(
+    "Redis paused: calls go on (the cache fails open), no replica crashes, and sharing resumes with Redis",
+    async () => {
+      const one = await connect(replicas[0]!.url, "2026")
+      const two = await connect(replicas[1]!.url, "2026")
+      const calls = upstream.calls("cached")
+      redis.pause()
+      try {
+        const during = await one.callTool({ name: "up_cached", arguments: { q: "paused" } }) as CallToolResult
+        assert.deepStrictEqual(JSON.parse(text(during)), { q: "paused" })
+        const local = await two.callTool({ name: "local_echo", arguments: { q: "paused" } }) as CallToolResult
+        assert.deepStrictEqual(JSON.parse(text(local)), { q: "paused" })
+        assert.strictEqual(upstream.calls("cached"), calls + 1)
+      } finally {
+        redis.resume()
+      }
+      // Back: a result stored through one replica is again a hit through another (waiting out each store's pause).
+      let hit = false
+      for (let i = 0; !hit && i < 200; i++) {
+        const before = upstream.calls("cached")
+        await one.callTool({ name: "up_cached", arguments: { q: "after", i } })
+        await two.callTool({ name: "up_cached", arguments: { q: "after", i } })
+        hit = upstream.calls("cached") === before + 1
+        if (!hit) await new Promise((r) => setTimeout(r, 100))
+      }
+      assert.isTrue(hit)
+      for (const r of replicas) assert.isNull(r.child.exitCode)
+      await one.close()
+      await two.close()
+    },
+    120_000
+  )
+
   it("a 2025-era session goes on after the replica that created it is killed", async () => {
     const client = await connect(balancer.url, "2025")
     assert.strictEqual(client.getNegotiatedProtocolVersion(), "2025-11-25")
