@@ -1,4 +1,4 @@
-// The fault suite (issue 11): real stdio children and HTTP servers that crash, freeze, restart and misbehave.
+// The fault suite: real stdio children and HTTP servers that crash, freeze, restart and misbehave.
 // `npm run faults` runs it; it is not part of `npm test`. One file at a time (2 cores, timing-sensitive scenarios),
 // each in its own forked process, so that the children a scenario counts are its own.
 import { defineConfig } from "vitest/config"

@@ -26,6 +26,7 @@ import type { TransportName } from "./internal/targets.ts"
 import type { Context, Section } from "./internal/section.ts"
 import { batching } from "./sections/batching.ts"
 import { cache } from "./sections/cache.ts"
+import { gateway } from "./sections/gateway.ts"
 import { peers } from "./sections/peers.ts"
 import { stages } from "./sections/stages.ts"
 import { telemetry } from "./sections/telemetry.ts"
@@ -218,7 +219,8 @@ const sections: ReadonlyArray<readonly [name: string, run: Section]> = [
   ["telemetry", telemetry],
   ["batching", batching],
   ["stages", stages],
-  ["peers", peers]
+  ["peers", peers],
+  ["gateway", gateway]
 ]
 
 const main = async () => {

@@ -1,5 +1,5 @@
 /**
- * Malformed calls through the Promise facade (issue 11, defect 10): every facade method rejects (never throws
+ * Malformed calls through the Promise facade: every facade method rejects (never throws
  * synchronously) with a typed error naming the argument path; arguments must be JSON-serialisable, checked before
  * they are sent or used as a cache key.
  */

@@ -1,5 +1,5 @@
 /**
- * Malformed and extreme configurations (issue 11, defects 9 and 10): every one is rejected by `createBridge` with a
+ * Malformed and extreme configurations: every one is rejected by `createBridge` with a
  * typed `BridgeConfigError` (`Invalid`) whose message names the field; nothing throws synchronously, nothing is
  * accepted, nothing crashes the host (the extreme one runs in a process of its own, with a small heap).
  */

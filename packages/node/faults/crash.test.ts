@@ -1,5 +1,5 @@
 /**
- * stdio servers that die mid-call (issue 11, defect 1): one crash costs the calls it hit, never the server's circuit,
+ * stdio servers that die mid-call: one crash costs the calls it hit, never the server's circuit,
  * and a call that is safe to repeat is sent again once on a fresh process, not retried into more crashes.
  */
 import { assert, describe, it } from "@effect/vitest"

@@ -1,5 +1,5 @@
 /**
- * A call's timeout bounds the call (issue 11, defect 3): a server that never answers the handshake costs a 1 s call
+ * A call's timeout bounds the call: a server that never answers the handshake costs a 1 s call
  * 1 s, with an error that names the phase; a Streamable HTTP server killed while it streams an SSE answer fails the
  * call when the stream breaks, not at the call's deadline.
  */

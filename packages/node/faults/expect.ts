@@ -1,12 +1,11 @@
 /**
- * What the fault suite expects of errors and entry points that do not exist yet (issue 11), in one place so that the
- * lead can adjust the names. Everything here follows /work/notes/PLAN.md ("Errors", "Facade"):
+ * What the fault suite expects of errors and entry points, in one place:
  *
  * - `McpBridgeError` reasons `BridgeClosed`, `Aborted{server?,tool?,reason}`, `InvalidCall{server?,tool?,path,detail}`,
  *   `DeadlineExceeded{server,tool,timeoutMillis,phase}`;
  * - `McpSessionError` reason `MessageTooLarge{server,limitBytes}`;
  * - `BridgeConfigError` reason `Invalid{path,server?,detail}`;
- * - the facade `createBridge` in `@mcp-bridge/node` (today it is in `@mcp-bridge/core`).
+ * - the facade `createBridge` of `@mcp-bridge/node`.
  *
  * A path is an array of strings (array indices as strings, e.g. `["calls", "0", "name"]`) and a message names it
  * dotted (`calls.0.name`; `calls[0].name` is accepted too).
@@ -155,8 +154,7 @@ export const isPoolTimeout = (error: unknown): boolean =>
 
 /**
  * A rejected configuration: `BridgeConfigError` / `Invalid` whose `path` starts with `path` and whose message names
- * it. Until issue 10 lands, today's shape (`reason: "Invalid"` with `path` on the error) is accepted too: drop the
- * fallback then.
+ * it. An older shape (`reason: "Invalid"` with `path` on the error) is accepted too.
  */
 export const isConfigInvalid = (error: unknown, path: ReadonlyArray<string>): boolean => {
   const planned = reasonOf(error, "BridgeConfigError", "Invalid")

@@ -1,5 +1,5 @@
 /**
- * Sessions that stop answering (issue 11, defects 2 and 3): a frozen child (SIGSTOP) gets no more calls after its
+ * Sessions that stop answering: a frozen child (SIGSTOP) gets no more calls after its
  * first timeout and is retired within the probe's deadline; retiring it never holds a caller past its deadline; a
  * call that is never answered times out at its deadline and costs nothing else.
  */

@@ -1,5 +1,5 @@
 /**
- * A Streamable HTTP server killed and restarted on the same port (issue 11, defect 4): the bridge serves again
+ * A Streamable HTTP server killed and restarted on the same port: the bridge serves again
  * within about a second of the restart, not after the breaker's fixed `openFor` (30 s).
  */
 import { assert, describe, it } from "@effect/vitest"

@@ -1,5 +1,5 @@
 /**
- * Abort and close through the Promise facade (issue 11, defect 11): an aborted call rejects with a typed `Aborted`
+ * Abort and close through the Promise facade: an aborted call rejects with a typed `Aborted`
  * carrying the signal's reason and is cancelled on the wire; calls during and after `close()` reject with a typed
  * `BridgeClosed`; close under load leaves no process behind.
  */

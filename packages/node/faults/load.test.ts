@@ -1,6 +1,5 @@
 /**
- * Load (issue 11, defect 12 and the must-have's plain-load scenarios): 10,000 concurrent callers on a pool of 20
- * lose nothing; a rate limit of N per second never lets more than N calls reach the server in any sliding second,
+ * Load: 10,000 concurrent callers on a pool of 20 lose nothing; a rate limit of N per second never lets more than N calls reach the server in any sliding second,
  * under 500 concurrent callers, with no call refused while waiting is allowed; an in-flight limit refuses with a
  * typed `ConcurrencyLimited`.
  */

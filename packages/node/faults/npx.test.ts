@@ -1,5 +1,5 @@
 /**
- * A package runner's first start (issue 13's cold path): `npx -y` with an empty npm cache downloads and installs the
+ * A package runner's first start: `npx -y` with an empty npm cache downloads and installs the
  * server before it can answer, which takes seconds, over the network. The bridge passes the parent's npm cache
  * setting (and proxies, extra CA certificates) to the child, gives package runners a longer connect, and must not
  * start the server twice while it negotiates the era. Needs the npm registry; one start.

@@ -1,5 +1,5 @@
 /**
- * Secrets of servers that fail (issue 11, defect 8): the `env` values a stdio server echoes to stderr, cut by the
+ * Secrets of servers that fail: the `env` values a stdio server echoes to stderr, cut by the
  * 4 KiB stderr window, and the `headers` a 401 server echoes in its error body, never reach an error (message, JSON,
  * stack), a span, a log line or a metric, not even as a fragment.
  */

@@ -1,5 +1,5 @@
 /**
- * Wire robustness over stdio (issue 11, defect 5): a garbage line, a half line, an answer with a wrong id affect no
+ * Wire robustness over stdio: a garbage line, a half line, an answer with a wrong id affect no
  * other request; a result over the size limit fails with a typed error that names the limit.
  *
  * Every scenario uses one session (`pool.max: 1`), so that the innocent call shares the wire with the faulty one.

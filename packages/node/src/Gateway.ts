@@ -163,8 +163,8 @@ export interface Options {
    */
   readonly extraRoutes?: ((req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>) | undefined
   /**
-   * The live dashboard at `/` (see `Dashboard`), guarded by the gateway's API keys when it has any, or `false` for
-   * none. Ignored when `extraRoutes` is given.
+   * The live dashboard at `/` (see `Dashboard`), or `false` for none. When the gateway has API keys, only those with
+   * `admin: true` open it. Ignored when `extraRoutes` is given.
    * @default on
    */
   readonly dashboard?: Dashboard.Options | false | undefined
@@ -367,16 +367,18 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const port = options.port ?? 8080
   const context = yield* Effect.context<never>()
   const run = Effect.runPromiseExitWith(context)
-  const keyDigests = (core.settings.apiKeys ?? []).map((k) => Buffer.from(k.sha256, "hex"))
+  // With API keys, the dashboard opens to admin keys only (`admin: true`); without any, to whoever reaches the port.
+  const keys = core.settings.apiKeys ?? []
+  const adminDigests = keys.filter((k) => k.admin === true).map((k) => Buffer.from(k.sha256, "hex"))
   const dashboard = options.extraRoutes !== undefined || options.dashboard === false
     ? undefined
     : yield* Dashboard.make({
       authorize: (req) => {
-        if (keyDigests.length === 0) return true
+        if (keys.length === 0) return true
         const key = Dashboard.presentedKey(req)
         if (key === undefined) return false
         const digest = createHash("sha256").update(key).digest()
-        return keyDigests.some((k) => k.length === digest.length && timingSafeEqual(k, digest))
+        return adminDigests.some((k) => k.length === digest.length && timingSafeEqual(k, digest))
       },
       ...options.dashboard
     })

@@ -1,5 +1,5 @@
 /**
- * What servers ask their client (issue 13), against real servers: the test server's interactive tools as stdio child
+ * What servers ask their client, against real servers: the test server's interactive tools as stdio child
  * processes and over Streamable HTTP, each dual-era (negotiated as 2026-07-28: `input_required` results the bridge
  * fulfils and retries) and legacy-only (2025-11-25: real server→client requests), and `server-everything` (SDK v1).
  * Through `McpBridge.layer` with `ClientHandlers`, and through the Promise facade (`createBridge`).

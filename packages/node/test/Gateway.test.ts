@@ -217,9 +217,16 @@ describe("Gateway", () => {
 
   it("asks for an API key when keys are configured", async () => {
     const key = "k-123456"
+    const adminKey = "k-admin-654321"
+    const digest = (k: string) => createHash("sha256").update(k).digest("hex")
     const gateway = await serveGateway({
       mcpServers: { up: { url: upstream.url } },
-      gateway: { apiKeys: [{ principal: "alice", sha256: createHash("sha256").update(key).digest("hex") }] }
+      gateway: {
+        apiKeys: [
+          { principal: "alice", sha256: digest(key) },
+          { principal: "ops", sha256: digest(adminKey), admin: true }
+        ]
+      }
     }, { port: 0 })
     try {
       const denied = await v2(gateway.url, "auto").then(() => "connected", () => "denied")
@@ -235,10 +242,11 @@ describe("Gateway", () => {
       const result = await client.callTool({ name: "echo", arguments: { k: 1 } }) as CallToolResult
       assert.deepStrictEqual(JSON.parse(text(result)), { k: 1 })
       await client.close()
-      // The dashboard at `/` is guarded by the same keys.
+      // The dashboard at `/` opens to admin keys only: a key that may call tools is not enough.
       const page = gateway.url.replace(/\/mcp$/, "/")
       assert.strictEqual((await fetch(page)).status, 401)
-      const shown = await fetch(page, { headers: { authorization: `Bearer ${key}` } })
+      assert.strictEqual((await fetch(page, { headers: { authorization: `Bearer ${key}` } })).status, 401)
+      const shown = await fetch(page, { headers: { authorization: `Bearer ${adminKey}` } })
       assert.strictEqual(shown.status, 200)
       assert.include(await shown.text(), "<html")
     } finally {

@@ -399,7 +399,8 @@ export const ServerName = Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_-]{1
 /**
  * The `gateway` section of a configuration: how `mcp-bridge serve` names the tools it serves (prefix mode, separator,
  * per-server include and exclude globs, per-tool rename and description), named subsets of them served at their own
- * paths (`virtualServers`), and who may call (`apiKeys`, stored as SHA-256 hex digests). Read by the gateway of
+ * paths (`virtualServers`), and who may call (`apiKeys`, stored as SHA-256 hex digests; `admin: true` also opens the
+ * dashboard). Read by the gateway of
  * `@mcp-bridge/node`; the bridge itself ignores it.
  *
  * @since 0.1.0
@@ -433,7 +434,8 @@ export const GatewaySettings = Schema.Struct({
   apiKeys: Schema.optionalKey(Schema.Array(Schema.Struct({
     principal: Schema.String,
     sha256: Schema.String.check(Schema.isPattern(/^[0-9a-f]{64}$/, { expected: "64 lowercase hex digits" })),
-    tools: Schema.optionalKey(Schema.Array(Schema.String))
+    tools: Schema.optionalKey(Schema.Array(Schema.String)),
+    admin: Schema.optionalKey(Schema.Boolean)
   })))
 })
 

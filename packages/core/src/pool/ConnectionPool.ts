@@ -216,6 +216,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const pools = new Map<string, SessionPool>()
   const gates = new Map<string, Gates>()
   const suspects = new WeakSet<McpSession.McpSession>()
+  // Sessions are numbered per pool layer (for logs and errors), never per process.
+  let sessionCount = 0
 
   const countersOf = (key: string): Counters => {
     let c = counters.get(key)
@@ -353,19 +355,20 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
           c.openStartedAt = g.movedAt = clock.currentTimeMillisUnsafe()
         })
       )
-      return Effect.andThen(start, McpSession.make(server, { prior: priors.get(server.name) })).pipe(
-        Effect.tapError((error) =>
-          Effect.sync(() => {
-            c.connectFailures++
-            recorder.sessionConnectFailed(server.name, error)
-          })
-        ),
-        g.connect.withPermit,
-        Effect.ensuring(Effect.sync(() => {
-          c.connecting--
-          if (!started) c.queued--
-        }))
-      )
+      return Effect.andThen(start, McpSession.make(server, { prior: priors.get(server.name), id: ++sessionCount }))
+        .pipe(
+          Effect.tapError((error) =>
+            Effect.sync(() => {
+              c.connectFailures++
+              recorder.sessionConnectFailed(server.name, error)
+            })
+          ),
+          g.connect.withPermit,
+          Effect.ensuring(Effect.sync(() => {
+            c.connecting--
+            if (!started) c.queued--
+          }))
+        )
     })
     return Effect.gen(function*() {
       if (g.total !== undefined) yield* takeSlot(server.name, g, g.total, c)

@@ -121,7 +121,7 @@ export interface PromptParams {
  */
 export interface McpSession {
   readonly server: string
-  /** A number unique in this process, for logs and tests. */
+  /** The session's number in its pool (`Options.id`), for logs, errors and tests; 0 when not numbered. */
   readonly id: number
   /** The negotiated protocol version, e.g. `"2026-07-28"` or `"2025-11-25"`. */
   readonly protocolVersion: string
@@ -205,6 +205,8 @@ export interface Options {
   readonly prior?: PriorDiscovery | undefined
   /** Client name sent to servers. @default "mcp-bridge" */
   readonly clientName?: string | undefined
+  /** The session's number, given by its pool. @default 0 */
+  readonly id?: number | undefined
 }
 
 /**
@@ -221,8 +223,6 @@ export const reasonFromSdk: (
   timeoutMillis: number,
   stderr?: string
 ) => Reason = SdkErrors.reasonFromSdk
-
-let nextId = 0
 
 // The values of a server's secrets: its `env` (stdio) and its `headers` (HTTP, SSE).
 const secretsOf = (server: ResolvedServer): ReadonlyArray<string> => {
@@ -281,7 +281,7 @@ export const make = Effect.fnUntraced(function*(
   }
   const startedAt = yield* Clock.currentTimeMillis
   const connectMillis = Duration.toMillis(server.connectTimeout)
-  const id = ++nextId
+  const id = options.id ?? 0
   // What the server sends back (an error body, a message) may echo its secrets: they never reach an error.
   const secrets = secretsOf(server)
   const clean = (text: string) => scrub(text, secrets)
@@ -514,7 +514,7 @@ export const make = Effect.fnUntraced(function*(
     run: runHandler,
     inFlight,
     progressOf,
-    markInteractive: (result) => interactive.add(result)
+    markInteractive: (result) => void Object.defineProperty(result, interactiveMark, { value: true })
   })
 
   // -----------------------------------------------------------------------------
@@ -680,15 +680,17 @@ export const make = Effect.fnUntraced(function*(
   return session
 })
 
-// Results that took `input_required` rounds: they depend on what a user answered, so they are never cached.
-const interactive = new WeakSet<CallToolResult>()
+// Results that took `input_required` rounds carry this mark (not enumerable, so never serialized): they depend on
+// what a user answered, so they are never cached. The mark lives on the result, not in module state.
+const interactiveMark = Symbol.for("@mcp-bridge/core/McpSession/interactive")
 
 /**
  * True for a result that took rounds of user input (2026-07-28 `input_required`): it must not be cached.
  *
  * @since 0.1.0
  */
-export const isInteractive = (result: CallToolResult): boolean => interactive.has(result)
+export const isInteractive = (result: CallToolResult): boolean =>
+  (result as { readonly [interactiveMark]?: boolean })[interactiveMark] === true
 
 // The SDK's typed failure of a probe on a connection that closed: a stdio server that exits on `server/discover`.
 const isExitOnProbe = (error: unknown): boolean =>

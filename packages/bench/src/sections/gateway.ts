@@ -1,0 +1,363 @@
+/**
+ * Section "gateway": what the gateway's hop costs, and the gateway next to the Node tools people put in front of a
+ * stdio server to reach it over HTTP.
+ *
+ * Every server and gateway is its own process (the `peers` section's SDK v1 echo server; `mcp-bridge serve` as a user
+ * starts it), and the client is the official SDK v2 client with one warm session, so the bench's event loop carries
+ * only the client. Two comparisons, each in interleaved rounds (the variants' order rotates every round):
+ *
+ * - the hop: the echo server over Streamable HTTP called directly, and through `mcp-bridge serve` in front of it;
+ * - a stdio server served over Streamable HTTP by `mcp-bridge serve`, `supergateway --stateful` and `mcp-proxy`.
+ *
+ * Per round: p50 of a chunk of calls at c=1, and calls/s of a chunk at c=50 (one session, 50 requests in flight); the
+ * table shows the median over rounds and each variant's ratio to the first of its group, round by round. Then the
+ * gateway's resident memory per idle 2025-era downstream session (RSS growth over 200 sessions).
+ */
+import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
+import { spawn } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
+import { createRequire } from "node:module"
+import { createServer } from "node:net"
+import { tmpdir } from "node:os"
+import { dirname, join } from "node:path"
+import { createInterface } from "node:readline"
+import { fileURLToPath } from "node:url"
+import { formatRate, markdownTable, round3, runLoad, summarize } from "../internal/measure.ts"
+import type { Section } from "../internal/section.ts"
+
+const serverPath = fileURLToPath(new URL("../bin/peer-echo-server.ts", import.meta.url))
+const cliPath = fileURLToPath(new URL("../../../node/src/bin/mcp-bridge.ts", import.meta.url))
+const require = createRequire(import.meta.url)
+
+const benchPackage = JSON.parse(
+  readFileSync(fileURLToPath(new URL("../../package.json", import.meta.url)), "utf8")
+) as { devDependencies: Record<string, string> }
+
+/** A running process serving MCP at `url`. */
+interface Served {
+  readonly url: string
+  readonly pid: number
+  readonly close: () => Promise<void>
+}
+
+const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const probe = createServer()
+    probe.once("error", reject)
+    probe.listen(0, "127.0.0.1", () => {
+      const port = (probe.address() as { port: number }).port
+      probe.close(() => resolve(port))
+    })
+  })
+
+const stop = async (child: ChildProcess): Promise<void> => {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
+  child.kill("SIGTERM")
+  const timer = setTimeout(() => child.kill("SIGKILL"), 5_000)
+  await exited
+  clearTimeout(timer)
+}
+
+/** Spawns `args` and resolves once a line of its output matches `ready` (its URL in group 1, when it prints one). */
+const spawnServing = async (
+  args: ReadonlyArray<string>,
+  ready: RegExp,
+  url: (match: RegExpMatchArray) => string
+): Promise<Served> => {
+  const child = spawn(process.execPath, [...args], { stdio: ["pipe", "pipe", "pipe"] })
+  const lines = [createInterface({ input: child.stdout! }), createInterface({ input: child.stderr! })]
+  const seen: Array<string> = []
+  const found = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`not ready in 60 s: ${seen.slice(-5).join(" | ")}`)), 60_000)
+    for (const input of lines) {
+      input.on("line", (line) => {
+        if (seen.length < 50) seen.push(line)
+        const match = line.match(ready)
+        if (match !== null) {
+          clearTimeout(timer)
+          resolve(url(match))
+        }
+      })
+    }
+    child.once("exit", (code) => {
+      clearTimeout(timer)
+      reject(new Error(`exited (${code}) before serving: ${seen.slice(-5).join(" | ")}`))
+    })
+  })
+  return { url: found, pid: child.pid!, close: () => stop(child) }
+}
+
+const echoServerHttp = () => spawnServing([serverPath, "http"], /"url":"([^"]+)"/, (m) => m[1]!)
+
+const bridgeGateway = (server: object) => {
+  const dir = mkdtempSync(join(tmpdir(), "mcp-bridge-bench-"))
+  const config = join(dir, "mcp.json")
+  writeFileSync(config, JSON.stringify({ mcpServers: { echo: server } }))
+  return spawnServing(
+    ["--conditions=@mcp-bridge/source", cliPath, "serve", "--config", config, "--port", "0"],
+    /serving .* at (http:\/\/\S+\/mcp)/,
+    (m) => m[1]!
+  )
+}
+
+const binOf = (pkg: string, bin: string): string | undefined => {
+  try {
+    const manifest = require.resolve(`${pkg}/package.json`)
+    const bins = (JSON.parse(readFileSync(manifest, "utf8")) as { bin: Record<string, string> | string }).bin
+    return join(dirname(manifest), typeof bins === "string" ? bins : bins[bin]!)
+  } catch {
+    return undefined
+  }
+}
+
+const stdioCommand = `${process.execPath} ${serverPath} stdio`
+
+const supergateway = async (): Promise<Served> => {
+  const bin = binOf("supergateway", "supergateway")
+  if (bin === undefined) throw new Error("supergateway is not installed")
+  const port = await freePort()
+  return spawnServing(
+    [
+      bin,
+      "--stdio",
+      stdioCommand,
+      "--outputTransport",
+      "streamableHttp",
+      "--stateful",
+      "--port",
+      String(port),
+      "--logLevel",
+      "info"
+    ],
+    /listening|Listening|StreamableHttp endpoint/i,
+    () => `http://127.0.0.1:${port}/mcp`
+  )
+}
+
+const mcpProxy = async (): Promise<Served> => {
+  const bin = binOf("mcp-proxy", "mcp-proxy")
+  if (bin === undefined) throw new Error("mcp-proxy is not installed")
+  const port = await freePort()
+  return spawnServing(
+    [
+      bin,
+      "--port",
+      String(port),
+      "--host",
+      "127.0.0.1",
+      "--server",
+      "stream",
+      "--",
+      process.execPath,
+      serverPath,
+      "stdio"
+    ],
+    /listening|Listening|started|Starting/i,
+    () => `http://127.0.0.1:${port}/mcp`
+  )
+}
+
+/** A warm SDK v2 session on `url`, retried while the server finishes starting. */
+const openClient = async (
+  url: string
+): Promise<{ call: (i: number) => Promise<boolean>; close: () => Promise<void> }> => {
+  let lastError: unknown
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const client = new Client({ name: "mcp-bridge-bench", version: "0.1.0" })
+    const transport = new StreamableHTTPClientTransport(new URL(url))
+    try {
+      await client.connect(transport)
+      return {
+        call: async (i) => {
+          const result = await client.callTool({ name: "echo", arguments: { i } })
+          return (result as { isError?: boolean }).isError !== true
+        },
+        close: async () => {
+          await transport.terminateSession().catch(() => undefined)
+          await client.close().catch(() => undefined)
+        }
+      }
+    } catch (error) {
+      lastError = error
+      await client.close().catch(() => undefined)
+      await new Promise((r) => setTimeout(r, 200))
+    }
+  }
+  throw lastError
+}
+
+const median = (xs: ReadonlyArray<number>): number => {
+  const sorted = xs.filter(Number.isFinite).sort((a, b) => a - b)
+  if (sorted.length === 0) return Number.NaN
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+const rssKib = (pid: number): number => {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8")
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN)
+}
+
+interface Variant {
+  readonly name: string
+  readonly start: () => Promise<Served>
+}
+
+interface Measured {
+  readonly name: string
+  readonly error: string | undefined
+  readonly p50: Array<number>
+  readonly rate: Array<number>
+  errors: number
+}
+
+/** Measures the variants of a group in rotating rounds; the first is the group's baseline. */
+const measureGroup = async (
+  variants: ReadonlyArray<Variant>,
+  options: { readonly quick: boolean; readonly rounds: number; readonly log: (s: string) => void }
+): Promise<Array<Measured>> => {
+  const running: Array<{ served: Served; client: Awaited<ReturnType<typeof openClient>> } | undefined> = []
+  const results: Array<Measured> = []
+  try {
+    for (const v of variants) {
+      try {
+        const served = await v.start()
+        const client = await openClient(served.url)
+        running.push({ served, client })
+        results.push({ name: v.name, error: undefined, p50: [], rate: [], errors: 0 })
+      } catch (error) {
+        running.push(undefined)
+        const message = (error instanceof Error ? error.message : String(error)).slice(0, 160)
+        options.log(`  ${v.name}: ${message}`)
+        results.push({ name: v.name, error: message, p50: [], rate: [], errors: 0 })
+      }
+    }
+    const c1 = options.quick ? 200 : 600
+    const c50 = options.quick ? 1_000 : 3_000
+    for (const r of running) {
+      if (r === undefined) continue
+      await runLoad({ total: 300, concurrency: 1, call: r.client.call })
+      await runLoad({ total: 1_000, concurrency: 50, call: r.client.call })
+    }
+    for (let round = 0; round < options.rounds; round++) {
+      for (let k = 0; k < variants.length; k++) {
+        const i = (k + round) % variants.length
+        const r = running[i]
+        if (r === undefined) continue
+        const one = summarize(await runLoad({ total: c1, concurrency: 1, call: r.client.call }))
+        const many = summarize(await runLoad({ total: c50, concurrency: 50, call: r.client.call }))
+        results[i]!.p50.push(one.p50)
+        results[i]!.rate.push(many.callsPerSecond)
+        results[i]!.errors += one.errors + many.errors
+      }
+      options.log(`  round ${round + 1}/${options.rounds}`)
+    }
+  } finally {
+    for (const r of running) {
+      if (r === undefined) continue
+      await r.client.close()
+      await r.served.close()
+    }
+  }
+  return results
+}
+
+const groupTable = (results: ReadonlyArray<Measured>) => {
+  const base = results[0]!
+  const rows = results.map((r) => {
+    if (r.error !== undefined) return [r.name, "–", "–", "–", "–", `failed: ${r.error}`]
+    const p50Ratio = median(r.p50.map((x, i) => x / base.p50[i]!))
+    const rateRatio = median(r.rate.map((x, i) => x / base.rate[i]!))
+    const hop = median(r.p50.map((x, i) => (x - base.p50[i]!) * 1000))
+    return [
+      r.name,
+      `${round3(median(r.p50))} ms`,
+      r === base ? "1×" : `${formatRate(p50Ratio)}× (${hop >= 0 ? "+" : ""}${hop.toFixed(0)} µs)`,
+      formatRate(median(r.rate)),
+      r === base ? "1×" : `${formatRate(rateRatio)}×`,
+      r.errors === 0 ? "0" : String(r.errors)
+    ]
+  })
+  return {
+    markdown: markdownTable(["", "p50 c=1", "vs first", "calls/s c=50", "vs first", "errors"], rows),
+    json: results.map((r) => ({
+      name: r.name,
+      error: r.error,
+      p50Millis: r.p50.map(round3),
+      callsPerSecond: r.rate.map((x) => Math.round(x)),
+      errors: r.errors
+    }))
+  }
+}
+
+/** RSS growth of the gateway per idle 2025-era downstream session, over `n` sessions opened and left idle. */
+const memoryPerSession = async (n: number, log: (s: string) => void) => {
+  const upstream = await echoServerHttp()
+  const gateway = await bridgeGateway({ url: upstream.url })
+  const clients: Array<Awaited<ReturnType<typeof openClient>>> = []
+  try {
+    const warm = await openClient(gateway.url)
+    await runLoad({ total: 500, concurrency: 10, call: warm.call })
+    clients.push(warm)
+    await new Promise((r) => setTimeout(r, 1_000))
+    const before = rssKib(gateway.pid)
+    for (let i = 0; i < n; i++) clients.push(await openClient(gateway.url))
+    await new Promise((r) => setTimeout(r, 1_000))
+    const after = rssKib(gateway.pid)
+    log(`  memory: RSS ${before} KiB before, ${after} KiB after ${n} sessions`)
+    return { sessions: n, rssBeforeKib: before, rssAfterKib: after, kibPerSession: (after - before) / n }
+  } finally {
+    for (const c of clients) await c.close()
+    await gateway.close()
+    await upstream.close()
+  }
+}
+
+export const gateway: Section = async ({ log, quick }) => {
+  const rounds = quick ? 3 : 7
+  log("  the hop: direct vs through mcp-bridge serve")
+  let upstream: Served | undefined
+  const hop = await measureGroup([
+    {
+      name: "SDK v2 client → echo server (HTTP), direct",
+      start: async () => {
+        upstream = await echoServerHttp()
+        return { ...upstream, close: async () => {} }
+      }
+    },
+    {
+      name: "SDK v2 client → `mcp-bridge serve` → echo server (HTTP)",
+      start: () => bridgeGateway({ url: upstream!.url })
+    }
+  ], { quick, rounds, log }).finally(() => upstream?.close())
+  log("  a stdio server over HTTP: mcp-bridge serve, supergateway, mcp-proxy")
+  const stdio = await measureGroup([
+    {
+      name: "`mcp-bridge serve` (stdio server)",
+      start: () => bridgeGateway({ command: process.execPath, args: [serverPath, "stdio"] })
+    },
+    { name: `supergateway ${benchPackage.devDependencies["supergateway"] ?? "?"} --stateful`, start: supergateway },
+    { name: `mcp-proxy ${benchPackage.devDependencies["mcp-proxy"] ?? "?"}`, start: mcpProxy }
+  ], { quick, rounds, log })
+  const memory = await memoryPerSession(quick ? 50 : 200, log)
+  const a = groupTable(hop)
+  const b = groupTable(stdio)
+  return {
+    title: "gateway: the hop, and a stdio server served over HTTP",
+    markdown: [
+      `Median over ${rounds} rounds; ratios are per round, to the first row of each table. One SDK v2 client session`,
+      "(2025-era), the SDK v1 echo server, every server and gateway in its own process.",
+      "",
+      a.markdown,
+      "",
+      b.markdown,
+      "",
+      `Gateway memory per idle 2025-era downstream session: ${memory.kibPerSession.toFixed(1)} KiB (RSS ${
+        (memory.rssBeforeKib / 1024).toFixed(1)
+      } → ${(memory.rssAfterKib / 1024).toFixed(1)} MiB over ${memory.sessions} sessions).`
+    ].join("\n"),
+    json: { rounds, hop: a.json, stdio: b.json, memory }
+  }
+}
