@@ -8,6 +8,9 @@
  * bounded by a timeout too, and while Redis is unreachable they fail at once: the `Resilience` stage then lets calls
  * through (Effect's `onStoreError: "allow"`), and each replica's own breaker state takes over on its return.
  *
+ * `layerReplicas` is what `mcp-bridge serve --redis URL` runs with: one node-redis connection (`NodeRedis`) under
+ * `GatewayReplicas` and these stores, built once and provided to both the gateway and the bridge.
+ *
  * Built on `Layer` over Effect's `Redis` service.
  *
  * @since 0.1.0
