@@ -1,11 +1,19 @@
 // Contract suites for the stores, as functions of a layer: every implementation (memory here, shared stores in
-// other packages) runs the same cases unchanged.
+// other packages) runs the same cases unchanged. A store timed by another clock than Effect's (Redis's own) passes
+// `advance`, which lets that much time pass for it (the default moves the `TestClock`).
 import { assert, it } from "@effect/vitest"
-import { Effect, Layer, Option } from "effect"
+import { type Duration, Effect, Layer, Option } from "effect"
 import { TestClock } from "effect/testing"
 import { RateLimitStore, ResultStore } from "../src/index.ts"
 
-export const rateLimitStoreSuite = (layer: Layer.Layer<RateLimitStore.RateLimitStore>) => {
+export interface SuiteOptions {
+  readonly advance?: ((duration: Duration.Input) => Effect.Effect<void>) | undefined
+}
+
+export const rateLimitStoreSuite = (
+  layer: Layer.Layer<RateLimitStore.RateLimitStore>,
+  { advance = TestClock.adjust }: SuiteOptions = {}
+) => {
   it.effect("admits up to the limit in a window, then says when", () =>
     Effect.gen(function*() {
       const store = yield* RateLimitStore.RateLimitStore
@@ -15,7 +23,7 @@ export const rateLimitStoreSuite = (layer: Layer.Layer<RateLimitStore.RateLimitS
       const refused = yield* store.admit(limits)
       assert.strictEqual(refused._tag, "Refused")
       if (refused._tag === "Refused") assert.isAtMost(refused.retryAfterMillis, 1000)
-      yield* TestClock.adjust("1001 millis")
+      yield* advance("1001 millis")
       assert.strictEqual((yield* store.admit(limits))._tag, "Admitted")
     }).pipe(Effect.provide(layer)))
 
@@ -40,14 +48,17 @@ const key = (server: string, tool: string, args = "{}"): ResultStore.Key => ({
 })
 const result = { content: [{ type: "text" as const, text: "x" }] }
 
-export const resultStoreSuite = (layer: Layer.Layer<ResultStore.ResultStore>) => {
+export const resultStoreSuite = (
+  layer: Layer.Layer<ResultStore.ResultStore>,
+  { advance = TestClock.adjust }: SuiteOptions = {}
+) => {
   it.effect("get after set, until the TTL passes", () =>
     Effect.gen(function*() {
       const store = yield* ResultStore.ResultStore
       assert.isTrue(Option.isNone(yield* store.get(key("a", "t"))))
       assert.isTrue(yield* store.set(key("a", "t"), result, { timeToLive: "1 second", bytes: 10 }))
       assert.deepStrictEqual(yield* store.get(key("a", "t")), Option.some(result))
-      yield* TestClock.adjust("1001 millis")
+      yield* advance("1001 millis")
       assert.isTrue(Option.isNone(yield* store.get(key("a", "t"))))
     }).pipe(Effect.provide(layer)))
 

@@ -18,6 +18,7 @@ import {
   HttpServer,
   MemoryServer,
   type ProtocolMode,
+  RedisSettings,
   type ServerConfig,
   ServerName,
   SseServer,
@@ -322,7 +323,8 @@ const resolveBreaker = (
 const ConfigShape = Schema.Struct({
   mcpServers: Schema.Record(Schema.String, Schema.Record(Schema.String, Schema.Unknown)),
   bridge: Schema.optionalKey(BridgeSettings),
-  gateway: Schema.optionalKey(GatewaySettings)
+  gateway: Schema.optionalKey(GatewaySettings),
+  redis: Schema.optionalKey(RedisSettings)
 })
 
 const variantOf = (entry: Record<string, unknown>) => {

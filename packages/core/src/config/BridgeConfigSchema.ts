@@ -440,6 +440,34 @@ export const GatewaySettings = Schema.Struct({
 })
 
 /**
+ * The `redis` entry of a configuration: the Redis that several `mcp-bridge serve` replicas share (sessions, list
+ * changes, result cache, rate limits, circuits of remote servers). A URL (`"redis://:password@host:6379"`), or an
+ * object with the URL, a key `prefix`, and what rate limits do while Redis is unreachable (`"refuse"`, or admit a
+ * per-replica `share` of each limit). The URL decodes into a `Redacted` value: it may hold a password. Read by the
+ * gateway of `@mcp-bridge/node`; the bridge itself ignores it.
+ *
+ * @since 0.1.0
+ */
+export const RedisSettings = Schema.Union([
+  Schema.RedactedFromValue(Schema.String),
+  Schema.Struct({
+    url: Schema.RedactedFromValue(Schema.String),
+    prefix: Schema.optionalKey(Schema.String),
+    onUnreachable: Schema.optionalKey(Schema.Union([
+      Schema.Literal("refuse"),
+      Schema.Struct({ share: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)) })
+    ]))
+  })
+])
+
+/**
+ * The decoded `redis` entry.
+ *
+ * @since 0.1.0
+ */
+export type RedisSettings = typeof RedisSettings.Type
+
+/**
  * The whole configuration file.
  *
  * @since 0.1.0
@@ -447,7 +475,8 @@ export const GatewaySettings = Schema.Struct({
 export const ConfigFile = Schema.Struct({
   mcpServers: Schema.Record(ServerName, ServerConfig),
   bridge: Schema.optionalKey(BridgeSettings),
-  gateway: Schema.optionalKey(GatewaySettings)
+  gateway: Schema.optionalKey(GatewaySettings),
+  redis: Schema.optionalKey(RedisSettings)
 })
 
 /**

@@ -131,8 +131,9 @@ export const makeFactory =
       const { name, arguments: args = {}, _meta } = request.params
       const authInfo = ctx.http?.authInfo ?? context.authInfo
       const caller = principalOf(authInfo)
-      const catalog = await backend.catalog(caller, view)
-      const tool = catalog.byName.get(name)
+      // The last catalog built routes the call (no listing per call); a name it lacks rebuilds it once.
+      const tool = (await backend.routing(caller, view)).byName.get(name) ??
+        (await backend.catalog(caller, view)).byName.get(name)
       if (tool === undefined) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${name}`)
       const progressToken = _meta?.progressToken
       const onProgress = progressToken === undefined

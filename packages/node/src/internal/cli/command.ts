@@ -12,12 +12,13 @@
  *
  * @internal
  */
-import { BridgeConfig, type BridgeConfigError, ConnectionPool, McpBridge } from "@mcp-bridge/core"
+import { BridgeConfig, BridgeConfigError, BridgeConfigSchema, ConnectionPool, McpBridge } from "@mcp-bridge/core"
 import type { CallToolResult } from "@modelcontextprotocol/client"
-import { Cause, Clock, Data, Effect, Exit, Layer, Logger, Option, Result, Runtime } from "effect"
+import { Cause, Clock, Data, Effect, Exit, Layer, Logger, Option, Redacted, Result, Runtime, Schema } from "effect"
 import { Argument, CliConfig, CliError, CliOutput, Command, Flag, GlobalFlag } from "effect/cli"
 import * as Gateway from "../../Gateway.ts"
 import * as NodeTransport from "../../NodeTransport.ts"
+import * as RedisStores from "../../replica/RedisStores.ts"
 import * as ConfigFile from "./configFile.ts"
 import * as Progress from "./progress.ts"
 import {
@@ -522,6 +523,13 @@ const serve = Command.make(
     stdio: Flag.Boolean("stdio").pipe(
       Flag.withDescription("Serve MCP on stdin and stdout instead (what Claude Desktop launches)"),
       Flag.withDefault(false)
+    ),
+    redis: Flag.Redacted("redis").pipe(
+      Flag.withDescription(
+        "Share sessions, list changes, the result cache, rate limits and circuits with other replicas through this " +
+          "Redis (redis://[:password@]host:port); else REDIS_URL, else the file's \"redis\" entry"
+      ),
+      Flag.optional
     )
   },
   Effect.fnUntraced(function*(input) {
@@ -532,19 +540,28 @@ const serve = Command.make(
       )
       return yield* exitWith(usageError)
     }
+    let redisUrl: Redacted.Redacted<string> | undefined
     yield* Effect.gen(function*() {
       const file = yield* ConfigFile.read(flags.config.pipe(Option.getOrThrow))
       const settings = file.served.gateway
-      const live = (input.stdio
+      const redis = yield* redisOf(input.redis, file.served.redis)
+      redisUrl = redis?.url
+      const replicas = redis === undefined ? undefined : RedisStores.layerReplicas(redis)
+      const bridge = McpBridge.layer(file.served, { transport: NodeTransport.layer() })
+      const gateway = input.stdio
         ? Gateway.layerStdio({ settings })
-        : Gateway.layer({ settings, port: input.port, host: input.host })).pipe(
-          Layer.provideMerge(McpBridge.layer(file.served, { transport: NodeTransport.layer() }))
-        )
+        : Gateway.layer({ settings, port: input.port, host: input.host })
+      const live = replicas === undefined
+        ? gateway.pipe(Layer.provideMerge(bridge))
+        : gateway.pipe(Layer.provideMerge(Layer.provide(bridge, replicas)), Layer.provide(replicas))
       yield* Effect.gen(function*() {
         const gateway = yield* Gateway.Gateway
         const config = yield* BridgeConfig.BridgeConfig
         const io = makeIo(false, secretsOf(config))
         const count = plural(config.servers.size, "server")
+        if (redis !== undefined) {
+          yield* io.err(`mcp-bridge: sharing state through Redis at ${RedisStores.printableUrl(redis.url)}`)
+        }
         if (input.stdio) {
           yield* io.err(`mcp-bridge: serving ${count} of ${file.file} over stdio`)
           yield* stdinEnded
@@ -559,6 +576,18 @@ const serve = Command.make(
       Effect.catchTag(
         "GatewayError",
         (error) => Effect.andThen(makeIo(false, []).err(`error: GatewayError: ${error.message}`), exitWith(usageError))
+      ),
+      Effect.catchTag("RedisError", (error) =>
+        Effect.andThen(
+          makeIo(false, []).err(
+            `error: RedisError: ${redisUrl === undefined ? "" : RedisStores.describeError(redisUrl, error)}`
+          ),
+          exitWith(1)
+        )),
+      Effect.catchTag(
+        "SessionSealError",
+        (error) =>
+          Effect.andThen(makeIo(false, []).err(`error: SessionSealError: ${error.message}`), exitWith(usageError))
       )
     )
   })
@@ -575,6 +604,34 @@ const serve = Command.make(
     { command: "mcp-bridge serve --config mcp.json --stdio", description: "Serve over stdio" }
   ])
 )
+
+// The Redis to share state through: `--redis`, else `REDIS_URL`, else the file's `redis` entry; none by default.
+const redisOf = (flag: Option.Option<Redacted.Redacted<string>>, entry: unknown) =>
+  Effect.gen(function*() {
+    const fromFile = entry === undefined ? undefined : yield* Schema.decodeUnknownEffect(
+      BridgeConfigSchema.RedisSettings
+    )(entry).pipe(
+      Effect.mapError(() =>
+        BridgeConfigError.invalid(
+          ["redis"],
+          "Expected a Redis URL, or { \"url\", \"prefix\"?, \"onUnreachable\"?: \"refuse\" | { \"share\": n } }"
+        )
+      )
+    )
+    const file = fromFile === undefined ? undefined : Redacted.isRedacted(fromFile) ? { url: fromFile } : fromFile
+    const env = process.env["REDIS_URL"]
+    const url = Option.isSome(flag)
+      ? flag.value
+      : env !== undefined && env !== ""
+      ? Redacted.make(env)
+      : file?.url
+    if (url === undefined) return undefined
+    return {
+      url,
+      ...(file?.prefix === undefined ? {} : { prefix: file.prefix }),
+      ...(file?.onUnreachable === undefined ? {} : { onUnreachable: file.onUnreachable })
+    } satisfies RedisStores.ReplicaOptions
+  })
 
 // Resolves when stdin ends: a stdio client that goes away ends the gateway.
 const stdinEnded = Effect.callback<void>((resume) => {

@@ -40,8 +40,13 @@ export interface ConfigFile {
   readonly file: string
   /** `{ mcpServers, bridge? }`, nothing else of the file. */
   readonly config: { readonly mcpServers: unknown; readonly bridge?: unknown }
-  /** `{ mcpServers, bridge?, gateway? }` as the file has them, for `mcp-bridge serve` (a long-running pool). */
-  readonly served: { readonly mcpServers: unknown; readonly bridge?: unknown; readonly gateway?: unknown }
+  /** `{ mcpServers, bridge?, gateway?, redis? }` as the file has them, for `mcp-bridge serve` (a long-running pool). */
+  readonly served: {
+    readonly mcpServers: unknown
+    readonly bridge?: unknown
+    readonly gateway?: unknown
+    readonly redis?: unknown
+  }
   /** The Claude Code project whose local-scope servers were added, if any. */
   readonly project: string | undefined
 }
@@ -92,7 +97,8 @@ export const read = Effect.fnUntraced(function*(path: string) {
   const served = {
     mcpServers,
     ...(parsed.bridge === undefined ? {} : { bridge: parsed.bridge }),
-    ...(parsed.gateway === undefined ? {} : { gateway: parsed.gateway })
+    ...(parsed.gateway === undefined ? {} : { gateway: parsed.gateway }),
+    ...(parsed.redis === undefined ? {} : { redis: parsed.redis })
   }
   return {
     file,
