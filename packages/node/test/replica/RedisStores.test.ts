@@ -1,7 +1,7 @@
 import { NodeRedis } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { RateLimitStore, ResultStore } from "@mcp-bridge/core"
-import { rateLimitStoreSuite, resultStoreSuite } from "@mcp-bridge/core/test/storeSuites"
+import { rateLimitStoreSuite, resultStoreSuite } from "@mcp-bridge/testing/StoreSuites"
 import { type Duration, Effect, Layer, Option, Schedule } from "effect"
 import { randomUUID } from "node:crypto"
 import { afterAll, beforeAll } from "vitest"

@@ -1,15 +1,33 @@
-// Contract suites for the stores, as functions of a layer: every implementation (memory here, shared stores in
-// other packages) runs the same cases unchanged. A store timed by another clock than Effect's (Redis's own) passes
-// `advance`, which lets that much time pass for it (the default moves the `TestClock`).
+/**
+ * Contract suites for the bridge's stores (`RateLimitStore`, `ResultStore`), as functions of a layer, for
+ * `@effect/vitest`: every implementation (core's memory stores, the Redis stores of `@mcp-bridge/node`, your own) runs
+ * the same cases unchanged. Call one inside a `describe`. A store timed by another clock than Effect's (Redis's own)
+ * passes `advance`, which lets that much time pass for it (the default moves the `TestClock`).
+ *
+ * Import it from `@mcp-bridge/testing/StoreSuites` (it needs `@effect/vitest`).
+ *
+ * @since 0.1.0
+ */
 import { assert, it } from "@effect/vitest"
+import { RateLimitStore, ResultStore } from "@mcp-bridge/core"
 import { type Duration, Effect, Layer, Option } from "effect"
 import { TestClock } from "effect/testing"
-import { RateLimitStore, ResultStore } from "../src/index.ts"
 
+/**
+ * Options of a suite: `advance` lets time pass for the store under test.
+ *
+ * @since 0.1.0
+ */
 export interface SuiteOptions {
   readonly advance?: ((duration: Duration.Input) => Effect.Effect<void>) | undefined
 }
 
+/**
+ * The `RateLimitStore` contract: admissions up to the limit in any sliding window, a refusal that says when, limits
+ * admitted or refused together.
+ *
+ * @since 0.1.0
+ */
 export const rateLimitStoreSuite = (
   layer: Layer.Layer<RateLimitStore.RateLimitStore>,
   { advance = TestClock.adjust }: SuiteOptions = {}
@@ -48,6 +66,11 @@ const key = (server: string, tool: string, args = "{}"): ResultStore.Key => ({
 })
 const result = { content: [{ type: "text" as const, text: "x" }] }
 
+/**
+ * The `ResultStore` contract: entries read back until they expire, invalidation, and the fill lease of a miss.
+ *
+ * @since 0.1.0
+ */
 export const resultStoreSuite = (
   layer: Layer.Layer<ResultStore.ResultStore>,
   { advance = TestClock.adjust }: SuiteOptions = {}
