@@ -23,6 +23,7 @@ import { PrometheusMetrics } from "effect/observability"
 import { createHash, timingSafeEqual } from "node:crypto"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
+import { hostname } from "node:os"
 import * as Dashboard from "./Dashboard.ts"
 import * as Http from "./gateway/http.ts"
 import * as McpServer from "./gateway/mcpServer.ts"
@@ -380,6 +381,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         const digest = createHash("sha256").update(key).digest()
         return adminDigests.some((k) => k.length === digest.length && timingSafeEqual(k, digest))
       },
+      // Behind one address with other replicas, the page says which replica answered.
+      ...(Option.isSome(replicas) ? { replica: process.env.MCP_BRIDGE_REPLICA ?? `${hostname()}:${process.pid}` } : {}),
       ...options.dashboard
     })
   const gateway = Http.make({

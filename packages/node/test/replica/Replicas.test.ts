@@ -175,8 +175,15 @@ afterAll(async () => {
 })
 
 describe("Replicas on Redis", () => {
-  it("each replica says it shares state through Redis", () => {
+  it("each replica says it shares state through Redis, and its dashboard says which replica it is", async () => {
     for (const r of replicas) assert.include(r.output(), "sharing state through Redis")
+    const ids = await Promise.all(replicas.map(async (r) => {
+      const state = await fetch(r.url.replace(/\/mcp$/, "/dashboard/state")).then((res) => res.json()) as {
+        readonly replica?: { readonly id: string }
+      }
+      return state.replica?.id
+    }))
+    assert.strictEqual(new Set(ids.filter((id) => id !== undefined)).size, 3, `replica ids: ${ids.join(", ")}`)
   })
 
   it("a rate limit of N per minute holds summed over the three replicas", async () => {
