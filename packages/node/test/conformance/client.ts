@@ -132,9 +132,10 @@ const main = async (): Promise<number> => {
         url,
         ...(authFor(scenario) === undefined ? {} : { auth: authFor(scenario) }),
         bridge: {
-          // Deadlines well inside the suite's 30 s client timeout, so that a failing scenario ends with our error.
-          connectTimeout: "10 seconds",
-          timeout: "10 seconds",
+          // Deadlines well inside the client timeout run.ts gives the suite (120 s), so that a failing scenario ends
+          // with our error, and long enough for a loaded machine.
+          connectTimeout: "30 seconds",
+          timeout: "30 seconds",
           retry: false,
           circuitBreaker: false,
           cache: false
