@@ -42,6 +42,11 @@ export interface TestAuthServerOptions {
   readonly clientIdPrefix?: string | undefined
   /** Users whose authorization is denied (`error=access_denied`). */
   readonly deny?: ((user: string) => boolean) | undefined
+  /**
+   * The public key (PEM or `KeyObject`) that signs workloads' JWTs: with it, the JWT bearer grant (RFC 7523) is
+   * accepted with such a JWT (audience this server, not expired) and issues a token to `workload:<sub>`. @default none
+   */
+  readonly workloadKey?: string | KeyObject | undefined
 }
 
 /**
@@ -279,7 +284,12 @@ export const startAuthServer = async (options: TestAuthServerOptions = {}): Prom
     token_endpoint: `${origin}/token`,
     ...(options.registration === false ? {} : { registration_endpoint: `${origin}/register` }),
     response_types_supported: ["code"],
-    grant_types_supported: ["authorization_code", "refresh_token", "client_credentials"],
+    grant_types_supported: [
+      "authorization_code",
+      "refresh_token",
+      "client_credentials",
+      ...(options.workloadKey === undefined ? [] : ["urn:ietf:params:oauth:grant-type:jwt-bearer"])
+    ],
     code_challenge_methods_supported: ["S256"],
     token_endpoint_auth_methods_supported: ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],
     token_endpoint_auth_signing_alg_values_supported: ["ES256", "RS256"],
@@ -450,6 +460,28 @@ export const startAuthServer = async (options: TestAuthServerOptions = {}): Prom
         record(true)
         return issue(res, {
           user: `client:${client.clientId}`,
+          clientId: client.clientId,
+          scope: scopes(form.get("scope"))
+        }, false)
+      }
+      case "urn:ietf:params:oauth:grant-type:jwt-bearer": {
+        if (options.workloadKey === undefined) return refuse(400, "unsupported_grant_type", grantType)
+        const assertion = form.get("assertion") ?? ""
+        const key = typeof options.workloadKey === "string"
+          ? createPublicKey(options.workloadKey)
+          : options.workloadKey
+        const claims = verifyJwt(assertion, key)
+        if (typeof claims === "string") return refuse(400, "invalid_grant", claims)
+        const audience = Array.isArray(claims.aud) ? claims.aud : [claims.aud]
+        if (!audience.some((aud) => aud === origin || aud === `${origin}/token`)) {
+          return refuse(400, "invalid_grant", "bad audience")
+        }
+        if (typeof claims.exp !== "number" || claims.exp * 1000 < Date.now()) {
+          return refuse(400, "invalid_grant", "expired assertion")
+        }
+        record(true)
+        return issue(res, {
+          user: `workload:${String(claims.sub)}`,
           clientId: client.clientId,
           scope: scopes(form.get("scope"))
         }, false)
