@@ -306,6 +306,33 @@ describe("McpAuth", () => {
       assert.strictEqual(events(server, "authorize").length, 0)
     }).pipe(Effect.scoped))
 
+  it.live("DPoP: tokens bound to the bridge's key, a proof at the token endpoint and on every request; no Bearer", () =>
+    Effect.gen(function*() {
+      const server = yield* TestAuthServer.scoped({
+        dpop: true,
+        clients: [{ clientId: "svc", clientSecret: "svc-secret-1234" }]
+      })
+      const machine = { grant: "client_credentials", clientId: "svc", clientSecret: "svc-secret-1234" }
+      const config = {
+        mcpServers: {
+          user: { url: server.url, auth: { dpop: true }, bridge: { retry: false } },
+          svc: { url: server.url, auth: { ...machine, dpop: true }, bridge: { retry: false } },
+          bearer: { url: server.url, auth: machine, bridge: { retry: false } }
+        }
+      }
+      yield* Effect.gen(function*() {
+        assert.strictEqual((yield* whoami("user").pipe(as("alice"))).user, "alice")
+        assert.strictEqual((yield* whoami("svc")).user, "client:svc")
+        // Two calls, two fresh proofs: the second is accepted too.
+        assert.strictEqual((yield* whoami("svc")).user, "client:svc")
+        // Without DPoP the token request carries no proof: refused.
+        unauthorized(yield* Effect.exit(whoami("bearer")))
+      }).pipe(Effect.provide(McpBridge.layer(config, { auth: interactive("alice") })))
+      const tokens = events(server, "token")
+      assert.sameMembers(tokens.filter((t) => t.ok).map((t) => t.grant), ["authorization_code", "client_credentials"])
+      assert.isTrue(tokens.some((t) => !t.ok && t.error === "invalid_dpop_proof"))
+    }).pipe(Effect.scoped))
+
   it.live("without an interaction, an interactive server fails with Unauthorized saying what is missing", () =>
     Effect.gen(function*() {
       const server = yield* TestAuthServer.scoped()
