@@ -424,6 +424,56 @@ describe("McpAuth", () => {
     }).pipe(Effect.scoped))
 })
 
+describe("McpAuth secrets", () => {
+  it.live("no DPoP key or workload assertion in any log, error or span", () =>
+    Effect.gen(function*() {
+      const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" })
+      const server = yield* TestAuthServer.scoped({
+        dpop: true,
+        workloadKey: publicKey,
+        clients: [{ clientId: "wl" }]
+      })
+      const assertion = workloadJwt(privateKey, "pod-1", server.issuer)
+      const refused = workloadJwt(privateKey, "pod-1", "https://elsewhere.example.com")
+      const stored: Array<string> = []
+      const recording = Layer.effect(
+        TokenStore.TokenStore,
+        Effect.map(TokenStore.TokenStore, (inner) =>
+          TokenStore.TokenStore.of({
+            ...inner,
+            set: (key, value) => {
+              if (key.kind === "dpop") stored.push(Redacted.value(value))
+              return inner.set(key, value)
+            }
+          }))
+      ).pipe(Layer.provide(TokenStore.layerMemory))
+      const logs: Array<string> = []
+      const collector = Logger.make((options) => logs.push(`${String(options.message)} ${JSON.stringify(options)}`))
+      const auth = (value: string) => ({ grant: "jwt_bearer", clientId: "wl", assertion: { value }, dpop: true })
+      const config = {
+        mcpServers: {
+          ok: { url: server.url, auth: auth(assertion), bridge: { retry: false } },
+          refused: { url: server.url, auth: auth(refused), bridge: { retry: false } }
+        }
+      }
+      const layer = McpBridge.layer(config, { auth: McpAuth.layer().pipe(Layer.provide(recording)) }).pipe(
+        Layer.provideMerge(Layer.merge(TestTracer.layer, Logger.layer([collector])))
+      )
+      const { error, spans } = yield* Effect.gen(function*() {
+        assert.strictEqual((yield* whoami("ok")).user, "workload:pod-1")
+        const error = yield* Effect.flip(whoami("refused"))
+        const { spans } = yield* TestTracer.TestTracer
+        return { error, spans: spans.map((s) => [s.name, [...s.attributes], s.events]) }
+      }).pipe(Effect.provide(layer))
+      // The private part of each DPoP key the bridge made.
+      const keys = stored.flatMap((json) => [...json.matchAll(/"d":"([^"]+)"/g)].map((match) => match[1]!))
+      assert.isAbove(keys.length, 0)
+      const texts = [...logs, `${error.message} ${JSON.stringify(error)}`, JSON.stringify(spans)].join("\n")
+      for (const secret of [...keys, assertion, refused, ...server.issuedSecrets()]) assert.notInclude(texts, secret)
+      assert.isAbove(spans.length, 0)
+    }).pipe(Effect.scoped))
+})
+
 describe("TokenStore", () => {
   it.effect("keys hold the server and a digest of the identity, never the identity", () =>
     Effect.gen(function*() {
