@@ -1,9 +1,14 @@
+import { NodeFileSystem } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { CallerIdentity, ConnectionPool, McpAuth, McpBridge, McpSessionError, TokenStore } from "@mcp-bridge/core"
 import { TestAuthServer, TestTracer } from "@mcp-bridge/testing"
-import { Effect, Exit, Layer, Logger, Redacted } from "effect"
+import { ConfigProvider, Effect, Exit, Layer, Logger, Redacted } from "effect"
 import { KeyValueStore } from "effect/persistence"
-import { generateKeyPairSync } from "node:crypto"
+import { generateKeyPairSync, sign } from "node:crypto"
+import type { KeyObject } from "node:crypto"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 
 // OAuth end to end: the bridge against TestAuthServer (authorization server and protected MCP server on 127.0.0.1).
 
@@ -29,6 +34,16 @@ const as = (identity: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
 
 const events = <K extends TestAuthServer.AuthEvent["kind"]>(server: TestAuthServer.TestAuthServer, kind: K) =>
   server.events().filter((e): e is Extract<TestAuthServer.AuthEvent, { kind: K }> => e.kind === kind)
+
+/** A workload's JWT (as a Kubernetes service-account token is one), ES256, valid for five minutes. */
+const workloadJwt = (key: KeyObject, sub: string, aud: string): string => {
+  const part = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url")
+  const now = Math.floor(Date.now() / 1000)
+  const input = `${part({ alg: "ES256", typ: "JWT" })}.${
+    part({ iss: "https://kubernetes.default.svc", sub, aud, iat: now, exp: now + 300 })
+  }`
+  return `${input}.${sign("sha256", Buffer.from(input), { key, dsaEncoding: "ieee-p1363" }).toString("base64url")}`
+}
 
 const unauthorized = (exit: Exit.Exit<unknown, unknown>) => {
   assert.isTrue(Exit.isFailure(exit))
@@ -242,6 +257,82 @@ describe("McpAuth", () => {
       assert.strictEqual(events(server, "authorize").length, 0)
     }).pipe(Effect.scoped))
 
+  it.live("workload identity: the jwt_bearer grant with the workload's JWT from a file (read again), a variable, a function", () =>
+    Effect.gen(function*() {
+      const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" })
+      const server = yield* TestAuthServer.scoped({ clients: [{ clientId: "wl" }], workloadKey: publicKey })
+      const audience = server.issuer
+      const dir = mkdtempSync(join(tmpdir(), "mcp-bridge-wif-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+      const file = join(dir, "token")
+      writeFileSync(file, `${workloadJwt(privateKey, "pod-1", audience)}\n`)
+      const settings = (assertion: object) => ({ grant: "jwt_bearer", clientId: "wl", ...assertion })
+      const config = {
+        mcpServers: {
+          file: { url: server.url, auth: settings({ assertion: { file } }) },
+          env: { url: server.url, auth: settings({ assertion: { env: "WORKLOAD_JWT" } }) },
+          fn: { url: server.url, auth: settings({}) },
+          unset: { url: server.url, auth: settings({ assertion: { env: "NO_SUCH_VARIABLE" } }) }
+        }
+      }
+      const layer = McpBridge.layer(config, {
+        auth: McpAuth.layerMemory({
+          assertion: ({ server }) => Effect.succeed(Redacted.make(workloadJwt(privateKey, `fn-${server}`, audience)))
+        }).pipe(
+          Layer.provide([
+            NodeFileSystem.layer,
+            ConfigProvider.layer(
+              ConfigProvider.fromUnknown({ WORKLOAD_JWT: workloadJwt(privateKey, "env-pod", audience) })
+            )
+          ])
+        )
+      })
+      yield* Effect.gen(function*() {
+        assert.strictEqual((yield* whoami("file")).user, "workload:pod-1")
+        assert.strictEqual((yield* whoami("env")).user, "workload:env-pod")
+        assert.strictEqual((yield* whoami("fn")).user, "workload:fn-fn")
+        // The token rotates: the next token request reads the file again.
+        writeFileSync(file, workloadJwt(privateKey, "pod-2", audience))
+        server.expireAccessTokens()
+        assert.strictEqual((yield* whoami("file")).user, "workload:pod-2")
+        const error = unauthorized(yield* Effect.exit(whoami("unset")))
+        assert.include(error.message, "NO_SUCH_VARIABLE is not set")
+      }).pipe(Effect.provide(layer))
+      const tokens = events(server, "token")
+      assert.deepStrictEqual(
+        tokens.map((t) => [t.grant, t.ok]),
+        Array.from({ length: 4 }, () => ["urn:ietf:params:oauth:grant-type:jwt-bearer", true])
+      )
+      assert.strictEqual(events(server, "authorize").length, 0)
+    }).pipe(Effect.scoped))
+
+  it.live("DPoP: tokens bound to the bridge's key, a proof at the token endpoint and on every request; no Bearer", () =>
+    Effect.gen(function*() {
+      const server = yield* TestAuthServer.scoped({
+        dpop: true,
+        clients: [{ clientId: "svc", clientSecret: "svc-secret-1234" }]
+      })
+      const machine = { grant: "client_credentials", clientId: "svc", clientSecret: "svc-secret-1234" }
+      const config = {
+        mcpServers: {
+          user: { url: server.url, auth: { dpop: true }, bridge: { retry: false } },
+          svc: { url: server.url, auth: { ...machine, dpop: true }, bridge: { retry: false } },
+          bearer: { url: server.url, auth: machine, bridge: { retry: false } }
+        }
+      }
+      yield* Effect.gen(function*() {
+        assert.strictEqual((yield* whoami("user").pipe(as("alice"))).user, "alice")
+        assert.strictEqual((yield* whoami("svc")).user, "client:svc")
+        // Two calls, two fresh proofs: the second is accepted too.
+        assert.strictEqual((yield* whoami("svc")).user, "client:svc")
+        // Without DPoP the token request carries no proof: refused.
+        unauthorized(yield* Effect.exit(whoami("bearer")))
+      }).pipe(Effect.provide(McpBridge.layer(config, { auth: interactive("alice") })))
+      const tokens = events(server, "token")
+      assert.sameMembers(tokens.filter((t) => t.ok).map((t) => t.grant), ["authorization_code", "client_credentials"])
+      assert.isTrue(tokens.some((t) => !t.ok && t.error === "invalid_dpop_proof"))
+    }).pipe(Effect.scoped))
+
   it.live("without an interaction, an interactive server fails with Unauthorized saying what is missing", () =>
     Effect.gen(function*() {
       const server = yield* TestAuthServer.scoped()
@@ -330,6 +421,56 @@ describe("McpAuth", () => {
       assert.isAbove(secrets.length, 5)
       for (const secret of secrets) assert.notInclude(texts, secret)
       assert.isTrue(snapshot.spans.length > 0)
+    }).pipe(Effect.scoped))
+})
+
+describe("McpAuth secrets", () => {
+  it.live("no DPoP key or workload assertion in any log, error or span", () =>
+    Effect.gen(function*() {
+      const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" })
+      const server = yield* TestAuthServer.scoped({
+        dpop: true,
+        workloadKey: publicKey,
+        clients: [{ clientId: "wl" }]
+      })
+      const assertion = workloadJwt(privateKey, "pod-1", server.issuer)
+      const refused = workloadJwt(privateKey, "pod-1", "https://elsewhere.example.com")
+      const stored: Array<string> = []
+      const recording = Layer.effect(
+        TokenStore.TokenStore,
+        Effect.map(TokenStore.TokenStore, (inner) =>
+          TokenStore.TokenStore.of({
+            ...inner,
+            set: (key, value) => {
+              if (key.kind === "dpop") stored.push(Redacted.value(value))
+              return inner.set(key, value)
+            }
+          }))
+      ).pipe(Layer.provide(TokenStore.layerMemory))
+      const logs: Array<string> = []
+      const collector = Logger.make((options) => logs.push(`${String(options.message)} ${JSON.stringify(options)}`))
+      const auth = (value: string) => ({ grant: "jwt_bearer", clientId: "wl", assertion: { value }, dpop: true })
+      const config = {
+        mcpServers: {
+          ok: { url: server.url, auth: auth(assertion), bridge: { retry: false } },
+          refused: { url: server.url, auth: auth(refused), bridge: { retry: false } }
+        }
+      }
+      const layer = McpBridge.layer(config, { auth: McpAuth.layer().pipe(Layer.provide(recording)) }).pipe(
+        Layer.provideMerge(Layer.merge(TestTracer.layer, Logger.layer([collector])))
+      )
+      const { error, spans } = yield* Effect.gen(function*() {
+        assert.strictEqual((yield* whoami("ok")).user, "workload:pod-1")
+        const error = yield* Effect.flip(whoami("refused"))
+        const { spans } = yield* TestTracer.TestTracer
+        return { error, spans: spans.map((s) => [s.name, [...s.attributes], s.events]) }
+      }).pipe(Effect.provide(layer))
+      // The private part of each DPoP key the bridge made.
+      const keys = stored.flatMap((json) => [...json.matchAll(/"d":"([^"]+)"/g)].map((match) => match[1]!))
+      assert.isAbove(keys.length, 0)
+      const texts = [...logs, `${error.message} ${JSON.stringify(error)}`, JSON.stringify(spans)].join("\n")
+      for (const secret of [...keys, assertion, refused, ...server.issuedSecrets()]) assert.notInclude(texts, secret)
+      assert.isAbove(spans.length, 0)
     }).pipe(Effect.scoped))
 })
 

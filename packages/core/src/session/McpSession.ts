@@ -40,6 +40,7 @@ import {
 import { scrub } from "../internal/scrub.ts"
 import * as ClientHandlers from "./ClientHandlers.ts"
 import * as Interaction from "./internal/interaction.ts"
+import { completeByDefault } from "./internal/resultType.ts"
 import * as SdkErrors from "./internal/sdkErrors.ts"
 import * as ToolCall from "./internal/toolCall.ts"
 import { McpTransport, type OpenedTransport } from "./McpTransport.ts"
@@ -363,7 +364,11 @@ export const make = Effect.fnUntraced(function*(
       }
       const exitedOnProbe = yield* Effect.tryPromise({
         try: (signal) =>
-          client.connect(opened.transport, { signal, timeout: connectMillis, ...(prior ? { prior } : {}) }).then(
+          client.connect(completeByDefault(opened.transport), {
+            signal,
+            timeout: connectMillis,
+            ...(prior ? { prior } : {})
+          }).then(
             () => false,
             (error: unknown) => {
               if (isExitOnProbe(error)) return true

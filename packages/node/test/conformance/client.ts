@@ -15,7 +15,9 @@ import { createBridge } from "./facade.ts"
 
 const scenario = process.env.MCP_CONFORMANCE_SCENARIO ?? ""
 const url = process.argv.at(-1) ?? ""
-const context = JSON.parse(process.env.MCP_CONFORMANCE_CONTEXT ?? "{}") as Readonly<Record<string, string | undefined>>
+/** What a scenario hands the client: credentials, and for some the tool calls to make (`toolCalls`). */
+const context = JSON.parse(process.env.MCP_CONFORMANCE_CONTEXT ?? "{}") as Readonly<Record<string, unknown>>
+const text = (key: string): string | undefined => typeof context[key] === "string" ? context[key] as string : undefined
 
 /** The client ID metadata document URL the suite's authorization servers accept (it need not resolve). */
 const CLIENT_METADATA_URL = "https://conformance-test.local/client-metadata.json"
@@ -25,28 +27,39 @@ const authFor = (name: string): Record<string, unknown> | undefined => {
   if (!name.startsWith("auth/")) return undefined
   switch (name) {
     case "auth/pre-registration":
-      return { clientId: context.client_id, clientSecret: context.client_secret }
+      return { clientId: text("client_id"), clientSecret: text("client_secret") }
     case "auth/client-credentials-basic":
-      return { grant: "client_credentials", clientId: context.client_id, clientSecret: context.client_secret }
+      return { grant: "client_credentials", clientId: text("client_id"), clientSecret: text("client_secret") }
     case "auth/client-credentials-jwt":
       return {
         grant: "client_credentials",
-        clientId: context.client_id,
+        clientId: text("client_id"),
         tokenEndpointAuthMethod: "private_key_jwt",
-        privateKey: context.private_key_pem,
-        signingAlgorithm: context.signing_algorithm ?? "ES256"
+        privateKey: text("private_key_pem"),
+        signingAlgorithm: text("signing_algorithm") ?? "ES256"
       }
+    // Enterprise-managed authorization (SEP-990): named cross-app access in 0.1.16.
     case "auth/cross-app-access-complete-flow":
+    case "auth/enterprise-managed-authorization":
       return {
         grant: "jwt_bearer",
-        clientId: context.client_id,
-        clientSecret: context.client_secret,
+        clientId: text("client_id"),
+        clientSecret: text("client_secret"),
         idp: {
-          tokenEndpoint: context.idp_token_endpoint,
-          clientId: context.idp_client_id,
-          idToken: context.idp_id_token
+          tokenEndpoint: text("idp_token_endpoint"),
+          clientId: text("idp_client_id"),
+          idToken: text("idp_id_token")
         }
       }
+    // Workload identity (SEP-1933): the workload's JWT as the jwt-bearer assertion, here from a variable as a
+    // deployment would hand it over (a Kubernetes pod would name its projected token's file instead).
+    case "auth/wif-jwt-bearer":
+      process.env.WORKLOAD_JWT = text("valid_jwt") ?? ""
+      return { grant: "jwt_bearer", clientId: text("client_id"), assertion: { env: "WORKLOAD_JWT" } }
+    // Sender-constrained tokens (SEP-1932).
+    case "auth/dpop":
+    case "auth/dpop-nonce":
+      return { clientMetadataUrl: CLIENT_METADATA_URL, dpop: true }
     case "auth/2025-03-26-oauth-metadata-backcompat":
       // In 0.1.16 this scenario's authorization server serves its metadata at the root well-known URL with the issuer
       // "<origin>/oauth", which RFC 8414 §3.3 (a MUST of the MCP spec, enforced by the SDK v2) rejects; the suite fixed
@@ -69,15 +82,44 @@ const onAuthorization = async ({ url: authorizationUrl }: { readonly url: URL })
   return location
 }
 
-/** What to call once the tools are listed: a tool name and its arguments, per scenario (default: the first tool). */
-const calls: Readonly<Record<string, { readonly tool: string; readonly arguments: Record<string, unknown> }>> = {
-  tools_call: { tool: "add_numbers", arguments: { a: 5, b: 3 } },
-  "elicitation-sep1034-client-defaults": { tool: "test_client_elicitation_defaults", arguments: {} },
-  "sse-retry": { tool: "test_reconnection", arguments: {} }
+interface Call {
+  readonly tool: string
+  readonly arguments: Record<string, unknown>
 }
 
-/** Scenarios that only check the handshake and the tool list. */
-const listOnly = new Set(["initialize"])
+interface ListedTool {
+  readonly name: string
+  readonly inputSchema: unknown
+}
+
+/**
+ * What to call once the tools are listed: the scenario's own `toolCalls` when it hands some, else a scenario's calls
+ * here, else every listed tool without arguments.
+ */
+const callsFor = (tools: ReadonlyArray<ListedTool>): ReadonlyArray<Call> => {
+  if (Array.isArray(context.toolCalls)) {
+    return (context.toolCalls as Array<{ name: string; arguments?: Record<string, unknown> }>).map((call) => ({
+      tool: call.name,
+      arguments: call.arguments ?? {}
+    }))
+  }
+  switch (scenario) {
+    case "tools_call":
+      return [{ tool: "add_numbers", arguments: { a: 5, b: 3 } }]
+    case "json-schema-2020-12-preservation": {
+      // Echo the input schema of the 2020-12 tool as the bridge lists it: the scenario checks what survived.
+      const focal = tools.find((tool) => tool.name === "json_schema_2020_12_tool")
+      return focal === undefined ? [] : [{ tool: "json_schema_echo", arguments: { schema: focal.inputSchema } }]
+    }
+    default:
+      return tools.map((tool) => ({ tool: tool.name, arguments: {} }))
+  }
+}
+
+/**
+ * Scenarios that only check the handshake and the tool list: their servers list no tool, or answer no `tools/call`.
+ */
+const listOnly = new Set(["initialize", "request-metadata", "json-schema-ref-no-deref"])
 
 const main = async (): Promise<number> => {
   if (!/^https?:\/\//.test(url)) {
@@ -90,9 +132,10 @@ const main = async (): Promise<number> => {
         url,
         ...(authFor(scenario) === undefined ? {} : { auth: authFor(scenario) }),
         bridge: {
-          // Deadlines well inside the suite's 30 s client timeout, so that a failing scenario ends with our error.
-          connectTimeout: "10 seconds",
-          timeout: "10 seconds",
+          // Deadlines well inside the client timeout run.ts gives the suite (120 s), so that a failing scenario ends
+          // with our error, and long enough for a loaded machine.
+          connectTimeout: "30 seconds",
+          timeout: "30 seconds",
           retry: false,
           circuitBreaker: false,
           cache: false
@@ -109,14 +152,18 @@ const main = async (): Promise<number> => {
     const tools = await bridge.listTools()
     console.log(`tools: ${tools.map((tool) => tool.name).join(", ") || "(none)"}`)
     if (listOnly.has(scenario)) return 0
-    const call = calls[scenario] ?? (tools[0] === undefined ? undefined : { tool: tools[0].name, arguments: {} })
-    if (call === undefined) {
+    const calls = callsFor(tools)
+    if (calls.length === 0) {
       console.error("the server listed no tool to call")
       return 1
     }
-    const result = await bridge.callTool(`conformance.${call.tool}`, call.arguments)
-    console.log(`${call.tool}: ${JSON.stringify(result.content)}`)
-    return result.isError === true ? 1 : 0
+    let code = 0
+    for (const call of calls) {
+      const result = await bridge.callTool(`conformance.${call.tool}`, call.arguments)
+      console.log(`${call.tool}: ${JSON.stringify(result.content)}`)
+      if (result.isError === true) code = 1
+    }
+    return code
   } finally {
     await bridge.close()
   }

@@ -42,6 +42,16 @@ export interface TestAuthServerOptions {
   readonly clientIdPrefix?: string | undefined
   /** Users whose authorization is denied (`error=access_denied`). */
   readonly deny?: ((user: string) => boolean) | undefined
+  /**
+   * The public key (PEM or `KeyObject`) that signs workloads' JWTs: with it, the JWT bearer grant (RFC 7523) is
+   * accepted with such a JWT (audience this server, not expired) and issues a token to `workload:<sub>`. @default none
+   */
+  readonly workloadKey?: string | KeyObject | undefined
+  /**
+   * Sender-constrained tokens only (DPoP, RFC 9449): the token endpoint wants an ES256 proof and issues `DPoP` tokens
+   * bound to its key; the MCP endpoint wants `Authorization: DPoP` and a proof of that key for the request. @default false
+   */
+  readonly dpop?: boolean | undefined
 }
 
 /**
@@ -135,6 +145,36 @@ interface Code extends Grant {
 
 interface AccessToken extends Grant {
   expiresAt: number
+  /** The thumbprint of the key the token is bound to (DPoP). */
+  readonly jkt?: string | undefined
+}
+
+/**
+ * Checks a DPoP proof (RFC 9449 §4.3) for `method` on `url` (and, at a resource, its `accessToken`); returns the
+ * thumbprint of its key (RFC 7638), or a reason.
+ */
+const checkDpopProof = (
+  proof: string | undefined,
+  method: string,
+  url: string,
+  accessToken?: string
+): { readonly jkt: string } | string => {
+  if (proof === undefined) return "no DPoP proof"
+  const header = JSON.parse(Buffer.from(proof.split(".")[0] ?? "", "base64url").toString("utf8")) as {
+    typ?: string
+    alg?: string
+    jwk?: Record<string, string>
+  }
+  if (header.typ !== "dpop+jwt" || header.alg !== "ES256" || header.jwk?.kty !== "EC") return "not an ES256 DPoP proof"
+  const { crv, kty, x, y } = header.jwk
+  const claims = verifyJwt(proof, createPublicKey({ key: { crv, kty, x, y }, format: "jwk" }))
+  if (typeof claims === "string") return claims
+  if (claims.htm !== method || claims.htu !== url) return "the proof is for another request"
+  if (typeof claims.iat !== "number" || Math.abs(claims.iat * 1000 - Date.now()) > 300_000) return "stale proof"
+  if (accessToken !== undefined && claims.ath !== createHash("sha256").update(accessToken).digest("base64url")) {
+    return "the proof is for another token"
+  }
+  return { jkt: createHash("sha256").update(JSON.stringify({ crv, kty, x, y })).digest("base64url") }
 }
 
 const randomId = (prefix: string) => `${prefix}${randomBytes(18).toString("base64url")}`
@@ -221,7 +261,7 @@ export const startAuthServer = async (options: TestAuthServerOptions = {}): Prom
   // --- the MCP server behind the tokens --------------------------------------
 
   const userOf = (request: Request | undefined) =>
-    valid(request?.headers.get("authorization")?.replace(/^Bearer /i, "") ?? "")
+    valid(request?.headers.get("authorization")?.replace(/^(Bearer|DPoP) /i, "") ?? "")
   const mcp = toNodeHandler(createMcpHandler((ctx) => {
     const server = new McpServer({ name: "test-auth-server", version: "1.0.0" })
     const grant = userOf(ctx.requestInfo)
@@ -253,8 +293,22 @@ export const startAuthServer = async (options: TestAuthServerOptions = {}): Prom
     const raw = req.method === "POST" ? await readBody(req) : ""
     const body = raw.length > 0 ? JSON.parse(raw) as { method?: string; params?: { name?: string } } : undefined
     const method = body?.method
-    const bearer = /^Bearer (.+)$/i.exec(req.headers.authorization ?? "")?.[1]
-    const token = valid(bearer)
+    const presented = /^(Bearer|DPoP) (.+)$/i.exec(req.headers.authorization ?? "")
+    const bearer = presented?.[2]
+    let token = valid(bearer)
+    if (token !== undefined && options.dpop === true) {
+      // A DPoP-bound token counts only under the DPoP scheme, with a proof of its key for this very request.
+      const proof = checkDpopProof(
+        typeof req.headers.dpop === "string" ? req.headers.dpop : undefined,
+        req.method ?? "",
+        `${origin}${(req.url ?? "").split("?")[0]}`,
+        bearer
+      )
+      const bound = (token as AccessToken).jkt
+      if (presented?.[1] !== "DPoP" || typeof proof === "string" || bound === undefined || proof.jkt !== bound) {
+        token = undefined
+      }
+    }
     if (token === undefined) {
       events.push({ kind: "mcp", method, status: 401, user: undefined })
       return json(res, 401, { error: "invalid_token" }, { "www-authenticate": challenge("") })
@@ -279,11 +333,17 @@ export const startAuthServer = async (options: TestAuthServerOptions = {}): Prom
     token_endpoint: `${origin}/token`,
     ...(options.registration === false ? {} : { registration_endpoint: `${origin}/register` }),
     response_types_supported: ["code"],
-    grant_types_supported: ["authorization_code", "refresh_token", "client_credentials"],
+    grant_types_supported: [
+      "authorization_code",
+      "refresh_token",
+      "client_credentials",
+      ...(options.workloadKey === undefined ? [] : ["urn:ietf:params:oauth:grant-type:jwt-bearer"])
+    ],
     code_challenge_methods_supported: ["S256"],
     token_endpoint_auth_methods_supported: ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],
     token_endpoint_auth_signing_alg_values_supported: ["ES256", "RS256"],
     authorization_response_iss_parameter_supported: true,
+    ...(options.dpop === true ? { dpop_signing_alg_values_supported: ["ES256"] } : {}),
     ...(options.scopesSupported === undefined ? {} : { scopes_supported: options.scopesSupported }),
     ...(options.clientIdMetadataDocuments === true ? { client_id_metadata_document_supported: true } : {})
   })
@@ -343,9 +403,16 @@ export const startAuthServer = async (options: TestAuthServerOptions = {}): Prom
     res.end()
   }
 
+  /** The thumbprint of the token request's DPoP key (when the server wants DPoP). */
+  let requestJkt: string | undefined
   const issue = (res: ServerResponse, grant: Grant, withRefresh: boolean) => {
     const accessToken = random("at_")
-    accessTokens.set(accessToken, { ...grant, expiresAt: Date.now() + ttlSeconds * 1000 })
+    const jkt = requestJkt
+    accessTokens.set(accessToken, {
+      ...grant,
+      expiresAt: Date.now() + ttlSeconds * 1000,
+      ...(jkt === undefined ? {} : { jkt })
+    })
     let refreshToken: string | undefined
     if (withRefresh && options.refreshTokens !== false) {
       refreshToken = random("rt_")
@@ -353,7 +420,7 @@ export const startAuthServer = async (options: TestAuthServerOptions = {}): Prom
     }
     json(res, 200, {
       access_token: accessToken,
-      token_type: "Bearer",
+      token_type: jkt === undefined ? "Bearer" : "DPoP",
       expires_in: ttlSeconds,
       scope: grant.scope.join(" "),
       ...(refreshToken === undefined ? {} : { refresh_token: refreshToken })
@@ -416,6 +483,16 @@ export const startAuthServer = async (options: TestAuthServerOptions = {}): Prom
     if (client === undefined || authError !== undefined) {
       return refuse(401, "invalid_client", authError ?? "unknown client")
     }
+    requestJkt = undefined
+    if (options.dpop === true) {
+      const proof = checkDpopProof(
+        typeof req.headers.dpop === "string" ? req.headers.dpop : undefined,
+        "POST",
+        `${origin}/token`
+      )
+      if (typeof proof === "string") return refuse(400, "invalid_dpop_proof", proof)
+      requestJkt = proof.jkt
+    }
     if (form.get("resource") !== null && !resources.has(form.get("resource")!)) {
       return refuse(400, "invalid_target", "unknown resource")
     }
@@ -450,6 +527,28 @@ export const startAuthServer = async (options: TestAuthServerOptions = {}): Prom
         record(true)
         return issue(res, {
           user: `client:${client.clientId}`,
+          clientId: client.clientId,
+          scope: scopes(form.get("scope"))
+        }, false)
+      }
+      case "urn:ietf:params:oauth:grant-type:jwt-bearer": {
+        if (options.workloadKey === undefined) return refuse(400, "unsupported_grant_type", grantType)
+        const assertion = form.get("assertion") ?? ""
+        const key = typeof options.workloadKey === "string"
+          ? createPublicKey(options.workloadKey)
+          : options.workloadKey
+        const claims = verifyJwt(assertion, key)
+        if (typeof claims === "string") return refuse(400, "invalid_grant", claims)
+        const audience = Array.isArray(claims.aud) ? claims.aud : [claims.aud]
+        if (!audience.some((aud) => aud === origin || aud === `${origin}/token`)) {
+          return refuse(400, "invalid_grant", "bad audience")
+        }
+        if (typeof claims.exp !== "number" || claims.exp * 1000 < Date.now()) {
+          return refuse(400, "invalid_grant", "expired assertion")
+        }
+        record(true)
+        return issue(res, {
+          user: `workload:${String(claims.sub)}`,
           clientId: client.clientId,
           scope: scopes(form.get("scope"))
         }, false)
