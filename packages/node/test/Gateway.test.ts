@@ -293,6 +293,46 @@ describe("mcp-bridge serve --stdio", () => {
   }, 120_000)
 })
 
+describe("mcp-bridge serve --stdio: upstream changes", () => {
+  const bin = fileURLToPath(new URL("../src/bin/mcp-bridge.ts", import.meta.url))
+  it("tells a stdio client of either era when an upstream's tool list changes", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "mcp-bridge-gateway-"))
+    // A stdio upstream per gateway process: each run starts from the same tools.
+    const stdio = TestServer.stdioCommand({ name: "local", tools })
+    const file = join(dir, "mcp.json")
+    writeFileSync(file, JSON.stringify({ mcpServers: { local: { command: stdio.command, args: [...stdio.args] } } }))
+    const args = ["--conditions=@mcp-bridge/source", bin, "serve", "--config", file, "--stdio"]
+    try {
+      for (const mode of ["auto", "legacy"] as const) {
+        const client = new Client(
+          { name: "stdio-test", version: "1.0.0" },
+          mode === "auto" ? { versionNegotiation: { mode: "auto" } } : {}
+        )
+        let changed = 0
+        client.setNotificationHandler("notifications/tools/list_changed", () => {
+          changed++
+        })
+        await client.connect(new StdioClientTransport({ command: process.execPath, args }))
+        assert.strictEqual(client.getNegotiatedProtocolVersion(), mode === "auto" ? "2026-07-28" : "2025-11-25")
+        // A 2026-07-28 client hears list changes on a `subscriptions/listen` stream; a 2025-era one unsolicited.
+        const subscription = mode === "auto"
+          ? await client.listen({ toolsListChanged: true })
+          : undefined
+        assert.notInclude(names((await client.listTools()).tools), "added_echo")
+        await client.callTool({ name: "add", arguments: {} })
+        const deadline = performance.now() + 30_000
+        while (changed === 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+        assert.isAbove(changed, 0, mode)
+        assert.include(names((await client.listTools()).tools), "added_echo")
+        await subscription?.close()
+        await client.close()
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 120_000)
+})
+
 describe("Gateway: resources, prompts and completion", () => {
   let upstream: TestServer.HttpTestServer
   let gateway: Awaited<ReturnType<typeof serveGateway>>

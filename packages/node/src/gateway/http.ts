@@ -30,7 +30,7 @@ import { createHash, randomUUID, timingSafeEqual } from "node:crypto"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import type { GatewayReplicas } from "../replica/GatewayReplicas.ts"
 import { replayInitialize } from "../replica/revive.ts"
-import { subscriptionsOf } from "./mcpServer.ts"
+import { notify as notifySession } from "./mcpServer.ts"
 
 /** An API key as the configuration stores it: the SHA-256 hex of the key, and who it is. @internal */
 export interface ApiKey {
@@ -348,19 +348,6 @@ export const make = (options: HttpOptions): HttpGateway => {
 // A sealed session id serves only the view and the principal it was opened for.
 const bindingOf = (view: string | undefined, authInfo: AuthInfo | undefined) =>
   `${view ?? ""}\u0000${authInfo?.clientId ?? ""}`
-
-const notifySession = (server: Server, event: ServerEvent) => {
-  const sent = event.kind === "tools_list_changed"
-    ? server.sendToolListChanged()
-    : event.kind === "prompts_list_changed"
-    ? server.sendPromptListChanged()
-    : event.kind === "resources_list_changed"
-    ? server.sendResourceListChanged()
-    : subscriptionsOf(server)?.has(event.uri) === true
-    ? server.sendResourceUpdated({ uri: event.uri })
-    : Promise.resolve()
-  sent.catch(() => undefined)
-}
 
 /** The host names a gateway bound to `host` accepts in `Host` and `Origin` when none are configured. @internal */
 export const defaultAllowedHosts = (host: string): ReadonlyArray<string> | undefined =>
