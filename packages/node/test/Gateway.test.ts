@@ -128,6 +128,62 @@ describe("Gateway", () => {
     }
   })
 
+  it("makes a 2025-11-25 session's streams resumable: a priming event, a retry field, a replay after Last-Event-ID", async () => {
+    const post = (body: unknown, session?: string) =>
+      fetch(one.url, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+          ...(session === undefined ? {} : { "mcp-session-id": session, "mcp-protocol-version": "2025-11-25" })
+        },
+        body: JSON.stringify(body)
+      })
+    const init = await post({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1.0.0" } }
+    })
+    const session = init.headers.get("mcp-session-id")!
+    await init.text()
+    await (await post({ jsonrpc: "2.0", method: "notifications/initialized" }, session)).text()
+    const call = await (await post({
+      jsonrpc: "2.0",
+      id: 2,
+      method: "tools/call",
+      params: { name: "echo", arguments: { r: 1 } }
+    }, session)).text()
+    // The stream opens with an event that carries an id, a retry field and no data.
+    const priming = /^id: (\S+)\nretry: (\d+)\ndata: *\n/m.exec(call)
+    assert.isNotNull(priming, call)
+    assert.strictEqual(priming![2], "1000")
+    // A client that lost the stream after the priming event is replayed the answer.
+    const replay = await fetch(one.url, {
+      headers: {
+        accept: "text/event-stream",
+        "mcp-session-id": session,
+        "mcp-protocol-version": "2025-11-25",
+        "last-event-id": priming![1]!
+      }
+    })
+    assert.strictEqual(replay.status, 200)
+    const reader = replay.body!.getReader()
+    let seen = ""
+    while (!seen.includes("\"id\":2")) {
+      const { done, value } = await reader.read()
+      if (done) break
+      seen += new TextDecoder().decode(value)
+    }
+    await reader.cancel()
+    const answer = JSON.parse(seen.split("\n").find((l) => l.startsWith("data: {"))!.slice(6))
+    assert.deepStrictEqual(JSON.parse(answer.result.content[0].text), { r: 1 })
+    await fetch(one.url, {
+      method: "DELETE",
+      headers: { "mcp-session-id": session, "mcp-protocol-version": "2025-11-25" }
+    })
+  })
+
   it("serves SDK v1 clients and a client that only speaks 2024-11-05", async () => {
     const v1 = new ClientV1({ name: "v1", version: "1.0.0" })
     await v1.connect(new HttpTransportV1(new URL(one.url)))

@@ -30,6 +30,7 @@ import { createHash, randomUUID, timingSafeEqual } from "node:crypto"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import type { GatewayReplicas } from "../replica/GatewayReplicas.ts"
 import { replayInitialize } from "../replica/revive.ts"
+import * as EventStore from "./eventStore.ts"
 import { notify as notifySession } from "./mcpServer.ts"
 
 /** An API key as the configuration stores it: the SHA-256 hex of the key, and who it is. @internal */
@@ -80,6 +81,9 @@ interface Session {
   readonly server: Server
   lastSeen: number
 }
+
+/** How long a 2025-era client waits before it reconnects a dropped stream (the SSE `retry` field). */
+const RETRY_MILLIS = 1000
 
 const jsonRpcError = (status: number, code: number, message: string, headers: Record<string, string> = {}) =>
   Response.json({ jsonrpc: "2.0", error: { code, message }, id: null }, { status, headers })
@@ -157,7 +161,9 @@ export const make = (options: HttpOptions): HttpGateway => {
     const sealed = replicas?.sealSessionId(body.params, bindingOf(view, authInfo))
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: sealed === undefined ? randomUUID : () => sealed,
-      ...(sealed === undefined ? {} : { eventStore: replicas!.events.forSession(sealed) }),
+      // Resumable streams (SEP-1699): replayed by this process, or by any replica from Redis.
+      eventStore: sealed === undefined ? EventStore.make() : replicas!.events.forSession(sealed),
+      retryInterval: RETRY_MILLIS,
       onsessioninitialized: (id) => {
         sessions.set(id, session!)
       },
@@ -188,6 +194,7 @@ export const make = (options: HttpOptions): HttpGateway => {
       const transport = new WebStandardStreamableHTTPServerTransport({
         sessionIdGenerator: () => id,
         eventStore: replicas.events.forSession(id),
+        retryInterval: RETRY_MILLIS,
         onsessionclosed: (closed) => {
           sessions.delete(closed)
         }
