@@ -16,7 +16,7 @@
  */
 import { BridgeConfigSchema, CallerIdentity, McpBridge, MetricsRecorder, TelemetryExport } from "@mcp-bridge/core"
 import type { AuthInfo, CallToolResult, Server, ServerCapabilities, ServerEvent } from "@modelcontextprotocol/server"
-import { ProtocolError, ProtocolErrorCode } from "@modelcontextprotocol/server"
+import { ProtocolError, ProtocolErrorCode, ResourceNotFoundError } from "@modelcontextprotocol/server"
 import { serveStdio } from "@modelcontextprotocol/server/stdio"
 import { Cause, Context, Duration, Effect, Exit, Layer, Option, Schema, Scope, Stream } from "effect"
 import { PrometheusMetrics } from "effect/observability"
@@ -288,7 +288,14 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
       ask(bridge.listResourceTemplates(), undefined, signal).then((all) =>
         all.filter((t) => inView(name)(t.server)).map(({ server: _, ...template }) => template)
       ),
-    read: (uri, principal, signal) => ask(bridge.readResource(uri), principal, signal),
+    // A URI no server has, or one its server refuses as invalid: "not found", naming the URI in `data` (SEP-2164).
+    read: (uri, principal, signal) =>
+      ask(bridge.readResource(uri), principal, signal).catch((error: unknown) => {
+        if (error instanceof ProtocolError && error.code === ProtocolErrorCode.InvalidParams) {
+          throw new ResourceNotFoundError(uri, error.message)
+        }
+        throw error
+      }),
     subscribe: (uri, on) =>
       ask(
         on ? bridge.subscribeResource(uri) : bridge.unsubscribeResource(uri),

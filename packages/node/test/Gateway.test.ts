@@ -437,6 +437,12 @@ describe("Gateway: resources, prompts and completion", () => {
       assert.strictEqual((readme.contents[0] as { text: string }).text, "read me")
       const file = await client.readResource({ uri: "file:///a.txt" })
       assert.deepStrictEqual(JSON.parse((file.contents[0] as { text: string }).text), { path: "a.txt" })
+      const missing = await client.readResource({ uri: "mem://missing" }).then(
+        () => assert.fail("read"),
+        (error: { code?: number; data?: { uri?: string } }) => error
+      )
+      assert.strictEqual(missing.code, -32602)
+      assert.strictEqual(missing.data?.uri, "mem://missing")
       assert.deepStrictEqual((await client.listPrompts()).prompts.map((p) => p.name), ["docs__greet"])
       const prompt = await client.getPrompt({ name: "docs__greet", arguments: { who: "Ada" } })
       assert.strictEqual((prompt.messages[0]!.content as { text: string }).text, "Hello Ada")
