@@ -15,8 +15,8 @@
  * @since 0.1.0
  */
 import { BridgeConfigSchema, CallerIdentity, McpBridge, MetricsRecorder, TelemetryExport } from "@mcp-bridge/core"
-import type { AuthInfo, CallToolResult, ServerCapabilities } from "@modelcontextprotocol/server"
-import { ProtocolError, ProtocolErrorCode } from "@modelcontextprotocol/server"
+import type { AuthInfo, CallToolResult, Server, ServerCapabilities, ServerEvent } from "@modelcontextprotocol/server"
+import { ProtocolError, ProtocolErrorCode, ResourceNotFoundError } from "@modelcontextprotocol/server"
 import { serveStdio } from "@modelcontextprotocol/server/stdio"
 import { Cause, Context, Duration, Effect, Exit, Layer, Option, Schema, Scope, Stream } from "effect"
 import { PrometheusMetrics } from "effect/observability"
@@ -289,7 +289,14 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
       ask(bridge.listResourceTemplates(), undefined, signal).then((all) =>
         all.filter((t) => inView(name)(t.server)).map(({ server: _, ...template }) => template)
       ),
-    read: (uri, principal, signal) => ask(bridge.readResource(uri), principal, signal),
+    // A URI no server has, or one its server refuses as invalid: "not found", naming the URI in `data` (SEP-2164).
+    read: (uri, principal, signal) =>
+      ask(bridge.readResource(uri), principal, signal).catch((error: unknown) => {
+        if (error instanceof ProtocolError && error.code === ProtocolErrorCode.InvalidParams) {
+          throw new ResourceNotFoundError(uri, error.message)
+        }
+        throw error
+      }),
     subscribe: (uri, on) =>
       ask(
         on ? bridge.subscribeResource(uri) : bridge.unsubscribeResource(uri),
@@ -455,18 +462,37 @@ export const layer = (options: Options = {}): Layer.Layer<Gateway, GatewayError,
 
 /**
  * Serves the `McpBridge` in context over this process's stdin and stdout (what Claude Desktop launches) until the
- * scope closes or stdin ends. Log to stderr only: stdout carries the protocol.
+ * scope closes or stdin ends. Upstream list changes and resource updates reach the client: unsolicited on a 2025-era
+ * connection, on its `subscriptions/listen` streams on a 2026-07-28 one. Log to stderr only: stdout carries the
+ * protocol.
  *
  * @since 0.1.0
  */
 export const makeStdio = Effect.fnUntraced(function*(options: Omit<Options, "port" | "host"> = {}) {
   const core = yield* makeCore(options)
-  const handle = yield* Effect.acquireRelease(
-    Effect.sync(() => serveStdio(() => core.factory(undefined, undefined))),
+  // The connection's one instance (pinned by the SDK at the opening exchange) hears the upstreams' changes.
+  let pinned: Server | undefined
+  const notify = (event: ServerEvent) => {
+    if (pinned !== undefined) McpServer.notify(pinned, event)
+  }
+  const toolsChanged = () => notify({ kind: "tools_list_changed" })
+  core.onChanges({
+    tools: toolsChanged,
+    list: (list) => notify({ kind: list === "resources" ? "resources_list_changed" : "prompts_list_changed" }),
+    updated: (uri) => notify({ kind: "resource_updated", uri })
+  })
+  yield* Effect.acquireRelease(
+    Effect.sync(() =>
+      serveStdio(() => {
+        const server = core.factory(undefined, undefined)
+        pinned = server
+        return server
+      })
+    ),
     (handle) => Effect.promise(() => handle.close())
   )
-  void handle
-  return { url: "stdio:", port: 0, sessions: () => 1, toolsChanged: () => undefined } satisfies Gateway.Service
+  yield* Effect.forkScoped(core.watchChanges)
+  return { url: "stdio:", port: 0, sessions: () => 1, toolsChanged } satisfies Gateway.Service
 })
 
 /**

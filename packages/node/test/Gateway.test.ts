@@ -128,6 +128,62 @@ describe("Gateway", () => {
     }
   })
 
+  it("makes a 2025-11-25 session's streams resumable: a priming event, a retry field, a replay after Last-Event-ID", async () => {
+    const post = (body: unknown, session?: string) =>
+      fetch(one.url, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+          ...(session === undefined ? {} : { "mcp-session-id": session, "mcp-protocol-version": "2025-11-25" })
+        },
+        body: JSON.stringify(body)
+      })
+    const init = await post({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1.0.0" } }
+    })
+    const session = init.headers.get("mcp-session-id")!
+    await init.text()
+    await (await post({ jsonrpc: "2.0", method: "notifications/initialized" }, session)).text()
+    const call = await (await post({
+      jsonrpc: "2.0",
+      id: 2,
+      method: "tools/call",
+      params: { name: "echo", arguments: { r: 1 } }
+    }, session)).text()
+    // The stream opens with an event that carries an id, a retry field and no data.
+    const priming = /^id: (\S+)\nretry: (\d+)\ndata: *\n/m.exec(call)
+    assert.isNotNull(priming, call)
+    assert.strictEqual(priming![2], "1000")
+    // A client that lost the stream after the priming event is replayed the answer.
+    const replay = await fetch(one.url, {
+      headers: {
+        accept: "text/event-stream",
+        "mcp-session-id": session,
+        "mcp-protocol-version": "2025-11-25",
+        "last-event-id": priming![1]!
+      }
+    })
+    assert.strictEqual(replay.status, 200)
+    const reader = replay.body!.getReader()
+    let seen = ""
+    while (!seen.includes("\"id\":2")) {
+      const { done, value } = await reader.read()
+      if (done) break
+      seen += new TextDecoder().decode(value)
+    }
+    await reader.cancel()
+    const answer = JSON.parse(seen.split("\n").find((l) => l.startsWith("data: {"))!.slice(6))
+    assert.deepStrictEqual(JSON.parse(answer.result.content[0].text), { r: 1 })
+    await fetch(one.url, {
+      method: "DELETE",
+      headers: { "mcp-session-id": session, "mcp-protocol-version": "2025-11-25" }
+    })
+  })
+
   it("serves SDK v1 clients and a client that only speaks 2024-11-05", async () => {
     const v1 = new ClientV1({ name: "v1", version: "1.0.0" })
     await v1.connect(new HttpTransportV1(new URL(one.url)))
@@ -301,6 +357,46 @@ describe("mcp-bridge serve --stdio", () => {
   }, 120_000)
 })
 
+describe("mcp-bridge serve --stdio: upstream changes", () => {
+  const bin = fileURLToPath(new URL("../src/bin/mcp-bridge.ts", import.meta.url))
+  it("tells a stdio client of either era when an upstream's tool list changes", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "mcp-bridge-gateway-"))
+    // A stdio upstream per gateway process: each run starts from the same tools.
+    const stdio = TestServer.stdioCommand({ name: "local", tools })
+    const file = join(dir, "mcp.json")
+    writeFileSync(file, JSON.stringify({ mcpServers: { local: { command: stdio.command, args: [...stdio.args] } } }))
+    const args = ["--conditions=@mcp-bridge/source", bin, "serve", "--config", file, "--stdio"]
+    try {
+      for (const mode of ["auto", "legacy"] as const) {
+        const client = new Client(
+          { name: "stdio-test", version: "1.0.0" },
+          mode === "auto" ? { versionNegotiation: { mode: "auto" } } : {}
+        )
+        let changed = 0
+        client.setNotificationHandler("notifications/tools/list_changed", () => {
+          changed++
+        })
+        await client.connect(new StdioClientTransport({ command: process.execPath, args }))
+        assert.strictEqual(client.getNegotiatedProtocolVersion(), mode === "auto" ? "2026-07-28" : "2025-11-25")
+        // A 2026-07-28 client hears list changes on a `subscriptions/listen` stream; a 2025-era one unsolicited.
+        const subscription = mode === "auto"
+          ? await client.listen({ toolsListChanged: true })
+          : undefined
+        assert.notInclude(names((await client.listTools()).tools), "added_echo")
+        await client.callTool({ name: "add", arguments: {} })
+        const deadline = performance.now() + 30_000
+        while (changed === 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+        assert.isAbove(changed, 0, mode)
+        assert.include(names((await client.listTools()).tools), "added_echo")
+        await subscription?.close()
+        await client.close()
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 120_000)
+})
+
 describe("Gateway: resources, prompts and completion", () => {
   let upstream: TestServer.HttpTestServer
   let gateway: Awaited<ReturnType<typeof serveGateway>>
@@ -349,6 +445,12 @@ describe("Gateway: resources, prompts and completion", () => {
       assert.strictEqual((readme.contents[0] as { text: string }).text, "read me")
       const file = await client.readResource({ uri: "file:///a.txt" })
       assert.deepStrictEqual(JSON.parse((file.contents[0] as { text: string }).text), { path: "a.txt" })
+      const missing = await client.readResource({ uri: "mem://missing" }).then(
+        () => assert.fail("read"),
+        (error: { code?: number; data?: { uri?: string } }) => error
+      )
+      assert.strictEqual(missing.code, -32602)
+      assert.strictEqual(missing.data?.uri, "mem://missing")
       assert.deepStrictEqual((await client.listPrompts()).prompts.map((p) => p.name), ["docs__greet"])
       const prompt = await client.getPrompt({ name: "docs__greet", arguments: { who: "Ada" } })
       assert.strictEqual((prompt.messages[0]!.content as { text: string }).text, "Hello Ada")

@@ -1,4 +1,12 @@
 /**
+ * The fixture server of the official MCP conformance suite's server scenarios (the tools, resources and prompts they
+ * call by name), over Streamable HTTP on 127.0.0.1 in both protocol eras.
+ *
+ * @since 0.1.0
+ */
+export * as ConformanceServer from "./ConformanceServer.ts"
+
+/**
  * @since 0.1.0
  */
 export * as FaultServer from "./FaultServer.ts"

@@ -30,7 +30,8 @@ import { createHash, randomUUID, timingSafeEqual } from "node:crypto"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import type { GatewayReplicas } from "../replica/GatewayReplicas.ts"
 import { replayInitialize } from "../replica/revive.ts"
-import { subscriptionsOf } from "./mcpServer.ts"
+import * as EventStore from "./eventStore.ts"
+import { notify as notifySession } from "./mcpServer.ts"
 
 /** An API key as the configuration stores it: the SHA-256 hex of the key, and who it is. @internal */
 export interface ApiKey {
@@ -80,6 +81,9 @@ interface Session {
   readonly server: Server
   lastSeen: number
 }
+
+/** How long a 2025-era client waits before it reconnects a dropped stream (the SSE `retry` field). */
+const RETRY_MILLIS = 1000
 
 const jsonRpcError = (status: number, code: number, message: string, headers: Record<string, string> = {}) =>
   Response.json({ jsonrpc: "2.0", error: { code, message }, id: null }, { status, headers })
@@ -157,7 +161,9 @@ export const make = (options: HttpOptions): HttpGateway => {
     const sealed = replicas?.sealSessionId(body.params, bindingOf(view, authInfo))
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: sealed === undefined ? randomUUID : () => sealed,
-      ...(sealed === undefined ? {} : { eventStore: replicas!.events.forSession(sealed) }),
+      // Resumable streams (SEP-1699): replayed by this process, or by any replica from Redis.
+      eventStore: sealed === undefined ? EventStore.make() : replicas!.events.forSession(sealed),
+      retryInterval: RETRY_MILLIS,
       onsessioninitialized: (id) => {
         sessions.set(id, session!)
       },
@@ -188,6 +194,7 @@ export const make = (options: HttpOptions): HttpGateway => {
       const transport = new WebStandardStreamableHTTPServerTransport({
         sessionIdGenerator: () => id,
         eventStore: replicas.events.forSession(id),
+        retryInterval: RETRY_MILLIS,
         onsessionclosed: (closed) => {
           sessions.delete(closed)
         }
@@ -348,19 +355,6 @@ export const make = (options: HttpOptions): HttpGateway => {
 // A sealed session id serves only the view and the principal it was opened for.
 const bindingOf = (view: string | undefined, authInfo: AuthInfo | undefined) =>
   `${view ?? ""}\u0000${authInfo?.clientId ?? ""}`
-
-const notifySession = (server: Server, event: ServerEvent) => {
-  const sent = event.kind === "tools_list_changed"
-    ? server.sendToolListChanged()
-    : event.kind === "prompts_list_changed"
-    ? server.sendPromptListChanged()
-    : event.kind === "resources_list_changed"
-    ? server.sendResourceListChanged()
-    : subscriptionsOf(server)?.has(event.uri) === true
-    ? server.sendResourceUpdated({ uri: event.uri })
-    : Promise.resolve()
-  sent.catch(() => undefined)
-}
 
 /** The host names a gateway bound to `host` accepts in `Host` and `Origin` when none are configured. @internal */
 export const defaultAllowedHosts = (host: string): ReadonlyArray<string> | undefined =>

@@ -22,7 +22,8 @@ import type {
   ReadResourceResult,
   Resource,
   ResourceTemplateType,
-  ServerCapabilities
+  ServerCapabilities,
+  ServerEvent
 } from "@modelcontextprotocol/server"
 import { ProtocolError, ProtocolErrorCode, Server } from "@modelcontextprotocol/server"
 import type { Catalog, Exposed, ExposedPrompt, PromptCatalog } from "./naming.ts"
@@ -83,6 +84,26 @@ const subscriptions = new WeakMap<Server, Set<string>>()
 
 /** The resource URIs a gateway server instance (a 2025-era session) subscribed to. @internal */
 export const subscriptionsOf = (server: Server): ReadonlySet<string> | undefined => subscriptions.get(server)
+
+/**
+ * Tells one gateway server instance (a 2025-era session, or a stdio connection of either era: on a 2026-07-28 stdio
+ * connection the SDK routes the notification to the client's `subscriptions/listen` streams) of a change upstream; an
+ * instance hears `resources/updated` only of a URI it subscribed to.
+ *
+ * @internal
+ */
+export const notify = (server: Server, event: ServerEvent): void => {
+  const sent = event.kind === "tools_list_changed"
+    ? server.sendToolListChanged()
+    : event.kind === "prompts_list_changed"
+    ? server.sendPromptListChanged()
+    : event.kind === "resources_list_changed"
+    ? server.sendResourceListChanged()
+    : subscriptionsOf(server)?.has(event.uri) === true
+    ? server.sendResourceUpdated({ uri: event.uri })
+    : Promise.resolve()
+  sent.catch(() => undefined)
+}
 
 /** @internal */
 export interface Info {
