@@ -2,7 +2,7 @@ import { NodeRedis } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { CallerIdentity, McpAuth, McpBridge, type TokenStore } from "@mcp-bridge/core"
 import { TestAuthServer } from "@mcp-bridge/testing"
-import { Clock, Effect, Layer, Redacted } from "effect"
+import { Clock, Deferred, Effect, Fiber, Layer, Redacted } from "effect"
 import { Redis } from "effect/persistence"
 import { randomUUID } from "node:crypto"
 import { afterAll, beforeAll } from "vitest"
@@ -94,6 +94,30 @@ describe("RedisTokenStore", () => {
       const b = yield* replica({ prefix: p })
       yield* a.store.set(alice, Redacted.make(SECRET))
       assert.strictEqual(Redacted.value((yield* b.store.get(alice))!), SECRET)
+    }).pipe(Effect.scoped))
+
+  it.live("a lock held by one replica makes another wait until it is released", () =>
+    Effect.gen(function*() {
+      const p = prefix()
+      const keys = [SessionSeal.generateKey()]
+      const a = yield* replica({ prefix: p, keys })
+      const b = yield* replica({ prefix: p, keys })
+      const key = { server: "s", identity: "alice" }
+      const order: Array<string> = []
+      const entered = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const holder = yield* Effect.forkChild(
+        a.lock.withLock(key, Effect.andThen(Deferred.succeed(entered, undefined), Deferred.await(release)))
+      )
+      yield* Deferred.await(entered)
+      const waiter = yield* Effect.forkChild(b.lock.withLock(key, Effect.sync(() => order.push("second"))))
+      order.push("first releases")
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(holder)
+      yield* Fiber.join(waiter)
+      assert.deepStrictEqual(order, ["first releases", "second"])
+      // Another identity's lock is another lock.
+      yield* a.lock.withLock(key, b.lock.withLock({ server: "s", identity: "bob" }, Effect.void))
     }).pipe(Effect.scoped))
 
   it.live(
