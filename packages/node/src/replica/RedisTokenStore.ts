@@ -188,7 +188,16 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
           Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.millis(250))))
         )
       }),
-      Effect.timeoutOrElse({ duration: lockWait, orElse: () => Effect.succeed(false) }),
+      Effect.timeoutOrElse({
+        duration: lockWait,
+        orElse: () =>
+          Effect.as(
+            Effect.logWarning(
+              `token store: a refresh lock was still held after ${Duration.format(lockWait)}; renewing without it`
+            ),
+            false
+          )
+      }),
       Effect.orElseSucceed(() => false)
     )
 
@@ -197,10 +206,12 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       Effect.gen(function*() {
         const name = `${prefix}refresh:${yield* TokenStore.keyString({ ...key, kind: "tokens" })}`
         const token = randomUUID()
-        return yield* Effect.acquireUseRelease(
-          acquire(name, token),
-          () => effect,
-          (held) => held ? guard.run(evalRelease(name, token)).pipe(Effect.ignore) : Effect.void
+        // The wait stays interruptible; once the lock is held, its release is sure.
+        return yield* Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(restore(acquire(name, token)), (held) =>
+            held
+              ? restore(effect).pipe(Effect.ensuring(guard.run(evalRelease(name, token)).pipe(Effect.ignore)))
+              : restore(effect))
         )
       })
   }
