@@ -532,6 +532,26 @@ export const makeFlow = (env: FlowEnv): OAuthFlow => {
     return untilAborted(renewing, signal)
   }
 
+  // A refused token, renewed under the refresh lock too: once it is held the store is read again, and a token another
+  // process renewed meanwhile is only retried. A first authorization (no token sent) takes no lock.
+  const renewRefused = (
+    refused: string | undefined,
+    options: AuthorizeOptions,
+    signal: AbortSignal | null | undefined
+  ): Promise<boolean> => {
+    const lock = env.refreshLock
+    if (lock === undefined || refused === undefined) return authorize(options, signal)
+    return untilAborted(
+      lock(async () => {
+        loaded = undefined
+        const latest = (await load())?.tokens
+        if (latest !== undefined && latest.access_token !== refused) return false
+        return authorize(options, undefined)
+      }),
+      signal
+    )
+  }
+
   // --- the transport's fetch -------------------------------------------------
 
   // With DPoP, a `DPoP`-bound token goes out as `Authorization: DPoP` with a fresh proof per request, and the
@@ -572,7 +592,7 @@ export const makeFlow = (env: FlowEnv): OAuthFlow => {
         // Another request may have renewed the token meanwhile: then only retry.
         const latest = (await load())?.tokens
         if (latest === undefined || latest.access_token === token) {
-          authorized = await authorize({
+          authorized = await renewRefused(token, {
             scope: computeScopeUnion(latest?.scope, challenge.scope),
             resourceMetadataUrl: challenge.resourceMetadataUrl,
             // A refused token: the server may have moved to another authorization server (its protected resource
