@@ -173,3 +173,45 @@ describe("RedisTokenStore", () => {
     60_000
   )
 })
+
+describe("RedisTokenStore, tokens the server refuses", () => {
+  it.live(
+    "two bridges whose tokens the server stops accepting, called concurrently, make one refresh",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* TestAuthServer.scoped()
+        const p = prefix()
+        const keys = [SessionSeal.generateKey()]
+        const bridge = (auth: McpAuth.Options) =>
+          Layer.build(McpBridge.layer(
+            { mcpServers: { s: { url: server.url, auth: {}, bridge: { retry: false, cache: false } } } },
+            {
+              auth: McpAuth.layer(auth).pipe(
+                Layer.provide(RedisTokenStore.layer({ prefix: p, keys })),
+                Layer.provide(connection()),
+                Layer.orDie
+              )
+            }
+          ))
+        const first = yield* bridge({ interaction: McpAuth.interactionFromCallback(TestAuthServer.approveAs("alice")) })
+        const second = yield* bridge({})
+        const whoami = McpBridge.McpBridge.use((b) => b.callTool("s.whoami", {})).pipe(
+          Effect.map((result) => (result.structuredContent as { readonly user: string }).user),
+          Effect.provideService(CallerIdentity, "alice")
+        )
+        assert.strictEqual(yield* Effect.provide(whoami, first), "alice")
+        assert.strictEqual(yield* Effect.provide(whoami, second), "alice")
+        // Access tokens refused before their time (401): the refresh token still works, once.
+        server.expireAccessTokens()
+        const users = yield* Effect.all(
+          Array.from({ length: 30 }, (_, i) => Effect.provide(whoami, i % 2 === 0 ? first : second)),
+          { concurrency: "unbounded" }
+        )
+        assert.deepStrictEqual(users, Array.from({ length: 30 }, () => "alice"))
+        const refreshes = server.events().filter((e) => e.kind === "token" && e.grant === "refresh_token")
+        assert.deepStrictEqual(refreshes.map((e) => e.kind === "token" && e.ok), [true])
+        assert.strictEqual(server.tokenRequests("authorization_code"), 1)
+      }).pipe(Effect.scoped),
+    60_000
+  )
+})
