@@ -533,8 +533,8 @@ const serve = Command.make(
     ),
     redis: Flag.Redacted("redis").pipe(
       Flag.withDescription(
-        "Share sessions, list changes, the result cache, rate limits and circuits with other replicas through this " +
-          "Redis (redis://[:password@]host:port); else REDIS_URL, else the file's \"redis\" entry"
+        "Share sessions, list changes, the result cache, rate limits, circuits and OAuth tokens with other replicas " +
+          "through this Redis (redis://[:password@]host:port); else REDIS_URL, else the file's \"redis\" entry"
       ),
       Flag.optional
     )
