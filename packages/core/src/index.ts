@@ -155,6 +155,13 @@ export * as MetricsSnapshot from "./telemetry/MetricsSnapshot.ts"
 export * as Pipeline from "./pipeline/Pipeline.ts"
 
 /**
+ * One renewal of a caller's tokens at a time, per server and identity, across the processes sharing a `TokenStore`.
+ *
+ * @since 0.1.0
+ */
+export * as RefreshLock from "./auth/RefreshLock.ts"
+
+/**
  * The pipeline stage of retries (safe calls, transient failures, a budget) and a circuit breaker per server.
  *
  * @since 0.1.0

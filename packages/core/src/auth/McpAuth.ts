@@ -5,7 +5,8 @@
  * server metadata, again when a server moves to a new authorization server), the client (pre-registered, a metadata
  * document, or dynamic registration), the grant (authorization code with PKCE through an `AuthInteraction`, client
  * credentials, JWT bearer with a workload's token), DPoP when asked, refresh, resource indicators and scope step-up.
- * Tokens and DPoP keys live in a `TokenStore`, keyed by server and `CallerIdentity`; secrets stay `Redacted`.
+ * Tokens and DPoP keys live in a `TokenStore`, keyed by server and `CallerIdentity`; secrets stay `Redacted`. With a
+ * `RefreshLock` in context, expired tokens are renewed under it (processes sharing a store renew once).
  *
  * Built on the SDK's `auth()` and an `OAuthClientProvider` of ours (`internal/oauthFlow.ts`). The reasoning:
  * docs/design.md, "OAuth".
@@ -31,6 +32,7 @@ import {
   makeFlow,
   type OAuthFlow
 } from "./internal/oauthFlow.ts"
+import * as RefreshLock from "./RefreshLock.ts"
 import * as TokenStore from "./TokenStore.ts"
 
 // -----------------------------------------------------------------------------
@@ -526,6 +528,7 @@ const flowSettings = (settings: AuthSettings, clientName: string, dpop: boolean)
  */
 export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const store = yield* TokenStore.TokenStore
+  const lock = Option.getOrUndefined(yield* Effect.serviceOption(RefreshLock.RefreshLock))
   const interaction = options.interaction ?? Option.getOrUndefined(yield* Effect.serviceOption(AuthInteraction))
   const timeout = Duration.fromInputUnsafe(options.interactionTimeout ?? "5 minutes")
   const clientName = options.clientName ?? "mcp-bridge"
@@ -606,7 +609,10 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
               Effect.mapError((error) => assertionFailed(target.server, "function", error.message))
             )
           ),
-      describeError: (error) => error instanceof McpAuthError ? error.message : undefined
+      describeError: (error) => error instanceof McpAuthError ? error.message : undefined,
+      refreshLock: lock === undefined ?
+        undefined :
+        (renewal) => run(lock.withLock(request, Effect.tryPromise({ try: renewal, catch: (error) => error })))
     }
     flow = makeFlow(env)
     flows.set(id, flow)

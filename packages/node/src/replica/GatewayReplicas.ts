@@ -18,7 +18,7 @@
 import { NodeRedis } from "@effect/platform-node"
 import { Context, Duration, Effect, Exit, Layer, Redacted } from "effect"
 import { Redis } from "effect/persistence"
-import { randomBytes } from "node:crypto"
+import * as SessionKeys from "./internal/sessionKeys.ts"
 import * as RedisEventBus from "./RedisEventBus.ts"
 import * as RedisEventStore from "./RedisEventStore.ts"
 import * as SessionSeal from "./SessionSeal.ts"
@@ -83,12 +83,6 @@ export interface Options {
   readonly sessionMaxAge?: Duration.Input | undefined
 }
 
-const keysFromEnv = (): ReadonlyArray<Redacted.Redacted<string>> | undefined => {
-  const raw = process.env["MCP_BRIDGE_SESSION_KEYS"]
-  if (raw === undefined || raw.trim() === "") return undefined
-  return raw.split(",").map((k) => Redacted.make(k.trim())).filter((k) => Redacted.value(k) !== "")
-}
-
 /**
  * The replica services over the `Redis` and `NodeRedis` services of the context. Fails with `SessionSealError`
  * (`InvalidKey`) for an unusable key, or `RedisError` when the shared key cannot be read at start.
@@ -111,7 +105,7 @@ export const layerRedis = (
     Effect.gen(function*() {
       const redis = yield* Redis.Redis
       const prefix = options.prefix ?? "mcpgw:"
-      const keys = options.keys ?? keysFromEnv() ?? [yield* sharedKey(redis, prefix)]
+      const keys = yield* SessionKeys.resolve(redis, prefix, options.keys)
       const seal = yield* SessionSeal.make({ keys, maxAge: options.sessionMaxAge })
       const bus = yield* RedisEventBus.make({ channel: `${prefix}events` })
       const events = yield* RedisEventStore.make({ prefix })
@@ -132,12 +126,3 @@ export const layerRedis = (
       } satisfies GatewayReplicas.Service
     })
   )
-
-// One key for every replica, created by whichever starts first.
-const sharedKey = (redis: Redis.Redis["Service"], prefix: string) =>
-  Effect.gen(function*() {
-    const key = `${prefix}session-key`
-    yield* redis.send("SET", key, randomBytes(32).toString("base64url"), "NX")
-    const value = yield* redis.send<string | null>("GET", key)
-    return Redacted.make(value ?? "")
-  })

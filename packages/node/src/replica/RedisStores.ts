@@ -9,20 +9,22 @@
  * through (Effect's `onStoreError: "allow"`), and each replica's own breaker state takes over on its return.
  *
  * `layerReplicas` is what `mcp-bridge serve --redis URL` runs with: one node-redis connection (`NodeRedis`) under
- * `GatewayReplicas` and these stores, built once and provided to both the gateway and the bridge.
+ * `GatewayReplicas`, these stores and the OAuth token store (`<prefix>tok:`, `RedisTokenStore`), built once and
+ * provided to both the gateway and the bridge.
  *
  * Built on `Layer` over Effect's `Redis` service.
  *
  * @since 0.1.0
  */
 import { NodeRedis } from "@effect/platform-node"
-import { RateLimitStore, ResultStore, SharedCircuitStore } from "@mcp-bridge/core"
+import { RateLimitStore, RefreshLock, ResultStore, SharedCircuitStore, TokenStore } from "@mcp-bridge/core"
 import { Effect, Layer, Redacted } from "effect"
 import { CircuitBreaker, Redis } from "effect/persistence"
 import * as GatewayReplicas from "./GatewayReplicas.ts"
 import * as RedisGuard from "./internal/redisGuard.ts"
 import * as RedisRateLimitStore from "./RedisRateLimitStore.ts"
 import * as RedisResultStore from "./RedisResultStore.ts"
+import * as RedisTokenStore from "./RedisTokenStore.ts"
 import type { SessionSealError } from "./SessionSeal.ts"
 
 /**
@@ -121,7 +123,8 @@ export const printableUrl = (url: Redacted.Redacted<string>): string => {
 
 /**
  * Everything a gateway replica shares through Redis, over one connection built once: `GatewayReplicas` (sessions
- * any replica serves, the event bus, resumable streams) and the shared stores of `layer`. Provide it to both the
+ * any replica serves, the event bus, resumable streams), the shared stores of `layer`, and OAuth tokens sealed with
+ * one renewal at a time (`RedisTokenStore`: give them to `McpAuth.layer()`). Provide it to both the
  * gateway and `McpBridge.layer`. Fails at start with `RedisError` when Redis cannot be reached, with no password in
  * it.
  *
@@ -142,12 +145,16 @@ export const layerReplicas = (
   | GatewayReplicas.GatewayReplicas
   | ResultStore.ResultStore
   | RateLimitStore.RateLimitStore
-  | SharedCircuitStore.SharedCircuitStore,
+  | SharedCircuitStore.SharedCircuitStore
+  | TokenStore.TokenStore
+  | RefreshLock.RefreshLock,
   Redis.RedisError | SessionSealError
 > => {
   const prefix = options.prefix ?? "mcpgw:"
   const connection = NodeRedis.layer({ url: Redacted.value(options.url) })
-  return Layer.mergeAll(GatewayReplicas.layerRedis({ prefix }), layer(options)).pipe(Layer.provide(connection))
+  return Layer.mergeAll(GatewayReplicas.layerRedis({ prefix }), layer(options), RedisTokenStore.layer({ prefix })).pipe(
+    Layer.provide(connection)
+  )
 }
 
 /**

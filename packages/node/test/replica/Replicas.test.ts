@@ -1,6 +1,6 @@
 // Three `mcp-bridge serve --redis` replicas as child processes, one redis-server, and a small round-robin balancer in
 // front, driven by the official SDK client over Streamable HTTP: what one Redis makes of several replicas.
-import { TestServer } from "@mcp-bridge/testing"
+import { TestAuthServer, TestServer } from "@mcp-bridge/testing"
 import { type CallToolResult, Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
 import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
@@ -123,6 +123,7 @@ const text = (result: CallToolResult) => result.content.map((c) => c.type === "t
 
 let redis: RedisServer
 let upstream: TestServer.HttpTestServer
+let secure: TestAuthServer.TestAuthServer
 let dir: string
 let replicas: Array<Replica> = []
 let balancer: Balancer
@@ -136,6 +137,7 @@ beforeAll(async () => {
       { name: "limited", respond: { kind: "echo" } }
     ]
   })
+  secure = await TestAuthServer.start({ clients: [{ clientId: "svc", clientSecret: "svc-secret-1234" }] })
   const local = TestServer.stdioCommand({ name: "local", tools: [{ name: "echo", respond: { kind: "echo" } }] })
   dir = mkdtempSync(join(tmpdir(), "mcp-bridge-replicas-"))
   const config = {
@@ -149,7 +151,12 @@ beforeAll(async () => {
           }
         }
       },
-      local: { command: local.command, args: [...local.args] }
+      local: { command: local.command, args: [...local.args] },
+      secure: {
+        url: secure.url,
+        auth: { grant: "client_credentials", clientId: "svc", clientSecret: "svc-secret-1234" },
+        bridge: { retry: false }
+      }
     }
   }
   const file = join(dir, "mcp.json")
@@ -170,6 +177,7 @@ afterAll(async () => {
   for (const r of replicas) r.child.kill("SIGKILL")
   await Promise.all(replicas.map((r) => exited(r.child)))
   await upstream?.close()
+  await secure?.close()
   await redis?.stop()
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
 })
@@ -217,6 +225,30 @@ describe("Replicas on Redis", () => {
     await one.close()
     await two.close()
   }, 120_000)
+
+  it(
+    "30 concurrent calls whose token the server stopped accepting make one token request over the replicas",
+    async () => {
+      const clients = await Promise.all(replicas.map((r) => connect(r.url, "2026")))
+      // One call per replica in turn: the first gets a token, the others read it from Redis.
+      for (const client of clients) await client.callTool({ name: "secure_whoami", arguments: {} })
+      const before = secure.tokenRequests()
+      secure.expireAccessTokens()
+      const results = await Promise.all(
+        Array.from({ length: 30 }, (_, i) => clients[i % 3]!.callTool({ name: "secure_whoami", arguments: {} }))
+      )
+      for (const result of results) {
+        assert.notStrictEqual(
+          (result as CallToolResult).isError,
+          true,
+          text(result as CallToolResult)
+        )
+      }
+      assert.strictEqual(secure.tokenRequests() - before, 1)
+      await Promise.all(clients.map((c) => c.close()))
+    },
+    120_000
+  )
 
   it("a warm uncached call to a stdio server with no limit sends Redis no command", async () => {
     const client = await connect(replicas[0]!.url, "2026")

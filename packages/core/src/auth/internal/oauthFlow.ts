@@ -132,6 +132,11 @@ export interface FlowEnv {
   readonly assertion: (() => Promise<string>) | undefined
   /** The message of a typed error of the bridge's services (interaction, store), else `undefined`. */
   readonly describeError: (error: unknown) => string | undefined
+  /**
+   * Runs a renewal of this server's and identity's tokens holding the `RefreshLock` (shared by the processes that
+   * share the store), when there is one.
+   */
+  readonly refreshLock: (<A>(renewal: () => Promise<A>) => Promise<A>) | undefined
 }
 
 export interface OAuthFlow {
@@ -507,6 +512,46 @@ export const makeFlow = (env: FlowEnv): OAuthFlow => {
     return !joined
   }
 
+  // --- renewal of an expired token --------------------------------------------
+
+  // With a refresh lock, one renewal at a time across the processes sharing the store: once the lock is held the
+  // store is read again, and a token renewed meanwhile by the holder before is used as it is (its refresh token was
+  // good for one refresh only). One renewal in flight per flow, which this process's requests join.
+  let renewing: Promise<unknown> | undefined
+  const renew = (signal: AbortSignal | null | undefined): Promise<unknown> => {
+    const lock = env.refreshLock
+    if (lock === undefined) return authorize({}, signal)
+    renewing ??= lock(async () => {
+      loaded = undefined
+      const state = await load()
+      if (state !== undefined && !(await expired(state))) return
+      await authorize({}, undefined)
+    }).finally(() => {
+      renewing = undefined
+    })
+    return untilAborted(renewing, signal)
+  }
+
+  // A refused token, renewed under the refresh lock too: once it is held the store is read again, and a token another
+  // process renewed meanwhile is only retried. A first authorization (no token sent) takes no lock.
+  const renewRefused = (
+    refused: string | undefined,
+    options: AuthorizeOptions,
+    signal: AbortSignal | null | undefined
+  ): Promise<boolean> => {
+    const lock = env.refreshLock
+    if (lock === undefined || refused === undefined) return authorize(options, signal)
+    return untilAborted(
+      lock(async () => {
+        loaded = undefined
+        const latest = (await load())?.tokens
+        if (latest !== undefined && latest.access_token !== refused) return false
+        return authorize(options, undefined)
+      }),
+      signal
+    )
+  }
+
   // --- the transport's fetch -------------------------------------------------
 
   // With DPoP, a `DPoP`-bound token goes out as `Authorization: DPoP` with a fresh proof per request, and the
@@ -525,7 +570,7 @@ export const makeFlow = (env: FlowEnv): OAuthFlow => {
     // Renew an expired token first when that needs no user (refresh token, machine grant); if it fails, the server
     // has the last word.
     if (state !== undefined && (state.tokens.refresh_token !== undefined || !interactive) && await expired(state)) {
-      await authorize({}, signal).catch((error: unknown) => {
+      await renew(signal).catch((error: unknown) => {
         if (signal?.aborted) throw error
       })
     }
@@ -547,7 +592,7 @@ export const makeFlow = (env: FlowEnv): OAuthFlow => {
         // Another request may have renewed the token meanwhile: then only retry.
         const latest = (await load())?.tokens
         if (latest === undefined || latest.access_token === token) {
-          authorized = await authorize({
+          authorized = await renewRefused(token, {
             scope: computeScopeUnion(latest?.scope, challenge.scope),
             resourceMetadataUrl: challenge.resourceMetadataUrl,
             // A refused token: the server may have moved to another authorization server (its protected resource

@@ -12,7 +12,14 @@
  *
  * @internal
  */
-import { BridgeConfig, BridgeConfigError, BridgeConfigSchema, ConnectionPool, McpBridge } from "@mcp-bridge/core"
+import {
+  BridgeConfig,
+  BridgeConfigError,
+  BridgeConfigSchema,
+  ConnectionPool,
+  McpAuth,
+  McpBridge
+} from "@mcp-bridge/core"
 import type { CallToolResult } from "@modelcontextprotocol/client"
 import { Cause, Clock, Data, Effect, Exit, Layer, Logger, Option, Redacted, Result, Runtime, Schema } from "effect"
 import { Argument, CliConfig, CliError, CliOutput, Command, Flag, GlobalFlag } from "effect/cli"
@@ -526,8 +533,8 @@ const serve = Command.make(
     ),
     redis: Flag.Redacted("redis").pipe(
       Flag.withDescription(
-        "Share sessions, list changes, the result cache, rate limits and circuits with other replicas through this " +
-          "Redis (redis://[:password@]host:port); else REDIS_URL, else the file's \"redis\" entry"
+        "Share sessions, list changes, the result cache, rate limits, circuits and OAuth tokens with other replicas " +
+          "through this Redis (redis://[:password@]host:port); else REDIS_URL, else the file's \"redis\" entry"
       ),
       Flag.optional
     )
@@ -547,7 +554,12 @@ const serve = Command.make(
       const redis = yield* redisOf(input.redis, file.served.redis)
       redisUrl = redis?.url
       const replicas = redis === undefined ? undefined : RedisStores.layerReplicas(redis)
-      const bridge = McpBridge.layer(file.served, { transport: NodeTransport.layer() })
+      // With replicas, OAuth tokens are shared (sealed) and renewed once across them. `replicas` is built before the
+      // bridge (below) and memoized, so its failures surface typed there, never through this `orDie`.
+      const bridge = McpBridge.layer(file.served, {
+        transport: NodeTransport.layer(),
+        ...(replicas === undefined ? {} : { auth: McpAuth.layer().pipe(Layer.provide(replicas), Layer.orDie) })
+      })
       const gateway = input.stdio
         ? Gateway.layerStdio({ settings })
         : Gateway.layer({ settings, port: input.port, host: input.host })
