@@ -97,7 +97,22 @@ export const bridgeRegistry: Layer.Layer<never, never, MetricsRecorder> = Layer.
   MetricsRecorder.use((recorder) => Effect.succeed(recorder.registry))
 ) as Layer.Layer<never, never, MetricsRecorder>
 
-const prometheusNames = new Map<string, string>()
+const mapPrometheusName = (name: string): string => {
+  const def = Object.values(defs).find((d) => d.name === name)
+  if (def === undefined && name !== Metrics.windowSummaryName) return name
+  const unit = name === Metrics.windowSummaryName || def?.unit === "seconds"
+    ? "_seconds"
+    : def?.unit === "bytes"
+    ? "_bytes"
+    : ""
+  const total = def?.kind === "counter" ? "_total" : ""
+  return `${name.replace(/\./g, "_")}${unit}${total}`
+}
+
+// The bridge's own names, mapped once (a read-only table: other names map as they are).
+const prometheusNames: ReadonlyMap<string, string> = new Map(
+  [...Object.values(defs).map((d) => d.name), Metrics.windowSummaryName].map((name) => [name, mapPrometheusName(name)])
+)
 
 /**
  * The Prometheus name of a bridge metric, following OpenTelemetry's Prometheus compatibility rules: dots become
@@ -107,23 +122,7 @@ const prometheusNames = new Map<string, string>()
  *
  * @since 0.1.0
  */
-export const prometheusName = (name: string): string => {
-  let mapped = prometheusNames.get(name)
-  if (mapped === undefined) {
-    const def = Object.values(defs).find((d) => d.name === name)
-    const unit = name === Metrics.windowSummaryName || def?.unit === "seconds"
-      ? "_seconds"
-      : def?.unit === "bytes"
-      ? "_bytes"
-      : ""
-    const total = def?.kind === "counter" ? "_total" : ""
-    mapped = def === undefined && name !== Metrics.windowSummaryName
-      ? name
-      : `${name.replace(/\./g, "_")}${unit}${total}`
-    prometheusNames.set(name, mapped)
-  }
-  return mapped
-}
+export const prometheusName = (name: string): string => prometheusNames.get(name) ?? name
 
 /**
  * The metric definitions of the bridge (name, kind, unit, description, attributes), for dashboards and docs.

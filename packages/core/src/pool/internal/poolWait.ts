@@ -16,12 +16,11 @@ import * as Metrics from "../../internal/metrics.ts"
 import type { CallRequest } from "../../pipeline/ToolCaller.ts"
 import type { McpSession } from "../../session/McpSession.ts"
 
-const waitSpans = new Map<string, { readonly kind: "internal"; readonly attributes: Record<string, string> }>()
-const waitSpanOptions = (server: string) => {
-  let o = waitSpans.get(server)
-  if (o === undefined) waitSpans.set(server, o = { kind: "internal", attributes: { [Metrics.Attr.server]: server } })
-  return o
-}
+// Made only when a traced call has to wait (a slow path already).
+const waitSpanOptions = (server: string) => ({
+  kind: "internal" as const,
+  attributes: { [Metrics.Attr.server]: server }
+})
 
 /** Waits for a session of `pool` and runs `run` on it. @internal */
 export const waitThenUse = <A, E, R>(
