@@ -547,10 +547,12 @@ const serve = Command.make(
       const redis = yield* redisOf(input.redis, file.served.redis)
       redisUrl = redis?.url
       const replicas = redis === undefined ? undefined : RedisStores.layerReplicas(redis)
-      const bridge = McpBridge.layer(file.served, { transport: NodeTransport.layer() })
-      const gateway = input.stdio
+      // What upstream servers ask during a call goes to the downstream client that made it.
+      const relay = Gateway.layerRelay()
+      const bridge = McpBridge.layer(file.served, { transport: NodeTransport.layer(), handlers: relay })
+      const gateway = (input.stdio
         ? Gateway.layerStdio({ settings })
-        : Gateway.layer({ settings, port: input.port, host: input.host })
+        : Gateway.layer({ settings, port: input.port, host: input.host })).pipe(Layer.provide(relay))
       const live = replicas === undefined
         ? gateway.pipe(Layer.provideMerge(bridge))
         : gateway.pipe(Layer.provideMerge(Layer.provide(bridge, replicas)), Layer.provide(replicas))

@@ -1,0 +1,143 @@
+import { assert, describe, it } from "@effect/vitest"
+import { serveGateway } from "@mcp-bridge/node"
+import { TestServer } from "@mcp-bridge/testing"
+import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
+import type { CallToolResult, ClientCapabilities, LoggingMessageNotification } from "@modelcontextprotocol/client"
+import { afterAll, beforeAll } from "vitest"
+
+const tools: ReadonlyArray<TestServer.TestTool> = [
+  { name: "elicit", respond: { kind: "elicit", message: "Your name?" } },
+  { name: "elicit_url", respond: { kind: "elicitUrl", url: "https://example.com/login" } },
+  { name: "sample", respond: { kind: "sample", prompt: "Say hi" } },
+  { name: "roots", respond: { kind: "roots" } },
+  { name: "log", respond: { kind: "log", levels: ["debug", "info", "error"], logger: "up" } }
+]
+
+const text = (result: CallToolResult) => (result.content[0] as { text: string }).text
+
+interface Asked {
+  readonly elicit: Array<string>
+  readonly sample: Array<unknown>
+  readonly roots: Array<true>
+  readonly logs: Array<LoggingMessageNotification["params"]>
+}
+
+// A 2025-11-25 downstream client (sessions: the era with server→client requests) answering what it declares.
+const downstream = async (url: string, capabilities: ClientCapabilities) => {
+  const asked: Asked = { elicit: [], sample: [], roots: [], logs: [] }
+  const client = new Client({ name: "relay-test", version: "1.0.0" }, { capabilities })
+  if (capabilities.elicitation !== undefined) {
+    client.setRequestHandler("elicitation/create", (request) => {
+      asked.elicit.push(request.params.message)
+      return Promise.resolve(
+        request.params.mode === "url"
+          ? { action: "decline" as const }
+          : { action: "accept" as const, content: { name: "Ada" } }
+      )
+    })
+  }
+  if (capabilities.sampling !== undefined) {
+    client.setRequestHandler("sampling/createMessage", (request) => {
+      asked.sample.push(request.params.messages[0]?.content)
+      return Promise.resolve({
+        model: "test-model",
+        role: "assistant" as const,
+        content: { type: "text" as const, text: "hi!" }
+      })
+    })
+  }
+  if (capabilities.roots !== undefined) {
+    client.setRequestHandler("roots/list", () => {
+      asked.roots.push(true)
+      return Promise.resolve({ roots: [{ uri: "file:///work", name: "work" }] })
+    })
+  }
+  client.setNotificationHandler("notifications/message", (notification) => {
+    asked.logs.push(notification.params)
+  })
+  await client.connect(new StreamableHTTPClientTransport(new URL(url)))
+  return { client, asked }
+}
+
+const full: ClientCapabilities = { elicitation: { form: {} }, sampling: {}, roots: {} }
+
+// The upstream in both eras: 2026-07-28 (`input_required`, fulfilled by the session) and 2025-11-25 (requests).
+describe.each(["2026-07-28", "legacy"] as const)("GatewayRelay (upstream %s)", (protocol) => {
+  let upstream: TestServer.HttpTestServer
+  let gateway: Awaited<ReturnType<typeof serveGateway>>
+
+  beforeAll(async () => {
+    upstream = await TestServer.startHttp({ name: "up", tools })
+    gateway = await serveGateway(
+      { mcpServers: { up: { url: upstream.url, bridge: { protocol } } } },
+      { port: 0, dashboard: false }
+    )
+  }, 60_000)
+
+  afterAll(async () => {
+    await gateway?.close()
+    await upstream?.close()
+  })
+
+  it("relays an elicitation to the downstream client that made the call, and its answer back", async () => {
+    const { asked, client } = await downstream(gateway.url, full)
+    const result = await client.callTool({ name: "elicit", arguments: {} }) as CallToolResult
+    assert.deepStrictEqual(asked.elicit, ["Your name? (1 of 1)"])
+    const answer = JSON.parse(text(result))
+    assert.strictEqual(answer.action, "accept")
+    assert.strictEqual(answer.content.name, "Ada")
+    // The schema's defaults are applied to what the client left out (SEP-1034).
+    assert.strictEqual(answer.content.confirm, true)
+    await client.close()
+  })
+
+  it("relays sampling and roots", async () => {
+    const { asked, client } = await downstream(gateway.url, full)
+    const sampled = JSON.parse(text(await client.callTool({ name: "sample", arguments: {} }) as CallToolResult))
+    assert.strictEqual(sampled.text, "hi!")
+    assert.strictEqual(sampled.model, "test-model")
+    assert.deepStrictEqual(asked.sample, [{ type: "text", text: "Say hi" }])
+    const roots = JSON.parse(text(await client.callTool({ name: "roots", arguments: {} }) as CallToolResult))
+    assert.deepStrictEqual(roots.roots, [{ uri: "file:///work", name: "work" }])
+    assert.strictEqual(asked.roots.length, 1)
+    await client.close()
+  })
+
+  it("never asks a client what it did not declare: the upstream is refused", async () => {
+    const { asked, client } = await downstream(gateway.url, { elicitation: { form: {} } })
+    const url = await client.callTool({ name: "elicit_url", arguments: {} }) as CallToolResult
+    const sampled = await client.callTool({ name: "sample", arguments: {} }) as CallToolResult
+    const roots = await client.callTool({ name: "roots", arguments: {} }) as CallToolResult
+    for (const result of [url, sampled, roots]) {
+      assert.strictEqual(result.isError, true, text(result))
+      assert.match(text(result), /did not declare/)
+    }
+    assert.deepStrictEqual(asked, { elicit: [], sample: [], roots: [], logs: [] })
+    await client.close()
+  })
+
+  it("refuses a 2026-07-28 downstream request: it has no server→client request channel", async () => {
+    const client = new Client({ name: "relay-test", version: "1.0.0" }, {
+      versionNegotiation: { mode: "auto" },
+      capabilities: full
+    })
+    client.setRequestHandler("elicitation/create", () => assert.fail("asked"))
+    await client.connect(new StreamableHTTPClientTransport(new URL(gateway.url)))
+    assert.strictEqual(client.getNegotiatedProtocolVersion(), "2026-07-28")
+    const result = await client.callTool({ name: "elicit", arguments: {} }) as CallToolResult
+    assert.strictEqual(result.isError, true)
+    await client.close()
+  })
+
+  it("relays the upstream's log messages during a call, at the level the downstream client set", async () => {
+    const { asked, client } = await downstream(gateway.url, full)
+    await client.setLoggingLevel("info")
+    const result = await client.callTool({ name: "log", arguments: {} }) as CallToolResult
+    assert.strictEqual(result.isError, undefined)
+    assert.deepStrictEqual(asked.logs.map((l) => [l.level, l.data, l.logger]), [
+      ["info", "info message", "up"],
+      ["error", "error message", "up"]
+    ])
+    await client.close()
+  })
+})
