@@ -10,7 +10,9 @@
  * runs `McpBridge.callTool` under the downstream request's `AbortSignal`, as the `CallerIdentity` of its principal;
  * resources, resource templates, prompts and completion are served when an upstream lists them (advertised from what
  * the servers list at start), and the bridge's `changes` reach downstream clients as list changes and
- * `resources/updated`. Tool (and prompt) names follow the configuration's `gateway` section (see `BridgeConfigSchema.GatewaySettings`).
+ * `resources/updated`. With a `Relay` (see `layerRelay`; `serveGateway` and the CLI use one), what an upstream asks
+ * during a call (elicitation, sampling, roots, log messages) reaches the downstream request that made it. Tool (and
+ * prompt) names follow the configuration's `gateway` section (see `BridgeConfigSchema.GatewaySettings`).
  *
  * @since 0.1.0
  */

@@ -5,9 +5,10 @@
  * `tools/list` serves the catalog (see `naming.ts`) the caller may see; `tools/call` resolves the served name to a
  * server and tool and runs the bridge's whole pipeline under the downstream request's `AbortSignal` (closing the
  * stream or `notifications/cancelled` cancels the upstream call), forwarding the upstream's progress with the
- * downstream client's own `progressToken`. Resources, resource templates, prompts (named like tools) and completion
- * are served when an upstream has them: a resource URI is routed by the bridge, a prompt's served name is mapped back
- * to its server and prompt. `resources/subscribe` (2025-era sessions) subscribes upstream through the bridge, and the
+ * downstream client's own `progressToken`; what the upstream asks during the call (elicitation, sampling, roots,
+ * log messages) is relayed to this request's client when the bridge answers through a relay (see `relay.ts`).
+ * Resources, resource templates, prompts (named like tools) and completion are served when an upstream has them: a
+ * resource URI is routed by the bridge, a prompt's served name is mapped back to its server and prompt. `resources/subscribe` (2025-era sessions) subscribes upstream through the bridge, and the
  * instance's subscriptions end with it. `logging/setLevel` is answered by the SDK per instance and never reaches an
  * upstream; `ping` and `server/discover` are the SDK's.
  *
