@@ -3,6 +3,7 @@ import { serveGateway } from "@mcp-bridge/node"
 import { TestServer } from "@mcp-bridge/testing"
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
 import type { CallToolResult, ClientCapabilities, LoggingMessageNotification } from "@modelcontextprotocol/client"
+import { createHash } from "node:crypto"
 import { afterAll, beforeAll } from "vitest"
 
 const tools: ReadonlyArray<TestServer.TestTool> = [
@@ -23,17 +24,20 @@ interface Asked {
 }
 
 // A 2025-11-25 downstream client (sessions: the era with server→client requests) answering what it declares.
-const downstream = async (url: string, capabilities: ClientCapabilities) => {
+const downstream = async (
+  url: string,
+  capabilities: ClientCapabilities,
+  options: { readonly key?: string; readonly name?: string; readonly before?: () => Promise<void> } = {}
+) => {
   const asked: Asked = { elicit: [], sample: [], roots: [], logs: [] }
   const client = new Client({ name: "relay-test", version: "1.0.0" }, { capabilities })
   if (capabilities.elicitation !== undefined) {
-    client.setRequestHandler("elicitation/create", (request) => {
+    client.setRequestHandler("elicitation/create", async (request) => {
       asked.elicit.push(request.params.message)
-      return Promise.resolve(
-        request.params.mode === "url"
-          ? { action: "decline" as const }
-          : { action: "accept" as const, content: { name: "Ada" } }
-      )
+      await options.before?.()
+      return request.params.mode === "url"
+        ? { action: "decline" as const }
+        : { action: "accept" as const, content: { name: options.name ?? "Ada" } }
     })
   }
   if (capabilities.sampling !== undefined) {
@@ -55,7 +59,8 @@ const downstream = async (url: string, capabilities: ClientCapabilities) => {
   client.setNotificationHandler("notifications/message", (notification) => {
     asked.logs.push(notification.params)
   })
-  await client.connect(new StreamableHTTPClientTransport(new URL(url)))
+  const headers: Record<string, string> = options.key === undefined ? {} : { authorization: `Bearer ${options.key}` }
+  await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } }))
   return { client, asked }
 }
 
@@ -139,5 +144,58 @@ describe.each(["2026-07-28", "legacy"] as const)("GatewayRelay (upstream %s)", (
       ["error", "error message", "up"]
     ])
     await client.close()
+  })
+})
+
+describe.each(["2026-07-28", "legacy"] as const)("GatewayRelay: two callers (upstream %s)", (protocol) => {
+  let upstream: TestServer.HttpTestServer
+  let gateway: Awaited<ReturnType<typeof serveGateway>>
+  const digest = (key: string) => createHash("sha256").update(key).digest("hex")
+
+  beforeAll(async () => {
+    upstream = await TestServer.startHttp({ name: "up", tools })
+    gateway = await serveGateway({
+      mcpServers: { up: { url: upstream.url, bridge: { protocol } } },
+      gateway: {
+        apiKeys: [{ principal: "alice", sha256: digest("k-alice-1") }, { principal: "bob", sha256: digest("k-bob-22") }]
+      }
+    }, { port: 0, dashboard: false })
+  }, 60_000)
+
+  afterAll(async () => {
+    await gateway?.close()
+    await upstream?.close()
+  })
+
+  it("asks each caller's own client, while both calls run, and never the other's", async () => {
+    // Alice answers only once Bob's call ended, and Bob calls once Alice was asked: both calls run at once.
+    let aliceAsked!: () => void
+    let bobDone!: () => void
+    const aliceWasAsked = new Promise<void>((resolve) => (aliceAsked = resolve))
+    const bobEnded = new Promise<void>((resolve) => (bobDone = resolve))
+    const alice = await downstream(gateway.url, full, {
+      key: "k-alice-1",
+      name: "Alice",
+      before: () => (aliceAsked(), bobEnded)
+    })
+    const bob = await downstream(gateway.url, full, { key: "k-bob-22", name: "Bob" })
+    const [a, b] = await Promise.all([
+      alice.client.callTool({ name: "elicit", arguments: {} }) as Promise<CallToolResult>,
+      aliceWasAsked.then(() => bob.client.callTool({ name: "elicit", arguments: {} }) as Promise<CallToolResult>)
+        .finally(bobDone)
+    ])
+    assert.strictEqual(JSON.parse(text(a)).content.name, "Alice")
+    assert.strictEqual(alice.asked.elicit.length, 1)
+    if (protocol === "2026-07-28") {
+      // A 2026-07-28 upstream names the call each request belongs to.
+      assert.strictEqual(JSON.parse(text(b)).content.name, "Bob")
+    } else {
+      // Two callers' calls on one 2025-era upstream session: the request names neither, so it is refused.
+      assert.strictEqual(b.isError, true, text(b))
+      assert.match(text(b), /no downstream call in flight matches it/)
+      assert.strictEqual(bob.asked.elicit.length, 0)
+    }
+    await alice.client.close()
+    await bob.client.close()
   })
 })

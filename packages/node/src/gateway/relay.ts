@@ -7,7 +7,8 @@
  *
  * A handler looks up the entries matching its `Origin` (identity and server; and tool when the bridge knows it): the
  * oldest one answers (several match only when one client, or several under one identity, run the same tool of the
- * same server at once, or when a 2025-era upstream session carries calls of different tools). No entry, or a
+ * same server at once, or when a 2025-era upstream session carries calls of different tools; calls of different
+ * callers on one 2025-era upstream session match none, since its request names no call). No entry, or a
  * downstream client that did not declare the capability (elicitation form or URL mode, sampling, roots), refuses the
  * upstream with an error naming why; such a client is never sent the request. A log message goes to the matching
  * request's client (the SDK drops it below the level that client set with `logging/setLevel`), else to Effect's logger.
@@ -78,7 +79,10 @@ export const make = (): Relay => {
   ): Effect.Effect<A, Refused> => {
     const entry = find(origin)
     if (entry === undefined) {
-      return Effect.fail(new Refused(`${describe(origin)} asked for ${what} outside any call of a downstream client`))
+      // No call, or calls of several callers on one 2025-era upstream session (its request names none of them).
+      return Effect.fail(
+        new Refused(`${describe(origin)} asked for ${what}, and no downstream call in flight matches it (caller, tool)`)
+      )
     }
     const capabilities = entry.target.capabilities
     if (capabilities === undefined || !allowed(capabilities)) {
