@@ -3,7 +3,12 @@ import { serveGateway } from "@mcp-bridge/node"
 import { TestServer } from "@mcp-bridge/testing"
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
 import type { CallToolResult, ClientCapabilities, LoggingMessageNotification } from "@modelcontextprotocol/client"
+import { StdioClientTransport } from "@modelcontextprotocol/client/stdio"
 import { createHash } from "node:crypto"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll } from "vitest"
 
 const tools: ReadonlyArray<TestServer.TestTool> = [
@@ -198,4 +203,41 @@ describe.each(["2026-07-28", "legacy"] as const)("GatewayRelay: two callers (ups
     await alice.client.close()
     await bob.client.close()
   })
+})
+
+describe("GatewayRelay: mcp-bridge serve --stdio", () => {
+  const bin = fileURLToPath(new URL("../src/bin/mcp-bridge.ts", import.meta.url))
+  it("relays an upstream's elicitation and sampling to a 2025-era stdio client", async () => {
+    const upstream = await TestServer.startHttp({ name: "up", tools })
+    const dir = mkdtempSync(join(tmpdir(), "mcp-bridge-relay-"))
+    const file = join(dir, "mcp.json")
+    writeFileSync(file, JSON.stringify({ mcpServers: { up: { url: upstream.url } } }))
+    const client = new Client({ name: "stdio-relay", version: "1.0.0" }, { capabilities: full })
+    const asked: Array<string> = []
+    client.setRequestHandler("elicitation/create", (request) => {
+      asked.push(request.params.message)
+      return Promise.resolve({ action: "accept" as const, content: { name: "Grace" } })
+    })
+    client.setRequestHandler(
+      "sampling/createMessage",
+      () => Promise.resolve({ model: "m", role: "assistant" as const, content: { type: "text" as const, text: "yo" } })
+    )
+    try {
+      await client.connect(
+        new StdioClientTransport({
+          command: process.execPath,
+          args: ["--conditions=@mcp-bridge/source", bin, "serve", "--config", file, "--stdio"]
+        })
+      )
+      const elicited = JSON.parse(text(await client.callTool({ name: "elicit", arguments: {} }) as CallToolResult))
+      assert.strictEqual(elicited.content.name, "Grace")
+      assert.deepStrictEqual(asked, ["Your name? (1 of 1)"])
+      const sampled = JSON.parse(text(await client.callTool({ name: "sample", arguments: {} }) as CallToolResult))
+      assert.strictEqual(sampled.text, "yo")
+    } finally {
+      await client.close()
+      await upstream.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 120_000)
 })
