@@ -10,11 +10,20 @@
  * runs `McpBridge.callTool` under the downstream request's `AbortSignal`, as the `CallerIdentity` of its principal;
  * resources, resource templates, prompts and completion are served when an upstream lists them (advertised from what
  * the servers list at start), and the bridge's `changes` reach downstream clients as list changes and
- * `resources/updated`. Tool (and prompt) names follow the configuration's `gateway` section (see `BridgeConfigSchema.GatewaySettings`).
+ * `resources/updated`. With a `Relay` (see `layerRelay`; `serveGateway` and the CLI use one), what an upstream asks
+ * during a call (elicitation, sampling, roots, log messages) reaches the downstream request that made it. Tool (and
+ * prompt) names follow the configuration's `gateway` section (see `BridgeConfigSchema.GatewaySettings`).
  *
  * @since 0.1.0
  */
-import { BridgeConfigSchema, CallerIdentity, McpBridge, MetricsRecorder, TelemetryExport } from "@mcp-bridge/core"
+import {
+  BridgeConfigSchema,
+  CallerIdentity,
+  ClientHandlers,
+  McpBridge,
+  MetricsRecorder,
+  TelemetryExport
+} from "@mcp-bridge/core"
 import type { AuthInfo, CallToolResult, Server, ServerCapabilities, ServerEvent } from "@modelcontextprotocol/server"
 import { ProtocolError, ProtocolErrorCode, ResourceNotFoundError } from "@modelcontextprotocol/server"
 import { serveStdio } from "@modelcontextprotocol/server/stdio"
@@ -28,6 +37,7 @@ import * as Dashboard from "./Dashboard.ts"
 import * as Http from "./gateway/http.ts"
 import * as McpServer from "./gateway/mcpServer.ts"
 import * as Naming from "./gateway/naming.ts"
+import * as RelayRegistry from "./gateway/relay.ts"
 import * as NodeTransport from "./NodeTransport.ts"
 import { GatewayReplicas } from "./replica/GatewayReplicas.ts"
 
@@ -135,6 +145,54 @@ export declare namespace Gateway {
 }
 
 /**
+ * The relay of what upstream servers ask during a call (elicitation, sampling, roots) and of their log messages, to
+ * the downstream request that made the call: with it in context, each `tools/call` of the gateway is entered in it for
+ * its duration, and the bridge's `ClientHandlers` (see `layerRelay`) answer from it. A downstream client is asked only
+ * what it declared it supports (a 2026-07-28 request: nothing); otherwise, or with no call to relay to, the upstream
+ * is refused with an error saying why. Without a relay, the bridge's own handlers answer (by default none).
+ *
+ * @since 0.1.0
+ */
+export class Relay extends Context.Service<Relay, Relay.Service>()("@mcp-bridge/node/Gateway/Relay") {}
+
+/**
+ * The type of the relay service, `Relay.Service`.
+ *
+ * @since 0.1.0
+ */
+export declare namespace Relay {
+  /**
+   * The registry of the gateway's calls in flight and the bridge handlers that answer from it.
+   *
+   * @since 0.1.0
+   */
+  export interface Service extends RelayRegistry.Relay {}
+}
+
+/**
+ * A new relay, as both the gateway's `Relay` and the bridge's `ClientHandlers`: give the same layer to the bridge
+ * (`McpBridge.layer(config, { handlers })`, so that it advertises and answers what the gateway relays) and to the
+ * gateway. Each call makes a new registry, shared by every build of the layer it returns.
+ *
+ * @example
+ * ```ts
+ * const relay = Gateway.layerRelay()
+ * const Live = Gateway.layer({ port: 8080 }).pipe(
+ *   Layer.provide(McpBridge.layer(config, { transport: NodeTransport.layer(), handlers: relay })),
+ *   Layer.provide(relay)
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const layerRelay = (): Layer.Layer<Relay | ClientHandlers.ClientHandlers> => {
+  const relay = RelayRegistry.make()
+  return Layer.succeedContext(
+    Context.make(Relay, relay).pipe(Context.add(ClientHandlers.ClientHandlers, relay.handlers))
+  )
+}
+
+/**
  * Options of the gateway: what it serves (`settings`, the configuration's `gateway` section) and how it listens.
  *
  * @since 0.1.0
@@ -200,6 +258,7 @@ const failureResult = (cause: Cause.Cause<unknown>): CallToolResult => {
 const makeCore = Effect.fnUntraced(function*(options: Options) {
   const settings = yield* decodeSettings(options.settings)
   const bridge = yield* McpBridge.McpBridge
+  const relay = yield* Effect.serviceOption(Relay)
   const context = yield* Effect.context<never>()
   const run = Effect.runPromiseExitWith(context)
   const namer = Naming.makeNamer(settings, bridge.servers)
@@ -270,12 +329,16 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
       const cached = catalogs.get(principal)
       return view(cached ?? await build(principal), principal, name)
     },
-    call: async (tool, args, { meta, onProgress, principal, signal }) => {
+    call: async (tool, args, { meta, onProgress, principal, signal, target }) => {
       const effect = bridge.callTool({ server: tool.server, tool: tool.tool }, args, {
         ...(meta === undefined ? {} : { meta }),
         ...(onProgress === undefined ? {} : { onProgress })
       }).pipe(Effect.provideService(CallerIdentity, principal))
-      const exit = await run(effect, { signal })
+      // What the upstream asks during the call is relayed to this request's client.
+      const leave = Option.isSome(relay)
+        ? relay.value.register({ identity: principal, server: tool.server, tool: tool.tool, target })
+        : undefined
+      const exit = await run(effect, { signal }).finally(leave)
       if (Exit.isSuccess(exit)) return exit.value
       if (signal.aborted) throw new ProtocolError(ProtocolErrorCode.InternalError, "the request was cancelled")
       return failureResult(exit.cause)
@@ -545,8 +608,10 @@ export interface RunningGateway {
 export const serveGateway = async (config: object, options: ServeOptions = {}): Promise<RunningGateway> => {
   const { bridge, ...gatewayOptions } = options
   const settings = gatewayOptions.settings ?? (config as { readonly gateway?: unknown }).gateway
+  const relay = layerRelay()
   const live = layer({ ...gatewayOptions, settings }).pipe(
-    Layer.provide(McpBridge.layer(config, { transport: NodeTransport.layer(), ...bridge }))
+    Layer.provide(McpBridge.layer(config, { transport: NodeTransport.layer(), handlers: relay, ...bridge })),
+    Layer.provide(relay)
   )
   const scope = await Effect.runPromise(Scope.make())
   const exit = await Effect.runPromiseExit(

@@ -151,13 +151,22 @@ const elicitForm = async (
   message: string,
   requestedSchema: Record<string, unknown>,
   label: string
-): Promise<CallToolResult> => {
+): Promise<CallToolResult | InputRequiredResult> => {
+  const answered = (result: { readonly action: string; readonly content?: unknown }) =>
+    text(`${label}: action=${result.action}, content=${JSON.stringify(result.content ?? {})}`)
+  // A 2026-07-28 request (a gateway's upstream session) asks with `input_required`.
+  if (modern(ctx)) {
+    const view = inputResponse(ctx.mcpReq.inputResponses, "form")
+    return view.kind === "elicit"
+      ? answered(view)
+      : inputRequired({ inputRequests: { form: elicitRequest(message, requestedSchema) } })
+  }
   try {
     const result = await ctx.mcpReq.elicitInput(
       { mode: "form", message, requestedSchema: requestedSchema as never },
       related(ctx)
     )
-    return text(`${label}: action=${result.action}, content=${JSON.stringify(result.content ?? {})}`)
+    return answered(result)
   } catch (error) {
     return text(`Elicitation not supported or error: ${error instanceof Error ? error.message : String(error)}`)
   }
@@ -360,7 +369,10 @@ const build = (shared: Shared): McpServer => {
   const tool = (
     name: string,
     description: string,
-    handler: (args: Args, ctx: ServerContext) => CallToolResult | InputRequiredResult | Promise<CallToolResult>,
+    handler: (
+      args: Args,
+      ctx: ServerContext
+    ) => CallToolResult | InputRequiredResult | Promise<CallToolResult | InputRequiredResult>,
     inputSchema: ReturnType<typeof schema> = empty
   ) => void server.registerTool(name, { description, inputSchema }, handler)
 
@@ -422,14 +434,26 @@ const build = (shared: Shared): McpServer => {
     return text("Reconnection test completed successfully.")
   })
   tool("test_sampling", "Asks the client's model", async (args, ctx) => {
-    try {
-      const result = await ctx.mcpReq.requestSampling({
-        messages: [{ role: "user", content: { type: "text", text: String(args["prompt"] ?? "") } }],
-        maxTokens: 100
-      }, related(ctx))
+    const prompt = String(args["prompt"] ?? "")
+    const reply = (result: { readonly content: unknown }) => {
       const content = result.content as { readonly text?: string } | ReadonlyArray<{ readonly text?: string }>
-      const reply = Array.isArray(content) ? content[0]?.text : (content as { readonly text?: string }).text
-      return text(`LLM response: ${reply ?? "No response"}`)
+      const said = Array.isArray(content) ? content[0]?.text : (content as { readonly text?: string }).text
+      return text(`LLM response: ${said ?? "No response"}`)
+    }
+    // A 2026-07-28 request (a gateway's upstream session) asks with `input_required`.
+    if (modern(ctx)) {
+      const view = inputResponse(ctx.mcpReq.inputResponses, "sample")
+      return view.kind === "sampling"
+        ? reply(view.result)
+        : inputRequired({ inputRequests: { sample: samplingRequest(prompt, 100) } })
+    }
+    try {
+      return reply(
+        await ctx.mcpReq.requestSampling({
+          messages: [{ role: "user", content: { type: "text", text: prompt } }],
+          maxTokens: 100
+        }, related(ctx))
+      )
     } catch (error) {
       return text(`Sampling not supported or error: ${error instanceof Error ? error.message : String(error)}`)
     }

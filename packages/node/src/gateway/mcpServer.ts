@@ -5,9 +5,10 @@
  * `tools/list` serves the catalog (see `naming.ts`) the caller may see; `tools/call` resolves the served name to a
  * server and tool and runs the bridge's whole pipeline under the downstream request's `AbortSignal` (closing the
  * stream or `notifications/cancelled` cancels the upstream call), forwarding the upstream's progress with the
- * downstream client's own `progressToken`. Resources, resource templates, prompts (named like tools) and completion
- * are served when an upstream has them: a resource URI is routed by the bridge, a prompt's served name is mapped back
- * to its server and prompt. `resources/subscribe` (2025-era sessions) subscribes upstream through the bridge, and the
+ * downstream client's own `progressToken`; what the upstream asks during the call (elicitation, sampling, roots,
+ * log messages) is relayed to this request's client when the bridge answers through a relay (see `relay.ts`).
+ * Resources, resource templates, prompts (named like tools) and completion are served when an upstream has them: a
+ * resource URI is routed by the bridge, a prompt's served name is mapped back to its server and prompt. `resources/subscribe` (2025-era sessions) subscribes upstream through the bridge, and the
  * instance's subscriptions end with it. `logging/setLevel` is answered by the SDK per instance and never reaches an
  * upstream; `ping` and `server/discover` are the SDK's.
  *
@@ -25,8 +26,10 @@ import type {
   ServerCapabilities,
   ServerEvent
 } from "@modelcontextprotocol/server"
-import { ProtocolError, ProtocolErrorCode, Server } from "@modelcontextprotocol/server"
+import { PROTOCOL_VERSION_META_KEY, ProtocolError, ProtocolErrorCode, Server } from "@modelcontextprotocol/server"
+import type { ServerContext } from "@modelcontextprotocol/server"
 import type { Catalog, Exposed, ExposedPrompt, PromptCatalog } from "./naming.ts"
+import type { Target } from "./relay.ts"
 
 /** What the MCP servers of the gateway answer from: the bridge, seen through the naming. @internal */
 export interface Backend {
@@ -43,6 +46,8 @@ export interface Backend {
       readonly signal: AbortSignal
       readonly meta: Record<string, unknown> | undefined
       readonly onProgress: ((progress: Progress) => void) | undefined
+      /** What the upstream asks during the call is relayed to this request's client (see `relay.ts`). */
+      readonly target: Target
     }
   ) => Promise<CallToolResult>
   /** What the upstream servers offer besides tools (`resources`, `prompts`, `completions`). */
@@ -128,6 +133,24 @@ const forwardedMeta = (meta: Record<string, unknown> | undefined): Record<string
 }
 
 /**
+ * What a downstream `tools/call` request can send its client, related to the request (so on its stream). A
+ * 2026-07-28 request has no server→client request channel (its needs would be an `input_required` result): its
+ * client is asked nothing. A 2025-era one may be asked what it declared at `initialize`; its log messages follow the
+ * level it set with `logging/setLevel` (the SDK's filter on this instance).
+ */
+const targetOf = (server: Server, ctx: ServerContext): Target => {
+  const modern = (ctx.mcpReq.envelope as Record<string, unknown> | undefined)?.[PROTOCOL_VERSION_META_KEY] !== undefined
+  return {
+    capabilities: modern ? undefined : server.getClientCapabilities(),
+    elicit: (params, signal) => ctx.mcpReq.elicitInput(params, { signal }),
+    // The answer reaches the upstream session's SDK client, which checks it against the request (tools or not).
+    sample: (params, signal) => ctx.mcpReq.requestSampling(params, { signal }) as ReturnType<Target["sample"]>,
+    listRoots: (signal) => ctx.mcpReq.send({ method: "roots/list" }, { signal }),
+    log: (message) => ctx.mcpReq.log(message.level, message.data, message.logger)
+  }
+}
+
+/**
  * A factory of gateway servers over `backend`, for `view` (a virtual server's name, or `undefined` for the whole
  * gateway). Each call builds one `Server` with its handlers: a handful of closures, no I/O.
  *
@@ -168,7 +191,8 @@ export const makeFactory =
         principal: caller,
         signal: ctx.mcpReq.signal,
         meta: forwardedMeta(_meta as Record<string, unknown> | undefined),
-        onProgress
+        onProgress,
+        target: targetOf(server, ctx)
       })
       return server.projectCallToolResult(result, tool.definition.outputSchema)
     })

@@ -555,14 +555,17 @@ const serve = Command.make(
       redisUrl = redis?.url
       const replicas = redis === undefined ? undefined : RedisStores.layerReplicas(redis)
       // With replicas, OAuth tokens are shared (sealed) and renewed once across them. `replicas` is built before the
-      // bridge (below) and memoized, so its failures surface typed there, never through this `orDie`.
+      // bridge (below) and memoized, so its failures surface typed there, never through this `orDie`. What upstream
+      // servers ask during a call goes to the downstream client that made it (the relay).
+      const relay = Gateway.layerRelay()
       const bridge = McpBridge.layer(file.served, {
         transport: NodeTransport.layer(),
+        handlers: relay,
         ...(replicas === undefined ? {} : { auth: McpAuth.layer().pipe(Layer.provide(replicas), Layer.orDie) })
       })
-      const gateway = input.stdio
+      const gateway = (input.stdio
         ? Gateway.layerStdio({ settings })
-        : Gateway.layer({ settings, port: input.port, host: input.host })
+        : Gateway.layer({ settings, port: input.port, host: input.host })).pipe(Layer.provide(relay))
       const live = replicas === undefined
         ? gateway.pipe(Layer.provideMerge(bridge))
         : gateway.pipe(Layer.provideMerge(Layer.provide(bridge, replicas)), Layer.provide(replicas))
