@@ -289,9 +289,9 @@ export const make = Effect.fnUntraced(function*(
   const stdio = transportKind(server.transport) === "stdio"
   // On stdio the probe is raced against a `ping` sent after it (`ProbeRace`): a server answers the probe, or the ping
   // without the probe (legacy), as soon as it runs, however slow its start. The window only bounds a server silent
-  // to both before `initialize`, and leaves it half the connect's time for the handshake. Over HTTP a probe timeout
-  // fails the connect, so it gets the connect's time.
-  const probeMillis = stdio ? Math.floor(connectMillis / 2) : connectMillis
+  // to both before `initialize` (pings before it are allowed by the spec), and leaves it a quarter of the connect's
+  // time for the handshake. Over HTTP a probe timeout fails the connect, so it gets the connect's time.
+  const probeMillis = stdio ? Math.floor(connectMillis * 0.75) : connectMillis
   // With a log handler and no level, `info`: a 2026-07-28 server sends no log at all unless a request asks for a level.
   const logLevel = server.logLevel ?? handlers.logLevel ?? (handlers.log === undefined ? undefined : "info")
 
