@@ -390,36 +390,55 @@ describe("Cli", () => {
         assert.strictEqual(run.stderr, "")
       }))
 
-    it.effect("a missing, unreadable or invalid configuration is a clear error (exit 2)", () =>
+    // One CLI run per test: each run starts a Node process, which a loaded machine takes seconds to do.
+    const clearError = (run: Run) => {
+      assert.strictEqual(run.code, 2)
+      assert.strictEqual(run.stdout, "")
+      noStackTrace(run)
+    }
+
+    it.effect("a missing configuration is a clear error (exit 2) that names where clients keep theirs", () =>
       Effect.gen(function*() {
-        const { dir, write } = yield* Fixtures
+        const { dir } = yield* Fixtures
         const missing = yield* cli(["tools", "--config", join(dir, "nope.json")])
-        assert.strictEqual(missing.code, 2)
+        clearError(missing)
         assert.include(missing.stderr, `error: BridgeConfigError/Unreadable: ${join(dir, "nope.json")}: cannot read it`)
         assert.include(
           missing.stderr,
           "Claude Desktop: ~/Library/Application Support/Claude/claude_desktop_config.json"
         )
+      }))
+
+    it.effect("a configuration that is not JSON is a clear error (exit 2)", () =>
+      Effect.gen(function*() {
+        const { write } = yield* Fixtures
         const notJson = yield* cli(["doctor", "--config", write("bad.json", "{ \"mcpServers\": ")])
-        assert.strictEqual(notJson.code, 2)
+        clearError(notJson)
         assert.include(notJson.stderr, "not JSON")
+      }))
+
+    it.effect("an invalid configuration is a clear error (exit 2) with the path of the bad field", () =>
+      Effect.gen(function*() {
+        const { write } = yield* Fixtures
         const invalid = write("invalid.json", { mcpServers: { x: { command: 3 } } })
-        const named = yield* cli(["tools", "--config", invalid])
-        assert.strictEqual(named.code, 2)
+        const [named, json] = yield* Effect.all([
+          cli(["tools", "--config", invalid]),
+          cli(["call", "x.y", "--json", "--config", invalid])
+        ], { concurrency: 2 })
+        clearError(named)
         assert.include(
           named.stderr,
           `error: BridgeConfigError/Invalid: ${invalid}: mcpServers.x.command: Expected string`
         )
-        const json = yield* cli(["call", "x.y", "--json", "--config", invalid])
         assert.strictEqual(json.code, 2)
         assert.deepStrictEqual(document(json).error.reason.path, ["mcpServers", "x", "command"])
+      }))
+
+    it.effect("no configuration at all is a clear error (exit 2)", () =>
+      Effect.gen(function*() {
         const none = yield* cli(["doctor"])
-        assert.strictEqual(none.code, 2)
+        clearError(none)
         assert.include(none.stderr, "pass --config FILE")
-        for (const run of [missing, notJson, named, none]) {
-          assert.strictEqual(run.stdout, "")
-          noStackTrace(run)
-        }
       }))
 
     it.effect("a Claude Code ~/.claude.json: user servers and the current project's local servers", () =>
