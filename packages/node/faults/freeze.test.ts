@@ -47,6 +47,10 @@ const outcome = (
   }
 }
 
+// The first call opens the session: its deadline is the connect timeout's (15 s by default), not the 1 s deadline
+// under test, which a loaded machine spends on spawning the child alone.
+const warmUp = { timeout: "15 seconds" } as const
+
 describe("freeze", () => {
   it.live(
     "freeze-sigstop: a frozen child gets no more calls after its first timeout and is retired",
@@ -56,12 +60,16 @@ describe("freeze", () => {
         const config = { mcpServers: { s: stdio({ tools }, { bridge: { timeout: "1 second" } }) } }
         const result = yield* withBridge(config, (bridge, pool) =>
           Effect.gen(function*() {
-            const frozen = pidOf((yield* bridge.callTool("s.echo", {})).structuredContent)
+            const frozen = pidOf((yield* bridge.callTool("s.echo", {}, warmUp)).structuredContent)
             process.kill(frozen, "SIGSTOP")
             const frozenAt = now()
             return yield* Effect.gen(function*() {
               const calls: Array<Outcome> = []
-              for (let i = 0; i < 8; i++) calls.push(outcome(yield* timed(bridge.callTool("s.echo", { i }))))
+              // The first call finds the session frozen; the second opens a fresh child, so its deadline is the
+              // connect's (the spawn is the machine's time, not the bridge's); the rest run on the 1 s deadline.
+              for (let i = 0; i < 8; i++) {
+                calls.push(outcome(yield* timed(bridge.callTool("s.echo", { i }, i === 1 ? warmUp : {}))))
+              }
               // Retired: the pool invalidated the session, or its process is gone.
               let retiredMs: number | undefined
               while (now() - frozenAt < 9_000) {
@@ -110,7 +118,7 @@ describe("freeze", () => {
         }
         const calls = yield* withBridge(config, (bridge) =>
           Effect.gen(function*() {
-            const frozen = pidOf((yield* bridge.callTool("s.echo", {})).structuredContent)
+            const frozen = pidOf((yield* bridge.callTool("s.echo", {}, warmUp)).structuredContent)
             process.kill(frozen, "SIGSTOP")
             const frozenAt = now()
             return yield* Effect.gen(function*() {
