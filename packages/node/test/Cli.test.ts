@@ -52,6 +52,19 @@ interface Run {
 
 const groupAlive = (pid: number) => isAlive(-pid)
 
+// This machine's time to start the CLI (`--version`), measured once: every run starts a Node process for the CLI and
+// one per stdio server, which a loaded machine takes seconds to do. A run may take the CLI's own timeouts plus ten
+// such starts; a test, four such runs.
+const cliStartMillis = await new Promise<number>((resolve) => {
+  const started = performance.now()
+  spawn(process.execPath, ["--conditions=@mcp-bridge/source", bin, "--version"], {
+    env: { ...process.env, NODE_OPTIONS: "" },
+    stdio: "ignore"
+  }).on("close", () => resolve(performance.now() - started))
+})
+const runBudgetMillis = 25_000 + 10 * cliStartMillis
+const testBudgetMillis = 4 * runBudgetMillis
+
 /** Runs `mcp-bridge ...args` from sources; fails the test if it leaves a process of its group or prints a secret. */
 const cli = (
   args: ReadonlyArray<string>,
@@ -85,7 +98,7 @@ const cli = (
       const timer = setTimeout(() => {
         process.kill(-child.pid!, "SIGKILL")
         reject(new Error(`mcp-bridge ${args.join(" ")} timed out\n${stdout}\n${stderr}`))
-      }, 25_000)
+      }, runBudgetMillis)
       child.on("close", (code) => {
         clearTimeout(timer)
         const leftover = groupAlive(child.pid!)
@@ -156,7 +169,7 @@ const FixturesLive = Layer.effect(
 // Tests
 // -----------------------------------------------------------------------------
 
-describe("Cli", () => {
+describe("Cli", { timeout: testBudgetMillis }, () => {
   it.layer(FixturesLive, { timeout: "60 seconds" })((it) => {
     it.effect("tools: every server's tools as server.tool with hints; a failed server is reported", () =>
       Effect.gen(function*() {
