@@ -8,7 +8,7 @@ const conditions = ["@mcp-bridge/source", "node", "development|production"]
 
 export default defineConfig({
   test: {
-    projects: ["core", "node", "testing"].map((name) => ({
+    projects: ["core", "node", "testing", "bench"].map((name) => ({
       ssr: { resolve: { conditions } },
       test: {
         name,

@@ -3,68 +3,38 @@
  * as a stdio child process (no network, no keys), through the bridge and through the naive pattern side by side.
  */
 import { AlertRules } from "@mcp-bridge/core"
-import type { BridgeClient } from "@mcp-bridge/core"
-import { createBridge } from "@mcp-bridge/node"
 import { TestServer } from "@mcp-bridge/testing"
 import type { CallToolResult } from "@modelcontextprotocol/client"
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio"
 import { Duration } from "effect"
+import {
+  DEMO_CONCURRENCY,
+  DEMO_ROUND_CALLS,
+  DEMO_ROUNDS,
+  type DemoCall,
+  demoExpected,
+  demoRound,
+  designVerdicts,
+  type Grade,
+  grade,
+  runDemoBridge
+} from "./internal/demoRun.ts"
 import { formatMillis, formatRate, markdownTable, runLoad, summarize, timed } from "./internal/measure.ts"
 import { newClient } from "./internal/targets.ts"
 
-const BRIDGE_CALLS = 200
-const BRIDGE_CONCURRENCY = 8
 const NAIVE_CALLS = 20
 
 const spec = TestServer.demoServers.workos
 const { args, command } = TestServer.stdioCommand(spec)
 
-/** Call `i` of the workload: reads with varied arguments, and some writes. */
-const workload = (i: number): { readonly tool: string; readonly args: Record<string, unknown> } => {
-  const statuses = ["todo", "in_progress", "done", undefined] as const
-  switch (i % 10) {
-    case 0:
-    case 1:
-    case 2:
-    case 3: {
-      const status = statuses[(i + Math.floor(i / 10)) % statuses.length]
-      return { tool: "get_tasks", args: status === undefined ? {} : { status } }
-    }
-    case 4:
-    case 5:
-      return { tool: "get_today_metrics", args: {} }
-    case 6:
-    case 7:
-      return { tool: "get_clients", args: {} }
-    case 8:
-      return { tool: "create_task", args: { title: `Follow up #${i}`, priority: "medium", assignee: "maya" } }
-    default:
-      return { tool: "get_tasks", args: { status: "todo" } }
-  }
-}
+/** The workload's calls in order, for the naive pattern (one at a time). */
+const sequence: ReadonlyArray<DemoCall> = Array.from({ length: DEMO_ROUNDS }, (_, r) => demoRound(r).flat()).flat()
 
 const isOk = (result: CallToolResult): boolean => result.isError !== true
-
-/**
- * The operator's cache policy for the demo server: its read-only annotations are trusted (cached for the "dynamic"
- * class, 5 minutes), clients are "static" (1 hour), and `create_task` (not read-only) drops the server's cached
- * results when it runs (`invalidateOnWrite`, the default).
- */
-const cachePolicy = { trustAnnotations: true, cache: { ttl: "dynamic" }, tools: { get_clients: { cache: "static" } } }
 
 // -----------------------------------------------------------------------------
 // Grading (the seed's thresholds)
 // -----------------------------------------------------------------------------
-
-type Grade = "Target" | "Good" | "Needs Improvement" | "n/a"
-
-/** `lower`: lower is better (latency), else higher is better (rates). */
-const grade = (value: number | undefined, target: number, good: number, lower: boolean): Grade => {
-  if (value === undefined || !Number.isFinite(value)) return "n/a"
-  if (lower ? value < target : value > target) return "Target"
-  if (lower ? value < good : value > good) return "Good"
-  return "Needs Improvement"
-}
 
 const verdict = (bridge: Grade, naive: Grade): string => `${bridge} (naive: ${naive})`
 
@@ -76,32 +46,6 @@ const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" 
 // Runs
 // -----------------------------------------------------------------------------
 
-const runBridge = async () => {
-  const started = performance.now()
-  const bridge: BridgeClient.BridgeClient = await createBridge({
-    mcpServers: { workos: { command, args: [...args], bridge: cachePolicy } }
-  })
-  try {
-    const tools = await bridge.listTools()
-    const coldStartMillis = performance.now() - started
-    const samples = await runLoad({
-      total: BRIDGE_CALLS,
-      concurrency: BRIDGE_CONCURRENCY,
-      call: async (i) => {
-        const { args: callArgs, tool } = workload(i)
-        return isOk(await bridge.callTool(`workos.${tool}`, callArgs))
-      }
-    })
-    const stats = (await bridge.stats()).find((s) => s.server === "workos")
-    // The bridge's own view of the run: its live metrics snapshot, and the alert rules it would fire.
-    const snapshot = await bridge.metrics()
-    const metrics = snapshot.servers.find((s) => s.server === "workos")!
-    return { samples, stats, coldStartMillis, tools: tools.length, metrics, alerts: AlertRules.rulesFiring(snapshot) }
-  } finally {
-    await bridge.close()
-  }
-}
-
 const runNaive = async () => {
   const connects: Array<number> = []
   const firstCalls: Array<number> = []
@@ -109,7 +53,7 @@ const runNaive = async () => {
     total: NAIVE_CALLS,
     concurrency: 1,
     call: async (i) => {
-      const { args: callArgs, tool } = workload(i)
+      const { args: callArgs, tool } = sequence[i]!
       const client = newClient()
       try {
         const connect = await timed(() =>
@@ -133,11 +77,12 @@ const mean = (xs: ReadonlyArray<number>) => xs.length === 0 ? Number.NaN : xs.re
 const main = async () => {
   console.log(
     `Demo: the "workos" MCP server (${spec.tools.map((t) => t.name).join(", ")}) as a stdio child process; ` +
-      `${BRIDGE_CALLS} mixed calls through the bridge (${BRIDGE_CONCURRENCY} at a time), then ${NAIVE_CALLS} calls ` +
+      `${demoExpected.calls} calls through the bridge in ${DEMO_ROUNDS} rounds of ${DEMO_ROUND_CALLS} (a write alone, ` +
+      `each distinct read once, then repeated reads, ${DEMO_CONCURRENCY} at a time), then ${NAIVE_CALLS} calls ` +
       `with the naive pattern (new SDK client + process per call, one at a time).\n`
   )
   const started = performance.now()
-  const bridgeRun = await runBridge()
+  const bridgeRun = await runDemoBridge(command, args)
   const naiveRun = await runNaive()
   // let the last naive close finish before the process winds down
   await new Promise((resolve) => setTimeout(resolve, 50))
@@ -186,7 +131,7 @@ const main = async () => {
       ">99%",
       bridgeSuccess === undefined ? "–" : `${percent(bridgeSuccess)} (${m.success}/${m.calls})`,
       `${percent(naiveSuccess)} (${NAIVE_CALLS - naiveRun.samples.errors}/${NAIVE_CALLS})`,
-      verdict(grade(bridgeSuccess, 0.99, 0.95, false), grade(naiveSuccess, 0.99, 0.95, false))
+      verdict(designVerdicts(m).successRate, grade(naiveSuccess, 0.99, 0.95, false))
     ],
     [
       "Cache hit rate",
@@ -195,7 +140,7 @@ const main = async () => {
         ? "n/a (no cacheable calls)"
         : `${percent(hitRate)} (${m.cache.hits}/${m.cache.hits + m.cache.misses})`,
       "n/a",
-      hitRate === undefined ? "n/a" : grade(hitRate, 0.7, 0.5, false)
+      designVerdicts(m).cacheHitRate
     ]
   ]
   console.log(markdownTable(["Metric", "Target", "Bridge", "Naive", "Verdict"], rows))

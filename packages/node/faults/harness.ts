@@ -155,6 +155,22 @@ export const withBridge = <A, E>(
     return yield* f(bridge, pool)
   }).pipe(Effect.provide(Layer.fresh(bridgeLayer(config, options))))
 
+let measured: number | undefined
+
+/**
+ * This machine's unit of time, measured once per test file: how long a fresh bridge takes to spawn a stdio fault
+ * server, connect and answer one call. Time bounds are set in this unit (a deadline plus one connect, say), so that
+ * they hold on a slow or loaded machine as on a fast one.
+ */
+export const connectMillis: Effect.Effect<number> = Effect.orDie(
+  Effect.suspend(() =>
+    measured !== undefined ? Effect.succeed(measured) : withBridge(
+      { mcpServers: { unit: stdio({ tools: [{ name: "echo" }] }) } },
+      (bridge) => Effect.map(timed(bridge.callTool("unit.echo", {})), ({ ms }) => (measured = ms))
+    )
+  )
+)
+
 /** A port on 127.0.0.1 where nothing listens now. */
 export const freePort = (): Promise<number> =>
   new Promise((resolve) => {

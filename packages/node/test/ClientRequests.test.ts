@@ -722,11 +722,8 @@ describe("ClientRequests", () => {
           yield* withOwnBridge(target, { holdAll: true }, (user) =>
             Effect.gen(function*() {
               const first = yield* session
-              // A dual-era child that boots slower than the era probe waits (a loaded machine) speaks the legacy
-              // handshake on its first session, and that verdict is marked unsure so that later sessions probe again.
-              if (first.protocolVersion !== server.version) {
-                assert.deepStrictEqual([server.version, first.protocolVersion, first.tentative], [MODERN, LEGACY, true])
-              }
+              // The era is the server's, however slow this machine starts it, and a sure verdict.
+              assert.deepStrictEqual([first.protocolVersion, first.tentative], [server.version, false])
               assert.deepStrictEqual(child.pids(), [first.pid])
               // Two calls at once on sessions that serve one call each: a second session.
               const fibers = yield* Effect.forEach(
@@ -752,6 +749,51 @@ describe("ClientRequests", () => {
             }), { protocol: "auto", pool: { max: 2, concurrency: 1 } })
         }))
     }
+  })
+
+  // ---------------------------------------------------------------------------
+  // The era of a stdio server, whatever the machine's speed
+  // ---------------------------------------------------------------------------
+
+  describe("era negotiation on stdio", () => {
+    const sessionOf = (entry: Fixture["entry"]) =>
+      withOwnBridge(
+        {
+          name: "s",
+          version: MODERN,
+          fixture: Effect.succeed({ entry, stats: Effect.die("-"), until: () => Effect.die("-") })
+        },
+        {},
+        () => session,
+        { protocol: "auto" }
+      )
+    const dual = TestServer.stdioCommand(spec("dual"))
+    const legacy = TestServer.stdioCommand(spec("legacy"))
+
+    it.live("a dual-era server that starts later than any fixed probe window is served on 2026-07-28", () =>
+      Effect.gen(function*() {
+        // The child reads nothing for 2.5 s: the probe waits in its stdin, and is answered first when it runs.
+        const late = { command: "/bin/sh", args: ["-c", `sleep 2.5; exec "$0" "$@"`, dual.command, ...dual.args] }
+        const first = yield* sessionOf(late)
+        assert.deepStrictEqual([first.protocolVersion, first.tentative], [MODERN, false])
+      }))
+
+    it.live("a legacy server that ignores server/discover is legacy once it answers the ping after the probe", () =>
+      Effect.gen(function*() {
+        // A filter in front of the legacy test server drops `server/discover`, as a server that ignores unknown
+        // requests before `initialize` does.
+        const filter = [
+          `const c = require("node:child_process").spawn(process.argv[1], process.argv.slice(2), { stdio: ["pipe", "inherit", "inherit"] })`,
+          `require("node:readline").createInterface({ input: process.stdin })`,
+          `  .on("line", (l) => { if (!l.includes('"server/discover"')) c.stdin.write(l + "\\n") })`,
+          `  .on("close", () => c.stdin.end())`,
+          `c.on("exit", (code) => process.exit(code ?? 0))`
+        ].join("\n")
+        const silent = { command: process.execPath, args: ["-e", filter, legacy.command, ...legacy.args] }
+        const first = yield* sessionOf(silent)
+        // A sure verdict: the probe was settled by the ping, not by a window running out.
+        assert.deepStrictEqual([first.protocolVersion, first.tentative], [LEGACY, false])
+      }))
   })
 
   // ---------------------------------------------------------------------------

@@ -40,6 +40,7 @@ import {
 import { scrub } from "../internal/scrub.ts"
 import * as ClientHandlers from "./ClientHandlers.ts"
 import * as Interaction from "./internal/interaction.ts"
+import * as ProbeRace from "./internal/probeRace.ts"
 import { completeByDefault } from "./internal/resultType.ts"
 import * as SdkErrors from "./internal/sdkErrors.ts"
 import * as ToolCall from "./internal/toolCall.ts"
@@ -287,9 +288,11 @@ export const make = Effect.fnUntraced(function*(
   const secrets = secretsOf(server)
   const clean = (text: string) => scrub(text, secrets)
   const stdio = transportKind(server.transport) === "stdio"
-  // On stdio a silent probe means a legacy server and the handshake follows on the same process, so the probe is
-  // short; over HTTP a probe timeout fails the connect, so it gets the connect's time.
-  const probeMillis = stdio ? Math.min(2_000, connectMillis) : connectMillis
+  // On stdio the probe is raced against a `ping` sent after it (`ProbeRace`): a server answers the probe, or the ping
+  // without the probe (legacy), as soon as it runs, however slow its start. The window only bounds a server silent
+  // to both before `initialize` (pings before it are allowed by the spec), and leaves it a quarter of the connect's
+  // time for the handshake. Over HTTP a probe timeout fails the connect, so it gets the connect's time.
+  const probeMillis = stdio ? Math.floor(connectMillis * 0.75) : connectMillis
   // With a log handler and no level, `info`: a 2026-07-28 server sends no log at all unless a request asks for a level.
   const logLevel = server.logLevel ?? handlers.logLevel ?? (handlers.log === undefined ? undefined : "info")
 
@@ -346,6 +349,7 @@ export const make = Effect.fnUntraced(function*(
   const connectWith = (prior: PriorDiscovery | undefined) =>
     Effect.gen(function*() {
       const opened = yield* transports.open(server)
+      const race = stdio && prior === undefined ? ProbeRace.wrap(opened.transport) : undefined
       const client = newClient()
       const stderr = () => opened.stderrTail?.() || undefined
       const close = Effect.promise(async () => {
@@ -364,7 +368,7 @@ export const make = Effect.fnUntraced(function*(
       }
       const exitedOnProbe = yield* Effect.tryPromise({
         try: (signal) =>
-          client.connect(completeByDefault(opened.transport), {
+          client.connect(completeByDefault(race?.transport ?? opened.transport), {
             signal,
             timeout: connectMillis,
             ...(prior ? { prior } : {})
@@ -381,7 +385,7 @@ export const make = Effect.fnUntraced(function*(
         yield* close
         return undefined
       }
-      return { opened, client, stderr, close }
+      return { opened, client, stderr, close, probeAnswered: race?.answered() ?? true }
     })
 
   const connectAll = Effect.gen(function*() {
@@ -396,7 +400,7 @@ export const make = Effect.fnUntraced(function*(
     }
     return { ...second, exitedOnProbe: true }
   })
-  const { client, close, exitedOnProbe, opened, stderr } = yield* connectAll.pipe(
+  const { client, close, exitedOnProbe, opened, probeAnswered, stderr } = yield* connectAll.pipe(
     Effect.timeoutOrElse({
       duration: server.connectTimeout,
       orElse: () =>
@@ -630,10 +634,10 @@ export const make = Effect.fnUntraced(function*(
     }
   }
 
-  // The verdict for later sessions. A legacy verdict after a probe that only timed out may be a modern server that was
-  // slow to start (a cold `npx -y`): not kept, so that the next session probes again.
+  // The verdict for later sessions. A legacy verdict after a probe that only timed out (no answer to the probe nor to
+  // the ping after it) may be a modern server that was slow to start: not kept, so that the next session probes again.
   const tentative = era === "legacy" && stdio && server.protocol === "auto" && !exitedOnProbe &&
-    prior === undefined && connectedAt - startedAt >= probeMillis
+    prior === undefined && !probeAnswered
   const session: McpSession = {
     server: server.name,
     id,
