@@ -349,7 +349,9 @@ export const make = Effect.fnUntraced(function*(
   const connectWith = (prior: PriorDiscovery | undefined) =>
     Effect.gen(function*() {
       const opened = yield* transports.open(server)
-      const race = stdio && prior === undefined ? ProbeRace.wrap(opened.transport) : undefined
+      // Answers are completed first (the SDK sees them after the probe race's filter).
+      const transport = completeByDefault(opened.transport)
+      const race = stdio && prior === undefined ? ProbeRace.wrap(transport) : undefined
       const client = newClient()
       const stderr = () => opened.stderrTail?.() || undefined
       const close = Effect.promise(async () => {
@@ -368,7 +370,7 @@ export const make = Effect.fnUntraced(function*(
       }
       const exitedOnProbe = yield* Effect.tryPromise({
         try: (signal) =>
-          client.connect(completeByDefault(race?.transport ?? opened.transport), {
+          client.connect(race?.transport ?? transport, {
             signal,
             timeout: connectMillis,
             ...(prior ? { prior } : {})

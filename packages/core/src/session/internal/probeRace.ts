@@ -19,8 +19,6 @@ export interface ProbeRace {
   readonly answered: () => boolean
 }
 
-let nextPing = 0
-
 const isProbe = (message: JSONRPCMessage): message is JSONRPCMessage & { readonly id: string } =>
   "method" in message && message.method === "server/discover" && "id" in message &&
   typeof message.id === "string" && message.id.startsWith("server-discover-probe-")
@@ -33,13 +31,14 @@ export const wrap = (transport: Transport): ProbeRace => {
   let answered = false
   // Our ping ids: the first one, then the second sent once the first is answered.
   const pings = new Map<string, "first" | "second">()
+  let pingCount = 0
   let deliver: Transport["onmessage"] = transport.onmessage
   const send: Transport["send"] = (message, options) => transport.send(message, options)
   // The ping carries the probe's own `params` (its 2026-07-28 `_meta` envelope): a dual-era server that answered the
   // probe keeps serving this connection on 2026-07-28, and a legacy server ignores the envelope.
   let params: Readonly<Record<string, unknown>> | undefined
   const ping = (which: "first" | "second") => {
-    const id = `mcp-bridge-probe-ping-${++nextPing}`
+    const id = `mcp-bridge-probe-ping-${++pingCount}`
     pings.set(id, which)
     void send({ jsonrpc: "2.0", id, method: "ping", ...(params === undefined ? {} : { params }) }).catch(() =>
       undefined
