@@ -379,8 +379,8 @@ describe("ConnectionPool", () => {
           }
           yield* TestClock.adjust("4 seconds")
           assert.deepStrictEqual(served, [])
-          // alice's call ends: her idle session is evicted for bob once idle for 250 ms (it might have served her
-          // next call), bob's for carol, carol's for dave
+          // alice's call ends: her idle session is evicted for bob once idle for 250 ms (the least grace: opening one
+          // takes no time here; it might have served her next call), bob's for carol, carol's for dave
           server.release("held")
           yield* Fiber.join(busy)
           for (let step = 1; step <= 3; step++) {

@@ -155,12 +155,17 @@ interface Gates {
   evicting: number
   /** When the server's queues last moved (a slot or a connect permit taken): a queued caller is making progress. */
   movedAt: number
-  /** A timer will look again for sessions to evict, once the youngest idle one has been idle for `evictionGrace`. */
+  /** How long opening a session of the server takes (exponentially weighted), for `graceOf`. */
+  connectMillis: number | undefined
+  /** A timer will look again for sessions to evict, once the youngest idle one has been idle for its grace. */
   retryScheduled: boolean
 }
 
-// An idle session is evicted for another identity only after this long idle.
-const evictionGrace = 250
+// An idle session is evicted for another identity only after it has been idle as long as opening one takes (between
+// 250 ms and 5 s): an identity that calls again sooner would pay more for the eviction than the waiter saves, and the
+// grace grows with the machine's own slowness, never with a fixed clock.
+const graceOf = (g: { readonly connectMillis: number | undefined }) =>
+  Math.min(5_000, Math.max(250, g.connectMillis ?? 0))
 
 // Pools are keyed by a string (cheap to hash): the server name, then NUL and the identity for per-identity pools.
 const poolKey = (server: string, identity: string | undefined) =>
@@ -251,7 +256,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         waiting: 0,
         evicting: 0,
         movedAt: 0,
-        retryScheduled: false
+        retryScheduled: false,
+        connectMillis: undefined
       }
       gates.set(server.name, g)
     }
@@ -271,7 +277,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
 
   // With the per-identity cap reached, identities queue for a slot first come first served, and idle sessions of
   // other identities make room for them: one eviction, longest idle first, for each queued session that the free slots
-  // and the evictions under way do not cover. A session idle for less than `evictionGrace` is spared (it is most
+  // and the evictions under way do not cover. A session idle for less than its grace (`graceOf`) is spared (it is most
   // likely between two calls of its identity: routing's `tools/list` and the call, or an agent's next call); a timer
   // comes back for it. Run when a session queues and when a lease ends while some are queued.
   const makeRoom = (server: string, g: Gates): Effect.Effect<void> =>
@@ -280,6 +286,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         const need = g.waiting - Math.max(0, g.cap - g.held) - g.evicting
         if (need <= 0) return Effect.void
         const now = clock.currentTimeMillisUnsafe()
+        const grace = graceOf(g)
         const idle: Array<{ pool: SessionPool; key: string; session: McpSession.McpSession; since: number }> = []
         let youngest = Infinity
         for (const [key, pool] of pools) {
@@ -287,7 +294,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
           if (parsePoolKey(key).server !== server || pool.state.waiters.size > 0) continue
           for (const item of pool.state.items) {
             if (item.exit._tag !== "Success" || item.refCount > 0 || pool.state.invalidated.has(item)) continue
-            if (now - item.idleSince >= evictionGrace) {
+            if (now - item.idleSince >= grace) {
               idle.push({ pool, key, session: item.exit.value, since: item.idleSince })
             } else youngest = Math.min(youngest, item.idleSince)
           }
@@ -298,7 +305,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         if (schedule) g.retryScheduled = true
         const later = schedule
           ? Effect.asVoid(Effect.forkIn(
-            Effect.sleep(Duration.millis(youngest + evictionGrace - now)).pipe(
+            Effect.sleep(Duration.millis(youngest + grace - now)).pipe(
               Effect.andThen(Effect.sync(() => g.retryScheduled = false)),
               Effect.andThen(Effect.suspend(() => makeRoom(server, g)))
             ),
@@ -376,6 +383,9 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       priors.set(server.name, session.prior)
       c.created++
       c.lastConnectMillis = session.connectMillis
+      g.connectMillis = g.connectMillis === undefined
+        ? session.connectMillis
+        : g.connectMillis + (session.connectMillis - g.connectMillis) / 4
       c.totalConnectMillis += session.connectMillis
       recorder.sessionConnected(server.name, session.connectMillis / 1000, session.protocolVersion)
       yield* Effect.addFinalizer(() =>
