@@ -7,6 +7,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/client/stdio"
 import { Client as ClientV1 } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport as StdioTransportV1 } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { StreamableHTTPClientTransport as HttpTransportV1 } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
+import { spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { request } from "node:http"
@@ -324,6 +325,41 @@ describe("Gateway", () => {
     assert.include(names((await client.listTools()).tools), "added_echo")
     await client.close()
   })
+})
+
+describe("mcp-bridge serve --no-dashboard", () => {
+  const bin = fileURLToPath(new URL("../src/bin/mcp-bridge.ts", import.meta.url))
+  it("serves /mcp and no page at /", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "mcp-bridge-gateway-"))
+    const file = join(dir, "mcp.json")
+    const stdio = TestServer.stdioCommand({ name: "local", tools })
+    writeFileSync(file, JSON.stringify({ mcpServers: { local: { command: stdio.command, args: [...stdio.args] } } }))
+    const child = spawn(
+      process.execPath,
+      ["--conditions=@mcp-bridge/source", bin, "serve", "--config", file, "--port", "0", "--no-dashboard"],
+      { stdio: ["ignore", "pipe", "inherit"] }
+    )
+    let out = ""
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stdout.on("data", (chunk: Buffer) => {
+          out += chunk.toString()
+          const found = /at (http:\/\/\S+\/mcp)\n/.exec(out)
+          if (found !== null) resolve(found[1]!)
+        })
+        child.once("exit", (code) => reject(new Error(`serve exited (${code}): ${out}`)))
+      })
+      assert.notInclude(out, "dashboard")
+      assert.strictEqual((await fetch(url.replace(/\/mcp$/, "/"))).status, 404)
+      const client = await v2(url, "auto")
+      const result = await client.callTool({ name: "echo", arguments: { d: 0 } }) as CallToolResult
+      assert.deepStrictEqual(JSON.parse(text(result)), { d: 0 })
+      await client.close()
+    } finally {
+      child.kill("SIGTERM")
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 120_000)
 })
 
 describe("mcp-bridge serve --stdio", () => {

@@ -531,6 +531,10 @@ const serve = Command.make(
       Flag.withDescription("Serve MCP on stdin and stdout instead (what Claude Desktop launches)"),
       Flag.withDefault(false)
     ),
+    dashboard: Flag.Boolean("dashboard").pipe(
+      Flag.withDescription("Serve the live dashboard at / (--no-dashboard: none)"),
+      Flag.withDefault(true)
+    ),
     redis: Flag.Redacted("redis").pipe(
       Flag.withDescription(
         "Share sessions, list changes, the result cache, rate limits, circuits and OAuth tokens with other replicas " +
@@ -565,7 +569,12 @@ const serve = Command.make(
       })
       const gateway = (input.stdio
         ? Gateway.layerStdio({ settings })
-        : Gateway.layer({ settings, port: input.port, host: input.host })).pipe(Layer.provide(relay))
+        : Gateway.layer({
+          settings,
+          port: input.port,
+          host: input.host,
+          ...(input.dashboard ? {} : { dashboard: false as const })
+        })).pipe(Layer.provide(relay))
       const live = replicas === undefined
         ? gateway.pipe(Layer.provideMerge(bridge))
         : gateway.pipe(Layer.provideMerge(Layer.provide(bridge, replicas)), Layer.provide(replicas))
@@ -582,7 +591,7 @@ const serve = Command.make(
           yield* stdinEnded
         } else {
           yield* io.out(`mcp-bridge: serving ${count} of ${file.file} at ${gateway.url}`)
-          yield* io.out(`mcp-bridge: dashboard at ${gateway.url.replace(/\/mcp$/, "/")}`)
+          if (input.dashboard) yield* io.out(`mcp-bridge: dashboard at ${gateway.url.replace(/\/mcp$/, "/")}`)
           return yield* Effect.never
         }
       }).pipe(Effect.provide(live))
