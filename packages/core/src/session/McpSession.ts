@@ -25,7 +25,7 @@ import type {
   Tool
 } from "@modelcontextprotocol/client"
 import { Client, SdkError, SdkErrorCode } from "@modelcontextprotocol/client"
-import { Clock, Deferred, Duration, Effect, Option, Redacted, type Scope, Stream } from "effect"
+import { Clock, Deferred, Duration, Effect, Option, type Scope, Stream } from "effect"
 import { CallerIdentity } from "../auth/CallerIdentity.ts"
 import { type ResolvedServer, transportKind } from "../config/BridgeConfig.ts"
 import {
@@ -38,6 +38,7 @@ import {
   Unauthorized
 } from "../errors/McpSessionError.ts"
 import { scrub } from "../internal/scrub.ts"
+import { secretValues } from "../internal/secrets.ts"
 import * as ClientHandlers from "./ClientHandlers.ts"
 import * as Interaction from "./internal/interaction.ts"
 import * as ProbeRace from "./internal/probeRace.ts"
@@ -226,26 +227,6 @@ export const reasonFromSdk: (
   stderr?: string
 ) => Reason = SdkErrors.reasonFromSdk
 
-// The values of a server's secrets: its `env` (stdio) and its `headers` (HTTP, SSE).
-const secretsOf = (server: ResolvedServer): ReadonlyArray<string> => {
-  const transport = server.transport as {
-    readonly env?: Readonly<Record<string, Redacted.Redacted<string>>>
-    readonly headers?: Readonly<Record<string, Redacted.Redacted<string>>>
-  }
-  const values: Array<string> = []
-  for (const map of [transport.env, transport.headers]) {
-    if (map === undefined) continue
-    for (const value of Object.values(map)) {
-      const revealed = Redacted.value(value)
-      values.push(revealed)
-      // A header such as `Authorization: Bearer <token>` may be echoed without its scheme.
-      const space = revealed.indexOf(" ")
-      if (space > 0) values.push(revealed.slice(space + 1))
-    }
-  }
-  return values
-}
-
 // Outlives any real deadline: the SDK's own timer is only a backstop behind the bridge's deadline.
 const sdkBackstop = (timeoutMillis: number) => Math.min(timeoutMillis + 1_000, 2_147_483_647)
 
@@ -285,7 +266,7 @@ export const make = Effect.fnUntraced(function*(
   const connectMillis = Duration.toMillis(server.connectTimeout)
   const id = options.id ?? 0
   // What the server sends back (an error body, a message) may echo its secrets: they never reach an error.
-  const secrets = secretsOf(server)
+  const secrets = secretValues(server)
   const clean = (text: string) => scrub(text, secrets)
   const stdio = transportKind(server.transport) === "stdio"
   // On stdio the probe is raced against a `ping` sent after it (`ProbeRace`): a server answers the probe, or the ping
