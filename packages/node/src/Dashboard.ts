@@ -10,14 +10,22 @@
  * `BridgeStatus.read` once a `interval` (one sample shared by every open page) and ends, with the page streams, when
  * the scope closes. The page is a static string in this package: no build step, no library, no request leaves it.
  *
+ * With replicas sharing state through Redis (`RedisStats` and a `SharedCircuitStore` in context, as `serve --redis`
+ * runs), the page also shows the shared view beside this replica's own figures: the cache's entries and hit rate
+ * over every replica, each rate limit's use of its window and each remote server's circuit, as Redis holds them.
+ * Each replica publishes its counts every `sharedInterval`; the shared view is read from Redis only while a page is
+ * open (at most once a `sharedInterval`), never per call.
+ *
  * @since 0.1.0
  */
-import { AlertRules, BridgeConfig, BridgeStatus, ConnectionPool, McpBridge } from "@mcp-bridge/core"
-import { Context, Duration, Effect, Option, Schedule, type Scope } from "effect"
+import { AlertRules, BridgeConfig, BridgeStatus, ConnectionPool, McpBridge, SharedCircuitStore } from "@mcp-bridge/core"
+import { Clock, Context, Duration, Effect, Option, Schedule, type Scope } from "effect"
 import { createHash } from "node:crypto"
 import type { IncomingMessage, ServerResponse } from "node:http"
+import { hostname } from "node:os"
 import { page, script } from "./dashboard/page.ts"
 import * as DashboardState from "./dashboard/state.ts"
+import * as RedisStats from "./replica/RedisStats.ts"
 
 /**
  * A request handler: answers the dashboard's paths (`true`), leaves every other request alone (`false`).
@@ -47,6 +55,12 @@ export interface Options {
   readonly history?: Duration.Input | undefined
   /** The alert thresholds to show: pass the `alerts` the bridge's telemetry was given. @default AlertRules.defaults */
   readonly alerts?: AlertRules.AlertOptions | undefined
+  /**
+   * With replicas sharing state (`RedisStats` in context): how often this replica publishes its counts, and how
+   * often an open page reads the shared view.
+   * @default 2 seconds
+   */
+  readonly sharedInterval?: Duration.Input | undefined
 }
 
 const securityHeaders = {
@@ -170,16 +184,19 @@ export const make = Effect.fnUntraced(function*(
   const streams = new Set<ServerResponse>()
   let latest: string | undefined
 
-  const current = Effect.gen(function*() {
-    const metrics = yield* bridge.metrics()
-    const s = yield* status
-    return { metrics, status: s }
-  })
+  const shared = yield* makeShared({ bridge, config, replica, options })
+  const current = (refreshShared: boolean) =>
+    Effect.gen(function*() {
+      const metrics = yield* bridge.metrics()
+      const s = yield* status
+      const view = shared === undefined ? null : yield* shared(refreshShared)
+      return { metrics, status: s, shared: view }
+    })
 
   const sample = Effect.gen(function*() {
-    const { metrics, status: s } = yield* current
+    const { metrics, shared: view, status: s } = yield* current(streams.size > 0)
     builder.tick(metrics, s.at)
-    latest = JSON.stringify(builder.build(metrics, s))
+    latest = JSON.stringify(builder.build(metrics, s, view))
     const frame = `data: ${latest}\n\n`
     for (const res of streams) res.write(frame)
   })
@@ -209,7 +226,12 @@ export const make = Effect.fnUntraced(function*(
       return
     }
     if (path === "/dashboard/state") {
-      run(Effect.map(current, ({ metrics, status: s }) => JSON.stringify(builder.build(metrics, s)))).then(
+      run(
+        Effect.map(
+          current(true),
+          ({ metrics, shared: view, status: s }) => JSON.stringify(builder.build(metrics, s, view))
+        )
+      ).then(
         (body) => {
           res.writeHead(200, { ...securityHeaders, "content-type": "application/json; charset=utf-8" })
           res.end(body)
@@ -259,4 +281,108 @@ export const make = Effect.fnUntraced(function*(
     )
     return true
   }
+})
+
+// The shared view, when replicas share state: this replica's counts published on a timer, and a reader that reads
+// Redis at most once a `sharedInterval` (the last view in between), and only when asked to refresh.
+const makeShared = Effect.fnUntraced(function*(input: {
+  readonly bridge: McpBridge.McpBridge.Service
+  readonly config: Option.Option<BridgeConfig.BridgeConfig.Service>
+  readonly replica: DashboardState.Replica | undefined
+  readonly options: Options
+}) {
+  const stats = Option.getOrUndefined(yield* Effect.serviceOption(RedisStats.RedisStats))
+  const circuits = Option.getOrUndefined(yield* Effect.serviceOption(SharedCircuitStore.SharedCircuitStore))
+  if (stats === undefined && circuits === undefined) return undefined
+  const { bridge, config, options, replica } = input
+  const self = replica?.id ?? `${hostname()}:${process.pid}`
+  const everyMillis = Math.max(100, Duration.toMillis(Duration.fromInputUnsafe(options.sharedInterval ?? "2 seconds")))
+
+  // The rate limits and remote circuits the configuration names, in the stores' keys.
+  const limits: Array<DashboardState.LimitRow> = []
+  const remote: Array<string> = []
+  if (Option.isSome(config)) {
+    for (const server of config.value.servers.values()) {
+      const push = (tool: string | undefined, throttle: BridgeConfig.ResolvedServer["throttle"]) => {
+        const base = tool === undefined ? server.name : `${server.name}\u0000${tool}`
+        if (throttle?.perSecond !== undefined) {
+          limits.push({
+            server: server.name,
+            tool,
+            window: "second",
+            limit: throttle.perSecond,
+            key: `${base}\u0000second`,
+            windowMillis: 1_000
+          })
+        }
+        if (throttle?.perMinute !== undefined) {
+          limits.push({
+            server: server.name,
+            tool,
+            window: "minute",
+            limit: throttle.perMinute,
+            key: `${base}\u0000minute`,
+            windowMillis: 60_000
+          })
+        }
+      }
+      push(undefined, server.throttle)
+      for (const [tool, settings] of server.tools) push(tool, settings.throttle)
+      const kind = BridgeConfig.transportKind(server.transport)
+      if (server.circuitBreaker !== false && (kind === "http" || kind === "sse")) remote.push(server.name)
+    }
+  }
+
+  const limitKeys = limits.map((l) => ({ key: l.key, window: Duration.millis(l.windowMillis) }))
+  if (stats !== undefined) {
+    const publish = Effect.gen(function*() {
+      const metrics = yield* bridge.metrics()
+      const servers: Record<string, { calls: number; hits: number; misses: number }> = {}
+      for (const s of metrics.servers) {
+        servers[s.server] = { calls: s.calls, hits: s.cache.hits, misses: s.cache.misses }
+      }
+      yield* stats.publish(self, { ...(replica?.name === undefined ? {} : { name: replica.name }), servers })
+    })
+    // Redis unreachable: the store's guard logs it once; the next tick tries again.
+    yield* publish.pipe(Effect.ignore, Effect.repeat(Schedule.spaced(Duration.millis(everyMillis))), Effect.forkScoped)
+  }
+
+  const readCircuits = circuits === undefined ? Effect.succeed([]) : Effect.forEach(
+    remote,
+    (server) =>
+      circuits.state(server).pipe(
+        Effect.map((state): DashboardState.CircuitRow => ({
+          server,
+          state: state._tag === "Closed" ? "closed" : state._tag === "Open" ? "open" : "half_open",
+          retryAfterMillis: state._tag === "Open" ? Duration.toMillis(state.retryAfter) : null
+        })),
+        Effect.orElseSucceed((): DashboardState.CircuitRow => ({ server, state: null, retryAfterMillis: null }))
+      ),
+    { concurrency: "unbounded" }
+  )
+  const read = Effect.gen(function*() {
+    const at = yield* Clock.currentTimeMillis
+    const [result, circuitRows] = yield* Effect.all([
+      stats === undefined ? Effect.succeed(undefined) : Effect.result(stats.read(limitKeys)),
+      readCircuits
+    ], { concurrency: "unbounded" })
+    return DashboardState.sharedView({
+      at,
+      self,
+      read: result?._tag === "Success" ? result.success : undefined,
+      error: result?._tag === "Failure" ? result.failure.message : undefined,
+      limits: stats === undefined ? [] : limits,
+      circuits: circuitRows
+    })
+  })
+
+  let last: { readonly at: number; readonly view: DashboardState.Shared } | undefined
+  return (refresh: boolean): Effect.Effect<DashboardState.Shared | null> =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      if (refresh && (last === undefined || now - last.at >= everyMillis)) {
+        last = { at: now, view: yield* read }
+      }
+      return last?.view ?? null
+    })
 })

@@ -89,6 +89,18 @@ td.num, th.num { text-align: right; }
 .errors td.when { color: var(--muted); white-space: nowrap; }
 .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; }
 .type { color: var(--bad); font-weight: 600; font-size: 12px; white-space: nowrap; }
+.shared-kpis { display: grid; grid-template-columns: repeat(4, minmax(0, 1fr)); gap: 12px; }
+.three { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr)); gap: 12px; margin-top: 12px; }
+.three h3 { font-size: 12px; color: var(--muted); font-weight: 600; margin: 10px 12px 4px; }
+.tag { font-size: 11px; font-weight: 600; color: var(--info); background: var(--info-bg); border-radius: 999px;
+  padding: 1px 8px; margin-left: 6px; text-transform: none; letter-spacing: 0; }
+.tag.own { color: var(--idle); background: var(--idle-bg); }
+.use { display: inline-block; width: 60px; height: 6px; border-radius: 3px; background: var(--line);
+  vertical-align: middle; margin-right: 6px; overflow: hidden; }
+.use i { display: block; height: 100%; background: var(--bar); }
+.use.full i { background: var(--bad); }
+.shared-error { margin-bottom: 10px; border-radius: 8px; padding: 8px 10px; font-size: 12.5px; background: var(--warn-bg);
+  color: #744210; }
 footer { color: var(--muted); font-size: 12px; text-align: center; margin-top: 28px; }
 @media (max-width: 1100px) { .kpis { grid-template-columns: repeat(3, minmax(0, 1fr)); } .two { grid-template-columns: 1fr; } }
 `
@@ -159,7 +171,7 @@ export const script = `
       kpi("kpi-calls", "Calls", num(s.totals.calls), (r >= 10 ? Math.round(r) : r.toFixed(1)) + " /s over 10 s"),
       kpi("kpi-success", "Success rate", pct(s.totals.successRate), num(s.totals.inFlight) + " in flight"),
       kpi("kpi-p95", "p95 latency", ms(s.totals.p95), "slowest server, sliding window"),
-      kpi("kpi-cache", "Cache hit rate", pct(s.cache.hitRate),
+      kpi("kpi-cache", s.shared ? "Cache hit rate (this replica)" : "Cache hit rate", pct(s.cache.hitRate),
         num(s.cache.entries) + " entries \\u00b7 " + bytes(s.cache.bytes)),
       kpi("kpi-pool", "Pool", num(s.pool.sessions) + (s.pool.sessions === 1 ? " session" : " sessions"),
         num(s.pool.inFlight) + " in flight \\u00b7 " + num(s.pool.waiting) + " waiting"),
@@ -318,6 +330,71 @@ export const script = `
     ]));
   }
 
+  function renderShared(s) {
+    var section = $("shared-section"), sh = s.shared;
+    if (!sh) { section.hidden = true; return; }
+    section.hidden = false;
+    var open = sh.circuits.filter(function (c) { return c.state === "open"; }).length;
+    var self = null;
+    sh.replicas.forEach(function (r) { if (r.self) self = r; });
+    var cache = sh.cache || { entries: null, bytes: null, hitRate: null, hits: null, misses: null };
+    var kpis = el("div", { class: "shared-kpis" }, [
+      kpi("shared-replicas", "Replicas", num(sh.replicas.length), "publishing to Redis"),
+      kpi("shared-hit-rate", "Cache hit rate (all replicas)", pct(cache.hitRate),
+        num(cache.hits) + " hits \u00b7 " + num(cache.misses) + " misses"),
+      kpi("shared-entries", "Shared cache", num(cache.entries) + " entries", bytes(cache.bytes)),
+      kpi("shared-circuits", "Circuits open", num(open), "of " + sh.circuits.length + " remote servers",
+        open > 0 ? " alert" : "")
+    ]);
+    function table(head, rows, empty) {
+      if (rows.length === 0) return el("div", { class: "empty", text: empty });
+      return el("table", null, [el("thead", null, [el("tr", null, head.map(function (h, i) {
+        return el("th", { class: i > 0 ? "num" : null, text: h }); }))]), el("tbody", null, rows)]);
+    }
+    var replicas = sh.replicas.map(function (r) {
+      return el("tr", { "data-replica": r.id }, [
+        el("td", null, [document.createTextNode(r.name ? r.name + " (" + r.id + ")" : r.id),
+          r.self ? el("span", { class: "tag own", text: "this one" }) : null]),
+        el("td", { class: "num", text: num(r.calls) }),
+        el("td", { class: "num", text: pct(r.hitRate) }),
+        el("td", { class: "num", text: (r.ageMillis / 1000).toFixed(0) + " s ago" })
+      ]);
+    });
+    var limits = sh.limits.map(function (l) {
+      var share = l.used === null ? 0 : Math.min(1, l.used / l.limit);
+      return el("tr", { "data-limit": l.server + (l.tool ? "." + l.tool : "") + "/" + l.window }, [
+        el("td", { class: "mono", text: l.server + (l.tool ? "." + l.tool : "") }),
+        el("td", { class: "num", text: "per " + l.window }),
+        el("td", { class: "num" }, [el("span", { class: "use" + (share >= 1 ? " full" : "") }, [
+          el("i", { style: "width:" + Math.round(share * 100) + "%" })]),
+          el("span", { class: "used", text: num(l.used) + " / " + num(l.limit) })])
+      ]);
+    });
+    var circuits = sh.circuits.map(function (c) {
+      var badge = c.state === "open" ? el("span", { class: "badge b-fire", text: "open" })
+        : c.state === "half_open" ? el("span", { class: "badge b-off", text: "half-open" })
+        : c.state === "closed" ? el("span", { class: "badge b-ok", text: "closed" })
+        : el("span", { class: "badge b-off", text: "unknown" });
+      return el("tr", { "data-circuit": c.server, "data-state": c.state || "unknown" }, [
+        el("td", { class: "mono", text: c.server }),
+        el("td", { class: "num" }, [badge]),
+        el("td", { class: "num", text: c.retryAfterMillis === null ? "\u2014" : "retry in " + (c.retryAfterMillis / 1000).toFixed(1) + " s" })
+      ]);
+    });
+    var parts = sh.error
+      ? [el("div", { class: "shared-error", text: sh.error + " \u2014 the figures below may be stale" })] : [];
+    parts.push(kpis,
+      el("div", { class: "three" }, [
+        el("div", { class: "card" }, [el("h3", { text: "Replicas" }),
+          table(["Replica", "Calls", "Cache hits", "Published"], replicas, "No replica has published yet.")]),
+        el("div", { class: "card" }, [el("h3", { text: "Rate limits, current window" }),
+          table(["Limit", "Window", "Used"], limits, "No rate limits configured.")]),
+        el("div", { class: "card" }, [el("h3", { text: "Circuits of remote servers" }),
+          table(["Server", "State", ""], circuits, "No remote server with a breaker.")])
+      ]));
+    $("shared").replaceChildren.apply($("shared"), parts);
+  }
+
   function render(s) {
     if (s.replica) {
       var r = $("replica");
@@ -327,6 +404,7 @@ export const script = `
     }
     renderKpis(s);
     renderChart(s);
+    renderShared(s);
     $("server-count").textContent = "(" + s.servers.length + ")";
     $("servers").replaceChildren.apply($("servers"), s.servers.map(function (sv) { return renderServer(sv, s.at); }));
     renderRules(s);
@@ -375,7 +453,11 @@ export const page = `<!doctype html>
     </div>
     <div id="chart"></div>
   </section>
-  <h2>Servers <span id="server-count"></span></h2>
+  <section id="shared-section" hidden>
+    <h2>Shared across replicas <span class="tag">Redis</span></h2>
+    <div id="shared"></div>
+  </section>
+  <h2>Servers <span id="server-count"></span> <span class="tag own">this replica</span></h2>
   <section class="servers" id="servers"></section>
   <div class="two">
     <section><h2>Alert rules</h2><div class="card" id="rules"></div></section>

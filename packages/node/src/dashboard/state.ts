@@ -7,6 +7,7 @@
  */
 import { AlertRules, type BridgeStatus, type MetricsSnapshot } from "@mcp-bridge/core"
 import { Duration } from "effect"
+import type * as RedisStats from "../replica/RedisStats.ts"
 
 /** A replica's identity, as the page shows it. @internal */
 export interface Replica {
@@ -29,7 +30,116 @@ export interface State {
   readonly alerts: unknown
   readonly errors: ReadonlyArray<unknown>
   readonly history: ReadonlyArray<Point>
+  /** What the replicas share through Redis; `null` for a bridge that shares nothing. */
+  readonly shared: Shared | null
 }
+
+/** A rate limit the shared view reads: where it applies, and its key in the rate-limit store. @internal */
+export interface LimitRow {
+  readonly server: string
+  readonly tool: string | undefined
+  readonly window: "second" | "minute"
+  readonly limit: number
+  readonly key: string
+  readonly windowMillis: number
+}
+
+/** A remote server's circuit in the shared store. @internal */
+export interface CircuitRow {
+  readonly server: string
+  readonly state: "closed" | "open" | "half_open" | null
+  readonly retryAfterMillis: number | null
+}
+
+/** The shared view as the page shows it. @internal */
+export interface Shared {
+  readonly at: number
+  readonly error: string | null
+  readonly replicas: ReadonlyArray<unknown>
+  readonly cache: unknown
+  readonly servers: ReadonlyArray<unknown>
+  readonly limits: ReadonlyArray<unknown>
+  readonly circuits: ReadonlyArray<CircuitRow>
+}
+
+/** Builds the shared view from one `RedisStats.read` (or its failure) and the circuits' states. @internal */
+export const sharedView = (input: {
+  readonly at: number
+  readonly self: string
+  readonly read: RedisStats.Shared | undefined
+  readonly error: string | undefined
+  readonly limits: ReadonlyArray<LimitRow>
+  readonly circuits: ReadonlyArray<CircuitRow>
+}): Shared => {
+  const read = input.read
+  const perServer = new Map<string, { hits: number; misses: number; calls: number }>()
+  const replicas = (read?.replicas ?? []).map((r) => {
+    let calls = 0
+    let hits = 0
+    let misses = 0
+    for (const [server, f] of Object.entries(r.servers)) {
+      calls += f.calls
+      hits += f.hits
+      misses += f.misses
+      const sum = perServer.get(server) ?? { hits: 0, misses: 0, calls: 0 }
+      sum.hits += f.hits
+      sum.misses += f.misses
+      sum.calls += f.calls
+      perServer.set(server, sum)
+    }
+    return {
+      id: r.id,
+      name: r.name ?? null,
+      self: r.id === input.self,
+      ageMillis: r.ageMillis,
+      calls,
+      hits,
+      misses,
+      hitRate: ratio(hits, misses)
+    }
+  })
+  let hits = 0
+  let misses = 0
+  let entries = 0
+  let bytes = 0
+  for (const f of perServer.values()) {
+    hits += f.hits
+    misses += f.misses
+  }
+  const names = new Set([...perServer.keys(), ...Object.keys(read?.cache ?? {})])
+  const servers = [...names].sort().map((server) => {
+    const f = perServer.get(server) ?? { hits: 0, misses: 0, calls: 0 }
+    const size = read?.cache[server] ?? { entries: 0, bytes: 0 }
+    entries += size.entries
+    bytes += size.bytes
+    return {
+      server,
+      calls: f.calls,
+      hits: f.hits,
+      misses: f.misses,
+      hitRate: ratio(f.hits, f.misses),
+      entries: size.entries,
+      bytes: size.bytes
+    }
+  })
+  return {
+    at: read?.at ?? input.at,
+    error: input.error ?? null,
+    replicas,
+    cache: read === undefined ? null : { entries, bytes, hits, misses, hitRate: ratio(hits, misses) },
+    servers,
+    limits: input.limits.map((l, i) => ({
+      server: l.server,
+      tool: l.tool ?? null,
+      window: l.window,
+      limit: l.limit,
+      used: read?.limits[i] ?? null
+    })),
+    circuits: input.circuits
+  }
+}
+
+const ratio = (hits: number, misses: number) => hits + misses === 0 ? null : round((hits / (hits + misses)) * 100)
 
 const rules: ReadonlyArray<{ readonly rule: MetricsSnapshot.AlertRule; readonly label: string }> = [
   { rule: "error_rate", label: "Error rate" },
@@ -83,7 +193,8 @@ export const makeBuilder = (options: {
 
   const build = (
     metrics: MetricsSnapshot.BridgeMetrics,
-    status: BridgeStatus.Status
+    status: BridgeStatus.Status,
+    shared: Shared | null = null
   ): State => {
     const byServer = new Map(metrics.servers.map((s) => [s.server, s]))
     let hits = 0
@@ -175,7 +286,8 @@ export const makeBuilder = (options: {
         type: f.type,
         message: f.message
       })),
-      history
+      history,
+      shared
     }
   }
 

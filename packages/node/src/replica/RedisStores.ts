@@ -24,6 +24,7 @@ import * as GatewayReplicas from "./GatewayReplicas.ts"
 import * as RedisGuard from "./internal/redisGuard.ts"
 import * as RedisRateLimitStore from "./RedisRateLimitStore.ts"
 import * as RedisResultStore from "./RedisResultStore.ts"
+import * as RedisStats from "./RedisStats.ts"
 import * as RedisTokenStore from "./RedisTokenStore.ts"
 import type { SessionSealError } from "./SessionSeal.ts"
 
@@ -125,7 +126,7 @@ export const printableUrl = (url: Redacted.Redacted<string>): string => {
  * Everything a gateway replica shares through Redis, over one connection built once: `GatewayReplicas` (sessions
  * any replica serves, the event bus, resumable streams), the shared stores of `layer`, and OAuth tokens sealed with
  * one renewal at a time (`RedisTokenStore`: give them to `McpAuth.layer()`). Provide it to both the
- * gateway and `McpBridge.layer`. Fails at start with `RedisError` when Redis cannot be reached, with no password in
+ * gateway and `McpBridge.layer`. The dashboard's shared figures (`RedisStats`) come with it. Fails at start with `RedisError` when Redis cannot be reached, with no password in
  * it.
  *
  * @example
@@ -147,14 +148,18 @@ export const layerReplicas = (
   | RateLimitStore.RateLimitStore
   | SharedCircuitStore.SharedCircuitStore
   | TokenStore.TokenStore
-  | RefreshLock.RefreshLock,
+  | RefreshLock.RefreshLock
+  | RedisStats.RedisStats,
   Redis.RedisError | SessionSealError
 > => {
   const prefix = options.prefix ?? "mcpgw:"
   const connection = NodeRedis.layer({ url: Redacted.value(options.url) })
-  return Layer.mergeAll(GatewayReplicas.layerRedis({ prefix }), layer(options), RedisTokenStore.layer({ prefix })).pipe(
-    Layer.provide(connection)
-  )
+  return Layer.mergeAll(
+    GatewayReplicas.layerRedis({ prefix }),
+    layer(options),
+    RedisTokenStore.layer({ prefix }),
+    RedisStats.layer({ prefix })
+  ).pipe(Layer.provide(connection))
 }
 
 /**
