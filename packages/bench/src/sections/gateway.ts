@@ -11,7 +11,8 @@
  *
  * Per round: p50 of a chunk of calls at c=1, and calls/s of a chunk at c=50 (one session, 50 requests in flight); the
  * table shows the median over rounds and each variant's ratio to the first of its group, round by round. Then the
- * gateway's resident memory per idle 2025-era downstream session (RSS growth over 200 sessions).
+ * gateway's resident memory per idle 2025-era downstream session (RSS growth over 200 sessions). Last, the dashboard
+ * under load from several sessions on load-generator threads, in phases with and without a page open.
  */
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
 import { spawn } from "node:child_process"
@@ -23,7 +24,17 @@ import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
-import { emptySamples, formatRate, markdownTable, round3, runLoad, summarize } from "../internal/measure.ts"
+import { Worker } from "node:worker_threads"
+import type { LoadWorkerResult } from "../internal/loadWorker.ts"
+import {
+  emptySamples,
+  formatRate,
+  markdownTable,
+  round3,
+  runLoad,
+  type Samples,
+  summarize
+} from "../internal/measure.ts"
 import type { Section } from "../internal/section.ts"
 
 const serverPath = fileURLToPath(new URL("../bin/peer-echo-server.ts", import.meta.url))
@@ -315,63 +326,183 @@ const memoryPerSession = async (n: number, log: (s: string) => void) => {
   }
 }
 
-/**
- * The dashboard under load: while one SDK v2 session drives the gateway at c=50 for `seconds`, a page's event stream
- * stays connected and `/dashboard/state` and `/` are fetched every 200 ms; their latency and the events received.
- */
-const dashboardUnderLoad = async (seconds: number, log: (s: string) => void) => {
-  const upstream = await echoServerHttp()
-  const served = await bridgeGateway({ url: upstream.url })
-  const client = await openClient(served.url)
-  const base = served.url.replace(/\/mcp$/, "")
-  const stream = new AbortController()
-  try {
-    await runLoad({ total: 1_000, concurrency: 50, call: client.call })
-    let events = 0
-    const events$ = await fetch(`${base}/dashboard/events`, { signal: stream.signal })
-    const reader = events$.body!.getReader()
-    const pump = (): Promise<void> =>
-      reader.read().then(({ done, value }) => {
-        if (done) return
-        events += new TextDecoder().decode(value).split("\n\n").length - 1
-        return pump()
-      }, () => undefined)
-    void pump()
-    let loading = true
-    const fetches: Array<number> = []
-    const poll = (async () => {
-      while (loading) {
-        for (const path of ["/dashboard/state", "/"]) {
-          const t = performance.now()
-          const res = await fetch(`${base}${path}`)
-          await res.arrayBuffer()
-          fetches.push(performance.now() - t)
-        }
-        await new Promise((r) => setTimeout(r, 200))
+interface LoadWorkers {
+  /** Every worker drives its sessions for `millis`; their calls merged. */
+  readonly run: (millis: number) => Promise<Samples>
+  readonly close: () => Promise<void>
+}
+
+/** `count` load-generator threads (`internal/loadWorker.ts`), each with its own warm sessions on `url`. */
+const startWorkers = async (
+  url: string,
+  count: number,
+  options: { readonly sessions: number; readonly concurrency: number }
+): Promise<LoadWorkers> => {
+  const workers = await Promise.all(Array.from({ length: count }, () =>
+    new Promise<Worker>((resolve, reject) => {
+      const worker = new Worker(new URL("../internal/loadWorker.ts", import.meta.url), {
+        workerData: { url, sessions: options.sessions, concurrency: options.concurrency, tool: "echo" }
+      })
+      worker.once("error", reject)
+      worker.once("message", () => resolve(worker))
+    })))
+  return {
+    run: async (millis) => {
+      const results = await Promise.all(workers.map((worker) =>
+        new Promise<LoadWorkerResult>((resolve) => {
+          worker.once("message", resolve)
+          worker.postMessage({ run: millis })
+        })
+      ))
+      const out = emptySamples()
+      for (const r of results) {
+        for (const x of r.latencies) out.latencies.push(x)
+        out.errors += r.errors
+        out.wallMillis = Math.max(out.wallMillis, r.wallMillis)
       }
-    })()
-    const deadline = performance.now() + seconds * 1000
-    const samples = emptySamples()
-    while (performance.now() < deadline) await runLoad({ total: 1_000, concurrency: 50, call: client.call }, samples)
-    const load = summarize(samples)
+      return out
+    },
+    close: async () => {
+      await Promise.all(workers.map((worker) =>
+        new Promise<void>((resolve) => {
+          worker.once("exit", () => resolve())
+          worker.postMessage({ stop: true })
+          setTimeout(() => void worker.terminate(), 5_000).unref()
+        })
+      ))
+    }
+  }
+}
+
+/**
+ * An open page while `during` runs: its event stream connected (as a browser tab keeps it), and `/` and
+ * `/dashboard/state` fetched once a second (a person reloading); their latencies, and the live updates received.
+ */
+const withPage = async <A>(base: string, during: () => Promise<A>) => {
+  const stream = new AbortController()
+  const eventTimes: Array<number> = []
+  const response = await fetch(`${base}/dashboard/events`, { signal: stream.signal })
+  const reader = response.body!.getReader()
+  const decoder = new TextDecoder()
+  let buffered = ""
+  const pump = (): Promise<void> =>
+    reader.read().then(({ done, value }) => {
+      if (done) return
+      buffered += decoder.decode(value, { stream: true })
+      const frames = buffered.split("\n\n")
+      buffered = frames.pop()!
+      for (const frame of frames) if (frame.startsWith("data:")) eventTimes.push(performance.now())
+      return pump()
+    }, () => undefined)
+  void pump()
+  let loading = true
+  const fetches: Array<number> = []
+  const poll = (async () => {
+    while (loading) {
+      for (const path of ["/", "/dashboard/state"]) {
+        const t = performance.now()
+        const res = await fetch(`${base}${path}`)
+        await res.arrayBuffer()
+        fetches.push(performance.now() - t)
+      }
+      await new Promise((r) => setTimeout(r, 1_000))
+    }
+  })()
+  const started = performance.now()
+  try {
+    const result = await during()
+    return { result, fetches, eventTimes, started, ended: performance.now() }
+  } finally {
     loading = false
     await poll
-    const sorted = fetches.sort((a, b) => a - b)
-    const result = {
-      callsPerSecond: Math.round(load.callsPerSecond),
-      pageFetches: sorted.length,
-      pageP50Millis: round3(sorted[Math.floor(sorted.length / 2)] ?? Number.NaN),
-      pageMaxMillis: round3(sorted.at(-1) ?? Number.NaN),
-      events
-    }
-    log(`  dashboard under load: ${JSON.stringify(result)}`)
-    return result
-  } finally {
     stream.abort()
-    await client.close()
+  }
+}
+
+/**
+ * The dashboard under load, and what an open page costs: `mcp-bridge serve` in front of the HTTP echo server, driven by
+ * `workers` load-generator threads of several SDK v2 sessions each (one session tops out well below 1,000 calls/s).
+ * In alternating phases of `phaseSeconds` (the order rotates every round), the same load runs with no page and with
+ * a page open (`withPage`); then the same with one session at c=1, for the page's cost to a lone call's p50.
+ */
+export const dashboardUnderLoad = async (
+  options: { readonly rounds: number; readonly phaseSeconds: number; readonly workers: number },
+  log: (s: string) => void
+) => {
+  const upstream = await echoServerHttp()
+  const served = await bridgeGateway({ url: upstream.url })
+  const base = served.url.replace(/\/mcp$/, "")
+  const heavy = await startWorkers(served.url, options.workers, { sessions: 2, concurrency: 16 })
+  const light = await startWorkers(served.url, 1, { sessions: 1, concurrency: 1 })
+  const phase = options.phaseSeconds * 1000
+  type Phase = { rate: Array<number>; p50: Array<number>; errors: number }
+  const empty = (): Phase => ({ rate: [], p50: [], errors: 0 })
+  const loaded = { none: empty(), page: empty() }
+  const lone = { none: empty(), page: empty() }
+  const fetches: Array<number> = []
+  let events = 0
+  let pageMillis = 0
+  let maxGap = 0
+  const record = (into: Phase, samples: Samples) => {
+    const s = summarize(samples)
+    into.rate.push(s.callsPerSecond)
+    into.p50.push(s.p50)
+    into.errors += s.errors
+  }
+  try {
+    await heavy.run(2_000)
+    await light.run(1_000)
+    for (let round = 0; round < options.rounds; round++) {
+      const order = round % 2 === 0 ? (["none", "page"] as const) : (["page", "none"] as const)
+      for (const which of order) {
+        for (const [workers, into] of [[heavy, loaded], [light, lone]] as const) {
+          if (which === "none") {
+            record(into[which], await workers.run(phase))
+          } else {
+            const seen = await withPage(base, () => workers.run(phase))
+            record(into[which], seen.result)
+            if (workers === heavy) {
+              fetches.push(...seen.fetches)
+              events += seen.eventTimes.length
+              pageMillis += seen.ended - seen.started
+              let previous = seen.started
+              for (const t of [...seen.eventTimes, seen.ended]) {
+                maxGap = Math.max(maxGap, t - previous)
+                previous = t
+              }
+            }
+          }
+        }
+      }
+      log(`  dashboard: round ${round + 1}/${options.rounds}`)
+    }
+  } finally {
+    await heavy.close()
+    await light.close()
     await served.close()
     await upstream.close()
   }
+  const sorted = fetches.sort((a, b) => a - b)
+  const result = {
+    rounds: options.rounds,
+    workers: options.workers,
+    sessions: options.workers * 2,
+    inFlight: options.workers * 2 * 16,
+    callsPerSecond: {
+      noPage: Math.round(median(loaded.none.rate)),
+      pageOpen: Math.round(median(loaded.page.rate))
+    },
+    loadedP50Millis: { noPage: round3(median(loaded.none.p50)), pageOpen: round3(median(loaded.page.p50)) },
+    loneP50Millis: { noPage: round3(median(lone.none.p50)), pageOpen: round3(median(lone.page.p50)) },
+    errors: loaded.none.errors + loaded.page.errors + lone.none.errors + lone.page.errors,
+    pageFetches: sorted.length,
+    pageP50Millis: round3(sorted[Math.floor(sorted.length / 2)] ?? Number.NaN),
+    pageMaxMillis: round3(sorted.at(-1) ?? Number.NaN),
+    eventsPerSecond: Number((events / (pageMillis / 1000)).toFixed(2)),
+    maxEventGapMillis: Math.round(maxGap)
+  }
+  log(`  dashboard under load: ${JSON.stringify(result)}`)
+  return result
 }
 
 export const gateway: Section = async ({ log, quick }) => {
@@ -401,7 +532,7 @@ export const gateway: Section = async ({ log, quick }) => {
     { name: `mcp-proxy ${benchPackage.devDependencies["mcp-proxy"] ?? "?"}`, start: mcpProxy }
   ], { quick, rounds, log })
   const memory = await memoryPerSession(quick ? 50 : 200, log)
-  const dashboard = await dashboardUnderLoad(quick ? 5 : 15, log)
+  const dashboard = await dashboardUnderLoad({ rounds: quick ? 2 : 4, phaseSeconds: quick ? 3 : 5, workers: 3 }, log)
   const a = groupTable(hop)
   const b = groupTable(stdio)
   return {
@@ -418,9 +549,30 @@ export const gateway: Section = async ({ log, quick }) => {
         (memory.rssBeforeKib / 1024).toFixed(1)
       } → ${(memory.rssAfterKib / 1024).toFixed(1)} MiB over ${memory.sessions} sessions).`,
       "",
-      `The dashboard while the gateway serves ${dashboard.callsPerSecond} calls/s (c=50): \`/\` and \`/dashboard/state\` ` +
-      `answered in ${dashboard.pageP50Millis} ms p50, ${dashboard.pageMaxMillis} ms at most (${dashboard.pageFetches} fetches); ` +
-      `an open page received ${dashboard.events} live updates.`
+      `The dashboard under load: ${dashboard.workers} load threads, ${dashboard.sessions} SDK v2 sessions, ` +
+      `${dashboard.inFlight} calls in flight, median over ${dashboard.rounds} phases with and without a page open (same run):`,
+      "",
+      markdownTable(["", "no page", "a page open"], [
+        [
+          "calls/s through the gateway",
+          formatRate(dashboard.callsPerSecond.noPage),
+          formatRate(dashboard.callsPerSecond.pageOpen)
+        ],
+        [
+          "p50 of a call under that load",
+          `${dashboard.loadedP50Millis.noPage} ms`,
+          `${dashboard.loadedP50Millis.pageOpen} ms`
+        ],
+        [
+          "p50 of a lone call (one session, c=1)",
+          `${dashboard.loneP50Millis.noPage} ms`,
+          `${dashboard.loneP50Millis.pageOpen} ms`
+        ]
+      ]),
+      "",
+      `With the page open under load, \`/\` and \`/dashboard/state\` answered in ${dashboard.pageP50Millis} ms p50, ` +
+      `${dashboard.pageMaxMillis} ms at most (${dashboard.pageFetches} fetches); live updates arrived at ` +
+      `${dashboard.eventsPerSecond}/s, at most ${dashboard.maxEventGapMillis} ms apart.`
     ].join("\n"),
     json: { rounds, hop: a.json, stdio: b.json, memory, dashboard }
   }

@@ -172,7 +172,8 @@ export const script = `
       kpi("kpi-success", "Success rate", pct(s.totals.successRate), num(s.totals.inFlight) + " in flight"),
       kpi("kpi-p95", "p95 latency", ms(s.totals.p95), "slowest server, sliding window"),
       kpi("kpi-cache", s.shared ? "Cache hit rate (this replica)" : "Cache hit rate", pct(s.cache.hitRate),
-        num(s.cache.entries) + " entries \\u00b7 " + bytes(s.cache.bytes)),
+        s.cache.entries === null ? num(s.cache.hits) + " hits \\u00b7 " + num(s.cache.misses) + " misses"
+          : num(s.cache.entries) + " entries \\u00b7 " + bytes(s.cache.bytes)),
       kpi("kpi-pool", "Pool", num(s.pool.sessions) + (s.pool.sessions === 1 ? " session" : " sessions"),
         num(s.pool.inFlight) + " in flight \\u00b7 " + num(s.pool.waiting) + " waiting"),
       kpi("kpi-alerts", "Alerts firing", num(firing), firing === 0 ? "all rules clear" : "see alert rules",
