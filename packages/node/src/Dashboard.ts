@@ -13,8 +13,8 @@
  * With replicas sharing state through Redis (`RedisStats` and a `SharedCircuitStore` in context, as `serve --redis`
  * runs), the page also shows the shared view beside this replica's own figures: the cache's entries and hit rate
  * over every replica, each rate limit's use of its window and each remote server's circuit, as Redis holds them.
- * Each replica publishes its counts every `sharedInterval`; the shared view is read from Redis only while a page is
- * open (at most once a `sharedInterval`), never per call.
+ * Redis is asked only while a page is open (at most once a `sharedInterval`): the page asks every replica for its
+ * counts and reads the shared view; nothing is sent per call, nor while no page is open.
  *
  * @since 0.1.0
  */
@@ -56,8 +56,8 @@ export interface Options {
   /** The alert thresholds to show: pass the `alerts` the bridge's telemetry was given. @default AlertRules.defaults */
   readonly alerts?: AlertRules.AlertOptions | undefined
   /**
-   * With replicas sharing state (`RedisStats` in context): how often this replica publishes its counts, and how
-   * often an open page reads the shared view.
+   * With replicas sharing state (`RedisStats` in context): how often an open page asks the replicas for their counts
+   * and reads the shared view.
    * @default 2 seconds
    */
   readonly sharedInterval?: Duration.Input | undefined
@@ -283,8 +283,8 @@ export const make = Effect.fnUntraced(function*(
   }
 })
 
-// The shared view, when replicas share state: this replica's counts published on a timer, and a reader that reads
-// Redis at most once a `sharedInterval` (the last view in between), and only when asked to refresh.
+// The shared view, when replicas share state: this replica answers every replica's asks with its counts, and a reader
+// asks and reads Redis at most once a `sharedInterval` (the last view in between), and only when asked to refresh.
 const makeShared = Effect.fnUntraced(function*(input: {
   readonly bridge: McpBridge.McpBridge.Service
   readonly config: Option.Option<BridgeConfig.BridgeConfig.Service>
@@ -335,16 +335,16 @@ const makeShared = Effect.fnUntraced(function*(input: {
 
   const limitKeys = limits.map((l) => ({ key: l.key, window: Duration.millis(l.windowMillis) }))
   if (stats !== undefined) {
-    const publish = Effect.gen(function*() {
-      const metrics = yield* bridge.metrics()
-      const servers: Record<string, { calls: number; hits: number; misses: number }> = {}
-      for (const s of metrics.servers) {
-        servers[s.server] = { calls: s.calls, hits: s.cache.hits, misses: s.cache.misses }
-      }
-      yield* stats.publish(self, { ...(replica?.name === undefined ? {} : { name: replica.name }), servers })
-    })
-    // Redis unreachable: the store's guard logs it once; the next tick tries again.
-    yield* publish.pipe(Effect.ignore, Effect.repeat(Schedule.spaced(Duration.millis(everyMillis))), Effect.forkScoped)
+    yield* stats.serve(
+      self,
+      Effect.map(bridge.metrics(), (metrics) => {
+        const servers: Record<string, { calls: number; hits: number; misses: number }> = {}
+        for (const s of metrics.servers) {
+          servers[s.server] = { calls: s.calls, hits: s.cache.hits, misses: s.cache.misses }
+        }
+        return { ...(replica?.name === undefined ? {} : { name: replica.name }), servers }
+      })
+    )
   }
 
   const readCircuits = circuits === undefined ? Effect.succeed([]) : Effect.forEach(
@@ -363,7 +363,9 @@ const makeShared = Effect.fnUntraced(function*(input: {
   const read = Effect.gen(function*() {
     const at = yield* Clock.currentTimeMillis
     const [result, circuitRows] = yield* Effect.all([
-      stats === undefined ? Effect.succeed(undefined) : Effect.result(stats.read(limitKeys)),
+      stats === undefined
+        ? Effect.succeed(undefined)
+        : Effect.result(Effect.andThen(Effect.ignore(stats.ask), stats.read(limitKeys))),
       readCircuits
     ], { concurrency: "unbounded" })
     return DashboardState.sharedView({

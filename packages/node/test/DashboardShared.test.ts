@@ -2,7 +2,8 @@
  * The dashboard of two replicas sharing one real redis-server (`RedisStores.layerReplicas`, as `serve --redis` runs):
  * each page's `/dashboard/state` shows, beside its replica's own figures, the shared view: a cache hit made through
  * one replica counts in the other's shared hit rate, the shared cache's entries, a rate limit's use summed over both,
- * and a remote server's circuit opened through one replica shows open on the other.
+ * and a remote server's circuit opened through one replica shows open on the other; with no page open, Redis hears
+ * nothing from the dashboards.
  */
 import { McpBridge } from "@mcp-bridge/core"
 import { Dashboard, NodeTransport } from "@mcp-bridge/node"
@@ -11,6 +12,7 @@ import { type Context, Effect, Exit, Layer, Redacted, Scope } from "effect"
 import { randomUUID } from "node:crypto"
 import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
+import { createClient } from "redis"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
 import * as RedisStores from "../src/replica/RedisStores.ts"
 import { type RedisServer, startRedis } from "./replica/redisServer.ts"
@@ -122,6 +124,19 @@ describe("Dashboard, shared by replicas", () => {
     await refusing?.close()
     await redis?.stop()
   }, 30_000)
+
+  it("sends Redis nothing while no page is open", async () => {
+    const probe = createClient({ url: redis.url })
+    await probe.connect()
+    const processed = async () => Number(/total_commands_processed:(\d+)/.exec(await probe.info("stats"))![1])
+    const before = await processed()
+    // Ten of the pages' 100 ms intervals.
+    await new Promise((r) => setTimeout(r, 1_000))
+    const after = await processed()
+    await probe.close()
+    // The only command between the two readings is the first INFO itself.
+    assert.strictEqual(after - before, 1)
+  })
 
   it(
     "shows a hit through one replica in the other's shared figures, and both replicas' limits and circuits",

@@ -2,18 +2,19 @@
  * What the replicas of a gateway share, read back for the dashboard: the result cache's entries and its hits and
  * misses summed over every replica, and each rate limit's use of its window, as Redis sees them.
  *
- * Hits and misses stay off the path of a call: each replica publishes its own running counts (per server) into one
- * hash, `<prefix>stats`, on a timer (`publish`, one command), stamped with Redis's clock. `read` is one script that
- * sums the live replicas' counts (dropping those silent for longer than `staleAfter`), counts the result cache's live
- * entries under `<prefix>rc:` (the layout of `RedisResultStore`) and each limit's admissions in its last window under
- * `<prefix>rl:` (the layout of `RedisRateLimitStore`). The figures are read when somebody looks, never per call.
+ * Nothing is sent per call, and nothing at all while no page is open: a page that wants the shared view `ask`s (one
+ * `PUBLISH` on `<prefix>stats:ask`), every replica that `serve`s answers by storing its running counts (per server)
+ * in one hash, `<prefix>stats`, stamped with Redis's clock (one script), and the page `read`s them (one script): the
+ * live replicas' counts (those silent for longer than `staleAfter` dropped), the result cache's live entries under
+ * `<prefix>rc:` (the layout of `RedisResultStore`) and each limit's admissions in its last window under `<prefix>rl:`
+ * (the layout of `RedisRateLimitStore`). A read shows the answers to earlier asks: figures lag by one ask.
  *
- * Built on Effect's `Redis` service (`Redis.script`, `EVALSHA`). The cache's keys are read outside the script's
- * declared keys, as `RedisResultStore.usage` does: a single Redis node, not Redis Cluster.
+ * Built on Effect's `Redis` service (`Redis.script`, `EVALSHA`, `subscribe`). The cache's keys are read outside the
+ * script's declared keys, as `RedisResultStore.usage` does: a single Redis node, not Redis Cluster.
  *
  * @since 0.1.0
  */
-import { Context, Duration, Effect, Layer, Schema } from "effect"
+import { Context, Duration, Effect, Layer, Queue, Schema, type Scope } from "effect"
 import { Redis } from "effect/persistence"
 import * as RedisGuard from "./internal/redisGuard.ts"
 
@@ -125,6 +126,13 @@ export declare namespace RedisStats {
    * @since 0.1.0
    */
   export interface Service {
+    /**
+     * Answers every `ask` of any replica, for as long as the scope lasts, by publishing `figures` under `replica`
+     * (over a subscriber connection of its own; while Redis is away it answers nothing).
+     */
+    readonly serve: (replica: string, figures: Effect.Effect<Figures>) => Effect.Effect<void, never, Scope.Scope>
+    /** Asks every replica that serves to publish its counts (one `PUBLISH`). */
+    readonly ask: Effect.Effect<void, RedisStatsError>
     /** Stores this replica's running counts under its id (one command). */
     readonly publish: (replica: string, figures: Figures) => Effect.Effect<void, RedisStatsError>
     /** Reads the live replicas' counts, the shared cache's size and these limits' use (one script). */
@@ -233,8 +241,9 @@ const asFigures = (json: string): Figures | undefined => {
  * @example
  * ```ts
  * const stats = yield* RedisStats.make({ prefix: "mcpgw:" })
- * yield* stats.publish("eu-1", { servers: { docs: { calls: 10, hits: 4, misses: 6 } } })
- * const shared = yield* stats.read([{ key: "docs\u0000second", window: "1 second" }])
+ * yield* stats.serve("eu-1", Effect.succeed({ servers: { docs: { calls: 10, hits: 4, misses: 6 } } }))
+ * yield* stats.ask
+ * const shared = yield* stats.read([{ key: "docs\u0000minute", window: "1 minute" }])
  * ```
  *
  * @since 0.1.0
@@ -248,6 +257,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     pause: "1 second"
   })
   const statsKey = `${prefix}stats`
+  const askChannel = `${prefix}stats:ask`
   const evalPublish = redis.eval(publishScript)
   const evalRead = redis.eval(readScript)
   const run = <A, E>(effect: Effect.Effect<A, E>) =>
@@ -256,11 +266,27 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     )
   const unexpected = (detail: string) => new RedisStatsError({ reason: new UnexpectedReply({ detail }) })
 
+  const publish = (replica: string, figures: Figures) =>
+    run(evalPublish(statsKey, replica, JSON.stringify(figures), String(Math.max(1000, staleMillis * 2)))).pipe(
+      Effect.asVoid
+    )
+
   const service: RedisStats.Service = {
-    publish: (replica, figures) =>
-      run(evalPublish(statsKey, replica, JSON.stringify(figures), String(Math.max(1000, staleMillis * 2)))).pipe(
-        Effect.asVoid
-      ),
+    serve: (replica, figures) =>
+      Effect.gen(function*() {
+        const asks = yield* redis.subscribe(askChannel)
+        yield* Queue.take(asks).pipe(
+          Effect.matchEffect({
+            // The subscriber is gone for good: stop answering rather than spin.
+            onFailure: () => Effect.interrupt,
+            onSuccess: () => Effect.ignore(Effect.flatMap(figures, (f) => publish(replica, f)))
+          }),
+          Effect.forever,
+          Effect.forkScoped
+        )
+      }),
+    ask: run(redis.send("PUBLISH", askChannel, "1")).pipe(Effect.asVoid),
+    publish,
     read: (limits) =>
       Effect.flatMap(
         run(evalRead(
