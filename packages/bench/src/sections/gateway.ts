@@ -423,7 +423,8 @@ const withPage = async <A>(base: string, during: () => Promise<A>) => {
  * The dashboard under load, and what an open page costs: `mcp-bridge serve` in front of the HTTP echo server, driven by
  * `workers` load-generator threads of several SDK v2 sessions each (one session tops out well below 1,000 calls/s).
  * In alternating phases of `phaseSeconds` (the order rotates every round), the same load runs with no page and with
- * a page open (`withPage`); then the same with one session at c=1, for the page's cost to a lone call's p50.
+ * a page open (`withPage`); then the same with one session at c=1, for the page's cost to a lone call's p50. One
+ * session at c=50 runs once a round, for scale.
  */
 export const dashboardUnderLoad = async (
   options: { readonly rounds: number; readonly phaseSeconds: number; readonly workers: number },
@@ -434,11 +435,13 @@ export const dashboardUnderLoad = async (
   const base = served.url.replace(/\/mcp$/, "")
   const heavy = await startWorkers(served.url, options.workers, { sessions: 2, concurrency: 16 })
   const light = await startWorkers(served.url, 1, { sessions: 1, concurrency: 1 })
+  const single = await startWorkers(served.url, 1, { sessions: 1, concurrency: 50 })
   const phase = options.phaseSeconds * 1000
   type Phase = { rate: Array<number>; p50: Array<number>; errors: number }
   const empty = (): Phase => ({ rate: [], p50: [], errors: 0 })
   const loaded = { none: empty(), page: empty() }
   const lone = { none: empty(), page: empty() }
+  const oneSession = empty()
   const fetches: Array<number> = []
   let events = 0
   let pageMillis = 0
@@ -452,7 +455,10 @@ export const dashboardUnderLoad = async (
   try {
     await heavy.run(2_000)
     await light.run(1_000)
+    await single.run(1_000)
     for (let round = 0; round < options.rounds; round++) {
+      // The rate one session reaches (c=50), for scale: what the several sessions add in this run.
+      record(oneSession, await single.run(phase))
       const order = round % 2 === 0 ? (["none", "page"] as const) : (["page", "none"] as const)
       for (const which of order) {
         for (const [workers, into] of [[heavy, loaded], [light, lone]] as const) {
@@ -479,6 +485,7 @@ export const dashboardUnderLoad = async (
   } finally {
     await heavy.close()
     await light.close()
+    await single.close()
     await served.close()
     await upstream.close()
   }
@@ -489,12 +496,13 @@ export const dashboardUnderLoad = async (
     sessions: options.workers * 2,
     inFlight: options.workers * 2 * 16,
     callsPerSecond: {
+      oneSession: Math.round(median(oneSession.rate)),
       noPage: Math.round(median(loaded.none.rate)),
       pageOpen: Math.round(median(loaded.page.rate))
     },
     loadedP50Millis: { noPage: round3(median(loaded.none.p50)), pageOpen: round3(median(loaded.page.p50)) },
     loneP50Millis: { noPage: round3(median(lone.none.p50)), pageOpen: round3(median(lone.page.p50)) },
-    errors: loaded.none.errors + loaded.page.errors + lone.none.errors + lone.page.errors,
+    errors: loaded.none.errors + loaded.page.errors + lone.none.errors + lone.page.errors + oneSession.errors,
     pageFetches: sorted.length,
     pageP50Millis: round3(sorted[Math.floor(sorted.length / 2)] ?? Number.NaN),
     pageMaxMillis: round3(sorted.at(-1) ?? Number.NaN),
@@ -550,7 +558,8 @@ export const gateway: Section = async ({ log, quick }) => {
       } → ${(memory.rssAfterKib / 1024).toFixed(1)} MiB over ${memory.sessions} sessions).`,
       "",
       `The dashboard under load: ${dashboard.workers} load threads, ${dashboard.sessions} SDK v2 sessions, ` +
-      `${dashboard.inFlight} calls in flight, median over ${dashboard.rounds} phases with and without a page open (same run):`,
+      `${dashboard.inFlight} calls in flight, median over ${dashboard.rounds} phases with and without a page open (same run; ` +
+      `one session at c=50 reached ${formatRate(dashboard.callsPerSecond.oneSession)} calls/s in the same run):`,
       "",
       markdownTable(["", "no page", "a page open"], [
         [
