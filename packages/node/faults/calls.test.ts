@@ -4,8 +4,8 @@
  * they are sent or used as a cache key.
  */
 import { assert, describe, it } from "@effect/vitest"
-import * as Expect from "./expect.ts"
 import { Effect } from "effect"
+import * as Expect from "./expect.ts"
 import { figure, hangMillis, kindOf, messageOf, processesLeft, stdio, tally, within } from "./harness.ts"
 
 type Facade = Expect.Bridge

@@ -9,7 +9,18 @@ import { spawn } from "node:child_process"
 import { readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import * as Expect from "./expect.ts"
-import { figure, freePort, hangMillis, kindOf, messageOf, now, processesLeft, seconds, tally, within } from "./harness.ts"
+import {
+  figure,
+  freePort,
+  hangMillis,
+  kindOf,
+  messageOf,
+  now,
+  processesLeft,
+  seconds,
+  tally,
+  within
+} from "./harness.ts"
 
 const url = "http://127.0.0.1:9/mcp"
 const stdioEntry = { command: process.execPath, args: ["-e", ""] }
