@@ -7,8 +7,8 @@
  *
  * A `node:http` request handler, so that any server mounts it (the gateway at `/`, or your own): it answers its own
  * paths and returns `false` for every other. Built on a scoped fiber that samples `McpBridge.metrics()` and
- * `BridgeStatus.read` once a `interval` (one sample shared by every open page) and ends, with the page streams, when
- * the scope closes. The page is a static string in this package: no build step, no library, no request leaves it.
+ * `BridgeStatus.read` once an `interval` (one sample shared by every open page; with no page open, only the chart's
+ * history is kept) and ends, with the page streams, when the scope closes. The page is a static string in this package: no build step, no library, no request leaves it.
  *
  * With replicas sharing state through Redis (`RedisStats` and a `SharedCircuitStore` in context, as `serve --redis`
  * runs), the page also shows the shared view beside this replica's own figures: the cache's entries and hit rate
@@ -194,7 +194,14 @@ export const make = Effect.fnUntraced(function*(
     })
 
   const sample = Effect.gen(function*() {
-    const { metrics, shared: view, status: s } = yield* current(streams.size > 0)
+    // No page open: the chart's history only (the state is built when a page connects).
+    if (streams.size === 0) {
+      const metrics = yield* bridge.metrics()
+      builder.tick(metrics, yield* Clock.currentTimeMillis)
+      latest = undefined
+      return
+    }
+    const { metrics, shared: view, status: s } = yield* current(true)
     builder.tick(metrics, s.at)
     latest = JSON.stringify(builder.build(metrics, s, view))
     const frame = `data: ${latest}\n\n`
@@ -251,7 +258,19 @@ export const make = Effect.fnUntraced(function*(
       "x-accel-buffering": "no"
     })
     res.write(`retry: 2000\n\n`)
-    if (latest !== undefined) res.write(`data: ${latest}\n\n`)
+    if (latest !== undefined) {
+      res.write(`data: ${latest}\n\n`)
+    } else {
+      // The first page after none: its first state now rather than at the next tick.
+      run(
+        Effect.map(
+          current(true),
+          ({ metrics, shared: view, status: s }) => JSON.stringify(builder.build(metrics, s, view))
+        )
+      ).then((body) => {
+        if (!res.writableEnded) res.write(`data: ${body}\n\n`)
+      }, () => undefined)
+    }
     streams.add(res)
     res.on("close", () => streams.delete(res))
   }
