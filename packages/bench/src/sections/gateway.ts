@@ -442,6 +442,7 @@ export const dashboardUnderLoad = async (
   const loaded = { none: empty(), page: empty() }
   const lone = { none: empty(), page: empty() }
   const oneSession = empty()
+  const quiet: Array<number> = []
   const fetches: Array<number> = []
   let events = 0
   let pageMillis = 0
@@ -483,6 +484,12 @@ export const dashboardUnderLoad = async (
       }
       log(`  dashboard: round ${round + 1}/${options.rounds}`)
     }
+    // What building and sending the state costs the gateway, with no load: the whole of a page's work per interval.
+    for (let i = 0; i < 100; i++) {
+      const t = performance.now()
+      await (await fetch(`${base}/dashboard/state`)).arrayBuffer()
+      quiet.push(performance.now() - t)
+    }
   } finally {
     await heavy.close()
     await light.close()
@@ -504,6 +511,7 @@ export const dashboardUnderLoad = async (
     loadedP50Millis: { noPage: round3(median(loaded.none.p50)), pageOpen: round3(median(loaded.page.p50)) },
     loneP50Millis: { noPage: round3(median(lone.none.p50)), pageOpen: round3(median(lone.page.p50)) },
     errors: loaded.none.errors + loaded.page.errors + lone.none.errors + lone.page.errors + oneSession.errors,
+    quietStateP50Millis: round3(median(quiet)),
     pageFetches: sorted.length,
     pageP50Millis: round3(sorted[Math.floor(sorted.length / 2)] ?? Number.NaN),
     pageMaxMillis: round3(sorted.at(-1) ?? Number.NaN),
@@ -582,7 +590,8 @@ export const gateway: Section = async ({ log, quick }) => {
       "",
       `With the page open under load and fetched once a second, \`/\` and \`/dashboard/state\` answered in ${dashboard.pageP50Millis} ms p50, ` +
       `${dashboard.pageMaxMillis} ms at most (${dashboard.pageFetches} fetches); live updates arrived at ` +
-      `${dashboard.eventsPerSecond}/s, at most ${dashboard.maxEventGapMillis} ms apart.`
+      `${dashboard.eventsPerSecond}/s, at most ${dashboard.maxEventGapMillis} ms apart. A page's work per update (the state that \`/dashboard/state\` ` +
+      `builds and sends) took ${dashboard.quietStateP50Millis} ms p50, measured with no load.`
     ].join("\n"),
     json: { rounds, hop: a.json, stdio: b.json, memory, dashboard }
   }
