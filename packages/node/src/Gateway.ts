@@ -38,6 +38,7 @@ import * as Http from "./gateway/http.ts"
 import * as McpServer from "./gateway/mcpServer.ts"
 import * as Naming from "./gateway/naming.ts"
 import * as RelayRegistry from "./gateway/relay.ts"
+import * as Rounds from "./gateway/rounds.ts"
 import * as NodeTransport from "./NodeTransport.ts"
 import { GatewayReplicas } from "./replica/GatewayReplicas.ts"
 
@@ -236,9 +237,12 @@ const decodeSettings = (input: unknown) =>
     )
   )
 
-// A failed call becomes a tool error result (what a model can read and act on); an unknown tool a protocol error.
-const failureResult = (cause: Cause.Cause<unknown>): CallToolResult => {
+// A failed call becomes a tool error result (what a model can read and act on); an unknown tool a protocol error, and
+// so does an upstream's error that is the downstream client's (see `gateway/rounds.ts`).
+const failureResult = (cause: Cause.Cause<unknown>, retry: boolean): CallToolResult => {
   const error = Cause.squash(cause)
+  const relayed = Rounds.relayedError(error, retry)
+  if (relayed !== undefined) throw relayed
   if (typeof error === "object" && error !== null && "_tag" in error && error._tag === "McpBridgeError") {
     const reason = (error as McpBridge.CallError & { reason: { _tag: string } }).reason
     if (reason._tag === "UnknownTool" || reason._tag === "InvalidCall") {
@@ -276,12 +280,15 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
   const ask = async <A>(
     effect: Effect.Effect<A, unknown>,
     principal: string | undefined,
-    signal: AbortSignal
+    signal: AbortSignal,
+    retry = false
   ): Promise<A> => {
     const exit = await run(effect.pipe(Effect.provideService(CallerIdentity, principal)), { signal })
     if (Exit.isSuccess(exit)) return exit.value
     if (signal.aborted) throw new ProtocolError(ProtocolErrorCode.InternalError, "the request was cancelled")
     const error = Cause.squash(exit.cause)
+    const relayed = Rounds.relayedError(error, retry)
+    if (relayed !== undefined) throw relayed
     const tag = (error as { reason?: { _tag?: unknown } } | undefined)?.reason?._tag
     const invalid = typeof tag === "string" && (tag.startsWith("Unknown") || tag === "InvalidCall")
     throw new ProtocolError(
@@ -329,10 +336,11 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
       const cached = catalogs.get(principal)
       return view(cached ?? await build(principal), principal, name)
     },
-    call: async (tool, args, { meta, onProgress, principal, signal, target }) => {
+    call: async (tool, args, { meta, onProgress, principal, rounds, signal, target }) => {
       const effect = bridge.callTool({ server: tool.server, tool: tool.tool }, args, {
         ...(meta === undefined ? {} : { meta }),
-        ...(onProgress === undefined ? {} : { onProgress })
+        ...(onProgress === undefined ? {} : { onProgress }),
+        ...(rounds === undefined ? {} : { rounds })
       }).pipe(Effect.provideService(CallerIdentity, principal))
       // What the upstream asks during the call is relayed to this request's client.
       const leave = Option.isSome(relay)
@@ -341,7 +349,7 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
       const exit = await run(effect, { signal }).finally(leave)
       if (Exit.isSuccess(exit)) return exit.value
       if (signal.aborted) throw new ProtocolError(ProtocolErrorCode.InternalError, "the request was cancelled")
-      return failureResult(exit.cause)
+      return failureResult(exit.cause, Rounds.isRetry(rounds))
     },
     capabilities,
     resources: (name, signal) =>
@@ -353,8 +361,13 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
         all.filter((t) => inView(name)(t.server)).map(({ server: _, ...template }) => template)
       ),
     // A URI no server has, or one its server refuses as invalid: "not found", naming the URI in `data` (SEP-2164).
-    read: (uri, principal, signal) =>
-      ask(bridge.readResource(uri), principal, signal).catch((error: unknown) => {
+    read: (uri, principal, signal, rounds) =>
+      ask(
+        bridge.readResource(uri, rounds === undefined ? {} : { rounds }),
+        principal,
+        signal,
+        Rounds.isRetry(rounds)
+      ).catch((error: unknown) => {
         if (error instanceof ProtocolError && error.code === ProtocolErrorCode.InvalidParams) {
           throw new ResourceNotFoundError(uri, error.message)
         }
@@ -370,8 +383,17 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
       ask(bridge.listPrompts(), undefined, signal).then((all) =>
         promptNamer(all.filter((p) => inView(name)(p.server)))
       ),
-    getPrompt: (prompt, args, principal, signal) =>
-      ask(bridge.getPrompt({ server: prompt.server, prompt: prompt.prompt }, args), principal, signal),
+    getPrompt: (prompt, args, principal, signal, rounds) =>
+      ask(
+        bridge.getPrompt(
+          { server: prompt.server, prompt: prompt.prompt },
+          args,
+          rounds === undefined ? {} : { rounds }
+        ),
+        principal,
+        signal,
+        Rounds.isRetry(rounds)
+      ),
     complete: (params, principal, signal) => ask(bridge.complete(params), principal, signal)
   }
   const info = {
