@@ -1,0 +1,116 @@
+import { assert, describe, it } from "@effect/vitest"
+import { serveGateway } from "@mcp-bridge/node"
+import { TestServer } from "@mcp-bridge/testing"
+import { Client, isInputRequiredResult, ProtocolError, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
+import type { CallToolResult, ClientCapabilities, InputRequiredResult } from "@modelcontextprotocol/client"
+import { afterAll, beforeAll } from "vitest"
+
+// A 2026-07-28 upstream whose tools ask the client (`input_required`), behind the gateway, and 2026-07-28 SDK v2
+// clients in front of it. `elicit` is cacheable and read-only by policy: its rounds must still each reach the upstream.
+const tools: ReadonlyArray<TestServer.TestTool> = [
+  { name: "elicit", respond: { kind: "elicit", message: "Your name?", rounds: 2 } },
+  { name: "sample", respond: { kind: "sample", prompt: "Say hi" } },
+  { name: "capabilities", respond: { kind: "capabilities" } }
+]
+
+const text = (result: CallToolResult) => (result.content[0] as { text: string }).text
+
+const full: ClientCapabilities = { elicitation: { form: {} }, sampling: {}, roots: {} }
+
+describe("GatewayInputRequired", () => {
+  let upstream: TestServer.HttpTestServer
+  let gateway: Awaited<ReturnType<typeof serveGateway>>
+  const clients: Array<Client> = []
+
+  const connect = async (capabilities: ClientCapabilities) => {
+    const client = new Client({ name: "rounds-test", version: "1.0.0" }, {
+      versionNegotiation: { mode: "auto" },
+      capabilities
+    })
+    client.setRequestHandler("sampling/createMessage", () =>
+      Promise.resolve({ model: "test-model", role: "assistant" as const, content: { type: "text" as const, text: "hi!" } }))
+    await client.connect(new StreamableHTTPClientTransport(new URL(gateway.url)))
+    assert.strictEqual(client.getNegotiatedProtocolVersion(), "2026-07-28")
+    clients.push(client)
+    return client
+  }
+
+  beforeAll(async () => {
+    upstream = await TestServer.startHttp({ name: "up", tools })
+    gateway = await serveGateway(
+      {
+        mcpServers: {
+          up: { url: upstream.url, bridge: { protocol: "2026-07-28", tools: { elicit: { cache: "1 minute" } } } }
+        }
+      },
+      { port: 0, dashboard: false }
+    )
+  }, 60_000)
+
+  afterAll(async () => {
+    for (const client of clients) await client.close().catch(() => undefined)
+    await gateway?.close()
+    await upstream?.close()
+  })
+
+  // One manual round: the client sees the upstream's `input_required` itself.
+  const call = (client: Client, params: Record<string, unknown>) =>
+    client.callTool({ name: "elicit", arguments: {}, ...params } as never, { allowInputRequired: true }) as Promise<
+      CallToolResult | InputRequiredResult
+    >
+
+  it("passes the upstream's input_required rounds through, requestState and inputResponses as sent", async () => {
+    const client = await connect(full)
+    const before = upstream.calls("elicit")
+    for (const name of ["Ada", "Grace"]) {
+      const first = await call(client, {})
+      assert.isTrue(isInputRequiredResult(first))
+      const r1 = first as InputRequiredResult
+      assert.strictEqual(r1.inputRequests?.["form"]?.method, "elicitation/create")
+      assert.match((r1.inputRequests?.["form"]?.params as { message: string }).message, /\(1 of 2\)$/)
+      // The upstream's state, with its quotes, backslashes, tabs and non-ASCII, as the upstream minted it.
+      assert.match(JSON.parse(r1.requestState ?? "[]")[0], /"quotes", \\backslash, ünïcödé ✓, tabs\tand/)
+      const second = await call(client, {
+        inputResponses: { form: { action: "accept", content: { name } } },
+        requestState: r1.requestState
+      })
+      assert.isTrue(isInputRequiredResult(second))
+      const r2 = second as InputRequiredResult
+      assert.notStrictEqual(r2.requestState, r1.requestState)
+      const done = await call(client, {
+        inputResponses: { form: { action: "accept", content: { name: `${name}!` } } },
+        requestState: r2.requestState
+      })
+      assert.isFalse(isInputRequiredResult(done))
+      const answer = JSON.parse(text(done as CallToolResult))
+      assert.strictEqual(answer.era, "modern")
+      // The upstream got back, byte for byte, the state it sent in the second round.
+      assert.strictEqual(answer.requestState, r2.requestState)
+      assert.isTrue(answer.intact)
+      assert.deepStrictEqual(answer.answers.map((a: { content: { name: string } }) => a.content.name), [name, `${name}!`])
+    }
+    // Every round of both exchanges reached the upstream: none was cached, nor answered from another.
+    assert.strictEqual(upstream.calls("elicit") - before, 6)
+  })
+
+  it("lets an SDK v2 client fulfil the rounds itself", async () => {
+    const client = await connect(full)
+    const result = await client.callTool({ name: "sample", arguments: {} }) as CallToolResult
+    const answer = JSON.parse(text(result))
+    assert.strictEqual(answer.text, "hi!")
+    assert.strictEqual(answer.model, "test-model")
+  })
+
+  it("shows the upstream the downstream request's capabilities, and never asks for one the client lacks", async () => {
+    const client = await connect({ sampling: {} })
+    const seen = JSON.parse(text(await client.callTool({ name: "capabilities", arguments: {} }) as CallToolResult))
+    assert.deepStrictEqual(seen.capabilities, { sampling: {} })
+    // The upstream asks for a form anyway: the client, which declared no elicitation, gets -32021 instead.
+    const error = await call(client, {}).then(
+      () => assert.fail("the client was asked for an elicitation it did not declare"),
+      (e: unknown) => e
+    )
+    assert.instanceOf(error, ProtocolError)
+    assert.strictEqual((error as ProtocolError).code, -32021)
+  })
+})
