@@ -37,6 +37,7 @@ import * as Dashboard from "./Dashboard.ts"
 import * as Http from "./gateway/http.ts"
 import * as McpServer from "./gateway/mcpServer.ts"
 import * as Naming from "./gateway/naming.ts"
+import * as ParamHeaders from "./gateway/paramHeaders.ts"
 import * as RelayRegistry from "./gateway/relay.ts"
 import * as Rounds from "./gateway/rounds.ts"
 import * as NodeTransport from "./NodeTransport.ts"
@@ -418,6 +419,16 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
     settings,
     bridge,
     factory,
+    // A 2026-07-28 `tools/call` whose `Mcp-Param-*` headers disagree with its arguments is refused before the bridge.
+    checkModern: (request: Request, body: unknown, name: string | undefined, authInfo: AuthInfo | undefined) => {
+      const call = ParamHeaders.toolsCall(body)
+      if (call === undefined) return undefined
+      return backend.routing(McpServer.principalOf(authInfo), name).then((catalog) => {
+        const tool = catalog.byName.get(call.name)
+        const found = tool && ParamHeaders.mismatch(tool.definition, call.arguments, request.headers)
+        return found === undefined ? undefined : ParamHeaders.refusal(call.id, found)
+      })
+    },
     views: Object.keys(views),
     onChanges: (to: {
       readonly tools: () => void
@@ -499,7 +510,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     extraRoutes: options.extraRoutes ?? dashboard,
     sessionIdleMillis: Duration.toMillis(Duration.fromInputUnsafe(options.sessionIdleTimeout ?? "30 minutes")),
     onError: (error) => void run(Effect.logDebug(`gateway: ${error.message}`)),
-    replicas: Option.getOrUndefined(replicas)
+    replicas: Option.getOrUndefined(replicas),
+    checkModern: core.checkModern
   })
   core.onChanges({ tools: gateway.toolsChanged, list: gateway.listChanged, updated: gateway.resourceUpdated })
   yield* Effect.forkScoped(core.watchChanges)

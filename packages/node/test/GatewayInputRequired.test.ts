@@ -1,7 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
 import { serveGateway } from "@mcp-bridge/node"
 import { TestServer } from "@mcp-bridge/testing"
-import { Client, isInputRequiredResult, ProtocolError, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
+import {
+  Client,
+  isInputRequiredResult,
+  ProtocolError,
+  StreamableHTTPClientTransport
+} from "@modelcontextprotocol/client"
 import type { CallToolResult, ClientCapabilities, InputRequiredResult } from "@modelcontextprotocol/client"
 import { afterAll, beforeAll } from "vitest"
 
@@ -10,7 +15,12 @@ import { afterAll, beforeAll } from "vitest"
 const tools: ReadonlyArray<TestServer.TestTool> = [
   { name: "elicit", respond: { kind: "elicit", message: "Your name?", rounds: 2 } },
   { name: "sample", respond: { kind: "sample", prompt: "Say hi" } },
-  { name: "capabilities", respond: { kind: "capabilities" } }
+  { name: "capabilities", respond: { kind: "capabilities" } },
+  {
+    name: "regional",
+    respond: { kind: "echo" },
+    inputSchema: { type: "object", properties: { region: { type: "string", "x-mcp-header": "Region" } } }
+  }
 ]
 
 const text = (result: CallToolResult) => (result.content[0] as { text: string }).text
@@ -27,8 +37,14 @@ describe("GatewayInputRequired", () => {
       versionNegotiation: { mode: "auto" },
       capabilities
     })
-    client.setRequestHandler("sampling/createMessage", () =>
-      Promise.resolve({ model: "test-model", role: "assistant" as const, content: { type: "text" as const, text: "hi!" } }))
+    if (capabilities.sampling !== undefined) {
+      client.setRequestHandler("sampling/createMessage", () =>
+        Promise.resolve({
+          model: "test-model",
+          role: "assistant" as const,
+          content: { type: "text" as const, text: "hi!" }
+        }))
+    }
     await client.connect(new StreamableHTTPClientTransport(new URL(gateway.url)))
     assert.strictEqual(client.getNegotiatedProtocolVersion(), "2026-07-28")
     clients.push(client)
@@ -87,7 +103,10 @@ describe("GatewayInputRequired", () => {
       // The upstream got back, byte for byte, the state it sent in the second round.
       assert.strictEqual(answer.requestState, r2.requestState)
       assert.isTrue(answer.intact)
-      assert.deepStrictEqual(answer.answers.map((a: { content: { name: string } }) => a.content.name), [name, `${name}!`])
+      assert.deepStrictEqual(answer.answers.map((a: { content: { name: string } }) => a.content.name), [
+        name,
+        `${name}!`
+      ])
     }
     // Every round of both exchanges reached the upstream: none was cached, nor answered from another.
     assert.strictEqual(upstream.calls("elicit") - before, 6)
@@ -112,5 +131,51 @@ describe("GatewayInputRequired", () => {
     )
     assert.instanceOf(error, ProtocolError)
     assert.strictEqual((error as ProtocolError).code, -32021)
+  })
+
+  // SEP-2243: the gateway checks a 2026-07-28 call's `Mcp-Param-*` headers against the tool it serves.
+  const post = (region: string | undefined, header: string | undefined) =>
+    fetch(gateway.url, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        "mcp-protocol-version": "2026-07-28",
+        "mcp-method": "tools/call",
+        "mcp-name": "regional",
+        ...(header === undefined ? {} : { "mcp-param-region": header })
+      },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 7,
+        method: "tools/call",
+        params: {
+          name: "regional",
+          arguments: region === undefined ? {} : { region },
+          _meta: {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {}
+          }
+        }
+      })
+    })
+
+  it("refuses a tools/call whose Mcp-Param headers disagree with its arguments (400, -32020)", async () => {
+    const client = await connect({})
+    // The SDK client mirrors the argument into the header itself.
+    const echoed = await client.callTool({ name: "regional", arguments: { region: "eu-west" } }) as CallToolResult
+    assert.isUndefined(echoed.isError)
+    for (const [region, header] of [["eu-west", undefined], ["eu-west", "us-east"], ["Hello", "=?base64?SGVsbG8?="]]) {
+      const response = await post(region, header)
+      assert.strictEqual(response.status, 400, `${region} / ${header}`)
+      const body = await response.json() as { id: number; error: { code: number } }
+      assert.strictEqual(body.error.code, -32020)
+      assert.strictEqual(body.id, 7)
+    }
+    for (const [region, header] of [["Hello", "=?base64?SGVsbG8=?="], ["eu-west", "eu-west"], [undefined, undefined]]) {
+      const response = await post(region, header)
+      assert.strictEqual(response.status, 200, `${region} / ${header}`)
+      await response.body?.cancel()
+    }
   })
 })
