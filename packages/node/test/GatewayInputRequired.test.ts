@@ -179,3 +179,98 @@ describe("GatewayInputRequired", () => {
     }
   })
 })
+
+// A 2025-era upstream asks with requests of its own: the gateway turns them into rounds of its own for a 2026-07-28
+// client, its `requestState` sealed.
+describe("GatewayInputRequired: a 2025-era upstream", () => {
+  let upstream: TestServer.HttpTestServer
+  let gateway: Awaited<ReturnType<typeof serveGateway>>
+  const clients: Array<Client> = []
+
+  beforeAll(async () => {
+    upstream = await TestServer.startHttp({ name: "up", tools })
+    gateway = await serveGateway(
+      { mcpServers: { up: { url: upstream.url, bridge: { protocol: "legacy" } } } },
+      { port: 0, dashboard: false }
+    )
+  }, 60_000)
+
+  afterAll(async () => {
+    for (const client of clients) await client.close().catch(() => undefined)
+    await gateway?.close()
+    await upstream?.close()
+  })
+
+  const connect = async (capabilities: ClientCapabilities) => {
+    const client = new Client({ name: "bridged-test", version: "1.0.0" }, {
+      versionNegotiation: { mode: "auto" },
+      capabilities
+    })
+    if (capabilities.sampling !== undefined) {
+      client.setRequestHandler(
+        "sampling/createMessage",
+        () =>
+          Promise.resolve({ model: "m", role: "assistant" as const, content: { type: "text" as const, text: "yo" } })
+      )
+    }
+    await client.connect(new StreamableHTTPClientTransport(new URL(gateway.url)))
+    clients.push(client)
+    return client
+  }
+  const call = (client: Client, params: Record<string, unknown>) =>
+    client.callTool({ name: "elicit", arguments: {}, ...params } as never, { allowInputRequired: true }) as Promise<
+      CallToolResult | InputRequiredResult
+    >
+
+  it("answers the upstream's requests with rounds of the gateway's own, one upstream call for all of them", async () => {
+    const client = await connect(full)
+    const before = upstream.calls("elicit")
+    const r1 = await call(client, {}) as InputRequiredResult
+    assert.isTrue(isInputRequiredResult(r1))
+    const [key1, ask1] = Object.entries(r1.inputRequests ?? {})[0]!
+    assert.strictEqual(ask1.method, "elicitation/create")
+    assert.match((ask1.params as { message: string }).message, /\(1 of 2\)$/)
+    // A changed state, or one replayed by another caller's tool, is refused.
+    const tampered = await call(client, {
+      inputResponses: { [key1]: { action: "accept", content: { name: "Eve" } } },
+      requestState: `${r1.requestState!.slice(0, -4)}AAAA`
+    }).then(() => undefined, (e: unknown) => e)
+    assert.instanceOf(tampered, ProtocolError)
+    assert.strictEqual((tampered as ProtocolError).code, -32602)
+    const r2 = await call(client, {
+      inputResponses: { [key1]: { action: "accept", content: { name: "Ada" } } },
+      requestState: r1.requestState
+    }) as InputRequiredResult
+    assert.isTrue(isInputRequiredResult(r2))
+    const [key2, ask2] = Object.entries(r2.inputRequests ?? {})[0]!
+    assert.match((ask2.params as { message: string }).message, /\(2 of 2\)$/)
+    const done = await call(client, {
+      inputResponses: { [key2]: { action: "accept", content: { name: "Ada Lovelace" } } },
+      requestState: r2.requestState
+    }) as CallToolResult
+    const answer = JSON.parse(text(done))
+    assert.strictEqual(answer.era, "legacy")
+    assert.deepStrictEqual(answer.answers.map((a: { content: { name: string } }) => a.content.name), [
+      "Ada",
+      "Ada Lovelace"
+    ])
+    // One upstream call asked twice and answered once.
+    assert.strictEqual(upstream.calls("elicit") - before, 1)
+    // Its call is over: the state opens no more.
+    const replayed = await call(client, {
+      inputResponses: { [key2]: { action: "accept", content: { name: "Ada" } } },
+      requestState: r2.requestState
+    }).then(() => undefined, (e: unknown) => e)
+    assert.strictEqual((replayed as ProtocolError).code, -32602)
+  })
+
+  it("lets an SDK v2 client answer the rounds itself, and never asks what it did not declare", async () => {
+    const client = await connect({ sampling: {} })
+    const sampled = JSON.parse(text(await client.callTool({ name: "sample", arguments: {} }) as CallToolResult))
+    assert.strictEqual(sampled.text, "yo")
+    // No elicitation declared: the upstream's request is refused, the client is asked nothing.
+    const refused = await call(client, {}) as CallToolResult
+    assert.strictEqual(refused.isError, true)
+    assert.match(text(refused), /did not declare/)
+  })
+})

@@ -31,6 +31,7 @@ import type {
 } from "@modelcontextprotocol/server"
 import { isInputRequiredResult, ProtocolError, ProtocolErrorCode, Server } from "@modelcontextprotocol/server"
 import type { ServerContext } from "@modelcontextprotocol/server"
+import * as Bridging from "./bridging.ts"
 import type { Catalog, Exposed, ExposedPrompt, PromptCatalog } from "./naming.ts"
 import type { Target } from "./relay.ts"
 import * as Rounds from "./rounds.ts"
@@ -96,6 +97,9 @@ export interface Backend {
     signal: AbortSignal
   ) => Promise<CompleteResult>
 }
+
+// How long a bridged call waits for its client's next round.
+const BRIDGED_IDLE_MILLIS = 5 * 60_000
 
 const subscriptions = new WeakMap<Server, Set<string>>()
 
@@ -167,9 +171,10 @@ const targetOf = (server: Server, ctx: ServerContext): Target => {
  *
  * @internal
  */
-export const makeFactory =
-  (backend: Backend, info: Info, view: string | undefined) =>
-  (context: { readonly authInfo?: AuthInfo | undefined } = {}): Server => {
+export const makeFactory = (backend: Backend, info: Info, view: string | undefined) => {
+  // The calls of 2026-07-28 clients parked between the rounds that bridge a 2025-era upstream's requests.
+  const bridging = Bridging.make(BRIDGED_IDLE_MILLIS)
+  return (context: { readonly authInfo?: AuthInfo | undefined } = {}): Server => {
     const principal = principalOf(context.authInfo)
     const server = new Server(
       { name: info.name, version: info.version },
@@ -198,16 +203,35 @@ export const makeFactory =
             () => undefined
           )
         }
-      const result = await backend.call(tool, args as Record<string, unknown>, {
+      const rounds = Rounds.roundsOf(ctx)
+      const options = {
         principal: caller,
         signal: ctx.mcpReq.signal,
         meta: forwardedMeta(_meta as Record<string, unknown> | undefined),
         onProgress,
         target: targetOf(server, ctx),
-        rounds: Rounds.roundsOf(ctx)
-      })
-      // The upstream's `input_required` goes to the client as it was sent (the SDK checks it against the capabilities
-      // the request declares).
+        rounds
+      }
+      let result: CallToolResult | InputRequiredResult
+      if (rounds === undefined) {
+        result = await backend.call(tool, args as Record<string, unknown>, options)
+      } else {
+        // A 2026-07-28 request: a 2025-era upstream's requests come back as rounds of the gateway's own (a retry
+        // naming one resumes its call), a 2026-07-28 upstream's `input_required` as it was sent.
+        let call = rounds.requestState === undefined
+          ? undefined
+          : bridging.resume(rounds.requestState, caller, name, rounds.inputResponses)
+        if (call === undefined) {
+          call = bridging.start(caller, name)
+          call.settle(backend.call(tool, args as Record<string, unknown>, {
+            ...options,
+            signal: call.signal,
+            target: call.target(rounds.clientCapabilities, options.target.log)
+          }))
+        }
+        result = await bridging.next(call, ctx.mcpReq.signal)
+      }
+      // An `input_required` goes to the client as is (the SDK checks it against the capabilities the request declares).
       if (isInputRequiredResult(result)) return result
       return server.projectCallToolResult(result, tool.definition.outputSchema)
     })
@@ -290,3 +314,4 @@ export const makeFactory =
     }
     return server
   }
+}
