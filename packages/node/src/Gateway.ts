@@ -150,8 +150,9 @@ export declare namespace Gateway {
  * The relay of what upstream servers ask during a call (elicitation, sampling, roots) and of their log messages, to
  * the downstream request that made the call: with it in context, each `tools/call` of the gateway is entered in it for
  * its duration, and the bridge's `ClientHandlers` (see `layerRelay`) answer from it. A downstream client is asked only
- * what it declared it supports (a 2026-07-28 request: nothing); otherwise, or with no call to relay to, the upstream
- * is refused with an error saying why. Without a relay, the bridge's own handlers answer (by default none).
+ * what it declared it supports (a 2026-07-28 request, which has no server→client channel: in `input_required` rounds
+ * of the gateway's own, its `requestState` sealed); otherwise, or with no call to relay to, the upstream is refused
+ * with an error saying why. Without a relay, the bridge's own handlers answer (by default none).
  *
  * @since 0.1.0
  */

@@ -194,8 +194,8 @@ export const make = (maxIdleMillis: number): Bridging => {
     if (owner !== (principal ?? null) || named !== tool) throw refused("it belongs to another caller or tool")
     const state = parked.get(id)
     if (state === undefined) throw refused("its call ended or expired")
-    if (state.idle !== undefined) clearTimeout(state.idle)
-    state.idle = undefined
+    // One retry per round: the same state sent again meanwhile finds nothing (the next round parks it again).
+    forget(state)
     for (const [name, value] of Object.entries(inputResponses ?? {})) {
       const ask = state.asks.get(name)
       if (ask === undefined) continue

@@ -4,7 +4,8 @@
  * `input_required` result, unchanged (`inputRequests`, `requestState` as received), and the client's retry goes to
  * the same upstream server with its `inputResponses` and `requestState` as the client sent them. The upstream sees the
  * downstream request's client capabilities as the request's own, so it asks only for what the client declared (and
- * the SDK server refuses, with -32021, an `input_required` asking for more).
+ * the SDK server refuses, with -32021, an `input_required` asking for more). A 2025-era upstream's requests become
+ * rounds of the gateway's own (see `bridging.ts`).
  *
  * An upstream's JSON-RPC error that belongs to the downstream client (a capability it did not declare, a header that
  * does not match, a retry's state the upstream refused) is relayed to it as that error rather than as a tool error
