@@ -68,7 +68,8 @@ export interface Bridging {
 
 interface State {
   readonly call: Call
-  readonly id: string
+  /** Given when the call is first parked. */
+  id: string
   readonly principal: string | undefined
   readonly tool: string
   readonly abort: AbortController
@@ -172,7 +173,7 @@ export const make = (maxIdleMillis: number): Bridging => {
     }
     state = {
       call,
-      id: randomBytes(16).toString("base64url"),
+      id: "",
       principal,
       tool,
       abort,
@@ -231,6 +232,7 @@ export const make = (maxIdleMillis: number): Bridging => {
             timer = undefined
             if (state.outcome !== undefined || state.asks.size === 0) return check()
             finish()
+            if (state.id === "") state.id = randomBytes(16).toString("base64url")
             parked.set(state.id, state)
             state.idle = setTimeout(() => abandon(state, "the client did not answer in time"), maxIdleMillis)
             state.idle.unref?.()
