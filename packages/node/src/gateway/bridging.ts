@@ -131,6 +131,7 @@ export const make = (maxIdleMillis: number): Bridging => {
       target: (capabilities, log) => {
         const ask = (request: InputRequest, signal: AbortSignal) =>
           new Promise<unknown>((resolve, reject) => {
+            if (signal.aborted) return reject(signal.reason)
             const name = `${request.method.replace(/\W/g, "_")}_${++state.count}`
             const onAbort = () => {
               state.asks.delete(name)
