@@ -37,6 +37,7 @@ import * as Dashboard from "./Dashboard.ts"
 import * as Http from "./gateway/http.ts"
 import * as McpServer from "./gateway/mcpServer.ts"
 import * as Naming from "./gateway/naming.ts"
+import * as OAuth from "./gateway/oauth.ts"
 import * as RelayRegistry from "./gateway/relay.ts"
 import * as NodeTransport from "./NodeTransport.ts"
 import { GatewayReplicas } from "./replica/GatewayReplicas.ts"
@@ -222,8 +223,9 @@ export interface Options {
    */
   readonly extraRoutes?: ((req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>) | undefined
   /**
-   * The live dashboard at `/` (see `Dashboard`), or `false` for none. When the gateway has API keys, only those with
-   * `admin: true` open it. Ignored when `extraRoutes` is given.
+   * The live dashboard at `/` (see `Dashboard`), or `false` for none. When the gateway has API keys or OAuth, only
+   * keys with `admin: true` and access tokens with `gateway.oauth.adminScope` open it. Ignored when `extraRoutes` is
+   * given.
    * @default on
    */
   readonly dashboard?: Dashboard.Options | false | undefined
@@ -257,6 +259,11 @@ const failureResult = (cause: Cause.Cause<unknown>): CallToolResult => {
  */
 const makeCore = Effect.fnUntraced(function*(options: Options) {
   const settings = yield* decodeSettings(options.settings)
+  const oauth = settings.oauth
+  const invalid = oauth === undefined ? undefined : OAuth.validate(oauth)
+  if (invalid !== undefined) {
+    return yield* new GatewayError({ reason: new InvalidSettings({ path: [...invalid.path], detail: invalid.detail }) })
+  }
   const bridge = yield* McpBridge.McpBridge
   const relay = yield* Effect.serviceOption(Relay)
   const context = yield* Effect.context<never>()
@@ -316,18 +323,26 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
     if (before !== undefined && !sameNames(before, catalog)) onChanged()
     return catalog
   }
-  const view = (catalog: Naming.Catalog, principal: string | undefined, name: string | undefined) => {
+  // What a caller sees: its API key's tools, or its access token's scopes' (see `gateway.oauth.scopes`).
+  const view = (
+    catalog: Naming.Catalog,
+    principal: string | undefined,
+    name: string | undefined,
+    authInfo: AuthInfo | undefined
+  ) => {
     const scoped = name === undefined ? catalog : Naming.subset(catalog, views[name] ?? {})
-    const allowed = principal === undefined ? undefined : keyTools.get(principal)
+    const allowed = principal === undefined
+      ? undefined
+      : keyTools.get(principal) ?? (oauth === undefined ? undefined : OAuth.toolsOf(oauth, authInfo))
     return allowed === undefined ? scoped : Naming.subset(scoped, { tools: allowed })
   }
 
   const backend: McpServer.Backend = {
-    catalog: async (principal, name) => view(await build(principal), principal, name),
+    catalog: async (principal, name, authInfo) => view(await build(principal), principal, name, authInfo),
     // A call looks its tool up in the last catalog built; a miss rebuilds it once (a tool just added).
-    routing: async (principal, name) => {
+    routing: async (principal, name, authInfo) => {
       const cached = catalogs.get(principal)
-      return view(cached ?? await build(principal), principal, name)
+      return view(cached ?? await build(principal), principal, name, authInfo)
     },
     call: async (tool, args, { meta, onProgress, principal, signal, target }) => {
       const effect = bridge.callTool({ server: tool.server, tool: tool.tool }, args, {
@@ -441,15 +456,24 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   // With API keys, the dashboard opens to admin keys only (`admin: true`); without any, to whoever reaches the port.
   const keys = core.settings.apiKeys ?? []
   const adminDigests = keys.filter((k) => k.admin === true).map((k) => Buffer.from(k.sha256, "hex"))
+  // The gateway's own URL, the OAuth resource when the configuration names none: known once it listens.
+  let ownUrl = ""
+  const oauth = core.settings.oauth === undefined ? undefined : OAuth.make(core.settings.oauth, {
+    resource: () => ownUrl,
+    views: core.views,
+    onError: (error) => void run(Effect.logWarning(error.message))
+  })
   const dashboard = options.extraRoutes !== undefined || options.dashboard === false
     ? undefined
     : yield* Dashboard.make({
       authorize: (req) => {
-        if (keys.length === 0) return true
+        if (keys.length === 0 && oauth === undefined) return true
         const key = Dashboard.presentedKey(req)
-        if (key === undefined) return false
-        const digest = createHash("sha256").update(key).digest()
-        return adminDigests.some((k) => k.length === digest.length && timingSafeEqual(k, digest))
+        if (key !== undefined) {
+          const digest = createHash("sha256").update(key).digest()
+          if (adminDigests.some((k) => k.length === digest.length && timingSafeEqual(k, digest))) return true
+        }
+        return oauth === undefined ? false : oauth.isAdmin(req)
       },
       // Behind one address with other replicas, the page says which replica answered.
       ...(Option.isSome(replicas) ? { replica: process.env.MCP_BRIDGE_REPLICA ?? `${hostname()}:${process.pid}` } : {}),
@@ -460,6 +484,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     views: core.views,
     allowedHosts: options.allowedHosts ?? Http.defaultAllowedHosts(host),
     apiKeys: core.settings.apiKeys ?? [],
+    oauth,
     metrics: () =>
       Option.isSome(recorder)
         ? PrometheusMetrics.formatUnsafe(recorder.value.context, { metricNameMapper: TelemetryExport.prometheusName })
@@ -474,7 +499,11 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       }))
       return { ok: Object.values(servers).every((s) => s === "ok"), servers }
     },
-    extraRoutes: options.extraRoutes ?? dashboard,
+    extraRoutes: oauth === undefined ? options.extraRoutes ?? dashboard : (req, res) => {
+      if (oauth.serveMetadata(req, res)) return true
+      const extra = options.extraRoutes ?? dashboard
+      return extra === undefined ? false : extra(req, res)
+    },
     sessionIdleMillis: Duration.toMillis(Duration.fromInputUnsafe(options.sessionIdleTimeout ?? "30 minutes")),
     onError: (error) => void run(Effect.logDebug(`gateway: ${error.message}`)),
     replicas: Option.getOrUndefined(replicas)
@@ -502,8 +531,9 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       })
   )
   const shownHost = bound.family === "IPv6" ? `[${bound.address}]` : bound.address
+  ownUrl = `http://${shownHost}:${bound.port}/mcp`
   return {
-    url: `http://${shownHost}:${bound.port}/mcp`,
+    url: ownUrl,
     port: bound.port,
     sessions: gateway.sessions,
     toolsChanged: gateway.toolsChanged

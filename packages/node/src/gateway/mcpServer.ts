@@ -33,10 +33,21 @@ import type { Target } from "./relay.ts"
 
 /** What the MCP servers of the gateway answer from: the bridge, seen through the naming. @internal */
 export interface Backend {
-  /** The tools `principal` may see on `view` (`undefined`: the whole gateway; else a virtual server's name). */
-  readonly catalog: (principal: string | undefined, view: string | undefined) => Promise<Catalog>
+  /**
+   * The tools `principal` may see on `view` (`undefined`: the whole gateway; else a virtual server's name), as its
+   * credentials (`authInfo`: an API key's, an access token's scopes) allow.
+   */
+  readonly catalog: (
+    principal: string | undefined,
+    view: string | undefined,
+    authInfo: AuthInfo | undefined
+  ) => Promise<Catalog>
   /** The catalog a call routes with: the last one built (a call naming a tool it lacks rebuilds it once). */
-  readonly routing: (principal: string | undefined, view: string | undefined) => Promise<Catalog>
+  readonly routing: (
+    principal: string | undefined,
+    view: string | undefined,
+    authInfo: AuthInfo | undefined
+  ) => Promise<Catalog>
   /** One call through the bridge's pipeline: resolves with the result, or a tool error result for a failed call. */
   readonly call: (
     tool: Exposed,
@@ -159,7 +170,6 @@ const targetOf = (server: Server, ctx: ServerContext): Target => {
 export const makeFactory =
   (backend: Backend, info: Info, view: string | undefined) =>
   (context: { readonly authInfo?: AuthInfo | undefined } = {}): Server => {
-    const principal = principalOf(context.authInfo)
     const server = new Server(
       { name: info.name, version: info.version },
       {
@@ -167,8 +177,9 @@ export const makeFactory =
         ...(info.instructions === undefined ? {} : { instructions: info.instructions })
       }
     )
-    server.setRequestHandler("tools/list", async () => {
-      const catalog = await backend.catalog(principal, view)
+    server.setRequestHandler("tools/list", async (_request, ctx) => {
+      const authInfo = ctx.http?.authInfo ?? context.authInfo
+      const catalog = await backend.catalog(principalOf(authInfo), view, authInfo)
       return { tools: catalog.tools.map((t) => t.definition) }
     })
     server.setRequestHandler("tools/call", async (request, ctx) => {
@@ -176,8 +187,8 @@ export const makeFactory =
       const authInfo = ctx.http?.authInfo ?? context.authInfo
       const caller = principalOf(authInfo)
       // The last catalog built routes the call (no listing per call); a name it lacks rebuilds it once.
-      const tool = (await backend.routing(caller, view)).byName.get(name) ??
-        (await backend.catalog(caller, view)).byName.get(name)
+      const tool = (await backend.routing(caller, view, authInfo)).byName.get(name) ??
+        (await backend.catalog(caller, view, authInfo)).byName.get(name)
       if (tool === undefined) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${name}`)
       const progressToken = _meta?.progressToken
       const onProgress = progressToken === undefined
