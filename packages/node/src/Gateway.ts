@@ -20,6 +20,7 @@ import {
   BridgeConfigSchema,
   CallerIdentity,
   ClientHandlers,
+  McpAuth,
   McpBridge,
   MetricsRecorder,
   TelemetryExport
@@ -35,6 +36,7 @@ import type { AddressInfo } from "node:net"
 import { hostname } from "node:os"
 import * as Dashboard from "./Dashboard.ts"
 import * as Http from "./gateway/http.ts"
+import * as Login from "./gateway/login.ts"
 import * as McpServer from "./gateway/mcpServer.ts"
 import * as Naming from "./gateway/naming.ts"
 import * as OAuth from "./gateway/oauth.ts"
@@ -170,10 +172,18 @@ export declare namespace Relay {
   export interface Service extends RelayRegistry.Relay {}
 }
 
+// The upstream logins each relay asks for (see `layerRelay`), served by the gateway it is given to.
+const logins = new WeakMap<RelayRegistry.Relay, Login.Login>()
+
 /**
  * A new relay, as both the gateway's `Relay` and the bridge's `ClientHandlers`: give the same layer to the bridge
  * (`McpBridge.layer(config, { handlers })`, so that it advertises and answers what the gateway relays) and to the
  * gateway. Each call makes a new registry, shared by every build of the layer it returns.
+ *
+ * It is also an `AuthInteraction` for the bridge's `McpAuth` (`McpAuth.layerMemory().pipe(Layer.provide(relay))`):
+ * when an upstream server needs the caller's own login, the downstream client of the call gets a URL-mode
+ * elicitation to the authorization page, the user's browser comes back to the gateway's `/oauth/callback`, and the
+ * token is kept for that caller (`CallerIdentity`).
  *
  * @example
  * ```ts
@@ -186,10 +196,15 @@ export declare namespace Relay {
  *
  * @since 0.1.0
  */
-export const layerRelay = (): Layer.Layer<Relay | ClientHandlers.ClientHandlers> => {
+export const layerRelay = (): Layer.Layer<Relay | ClientHandlers.ClientHandlers | McpAuth.AuthInteraction> => {
   const relay = RelayRegistry.make()
+  const login = Login.make(relay)
+  logins.set(relay, login)
   return Layer.succeedContext(
-    Context.make(Relay, relay).pipe(Context.add(ClientHandlers.ClientHandlers, relay.handlers))
+    Context.make(Relay, relay).pipe(
+      Context.add(ClientHandlers.ClientHandlers, relay.handlers),
+      Context.add(McpAuth.AuthInteraction, login.interaction)
+    )
   )
 }
 
@@ -338,7 +353,18 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
   }
 
   const backend: McpServer.Backend = {
-    catalog: async (principal, name, authInfo) => view(await build(principal), principal, name, authInfo),
+    // While a `tools/list` builds the caller's catalog, what an upstream needs of the user to list (its login) is
+    // asked of that request's client.
+    catalog: async (principal, name, authInfo, target) => {
+      const leave = Option.isSome(relay) && target !== undefined
+        ? bridge.servers.map((server) => relay.value.register({ identity: principal, server, tool: "", target }))
+        : []
+      try {
+        return view(await build(principal), principal, name, authInfo)
+      } finally {
+        for (const left of leave) left()
+      }
+    },
     // A call looks its tool up in the last catalog built; a miss rebuilds it once (a tool just added).
     routing: async (principal, name, authInfo) => {
       const cached = catalogs.get(principal)
@@ -446,18 +472,52 @@ const sameNames = (a: Naming.Catalog, b: Naming.Catalog) =>
  * @since 0.1.0
  */
 export const make = Effect.fnUntraced(function*(options: Options = {}) {
-  const core = yield* makeCore(options)
   const recorder = yield* Effect.serviceOption(MetricsRecorder.MetricsRecorder)
   const replicas = yield* Effect.serviceOption(GatewayReplicas)
+  const login = Option.getOrUndefined(Option.flatMapNullishOr(yield* Effect.serviceOption(Relay), (r) => logins.get(r)))
   const host = options.host ?? "127.0.0.1"
   const port = options.port ?? 8080
   const context = yield* Effect.context<never>()
   const run = Effect.runPromiseExitWith(context)
+
+  // The port is bound first (answering 503 until the gateway is ready), so that the gateway's own URL is known before
+  // anything reaches an upstream: an upstream login started at start-up registers the callback on it.
+  let listener: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => {
+    res.writeHead(503, { "content-type": "text/plain; charset=utf-8", "retry-after": "1" })
+    res.end("the gateway is starting\n")
+  }
+  let gateway: Http.HttpGateway | undefined
+  const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => listener(req, res))
+  const drainMillis = Duration.toMillis(Duration.fromInputUnsafe(options.drainTimeout ?? "10 seconds"))
+  const bound = yield* Effect.acquireRelease(
+    Effect.callback<AddressInfo, GatewayError>((resume) => {
+      const onError = (error: Error) =>
+        resume(Effect.fail(new GatewayError({ reason: new ListenFailed({ host, port, detail: error.message }) })))
+      server.once("error", onError)
+      server.listen(port, host, () => {
+        server.off("error", onError)
+        resume(Effect.succeed(server.address() as AddressInfo))
+      })
+    }),
+    () =>
+      Effect.promise(async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+        await gateway?.close(drainMillis)
+        server.closeAllConnections()
+        await closed
+      })
+  )
+  const shownHost = bound.family === "IPv6" ? `[${bound.address}]` : bound.address
+  // The gateway's own URL, the OAuth resource when the configuration names none.
+  const ownUrl = `http://${shownHost}:${bound.port}/mcp`
+  const configured = (yield* decodeSettings(options.settings)).oauth?.resource
+  // Upstream logins come back to the gateway's public origin (the OAuth resource's, when configured).
+  login?.listening(new URL(configured ?? ownUrl).origin)
+
+  const core = yield* makeCore(options)
   // With API keys, the dashboard opens to admin keys only (`admin: true`); without any, to whoever reaches the port.
   const keys = core.settings.apiKeys ?? []
   const adminDigests = keys.filter((k) => k.admin === true).map((k) => Buffer.from(k.sha256, "hex"))
-  // The gateway's own URL, the OAuth resource when the configuration names none: known once it listens.
-  let ownUrl = ""
   const oauth = core.settings.oauth === undefined ? undefined : OAuth.make(core.settings.oauth, {
     resource: () => ownUrl,
     views: core.views,
@@ -479,7 +539,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       ...(Option.isSome(replicas) ? { replica: process.env.MCP_BRIDGE_REPLICA ?? `${hostname()}:${process.pid}` } : {}),
       ...options.dashboard
     })
-  const gateway = Http.make({
+  gateway = Http.make({
     factory: core.factory,
     views: core.views,
     allowedHosts: options.allowedHosts ?? Http.defaultAllowedHosts(host),
@@ -499,8 +559,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       }))
       return { ok: Object.values(servers).every((s) => s === "ok"), servers }
     },
-    extraRoutes: oauth === undefined ? options.extraRoutes ?? dashboard : (req, res) => {
-      if (oauth.serveMetadata(req, res)) return true
+    extraRoutes: oauth === undefined && login === undefined ? options.extraRoutes ?? dashboard : (req, res) => {
+      if (oauth?.serveMetadata(req, res) === true || login?.callback(req, res) === true) return true
       const extra = options.extraRoutes ?? dashboard
       return extra === undefined ? false : extra(req, res)
     },
@@ -510,28 +570,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   })
   core.onChanges({ tools: gateway.toolsChanged, list: gateway.listChanged, updated: gateway.resourceUpdated })
   yield* Effect.forkScoped(core.watchChanges)
-  const server = createServer({ keepAliveTimeout: 65_000 }, gateway.listener)
-  const drainMillis = Duration.toMillis(Duration.fromInputUnsafe(options.drainTimeout ?? "10 seconds"))
-  const bound = yield* Effect.acquireRelease(
-    Effect.callback<AddressInfo, GatewayError>((resume) => {
-      const onError = (error: Error) =>
-        resume(Effect.fail(new GatewayError({ reason: new ListenFailed({ host, port, detail: error.message }) })))
-      server.once("error", onError)
-      server.listen(port, host, () => {
-        server.off("error", onError)
-        resume(Effect.succeed(server.address() as AddressInfo))
-      })
-    }),
-    () =>
-      Effect.promise(async () => {
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()))
-        await gateway.close(drainMillis)
-        server.closeAllConnections()
-        await closed
-      })
-  )
-  const shownHost = bound.family === "IPv6" ? `[${bound.address}]` : bound.address
-  ownUrl = `http://${shownHost}:${bound.port}/mcp`
+  listener = gateway.listener
   return {
     url: ownUrl,
     port: bound.port,
@@ -639,8 +678,9 @@ export const serveGateway = async (config: object, options: ServeOptions = {}): 
   const { bridge, ...gatewayOptions } = options
   const settings = gatewayOptions.settings ?? (config as { readonly gateway?: unknown }).gateway
   const relay = layerRelay()
+  const auth = McpAuth.layerMemory().pipe(Layer.provide(relay))
   const live = layer({ ...gatewayOptions, settings }).pipe(
-    Layer.provide(McpBridge.layer(config, { transport: NodeTransport.layer(), handlers: relay, ...bridge })),
+    Layer.provide(McpBridge.layer(config, { transport: NodeTransport.layer(), handlers: relay, auth, ...bridge })),
     Layer.provide(relay)
   )
   const scope = await Effect.runPromise(Scope.make())

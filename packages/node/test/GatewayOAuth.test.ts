@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Gateway, serveGateway } from "@mcp-bridge/node"
 import { TestAuthServer, TestServer } from "@mcp-bridge/testing"
-import { ClientCredentialsProvider, Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
+import { Client, ClientCredentialsProvider, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
 import type { CallToolResult } from "@modelcontextprotocol/client"
 import { createHash } from "node:crypto"
 import { afterAll, beforeAll } from "vitest"
@@ -38,7 +38,11 @@ const post = async (url: string, authorization: string | undefined, extra: Recor
     },
     body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "ping" })
   })
-  return { status: response.status, challenge: response.headers.get("www-authenticate") ?? "", body: await response.text() }
+  return {
+    status: response.status,
+    challenge: response.headers.get("www-authenticate") ?? "",
+    body: await response.text()
+  }
 }
 
 describe("GatewayOAuth", () => {
@@ -105,7 +109,10 @@ describe("GatewayOAuth", () => {
         "tools:all"
       ])
     }
-    assert.strictEqual((await fetch(gateway.url.replace(/\/mcp$/, "/.well-known/oauth-protected-resource/x"))).status, 404)
+    assert.strictEqual(
+      (await fetch(gateway.url.replace(/\/mcp$/, "/.well-known/oauth-protected-resource/x"))).status,
+      404
+    )
   })
 
   it("answers a request without a token with 401 and a challenge naming the metadata and the scope", async () => {
@@ -129,7 +136,11 @@ describe("GatewayOAuth", () => {
     for (const [name, jwt, why] of cases) {
       const { body, challenge, status } = await post(gateway.url, `Bearer ${jwt}`)
       assert.strictEqual(status, 401, name)
-      assert.match(challenge, /^Bearer error="invalid_token", error_description="(?:[^"\\]|\\.)+", resource_metadata="/, name)
+      assert.match(
+        challenge,
+        /^Bearer error="invalid_token", error_description="(?:[^"\\]|\\.)+", resource_metadata="/,
+        name
+      )
       assert.include(challenge, `resource_metadata="${metadataUrl}"`, name)
       assert.include(challenge + body, why, name)
       for (const part of jwt.split(".")) assert.notInclude(challenge + body, part, name)
@@ -184,9 +195,14 @@ describe("GatewayOAuth", () => {
   })
 
   it("shows each caller the tools its scopes map to", async () => {
-    const all = await connect(gateway.url, { authorization: `Bearer ${token({ sub: "carol", scope: "mcp tools:all" })}` })
+    const all = await connect(gateway.url, {
+      authorization: `Bearer ${token({ sub: "carol", scope: "mcp tools:all" })}`
+    })
     assert.deepStrictEqual(names((await all.client.listTools()).tools), ["counter", "echo", "secret"])
-    assert.strictEqual(text(await all.client.callTool({ name: "secret", arguments: {} }) as CallToolResult), "classified")
+    assert.strictEqual(
+      text(await all.client.callTool({ name: "secret", arguments: {} }) as CallToolResult),
+      "classified"
+    )
     await all.client.close()
     const some = await connect(gateway.url, { authorization: `Bearer ${token({ sub: "carol" })}` })
     const refused = await some.client.callTool({ name: "secret", arguments: {} }).then(() => "called", (e) => String(e))
@@ -266,5 +282,64 @@ describe("GatewayOAuth", () => {
       assert.include(error?.message, field)
       if (error instanceof Gateway.GatewayError) assert.strictEqual(error.reason._tag, "InvalidSettings")
     }
+  })
+})
+
+describe("GatewayOAuth upstream login", () => {
+  let login: TestAuthServer.TestAuthServer
+  let gateway: Awaited<ReturnType<typeof serveGateway>>
+  const digest = (k: string) => createHash("sha256").update(k).digest("hex")
+
+  beforeAll(async () => {
+    login = await TestAuthServer.start({})
+    gateway = await serveGateway({
+      mcpServers: { login: { url: login.url, auth: {} } },
+      gateway: {
+        apiKeys: [{ principal: "alice", sha256: digest("k-alice-1") }, { principal: "bob", sha256: digest("k-bob-22") }]
+      }
+    }, { port: 0, dashboard: false })
+  }, 60_000)
+
+  afterAll(async () => {
+    await gateway?.close()
+    await login?.close()
+  })
+
+  // A 2025-era client that opens URL-mode elicitations in its "browser" as `user`.
+  const user = async (key: string, name: string) => {
+    const asked: Array<string> = []
+    const client = new Client({ name: "login-test", version: "1.0.0" }, { capabilities: { elicitation: { url: {} } } })
+    client.setRequestHandler("elicitation/create", async (request) => {
+      if (request.params.mode !== "url") return { action: "decline" as const }
+      asked.push(request.params.url)
+      const back = await TestAuthServer.approveAs(name)({ url: new URL(request.params.url), identity: undefined })
+      const page = await fetch(back)
+      await page.text()
+      return { action: "accept" as const }
+    })
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(gateway.url), { requestInit: { headers: { "x-api-key": key } } })
+    )
+    return { client, asked }
+  }
+
+  it("asks each user to sign in to the upstream with a URL-mode elicitation, once, and calls as that user", async () => {
+    const alice = await user("k-alice-1", "alice")
+    const first = await alice.client.callTool({ name: "whoami", arguments: {} }) as CallToolResult
+    assert.strictEqual(JSON.parse(text(first)).user, "alice", text(first))
+    assert.strictEqual(alice.asked.length, 1)
+    // The authorization page of the upstream's server, coming back to the gateway.
+    const asked = new URL(alice.asked[0]!)
+    assert.strictEqual(`${asked.origin}${asked.pathname}`, `${login.issuer}/authorize`)
+    assert.strictEqual(asked.searchParams.get("redirect_uri"), gateway.url.replace(/\/mcp$/, "/oauth/callback"))
+    const again = await alice.client.callTool({ name: "whoami", arguments: {} }) as CallToolResult
+    assert.strictEqual(JSON.parse(text(again)).user, "alice")
+    assert.strictEqual(alice.asked.length, 1)
+    const bob = await user("k-bob-22", "bob")
+    const his = await bob.client.callTool({ name: "whoami", arguments: {} }) as CallToolResult
+    assert.strictEqual(JSON.parse(text(his)).user, "bob", text(his))
+    assert.strictEqual(bob.asked.length, 1)
+    await alice.client.close()
+    await bob.client.close()
   })
 })

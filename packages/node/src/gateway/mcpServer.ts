@@ -35,12 +35,14 @@ import type { Target } from "./relay.ts"
 export interface Backend {
   /**
    * The tools `principal` may see on `view` (`undefined`: the whole gateway; else a virtual server's name), as its
-   * credentials (`authInfo`: an API key's, an access token's scopes) allow.
+   * credentials (`authInfo`: an API key's, an access token's scopes) allow; `target`, the `tools/list` request's
+   * client, is asked what listing an upstream needs of the user (a login).
    */
   readonly catalog: (
     principal: string | undefined,
     view: string | undefined,
-    authInfo: AuthInfo | undefined
+    authInfo: AuthInfo | undefined,
+    target?: Target | undefined
   ) => Promise<Catalog>
   /** The catalog a call routes with: the last one built (a call naming a tool it lacks rebuilds it once). */
   readonly routing: (
@@ -179,7 +181,7 @@ export const makeFactory =
     )
     server.setRequestHandler("tools/list", async (_request, ctx) => {
       const authInfo = ctx.http?.authInfo ?? context.authInfo
-      const catalog = await backend.catalog(principalOf(authInfo), view, authInfo)
+      const catalog = await backend.catalog(principalOf(authInfo), view, authInfo, targetOf(server, ctx))
       return { tools: catalog.tools.map((t) => t.definition) }
     })
     server.setRequestHandler("tools/call", async (request, ctx) => {
@@ -187,8 +189,9 @@ export const makeFactory =
       const authInfo = ctx.http?.authInfo ?? context.authInfo
       const caller = principalOf(authInfo)
       // The last catalog built routes the call (no listing per call); a name it lacks rebuilds it once.
+      const target = targetOf(server, ctx)
       const tool = (await backend.routing(caller, view, authInfo)).byName.get(name) ??
-        (await backend.catalog(caller, view, authInfo)).byName.get(name)
+        (await backend.catalog(caller, view, authInfo, target)).byName.get(name)
       if (tool === undefined) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${name}`)
       const progressToken = _meta?.progressToken
       const onProgress = progressToken === undefined
@@ -203,7 +206,7 @@ export const makeFactory =
         signal: ctx.mcpReq.signal,
         meta: forwardedMeta(_meta as Record<string, unknown> | undefined),
         onProgress,
-        target: targetOf(server, ctx)
+        target
       })
       return server.projectCallToolResult(result, tool.definition.outputSchema)
     })

@@ -152,10 +152,16 @@ export const make = (
   const algorithms = [...(settings.algorithms ?? DEFAULT_ALGORITHMS)]
   const required = settings.requiredScopes ?? []
   const supported = [
-    ...new Set([...required, ...Object.keys(settings.scopes ?? {}), ...(settings.adminScope ? [settings.adminScope] : [])])
+    ...new Set([
+      ...required,
+      ...Object.keys(settings.scopes ?? {}),
+      ...(settings.adminScope ? [settings.adminScope] : [])
+    ])
   ]
 
-  let resolved: { readonly resource: string; readonly audience: Array<string>; readonly metadataUrl: string } | undefined
+  let resolved:
+    | { readonly resource: string; readonly audience: Array<string>; readonly metadataUrl: string }
+    | undefined
   const resourceInfo = () => {
     if (resolved !== undefined) return resolved
     const resource = settings.resource ?? options.resource()
@@ -256,7 +262,12 @@ export const make = (
     }
   }
 
-  const challenge = (status: 401 | 403, error: string | undefined, description: string, scope: ReadonlyArray<string>) => {
+  const challenge = (
+    status: 401 | 403,
+    error: string | undefined,
+    description: string,
+    scope: ReadonlyArray<string>
+  ) => {
     const { metadataUrl } = resourceInfo()
     let header = "Bearer"
     const params: Array<string> = []

@@ -674,7 +674,12 @@ export const startAuthServer = async (options: TestAuthServerOptions = {}): Prom
         jwksFetches++
         events.push({ kind: "metadata", path: url.pathname })
         return json(res, 200, {
-          keys: signingKeys.map((k) => ({ ...k.publicKey.export({ format: "jwk" }), kid: k.kid, alg: "ES256", use: "sig" }))
+          keys: signingKeys.map((k) => ({
+            ...k.publicKey.export({ format: "jwk" }),
+            kid: k.kid,
+            alg: "ES256",
+            use: "sig"
+          }))
         })
       }
       if (url.pathname === "/authorize" && req.method === "GET") return authorize(url, res)
