@@ -41,17 +41,19 @@ const page = (res: ServerResponse, status: number, text: string) => {
 
 /** @internal */
 export const make = (relay: Relay): Login => {
-  let origin = "http://127.0.0.1"
+  // Unset until an HTTP gateway serves the callback (a stdio gateway never does: its logins fail at once).
+  let origin: string | undefined
   const pending = new Map<string, (url: URL) => void>()
 
   const authorize = (request: McpAuth.AuthorizationRequest) =>
     Effect.gen(function*() {
-      const back = yield* Deferred.make<URL>()
-      pending.set(request.state, (url) => Deferred.doneUnsafe(back, Effect.succeed(url)))
       const refused = (detail: string) =>
         new McpAuthError.McpAuthError({
           reason: new McpAuthError.AuthorizationDenied({ server: request.server, detail })
         })
+      if (origin === undefined) return yield* refused("no HTTP gateway serves the login callback")
+      const back = yield* Deferred.make<URL>()
+      pending.set(request.state, (url) => Deferred.doneUnsafe(back, Effect.succeed(url)))
       const asked = relay.handlers.elicit!({
         mode: "url",
         message: `"${request.server}" needs you to sign in: open the link, then come back.`,
@@ -70,20 +72,20 @@ export const make = (relay: Relay): Login => {
 
   const interaction: McpAuth.AuthInteraction.Service = {
     get redirectUri() {
-      return `${origin}${CALLBACK_PATH}`
+      return `${origin ?? "http://127.0.0.1"}${CALLBACK_PATH}`
     },
     authorize
   }
 
   const callback = (req: IncomingMessage, res: ServerResponse): boolean => {
-    const url = new URL(req.url ?? "/", origin)
+    const url = new URL(req.url ?? "/", "http://gateway")
     if (url.pathname !== CALLBACK_PATH) return false
     const complete = pending.get(url.searchParams.get("state") ?? "")
     if (req.method !== "GET" || complete === undefined) {
       page(res, 400, "This sign-in link is not expected (it expired, or was already used).")
       return true
     }
-    complete(url)
+    complete(new URL(`${url.pathname}${url.search}`, origin))
     page(
       res,
       200,
