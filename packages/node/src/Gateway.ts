@@ -214,7 +214,7 @@ export const layerRelay = (): Layer.Layer<Relay | ClientHandlers.ClientHandlers 
  * @since 0.1.0
  */
 export interface Options {
-  /** The `gateway` section of the configuration (naming, virtual servers, API keys). @default {} */
+  /** The `gateway` section of the configuration (naming, virtual servers, API keys, OAuth). @default {} */
   readonly settings?: unknown
   /** @default 8080; 0 for an ephemeral port */
   readonly port?: number | undefined
