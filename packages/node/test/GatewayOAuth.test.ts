@@ -268,6 +268,7 @@ describe("GatewayOAuth", () => {
     for (
       const [oauth, tag, field] of [
         [{ issuer: "http://auth.example.com" }, "GatewayError", "gateway.oauth.issuer"],
+        [{ issuer: as.issuer, jwksUri: "http://keys.example.com/jwks" }, "GatewayError", "gateway.oauth.jwksUri"],
         [{ issuer: "ftp://auth.example.com" }, "BridgeConfigError", "gateway.oauth.issuer"],
         [{ issuer: as.issuer, algorithms: ["HS256"] }, "BridgeConfigError", "gateway.oauth.algorithms"],
         [{ issuer: as.issuer, requiredScopes: ["a b"] }, "BridgeConfigError", "gateway.oauth.requiredScopes"],

@@ -59,6 +59,15 @@ export const validate = (settings: BridgeConfigSchema.OAuthSettings): Invalid | 
   if (issuer.hash !== "" || issuer.search !== "") {
     return { path: ["oauth", "issuer"], detail: "the issuer must have no query and no fragment" }
   }
+  if (settings.jwksUri !== undefined) {
+    const jwks = new URL(settings.jwksUri)
+    if (jwks.protocol !== "https:" && !isLoopback(jwks.hostname)) {
+      return {
+        path: ["oauth", "jwksUri"],
+        detail: "the JWKS must be fetched over https (http only on a loopback address)"
+      }
+    }
+  }
   if (settings.resource !== undefined && new URL(settings.resource).hash !== "") {
     return { path: ["oauth", "resource"], detail: "the resource must have no fragment (RFC 8707)" }
   }
