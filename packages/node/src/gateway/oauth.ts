@@ -8,6 +8,8 @@
  *   discovery) and is `jose`'s `createRemoteJWKSet`: cached, refetched when it grows old, and refetched for a key id it
  *   lacks at most once per `jwksRefetchInterval` (a key rotation is picked up, a flood of forged key ids is not).
  * - The caller's identity is `<iss>#<sub>` (the issuer is a URL without a fragment, so `#` separates unambiguously).
+ * - A token verified once is remembered (by its SHA-256, never itself) until it expires, at most `VERIFIED_TTL_MILLIS`:
+ *   a signature check costs hundreds of microseconds, a lookup a few.
  * - A token, or any part of one, never reaches a log, an error or a response: refusals carry fixed descriptions.
  *
  * @internal
@@ -18,6 +20,7 @@ import { getOAuthProtectedResourceMetadataUrl } from "@modelcontextprotocol/serv
 import { Duration } from "effect"
 import { createRemoteJWKSet, errors as JoseErrors, jwtVerify } from "jose"
 import type { JWTPayload, JWTVerifyGetKey } from "jose"
+import { createHash } from "node:crypto"
 import type { IncomingMessage, ServerResponse } from "node:http"
 
 /** A field of `gateway.oauth` that cannot work, and why. @internal */
@@ -45,6 +48,10 @@ export interface OAuthGate {
 
 /** The algorithms accepted when the configuration names none. */
 const DEFAULT_ALGORITHMS = ["RS256", "PS256", "ES256", "EdDSA"]
+
+/** How long a verified token is taken without checking it again (and how many are remembered). */
+const VERIFIED_TTL_MILLIS = 60_000
+const VERIFIED_MAX = 10_000
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
 
@@ -231,7 +238,24 @@ export const make = (
     return discovering
   }
 
+  // Tokens verified lately, by digest, in insertion order (the oldest is dropped first).
+  const verified = new Map<string, { readonly authInfo: AuthInfo; readonly until: number }>()
   const verify = async (token: string): Promise<Verdict> => {
+    const digest = createHash("sha256").update(token).digest("base64url")
+    const known = verified.get(digest)
+    if (known !== undefined) {
+      if (Date.now() < known.until) return { _tag: "Ok", authInfo: known.authInfo }
+      verified.delete(digest)
+    }
+    const verdict = await check(token)
+    if (verdict._tag === "Ok") {
+      if (verified.size >= VERIFIED_MAX) verified.delete(verified.keys().next().value!)
+      const until = Math.min(verdict.authInfo.expiresAt! * 1000, Date.now() + VERIFIED_TTL_MILLIS)
+      verified.set(digest, { authInfo: verdict.authInfo, until })
+    }
+    return verdict
+  }
+  const check = async (token: string): Promise<Verdict> => {
     const getKey = await keysNow()
     if (getKey === undefined) return { _tag: "Unavailable" }
     const { audience, resource } = resourceInfo()
