@@ -38,10 +38,23 @@ import * as Rounds from "./rounds.ts"
 
 /** What the MCP servers of the gateway answer from: the bridge, seen through the naming. @internal */
 export interface Backend {
-  /** The tools `principal` may see on `view` (`undefined`: the whole gateway; else a virtual server's name). */
-  readonly catalog: (principal: string | undefined, view: string | undefined) => Promise<Catalog>
+  /**
+   * The tools `principal` may see on `view` (`undefined`: the whole gateway; else a virtual server's name), as its
+   * credentials (`authInfo`: an API key's, an access token's scopes) allow; `target`, the `tools/list` request's
+   * client, is asked what listing an upstream needs of the user (a login).
+   */
+  readonly catalog: (
+    principal: string | undefined,
+    view: string | undefined,
+    authInfo: AuthInfo | undefined,
+    target?: Target | undefined
+  ) => Promise<Catalog>
   /** The catalog a call routes with: the last one built (a call naming a tool it lacks rebuilds it once). */
-  readonly routing: (principal: string | undefined, view: string | undefined) => Promise<Catalog>
+  readonly routing: (
+    principal: string | undefined,
+    view: string | undefined,
+    authInfo: AuthInfo | undefined
+  ) => Promise<Catalog>
   /** One call through the bridge's pipeline: resolves with the result, or a tool error result for a failed call. */
   readonly call: (
     tool: Exposed,
@@ -175,7 +188,6 @@ export const makeFactory = (backend: Backend, info: Info, view: string | undefin
   // The calls of 2026-07-28 clients parked between the rounds that bridge a 2025-era upstream's requests.
   const bridging = Bridging.make(BRIDGED_IDLE_MILLIS)
   return (context: { readonly authInfo?: AuthInfo | undefined } = {}): Server => {
-    const principal = principalOf(context.authInfo)
     const server = new Server(
       { name: info.name, version: info.version },
       {
@@ -183,8 +195,9 @@ export const makeFactory = (backend: Backend, info: Info, view: string | undefin
         ...(info.instructions === undefined ? {} : { instructions: info.instructions })
       }
     )
-    server.setRequestHandler("tools/list", async () => {
-      const catalog = await backend.catalog(principal, view)
+    server.setRequestHandler("tools/list", async (_request, ctx) => {
+      const authInfo = ctx.http?.authInfo ?? context.authInfo
+      const catalog = await backend.catalog(principalOf(authInfo), view, authInfo, targetOf(server, ctx))
       return { tools: catalog.tools.map((t) => t.definition) }
     })
     server.setRequestHandler("tools/call", async (request, ctx) => {
@@ -192,8 +205,9 @@ export const makeFactory = (backend: Backend, info: Info, view: string | undefin
       const authInfo = ctx.http?.authInfo ?? context.authInfo
       const caller = principalOf(authInfo)
       // The last catalog built routes the call (no listing per call); a name it lacks rebuilds it once.
-      const tool = (await backend.routing(caller, view)).byName.get(name) ??
-        (await backend.catalog(caller, view)).byName.get(name)
+      const target = targetOf(server, ctx)
+      const tool = (await backend.routing(caller, view, authInfo)).byName.get(name) ??
+        (await backend.catalog(caller, view, authInfo, target)).byName.get(name)
       if (tool === undefined) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${name}`)
       const progressToken = _meta?.progressToken
       const onProgress = progressToken === undefined
@@ -209,7 +223,7 @@ export const makeFactory = (backend: Backend, info: Info, view: string | undefin
         signal: ctx.mcpReq.signal,
         meta: forwardedMeta(_meta as Record<string, unknown> | undefined),
         onProgress,
-        target: targetOf(server, ctx),
+        target,
         rounds
       }
       let result: CallToolResult | InputRequiredResult
