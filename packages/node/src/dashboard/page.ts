@@ -333,6 +333,7 @@ export const script = `
 
   function renderShared(s) {
     var section = $("shared-section"), sh = s.shared;
+    $("own-tag").hidden = !sh;
     if (!sh) { section.hidden = true; return; }
     section.hidden = false;
     var open = sh.circuits.filter(function (c) { return c.state === "open"; }).length;
@@ -458,7 +459,7 @@ export const page = `<!doctype html>
     <h2>Shared across replicas <span class="tag">Redis</span></h2>
     <div id="shared"></div>
   </section>
-  <h2>Servers <span id="server-count"></span> <span class="tag own">this replica</span></h2>
+  <h2>Servers <span id="server-count"></span> <span class="tag own" id="own-tag" hidden>this replica</span></h2>
   <section class="servers" id="servers"></section>
   <div class="two">
     <section><h2>Alert rules</h2><div class="card" id="rules"></div></section>
