@@ -39,7 +39,7 @@ import * as McpServer from "./gateway/mcpServer.ts"
 import * as Naming from "./gateway/naming.ts"
 import * as RelayRegistry from "./gateway/relay.ts"
 import * as NodeTransport from "./NodeTransport.ts"
-import { GatewayReplicas } from "./replica/GatewayReplicas.ts"
+import { GatewayReplicas, redisGauges } from "./replica/GatewayReplicas.ts"
 
 // -----------------------------------------------------------------------------
 // Errors
@@ -434,6 +434,10 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const core = yield* makeCore(options)
   const recorder = yield* Effect.serviceOption(MetricsRecorder.MetricsRecorder)
   const replicas = yield* Effect.serviceOption(GatewayReplicas)
+  if (Option.isSome(recorder) && Option.isSome(replicas)) {
+    const remove = recorder.value.observe(redisGauges(replicas.value))
+    yield* Effect.addFinalizer(() => Effect.sync(remove))
+  }
   const host = options.host ?? "127.0.0.1"
   const port = options.port ?? 8080
   const context = yield* Effect.context<never>()
