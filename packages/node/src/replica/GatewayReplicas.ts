@@ -121,6 +121,16 @@ export const layerRedis = (
       const runSync = Effect.runSyncExitWith(yield* Effect.context<never>())
       const run = Effect.runPromiseWith(yield* Effect.context<never>())
       const stores = yield* Effect.serviceOption(RedisGuard.RedisHealth)
+      // A key shared through Redis is stored again when Redis returns (a restart without persistence lost it), so
+      // a replica started afterwards reads the same key rather than making its own.
+      if (Option.isSome(stores) && options.keys === undefined && SessionKeys.keysFromEnv() === undefined) {
+        const shared = keys[0]!
+        stores.value.onRecovered(
+          redis.send("SET", `${prefix}session-key`, String(Redacted.value(shared)), "NX").pipe(
+            Effect.timeout("1 second")
+          )
+        )
+      }
       const health = () => [
         ...(Option.isSome(stores) ? stores.value.stores() : []),
         { store: "events", up: bus.healthy() }

@@ -538,6 +538,11 @@ describe("Replicas on Redis", () => {
       assert.include(during.refusal, "fail closed")
       for (const r of replicas) assert.isNull(r.child.exitCode)
       const recoveredIn = await waitRecovered(performance.now())
+      // The session key the replicas share is stored again, for replicas started from now on.
+      const probe = createClient({ url: redis.url })
+      await probe.connect()
+      await until(async () => (await probe.get("mcpgw:session-key")) !== null, 30_000, "the session key restored")
+      await probe.close()
 
       // The 2025-era session goes on (its id carries its state); the new Redis is empty: the cached result is a
       // miss, and the limit counts afresh.

@@ -88,6 +88,8 @@ export class RedisHealth extends Context.Service<RedisHealth, {
   readonly stores: () => ReadonlyArray<{ readonly store: string; readonly up: boolean }>
   /** Pings Redis once (bounded): every guard goes up or down with the answer. */
   readonly check: Effect.Effect<boolean>
+  /** Runs `effect` each time Redis answers again after any guard was down (e.g. to restore what a restart lost). */
+  readonly onRecovered: (effect: Effect.Effect<void, unknown>) => void
 }>()("@mcp-bridge/node/replica/RedisHealth") {}
 
 /** A guard in `RedisHealth` when it is in context, else on its own. */
@@ -113,11 +115,23 @@ export const layerHealth = (
       const anyDown = () => [...guards.values()].some((g) => !g.healthy())
       const all = (f: (g: RedisGuard) => Effect.Effect<void>) =>
         Effect.forEach([...guards.values()], f, { discard: true })
+      const recovered: Array<Effect.Effect<void, unknown>> = []
       const check = redis.send("PING").pipe(
         Effect.timeout(probeTimeout),
         Effect.matchEffect({
           onFailure: (cause) => Effect.as(all((g) => g.markDown(cause)), false),
-          onSuccess: () => Effect.as(all((g) => g.markUp), true)
+          onSuccess: () =>
+            Effect.suspend(() => {
+              const wasDown = anyDown()
+              return all((g) => g.markUp).pipe(
+                Effect.andThen(
+                  wasDown
+                    ? Effect.forEach(recovered, (effect) => Effect.ignore(effect), { discard: true })
+                    : Effect.void
+                ),
+                Effect.as(true)
+              )
+            })
         })
       )
       // While any guard is down: ping until Redis answers (no command at all while every guard is up).
@@ -149,7 +163,8 @@ export const layerHealth = (
           return guard
         },
         stores: () => [...guards].map(([store, g]) => ({ store, up: g.healthy() })),
-        check
+        check,
+        onRecovered: (effect) => void recovered.push(effect)
       })
     })
   )
