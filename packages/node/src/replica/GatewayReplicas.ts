@@ -15,7 +15,7 @@
  *
  * @since 0.1.0
  */
-import { NodeRedis } from "@effect/platform-node"
+import type * as NodeRedis from "@effect/platform-node/NodeRedis"
 import type { MetricsRecorder } from "@mcp-bridge/core"
 import { Context, Duration, Effect, Exit, Layer, Metric, Option, Redacted } from "effect"
 import { Redis } from "effect/persistence"

@@ -16,7 +16,7 @@
  *
  * @since 0.1.0
  */
-import { NodeRedis } from "@effect/platform-node"
+
 import { RateLimitStore, RefreshLock, ResultStore, SharedCircuitStore, TokenStore } from "@mcp-bridge/core"
 import { Context, Effect, Layer, Redacted } from "effect"
 import { CircuitBreaker, Redis } from "effect/persistence"
@@ -154,15 +154,22 @@ export const layerReplicas = (
 > => {
   const prefix = options.prefix ?? "mcpgw:"
   // The first connection fails fast (`RedisError` at start); once connected, reconnecting never gives up (node-redis
-  // would stop on a socket timeout, and a replica would stay degraded after Redis came back).
+  // would stop on a socket timeout, and a replica would stay degraded after Redis came back). node-redis is loaded
+  // when the connection is made, not by importing this package.
   let connected = false
-  const connection = NodeRedis.layer({
-    url: Redacted.value(options.url),
-    socket: {
-      reconnectStrategy: (retries: number, cause: Error) =>
-        connected ? Math.min(2 ** retries * 50, 2000) + Math.floor(Math.random() * 200) : cause
-    }
-  }).pipe(Layer.tap(() => Effect.sync(() => void (connected = true))))
+  const connection = Layer.unwrap(
+    Effect.map(
+      Effect.promise(() => import("@effect/platform-node/NodeRedis")),
+      (module) =>
+        module.layer({
+          url: Redacted.value(options.url),
+          socket: {
+            reconnectStrategy: (retries: number, cause: Error) =>
+              connected ? Math.min(2 ** retries * 50, 2000) + Math.floor(Math.random() * 200) : cause
+          }
+        })
+    )
+  ).pipe(Layer.tap(() => Effect.sync(() => void (connected = true))))
   return Layer.mergeAll(GatewayReplicas.layerRedis({ prefix }), layer(options), RedisTokenStore.layer({ prefix })).pipe(
     Layer.provide(RedisGuard.layerHealth()),
     Layer.provide(connection)

@@ -5,7 +5,7 @@
 // `RedisHealth` gathers the guards of one connection (what `/readyz` and the `mcp_bridge_redis_up` gauge show): it
 // marks every guard down when the connection drops, and while any is down it pings Redis until it answers, so that
 // a store with no traffic recovers too. Without it in context a guard stands alone.
-import { NodeRedis } from "@effect/platform-node"
+import type * as NodeRedis from "@effect/platform-node/NodeRedis"
 import { Clock, Context, Duration, Effect, Layer, Queue, Schedule } from "effect"
 import { Redis } from "effect/persistence"
 
@@ -107,7 +107,10 @@ export const layerHealth = (
     RedisHealth,
     Effect.gen(function*() {
       const redis = yield* Redis.Redis
-      const { client } = yield* NodeRedis.NodeRedis
+      const { client } = yield* Effect.flatMap(
+        Effect.promise(() => import("@effect/platform-node/NodeRedis")),
+        (module) => Effect.service(module.NodeRedis)
+      )
       const guards = new Map<string, RedisGuard>()
       const wake = yield* Queue.sliding<void>(1)
       const every = Duration.fromInputUnsafe(options.probeEvery ?? "500 millis")
