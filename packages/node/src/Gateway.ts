@@ -438,6 +438,14 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     const remove = recorder.value.observe(redisGauges(replicas.value))
     yield* Effect.addFinalizer(() => Effect.sync(remove))
   }
+  // A tool list change another replica learned: this replica's own upstream sessions may not have heard it.
+  if (Option.isSome(replicas)) {
+    const bridge = yield* McpBridge.McpBridge
+    const stop = replicas.value.bus.subscribeRemote((event) => {
+      if (event.kind === "tools_list_changed") Effect.runSync(bridge.dropToolLists())
+    })
+    yield* Effect.addFinalizer(() => Effect.sync(stop))
+  }
   const host = options.host ?? "127.0.0.1"
   const port = options.port ?? 8080
   const context = yield* Effect.context<never>()

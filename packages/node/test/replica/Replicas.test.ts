@@ -162,10 +162,57 @@ const allUp = (state: Awaited<ReturnType<typeof redisState>>) =>
   state.ready.redis === "ok" && Object.keys(state.gauges).length > 0 &&
   Object.values(state.gauges).every((v) => v === 1)
 
+// A proxy in front of an HTTP server that drops the `tools/list_changed` notifications of its streams: a replica
+// that reaches the server through it never hears the server's own list changes.
+const startDeafProxy = (target: string) =>
+  new Promise<{ readonly url: string; readonly close: () => Promise<void> }>((resolve) => {
+    const to = new URL(target)
+    const server = createServer((req, res) => {
+      const upstreamReq = request({
+        host: to.hostname,
+        port: to.port,
+        path: req.url,
+        method: req.method,
+        headers: { ...req.headers, host: to.host }
+      }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers)
+        if (!String(answer.headers["content-type"]).includes("text/event-stream")) return answer.pipe(res)
+        let pending = ""
+        answer.on("data", (chunk: Buffer) => {
+          pending += chunk.toString()
+          const events = pending.split("\n\n")
+          pending = events.pop()!
+          for (const event of events) {
+            if (!event.includes("notifications/tools/list_changed")) res.write(`${event}\n\n`)
+          }
+        })
+        answer.on("end", () => res.end(pending))
+      })
+      upstreamReq.on("error", () => res.destroy())
+      res.on("close", () => upstreamReq.destroy())
+      req.pipe(upstreamReq)
+    })
+    server.keepAliveTimeout = 65_000
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      resolve({
+        url: `http://127.0.0.1:${port}${to.pathname}`,
+        close: () =>
+          new Promise<void>((done) => {
+            server.closeAllConnections()
+            server.close(() => done())
+          })
+      })
+    })
+  })
+
 const text = (result: CallToolResult) => result.content.map((c) => c.type === "text" ? c.text : "").join("")
 
 let redis: RedisServer
 let upstream: TestServer.HttpTestServer
+let feed: TestServer.HttpTestServer
+let deaf: Awaited<ReturnType<typeof startDeafProxy>>
 let secure: TestAuthServer.TestAuthServer
 let dir: string
 let replicas: Array<Replica> = []
@@ -182,12 +229,17 @@ beforeAll(async () => {
       { name: "grow", respond: { kind: "addTool", name: "fresh" } }
     ]
   })
-  secure = await TestAuthServer.start({ clients: [{ clientId: "svc", clientSecret: "svc-secret-1234" }] })
-  // A stdio server is a child of each replica: a change of its list is seen by that replica alone.
-  const local = TestServer.stdioCommand({
-    name: "local",
-    tools: [{ name: "echo", respond: { kind: "echo" } }, { name: "grow", respond: { kind: "addTool", name: "sprout" } }]
+  // A server replica 0 reaches directly and the others through a proxy that drops its list changes: a change of
+  // its list is heard by replica 0 alone.
+  // Its list is good for ten minutes (its cache hint): a replica that missed the change would serve it that long.
+  feed = await TestServer.startHttp({
+    name: "feed",
+    tools: [{ name: "grow", respond: { kind: "addTool", name: "fresh" } }],
+    toolsListCacheHint: { ttlMs: 600_000, cacheScope: "public" }
   })
+  deaf = await startDeafProxy(feed.url)
+  secure = await TestAuthServer.start({ clients: [{ clientId: "svc", clientSecret: "svc-secret-1234" }] })
+  const local = TestServer.stdioCommand({ name: "local", tools: [{ name: "echo", respond: { kind: "echo" } }] })
   dir = mkdtempSync(join(tmpdir(), "mcp-bridge-replicas-"))
   const config = {
     mcpServers: {
@@ -201,6 +253,7 @@ beforeAll(async () => {
           }
         }
       },
+      feed: { url: feed.url },
       local: { command: local.command, args: [...local.args] },
       secure: {
         url: secure.url,
@@ -211,12 +264,15 @@ beforeAll(async () => {
   }
   const file = join(dir, "mcp.json")
   writeFileSync(file, JSON.stringify(config))
+  const deafConfig = { mcpServers: { ...config.mcpServers, feed: { url: deaf.url } } }
+  const fileDeaf = join(dir, "mcp-deaf.json")
+  writeFileSync(fileDeaf, JSON.stringify(deafConfig))
   // The three ways to name the Redis: the flag, the environment, the file's entry.
   const fileWithRedis = join(dir, "mcp-redis.json")
-  writeFileSync(fileWithRedis, JSON.stringify({ ...config, redis: { url: redis.url } }))
+  writeFileSync(fileWithRedis, JSON.stringify({ ...deafConfig, redis: { url: redis.url } }))
   replicas = await Promise.all([
     startReplica(file, ["--redis", redis.url]),
-    startReplica(file, [], { REDIS_URL: redis.url }),
+    startReplica(fileDeaf, [], { REDIS_URL: redis.url }),
     startReplica(fileWithRedis, [])
   ])
   balancer = await startBalancer(replicas.map((r) => r.url))
@@ -227,6 +283,8 @@ afterAll(async () => {
   for (const r of replicas) r.child.kill("SIGKILL")
   await Promise.all(replicas.map((r) => exited(r.child)))
   await upstream?.close()
+  await deaf?.close()
+  await feed?.close()
   await secure?.close()
   await redis?.stop()
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
@@ -362,17 +420,20 @@ describe("Replicas on Redis", () => {
   }, 120_000)
 
   it(
-    "a change only one replica sees (its own stdio child's list) reaches clients on the others over Redis",
+    "a tool added on a server only replica 0 hears reaches clients on every replica over Redis, and each lists it",
     async () => {
       const clients = await listeners()
-      // The call lands on replica 0 alone: its child adds a tool, the other replicas' children do not.
       const caller = await connect(balancer.url, "2026", 0)
-      await caller.callTool({ name: "local_grow", arguments: {} })
+      for (const c of clients) assert.notInclude(names((await c.client.listTools()).tools), "feed_fresh")
+      await caller.callTool({ name: "feed_grow", arguments: {} })
       await until(() => clients.every((c) => c.heard.changes > 0), 30_000, "list changes on every replica")
-      assert.include(names((await caller.listTools()).tools), "local_sprout")
-      for (const c of clients.filter((c) => c.replica !== 0)) {
-        // Told over the bus; their own child still has its old list.
-        assert.notInclude(names((await c.client.listTools()).tools), "local_sprout", `replica ${c.replica}`)
+      // Replicas 1 and 2 heard it from replica 0 alone, and dropped their own lists of the server.
+      for (const c of clients) {
+        assert.include(
+          names((await c.client.listTools()).tools),
+          "feed_fresh",
+          `${c.era} client on replica ${c.replica}`
+        )
       }
       await caller.close()
       await closeAll(clients)
