@@ -8,6 +8,7 @@
  * event published while Redis is down goes out when Redis returns (events are idempotent: owed ones are merged by
  * kind and URI). A replica skips its own messages. When the subscriber reconnects after a gap, this replica's
  * listeners get one of each list change, since messages sent during the gap are lost to it: clients list again.
+ * `subscribeRemote` hears only what came from other replicas (e.g. to drop this replica's own tool lists).
  *
  * Built on Effect's `Redis` service for `PUBLISH` and a dedicated node-redis subscriber (`NodeRedis`), whose
  * `ready` events mark the gaps; one scoped fiber per direction.
