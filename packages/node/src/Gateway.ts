@@ -37,7 +37,9 @@ import * as Dashboard from "./Dashboard.ts"
 import * as Http from "./gateway/http.ts"
 import * as McpServer from "./gateway/mcpServer.ts"
 import * as Naming from "./gateway/naming.ts"
+import * as ParamHeaders from "./gateway/paramHeaders.ts"
 import * as RelayRegistry from "./gateway/relay.ts"
+import * as Rounds from "./gateway/rounds.ts"
 import * as NodeTransport from "./NodeTransport.ts"
 import { GatewayReplicas, redisGauges } from "./replica/GatewayReplicas.ts"
 
@@ -148,8 +150,9 @@ export declare namespace Gateway {
  * The relay of what upstream servers ask during a call (elicitation, sampling, roots) and of their log messages, to
  * the downstream request that made the call: with it in context, each `tools/call` of the gateway is entered in it for
  * its duration, and the bridge's `ClientHandlers` (see `layerRelay`) answer from it. A downstream client is asked only
- * what it declared it supports (a 2026-07-28 request: nothing); otherwise, or with no call to relay to, the upstream
- * is refused with an error saying why. Without a relay, the bridge's own handlers answer (by default none).
+ * what it declared it supports (a 2026-07-28 request, which has no server→client channel: in `input_required` rounds
+ * of the gateway's own, its `requestState` sealed); otherwise, or with no call to relay to, the upstream is refused
+ * with an error saying why. Without a relay, the bridge's own handlers answer (by default none).
  *
  * @since 0.1.0
  */
@@ -236,9 +239,12 @@ const decodeSettings = (input: unknown) =>
     )
   )
 
-// A failed call becomes a tool error result (what a model can read and act on); an unknown tool a protocol error.
-const failureResult = (cause: Cause.Cause<unknown>): CallToolResult => {
+// A failed call becomes a tool error result (what a model can read and act on); an unknown tool a protocol error, and
+// so does an upstream's error that is the downstream client's (see `gateway/rounds.ts`).
+const failureResult = (cause: Cause.Cause<unknown>, retry: boolean): CallToolResult => {
   const error = Cause.squash(cause)
+  const relayed = Rounds.relayedError(error, retry)
+  if (relayed !== undefined) throw relayed
   if (typeof error === "object" && error !== null && "_tag" in error && error._tag === "McpBridgeError") {
     const reason = (error as McpBridge.CallError & { reason: { _tag: string } }).reason
     if (reason._tag === "UnknownTool" || reason._tag === "InvalidCall") {
@@ -276,12 +282,15 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
   const ask = async <A>(
     effect: Effect.Effect<A, unknown>,
     principal: string | undefined,
-    signal: AbortSignal
+    signal: AbortSignal,
+    retry = false
   ): Promise<A> => {
     const exit = await run(effect.pipe(Effect.provideService(CallerIdentity, principal)), { signal })
     if (Exit.isSuccess(exit)) return exit.value
     if (signal.aborted) throw new ProtocolError(ProtocolErrorCode.InternalError, "the request was cancelled")
     const error = Cause.squash(exit.cause)
+    const relayed = Rounds.relayedError(error, retry)
+    if (relayed !== undefined) throw relayed
     const tag = (error as { reason?: { _tag?: unknown } } | undefined)?.reason?._tag
     const invalid = typeof tag === "string" && (tag.startsWith("Unknown") || tag === "InvalidCall")
     throw new ProtocolError(
@@ -329,10 +338,11 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
       const cached = catalogs.get(principal)
       return view(cached ?? await build(principal), principal, name)
     },
-    call: async (tool, args, { meta, onProgress, principal, signal, target }) => {
+    call: async (tool, args, { meta, onProgress, principal, rounds, signal, target }) => {
       const effect = bridge.callTool({ server: tool.server, tool: tool.tool }, args, {
         ...(meta === undefined ? {} : { meta }),
-        ...(onProgress === undefined ? {} : { onProgress })
+        ...(onProgress === undefined ? {} : { onProgress }),
+        ...(rounds === undefined ? {} : { rounds })
       }).pipe(Effect.provideService(CallerIdentity, principal))
       // What the upstream asks during the call is relayed to this request's client.
       const leave = Option.isSome(relay)
@@ -341,7 +351,7 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
       const exit = await run(effect, { signal }).finally(leave)
       if (Exit.isSuccess(exit)) return exit.value
       if (signal.aborted) throw new ProtocolError(ProtocolErrorCode.InternalError, "the request was cancelled")
-      return failureResult(exit.cause)
+      return failureResult(exit.cause, Rounds.isRetry(rounds))
     },
     capabilities,
     resources: (name, signal) =>
@@ -353,8 +363,13 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
         all.filter((t) => inView(name)(t.server)).map(({ server: _, ...template }) => template)
       ),
     // A URI no server has, or one its server refuses as invalid: "not found", naming the URI in `data` (SEP-2164).
-    read: (uri, principal, signal) =>
-      ask(bridge.readResource(uri), principal, signal).catch((error: unknown) => {
+    read: (uri, principal, signal, rounds) =>
+      ask(
+        bridge.readResource(uri, rounds === undefined ? {} : { rounds }),
+        principal,
+        signal,
+        Rounds.isRetry(rounds)
+      ).catch((error: unknown) => {
         if (error instanceof ProtocolError && error.code === ProtocolErrorCode.InvalidParams) {
           throw new ResourceNotFoundError(uri, error.message)
         }
@@ -370,8 +385,17 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
       ask(bridge.listPrompts(), undefined, signal).then((all) =>
         promptNamer(all.filter((p) => inView(name)(p.server)))
       ),
-    getPrompt: (prompt, args, principal, signal) =>
-      ask(bridge.getPrompt({ server: prompt.server, prompt: prompt.prompt }, args), principal, signal),
+    getPrompt: (prompt, args, principal, signal, rounds) =>
+      ask(
+        bridge.getPrompt(
+          { server: prompt.server, prompt: prompt.prompt },
+          args,
+          rounds === undefined ? {} : { rounds }
+        ),
+        principal,
+        signal,
+        Rounds.isRetry(rounds)
+      ),
     complete: (params, principal, signal) => ask(bridge.complete(params), principal, signal)
   }
   const info = {
@@ -396,6 +420,16 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
     settings,
     bridge,
     factory,
+    // A 2026-07-28 `tools/call` whose `Mcp-Param-*` headers disagree with its arguments is refused before the bridge.
+    checkModern: (request: Request, body: unknown, name: string | undefined, authInfo: AuthInfo | undefined) => {
+      const call = ParamHeaders.toolsCall(body)
+      if (call === undefined) return undefined
+      return backend.routing(McpServer.principalOf(authInfo), name).then((catalog) => {
+        const tool = catalog.byName.get(call.name)
+        const found = tool && ParamHeaders.mismatch(tool.definition, call.arguments, request.headers)
+        return found === undefined ? undefined : ParamHeaders.refusal(call.id, found)
+      })
+    },
     views: Object.keys(views),
     onChanges: (to: {
       readonly tools: () => void
@@ -489,7 +523,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     extraRoutes: options.extraRoutes ?? dashboard,
     sessionIdleMillis: Duration.toMillis(Duration.fromInputUnsafe(options.sessionIdleTimeout ?? "30 minutes")),
     onError: (error) => void run(Effect.logDebug(`gateway: ${error.message}`)),
-    replicas: Option.getOrUndefined(replicas)
+    replicas: Option.getOrUndefined(replicas),
+    checkModern: core.checkModern
   })
   core.onChanges({ tools: gateway.toolsChanged, list: gateway.listChanged, updated: gateway.resourceUpdated })
   yield* Effect.forkScoped(core.watchChanges)

@@ -59,6 +59,13 @@ export interface HttpOptions {
   readonly onError: (error: Error) => void
   /** Replicas behind one load balancer: sealed session ids any replica revives, a shared bus and event store. */
   readonly replicas?: GatewayReplicas.Service | undefined
+  /** Checks a 2026-07-28 request's body against its headers (e.g. `Mcp-Param-*`): a `Response` refuses it. */
+  readonly checkModern?:
+    | ((request: Request, body: unknown, view: string | undefined, authInfo: AuthInfo | undefined) =>
+      | Response
+      | undefined
+      | Promise<Response | undefined>)
+    | undefined
 }
 
 /** @internal */
@@ -239,6 +246,9 @@ export const make = (options: HttpOptions): HttpGateway => {
       return jsonRpcError(400, -32700, "Parse error: the body is not JSON")
     }
     if (await isLegacyRequest(request, body)) return legacy(request, body, view, auth)
+    const checked = options.checkModern?.(request, body, view, auth)
+    const refused = checked instanceof Promise ? await checked : checked
+    if (refused !== undefined) return refused
     return modern.get(view)!.fetch(request, { ...handleOptions, parsedBody: body })
   }
 
