@@ -16,6 +16,8 @@ import { NodeRedis } from "@effect/platform-node"
 import { McpBridge, McpTransport, ResultStore } from "@mcp-bridge/core"
 import { TestServer } from "@mcp-bridge/testing"
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
+import { Effect, Layer, ManagedRuntime } from "effect"
+import { Redis } from "effect/persistence"
 import { execFile, spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
@@ -24,8 +26,6 @@ import { join } from "node:path"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
 import { promisify } from "node:util"
-import { Effect, Layer, ManagedRuntime } from "effect"
-import { Redis } from "effect/persistence"
 import * as RedisStores from "../../../node/src/replica/RedisStores.ts"
 import { startBalancer } from "../internal/balancer.ts"
 import type { Balancer } from "../internal/balancer.ts"
@@ -142,8 +142,7 @@ const libraryHit = async (redisUrl: string, quick: boolean, rounds: number, log:
         const sorted = samples.get(name)!.sort((a, b) => a - b)
         return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), calls: sorted.length }
       }
-      const ratio = (name: string) =>
-        median(perRound.get(name)!.map((x, i) => x / perRound.get("get")![i]!))
+      const ratio = (name: string) => median(perRound.get(name)!.map((x, i) => x / perRound.get("get")![i]!))
       return {
         bytes,
         upstreamCalls: server.calls("cached"),
@@ -164,8 +163,11 @@ const libraryHit = async (redisUrl: string, quick: boolean, rounds: number, log:
 
 const readOnly = { readOnly: true, cache: false }
 
-/** The gateway's configuration: one HTTP upstream twice (uncached, cached) and stdio servers for the counts. */
-const gatewayConfig = (upstream: string) => {
+/**
+ * The gateway's configuration: one HTTP upstream twice (uncached, cached); with `stdio`, also stdio servers (plain,
+ * rate-limited, over its limit) for the counts.
+ */
+const gatewayConfig = (upstream: string, withStdio: boolean) => {
   const stdio = (throttle?: object) => ({
     command: process.execPath,
     args: [serverPath, "stdio"],
@@ -175,9 +177,13 @@ const gatewayConfig = (upstream: string) => {
     mcpServers: {
       up: { url: upstream, bridge: { tools: { echo: readOnly } } },
       cached: { url: upstream, bridge: { tools: { echo: { cache: "1 hour", shared: true } } } },
-      local: stdio(),
-      limited: stdio({ perMinute: 1_000_000, onLimit: "fail" }),
-      refused: stdio({ perMinute: 1, onLimit: "fail" })
+      ...(withStdio
+        ? {
+          local: stdio(),
+          limited: stdio({ perMinute: 1_000_000, onLimit: "fail" }),
+          refused: stdio({ perMinute: 1, onLimit: "fail" })
+        }
+        : {})
     }
   }
 }
@@ -255,13 +261,13 @@ const measureReplicas = async (
   for (const v of variants) {
     v.clients = await Promise.all(Array.from({ length: sessions }, () => openClient(v.balancer.url)))
   }
-  const c1 = quick ? 200 : 600
-  const c50 = quick ? 1_000 : 3_000
+  const c1 = quick ? 200 : 500
+  const c50 = quick ? 500 : 1_500
   const uncached = (v: ReplicaVariant) => (i: number) => v.clients[i % sessions]!.call("up_echo")({ i })
   const hit = (v: ReplicaVariant) => () => v.clients[0]!.call("cached_echo")({ q: "same" })
   for (const v of variants) {
     await runLoad({ total: 300, concurrency: 1, call: uncached(v) })
-    await runLoad({ total: 1_000, concurrency: 50, call: uncached(v) })
+    await runLoad({ total: 500, concurrency: 50, call: uncached(v) })
     await runLoad({ total: 100, concurrency: 1, call: hit(v) })
   }
   for (let round = 0; round < rounds; round++) {
@@ -396,11 +402,14 @@ const countCommands = async (redis: RedisServer, url: string, perKind: number, l
   }
 }
 
-const perCall = (x: number): string => Number.isInteger(x) ? String(x) : x.toFixed(1)
+const perCall = (x: number): string => {
+  const tenths = Math.round(x * 10) / 10
+  return Number.isInteger(tenths) ? String(tenths) : tenths.toFixed(1)
+}
 
 const describeCommands = (counts: Record<string, number>): string =>
   Object.entries(counts).sort(([, a], [, b]) => b - a).map(([name, n]) =>
-    n === 1 ? name : `${name} ×${perCall(n)}`
+    perCall(n) === "1" ? name : `${name} ×${perCall(n)}`
   ).join(", ")
 
 // -----------------------------------------------------------------------------
@@ -408,7 +417,7 @@ const describeCommands = (counts: Record<string, number>): string =>
 // -----------------------------------------------------------------------------
 
 export const replicas: Section = async ({ log, quick }) => {
-  const rounds = quick ? 3 : 7
+  const rounds = quick ? 3 : 5
   const redis = await startRedis()
   const dir = mkdtempSync(join(tmpdir(), "mcp-bridge-bench-replicas-"))
   const closing: Array<() => Promise<void>> = []
@@ -420,20 +429,20 @@ export const replicas: Section = async ({ log, quick }) => {
     const upstream = await spawnServing([serverPath, "http"], /"url":"([^"]+)"/)
     closing.push(upstream.close)
     const config = join(dir, "mcp.json")
-    writeFileSync(config, JSON.stringify(gatewayConfig(upstream.url)))
-    const started = await Promise.all([
-      startReplica(config, undefined),
-      startReplica(config, redis.url),
-      startReplica(config, redis.url),
-      startReplica(config, redis.url)
-    ])
-    closing.push(...started.map((s) => s.close))
+    writeFileSync(config, JSON.stringify(gatewayConfig(upstream.url, false)))
+    // One at a time: several gateways starting at once on a loaded machine wait long for each other.
+    const started = []
+    for (const redisUrl of [undefined, redis.url, redis.url, redis.url]) {
+      const replica = await startReplica(config, redisUrl)
+      closing.push(replica.close)
+      started.push(replica)
+    }
     const [plain, ...shared] = started
-    const balancers = await Promise.all([
-      startBalancer([plain!.url]),
-      startBalancer([shared[0]!.url]),
-      startBalancer(shared.map((s) => s.url))
-    ])
+    const balancers = [
+      await startBalancer([plain!.url]),
+      await startBalancer([shared[0]!.url]),
+      await startBalancer(shared.map((s) => s.url))
+    ]
     closing.push(...balancers.map((b) => b.close))
     const variant = (name: string, balancer: Balancer): ReplicaVariant => ({
       name,
@@ -446,17 +455,23 @@ export const replicas: Section = async ({ log, quick }) => {
       firstError: undefined
     })
     const variants = [
-      variant("1 replica, no Redis (memory stores)", balancers[0]),
-      variant("1 replica, `--redis`", balancers[1]),
-      variant("3 replicas, `--redis`, round robin", balancers[2])
+      variant("1 replica, no Redis (memory stores)", balancers[0]!),
+      variant("1 replica, `--redis`", balancers[1]!),
+      variant("3 replicas, `--redis`, round robin", balancers[2]!)
     ]
-    closing.push(async () => {
+    try {
+      await measureReplicas(variants, quick, rounds, log)
+    } finally {
       for (const v of variants) for (const c of v.clients) await c.close()
-    })
-    await measureReplicas(variants, quick, rounds, log)
+      for (const close of closing.splice(1).reverse()) await close().catch(() => undefined)
+    }
 
-    log("  counting Redis commands per call (MONITOR)...")
-    const counted = await countCommands(redis, shared[0]!.url, quick ? 10 : 20, log)
+    log("  counting Redis commands per call (MONITOR) on a replica with stdio servers too...")
+    const countingConfig = join(dir, "mcp-counting.json")
+    writeFileSync(countingConfig, JSON.stringify(gatewayConfig(upstream.url, true)))
+    const counting = await startReplica(countingConfig, redis.url)
+    closing.push(counting.close)
+    const counted = await countCommands(redis, counting.url, quick ? 10 : 20, log)
 
     const base = variants[0]!
     const replicaTable = markdownTable(
