@@ -44,7 +44,7 @@ import * as ParamHeaders from "./gateway/paramHeaders.ts"
 import * as RelayRegistry from "./gateway/relay.ts"
 import * as Rounds from "./gateway/rounds.ts"
 import * as NodeTransport from "./NodeTransport.ts"
-import { GatewayReplicas } from "./replica/GatewayReplicas.ts"
+import { GatewayReplicas, redisGauges } from "./replica/GatewayReplicas.ts"
 
 // -----------------------------------------------------------------------------
 // Errors
@@ -509,6 +509,18 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const recorder = yield* Effect.serviceOption(MetricsRecorder.MetricsRecorder)
   const replicas = yield* Effect.serviceOption(GatewayReplicas)
   const login = Option.getOrUndefined(Option.flatMapNullishOr(yield* Effect.serviceOption(Relay), (r) => logins.get(r)))
+  if (Option.isSome(recorder) && Option.isSome(replicas)) {
+    const remove = recorder.value.observe(redisGauges(replicas.value))
+    yield* Effect.addFinalizer(() => Effect.sync(remove))
+  }
+  // A tool list change another replica learned: this replica's own upstream sessions may not have heard it.
+  if (Option.isSome(replicas)) {
+    const bridge = yield* McpBridge.McpBridge
+    const stop = replicas.value.bus.subscribeRemote((event) => {
+      if (event.kind === "tools_list_changed") Effect.runSync(bridge.dropToolLists())
+    })
+    yield* Effect.addFinalizer(() => Effect.sync(stop))
+  }
   const host = options.host ?? "127.0.0.1"
   const port = options.port ?? 8080
   const context = yield* Effect.context<never>()

@@ -342,6 +342,11 @@ export declare namespace McpBridge {
      * from the moment it starts; it ends when the bridge closes.
      */
     readonly changes: Stream.Stream<BridgeChange>
+    /**
+     * Drops every server's tool list (or `server`'s), so that the next list or call asks the server again: for a
+     * change learned elsewhere, e.g. from another replica of a gateway whose own session did not hear it.
+     */
+    readonly dropToolLists: (server?: string) => Effect.Effect<void>
   }
 }
 
@@ -644,6 +649,10 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     callTool,
     metrics,
     callMany,
+    dropToolLists: (server) =>
+      Effect.sync(() => {
+        for (const name of server === undefined ? servers : [server]) index.invalidate(name)
+      }),
     ...surface.service
   } satisfies McpBridge.Service
 })

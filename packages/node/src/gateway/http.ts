@@ -290,9 +290,14 @@ export const make = (options: HttpOptions): HttpGateway => {
     const path = (req.url ?? "/").split("?", 1)[0]!
     if (path === "/healthz") return text(res, closing ? 503 : 200, closing ? "draining\n" : "ok\n")
     if (path === "/readyz") {
-      const ready = await options.ready()
+      const replicas = options.replicas
+      const [ready] = await Promise.all([options.ready(), replicas?.check()])
       const ok = ready.ok && !closing
-      const redis = options.replicas === undefined ? {} : { redis: options.replicas.status() }
+      // Redis unreachable leaves the replica ready (it serves, degraded): every replica shares the one Redis.
+      const redis = replicas === undefined ? {} : {
+        redis: replicas.status(),
+        redisStores: Object.fromEntries(replicas.health().map((p) => [p.store, p.up ? "ok" : "unreachable"]))
+      }
       return text(res, ok ? 200 : 503, JSON.stringify({ ok, servers: ready.servers, ...redis }), "application/json")
     }
     if (path === "/metrics") return text(res, 200, options.metrics(), "text/plain; version=0.0.4; charset=utf-8")
