@@ -183,6 +183,13 @@ const parsePoolKey = (key: string): { readonly server: string; readonly identity
 const isTransportFailure = (error: unknown): error is McpSessionError =>
   error instanceof McpSessionError && error.isTransportFailure
 
+// An open session the server no longer knows (HTTP 404/410 for its id): the request never ran, and the session is
+// retired by the failure; the work goes again once on another session (a new one, initialized afresh, when it was
+// the only one), as the MCP transport specification asks of a client.
+const isUnexecuted = (error: unknown): boolean =>
+  error instanceof McpSessionError && error.reason._tag === "Closed" && error.reason.notExecuted === true &&
+  error.reason.session !== undefined
+
 // The `McpAuth` of the layer, if any, for the transports of OAuth-protected servers.
 const authContext = Effect.map(
   Effect.serviceOption(McpAuth.McpAuth),
@@ -582,6 +589,15 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     server: ResolvedServer,
     f: (session: McpSession.McpSession) => Effect.Effect<A, E, R>,
     call?: CallRequest
+  ): Effect.Effect<A, E | McpSessionError | ConnectionPoolError | McpBridgeError, R> => {
+    const once = leaseOnce(server, f, call)
+    return Effect.catchIf(once, isUnexecuted, () => once)
+  }
+
+  const leaseOnce = <A, E, R>(
+    server: ResolvedServer,
+    f: (session: McpSession.McpSession) => Effect.Effect<A, E, R>,
+    call: CallRequest | undefined
   ): Effect.Effect<A, E | McpSessionError | ConnectionPoolError | McpBridgeError, R> =>
     Effect.withFiber((fiber) => {
       const perIdentity = server.pool.isolation === "per-identity"
