@@ -7,10 +7,11 @@ import { assert, describe, it } from "@effect/vitest"
 import { TestServer } from "@mcp-bridge/testing"
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
 import type { CallToolResult } from "@modelcontextprotocol/client"
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
+import { type ChildProcessByStdio, spawn } from "node:child_process"
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import type { Readable } from "node:stream"
 import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll } from "vitest"
 import { isAlive } from "./helpers.ts"
@@ -51,7 +52,7 @@ const waiter = () => {
 describe("GatewayReload", () => {
   let dir: string
   let file: string
-  let child: ChildProcessWithoutNullStreams
+  let child: ChildProcessByStdio<null, Readable, Readable>
   let url: string
   let stderr = ""
   const lines = waiter()
@@ -223,7 +224,10 @@ describe("GatewayReload", () => {
       const before = refusals()
       write({ mcpServers: { up: { url: 42 }, extra: { url: extra.current.url } } })
       await lines.until(() => refusals() > before, "the refusal")
-      assert.match(stderr, /reload refused, still serving the previous configuration: BridgeConfigError: .*mcpServers\.up\.url/)
+      assert.match(
+        stderr,
+        /reload refused, still serving the previous configuration: BridgeConfigError: .*mcpServers\.up\.url/
+      )
       write({ mcpServers: { up: { url: up.current.url } }, gateway: { prefix: "sometimes" } })
       await lines.until(() => refusals() > before + 1, "the second refusal")
       assert.match(stderr, /GatewayError: gateway/)

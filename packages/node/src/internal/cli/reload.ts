@@ -9,7 +9,7 @@
  *
  * @internal
  */
-import { Duration, Effect, Queue, type Scope } from "effect"
+import { Duration, Effect, type FileSystem, type Path, Queue, type Scope } from "effect"
 import { watch } from "node:fs"
 import { basename, dirname } from "node:path"
 import type * as Gateway from "../../Gateway.ts"
@@ -33,7 +33,9 @@ export interface Options {
 const list = (names: ReadonlyArray<string>) => names.length === 0 ? "none" : names.join(", ")
 
 /** Watches the file and `SIGHUP`, reloading the gateway on each, until the scope closes. @internal */
-export const watchAndReload = (options: Options): Effect.Effect<void, never, Scope.Scope> =>
+export const watchAndReload = (
+  options: Options
+): Effect.Effect<void, never, Scope.Scope | FileSystem.FileSystem | Path.Path> =>
   Effect.gen(function*() {
     const triggers = yield* Queue.sliding<"file" | "signal">(1)
     const name = basename(options.file)
