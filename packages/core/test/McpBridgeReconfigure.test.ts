@@ -84,6 +84,35 @@ describe("McpBridge.reconfigure", () => {
       )
     }))
 
+  it.effect("tells of the resource and prompt lists a reconfiguration changes, and of those only", () =>
+    Effect.gen(function*() {
+      const servers = {
+        plain: TestServer.make({ tools }),
+        docs: TestServer.make({ tools, resources: [{ uri: "docs://a", name: "a", text: "A" }] }),
+        talk: TestServer.make({ tools, prompts: [{ name: "hello", text: "Hello" }] })
+      }
+      const layer = McpBridge.layer(configOf({ plain: {}, docs: {} }), {
+        transport: McpTransport.layer({ memory: memory(servers) })
+      })
+      yield* Effect.gen(function*() {
+        const bridge = yield* McpBridge.McpBridge
+        assert.deepStrictEqual((yield* bridge.listResources()).map((r) => r.uri), ["docs://a"])
+        const changes = yield* Effect.forkChild(Stream.runCollect(Stream.take(bridge.changes, 4)))
+        yield* Effect.yieldNow
+        // docs (with resources) goes, talk (with prompts) comes, plain stays
+        const applied = yield* bridge.reconfigure(configOf({ plain: {}, talk: {} }))
+        const told = yield* Fiber.join(changes)
+        assert.deepStrictEqual(
+          told.map((c) => c._tag === "ListChanged" ? `${c.server} ${c.list}` : c._tag).sort(),
+          ["docs resources", "docs tools", "talk prompts", "talk tools"]
+        )
+        assert.deepStrictEqual((yield* bridge.listPrompts()).map((p) => p.qualifiedName), ["talk.hello"])
+        assert.deepStrictEqual(yield* bridge.listResources(), [])
+        yield* applied.drained
+        assert.strictEqual(servers.docs.openSessions(), 0)
+      }).pipe(Effect.provide(layer))
+    }))
+
   it.effect("refuses an invalid configuration, naming the field, and keeps the one in force", () =>
     Effect.gen(function*() {
       const servers = { keep: TestServer.make({ tools }) }
