@@ -1,4 +1,4 @@
-import { NodeFileSystem } from "@effect/platform-node"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { assert, describe, it } from "@effect/vitest"
 import { CallerIdentity, ConnectionPool, McpAuth, McpBridge, McpSessionError, TokenStore } from "@mcp-bridge/core"
 import { TestAuthServer, TestTracer } from "@mcp-bridge/testing"

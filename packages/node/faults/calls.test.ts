@@ -4,8 +4,9 @@
  * they are sent or used as a cache key.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
 import * as Expect from "./expect.ts"
-import { figure, kindOf, messageOf, processesLeft, stdio, tally, within } from "./harness.ts"
+import { figure, hangMillis, kindOf, messageOf, processesLeft, stdio, tally, within } from "./harness.ts"
 
 type Facade = Expect.Bridge
 type AnyFn = (...args: Array<unknown>) => Promise<unknown>
@@ -106,9 +107,12 @@ const cases: ReadonlyArray<Case> = [
 type Verdict = "typed" | "typed-no-path" | "untyped" | "resolved" | "threw" | "hung"
 
 /** The error a call ended with: its rejection, or the first failed outcome of a `callMany`. */
-const errorOf = async (pending: Promise<unknown>): Promise<{ readonly error: unknown; readonly resolved: boolean }> => {
+const errorOf = async (
+  pending: Promise<unknown>,
+  hang: number
+): Promise<{ readonly error: unknown; readonly resolved: boolean }> => {
   try {
-    const value = await within(5_000, pending, "call")
+    const value = await within(hang, pending, "call")
     const failed = Array.isArray(value)
       ? (value as Array<{ ok?: boolean; error?: unknown }>).find((o) => o?.ok === false)
       : undefined
@@ -118,14 +122,18 @@ const errorOf = async (pending: Promise<unknown>): Promise<{ readonly error: unk
   }
 }
 
-const judge = async (bridge: Facade, c: Case): Promise<{ readonly verdict: Verdict; readonly detail: string }> => {
+const judge = async (
+  bridge: Facade,
+  c: Case,
+  hang: number
+): Promise<{ readonly verdict: Verdict; readonly detail: string }> => {
   let pending: Promise<unknown>
   try {
     pending = c.run(bridge)
   } catch (error) {
     return { verdict: "threw", detail: `${kindOf(error)}` }
   }
-  const { error, resolved } = await errorOf(pending)
+  const { error, resolved } = await errorOf(pending, hang)
   if (resolved) return { verdict: "resolved", detail: "" }
   if (messageOf(error).includes("did not settle within")) return { verdict: "hung", detail: "" }
   const right = Array.isArray(c.expect)
@@ -151,11 +159,12 @@ describe("calls", () => {
           })
         }
       }
+      const hang = await Effect.runPromise(hangMillis)
       const bridge = await Expect.createBridge(config)
       const results: Array<{ readonly c: Case; readonly verdict: Verdict; readonly detail: string }> = []
       try {
         await bridge.callTool("s.echo", {})
-        for (const c of cases) results.push({ c, ...(await judge(bridge, c)) })
+        for (const c of cases) results.push({ c, ...(await judge(bridge, c, hang)) })
         // the bridge is still usable after all that
         await bridge.callTool("s.echo", { after: true })
       } finally {

@@ -4,11 +4,23 @@
  * accepted, nothing crashes the host (the extreme one runs in a process of its own, with a small heap).
  */
 import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
 import { spawn } from "node:child_process"
 import { readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import * as Expect from "./expect.ts"
-import { figure, freePort, kindOf, messageOf, now, processesLeft, seconds, tally, within } from "./harness.ts"
+import {
+  figure,
+  freePort,
+  hangMillis,
+  kindOf,
+  messageOf,
+  now,
+  processesLeft,
+  seconds,
+  tally,
+  within
+} from "./harness.ts"
 
 const url = "http://127.0.0.1:9/mcp"
 const stdioEntry = { command: process.execPath, args: ["-e", ""] }
@@ -119,7 +131,7 @@ const cases: ReadonlyArray<Case> = [
 
 type Verdict = "typed" | "typed-no-path" | "untyped" | "accepted" | "threw" | "hung"
 
-const judge = async (c: Case): Promise<{ readonly verdict: Verdict; readonly detail: string }> => {
+const judge = async (c: Case, hang: number): Promise<{ readonly verdict: Verdict; readonly detail: string }> => {
   let pending: Promise<Expect.Bridge>
   try {
     pending = Expect.createBridge(c.config as object)
@@ -127,7 +139,7 @@ const judge = async (c: Case): Promise<{ readonly verdict: Verdict; readonly det
     return { verdict: "threw", detail: kindOf(error) }
   }
   try {
-    const made = await within(5_000, pending, "createBridge")
+    const made = await within(hang, pending, "createBridge")
     await made.close()
     return { verdict: "accepted", detail: "" }
   } catch (error) {
@@ -155,8 +167,9 @@ const rssOf = (pid: number): number => {
 
 describe("config", () => {
   it(`malformed-configs: ${cases.length} malformed configurations, each a typed error naming its field`, async () => {
+    const hang = await Effect.runPromise(hangMillis)
     const results: Array<{ readonly c: Case; readonly verdict: Verdict; readonly detail: string }> = []
-    for (const c of cases) results.push({ c, ...(await judge(c)) })
+    for (const c of cases) results.push({ c, ...(await judge(c, hang)) })
     const left = await processesLeft()
     const bad = results.filter((r) => r.verdict !== "typed")
     figure(
@@ -175,6 +188,7 @@ describe("config", () => {
   }, 120_000)
 
   it("extreme-config: pool.min 100000 is refused with a typed error, not opened until the host dies", async () => {
+    const hang = await Effect.runPromise(hangMillis)
     const port = await freePort()
     const config = { mcpServers: { a: { url: `http://127.0.0.1:${port}/mcp`, bridge: { pool: { min: 100_000 } } } } }
     const started = now()
@@ -190,7 +204,7 @@ describe("config", () => {
     child.stderr.resume()
     let peakRss = 0
     const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssOf(child.pid!))), 100)
-    const killer = setTimeout(() => child.kill("SIGKILL"), 20_000)
+    const killer = setTimeout(() => child.kill("SIGKILL"), 4 * hang)
     const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
       child.once("exit", (code, signal) => resolve({ code, signal }))
     )

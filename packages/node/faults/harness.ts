@@ -171,6 +171,12 @@ export const connectMillis: Effect.Effect<number> = Effect.orDie(
   )
 )
 
+/**
+ * How long a call or a bridge's creation may take before a test calls it hung: five seconds, or four connects on a
+ * machine where a connect takes longer.
+ */
+export const hangMillis: Effect.Effect<number> = Effect.map(connectMillis, (unit) => Math.max(5_000, 4 * unit))
+
 /** A port on 127.0.0.1 where nothing listens now. */
 export const freePort = (): Promise<number> =>
   new Promise((resolve) => {

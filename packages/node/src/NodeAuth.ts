@@ -10,7 +10,8 @@
  *
  * @since 0.1.0
  */
-import { NodeFileSystem, NodePath } from "@effect/platform-node"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
 import { McpAuth, McpAuthError, TokenStore } from "@mcp-bridge/core"
 import { Deferred, Effect, FileSystem, Layer } from "effect"
 import { KeyValueStore } from "effect/persistence"

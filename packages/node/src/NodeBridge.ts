@@ -6,7 +6,8 @@
  *
  * @since 0.1.0
  */
-import { NodeFileSystem, NodePath } from "@effect/platform-node"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
 import { BridgeClient, McpAuth } from "@mcp-bridge/core"
 import { Effect, Layer } from "effect"
 import * as ConfigFile from "./internal/cli/configFile.ts"

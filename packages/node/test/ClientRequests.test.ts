@@ -163,6 +163,8 @@ interface User {
   readonly logs: Array<Logged>
   /** Opens the gate that "wait" questions wait at. */
   readonly release: Effect.Effect<void>
+  /** Closes it again. */
+  readonly hold: Effect.Effect<void>
   readonly setRoots: (roots: ReadonlyArray<Root>) => Effect.Effect<void>
 }
 
@@ -235,6 +237,7 @@ const makeUser = (options: {
       asked,
       logs,
       release: Effect.asVoid(gate.open),
+      hold: Effect.asVoid(gate.close),
       setRoots: (next) =>
         Effect.suspend(() => {
           roots = next
@@ -392,6 +395,69 @@ describe("ClientRequests", () => {
             yield* eventually(() => user.logs.length >= 2)
             assert.deepStrictEqual(user.logs.map((l) => l.message.level), ["error", "critical"])
           })))
+
+      if (!modern) {
+        it.live("who asked, on a 2025-era session: a call of a tool known to ask runs on a session alone, so each caller's question names its call", () =>
+          withOwnBridge(target, {}, (user) =>
+            Effect.gen(function*() {
+              const as = (identity: string) => (effect: ReturnType<typeof answer>) =>
+                Effect.forkChild(Effect.provideService(effect, CallerIdentity, identity))
+              const origin = (identity: string) => ({ server: "s", tool: "elicit_wait", identity })
+              // Alone on its session, the question is surely this call's: the tool is now known to ask.
+              const learn = yield* as("alice")(answer("elicit_wait", { n: 1 }))
+              yield* eventually(() => user.asked.length === 1)
+              yield* user.release
+              yield* Fiber.join(learn)
+              assert.deepStrictEqual(user.asked.map((a) => a.origin), [origin("alice")])
+              // Two callers at once: the second does not join the first one's session (which could not tell whose
+              // question is whose), it gets a session of its own.
+              yield* user.hold
+              const first = yield* as("alice")(answer("elicit_wait", { n: 2 }))
+              yield* eventually(() => user.asked.length === 2)
+              const second = yield* as("bob")(answer("elicit_wait", { n: 3 }))
+              yield* eventually(() => user.asked.length === 3)
+              yield* user.release
+              yield* Fiber.joinAll([first, second])
+              assert.deepStrictEqual(user.asked.slice(1).map((a) => a.origin), [origin("alice"), origin("bob")])
+              assert.strictEqual(yield* created, 2)
+            }), { pool: { max: 2 } }))
+      }
+
+      if (!modern && target.name.startsWith("Streamable HTTP")) {
+        it.live("who asked, on a 2025-era session: a question during calls of several tools goes to the one known to ask", () =>
+          Effect.gen(function*() {
+            const server = yield* TestServer.httpScoped({
+              name: "interact",
+              era: "legacy",
+              tools: [...tools, { name: "held", hold: true, respond: { kind: "echo" } }]
+            })
+            const fixture: Fixture = {
+              entry: { url: server.url },
+              stats: Effect.die("no counters"),
+              until: () => Effect.die("no counters")
+            }
+            yield* withOwnBridge({ ...target, fixture: Effect.succeed(fixture) }, {}, (user) =>
+              Effect.gen(function*() {
+                const as = (identity: string) => (effect: ReturnType<typeof answer>) =>
+                  Effect.forkChild(Effect.provideService(effect, CallerIdentity, identity))
+                const learn = yield* as("alice")(answer("elicit_wait", { n: 1 }))
+                yield* eventually(() => user.asked.length === 1)
+                yield* user.release
+                yield* Fiber.join(learn)
+                // A call of another tool is in flight on the session when the server asks.
+                yield* user.hold
+                const other = yield* as("carol")(answer("held"))
+                yield* Effect.promise(() => server.until(() => server.held("held") === 1))
+                const asking = yield* as("alice")(answer("elicit_wait", { n: 2 }))
+                yield* eventually(() => user.asked.length === 2)
+                yield* user.release
+                server.release("held")
+                yield* Fiber.joinAll([other, asking])
+                assert.deepStrictEqual(user.asked[1]!.origin, { server: "s", tool: "elicit_wait", identity: "alice" })
+                assert.strictEqual(yield* created, 1)
+              }))
+          }).pipe(Effect.scoped))
+      }
 
       it.layer(scenarioLayer(target), { excludeTestServices: true, timeout: "30 seconds" })((it) => {
         it.effect(`negotiates ${target.version}; capabilities of every handler given`, () =>

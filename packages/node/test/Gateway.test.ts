@@ -109,6 +109,21 @@ describe("Gateway", () => {
     }
   })
 
+  it("continues the downstream client's trace to the upstream (W3C traceparent in _meta), for both eras", async () => {
+    for (const mode of ["auto", "legacy"] as const) {
+      const client = await v2(one.url, mode)
+      const traceId = mode === "auto" ? "4bf92f3577b34da6a3ce929d0e0e4736" : "0af7651916cd43dd8448eb211c80319c"
+      const traceparent = `00-${traceId}-00f067aa0ba902b7-01`
+      await client.callTool({ name: "echo", arguments: { traced: mode }, _meta: { traceparent, tracestate: "k=v" } })
+      const meta = upstream.receivedMeta("echo").at(-1)!
+      const sent = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/.exec(String(meta.traceparent))
+      assert.isNotNull(sent, `a valid traceparent upstream, got ${String(meta.traceparent)}`)
+      assert.strictEqual(sent![1], traceId, "the same trace")
+      assert.strictEqual(meta.tracestate, "k=v")
+      await client.close()
+    }
+  })
+
   it("forwards progress with the downstream token, and a cancelled call cancels upstream", async () => {
     for (const mode of ["auto", "legacy"] as const) {
       const client = await v2(one.url, mode)

@@ -9,7 +9,7 @@
  */
 import { createMCPClient } from "@ai-sdk/mcp"
 import { StdioMCPTransport } from "@ai-sdk/mcp/mcp-stdio"
-import { NodeServices } from "@effect/platform-node"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Client as ClientV2, StreamableHTTPClientTransport as HttpTransportV2 } from "@modelcontextprotocol/client"
 import { StdioClientTransport as StdioTransportV2 } from "@modelcontextprotocol/client/stdio"
 import { Client as ClientV1 } from "@modelcontextprotocol/sdk/client/index.js"

@@ -233,6 +233,13 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const connectConcurrency = Math.max(1, options.connectConcurrency ?? 8)
   const counters = new Map<string, Counters>()
   const priors = new Map<string, McpSession.McpSession["prior"]>()
+  // Per server: its tools known to ask the user during a call (`McpSession.Options.asking`).
+  const askingOf = (server: string) => {
+    let tools = asking.get(server)
+    if (tools === undefined) asking.set(server, tools = new Set())
+    return tools
+  }
+  const asking = new Map<string, Set<string>>()
   const pools = new Map<string, SessionPool>()
   const gates = new Map<string, Gates>()
   const suspects = new WeakSet<McpSession.McpSession>()
@@ -383,7 +390,14 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
           c.openStartedAt = g.movedAt = clock.currentTimeMillisUnsafe()
         })
       )
-      return Effect.andThen(start, McpSession.make(server, { prior: priors.get(server.name), id: ++sessionCount }))
+      return Effect.andThen(
+        start,
+        McpSession.make(server, {
+          prior: priors.get(server.name),
+          id: ++sessionCount,
+          asking: askingOf(server.name)
+        })
+      )
         .pipe(
           Effect.tapError((error) =>
             Effect.sync(() => {
@@ -554,6 +568,14 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       )
     })
 
+  // `effect` on `session` with the session's remaining capacity reserved: no other call joins it until `effect` ends.
+  const reserved = <A, E, R>(pool: SessionPool, session: McpSession.McpSession, effect: Effect.Effect<A, E, R>) =>
+    Effect.acquireUseRelease(
+      Scope.make(),
+      (scope) => Effect.andThen(Scope.provide(Pool.reserve(pool, session), scope), effect),
+      (scope, exit) => Scope.close(scope, exit)
+    )
+
   const openCount = (pool: SessionPool) => {
     let n = 0
     for (const item of pool.state.items) if (item.exit._tag === "Success" && !pool.state.invalidated.has(item)) n++
@@ -574,7 +596,10 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       Effect.withFiber((fiber) => {
         const clock = fiber.getRef(Clock.Clock)
         const start = clock.currentTimeMillisUnsafe()
-        return f(session).pipe(
+        // A call of a tool known to ask the user, on a 2025-era session (where a server's request names no call):
+        // no other call joins the session while it runs, so that what the server asks is tied to it.
+        const alone = call !== undefined && session.era === "legacy" && asking.get(server.name)?.has(call.tool) === true
+        return (alone ? reserved(pool, session, f(session)) : f(session)).pipe(
           Effect.tapError((error) =>
             isTransportFailure(error)
               ? retire(id)(pool, session)

@@ -25,7 +25,8 @@ import * as Logs from "./internal/logs.ts"
 
 /**
  * Who asked: the server, the tool whose call the request belongs to (when the bridge can tell: always on
- * 2026-07-28 servers; on 2025-era servers when the session has one call in flight), and the caller's identity.
+ * 2026-07-28 servers; on 2025-era servers when the session has one call in flight, or one of a tool known to ask,
+ * whose calls run on a session alone), and the caller's identity.
  *
  * @since 0.1.0
  */

@@ -210,6 +210,13 @@ export interface Options {
   readonly clientName?: string | undefined
   /** The session's number, given by its pool. @default 0 */
   readonly id?: number | undefined
+  /**
+   * The tools of this server known to ask the user (elicitation, sampling, roots) during a call, shared by the
+   * server's sessions: a tool whose call asked, when nothing else was in flight, is added. On a 2025-era session a
+   * request of the server while several calls run is attributed to the one call of such a tool (and the pool runs
+   * such calls on a session no other call joins).
+   */
+  readonly asking?: Set<string> | undefined
 }
 
 /**
@@ -284,15 +291,31 @@ export const make = Effect.fnUntraced(function*(
   // client dispatches notifications a microtask late but answers at once, so progress read in the same chunk as the
   // answer (stdio) found its handler gone and was dropped. Here a callback outlives its call's answer by that tick.
   const progressOf = new Map<string, (progress: Progress) => void>()
-  const origin = (): ClientHandlers.Origin => {
+  const asking = options.asking ?? new Set<string>()
+  // The one call (tool and caller) a request of the server belongs to: the only one in flight, else the only one of a
+  // tool known to ask; `undefined` while that is ambiguous.
+  const soleCall = (asks: boolean) => {
     let only: { readonly tool: string; readonly identity: string | undefined } | undefined
     for (const call of inFlight.values()) {
-      if (only !== undefined && (only.tool !== call.tool || only.identity !== call.identity)) {
-        return { server: server.name, tool: undefined, identity: sessionIdentity }
-      }
+      if (asks && !asking.has(call.tool)) continue
+      if (only !== undefined && (only.tool !== call.tool || only.identity !== call.identity)) return undefined
       only = call
     }
+    return only
+  }
+  const askedBy = () => soleCall(false) ?? soleCall(true)
+  const origin = (): ClientHandlers.Origin => {
+    const only = askedBy()
     return { server: server.name, tool: only?.tool, identity: only?.identity ?? sessionIdentity }
+  }
+  // The server asked: the calls it may have asked for are marked (all of them while that is ambiguous), and a tool
+  // known for sure to have asked is remembered.
+  const onAsked = () => {
+    const only = askedBy()
+    if (only !== undefined) asking.add(only.tool)
+    for (const call of inFlight.values()) {
+      if (only === undefined || (call.tool === only.tool && call.identity === only.identity)) call.asked = true
+    }
   }
 
   const newClient = () => {
@@ -314,9 +337,7 @@ export const make = Effect.fnUntraced(function*(
         }
       }
     )
-    Interaction.register(client, handlers, origin, runHandler, () => {
-      for (const call of inFlight.values()) call.asked = true
-    })
+    Interaction.register(client, handlers, origin, runHandler, onAsked)
     client.setNotificationHandler("notifications/resources/updated", ({ params }) => {
       for (const f of resourceUpdated) f(params.uri)
     })

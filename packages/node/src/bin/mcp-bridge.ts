@@ -4,7 +4,8 @@
  * package README). Installed as the package's `bin`; inside the repository, run it from sources with
  * `node --conditions=@mcp-bridge/source packages/node/src/bin/mcp-bridge.ts`.
  */
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Effect } from "effect"
 import { createRequire } from "node:module"
 import * as Cli from "../internal/cli/command.ts"

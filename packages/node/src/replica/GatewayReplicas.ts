@@ -15,7 +15,7 @@
  *
  * @since 0.1.0
  */
-import { NodeRedis } from "@effect/platform-node"
+import type * as NodeRedis from "@effect/platform-node/NodeRedis"
 import { Context, Duration, Effect, Exit, Layer, Redacted } from "effect"
 import { Redis } from "effect/persistence"
 import * as SessionKeys from "./internal/sessionKeys.ts"

@@ -14,7 +14,7 @@
  *
  * @since 0.1.0
  */
-import { NodeRedis } from "@effect/platform-node"
+import type * as NodeRedis from "@effect/platform-node/NodeRedis"
 import type { ServerEvent, ServerEventBus } from "@modelcontextprotocol/server"
 import { Duration, Effect, Queue, Schedule, Scope } from "effect"
 import { Redis } from "effect/persistence"
@@ -87,7 +87,11 @@ export const make = (
 ): Effect.Effect<RedisEventBus, never, Redis.Redis | NodeRedis.NodeRedis | Scope.Scope> =>
   Effect.gen(function*() {
     const redis = yield* Redis.Redis
-    const { client } = yield* NodeRedis.NodeRedis
+    // node-redis is loaded when a bus is made, not by importing this package.
+    const { client } = yield* Effect.flatMap(
+      Effect.promise(() => import("@effect/platform-node/NodeRedis")),
+      (module) => Effect.service(module.NodeRedis)
+    )
     const channel = options.channel ?? "mcpgw:events"
     const timeout = Duration.fromInputUnsafe(options.commandTimeout ?? "2 seconds")
     const origin = randomUUID()

@@ -16,7 +16,7 @@
  *
  * @since 0.1.0
  */
-import { NodeRedis } from "@effect/platform-node"
+
 import { RateLimitStore, RefreshLock, ResultStore, SharedCircuitStore, TokenStore } from "@mcp-bridge/core"
 import { Effect, Layer, Redacted } from "effect"
 import { CircuitBreaker, Redis } from "effect/persistence"
@@ -151,7 +151,13 @@ export const layerReplicas = (
   Redis.RedisError | SessionSealError
 > => {
   const prefix = options.prefix ?? "mcpgw:"
-  const connection = NodeRedis.layer({ url: Redacted.value(options.url) })
+  // node-redis is loaded when the connection is made, not by importing this package.
+  const connection = Layer.unwrap(
+    Effect.map(
+      Effect.promise(() => import("@effect/platform-node/NodeRedis")),
+      (module) => module.layer({ url: Redacted.value(options.url) })
+    )
+  )
   return Layer.mergeAll(GatewayReplicas.layerRedis({ prefix }), layer(options), RedisTokenStore.layer({ prefix })).pipe(
     Layer.provide(connection)
   )
