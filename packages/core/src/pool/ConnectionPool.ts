@@ -684,6 +684,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       // The next lease of this name opens pools of the configuration in force; these end with their work.
       gates.delete(server.name)
       priors.delete(server.name)
+      asking.delete(server.name)
       for (const id of own.keys()) counters.delete(id)
       return Effect.forEach(own, ([id, pool]) =>
         Effect.andThen(
