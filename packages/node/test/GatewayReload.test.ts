@@ -235,6 +235,17 @@ describe("GatewayReload", () => {
       const result = await client.callTool({ name: "up_echo", arguments: { still: true } }) as CallToolResult
       assert.deepStrictEqual(JSON.parse(text(result)), { still: true })
       assert.strictEqual(child.exitCode, null)
+
+      // API keys cannot change under a running gateway: the reload says so and serves on without them.
+      const applied = reloads()
+      write({
+        mcpServers: { up: { url: up.current.url }, extra: { url: extra.current.url } },
+        gateway: { apiKeys: [{ principal: "ci", sha256: "ab".repeat(32) }] }
+      })
+      await lines.until(() => reloads() > applied && /needs a restart/.test(stderr), "the needs-restart line")
+      assert.match(stderr, /gateway\.apiKeys changed: needs a restart/)
+      const keyless = await client.callTool({ name: "up_echo", arguments: { k: 0 } }) as CallToolResult
+      assert.deepStrictEqual(JSON.parse(text(keyless)), { k: 0 })
     } finally {
       await client.close()
     }
