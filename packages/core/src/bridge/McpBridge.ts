@@ -891,11 +891,15 @@ export const layerProduction = (
 ): Layer.Layer<Services, BridgeConfigError> =>
   Layer.unwrap(Effect.gen(function*() {
     const env = yield* Production.read.pipe(Effect.mapError(Production.environmentError))
-    const user = config as { readonly bridge?: Record<string, any> }
-    const bridge = {
-      ...user.bridge,
-      pool: { ...productionDefaults.pool, ...user.bridge?.pool, ...env.pool },
-      throttle: { ...productionDefaults.throttle, ...user.bridge?.throttle, ...env.throttle }
+    // The production settings under a configuration: at start, and for each `reconfigure`.
+    const withDefaults = (input: object) => {
+      const user = input as { readonly bridge?: Record<string, any> }
+      const bridge = {
+        ...user.bridge,
+        pool: { ...productionDefaults.pool, ...user.bridge?.pool, ...env.pool },
+        throttle: { ...productionDefaults.throttle, ...user.bridge?.throttle, ...env.throttle }
+      }
+      return { ...input, bridge }
     }
     const cache = options.cache === false
       ? false as const
@@ -905,6 +909,13 @@ export const layerProduction = (
     const telemetry = options.telemetry === false
       ? false as const
       : yield* Telemetry.optionsFromConfig(options.telemetry).pipe(Effect.mapError(Production.environmentError))
-    const bridgeLayer = layer({ ...config, bridge }, { ...options, cache, telemetry })
-    return exportOn ? TelemetryExport.layerOtlp().pipe(Layer.provideMerge(bridgeLayer)) : bridgeLayer
+    const bridgeLayer = layer(withDefaults(config), { ...options, cache, telemetry })
+    const built = exportOn ? TelemetryExport.layerOtlp().pipe(Layer.provideMerge(bridgeLayer)) : bridgeLayer
+    return Layer.effectContext(Effect.map(Effect.context<Services>(), (context) => {
+      const inner = Context.get(context, McpBridge)
+      const bridge: McpBridge.Service = Object.assign(Object.create(inner) as McpBridge.Service, {
+        reconfigure: (next: object) => inner.reconfigure(withDefaults(next))
+      })
+      return Context.add(context, McpBridge, bridge)
+    })).pipe(Layer.provide(built))
   }))
