@@ -28,6 +28,7 @@ import { batching } from "./sections/batching.ts"
 import { cache } from "./sections/cache.ts"
 import { gateway } from "./sections/gateway.ts"
 import { peers } from "./sections/peers.ts"
+import { replicas } from "./sections/replicas.ts"
 import { stages } from "./sections/stages.ts"
 import { telemetry } from "./sections/telemetry.ts"
 
@@ -220,7 +221,8 @@ const sections: ReadonlyArray<readonly [name: string, run: Section]> = [
   ["batching", batching],
   ["stages", stages],
   ["peers", peers],
-  ["gateway", gateway]
+  ["gateway", gateway],
+  ["replicas", replicas]
 ]
 
 const main = async () => {

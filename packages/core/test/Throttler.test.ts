@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { McpBridge, MetricsRecorder, Throttler } from "@mcp-bridge/core"
+import { McpBridge, MetricsRecorder, RateLimitStore, Throttler } from "@mcp-bridge/core"
 import { TestBridge } from "@mcp-bridge/testing"
 import { Clock, Deferred, Effect, Exit, Fiber, Layer } from "effect"
 import { TestClock } from "effect/testing"
@@ -106,6 +106,34 @@ describe("Throttler", () => {
       yield* TestClock.adjust("1 second")
       const third = yield* Effect.forEach([1, 2, 3, 4, 5, 6], () => Effect.exit(caller(b)))
       assert.deepStrictEqual(third.map(Exit.isSuccess), [true, true, true, true, true, false])
+    }))
+
+  it.effect("a shared store that cannot answer refuses the call at once with LimitStoreUnavailable naming it", () =>
+    Effect.gen(function*() {
+      const config = yield* configOf({ s: { tools: { a: { throttle: { perMinute: 2 } } } } })
+      const unreachable = Layer.succeed(RateLimitStore.RateLimitStore, {
+        admit: () => Effect.fail(new RateLimitStore.RateLimitStoreError({ message: "Redis unreachable" }))
+      })
+      const stage = yield* Effect.provide(
+        Throttler.Throttler.use(Effect.succeed),
+        Throttler.layer().pipe(Layer.provide(unreachable))
+      )
+      let ran = 0
+      const caller = stage.wrap(() => Effect.sync(() => (ran++, ok)))
+      // A call that would wait for its turn is refused at once, not after a window.
+      const exit = yield* Effect.exit(caller(requestOf(config, "s", "a")))
+      const reason = reasonOf(exit)
+      assert.strictEqual(reason._tag, "LimitStoreUnavailable")
+      assert.deepStrictEqual(
+        reason._tag === "LimitStoreUnavailable" ? [reason.server, reason.tool, reason.detail] : [],
+        [
+          "s",
+          "a",
+          "Redis unreachable"
+        ]
+      )
+      assert.include(Exit.isFailure(exit) ? String(exit.cause) : "", "fail closed")
+      assert.strictEqual(ran, 0)
     }))
 
   it.effect("a call waits a window plus windowMargin (20 ms by default) after the call it follows", () =>

@@ -21,6 +21,7 @@ import {
   BridgeConfigSchema,
   CallerIdentity,
   ClientHandlers,
+  McpAuth,
   McpBridge,
   MetricsRecorder,
   TelemetryExport
@@ -36,11 +37,15 @@ import type { AddressInfo } from "node:net"
 import { hostname } from "node:os"
 import * as Dashboard from "./Dashboard.ts"
 import * as Http from "./gateway/http.ts"
+import * as Login from "./gateway/login.ts"
 import * as McpServer from "./gateway/mcpServer.ts"
 import * as Naming from "./gateway/naming.ts"
+import * as OAuth from "./gateway/oauth.ts"
+import * as ParamHeaders from "./gateway/paramHeaders.ts"
 import * as RelayRegistry from "./gateway/relay.ts"
+import * as Rounds from "./gateway/rounds.ts"
 import * as NodeTransport from "./NodeTransport.ts"
-import { GatewayReplicas } from "./replica/GatewayReplicas.ts"
+import { GatewayReplicas, redisGauges } from "./replica/GatewayReplicas.ts"
 
 // -----------------------------------------------------------------------------
 // Errors
@@ -145,8 +150,8 @@ export declare namespace Gateway {
     /**
      * Applies a new configuration (`{ mcpServers, bridge?, gateway? }`) without dropping calls (see
      * `McpBridge.reconfigure`): downstream clients are told the lists changed, and the gateway's naming follows the
-     * new `gateway` section. Settings the running gateway cannot change (`gateway.apiKeys`, `gateway.virtualServers`)
-     * are kept as they are and reported in `needsRestart`. An invalid configuration changes nothing and fails with
+     * new `gateway` section. Settings the running gateway cannot change (`gateway.apiKeys`, `gateway.oauth`,
+     * `gateway.virtualServers`) are kept as they are and reported in `needsRestart`. An invalid configuration changes nothing and fails with
      * `BridgeConfigError` or `GatewayError` (`InvalidSettings`), naming the field.
      */
     readonly reload: (config: object) => Effect.Effect<Reloaded, BridgeConfigError.BridgeConfigError | GatewayError>
@@ -168,8 +173,9 @@ export interface Reloaded extends McpBridge.Reconfigured {
  * The relay of what upstream servers ask during a call (elicitation, sampling, roots) and of their log messages, to
  * the downstream request that made the call: with it in context, each `tools/call` of the gateway is entered in it for
  * its duration, and the bridge's `ClientHandlers` (see `layerRelay`) answer from it. A downstream client is asked only
- * what it declared it supports (a 2026-07-28 request: nothing); otherwise, or with no call to relay to, the upstream
- * is refused with an error saying why. Without a relay, the bridge's own handlers answer (by default none).
+ * what it declared it supports (a 2026-07-28 request, which has no server→client channel: in `input_required` rounds
+ * of the gateway's own, its `requestState` sealed); otherwise, or with no call to relay to, the upstream is refused
+ * with an error saying why. Without a relay, the bridge's own handlers answer (by default none).
  *
  * @since 0.1.0
  */
@@ -189,10 +195,18 @@ export declare namespace Relay {
   export interface Service extends RelayRegistry.Relay {}
 }
 
+// The upstream logins each relay asks for (see `layerRelay`), served by the gateway it is given to.
+const logins = new WeakMap<RelayRegistry.Relay, Login.Login>()
+
 /**
  * A new relay, as both the gateway's `Relay` and the bridge's `ClientHandlers`: give the same layer to the bridge
  * (`McpBridge.layer(config, { handlers })`, so that it advertises and answers what the gateway relays) and to the
  * gateway. Each call makes a new registry, shared by every build of the layer it returns.
+ *
+ * It is also an `AuthInteraction` for the bridge's `McpAuth` (`McpAuth.layerMemory().pipe(Layer.provide(relay))`):
+ * when an upstream server needs the caller's own login, the downstream client of the call gets a URL-mode
+ * elicitation to the authorization page, the user's browser comes back to the gateway's `/oauth/callback`, and the
+ * token is kept for that caller (`CallerIdentity`).
  *
  * @example
  * ```ts
@@ -205,10 +219,15 @@ export declare namespace Relay {
  *
  * @since 0.1.0
  */
-export const layerRelay = (): Layer.Layer<Relay | ClientHandlers.ClientHandlers> => {
+export const layerRelay = (): Layer.Layer<Relay | ClientHandlers.ClientHandlers | McpAuth.AuthInteraction> => {
   const relay = RelayRegistry.make()
+  const login = Login.make(relay)
+  logins.set(relay, login)
   return Layer.succeedContext(
-    Context.make(Relay, relay).pipe(Context.add(ClientHandlers.ClientHandlers, relay.handlers))
+    Context.make(Relay, relay).pipe(
+      Context.add(ClientHandlers.ClientHandlers, relay.handlers),
+      Context.add(McpAuth.AuthInteraction, login.interaction)
+    )
   )
 }
 
@@ -218,7 +237,7 @@ export const layerRelay = (): Layer.Layer<Relay | ClientHandlers.ClientHandlers>
  * @since 0.1.0
  */
 export interface Options {
-  /** The `gateway` section of the configuration (naming, virtual servers, API keys). @default {} */
+  /** The `gateway` section of the configuration (naming, virtual servers, API keys, OAuth). @default {} */
   readonly settings?: unknown
   /** @default 8080; 0 for an ephemeral port */
   readonly port?: number | undefined
@@ -242,8 +261,9 @@ export interface Options {
    */
   readonly extraRoutes?: ((req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>) | undefined
   /**
-   * The live dashboard at `/` (see `Dashboard`), or `false` for none. When the gateway has API keys, only those with
-   * `admin: true` open it. Ignored when `extraRoutes` is given.
+   * The live dashboard at `/` (see `Dashboard`), or `false` for none. When the gateway has API keys or OAuth, only
+   * keys with `admin: true` and access tokens with `gateway.oauth.adminScope` open it. Ignored when `extraRoutes` is
+   * given.
    * @default on
    */
   readonly dashboard?: Dashboard.Options | false | undefined
@@ -256,9 +276,12 @@ const decodeSettings = (input: unknown) =>
     )
   )
 
-// A failed call becomes a tool error result (what a model can read and act on); an unknown tool a protocol error.
-const failureResult = (cause: Cause.Cause<unknown>): CallToolResult => {
+// A failed call becomes a tool error result (what a model can read and act on); an unknown tool a protocol error, and
+// so does an upstream's error that is the downstream client's (see `gateway/rounds.ts`).
+const failureResult = (cause: Cause.Cause<unknown>, retry: boolean): CallToolResult => {
   const error = Cause.squash(cause)
+  const relayed = Rounds.relayedError(error, retry)
+  if (relayed !== undefined) throw relayed
   if (typeof error === "object" && error !== null && "_tag" in error && error._tag === "McpBridgeError") {
     const reason = (error as McpBridge.CallError & { reason: { _tag: string } }).reason
     if (reason._tag === "UnknownTool" || reason._tag === "InvalidCall") {
@@ -277,6 +300,11 @@ const failureResult = (cause: Cause.Cause<unknown>): CallToolResult => {
  */
 const makeCore = Effect.fnUntraced(function*(options: Options) {
   const settings = yield* decodeSettings(options.settings)
+  const oauth = settings.oauth
+  const invalid = oauth === undefined ? undefined : OAuth.validate(oauth)
+  if (invalid !== undefined) {
+    return yield* new GatewayError({ reason: new InvalidSettings({ path: [...invalid.path], detail: invalid.detail }) })
+  }
   const bridge = yield* McpBridge.McpBridge
   const relay = yield* Effect.serviceOption(Relay)
   const context = yield* Effect.context<never>()
@@ -296,12 +324,15 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
   const ask = async <A>(
     effect: Effect.Effect<A, unknown>,
     principal: string | undefined,
-    signal: AbortSignal
+    signal: AbortSignal,
+    retry = false
   ): Promise<A> => {
     const exit = await run(effect.pipe(Effect.provideService(CallerIdentity, principal)), { signal })
     if (Exit.isSuccess(exit)) return exit.value
     if (signal.aborted) throw new ProtocolError(ProtocolErrorCode.InternalError, "the request was cancelled")
     const error = Cause.squash(exit.cause)
+    const relayed = Rounds.relayedError(error, retry)
+    if (relayed !== undefined) throw relayed
     const tag = (error as { reason?: { _tag?: unknown } } | undefined)?.reason?._tag
     const invalid = typeof tag === "string" && (tag.startsWith("Unknown") || tag === "InvalidCall")
     throw new ProtocolError(
@@ -342,23 +373,43 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
     if (before !== undefined && !sameNames(before, catalog)) onChanged()
     return catalog
   }
-  const view = (catalog: Naming.Catalog, principal: string | undefined, name: string | undefined) => {
+  // What a caller sees: its API key's tools, or its access token's scopes' (see `gateway.oauth.scopes`).
+  const view = (
+    catalog: Naming.Catalog,
+    principal: string | undefined,
+    name: string | undefined,
+    authInfo: AuthInfo | undefined
+  ) => {
     const scoped = name === undefined ? catalog : Naming.subset(catalog, views[name] ?? {})
-    const allowed = principal === undefined ? undefined : keyTools.get(principal)
+    const allowed = principal === undefined
+      ? undefined
+      : keyTools.get(principal) ?? (oauth === undefined ? undefined : OAuth.toolsOf(oauth, authInfo))
     return allowed === undefined ? scoped : Naming.subset(scoped, { tools: allowed })
   }
 
   const backend: McpServer.Backend = {
-    catalog: async (principal, name) => view(await build(principal), principal, name),
-    // A call looks its tool up in the last catalog built; a miss rebuilds it once (a tool just added).
-    routing: async (principal, name) => {
-      const cached = catalogs.get(principal)
-      return view(cached ?? await build(principal), principal, name)
+    // While a `tools/list` builds the caller's catalog, what an upstream needs of the user to list (its login) is
+    // asked of that request's client.
+    catalog: async (principal, name, authInfo, target) => {
+      const leave = Option.isSome(relay) && target !== undefined
+        ? bridge.servers.map((server) => relay.value.register({ identity: principal, server, tool: "", target }))
+        : []
+      try {
+        return view(await build(principal), principal, name, authInfo)
+      } finally {
+        for (const left of leave) left()
+      }
     },
-    call: async (tool, args, { meta, onProgress, principal, signal, target }) => {
+    // A call looks its tool up in the last catalog built; a miss rebuilds it once (a tool just added).
+    routing: async (principal, name, authInfo) => {
+      const cached = catalogs.get(principal)
+      return view(cached ?? await build(principal), principal, name, authInfo)
+    },
+    call: async (tool, args, { meta, onProgress, principal, rounds, signal, target }) => {
       const effect = bridge.callTool({ server: tool.server, tool: tool.tool }, args, {
         ...(meta === undefined ? {} : { meta }),
-        ...(onProgress === undefined ? {} : { onProgress })
+        ...(onProgress === undefined ? {} : { onProgress }),
+        ...(rounds === undefined ? {} : { rounds })
       }).pipe(Effect.provideService(CallerIdentity, principal))
       // What the upstream asks during the call is relayed to this request's client.
       const leave = Option.isSome(relay)
@@ -367,7 +418,7 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
       const exit = await run(effect, { signal }).finally(leave)
       if (Exit.isSuccess(exit)) return exit.value
       if (signal.aborted) throw new ProtocolError(ProtocolErrorCode.InternalError, "the request was cancelled")
-      return failureResult(exit.cause)
+      return failureResult(exit.cause, Rounds.isRetry(rounds))
     },
     capabilities,
     resources: (name, signal) =>
@@ -379,8 +430,13 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
         all.filter((t) => inView(name)(t.server)).map(({ server: _, ...template }) => template)
       ),
     // A URI no server has, or one its server refuses as invalid: "not found", naming the URI in `data` (SEP-2164).
-    read: (uri, principal, signal) =>
-      ask(bridge.readResource(uri), principal, signal).catch((error: unknown) => {
+    read: (uri, principal, signal, rounds) =>
+      ask(
+        bridge.readResource(uri, rounds === undefined ? {} : { rounds }),
+        principal,
+        signal,
+        Rounds.isRetry(rounds)
+      ).catch((error: unknown) => {
         if (error instanceof ProtocolError && error.code === ProtocolErrorCode.InvalidParams) {
           throw new ResourceNotFoundError(uri, error.message)
         }
@@ -396,8 +452,17 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
       ask(bridge.listPrompts(), undefined, signal).then((all) =>
         promptNamer(all.filter((p) => inView(name)(p.server)))
       ),
-    getPrompt: (prompt, args, principal, signal) =>
-      ask(bridge.getPrompt({ server: prompt.server, prompt: prompt.prompt }, args), principal, signal),
+    getPrompt: (prompt, args, principal, signal, rounds) =>
+      ask(
+        bridge.getPrompt(
+          { server: prompt.server, prompt: prompt.prompt },
+          args,
+          rounds === undefined ? {} : { rounds }
+        ),
+        principal,
+        signal,
+        Rounds.isRetry(rounds)
+      ),
     complete: (params, principal, signal) => ask(bridge.complete(params), principal, signal)
   }
   const info = {
@@ -420,7 +485,7 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
 
   // A new configuration: the bridge's servers, and the naming of the new `gateway` section; what needs a restart is
   // kept and reported.
-  const restartOnly = ["apiKeys", "virtualServers"] as const
+  const restartOnly = ["apiKeys", "oauth", "virtualServers"] as const
   const reload = (input: object) =>
     Effect.gen(function*() {
       const file = input as { readonly mcpServers?: unknown; readonly bridge?: unknown; readonly gateway?: unknown }
@@ -431,10 +496,11 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
         mcpServers: file.mcpServers,
         ...(file.bridge === undefined ? {} : { bridge: file.bridge })
       })
-      const { apiKeys: _keys, virtualServers: _views, ...renamed } = next
+      const { apiKeys: _keys, oauth: _oauth, virtualServers: _views, ...renamed } = next
       const naming = {
         ...renamed,
         ...(settings.apiKeys === undefined ? {} : { apiKeys: settings.apiKeys }),
+        ...(settings.oauth === undefined ? {} : { oauth: settings.oauth }),
         ...(settings.virtualServers === undefined ? {} : { virtualServers: settings.virtualServers })
       }
       namer = Naming.makeNamer(naming, bridge.servers)
@@ -449,6 +515,16 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
     settings,
     bridge,
     factory,
+    // A 2026-07-28 `tools/call` whose `Mcp-Param-*` headers disagree with its arguments is refused before the bridge.
+    checkModern: (request: Request, body: unknown, name: string | undefined, authInfo: AuthInfo | undefined) => {
+      const call = ParamHeaders.toolsCall(body)
+      if (call === undefined) return undefined
+      return backend.routing(McpServer.principalOf(authInfo), name, authInfo).then((catalog) => {
+        const tool = catalog.byName.get(call.name)
+        const found = tool && ParamHeaders.mismatch(tool.definition, call.arguments, request.headers)
+        return found === undefined ? undefined : ParamHeaders.refusal(call.id, found)
+      })
+    },
     views: Object.keys(views),
     onChanges: (to: {
       readonly tools: () => void
@@ -487,57 +563,34 @@ const sameNames = (a: Naming.Catalog, b: Naming.Catalog) =>
  * @since 0.1.0
  */
 export const make = Effect.fnUntraced(function*(options: Options = {}) {
-  const core = yield* makeCore(options)
   const recorder = yield* Effect.serviceOption(MetricsRecorder.MetricsRecorder)
   const replicas = yield* Effect.serviceOption(GatewayReplicas)
+  const login = Option.getOrUndefined(Option.flatMapNullishOr(yield* Effect.serviceOption(Relay), (r) => logins.get(r)))
+  if (Option.isSome(recorder) && Option.isSome(replicas)) {
+    const remove = recorder.value.observe(redisGauges(replicas.value))
+    yield* Effect.addFinalizer(() => Effect.sync(remove))
+  }
+  // A tool list change another replica learned: this replica's own upstream sessions may not have heard it.
+  if (Option.isSome(replicas)) {
+    const bridge = yield* McpBridge.McpBridge
+    const stop = replicas.value.bus.subscribeRemote((event) => {
+      if (event.kind === "tools_list_changed") Effect.runSync(bridge.dropToolLists())
+    })
+    yield* Effect.addFinalizer(() => Effect.sync(stop))
+  }
   const host = options.host ?? "127.0.0.1"
   const port = options.port ?? 8080
   const context = yield* Effect.context<never>()
   const run = Effect.runPromiseExitWith(context)
-  // With API keys, the dashboard opens to admin keys only (`admin: true`); without any, to whoever reaches the port.
-  const keys = core.settings.apiKeys ?? []
-  const adminDigests = keys.filter((k) => k.admin === true).map((k) => Buffer.from(k.sha256, "hex"))
-  const dashboard = options.extraRoutes !== undefined || options.dashboard === false
-    ? undefined
-    : yield* Dashboard.make({
-      authorize: (req) => {
-        if (keys.length === 0) return true
-        const key = Dashboard.presentedKey(req)
-        if (key === undefined) return false
-        const digest = createHash("sha256").update(key).digest()
-        return adminDigests.some((k) => k.length === digest.length && timingSafeEqual(k, digest))
-      },
-      // Behind one address with other replicas, the page says which replica answered.
-      ...(Option.isSome(replicas) ? { replica: process.env.MCP_BRIDGE_REPLICA ?? `${hostname()}:${process.pid}` } : {}),
-      ...options.dashboard
-    })
-  const gateway = Http.make({
-    factory: core.factory,
-    views: core.views,
-    allowedHosts: options.allowedHosts ?? Http.defaultAllowedHosts(host),
-    apiKeys: core.settings.apiKeys ?? [],
-    metrics: () =>
-      Option.isSome(recorder)
-        ? PrometheusMetrics.formatUnsafe(recorder.value.context, { metricNameMapper: TelemetryExport.prometheusName })
-        : "",
-    ready: async () => {
-      const servers: Record<string, string> = {}
-      await Promise.all(core.bridge.servers.map(async (name) => {
-        const exit = await run(core.bridge.listServerTools(name).pipe(Effect.timeout("5 seconds")))
-        servers[name] = Exit.isSuccess(exit) ? "ok" : Cause.squash(exit.cause) instanceof Error
-          ? (Cause.squash(exit.cause) as Error).message
-          : "unavailable"
-      }))
-      return { ok: Object.values(servers).every((s) => s === "ok"), servers }
-    },
-    extraRoutes: options.extraRoutes ?? dashboard,
-    sessionIdleMillis: Duration.toMillis(Duration.fromInputUnsafe(options.sessionIdleTimeout ?? "30 minutes")),
-    onError: (error) => void run(Effect.logDebug(`gateway: ${error.message}`)),
-    replicas: Option.getOrUndefined(replicas)
-  })
-  core.onChanges({ tools: gateway.toolsChanged, list: gateway.listChanged, updated: gateway.resourceUpdated })
-  yield* Effect.forkScoped(core.watchChanges)
-  const server = createServer({ keepAliveTimeout: 65_000 }, gateway.listener)
+
+  // The port is bound first (answering 503 until the gateway is ready), so that the gateway's own URL is known before
+  // anything reaches an upstream: an upstream login started at start-up registers the callback on it.
+  let listener: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => {
+    res.writeHead(503, { "content-type": "text/plain; charset=utf-8", "retry-after": "1" })
+    res.end("the gateway is starting\n")
+  }
+  let gateway: Http.HttpGateway | undefined
+  const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => listener(req, res))
   const drainMillis = Duration.toMillis(Duration.fromInputUnsafe(options.drainTimeout ?? "10 seconds"))
   const bound = yield* Effect.acquireRelease(
     Effect.callback<AddressInfo, GatewayError>((resume) => {
@@ -552,14 +605,78 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     () =>
       Effect.promise(async () => {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()))
-        await gateway.close(drainMillis)
+        await gateway?.close(drainMillis)
         server.closeAllConnections()
         await closed
       })
   )
   const shownHost = bound.family === "IPv6" ? `[${bound.address}]` : bound.address
+  // The gateway's own URL, the OAuth resource when the configuration names none.
+  const ownUrl = `http://${shownHost}:${bound.port}/mcp`
+  const configured = (yield* decodeSettings(options.settings)).oauth?.resource
+  // Upstream logins come back to the gateway's public origin (the OAuth resource's, when configured).
+  login?.listening(new URL(configured ?? ownUrl).origin)
+
+  const core = yield* makeCore(options)
+  // With API keys, the dashboard opens to admin keys only (`admin: true`); without any, to whoever reaches the port.
+  const keys = core.settings.apiKeys ?? []
+  const adminDigests = keys.filter((k) => k.admin === true).map((k) => Buffer.from(k.sha256, "hex"))
+  const oauth = core.settings.oauth === undefined ? undefined : OAuth.make(core.settings.oauth, {
+    resource: () => ownUrl,
+    views: core.views,
+    onError: (error) => void run(Effect.logWarning(error.message))
+  })
+  const dashboard = options.extraRoutes !== undefined || options.dashboard === false
+    ? undefined
+    : yield* Dashboard.make({
+      authorize: (req) => {
+        if (keys.length === 0 && oauth === undefined) return true
+        const key = Dashboard.presentedKey(req)
+        if (key !== undefined) {
+          const digest = createHash("sha256").update(key).digest()
+          if (adminDigests.some((k) => k.length === digest.length && timingSafeEqual(k, digest))) return true
+        }
+        return oauth === undefined ? false : oauth.isAdmin(req)
+      },
+      // Behind one address with other replicas, the page says which replica answered.
+      ...(Option.isSome(replicas) ? { replica: process.env.MCP_BRIDGE_REPLICA ?? `${hostname()}:${process.pid}` } : {}),
+      ...options.dashboard
+    })
+  gateway = Http.make({
+    factory: core.factory,
+    views: core.views,
+    allowedHosts: options.allowedHosts ?? Http.defaultAllowedHosts(host),
+    apiKeys: core.settings.apiKeys ?? [],
+    oauth,
+    metrics: () =>
+      Option.isSome(recorder)
+        ? PrometheusMetrics.formatUnsafe(recorder.value.context, { metricNameMapper: TelemetryExport.prometheusName })
+        : "",
+    ready: async () => {
+      const servers: Record<string, string> = {}
+      await Promise.all(core.bridge.servers.map(async (name) => {
+        const exit = await run(core.bridge.listServerTools(name).pipe(Effect.timeout("5 seconds")))
+        servers[name] = Exit.isSuccess(exit) ? "ok" : Cause.squash(exit.cause) instanceof Error
+          ? (Cause.squash(exit.cause) as Error).message
+          : "unavailable"
+      }))
+      return { ok: Object.values(servers).every((s) => s === "ok"), servers }
+    },
+    extraRoutes: oauth === undefined && login === undefined ? options.extraRoutes ?? dashboard : (req, res) => {
+      if (oauth?.serveMetadata(req, res) === true || login?.callback(req, res) === true) return true
+      const extra = options.extraRoutes ?? dashboard
+      return extra === undefined ? false : extra(req, res)
+    },
+    sessionIdleMillis: Duration.toMillis(Duration.fromInputUnsafe(options.sessionIdleTimeout ?? "30 minutes")),
+    onError: (error) => void run(Effect.logDebug(`gateway: ${error.message}`)),
+    replicas: Option.getOrUndefined(replicas),
+    checkModern: core.checkModern
+  })
+  core.onChanges({ tools: gateway.toolsChanged, list: gateway.listChanged, updated: gateway.resourceUpdated })
+  yield* Effect.forkScoped(core.watchChanges)
+  listener = gateway.listener
   return {
-    url: `http://${shownHost}:${bound.port}/mcp`,
+    url: ownUrl,
     port: bound.port,
     sessions: gateway.sessions,
     toolsChanged: gateway.toolsChanged,
@@ -668,8 +785,9 @@ export const serveGateway = async (config: object, options: ServeOptions = {}): 
   const { bridge, ...gatewayOptions } = options
   const settings = gatewayOptions.settings ?? (config as { readonly gateway?: unknown }).gateway
   const relay = layerRelay()
+  const auth = McpAuth.layerMemory().pipe(Layer.provide(relay))
   const live = layer({ ...gatewayOptions, settings }).pipe(
-    Layer.provide(McpBridge.layer(config, { transport: NodeTransport.layer(), handlers: relay, ...bridge })),
+    Layer.provide(McpBridge.layer(config, { transport: NodeTransport.layer(), handlers: relay, auth, ...bridge })),
     Layer.provide(relay)
   )
   const scope = await Effect.runPromise(Scope.make())

@@ -48,3 +48,11 @@ export { serveGateway } from "./Gateway.ts"
  * @since 0.1.0
  */
 export * as Dashboard from "./Dashboard.ts"
+
+/**
+ * The stores replicas share through Redis (result cache, rate limits, circuits of remote servers), for a bridge built
+ * with `McpBridge.layer`; `layerReplicas` is what `mcp-bridge serve --redis` runs with.
+ *
+ * @since 0.1.0
+ */
+export * as RedisStores from "./replica/RedisStores.ts"

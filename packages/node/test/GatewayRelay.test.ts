@@ -126,16 +126,23 @@ describe.each(["2026-07-28", "legacy"] as const)("GatewayRelay (upstream %s)", (
     await client.close()
   })
 
-  it("refuses a 2026-07-28 downstream request: it has no server→client request channel", async () => {
+  it("asks a 2026-07-28 downstream request only through input_required (it has no server→client channel)", async () => {
     const client = new Client({ name: "relay-test", version: "1.0.0" }, {
       versionNegotiation: { mode: "auto" },
       capabilities: full
     })
-    client.setRequestHandler("elicitation/create", () => assert.fail("asked"))
+    const asked: Array<string> = []
+    client.setRequestHandler("elicitation/create", (request) => {
+      asked.push(request.params.message)
+      return Promise.resolve({ action: "accept" as const, content: { name: "Ada" } })
+    })
     await client.connect(new StreamableHTTPClientTransport(new URL(gateway.url)))
     assert.strictEqual(client.getNegotiatedProtocolVersion(), "2026-07-28")
     const result = await client.callTool({ name: "elicit", arguments: {} }) as CallToolResult
-    assert.strictEqual(result.isError, true)
+    // The upstream's `input_required` (2026-07-28), or its request as a round of the gateway's own (2025 era), reached
+    // the client, whose SDK answered it and retried.
+    assert.strictEqual(JSON.parse(text(result)).content.name, "Ada")
+    assert.deepStrictEqual(asked, ["Your name? (1 of 1)"])
     await client.close()
   })
 

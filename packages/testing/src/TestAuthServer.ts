@@ -15,6 +15,10 @@
  *   `toolScopes` needs that scope, else `403 insufficient_scope`. Tools: `whoami` (the token's user, client and
  *   scope), `echo`, and one per `toolScopes` entry.
  *
+ * - With `jwtAccessTokens`, access tokens are ES256 JWTs (RFC 9068) its JWKS (`/jwks`, the metadata's `jwks_uri`)
+ *   verifies, for testing a resource server: `signJwt` mints any claims (or a key id, or a key the JWKS lacks),
+ *   `rotateSigningKey` moves to a new key.
+ *
  * Everything it sees is recorded in `events()`; every secret it issued is in `issuedSecrets()`.
  *
  * @since 0.1.0

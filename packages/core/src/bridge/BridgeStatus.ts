@@ -70,6 +70,7 @@ export interface Status {
 const notTheServer = new Set([
   "RateLimited",
   "ConcurrencyLimited",
+  "LimitStoreUnavailable",
   "CircuitOpen",
   "PoolTimeout",
   "InvalidCall",

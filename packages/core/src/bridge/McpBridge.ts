@@ -39,7 +39,7 @@ import * as Throttler from "../pipeline/Throttler.ts"
 import type { CallRequest, ToolCaller } from "../pipeline/ToolCaller.ts"
 import * as ConnectionPool from "../pool/ConnectionPool.ts"
 import * as ClientHandlers from "../session/ClientHandlers.ts"
-import type { McpSession } from "../session/McpSession.ts"
+import type { ClientRounds, McpSession } from "../session/McpSession.ts"
 import * as McpTransport from "../session/McpTransport.ts"
 import * as MetricsRecorder from "../telemetry/MetricsRecorder.ts"
 import { type BridgeMetrics, fromSnapshot } from "../telemetry/MetricsSnapshot.ts"
@@ -99,7 +99,8 @@ export type BridgePrompt = Surface.BridgePrompt
 export type PromptTarget = Surface.PromptTarget
 
 /**
- * Options of a request other than a tool call: its deadline.
+ * Options of a request other than a tool call: its deadline, and for `prompts/get` and `resources/read` the rounds of a
+ * caller that answers a 2026-07-28 server's `input_required` itself (see `CallOptions.rounds`).
  *
  * @since 0.1.0
  */
@@ -197,6 +198,12 @@ export interface CallOptions {
   readonly meta?: Readonly<Record<string, unknown>> | undefined
   /** Called with each progress notification the server sends for the call (the call is then never coalesced). */
   readonly onProgress?: ((progress: Progress) => void) | undefined
+  /**
+   * The caller answers a 2026-07-28 server's `input_required` itself (a gateway in front of a 2026-07-28 client, see
+   * `McpSession.ClientRounds`): the call then resolves with such a result as the server sent it (check with the SDK's
+   * `isInputRequiredResult`), and its retry passes the client's `inputResponses` and `requestState` here.
+   */
+  readonly rounds?: ClientRounds | undefined
 }
 
 /**
@@ -346,6 +353,11 @@ export declare namespace McpBridge {
      * run one at a time. Settings of the layer itself (`LayerOptions`: the pool's, the stages') stay as built.
      */
     readonly reconfigure: (config: object) => Effect.Effect<Reconfigured, BridgeConfigError>
+    /**
+     * Drops every server's tool list (or `server`'s), so that the next list or call asks the server again: for a
+     * change learned elsewhere, e.g. from another replica of a gateway whose own session did not hear it.
+     */
+    readonly dropToolLists: (server?: string) => Effect.Effect<void>
   }
 }
 
@@ -528,7 +540,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     callTimeout: Duration.Duration | undefined,
     meta: CallOptions["meta"],
     onProgress: CallOptions["onProgress"],
-    nowMillis: number
+    nowMillis: number,
+    rounds: ClientRounds | undefined
   ): CallRequest => {
     const timeout = callTimeout ?? policy.timeout ?? server.timeout
     const deadlineMillis = callTimeout !== undefined
@@ -547,7 +560,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       deadlineAt: nowMillis + deadlineMillis,
       deadlineMillis,
       meta,
-      onProgress
+      onProgress,
+      rounds
     }
   }
 
@@ -559,6 +573,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     const checked = checkCall(target, args, options)
     if (checked instanceof McpBridgeError) return Effect.fail(checked)
     const { meta, onProgress, parsed, timeout } = checked
+    const rounds = options.rounds
     const server = live.get(parsed.server)
     if (server === undefined) return Effect.fail(unknownServer(parsed.server))
     return Effect.withFiber((fiber) => {
@@ -577,7 +592,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       if (definition !== undefined) {
         const policy = list!.policies.get(parsed.tool)!
         return caller(
-          requestOf(server, parsed.tool, args, definition, policy, identity, timeout, meta, onProgress, now)
+          requestOf(server, parsed.tool, args, definition, policy, identity, timeout, meta, onProgress, now, rounds)
         )
       }
       // Routing waits for the server's tool list: it counts against the call's deadline like any other wait.
@@ -604,7 +619,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         Effect.tapError(routed, routeFailed(server, parsed.tool)),
         ({ definition, policy }) =>
           caller(
-            requestOf(server, parsed.tool, args, definition, policy, identity, timeout, meta, onProgress, now)
+            requestOf(server, parsed.tool, args, definition, policy, identity, timeout, meta, onProgress, now, rounds)
           )
       )
     })
@@ -731,6 +746,10 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     metrics,
     callMany,
     reconfigure,
+    dropToolLists: (server) =>
+      Effect.sync(() => {
+        for (const name of server === undefined ? serverNames() : [server]) index.invalidate(name)
+      }),
     ...surface.service
   } satisfies McpBridge.Service
 })

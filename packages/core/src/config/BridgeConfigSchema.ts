@@ -397,11 +397,76 @@ export const ServerName = Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_-]{1
 }))
 
 /**
+ * The JWT signature algorithms `gateway.oauth.algorithms` accepts: asymmetric ones only (never `none`, never a
+ * shared-secret HMAC).
+ *
+ * @since 0.1.0
+ */
+export const JwtAlgorithm = literals([
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "ES256",
+  "ES384",
+  "ES512",
+  "EdDSA",
+  "Ed25519"
+])
+
+const Scope = Schema.String.check(Schema.isPattern(/^[\x21\x23-\x5B\x5D-\x7E]+$/, {
+  expected: "an OAuth scope (printable ASCII, no spaces, quotes or backslashes)"
+}))
+
+/**
+ * The `gateway.oauth` entry: the gateway as an OAuth 2.1 resource server. `/mcp` then accepts
+ * `Authorization: Bearer <JWT>` access tokens issued by `issuer` for the gateway's `resource` (RFC 8707: the token's
+ * `aud`), checked against the issuer's JWKS (from its metadata, or `jwksUri`); the token's `iss` and `sub` become the
+ * caller's identity. `requiredScopes` are needed for any request (else `403 insufficient_scope`), `scopes` maps each
+ * scope to the tools (globs of served names) it lets the caller see, and `adminScope` opens the dashboard.
+ *
+ * @since 0.1.0
+ */
+export const OAuthSettings = Schema.Struct({
+  /** The authorization server's issuer identifier (its `iss`): https, or http on a loopback address. */
+  issuer: HttpUrl,
+  /** The gateway's public MCP URL, its resource identifier. @default the URL it listens on */
+  resource: Schema.optionalKey(HttpUrl),
+  /** The `aud` values accepted. @default the `resource` */
+  audience: Schema.optionalKey(Schema.Union([Schema.String, Schema.Array(Schema.String).check(Schema.isMinLength(1))])),
+  /** The issuer's JWKS. @default the `jwks_uri` of the issuer's metadata (RFC 8414, else OpenID discovery) */
+  jwksUri: Schema.optionalKey(HttpUrl),
+  /** Accepted signature algorithms. @default ["RS256", "PS256", "ES256", "EdDSA"] */
+  algorithms: Schema.optionalKey(Schema.Array(JwtAlgorithm).check(Schema.isMinLength(1))),
+  /** Scopes every request needs. @default none */
+  requiredScopes: Schema.optionalKey(Schema.Array(Scope)),
+  /** The tools each scope lets a caller see (globs of served names); a caller sees the union of its scopes'. */
+  scopes: Schema.optionalKey(Schema.Record(Scope, Schema.Array(Schema.String))),
+  /** The scope that opens the dashboard. @default none */
+  adminScope: Schema.optionalKey(Scope),
+  /** Leeway on `exp` and `nbf`. @default "30 seconds" */
+  clockTolerance: Schema.optionalKey(DurationInput),
+  /** A token signed with a key the cached JWKS lacks refetches it, at most once per this interval. @default "30 seconds" */
+  jwksRefetchInterval: Schema.optionalKey(DurationInput),
+  /** How long a fetched JWKS is used before it is fetched again. @default "10 minutes" */
+  jwksMaxAge: Schema.optionalKey(DurationInput)
+})
+
+/**
+ * The decoded `gateway.oauth` entry.
+ *
+ * @since 0.1.0
+ */
+export type OAuthSettings = typeof OAuthSettings.Type
+
+/**
  * The `gateway` section of a configuration: how `mcp-bridge serve` names the tools it serves (prefix mode, separator,
  * per-server include and exclude globs, per-tool rename and description), named subsets of them served at their own
  * paths (`virtualServers`), and who may call (`apiKeys`, stored as SHA-256 hex digests; `admin: true` also opens the
- * dashboard). Read by the gateway of
- * `@mcp-bridge/node`; the bridge itself ignores it.
+ * dashboard; `oauth`, access tokens of an OAuth 2.1 authorization server, see `OAuthSettings`). Read by the gateway
+ * of `@mcp-bridge/node`; the bridge itself ignores it.
  *
  * @since 0.1.0
  */
@@ -436,7 +501,8 @@ export const GatewaySettings = Schema.Struct({
     sha256: Schema.String.check(Schema.isPattern(/^[0-9a-f]{64}$/, { expected: "64 lowercase hex digits" })),
     tools: Schema.optionalKey(Schema.Array(Schema.String)),
     admin: Schema.optionalKey(Schema.Boolean)
-  })))
+  }))),
+  oauth: Schema.optionalKey(OAuthSettings)
 })
 
 /**

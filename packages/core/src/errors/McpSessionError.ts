@@ -61,7 +61,7 @@ export class Closed extends Schema.TaggedClass<Closed>()("Closed", {
 /**
  * The server answered with a JSON-RPC error (unknown method, invalid params...), an HTTP status the bridge does not
  * treat as a dead session (429, 5xx, other 4xx), or an answer the SDK rejected. `code` is the JSON-RPC error code,
- * the HTTP status, or -1. `retryAfterMillis` is the server's `Retry-After`, when it sent one.
+ * the HTTP status, or -1. `retryAfterMillis` is the server's `Retry-After`, when it sent one; `data` the error's own.
  *
  * @since 0.1.0
  */
@@ -69,7 +69,9 @@ export class Protocol extends Schema.TaggedClass<Protocol>()("Protocol", {
   server: Schema.String,
   code: Schema.Finite,
   message: Schema.String,
-  retryAfterMillis: Schema.optionalKey(Schema.Finite)
+  retryAfterMillis: Schema.optionalKey(Schema.Finite),
+  /** The JSON-RPC error's `data`, when it had one (e.g. `requiredCapabilities` of -32021). */
+  data: Schema.optionalKey(Schema.Unknown)
 }) {}
 
 /**

@@ -3,8 +3,8 @@
  *
  * Calls with the same server, tool, canonical arguments, partition and deadline, made while one of them is in
  * flight, make one upstream call whose outcome each of them gets. Only calls that are safe to merge (`readOnly` or
- * `idempotent` by policy) take part; a call with `_meta` of its own, or one whose server asked the user something,
- * shares with no one. Each caller keeps its own deadline and `AbortSignal`; the shared call is cancelled on the wire
+ * `idempotent` by policy) take part; a call with `_meta` of its own, one whose server asked the user something, or
+ * a retry that answers a server's `input_required`, shares with no one. Each caller keeps its own deadline and `AbortSignal`; the shared call is cancelled on the wire
  * only when every caller has left.
  *
  * Built on a map of in-flight calls (`internal/flights.ts`) rather than `RequestResolver`: MCP has no wire batches.
@@ -16,7 +16,7 @@ import type { CallToolResult } from "@modelcontextprotocol/client"
 import { Context, Duration, Effect, Layer } from "effect"
 import { callKey, partitionOf } from "../internal/canonical.ts"
 import * as Flights from "../internal/flights.ts"
-import { isInteractive } from "../session/McpSession.ts"
+import { isInteractive, isRetry } from "../session/McpSession.ts"
 import type { CallRequest, ToolCaller } from "./ToolCaller.ts"
 
 /**
@@ -65,7 +65,7 @@ export const make: Effect.Effect<Coalescing.Service> = Effect.sync(() => {
   // A result that took the user's answers is the caller's own: the callers that joined its call make their own.
   const flights = Flights.make<CallToolResult, any>((result) => !isInteractive(result))
   const wrap = <E>(next: ToolCaller<E>): ToolCaller<E> => (request: CallRequest) =>
-    !request.policy.safe || request.meta !== undefined || request.onProgress !== undefined
+    !request.policy.safe || request.meta !== undefined || request.onProgress !== undefined || isRetry(request.rounds)
       ? next(request)
       : flights.run(keyOf(request), next(request)) as Effect.Effect<CallToolResult, E>
   return { wrap, inFlight: Effect.sync(flights.size) }

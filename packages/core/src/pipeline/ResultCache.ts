@@ -27,7 +27,7 @@ import { Context, Duration, Effect, Layer, Option } from "effect"
 import { canonicalJson, partitionOf } from "../internal/canonical.ts"
 import * as Flights from "../internal/flights.ts"
 import * as Metrics from "../internal/metrics.ts"
-import { isInteractive } from "../session/McpSession.ts"
+import { isInteractive, isRetry } from "../session/McpSession.ts"
 import * as ResultStore from "../stores/ResultStore.ts"
 import { MetricsRecorder, noop } from "../telemetry/MetricsRecorder.ts"
 import type { CallRequest, ToolCaller } from "./ToolCaller.ts"
@@ -354,6 +354,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     const policy = request.policy
     // A caller that follows the call's progress wants the call itself: no stored result, no miss in flight to join.
     if (request.onProgress !== undefined && policy.cacheable) return next(request)
+    // A retry that answers a server's `input_required` carries the user's answers: it is the caller's own call.
+    if (isRetry(request.rounds) && policy.cacheable) return next(request)
     if (!policy.cacheable) {
       return policy.readOnly || !request.server.cache.invalidateOnWrite
         ? next(request)

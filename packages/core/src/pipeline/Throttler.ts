@@ -76,14 +76,29 @@ export class ConcurrencyLimited extends Schema.TaggedClass<ConcurrencyLimited>()
 }) {}
 
 /**
- * `RateLimited` or `ConcurrencyLimited`.
+ * A call was refused because its rate limits could not be checked: the shared `RateLimitStore` (e.g. Redis) did not
+ * answer, and its policy for that case is to refuse (fail closed). `detail` is the store's own message. A retry may
+ * pass once the store answers again.
  *
  * @since 0.1.0
  */
-export const Reason = Schema.Union([RateLimited, ConcurrencyLimited])
+export class LimitStoreUnavailable extends Schema.TaggedClass<LimitStoreUnavailable>()("LimitStoreUnavailable", {
+  server: Schema.String,
+  /** Set when the first limit of the call is the tool's own. */
+  tool: Schema.optionalKey(Schema.String),
+  detail: Schema.String
+}) {}
 
 /**
- * The type of a `ThrottlerError`'s `reason`: `RateLimited` or `ConcurrencyLimited`. Match on `error.reason._tag`.
+ * `RateLimited`, `ConcurrencyLimited` or `LimitStoreUnavailable`.
+ *
+ * @since 0.1.0
+ */
+export const Reason = Schema.Union([RateLimited, ConcurrencyLimited, LimitStoreUnavailable])
+
+/**
+ * The type of a `ThrottlerError`'s `reason`: `RateLimited`, `ConcurrencyLimited` or `LimitStoreUnavailable`. Match
+ * on `error.reason._tag`.
  *
  * @since 0.1.0
  */
@@ -107,6 +122,8 @@ export class ThrottlerError extends Schema.TaggedError<ThrottlerError>()("Thrott
     const target = `MCP server "${r.server}"${r.tool === undefined ? "" : ` tool "${r.tool}"`}`
     return r._tag === "RateLimited"
       ? `rate limit of ${target} reached (${r.limit} per ${r.window}); retry after ${r.retryAfterMillis} ms`
+      : r._tag === "LimitStoreUnavailable"
+      ? `rate limits of ${target} cannot be checked, so the call is refused (fail closed): ${r.detail}`
       : `in-flight limit of ${target} reached (${r.limit} at once)${
         r.waitedMillis > 0 ? `; no slot freed within ${r.waitedMillis} ms` : ""
       }`
@@ -602,12 +619,20 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       })
     const attempt: Effect.Effect<void, ThrottlerError | McpBridgeError> = Effect.flatMap(
       store.admit(limits).pipe(
-        // A store that cannot answer refuses (its own policy decides first, see its layer): fail closed.
-        Effect.catch(() =>
-          Effect.succeed<RateLimitStore.Admission>({
-            _tag: "Refused",
-            index: 0,
-            retryAfterMillis: limits[0]!.source.spanMillis
+        // A store that cannot answer refuses at once (its own policy decides first, see its layer): fail closed.
+        Effect.catch((error) =>
+          Effect.suspend(() => {
+            const first = limits[0]!.source
+            recorder.throttleRejected(plan.server, first.kind)
+            return Effect.fail(
+              new ThrottlerError({
+                reason: new LimitStoreUnavailable({
+                  server: plan.server,
+                  ...(first.tool === undefined ? {} : { tool: first.tool }),
+                  detail: error.message
+                })
+              })
+            )
           })
         )
       ),

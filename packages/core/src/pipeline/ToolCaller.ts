@@ -13,6 +13,7 @@ import type { CallToolResult, Progress, Tool } from "@modelcontextprotocol/clien
 import type { Duration, Effect } from "effect"
 import type { ResolvedServer } from "../config/BridgeConfig.ts"
 import type { ToolPolicy } from "../config/ToolPolicy.ts"
+import type { ClientRounds } from "../session/McpSession.ts"
 
 /**
  * One resolved tool call on its way down the pipeline. The router builds it once per call; stages read it and pass
@@ -43,6 +44,12 @@ export interface CallRequest {
   readonly meta: Readonly<Record<string, unknown>> | undefined
   /** Called with each progress notification of the call (such a call is never coalesced). */
   readonly onProgress?: ((progress: Progress) => void) | undefined
+  /**
+   * The caller answers a 2026-07-28 server's `input_required` itself (`McpSession.ClientRounds`): such a result comes
+   * back to it unfulfilled. A retry (with `inputResponses` or `requestState`) is never served from a cache nor
+   * coalesced, and what it answers, like an `input_required` result, is never stored (`McpSession.isInteractive`).
+   */
+  readonly rounds?: ClientRounds | undefined
   /**
    * Set by the `Telemetry` stage when this call has a span of its own, which is then the current span below it:
    * `"call"`, the stages below annotate it (cache result, retries); `"wire"`, the bottom of the pipeline also traces

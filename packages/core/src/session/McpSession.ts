@@ -10,10 +10,12 @@
  */
 import type {
   CallToolResult,
+  ClientCapabilities,
   CompleteRequest,
   CompleteResult,
   DiscoverResult,
   GetPromptResult,
+  InputResponses,
   McpSubscription,
   PriorDiscovery,
   Progress,
@@ -24,7 +26,7 @@ import type {
   ServerCapabilities,
   Tool
 } from "@modelcontextprotocol/client"
-import { Client, SdkError, SdkErrorCode } from "@modelcontextprotocol/client"
+import { Client, isInputRequiredResult, SdkError, SdkErrorCode } from "@modelcontextprotocol/client"
 import { Clock, Deferred, Duration, Effect, Option, type Scope, Stream } from "effect"
 import { CallerIdentity } from "../auth/CallerIdentity.ts"
 import { type ResolvedServer, transportKind } from "../config/BridgeConfig.ts"
@@ -43,6 +45,7 @@ import * as ClientHandlers from "./ClientHandlers.ts"
 import * as Interaction from "./internal/interaction.ts"
 import * as ProbeRace from "./internal/probeRace.ts"
 import { completeByDefault } from "./internal/resultType.ts"
+import * as Rounds from "./internal/rounds.ts"
 import * as SdkErrors from "./internal/sdkErrors.ts"
 import * as ToolCall from "./internal/toolCall.ts"
 import { McpTransport, type OpenedTransport } from "./McpTransport.ts"
@@ -75,7 +78,36 @@ export interface CallOptions {
   readonly onProgress?: ((progress: Progress) => void) | undefined
   /** The tool's definition (from `tools/list`): its `outputSchema` validates the result. */
   readonly definition?: Tool | undefined
+  /** The caller answers the server's `input_required` results itself (see `ClientRounds`). */
+  readonly rounds?: ClientRounds | undefined
 }
+
+/**
+ * A caller that answers a 2026-07-28 server's `input_required` results itself, e.g. a gateway in front of a
+ * 2026-07-28 client: such a result comes back to it as the server sent it (`resultType: "input_required"`,
+ * `inputRequests`, `requestState`), unfulfilled, and its retry carries the client's answers. The server sees the
+ * caller's client capabilities as the request's own. A 2025-era session ignores it: its server asks with requests of
+ * its own, which the `ClientHandlers` answer.
+ *
+ * @since 0.1.0
+ */
+export interface ClientRounds {
+  /** The caller's client capabilities: what a 2026-07-28 server may ask for in this request. */
+  readonly clientCapabilities: ClientCapabilities
+  /** The answers to the previous round's `inputRequests`, by key, as the client sent them. */
+  readonly inputResponses?: InputResponses | undefined
+  /** The previous round's `requestState`, echoed as received. */
+  readonly requestState?: string | undefined
+}
+
+/**
+ * True for rounds that answer an earlier `input_required` (they carry `inputResponses` or `requestState`): such a
+ * request is never served from a cache nor merged with another.
+ *
+ * @since 0.1.0
+ */
+export const isRetry = (rounds: ClientRounds | undefined): boolean =>
+  rounds !== undefined && (rounds.inputResponses !== undefined || rounds.requestState !== undefined)
 
 /**
  * A `tools/list` answer with every page, and the 2026-07-28 cache hints when the server sent them.
@@ -168,8 +200,12 @@ export interface McpSession {
   readonly listResourceTemplates: (
     timeout: Duration.Duration
   ) => Effect.Effect<Listed<ResourceTemplateType>, McpSessionError>
-  /** `resources/read`. */
-  readonly readResource: (uri: string, timeout: Duration.Duration) => Effect.Effect<ReadResourceResult, McpSessionError>
+  /** `resources/read` (with `rounds`, an `input_required` result comes back as such: see `ClientRounds`). */
+  readonly readResource: (
+    uri: string,
+    timeout: Duration.Duration,
+    rounds?: ClientRounds
+  ) => Effect.Effect<ReadResourceResult, McpSessionError>
   /**
    * Asks for `notifications/resources/updated` of `uri` on this session: `resources/subscribe` (2025 era) or a
    * `subscriptions/listen` stream for the URI (2026-07-28). Subscribing twice is one subscription.
@@ -179,10 +215,11 @@ export interface McpSession {
   readonly unsubscribeResource: (uri: string, timeout: Duration.Duration) => Effect.Effect<void, McpSessionError>
   /** `prompts/list`, every page (none when the server has no `prompts` capability). */
   readonly listPrompts: (timeout: Duration.Duration) => Effect.Effect<Listed<Prompt>, McpSessionError>
-  /** `prompts/get`. */
+  /** `prompts/get` (with `rounds`, an `input_required` result comes back as such: see `ClientRounds`). */
   readonly getPrompt: (
     params: PromptParams,
-    timeout: Duration.Duration
+    timeout: Duration.Duration,
+    rounds?: ClientRounds
   ) => Effect.Effect<GetPromptResult, McpSessionError>
   /** `completion/complete`. */
   readonly complete: (
@@ -432,8 +469,16 @@ export const make = Effect.fnUntraced(function*(
       : reason._tag === "Timeout"
       ? new Timeout({ ...reason, session: id })
       : reason._tag === "Protocol"
-      ? new Protocol({ ...reason, message: clean(reason.message) })
+      ? new Protocol({ ...withCleanData(reason), message: clean(reason.message) })
       : reason
+  // An error's `data` that echoes a secret of the server's configuration is dropped whole.
+  const withCleanData = (reason: Protocol): Protocol => {
+    if (reason.data === undefined) return reason
+    const text = JSON.stringify(reason.data) ?? ""
+    if (clean(text) === text) return reason
+    const { data: _, ...rest } = reason
+    return new Protocol(rest)
+  }
   const fail = (operation: string, timeoutMillis: number) => (error: unknown) =>
     new McpSessionError({
       reason: ofThisSession(
@@ -529,6 +574,13 @@ export const make = Effect.fnUntraced(function*(
     progressOf,
     markInteractive: (result) => void Object.defineProperty(result, interactiveMark, { value: true })
   })
+  // A result the caller's own rounds led to (an `input_required` handed back, or the answer to a retry) is its own.
+  const marked = <A extends object>(result: A, rounds: ClientRounds | undefined): A => {
+    if (Rounds.passesThrough(era, rounds) && (isInputRequiredResult(result) || isRetry(rounds))) {
+      Object.defineProperty(result, interactiveMark, { value: true })
+    }
+    return result
+  }
 
   // -----------------------------------------------------------------------------
   // Resources, prompts, completion: each one request through `request` (deadline, cancellation, typed errors)
@@ -564,11 +616,17 @@ export const make = Effect.fnUntraced(function*(
           })
           return { items: result.resourceTemplates, ...hintsOf(result) }
         }),
-    readResource: (uri: string, timeout: Duration.Duration) =>
+    readResource: (uri: string, timeout: Duration.Duration, rounds?: ClientRounds) =>
       request(
         "resources/read",
         timeout,
-        (signal, sdkTimeout) => client.readResource({ uri }, { signal, timeout: sdkTimeout, cacheMode: "bypass" })
+        (signal, sdkTimeout) =>
+          client.readResource(Rounds.params(era, rounds, { uri }), {
+            signal,
+            timeout: sdkTimeout,
+            cacheMode: "bypass",
+            allowInputRequired: Rounds.passesThrough(era, rounds)
+          }).then((result) => marked(result, rounds))
       ),
     subscribeResource: (uri: string, timeout: Duration.Duration) =>
       era === "modern"
@@ -614,15 +672,18 @@ export const make = Effect.fnUntraced(function*(
           const result = await client.listPrompts(undefined, { signal, timeout: sdkTimeout, cacheMode: "bypass" })
           return { items: result.prompts, ...hintsOf(result) }
         }),
-    getPrompt: (params: PromptParams, timeout: Duration.Duration) =>
+    getPrompt: (params: PromptParams, timeout: Duration.Duration, rounds?: ClientRounds) =>
       request(
         `prompts/get ${params.name}`,
         timeout,
         (signal, sdkTimeout) =>
           client.getPrompt(
-            { name: params.name, ...(params.arguments === undefined ? {} : { arguments: { ...params.arguments } }) },
-            { signal, timeout: sdkTimeout }
-          )
+            Rounds.params(era, rounds, {
+              name: params.name,
+              ...(params.arguments === undefined ? {} : { arguments: { ...params.arguments } })
+            }),
+            { signal, timeout: sdkTimeout, allowInputRequired: Rounds.passesThrough(era, rounds) }
+          ).then((result) => marked(result, rounds))
       ),
     complete: (params: CompleteRequest["params"], timeout: Duration.Duration) =>
       request(

@@ -8,7 +8,8 @@
  *   sessions: an `initialize` opens one (`WebStandardStreamableHTTPServerTransport` + a server from the factory), and
  *   later requests find it by `Mcp-Session-Id` (an unknown id answers 404, so the client initializes again).
  * - Host and Origin checks against DNS rebinding when the gateway listens on a loopback address (or on the hosts and
- *   origins the operator allows), API keys when configured, then the request body is read and parsed once.
+ *   origins the operator allows), API keys or OAuth access tokens when configured (a 2025-era session serves only
+ *   the principal that opened it), then the request body is read and parsed once.
  * - Drain: `close` stops new requests (503), waits for those in flight, then closes every session.
  *
  * @internal
@@ -32,6 +33,7 @@ import type { GatewayReplicas } from "../replica/GatewayReplicas.ts"
 import { replayInitialize } from "../replica/revive.ts"
 import * as EventStore from "./eventStore.ts"
 import { notify as notifySession } from "./mcpServer.ts"
+import type { OAuthGate } from "./oauth.ts"
 
 /** An API key as the configuration stores it: the SHA-256 hex of the key, and who it is. @internal */
 export interface ApiKey {
@@ -48,6 +50,8 @@ export interface HttpOptions {
   /** Host names accepted in `Host` and `Origin`; `undefined` accepts any (a gateway bound to a public address). */
   readonly allowedHosts: ReadonlyArray<string> | undefined
   readonly apiKeys: ReadonlyArray<ApiKey>
+  /** OAuth access tokens (see `oauth.ts`), beside the API keys when both are configured. */
+  readonly oauth?: OAuthGate | undefined
   /** Prometheus text of the bridge's metrics. */
   readonly metrics: () => string
   /** Whether every upstream answers (for `/readyz`). */
@@ -59,6 +63,13 @@ export interface HttpOptions {
   readonly onError: (error: Error) => void
   /** Replicas behind one load balancer: sealed session ids any replica revives, a shared bus and event store. */
   readonly replicas?: GatewayReplicas.Service | undefined
+  /** Checks a 2026-07-28 request's body against its headers (e.g. `Mcp-Param-*`): a `Response` refuses it. */
+  readonly checkModern?:
+    | ((request: Request, body: unknown, view: string | undefined, authInfo: AuthInfo | undefined) =>
+      | Response
+      | undefined
+      | Promise<Response | undefined>)
+    | undefined
 }
 
 /** @internal */
@@ -79,6 +90,8 @@ export interface HttpGateway {
 interface Session {
   readonly transport: WebStandardStreamableHTTPServerTransport
   readonly server: Server
+  /** The principal that opened the session: only it may use the session's id. */
+  readonly principal: string | undefined
   lastSeen: number
 }
 
@@ -132,6 +145,10 @@ export const make = (options: HttpOptions): HttpGateway => {
       "www-authenticate": "Bearer realm=\"mcp-bridge\""
     })
   }
+  const gate = options.oauth
+  const authenticateOAuth = gate === undefined
+    ? undefined
+    : (request: Request) => gate.authenticate(request, keys.length === 0 ? undefined : authenticate)
 
   const closeSession = (id: string) => {
     const session = sessions.get(id)
@@ -172,7 +189,7 @@ export const make = (options: HttpOptions): HttpGateway => {
       }
     })
     const server = options.factory(view, authInfo)
-    session = { transport, server, lastSeen: Date.now() }
+    session = { transport, server, principal: authInfo?.clientId, lastSeen: Date.now() }
     transport.onclose = () => {
       if (transport.sessionId !== undefined) sessions.delete(transport.sessionId)
     }
@@ -200,7 +217,7 @@ export const make = (options: HttpOptions): HttpGateway => {
         }
       })
       const server = options.factory(view, authInfo)
-      const session: Session = { transport, server, lastSeen: Date.now() }
+      const session: Session = { transport, server, principal: authInfo?.clientId, lastSeen: Date.now() }
       transport.onclose = () => {
         if (sessions.get(id) === session) sessions.delete(id)
       }
@@ -221,13 +238,15 @@ export const make = (options: HttpOptions): HttpGateway => {
       const rejected = hostHeaderValidationResponse(request, allowed) ?? originValidationResponse(request, allowed)
       if (rejected !== undefined) return rejected
     }
-    const auth = authenticate(request)
+    const auth = authenticateOAuth === undefined ? authenticate(request) : await authenticateOAuth(request)
     if (auth instanceof Response) return auth
     const handleOptions = auth === undefined ? {} : { authInfo: auth }
     const sessionId = request.headers.get("mcp-session-id")
     if (sessionId !== null) {
       const session = sessions.get(sessionId) ?? await revive(sessionId, view, auth)
-      if (session === undefined) return jsonRpcError(404, -32001, "Session not found")
+      if (session === undefined || session.principal !== auth?.clientId) {
+        return jsonRpcError(404, -32001, "Session not found")
+      }
       session.lastSeen = Date.now()
       return session.transport.handleRequest(request, handleOptions)
     }
@@ -239,6 +258,9 @@ export const make = (options: HttpOptions): HttpGateway => {
       return jsonRpcError(400, -32700, "Parse error: the body is not JSON")
     }
     if (await isLegacyRequest(request, body)) return legacy(request, body, view, auth)
+    const checked = options.checkModern?.(request, body, view, auth)
+    const refused = checked instanceof Promise ? await checked : checked
+    if (refused !== undefined) return refused
     return modern.get(view)!.fetch(request, { ...handleOptions, parsedBody: body })
   }
 
@@ -268,9 +290,14 @@ export const make = (options: HttpOptions): HttpGateway => {
     const path = (req.url ?? "/").split("?", 1)[0]!
     if (path === "/healthz") return text(res, closing ? 503 : 200, closing ? "draining\n" : "ok\n")
     if (path === "/readyz") {
-      const ready = await options.ready()
+      const replicas = options.replicas
+      const [ready] = await Promise.all([options.ready(), replicas?.check()])
       const ok = ready.ok && !closing
-      const redis = options.replicas === undefined ? {} : { redis: options.replicas.status() }
+      // Redis unreachable leaves the replica ready (it serves, degraded): every replica shares the one Redis.
+      const redis = replicas === undefined ? {} : {
+        redis: replicas.status(),
+        redisStores: Object.fromEntries(replicas.health().map((p) => [p.store, p.up ? "ok" : "unreachable"]))
+      }
       return text(res, ok ? 200 : 503, JSON.stringify({ ok, servers: ready.servers, ...redis }), "application/json")
     }
     if (path === "/metrics") return text(res, 200, options.metrics(), "text/plain; version=0.0.4; charset=utf-8")

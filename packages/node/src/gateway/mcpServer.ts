@@ -6,7 +6,8 @@
  * server and tool and runs the bridge's whole pipeline under the downstream request's `AbortSignal` (closing the
  * stream or `notifications/cancelled` cancels the upstream call), forwarding the upstream's progress with the
  * downstream client's own `progressToken`; what the upstream asks during the call (elicitation, sampling, roots,
- * log messages) is relayed to this request's client when the bridge answers through a relay (see `relay.ts`).
+ * log messages) is relayed to this request's client when the bridge answers through a relay (see `relay.ts`); a
+ * 2026-07-28 request gets a 2026-07-28 upstream's `input_required` results and retries them itself (see `rounds.ts`).
  * Resources, resource templates, prompts (named like tools) and completion are served when an upstream has them: a
  * resource URI is routed by the bridge, a prompt's served name is mapped back to its server and prompt. `resources/subscribe` (2025-era sessions) subscribes upstream through the bridge, and the
  * instance's subscriptions end with it. `logging/setLevel` is answered by the SDK per instance and never reaches an
@@ -14,11 +15,13 @@
  *
  * @internal
  */
+import type { McpSession } from "@mcp-bridge/core"
 import type {
   AuthInfo,
   CallToolResult,
   CompleteResult,
   GetPromptResult,
+  InputRequiredResult,
   Progress,
   ReadResourceResult,
   Resource,
@@ -26,17 +29,32 @@ import type {
   ServerCapabilities,
   ServerEvent
 } from "@modelcontextprotocol/server"
-import { PROTOCOL_VERSION_META_KEY, ProtocolError, ProtocolErrorCode, Server } from "@modelcontextprotocol/server"
+import { isInputRequiredResult, ProtocolError, ProtocolErrorCode, Server } from "@modelcontextprotocol/server"
 import type { ServerContext } from "@modelcontextprotocol/server"
+import * as Bridging from "./bridging.ts"
 import type { Catalog, Exposed, ExposedPrompt, PromptCatalog } from "./naming.ts"
 import type { Target } from "./relay.ts"
+import * as Rounds from "./rounds.ts"
 
 /** What the MCP servers of the gateway answer from: the bridge, seen through the naming. @internal */
 export interface Backend {
-  /** The tools `principal` may see on `view` (`undefined`: the whole gateway; else a virtual server's name). */
-  readonly catalog: (principal: string | undefined, view: string | undefined) => Promise<Catalog>
+  /**
+   * The tools `principal` may see on `view` (`undefined`: the whole gateway; else a virtual server's name), as its
+   * credentials (`authInfo`: an API key's, an access token's scopes) allow; `target`, the `tools/list` request's
+   * client, is asked what listing an upstream needs of the user (a login).
+   */
+  readonly catalog: (
+    principal: string | undefined,
+    view: string | undefined,
+    authInfo: AuthInfo | undefined,
+    target?: Target | undefined
+  ) => Promise<Catalog>
   /** The catalog a call routes with: the last one built (a call naming a tool it lacks rebuilds it once). */
-  readonly routing: (principal: string | undefined, view: string | undefined) => Promise<Catalog>
+  readonly routing: (
+    principal: string | undefined,
+    view: string | undefined,
+    authInfo: AuthInfo | undefined
+  ) => Promise<Catalog>
   /** One call through the bridge's pipeline: resolves with the result, or a tool error result for a failed call. */
   readonly call: (
     tool: Exposed,
@@ -48,8 +66,10 @@ export interface Backend {
       readonly onProgress: ((progress: Progress) => void) | undefined
       /** What the upstream asks during the call is relayed to this request's client (see `relay.ts`). */
       readonly target: Target
+      /** A 2026-07-28 request's own rounds of `input_required` (see `rounds.ts`). */
+      readonly rounds: McpSession.ClientRounds | undefined
     }
-  ) => Promise<CallToolResult>
+  ) => Promise<CallToolResult | InputRequiredResult>
   /** What the upstream servers offer besides tools (`resources`, `prompts`, `completions`). */
   readonly capabilities: ServerCapabilities
   /** The resources of the servers `view` serves. */
@@ -57,7 +77,12 @@ export interface Backend {
   /** The resource templates of the servers `view` serves. */
   readonly templates: (view: string | undefined, signal: AbortSignal) => Promise<ReadonlyArray<ResourceTemplateType>>
   /** Reads a resource (routed by its URI), as `principal`. */
-  readonly read: (uri: string, principal: string | undefined, signal: AbortSignal) => Promise<ReadResourceResult>
+  readonly read: (
+    uri: string,
+    principal: string | undefined,
+    signal: AbortSignal,
+    rounds?: McpSession.ClientRounds
+  ) => Promise<ReadResourceResult>
   /** Subscribes to (or, `false`, unsubscribes from) a resource's updates upstream. */
   readonly subscribe: (uri: string, on: boolean) => Promise<void>
   /** The prompts `view` serves, by served name. */
@@ -67,7 +92,8 @@ export interface Backend {
     prompt: ExposedPrompt,
     args: Record<string, string>,
     principal: string | undefined,
-    signal: AbortSignal
+    signal: AbortSignal,
+    rounds?: McpSession.ClientRounds
   ) => Promise<GetPromptResult>
   /** `completion/complete` of a resource template's variable (`server` undefined: routed by the URI template). */
   readonly complete: (
@@ -84,6 +110,9 @@ export interface Backend {
     signal: AbortSignal
   ) => Promise<CompleteResult>
 }
+
+// How long a bridged call waits for its client's next round.
+const BRIDGED_IDLE_MILLIS = 5 * 60_000
 
 const subscriptions = new WeakMap<Server, Set<string>>()
 
@@ -134,14 +163,13 @@ const forwardedMeta = (meta: Record<string, unknown> | undefined): Record<string
 
 /**
  * What a downstream `tools/call` request can send its client, related to the request (so on its stream). A
- * 2026-07-28 request has no server→client request channel (its needs would be an `input_required` result): its
- * client is asked nothing. A 2025-era one may be asked what it declared at `initialize`; its log messages follow the
- * level it set with `logging/setLevel` (the SDK's filter on this instance).
+ * 2026-07-28 request has no server→client request channel (its needs are `input_required` results, see `rounds.ts`):
+ * the relay asks its client nothing. A 2025-era one may be asked what it declared at `initialize`; its log messages
+ * follow the level it set with `logging/setLevel` (the SDK's filter on this instance).
  */
 const targetOf = (server: Server, ctx: ServerContext): Target => {
-  const modern = (ctx.mcpReq.envelope as Record<string, unknown> | undefined)?.[PROTOCOL_VERSION_META_KEY] !== undefined
   return {
-    capabilities: modern ? undefined : server.getClientCapabilities(),
+    capabilities: Rounds.isModern(ctx) ? undefined : server.getClientCapabilities(),
     elicit: (params, signal) => ctx.mcpReq.elicitInput(params, { signal }),
     // The answer reaches the upstream session's SDK client, which checks it against the request (tools or not).
     sample: (params, signal) => ctx.mcpReq.requestSampling(params, { signal }) as ReturnType<Target["sample"]>,
@@ -156,10 +184,10 @@ const targetOf = (server: Server, ctx: ServerContext): Target => {
  *
  * @internal
  */
-export const makeFactory =
-  (backend: Backend, info: Info, view: string | undefined) =>
-  (context: { readonly authInfo?: AuthInfo | undefined } = {}): Server => {
-    const principal = principalOf(context.authInfo)
+export const makeFactory = (backend: Backend, info: Info, view: string | undefined) => {
+  // The calls of 2026-07-28 clients parked between the rounds that bridge a 2025-era upstream's requests.
+  const bridging = Bridging.make(BRIDGED_IDLE_MILLIS)
+  return (context: { readonly authInfo?: AuthInfo | undefined } = {}): Server => {
     const server = new Server(
       { name: info.name, version: info.version },
       {
@@ -167,8 +195,9 @@ export const makeFactory =
         ...(info.instructions === undefined ? {} : { instructions: info.instructions })
       }
     )
-    server.setRequestHandler("tools/list", async () => {
-      const catalog = await backend.catalog(principal, view)
+    server.setRequestHandler("tools/list", async (_request, ctx) => {
+      const authInfo = ctx.http?.authInfo ?? context.authInfo
+      const catalog = await backend.catalog(principalOf(authInfo), view, authInfo, targetOf(server, ctx))
       return { tools: catalog.tools.map((t) => t.definition) }
     })
     server.setRequestHandler("tools/call", async (request, ctx) => {
@@ -176,8 +205,9 @@ export const makeFactory =
       const authInfo = ctx.http?.authInfo ?? context.authInfo
       const caller = principalOf(authInfo)
       // The last catalog built routes the call (no listing per call); a name it lacks rebuilds it once.
-      const tool = (await backend.routing(caller, view)).byName.get(name) ??
-        (await backend.catalog(caller, view)).byName.get(name)
+      const target = targetOf(server, ctx)
+      const tool = (await backend.routing(caller, view, authInfo)).byName.get(name) ??
+        (await backend.catalog(caller, view, authInfo, target)).byName.get(name)
       if (tool === undefined) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${name}`)
       const progressToken = _meta?.progressToken
       const onProgress = progressToken === undefined
@@ -187,13 +217,36 @@ export const makeFactory =
             () => undefined
           )
         }
-      const result = await backend.call(tool, args as Record<string, unknown>, {
+      const rounds = Rounds.roundsOf(ctx)
+      const options = {
         principal: caller,
         signal: ctx.mcpReq.signal,
         meta: forwardedMeta(_meta as Record<string, unknown> | undefined),
         onProgress,
-        target: targetOf(server, ctx)
-      })
+        target,
+        rounds
+      }
+      let result: CallToolResult | InputRequiredResult
+      if (rounds === undefined) {
+        result = await backend.call(tool, args as Record<string, unknown>, options)
+      } else {
+        // A 2026-07-28 request: a 2025-era upstream's requests come back as rounds of the gateway's own (a retry
+        // naming one resumes its call), a 2026-07-28 upstream's `input_required` as it was sent.
+        let call = rounds.requestState === undefined
+          ? undefined
+          : bridging.resume(rounds.requestState, caller, name, rounds.inputResponses)
+        if (call === undefined) {
+          call = bridging.start(caller, name)
+          call.settle(backend.call(tool, args as Record<string, unknown>, {
+            ...options,
+            signal: call.signal,
+            target: call.target(rounds.clientCapabilities, options.target.log)
+          }))
+        }
+        result = await bridging.next(call, ctx.mcpReq.signal)
+      }
+      // An `input_required` goes to the client as is (the SDK checks it against the capabilities the request declares).
+      if (isInputRequiredResult(result)) return result
       return server.projectCallToolResult(result, tool.definition.outputSchema)
     })
     const caps = backend.capabilities
@@ -208,7 +261,7 @@ export const makeFactory =
       }))
       server.setRequestHandler(
         "resources/read",
-        (request, ctx) => backend.read(request.params.uri, callerOf(ctx), ctx.mcpReq.signal)
+        (request, ctx) => backend.read(request.params.uri, callerOf(ctx), ctx.mcpReq.signal, Rounds.roundsOf(ctx))
       )
       if (caps.resources.subscribe === true) {
         const mine = new Set<string>()
@@ -245,7 +298,13 @@ export const makeFactory =
       }))
       server.setRequestHandler("prompts/get", async (request, ctx) => {
         const prompt = await promptOf(request.params.name, ctx.mcpReq.signal)
-        return backend.getPrompt(prompt, request.params.arguments ?? {}, callerOf(ctx), ctx.mcpReq.signal)
+        return backend.getPrompt(
+          prompt,
+          request.params.arguments ?? {},
+          callerOf(ctx),
+          ctx.mcpReq.signal,
+          Rounds.roundsOf(ctx)
+        )
       })
     }
     if (caps.completions !== undefined) {
@@ -269,3 +328,4 @@ export const makeFactory =
     }
     return server
   }
+}

@@ -5,6 +5,9 @@
  * tool) with what its SDK request context can send to its own client (related to that request, so on the right
  * stream).
  *
+ * A 2026-07-28 downstream request has no server→client channel: its entry's target parks what is asked and answers
+ * the client with `input_required` rounds of the gateway's own (see `bridging.ts`).
+ *
  * A handler looks up the entries matching its `Origin` (identity and server; and tool when the bridge knows it): the
  * oldest one answers (several match only when one client, or several under one identity, run the same tool of the
  * same server at once, or when a 2025-era upstream session carries calls of different tools; calls of different

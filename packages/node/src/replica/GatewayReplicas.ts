@@ -16,8 +16,10 @@
  * @since 0.1.0
  */
 import type * as NodeRedis from "@effect/platform-node/NodeRedis"
-import { Context, Duration, Effect, Exit, Layer, Redacted } from "effect"
+import type { MetricsRecorder } from "@mcp-bridge/core"
+import { Context, Duration, Effect, Exit, Layer, Metric, Option, Redacted } from "effect"
 import { Redis } from "effect/persistence"
+import * as RedisGuard from "./internal/redisGuard.ts"
 import * as SessionKeys from "./internal/sessionKeys.ts"
 import * as RedisEventBus from "./RedisEventBus.ts"
 import * as RedisEventStore from "./RedisEventStore.ts"
@@ -57,6 +59,13 @@ export declare namespace GatewayReplicas {
     readonly openSessionId: (id: string, binding: string) => SessionSeal.SessionState["initialize"] | undefined
     /** `"ok"`, or `"degraded"` while Redis is unreachable or events are owed to the other replicas. */
     readonly status: () => "ok" | "degraded"
+    /**
+     * Each part shared through Redis (`results`, `rate_limits`, `circuits`, `tokens`, `events`) and whether Redis
+     * answers it now: what the `mcp_bridge_redis_up` gauge shows.
+     */
+    readonly health: () => ReadonlyArray<{ readonly store: string; readonly up: boolean }>
+    /** Asks Redis once, bounded (for `/readyz`): the parts go up or down with its answer. */
+    readonly check: () => Promise<void>
   }
 }
 
@@ -110,6 +119,22 @@ export const layerRedis = (
       const bus = yield* RedisEventBus.make({ channel: `${prefix}events` })
       const events = yield* RedisEventStore.make({ prefix })
       const runSync = Effect.runSyncExitWith(yield* Effect.context<never>())
+      const run = Effect.runPromiseWith(yield* Effect.context<never>())
+      const stores = yield* Effect.serviceOption(RedisGuard.RedisHealth)
+      // A key shared through Redis is stored again when Redis returns (a restart without persistence lost it), so
+      // a replica started afterwards reads the same key rather than making its own.
+      if (Option.isSome(stores) && options.keys === undefined && SessionKeys.keysFromEnv() === undefined) {
+        const shared = keys[0]!
+        stores.value.onRecovered(
+          redis.send("SET", `${prefix}session-key`, String(Redacted.value(shared)), "NX").pipe(
+            Effect.timeout("1 second")
+          )
+        )
+      }
+      const health = () => [
+        ...(Option.isSome(stores) ? stores.value.stores() : []),
+        { store: "events", up: bus.healthy() }
+      ]
       return {
         bus,
         events,
@@ -122,7 +147,27 @@ export const layerRedis = (
           const exit = runSync(seal.open(id))
           return Exit.isSuccess(exit) && exit.value.principal === binding ? exit.value.initialize : undefined
         },
-        status: () => bus.healthy() ? "ok" : "degraded"
+        status: () => health().every((part) => part.up) ? "ok" : "degraded",
+        health,
+        check: () => Option.isSome(stores) ? run(Effect.asVoid(stores.value.check)) : Promise.resolve()
       } satisfies GatewayReplicas.Service
     })
+  )
+
+/**
+ * The `mcp_bridge_redis_up` gauges of a replica, one per part shared through Redis (`store` label): 1 while Redis
+ * answers it, 0 while that part runs degraded (cache misses, rate limits per `onUnreachable`, local circuits).
+ * Register them with `MetricsRecorder.observe`; the gateway does when it runs with replicas.
+ *
+ * @since 0.1.0
+ */
+export const redisGauges = (replicas: GatewayReplicas.Service): ReadonlyArray<MetricsRecorder.ObservedGauge> =>
+  replicas.health().map(({ store }) =>
+    [
+      Metric.gauge("mcp_bridge_redis_up", {
+        description: "Whether Redis answers this replica's shared store (1) or the store runs degraded (0).",
+        attributes: { store }
+      }),
+      () => replicas.health().find((part) => part.store === store)?.up === false ? 0 : 1
+    ] as const
   )

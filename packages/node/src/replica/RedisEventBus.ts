@@ -8,6 +8,7 @@
  * event published while Redis is down goes out when Redis returns (events are idempotent: owed ones are merged by
  * kind and URI). A replica skips its own messages. When the subscriber reconnects after a gap, this replica's
  * listeners get one of each list change, since messages sent during the gap are lost to it: clients list again.
+ * `subscribeRemote` hears only what came from other replicas (e.g. to drop this replica's own tool lists).
  *
  * Built on Effect's `Redis` service for `PUBLISH` and a dedicated node-redis subscriber (`NodeRedis`), whose
  * `ready` events mark the gaps; one scoped fiber per direction.
@@ -50,6 +51,11 @@ export interface RedisEventBus extends ServerEventBus {
   readonly owed: () => number
   /** How many times the subscriber reconnected after a gap (each time, the listeners got one of each list change). */
   readonly resyncs: () => number
+  /**
+   * Listens to the events that come from other replicas (and the list changes of a resync) only: what this replica
+   * did not learn itself. Returns the function that stops listening.
+   */
+  readonly subscribeRemote: (listener: (event: ServerEvent) => void) => () => void
 }
 
 interface Envelope {
@@ -96,14 +102,15 @@ export const make = (
     const timeout = Duration.fromInputUnsafe(options.commandTimeout ?? "2 seconds")
     const origin = randomUUID()
     const listeners = new Set<(event: ServerEvent) => void>()
+    const remoteListeners = new Set<(event: ServerEvent) => void>()
     const owed = new Map<string, { readonly event: ServerEvent; generation: number }>()
     let generation = 0
     let subscribed = false
     let readies = 0
     let resyncs = 0
 
-    const deliver = (event: ServerEvent) => {
-      for (const listener of [...listeners]) {
+    const deliver = (event: ServerEvent, remote = false) => {
+      for (const listener of remote ? [...remoteListeners, ...listeners] : [...listeners]) {
         try {
           listener(event)
         } catch {
@@ -152,7 +159,7 @@ export const make = (
         // node-redis has re-subscribed the channel on the new connection.
         subscribed = true
         resyncs++
-        for (const event of listChanges) deliver(event)
+        for (const event of listChanges) deliver(event, true)
       }
     })
     subscriber.on("end", () => {
@@ -165,7 +172,7 @@ export const make = (
       } catch {
         return
       }
-      if (isEvent(envelope) && envelope.o !== origin) deliver(envelope.e)
+      if (isEvent(envelope) && envelope.o !== origin) deliver(envelope.e, true)
     }
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
@@ -196,6 +203,13 @@ export const make = (
         listeners.add(wrapped)
         return () => {
           listeners.delete(wrapped)
+        }
+      },
+      subscribeRemote: (listener) => {
+        const wrapped = (event: ServerEvent) => listener(event)
+        remoteListeners.add(wrapped)
+        return () => {
+          remoteListeners.delete(wrapped)
         }
       },
       healthy: () => subscribed && subscriber.isReady && owed.size === 0,

@@ -8,14 +8,16 @@
  * `RateLimitStoreError`, and the `Throttler` refuses the call (`RateLimited`). With `onUnreachable: { share: n }`
  * each replica admits instead against a memory store holding its share of every limit (`floor(limit / n)`, at least
  * one), so n replicas together stay within the limit while Redis is away. Either way the first failure and the
- * recovery are logged once, and after a failure Redis is left alone for a second rather than queued behind.
+ * recovery are logged once, and after a failure Redis is left alone for a second rather than queued behind. An
+ * admission sent but not answered in time may still run in Redis later (a paused Redis answers its backlog): it is
+ * withdrawn (`ZREM`, sent after it on the same connection), so a refused call never counts against the limit.
  *
  * Built on Effect's `Redis` service (`Redis.script`, `EVALSHA`).
  *
  * @since 0.1.0
  */
 import { RateLimitStore } from "@mcp-bridge/core"
-import { Duration, Effect, Layer } from "effect"
+import { Duration, Effect, Layer, Queue, Schedule } from "effect"
 import { Redis } from "effect/persistence"
 import { randomUUID } from "node:crypto"
 import * as RedisGuard from "./internal/redisGuard.ts"
@@ -98,11 +100,34 @@ return {1}
 export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const redis = yield* Redis.Redis
   const prefix = options.prefix ?? "mcpgw:rl:"
-  const guard = RedisGuard.make("rate limits", {
+  const guard = yield* RedisGuard.tracked("rate_limits", "rate limits", {
     commandTimeout: options.commandTimeout ?? "1 second",
     pause: "1 second"
   })
   const evalAdmit = redis.eval(admitScript)
+  // Admissions that were sent but not answered may still run once Redis answers (a paused Redis, or node-redis's
+  // offline queue): each is withdrawn (`ZREM` of its id, sent after it on the same connection), so that a call
+  // refused here never counts against the limit.
+  const withdrawals = new Map<string, ReadonlyArray<string>>()
+  const wake = yield* Queue.sliding<void>(1)
+  const withdraw = Effect.gen(function*() {
+    for (const [id, keys] of [...withdrawals]) {
+      for (const key of keys) {
+        yield* redis.send("ZREM", key, id).pipe(Effect.timeout(options.commandTimeout ?? "1 second"))
+      }
+      withdrawals.delete(id)
+    }
+  })
+  yield* Queue.take(wake).pipe(
+    Effect.andThen(
+      withdraw.pipe(
+        Effect.retry(Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("1 second")])),
+        Effect.ignore
+      )
+    ),
+    Effect.forever,
+    Effect.forkScoped
+  )
   const policy = options.onUnreachable ?? "refuse"
   const local = policy === "refuse" ? undefined : yield* RateLimitStore.makeMemory
   const share = policy === "refuse" ? 1 : Math.max(1, Math.floor(policy.share))
@@ -113,8 +138,16 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     for (const l of limits) {
       args.push(String(l.limit), String(Math.max(1, Duration.toMillis(Duration.fromInputUnsafe(l.window)))))
     }
-    args.push(randomUUID())
+    const id = randomUUID()
+    args.push(id)
     return guard.run(evalAdmit(keys, args)).pipe(
+      Effect.tapError((failure) =>
+        Effect.sync(() => {
+          if (failure.sent !== true) return
+          withdrawals.set(id, keys)
+          Queue.offerUnsafe(wake, undefined)
+        })
+      ),
       Effect.flatMap((reply): Effect.Effect<RateLimitStore.Admission, RedisGuard.GuardFailure> =>
         reply[0] === 1
           ? Effect.succeed(RateLimitStore.admitted)
@@ -131,7 +164,12 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
       viaRedis(limits).pipe(
         Effect.catch((failure) =>
           local === undefined
-            ? Effect.fail(new RateLimitStore.RateLimitStoreError({ message: failure.message, cause: failure.cause }))
+            ? Effect.fail(
+              new RateLimitStore.RateLimitStoreError({
+                message: `${failure.message} (redis.onUnreachable: "refuse")`,
+                cause: failure.cause
+              })
+            )
             : local.admit(limits.map((l) => ({ ...l, limit: Math.max(1, Math.floor(l.limit / share)) })))
         )
       )

@@ -143,7 +143,7 @@ const pairs = (reply: unknown): ReadonlyArray<readonly [string, string]> => {
 export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const redis = yield* Redis.Redis
   const prefix = options.prefix ?? "mcpgw:rc:"
-  const guard = RedisGuard.make("result cache", {
+  const guard = yield* RedisGuard.tracked("results", "result cache", {
     commandTimeout: options.commandTimeout ?? "500 millis",
     pause: "1 second"
   })

@@ -5,8 +5,8 @@
  * keep their memory stores.
  *
  * Keys: `<prefix>rc:` results, `<prefix>rl:` rate limits, `<prefix>cb:` circuits. The circuit store's commands are
- * bounded by a timeout too, and while Redis is unreachable they fail at once: the `Resilience` stage then lets calls
- * through (Effect's `onStoreError: "allow"`), and each replica's own breaker state takes over on its return.
+ * bounded by a timeout too, and while Redis is unreachable each replica's own memory store keeps its circuits; the
+ * shared state takes over again on Redis's return.
  *
  * `layerReplicas` is what `mcp-bridge serve --redis URL` runs with: one node-redis connection (`NodeRedis`) under
  * `GatewayReplicas`, these stores and the OAuth token store (`<prefix>tok:`, `RedisTokenStore`), built once and
@@ -18,7 +18,7 @@
  */
 
 import { RateLimitStore, RefreshLock, ResultStore, SharedCircuitStore, TokenStore } from "@mcp-bridge/core"
-import { Effect, Layer, Redacted } from "effect"
+import { Context, Effect, Layer, Redacted } from "effect"
 import { CircuitBreaker, Redis } from "effect/persistence"
 import * as GatewayReplicas from "./GatewayReplicas.ts"
 import * as RedisGuard from "./internal/redisGuard.ts"
@@ -45,27 +45,29 @@ export interface Options {
   readonly onUnreachable?: RedisRateLimitStore.Options["onUnreachable"]
 }
 
-// The circuit store of Effect, with each command bounded and failing at once while Redis is unreachable.
+// The circuit store of Effect, with each command bounded; while Redis is unreachable, this replica's own memory
+// store answers instead (the guard logs the outage once, rather than the breaker logging every call).
 const guardedCircuits = (prefix: string) =>
   Layer.effect(
     CircuitBreaker.CircuitBreakerStore,
     Effect.gen(function*() {
       const inner = yield* CircuitBreaker.CircuitBreakerStore
-      const guard = RedisGuard.make("circuit breakers", { commandTimeout: "1 second", pause: "1 second" })
-      const run = <A, R>(effect: Effect.Effect<A, CircuitBreaker.CircuitBreakerError, R>) =>
-        guard.run(effect).pipe(
-          Effect.mapError((failure) =>
-            failure.cause instanceof CircuitBreaker.CircuitBreakerError
-              ? failure.cause
-              : new CircuitBreaker.CircuitBreakerError({
-                reason: new CircuitBreaker.CircuitBreakerStoreError({ message: failure.message })
-              })
-          )
-        )
+      const local = Context.get(
+        yield* Layer.build(CircuitBreaker.layerStoreMemory()),
+        CircuitBreaker.CircuitBreakerStore
+      )
+      const guard = yield* RedisGuard.tracked("circuits", "circuit breakers", {
+        commandTimeout: "1 second",
+        pause: "1 second"
+      })
+      const run = <A, R>(
+        shared: Effect.Effect<A, CircuitBreaker.CircuitBreakerError, R>,
+        own: Effect.Effect<A, CircuitBreaker.CircuitBreakerError, R>
+      ) => guard.run(shared).pipe(Effect.catch(() => own))
       return CircuitBreaker.CircuitBreakerStore.of({
-        admit: (key) => run(inner.admit(key)),
-        record: (options) => run(inner.record(options)),
-        state: (key) => run(inner.state(key))
+        admit: (key) => run(inner.admit(key), local.admit(key)),
+        record: (options) => run(inner.record(options), local.record(options)),
+        state: (key) => run(inner.state(key), local.state(key))
       })
     })
   ).pipe(Layer.provide(CircuitBreaker.layerStoreRedis({ prefix: `${prefix}cb:` })))
@@ -151,14 +153,25 @@ export const layerReplicas = (
   Redis.RedisError | SessionSealError
 > => {
   const prefix = options.prefix ?? "mcpgw:"
-  // node-redis is loaded when the connection is made, not by importing this package.
+  // The first connection fails fast (`RedisError` at start); once connected, reconnecting never gives up (node-redis
+  // would stop on a socket timeout, and a replica would stay degraded after Redis came back). node-redis is loaded
+  // when the connection is made, not by importing this package.
+  let connected = false
   const connection = Layer.unwrap(
     Effect.map(
       Effect.promise(() => import("@effect/platform-node/NodeRedis")),
-      (module) => module.layer({ url: Redacted.value(options.url) })
+      (module) =>
+        module.layer({
+          url: Redacted.value(options.url),
+          socket: {
+            reconnectStrategy: (retries: number, cause: Error) =>
+              connected ? Math.min(2 ** retries * 50, 2000) + Math.floor(Math.random() * 200) : cause
+          }
+        })
     )
-  )
+  ).pipe(Layer.tap(() => Effect.sync(() => void (connected = true))))
   return Layer.mergeAll(GatewayReplicas.layerRedis({ prefix }), layer(options), RedisTokenStore.layer({ prefix })).pipe(
+    Layer.provide(RedisGuard.layerHealth()),
     Layer.provide(connection)
   )
 }

@@ -131,7 +131,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   }
   const newest = keys[0]!
   const byId = new Map(keys.map((k) => [k.id, k] as const))
-  const guard = RedisGuard.make("token store", {
+  const guard = yield* RedisGuard.tracked("tokens", "token store", {
     commandTimeout: options.commandTimeout ?? "1 second",
     pause: "1 second"
   })

@@ -2,7 +2,14 @@ import { toNodeHandler } from "@modelcontextprotocol/node"
 import type { NodeIncomingMessageLike } from "@modelcontextprotocol/node"
 import { createMcpHandler, fromJsonSchema, McpServer } from "@modelcontextprotocol/server"
 import type { CallToolResult, JsonSchemaType } from "@modelcontextprotocol/server"
-import { createHash, createPublicKey, randomBytes, verify as verifySignature } from "node:crypto"
+import {
+  createHash,
+  createPublicKey,
+  generateKeyPairSync,
+  randomBytes,
+  sign as signData,
+  verify as verifySignature
+} from "node:crypto"
 import type { KeyObject } from "node:crypto"
 import { createServer } from "node:http"
 import type { IncomingMessage, ServerResponse } from "node:http"
@@ -52,13 +59,19 @@ export interface TestAuthServerOptions {
    * bound to its key; the MCP endpoint wants `Authorization: DPoP` and a proof of that key for the request. @default false
    */
   readonly dpop?: boolean | undefined
+  /**
+   * Access tokens are JWTs (RFC 9068) signed with this server's ES256 key, whose public half its JWKS (`jwks_uri`,
+   * `/jwks`) publishes: `iss` this server, `sub` the user, `aud` the grant's resource indicator (else this server's
+   * `/mcp`), `client_id`, `scope`, `iat`, `exp`, `jti`. @default false
+   */
+  readonly jwtAccessTokens?: boolean | undefined
 }
 
 /**
  * What the server saw.
  */
 export type AuthEvent =
-  | { readonly kind: "metadata"; readonly path: string }
+  | { readonly kind: "metadata"; readonly path: string } // `/jwks` too
   | {
     readonly kind: "register"
     readonly clientId: string
@@ -120,6 +133,19 @@ export interface TestAuthServer {
   ) => { readonly user: string; readonly clientId: string; readonly scope: ReadonlyArray<string> } | undefined
   /** Accepts `resource` as a resource indicator besides its own `/mcp` (another server's, after `moveTo`). */
   readonly acceptResource: (resource: string) => void
+  /**
+   * Signs `claims` as a JWT with this server's current key (or, with `kid`, names another key id; with `foreignKey`,
+   * signs with a key its JWKS never publishes, under the current key's id), over defaults `iss` (this server), `iat`, `exp` (the access token
+   * lifetime) and `jti`: a claim set to `undefined` is left out. For tests of a resource server's checks.
+   */
+  readonly signJwt: (
+    claims: Readonly<Record<string, unknown>>,
+    options?: { readonly kid?: string | undefined; readonly foreignKey?: boolean | undefined }
+  ) => string
+  /** A new signing key (and `kid`) from now on; the JWKS publishes it beside the old ones. Returns the new `kid`. */
+  readonly rotateSigningKey: () => string
+  /** Fetches of the JWKS so far. */
+  readonly jwksFetches: () => number
   readonly close: () => Promise<void>
 }
 
@@ -135,6 +161,8 @@ interface Grant {
   readonly user: string
   readonly clientId: string
   readonly scope: ReadonlyArray<string>
+  /** The resource indicator the grant was asked for (a JWT access token's `aud`). */
+  readonly resource?: string | undefined
 }
 
 interface Code extends Grant {
@@ -231,6 +259,36 @@ export const startAuthServer = async (options: TestAuthServerOptions = {}): Prom
     const value = randomId(prefix)
     issued.push(value)
     return value
+  }
+
+  // ES256 signing keys of JWT access tokens, newest last; the JWKS publishes every one.
+  const newKey = () => {
+    const pair = generateKeyPairSync("ec", { namedCurve: "P-256" })
+    return { kid: randomId("k-"), privateKey: pair.privateKey, publicKey: pair.publicKey }
+  }
+  const signingKeys = options.jwtAccessTokens === true ? [newKey()] : []
+  let foreign: ReturnType<typeof newKey> | undefined
+  let jwksFetches = 0
+  const signJwt = (
+    claims: Readonly<Record<string, unknown>>,
+    how: { readonly kid?: string | undefined; readonly foreignKey?: boolean | undefined } = {}
+  ): string => {
+    const own = signingKeys.at(-1)
+    if (own === undefined) throw new Error("signJwt needs a server started with jwtAccessTokens: true")
+    const key = how.foreignKey === true ? (foreign ??= newKey()) : own
+    const now = Math.floor(Date.now() / 1000)
+    const payload: Record<string, unknown> = { iss: origin, iat: now, exp: now + ttlSeconds, jti: randomId("jti-") }
+    for (const [name, value] of Object.entries(claims)) {
+      if (value === undefined) delete payload[name]
+      else payload[name] = value
+    }
+    const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url")
+    // A foreign key signs under the current key's id: a forgery that names a key the JWKS has.
+    const input = `${encode({ alg: "ES256", typ: "at+jwt", kid: how.kid ?? own.kid })}.${encode(payload)}`
+    const signature = signData("sha256", Buffer.from(input), { key: key.privateKey, dsaEncoding: "ieee-p1363" })
+    const jwt = `${input}.${signature.toString("base64url")}`
+    issued.push(jwt)
+    return jwt
   }
 
   function addClient(client: TestClient) {
@@ -344,6 +402,7 @@ export const startAuthServer = async (options: TestAuthServerOptions = {}): Prom
     token_endpoint_auth_signing_alg_values_supported: ["ES256", "RS256"],
     authorization_response_iss_parameter_supported: true,
     ...(options.dpop === true ? { dpop_signing_alg_values_supported: ["ES256"] } : {}),
+    ...(options.jwtAccessTokens === true ? { jwks_uri: `${origin}/jwks` } : {}),
     ...(options.scopesSupported === undefined ? {} : { scopes_supported: options.scopesSupported }),
     ...(options.clientIdMetadataDocuments === true ? { client_id_metadata_document_supported: true } : {})
   })
@@ -406,7 +465,14 @@ export const startAuthServer = async (options: TestAuthServerOptions = {}): Prom
   /** The thumbprint of the token request's DPoP key (when the server wants DPoP). */
   let requestJkt: string | undefined
   const issue = (res: ServerResponse, grant: Grant, withRefresh: boolean) => {
-    const accessToken = random("at_")
+    const accessToken = options.jwtAccessTokens === true
+      ? signJwt({
+        sub: grant.user,
+        aud: grant.resource ?? resource,
+        client_id: grant.clientId,
+        scope: grant.scope.join(" ")
+      })
+      : random("at_")
     const jkt = requestJkt
     accessTokens.set(accessToken, {
       ...grant,
@@ -528,7 +594,8 @@ export const startAuthServer = async (options: TestAuthServerOptions = {}): Prom
         return issue(res, {
           user: `client:${client.clientId}`,
           clientId: client.clientId,
-          scope: scopes(form.get("scope"))
+          scope: scopes(form.get("scope")),
+          resource: form.get("resource") ?? undefined
         }, false)
       }
       case "urn:ietf:params:oauth:grant-type:jwt-bearer": {
@@ -603,6 +670,18 @@ export const startAuthServer = async (options: TestAuthServerOptions = {}): Prom
         events.push({ kind: "metadata", path: url.pathname })
         return json(res, 200, metadata())
       }
+      if (url.pathname === "/jwks" && signingKeys.length > 0) {
+        jwksFetches++
+        events.push({ kind: "metadata", path: url.pathname })
+        return json(res, 200, {
+          keys: signingKeys.map((k) => ({
+            ...k.publicKey.export({ format: "jwk" }),
+            kid: k.kid,
+            alg: "ES256",
+            use: "sig"
+          }))
+        })
+      }
       if (url.pathname === "/authorize" && req.method === "GET") return authorize(url, res)
       if (url.pathname === "/token" && req.method === "POST") return token(req, res)
       if (url.pathname === "/register" && req.method === "POST" && options.registration !== false) {
@@ -639,6 +718,13 @@ export const startAuthServer = async (options: TestAuthServerOptions = {}): Prom
       return token === undefined || token.expiresAt <= Date.now() ? undefined : token
     },
     acceptResource: (other) => void resources.add(other),
+    signJwt,
+    rotateSigningKey: () => {
+      const key = newKey()
+      signingKeys.push(key)
+      return key.kid
+    },
+    jwksFetches: () => jwksFetches,
     close: () =>
       new Promise<void>((resolve) => {
         httpServer.close(() => resolve())

@@ -38,7 +38,7 @@ import {
 import { McpSessionError } from "../../errors/McpSessionError.ts"
 import * as Flights from "../../internal/flights.ts"
 import * as Metrics from "../../internal/metrics.ts"
-import type { Listed, ListKind, McpSession } from "../../session/McpSession.ts"
+import type { ClientRounds, Listed, ListKind, McpSession } from "../../session/McpSession.ts"
 
 /** @internal */
 export type Change =
@@ -321,7 +321,7 @@ const build = <E>(env: Env<E>, pubsub: PubSub.PubSub<Change>, scope: Scope.Scope
         onSession(server, (session): Effect.Effect<ReadResourceResult, McpBridgeError | McpSessionError> =>
           session.capabilities?.resources === undefined
             ? Effect.fail(unsupported(server.name, "resources"))
-            : session.readResource(uri, timeoutOf(server, options)))
+            : session.readResource(uri, timeoutOf(server, options), options?.rounds))
       ).pipe(
         Effect.catch(resourceMissing(server.name, uri)),
         Effect.withSpan("resources/read", spanOptions("resources/read", server.name))
@@ -454,7 +454,8 @@ const build = <E>(env: Env<E>, pubsub: PubSub.PubSub<Change>, scope: Scope.Scope
         server,
         onSession(
           server,
-          (session) => session.getPrompt({ name: parsed.prompt, arguments: args }, timeoutOf(server, options))
+          (session) =>
+            session.getPrompt({ name: parsed.prompt, arguments: args }, timeoutOf(server, options), options?.rounds)
         )
       ).pipe(Effect.withSpan("prompts/get", spanOptions("prompts/get", server.name)))
     }) as Effect.Effect<GetPromptResult, McpBridgeError | McpSessionError | E>
@@ -577,6 +578,8 @@ export type PromptTarget = string | { readonly server: string; readonly prompt: 
 /** @internal */
 export interface RequestOptions {
   readonly timeout?: Duration.Input | undefined
+  /** `prompts/get` and `resources/read`: the caller answers a 2026-07-28 server's `input_required` itself. */
+  readonly rounds?: ClientRounds | undefined
 }
 
 /** @internal */

@@ -21,7 +21,8 @@ import type { CallOptions as McpSessionCallOptions, McpSession } from "../../ses
 const callOptionsOf = (request: CallRequest): McpSessionCallOptions => ({
   identity: request.identity,
   onProgress: request.onProgress,
-  definition: request.definition
+  definition: request.definition,
+  rounds: request.rounds
 })
 
 /** @internal */

@@ -103,7 +103,12 @@ export const reasonFromSdk = (
       ? new MessageTooLarge({ server, operation, limitBytes: limit })
       : error.code === streamEndedCode
       ? new Closed({ server, message: "the response stream broke before the answer (the server is gone)" })
-      : new Protocol({ server, code: error.code, message: error.message })
+      : new Protocol({
+        server,
+        code: error.code,
+        message: error.message,
+        ...(error.data === undefined ? {} : { data: error.data })
+      })
   }
   const code = causeCode(error)
   if (code !== undefined && transientNetworkCodes.has(code)) {

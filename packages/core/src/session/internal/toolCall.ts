@@ -31,6 +31,7 @@ import {
 import { isRecord } from "../../internal/validate.ts"
 import type * as ClientHandlers from "../ClientHandlers.ts"
 import * as Interaction from "./interaction.ts"
+import * as Rounds from "./rounds.ts"
 
 // The shape a `tools/call` result must have to be used: the wire codec has decoded it already (and, on 2026-07-28,
 // validated it against the wire schema).
@@ -164,6 +165,7 @@ interface CallOptions {
   readonly identity?: string | undefined
   readonly onProgress?: ((progress: Progress) => void) | undefined
   readonly definition?: Tool | undefined
+  readonly rounds?: Rounds.ClientRounds | undefined
 }
 
 /** The session's `tools/call` (see the module header). @internal */
@@ -188,9 +190,12 @@ export const makeCallTool = (env: CallerEnv) => {
         ? { ...params._meta, [LOG_LEVEL_META_KEY]: logLevel }
         : params._meta
       const withProgress = progressToken === undefined ? meta : { ...meta, progressToken }
-      const base: Record<string, unknown> = withProgress === params._meta
-        ? { ...params }
-        : { ...params, _meta: withProgress }
+      const rounds = callOptions?.rounds
+      const base: Record<string, unknown> = Rounds.params(
+        era,
+        rounds,
+        withProgress === params._meta ? { ...params } : { ...params, _meta: withProgress }
+      )
       const viaCallTool = era === "modern" && mirrorsHeaders(definition)
       const send = (request: Record<string, unknown>, timeout: number): Promise<CallToolResult> => {
         const options = { signal, timeout, allowInputRequired: true }
@@ -200,7 +205,16 @@ export const makeCallTool = (env: CallerEnv) => {
           : client.request({ method: "tools/call", params: request }, callResultSchema, options)
       }
       let result = await send(base, timeoutMillis)
-      if (isInputRequiredResult(result)) {
+      if (Rounds.passesThrough(era, rounds)) {
+        // The caller answers the rounds itself: what the server sent goes back to it, and the answer to a retry is
+        // its own as well.
+        if (
+          isInputRequiredResult(result) || rounds!.inputResponses !== undefined || rounds!.requestState !== undefined
+        ) {
+          markInteractive(result)
+        }
+        if (isInputRequiredResult(result)) return result
+      } else if (isInputRequiredResult(result)) {
         const deadline = Date.now() + timeoutMillis
         const left = () => {
           const millis = deadline - Date.now()

@@ -561,12 +561,15 @@ const serve = Command.make(
       const replicas = redis === undefined ? undefined : RedisStores.layerReplicas(redis)
       // With replicas, OAuth tokens are shared (sealed) and renewed once across them. `replicas` is built before the
       // bridge (below) and memoized, so its failures surface typed there, never through this `orDie`. What upstream
-      // servers ask during a call goes to the downstream client that made it (the relay).
+      // servers ask during a call goes to the downstream client that made it (the relay), a user's login to an
+      // upstream server too (the relay is the `AuthInteraction`).
       const relay = Gateway.layerRelay()
       const bridge = McpBridge.layer(file.served, {
         transport: NodeTransport.layer(),
         handlers: relay,
-        ...(replicas === undefined ? {} : { auth: McpAuth.layer().pipe(Layer.provide(replicas), Layer.orDie) })
+        auth: replicas === undefined
+          ? McpAuth.layerMemory().pipe(Layer.provide(relay))
+          : McpAuth.layer().pipe(Layer.provide(replicas), Layer.provide(relay), Layer.orDie)
       })
       const gateway = (input.stdio
         ? Gateway.layerStdio({ settings })

@@ -1,0 +1,346 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Gateway, serveGateway } from "@mcp-bridge/node"
+import { TestAuthServer, TestServer } from "@mcp-bridge/testing"
+import { Client, ClientCredentialsProvider, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
+import type { CallToolResult } from "@modelcontextprotocol/client"
+import { createHash } from "node:crypto"
+import { afterAll, beforeAll } from "vitest"
+
+const tools: ReadonlyArray<TestServer.TestTool> = [
+  { name: "echo", annotations: { readOnlyHint: true }, respond: { kind: "echo" } },
+  { name: "counter", respond: { kind: "counter" } },
+  { name: "secret", respond: { kind: "text", text: "classified" } }
+]
+
+const text = (result: CallToolResult) => (result.content[0] as { text: string }).text
+const names = (tools: ReadonlyArray<{ readonly name: string }>) =>
+  tools.map((t) => t.name).filter((n) => !n.endsWith("__stats")).sort()
+
+const connect = async (url: string, headers: Record<string, string>, mode: "auto" | "legacy" = "auto") => {
+  const client = new Client(
+    { name: "oauth-test", version: "1.0.0" },
+    mode === "auto" ? { versionNegotiation: { mode: "auto" } } : {}
+  )
+  const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } })
+  await client.connect(transport)
+  return { client, transport }
+}
+
+// One JSON-RPC request with the given Authorization (none when undefined): the status, challenge and body.
+const post = async (url: string, authorization: string | undefined, extra: Record<string, string> = {}) => {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+      ...(authorization === undefined ? {} : { authorization }),
+      ...extra
+    },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "ping" })
+  })
+  return {
+    status: response.status,
+    challenge: response.headers.get("www-authenticate") ?? "",
+    body: await response.text()
+  }
+}
+
+describe("GatewayOAuth", () => {
+  let as: TestAuthServer.TestAuthServer
+  let upstream: TestServer.HttpTestServer
+  let gateway: Awaited<ReturnType<typeof serveGateway>>
+  let metadataUrl: string
+  const apiKey = "k-oauth-and-keys-1"
+
+  beforeAll(async () => {
+    as = await TestAuthServer.start({
+      jwtAccessTokens: true,
+      clients: [{ clientId: "agent", clientSecret: "agent-secret-1", grants: ["client_credentials"] }]
+    })
+    upstream = await TestServer.startHttp({ name: "up", tools, era: "legacy" })
+    gateway = await serveGateway({
+      mcpServers: {
+        up: {
+          url: upstream.url,
+          bridge: {
+            protocol: "legacy",
+            // One upstream session per identity, and results cached per identity.
+            pool: { max: 1, isolation: "per-identity" },
+            tools: { counter: { cache: "10 minutes" } }
+          }
+        }
+      },
+      gateway: {
+        apiKeys: [{ principal: "robot", sha256: createHash("sha256").update(apiKey).digest("hex") }],
+        oauth: {
+          issuer: as.issuer,
+          requiredScopes: ["mcp"],
+          scopes: { mcp: ["echo", "counter"], "tools:all": ["*"] },
+          adminScope: "gateway:admin",
+          jwksRefetchInterval: "1 second"
+        }
+      }
+    }, { port: 0 })
+    // The gateway is the resource tokens are asked for (RFC 8707).
+    as.acceptResource(gateway.url)
+    metadataUrl = gateway.url.replace(/\/mcp$/, "/.well-known/oauth-protected-resource/mcp")
+  }, 60_000)
+
+  afterAll(async () => {
+    await gateway?.close()
+    await upstream?.close()
+    await as?.close()
+  })
+
+  const token = (claims: Record<string, unknown>, options?: Parameters<TestAuthServer.TestAuthServer["signJwt"]>[1]) =>
+    as.signJwt({ aud: gateway.url, scope: "mcp", ...claims }, options)
+
+  it("serves its protected resource metadata (RFC 9728), at the root and for /mcp", async () => {
+    for (const url of [metadataUrl, gateway.url.replace(/\/mcp$/, "/.well-known/oauth-protected-resource")]) {
+      const response = await fetch(url)
+      assert.strictEqual(response.status, 200)
+      const document = await response.json() as Record<string, unknown>
+      assert.strictEqual(document.resource, gateway.url)
+      assert.deepStrictEqual(document.authorization_servers, [as.issuer])
+      assert.deepStrictEqual(document.bearer_methods_supported, ["header"])
+      assert.deepStrictEqual([...(document.scopes_supported as Array<string>)].sort(), [
+        "gateway:admin",
+        "mcp",
+        "tools:all"
+      ])
+    }
+    assert.strictEqual(
+      (await fetch(gateway.url.replace(/\/mcp$/, "/.well-known/oauth-protected-resource/x"))).status,
+      404
+    )
+  })
+
+  it("answers a request without a token with 401 and a challenge naming the metadata and the scope", async () => {
+    const { challenge, status } = await post(gateway.url, undefined)
+    assert.strictEqual(status, 401)
+    assert.strictEqual(challenge, `Bearer scope="mcp", resource_metadata="${metadataUrl}"`)
+  })
+
+  it("refuses an expired, foreign, forged or unknown token with 401 invalid_token, and never echoes it", async () => {
+    const now = Math.floor(Date.now() / 1000)
+    const cases: ReadonlyArray<readonly [string, string, string]> = [
+      ["expired", token({ sub: "alice", iat: now - 7200, exp: now - 3600 }), "expired"],
+      ["wrong audience", token({ sub: "alice", aud: "http://127.0.0.1:1/mcp" }), "not issued for this resource"],
+      ["wrong issuer", token({ sub: "alice", iss: "http://127.0.0.1:1" }), "untrusted issuer"],
+      ["bad signature", token({ sub: "alice" }, { foreignKey: true }), "signature"],
+      ["unknown kid", token({ sub: "alice" }, { kid: "no-such-key" }), "No key"],
+      ["not yet valid", token({ sub: "alice", nbf: now + 3600 }), "not valid yet"],
+      ["no subject", token({ sub: undefined }), "has no"],
+      ["not a JWT", "opaque-token-123", "invalid"]
+    ]
+    for (const [name, jwt, why] of cases) {
+      const { body, challenge, status } = await post(gateway.url, `Bearer ${jwt}`)
+      assert.strictEqual(status, 401, name)
+      assert.match(
+        challenge,
+        /^Bearer error="invalid_token", error_description="(?:[^"\\]|\\.)+", resource_metadata="/,
+        name
+      )
+      assert.include(challenge, `resource_metadata="${metadataUrl}"`, name)
+      assert.include(challenge + body, why, name)
+      for (const part of jwt.split(".")) assert.notInclude(challenge + body, part, name)
+    }
+  })
+
+  it("refuses a token that lacks the required scope with 403 insufficient_scope and the scopes to ask for", async () => {
+    const { challenge, status } = await post(gateway.url, `Bearer ${token({ sub: "alice", scope: "profile" })}`)
+    assert.strictEqual(status, 403)
+    assert.include(challenge, "Bearer error=\"insufficient_scope\"")
+    assert.include(challenge, "scope=\"profile mcp\"")
+    assert.include(challenge, `resource_metadata="${metadataUrl}"`)
+  })
+
+  it("lets an SDK client with client credentials find the authorization server from the 401 and call", async () => {
+    const provider = new ClientCredentialsProvider({
+      clientId: "agent",
+      clientSecret: "agent-secret-1",
+      expectedIssuer: as.issuer
+    })
+    const client = new Client({ name: "oauth-test", version: "1.0.0" }, { versionNegotiation: { mode: "auto" } })
+    await client.connect(new StreamableHTTPClientTransport(new URL(gateway.url), { authProvider: provider }))
+    // The scope `mcp` sees the tools it maps to, not `secret`.
+    assert.deepStrictEqual(names((await client.listTools()).tools), ["counter", "echo"])
+    const result = await client.callTool({ name: "echo", arguments: { via: "oauth" } }) as CallToolResult
+    assert.deepStrictEqual(JSON.parse(text(result)), { via: "oauth" })
+    await client.close()
+    const grants = as.events().filter((e) => e.kind === "token" && e.grant === "client_credentials")
+    assert.strictEqual(grants.length, 1)
+    assert.deepStrictEqual(grants.map((e) => e.kind === "token" && [e.ok, e.resource, e.scope]), [[
+      true,
+      gateway.url,
+      "mcp"
+    ]])
+  })
+
+  it("runs each user's calls as its own identity: its own upstream session and cache partition", async () => {
+    const sessions = upstream.sessionsOpened()
+    const alice = await connect(gateway.url, { authorization: `Bearer ${token({ sub: "alice" })}` })
+    const bob = await connect(gateway.url, { authorization: `Bearer ${token({ sub: "bob" })}` })
+    const count = async (client: Client) =>
+      JSON.parse(text(await client.callTool({ name: "counter", arguments: {} }) as CallToolResult))
+    const first = await count(alice.client)
+    assert.deepStrictEqual(await count(alice.client), first) // cached for alice
+    assert.strictEqual(upstream.calls("counter"), 1)
+    // Bob's call is neither alice's cached result nor a call on alice's upstream session.
+    assert.deepStrictEqual(await count(bob.client), first)
+    assert.strictEqual(upstream.calls("counter"), 2)
+    assert.isAtLeast(upstream.sessionsOpened() - sessions, 2)
+    await alice.client.close()
+    await bob.client.close()
+  })
+
+  it("shows each caller the tools its scopes map to", async () => {
+    const all = await connect(gateway.url, {
+      authorization: `Bearer ${token({ sub: "carol", scope: "mcp tools:all" })}`
+    })
+    assert.deepStrictEqual(names((await all.client.listTools()).tools), ["counter", "echo", "secret"])
+    assert.strictEqual(
+      text(await all.client.callTool({ name: "secret", arguments: {} }) as CallToolResult),
+      "classified"
+    )
+    await all.client.close()
+    const some = await connect(gateway.url, { authorization: `Bearer ${token({ sub: "carol" })}` })
+    const refused = await some.client.callTool({ name: "secret", arguments: {} }).then(() => "called", (e) => String(e))
+    assert.include(refused, "Unknown tool")
+    await some.client.close()
+  })
+
+  it("serves a 2025-era session only to the user that opened it", async () => {
+    const alice = await connect(gateway.url, { authorization: `Bearer ${token({ sub: "alice" })}` }, "legacy")
+    const session = alice.transport.sessionId!
+    const bob = await post(gateway.url, `Bearer ${token({ sub: "bob" })}`, {
+      "mcp-session-id": session,
+      "mcp-protocol-version": "2025-11-25"
+    })
+    assert.strictEqual(bob.status, 404)
+    assert.deepStrictEqual(names((await alice.client.listTools()).tools), ["counter", "echo"])
+    await alice.client.close()
+  })
+
+  it("takes API keys beside access tokens", async () => {
+    for (const headers of [{ authorization: `Bearer ${apiKey}` }, { "x-api-key": apiKey }]) {
+      const { client } = await connect(gateway.url, headers)
+      assert.deepStrictEqual(names((await client.listTools()).tools), ["counter", "echo", "secret"])
+      await client.close()
+    }
+    const wrong = await post(gateway.url, undefined, { "x-api-key": "k-wrong" })
+    assert.strictEqual(wrong.status, 401)
+    assert.include(wrong.challenge, `error="invalid_token"`)
+    assert.include(wrong.challenge, `resource_metadata="${metadataUrl}"`)
+  })
+
+  it("opens the dashboard to the admin scope only", async () => {
+    const page = gateway.url.replace(/\/mcp$/, "/")
+    assert.strictEqual((await fetch(page)).status, 401)
+    const user = await fetch(page, { headers: { authorization: `Bearer ${token({ sub: "alice" })}` } })
+    assert.strictEqual(user.status, 401)
+    const admin = await fetch(page, {
+      headers: { authorization: `Bearer ${token({ sub: "ops", scope: "gateway:admin" })}` }
+    })
+    assert.strictEqual(admin.status, 200)
+  })
+
+  it("fetches a rotated key once, and an unknown key id at most once per interval", async () => {
+    // The JWKS was fetched by the tests before; the refetch interval (1 s) must pass before a new key id refetches.
+    const before = as.jwksFetches()
+    assert.isAbove(before, 0)
+    await new Promise((resolve) => setTimeout(resolve, 1_100))
+    as.rotateSigningKey()
+    const rotated = await connect(gateway.url, { authorization: `Bearer ${token({ sub: "alice" })}` })
+    assert.deepStrictEqual(names((await rotated.client.listTools()).tools), ["counter", "echo"])
+    await rotated.client.close()
+    assert.strictEqual(as.jwksFetches(), before + 1)
+    // A burst of unknown key ids: each refused, at most one more fetch between them.
+    const forged = await Promise.all(
+      Array.from({ length: 5 }, () => post(gateway.url, `Bearer ${token({ sub: "mallory" }, { kid: "forged" })}`))
+    )
+    assert.deepStrictEqual(forged.map((r) => r.status), [401, 401, 401, 401, 401])
+    assert.isAtMost(as.jwksFetches(), before + 2)
+  })
+
+  it("refuses an oauth entry that cannot work, naming the field", async () => {
+    // What the schema refuses is a configuration error; what it cannot see (plain http off loopback), the gateway's.
+    for (
+      const [oauth, tag, field] of [
+        [{ issuer: "http://auth.example.com" }, "GatewayError", "gateway.oauth.issuer"],
+        [{ issuer: as.issuer, jwksUri: "http://keys.example.com/jwks" }, "GatewayError", "gateway.oauth.jwksUri"],
+        [{ issuer: "ftp://auth.example.com" }, "BridgeConfigError", "gateway.oauth.issuer"],
+        [{ issuer: as.issuer, algorithms: ["HS256"] }, "BridgeConfigError", "gateway.oauth.algorithms"],
+        [{ issuer: as.issuer, requiredScopes: ["a b"] }, "BridgeConfigError", "gateway.oauth.requiredScopes"],
+        [{ issuer: as.issuer, jwksRefetchInterval: "soon" }, "BridgeConfigError", "gateway.oauth.jwksRefetchInterval"]
+      ] as const
+    ) {
+      const error = await serveGateway({ mcpServers: {}, gateway: { oauth } }, { port: 0, dashboard: false }).then(
+        () => undefined,
+        (e: unknown) => e as { readonly _tag: string; readonly message: string }
+      )
+      assert.strictEqual(error?._tag, tag, error?.message)
+      assert.include(error?.message, field)
+      if (error instanceof Gateway.GatewayError) assert.strictEqual(error.reason._tag, "InvalidSettings")
+    }
+  })
+})
+
+describe("GatewayOAuth upstream login", () => {
+  let login: TestAuthServer.TestAuthServer
+  let gateway: Awaited<ReturnType<typeof serveGateway>>
+  const digest = (k: string) => createHash("sha256").update(k).digest("hex")
+
+  beforeAll(async () => {
+    login = await TestAuthServer.start({})
+    gateway = await serveGateway({
+      mcpServers: { login: { url: login.url, auth: {} } },
+      gateway: {
+        apiKeys: [{ principal: "alice", sha256: digest("k-alice-1") }, { principal: "bob", sha256: digest("k-bob-22") }]
+      }
+    }, { port: 0, dashboard: false })
+  }, 60_000)
+
+  afterAll(async () => {
+    await gateway?.close()
+    await login?.close()
+  })
+
+  // A 2025-era client that opens URL-mode elicitations in its "browser" as `user`.
+  const user = async (key: string, name: string) => {
+    const asked: Array<string> = []
+    const client = new Client({ name: "login-test", version: "1.0.0" }, { capabilities: { elicitation: { url: {} } } })
+    client.setRequestHandler("elicitation/create", async (request) => {
+      if (request.params.mode !== "url") return { action: "decline" as const }
+      asked.push(request.params.url)
+      const back = await TestAuthServer.approveAs(name)({ url: new URL(request.params.url), identity: undefined })
+      const page = await fetch(back)
+      await page.text()
+      return { action: "accept" as const }
+    })
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(gateway.url), { requestInit: { headers: { "x-api-key": key } } })
+    )
+    return { client, asked }
+  }
+
+  it("asks each user to sign in to the upstream with a URL-mode elicitation, once, and calls as that user", async () => {
+    const alice = await user("k-alice-1", "alice")
+    const first = await alice.client.callTool({ name: "whoami", arguments: {} }) as CallToolResult
+    assert.strictEqual(JSON.parse(text(first)).user, "alice", text(first))
+    assert.strictEqual(alice.asked.length, 1)
+    // The authorization page of the upstream's server, coming back to the gateway.
+    const asked = new URL(alice.asked[0]!)
+    assert.strictEqual(`${asked.origin}${asked.pathname}`, `${login.issuer}/authorize`)
+    assert.strictEqual(asked.searchParams.get("redirect_uri"), gateway.url.replace(/\/mcp$/, "/oauth/callback"))
+    const again = await alice.client.callTool({ name: "whoami", arguments: {} }) as CallToolResult
+    assert.strictEqual(JSON.parse(text(again)).user, "alice")
+    assert.strictEqual(alice.asked.length, 1)
+    const bob = await user("k-bob-22", "bob")
+    const his = await bob.client.callTool({ name: "whoami", arguments: {} }) as CallToolResult
+    assert.strictEqual(JSON.parse(text(his)).user, "bob", text(his))
+    assert.strictEqual(bob.asked.length, 1)
+    await alice.client.close()
+    await bob.client.close()
+  })
+})
