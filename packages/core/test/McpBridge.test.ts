@@ -589,6 +589,26 @@ describe("McpBridge", () => {
         )
       }))
 
+    it.effect("a reconfiguration keeps the production settings under the new configuration", () =>
+      Effect.gen(function*() {
+        const alpha = TestServer.make({ tools: echo })
+        const beta = TestServer.make({ tools: echo })
+        yield* Effect.gen(function*() {
+          const bridge = yield* McpBridge.McpBridge
+          const applied = yield* bridge.reconfigure({
+            mcpServers: { alpha: { type: "memory" }, beta: { type: "memory" } }
+          })
+          assert.deepStrictEqual([applied.added, applied.changed, applied.unchanged], [["beta"], [], ["alpha"]])
+          const beta2 = (yield* BridgeConfig.BridgeConfig).servers.get("beta")!
+          assert.deepStrictEqual([beta2.pool.min, beta2.throttle?.perSecond], [2, 50])
+        }).pipe(
+          Effect.provide(McpBridge.layerProduction({ mcpServers: { alpha: { type: "memory" } } }, {
+            transport: McpTransport.layer({ memory: { alpha: alpha.connect, beta: beta.connect } })
+          })),
+          Effect.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ MCP_BRIDGE_EXPORT: "false" })))
+        )
+      }))
+
     it.effect("user config overrides the defaults, the environment overrides both, a server's own section wins", () =>
       Effect.gen(function*() {
         const { servers } = yield* resolved(

@@ -145,6 +145,8 @@ describe("McpSession", () => {
       const r = reason(http(status))
       assert.strictEqual(r._tag, "Closed")
       assert.deepStrictEqual([r.server, r._tag === "Closed" && r.stderr], ["s", "last words"])
+      // the server refused it unread: the pool may send it again on a new session
+      assert.strictEqual(r._tag === "Closed" && r.notExecuted, true)
     })
 
     it.each([500, 502, 503])(

@@ -17,6 +17,7 @@
  * @since 0.1.0
  */
 import {
+  type BridgeConfigError,
   BridgeConfigSchema,
   CallerIdentity,
   ClientHandlers,
@@ -146,7 +147,26 @@ export declare namespace Gateway {
     readonly sessions: () => number
     /** Tells every downstream client the tool list changed (after a configuration change, for instance). */
     readonly toolsChanged: () => void
+    /**
+     * Applies a new configuration (`{ mcpServers, bridge?, gateway? }`) without dropping calls (see
+     * `McpBridge.reconfigure`): downstream clients are told the lists changed, and the gateway's naming follows the
+     * new `gateway` section. Settings the running gateway cannot change (`gateway.apiKeys`, `gateway.oauth`,
+     * `gateway.virtualServers`) are kept as they are and reported in `needsRestart`. An invalid configuration changes nothing and fails with
+     * `BridgeConfigError` or `GatewayError` (`InvalidSettings`), naming the field.
+     */
+    readonly reload: (config: object) => Effect.Effect<Reloaded, BridgeConfigError.BridgeConfigError | GatewayError>
   }
+}
+
+/**
+ * What `Gateway.reload` did: the servers added, removed, changed and kept (with `drained`, which completes once the
+ * removed and changed servers' calls have ended and their sessions are closed), and the settings left as they were
+ * until a restart (e.g. `gateway.apiKeys`).
+ *
+ * @since 0.1.0
+ */
+export interface Reloaded extends McpBridge.Reconfigured {
+  readonly needsRestart: ReadonlyArray<string>
 }
 
 /**
@@ -289,13 +309,13 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
   const relay = yield* Effect.serviceOption(Relay)
   const context = yield* Effect.context<never>()
   const run = Effect.runPromiseExitWith(context)
-  const namer = Naming.makeNamer(settings, bridge.servers)
+  let namer = Naming.makeNamer(settings, bridge.servers)
   const views = settings.virtualServers ?? {}
   const keyTools = new Map((settings.apiKeys ?? []).map((k) => [k.principal, k.tools]))
   let onChanged: () => void = () => undefined
   let onListChanged: (list: "resources" | "prompts") => void = () => undefined
   let onUpdated: (uri: string) => void = () => undefined
-  const promptNamer = Naming.makePromptNamer(settings, bridge.servers)
+  let promptNamer = Naming.makePromptNamer(settings, bridge.servers)
   const inView = (name: string | undefined) => {
     const servers = name === undefined ? undefined : views[name]?.servers
     return servers === undefined ? () => true : (server: string) => servers.includes(server)
@@ -327,10 +347,16 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
     { concurrency: "unbounded" }
   )
   const hasResources = resources0.length + templates0.length > 0
-  const capabilities: ServerCapabilities = {
+  const capabilities: { -readonly [K in keyof ServerCapabilities]: ServerCapabilities[K] } = {
     ...(hasResources ? { resources: { subscribe: true, listChanged: true } } : {}),
     ...(prompts0.length > 0 ? { prompts: { listChanged: true } } : {}),
     ...(templates0.length + prompts0.length > 0 ? { completions: {} } : {})
+  }
+  // A server added later with resources or prompts: sessions opened from then on are offered them.
+  const widen = (list: "resources" | "prompts") => {
+    if (list === "resources") capabilities.resources ??= { subscribe: true, listChanged: true }
+    else capabilities.prompts ??= { listChanged: true }
+    capabilities.completions ??= {}
   }
 
   // The catalog per principal, rebuilt from the bridge's tool index when asked for by a list, or by a call that
@@ -457,7 +483,35 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
   }
   catalogs.set(undefined, first)
 
+  // A new configuration: the bridge's servers, and the naming of the new `gateway` section; what needs a restart is
+  // kept and reported.
+  const restartOnly = ["apiKeys", "oauth", "virtualServers"] as const
+  const reload = (input: object) =>
+    Effect.gen(function*() {
+      const file = input as { readonly mcpServers?: unknown; readonly bridge?: unknown; readonly gateway?: unknown }
+      const next = yield* decodeSettings(file.gateway)
+      const needsRestart = restartOnly.filter((key) => JSON.stringify(next[key]) !== JSON.stringify(settings[key]))
+        .map((key) => `gateway.${key}`)
+      const applied = yield* bridge.reconfigure({
+        mcpServers: file.mcpServers,
+        ...(file.bridge === undefined ? {} : { bridge: file.bridge })
+      })
+      const { apiKeys: _keys, oauth: _oauth, virtualServers: _views, ...renamed } = next
+      const naming = {
+        ...renamed,
+        ...(settings.apiKeys === undefined ? {} : { apiKeys: settings.apiKeys }),
+        ...(settings.oauth === undefined ? {} : { oauth: settings.oauth }),
+        ...(settings.virtualServers === undefined ? {} : { virtualServers: settings.virtualServers })
+      }
+      namer = Naming.makeNamer(naming, bridge.servers)
+      promptNamer = Naming.makePromptNamer(naming, bridge.servers)
+      catalogs.clear()
+      onChanged()
+      return { ...applied, needsRestart } satisfies Reloaded
+    })
+
   return {
+    reload,
     settings,
     bridge,
     factory,
@@ -485,7 +539,10 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
     watchChanges: Stream.runForEach(bridge.changes, (change) =>
       Effect.sync(() => {
         if (change._tag === "ResourceUpdated") return onUpdated(change.uri)
-        if (change.list !== "tools") return onListChanged(change.list)
+        if (change.list !== "tools") {
+          widen(change.list)
+          return onListChanged(change.list)
+        }
         catalogs.clear()
         onChanged()
       }))
@@ -622,7 +679,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     url: ownUrl,
     port: bound.port,
     sessions: gateway.sessions,
-    toolsChanged: gateway.toolsChanged
+    toolsChanged: gateway.toolsChanged,
+    reload: core.reload
   } satisfies Gateway.Service
 })
 
@@ -671,7 +729,7 @@ export const makeStdio = Effect.fnUntraced(function*(options: Omit<Options, "por
     (handle) => Effect.promise(() => handle.close())
   )
   yield* Effect.forkScoped(core.watchChanges)
-  return { url: "stdio:", port: 0, sessions: () => 1, toolsChanged } satisfies Gateway.Service
+  return { url: "stdio:", port: 0, sessions: () => 1, toolsChanged, reload: core.reload } satisfies Gateway.Service
 })
 
 /**
@@ -702,6 +760,8 @@ export interface RunningGateway {
   /** The MCP endpoint. */
   readonly url: string
   readonly port: number
+  /** Applies a new configuration without dropping calls (see `Gateway.Service.reload`). */
+  readonly reload: (config: object) => Promise<Reloaded>
   /** Drains and stops the gateway, then closes every upstream session and child process. */
   readonly close: () => Promise<void>
 }
@@ -741,6 +801,7 @@ export const serveGateway = async (config: object, options: ServeOptions = {}): 
   return {
     url: exit.value.url,
     port: exit.value.port,
+    reload: (next) => Effect.runPromise(exit.value.reload(next)),
     close: () => Effect.runPromise(Scope.close(scope, Exit.void))
   }
 }

@@ -21,7 +21,7 @@ import type {
   ReadResourceResult,
   Tool
 } from "@modelcontextprotocol/client"
-import { Clock, Context, Duration, Effect, Layer, Option, Result, type Stream } from "effect"
+import { Clock, Context, Duration, Effect, Fiber, Layer, Option, Result, Semaphore, type Stream } from "effect"
 import { CallerIdentity } from "../auth/CallerIdentity.ts"
 import * as McpAuth from "../auth/McpAuth.ts"
 import * as BridgeConfig from "../config/BridgeConfig.ts"
@@ -45,6 +45,7 @@ import * as MetricsRecorder from "../telemetry/MetricsRecorder.ts"
 import { type BridgeMetrics, fromSnapshot } from "../telemetry/MetricsSnapshot.ts"
 import * as TelemetryExport from "../telemetry/TelemetryExport.ts"
 import * as Production from "./internal/production.ts"
+import * as Reconfigure from "./internal/reconfigure.ts"
 import * as Surface from "./internal/surface.ts"
 import * as ToolIndex from "./internal/toolIndex.ts"
 
@@ -343,11 +344,35 @@ export declare namespace McpBridge {
      */
     readonly changes: Stream.Stream<BridgeChange>
     /**
+     * Applies a new configuration (`{ mcpServers, bridge? }`, as `layer` takes) without dropping calls: added servers
+     * are routed to at once; removed ones drain (calls already on them finish; new calls get `UnknownServer`) and
+     * close (a stdio server's process ends); changed ones are replaced (new calls go to the new settings while the
+     * old sessions drain); unchanged ones keep their sessions, pools, cached results, breakers and limits. `changes`
+     * tells of the tool lists this changes (and of the resource and prompt lists, once the new servers answer).
+     * An invalid configuration fails with `BridgeConfigError` (naming the field) and changes nothing. Reconfigurations
+     * run one at a time. Settings of the layer itself (`LayerOptions`: the pool's, the stages') stay as built.
+     */
+    readonly reconfigure: (config: object) => Effect.Effect<Reconfigured, BridgeConfigError>
+    /**
      * Drops every server's tool list (or `server`'s), so that the next list or call asks the server again: for a
      * change learned elsewhere, e.g. from another replica of a gateway whose own session did not hear it.
      */
     readonly dropToolLists: (server?: string) => Effect.Effect<void>
   }
+}
+
+/**
+ * What `reconfigure` changed, by server name. `drained` completes once every removed or replaced server's calls have
+ * ended and its sessions are closed.
+ *
+ * @since 0.1.0
+ */
+export interface Reconfigured {
+  readonly added: ReadonlyArray<string>
+  readonly removed: ReadonlyArray<string>
+  readonly changed: ReadonlyArray<string>
+  readonly unchanged: ReadonlyArray<string>
+  readonly drained: Effect.Effect<void>
 }
 
 /**
@@ -393,11 +418,14 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     () => MetricsRecorder.noop
   )
   const telemetry = yield* Telemetry.Telemetry
-  const servers = Array.from(config.servers.keys())
+  // The servers in force: the configuration's own map, which `reconfigure` changes in place, so that the pool and
+  // every reader of `BridgeConfig` see the same servers as the router.
+  const live = config.servers as Map<string, BridgeConfig.ResolvedServer>
+  const serverNames = () => Array.from(live.keys())
   const defaultListTtl = Duration.fromInputUnsafe(options.toolListTimeToLive ?? "5 minutes")
 
   const unknownServer = (name: string) =>
-    new McpBridgeError({ reason: new UnknownServer({ server: name, available: servers }) })
+    new McpBridgeError({ reason: new UnknownServer({ server: name, available: serverNames() }) })
 
   const serverOf = (name: string) => {
     const server = config.servers.get(name)
@@ -439,7 +467,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     })
 
   const listTools = () =>
-    Effect.forEach(servers, (name) =>
+    Effect.forEach(serverNames(), (name) =>
       listServerTools(name).pipe(
         Effect.catch((error) =>
           Effect.logWarning(`MCP server "${name}" left out of the tool list: ${error.message}`).pipe(
@@ -456,12 +484,14 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
 
   // The pipeline: the built-in stages in context (each a pass-through when switched off), the user's stages in their
   // places, over the bottom of the pipeline (a leased session's tools/call).
+  const cache = yield* ResultCache.ResultCache
+  const throttler = yield* Throttler.Throttler
   const builtIn: ReadonlyArray<Pipeline.NamedStage<any>> = [
     { name: "telemetry", stage: telemetry },
-    { name: "cache", stage: yield* ResultCache.ResultCache },
+    { name: "cache", stage: cache },
     { name: "coalescing", stage: yield* Coalescing.Coalescing },
     { name: "resilience", stage: resilience },
-    { name: "throttle", stage: yield* Throttler.Throttler }
+    { name: "throttle", stage: throttler }
   ]
   const stages = yield* Pipeline.arrange(builtIn, options.stages ?? [])
   const caller: ToolCaller<CallError> = Pipeline.compose(stages, ConnectionPool.toolCaller(pool, watch))
@@ -544,7 +574,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     if (checked instanceof McpBridgeError) return Effect.fail(checked)
     const { meta, onProgress, parsed, timeout } = checked
     const rounds = options.rounds
-    const server = config.servers.get(parsed.server)
+    const server = live.get(parsed.server)
     if (server === undefined) return Effect.fail(unknownServer(parsed.server))
     return Effect.withFiber((fiber) => {
       const identity = fiber.getRef(CallerIdentity)
@@ -598,7 +628,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const metrics = () =>
     Effect.gen(function*() {
       const alerts = yield* telemetry.activeAlerts
-      return fromSnapshot(servers, recorder.snapshot(), yield* pool.stats, alerts)
+      return fromSnapshot(serverNames(), recorder.snapshot(), yield* pool.stats, alerts)
     })
 
   const callMany = (calls: Iterable<CallManyItem>, manyOptions: CallManyOptions = {}) => {
@@ -642,16 +672,83 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     }, { concurrency })
   }
 
+  // Reconfiguration: the new servers are routed to at once, and the old ones drain in the background.
+  const scope = yield* Effect.scope
+  const lock = yield* Semaphore.make(1)
+  const forget = (name: string) =>
+    Effect.andThen(
+      Effect.sync(() => {
+        index.forget(name)
+        surface.forget(name)
+      }),
+      Effect.all([
+        Effect.ignore(cache.invalidateServer(name)),
+        resilience.forget?.(name) ?? Effect.void,
+        throttler.forget?.(name) ?? Effect.void
+      ], { discard: true })
+    )
+  // The resource and prompt lists a change of servers changes: of the servers gone, those they had; of the servers
+  // new, those they answer with (asked for in the background, which also opens their first sessions).
+  const announce = (changes: Reconfigure.Diff, had: ReadonlyMap<string, ReadonlySet<"resources" | "prompts">>) =>
+    Effect.forEach([...changes.removed, ...changes.changed, ...changes.added], (name) =>
+      Effect.gen(function*() {
+        const lists = new Set(had.get(name))
+        if (live.has(name)) {
+          const [resources, templates, prompts] = yield* Effect.all([
+            Effect.orElseSucceed(surface.service.listServerResources(name), () => []),
+            Effect.orElseSucceed(surface.service.listServerResourceTemplates(name), () => []),
+            Effect.orElseSucceed(surface.service.listServerPrompts(name), () => [])
+          ], { concurrency: "unbounded" })
+          if (resources.length + templates.length > 0) lists.add("resources")
+          if (prompts.length > 0) lists.add("prompts")
+        }
+        for (const list of lists) surface.publish({ _tag: "ListChanged", server: name, list })
+      }), { concurrency: "unbounded", discard: true })
+
+  const reconfigure = (input: object): Effect.Effect<Reconfigured, BridgeConfigError> =>
+    lock.withPermit(Effect.gen(function*() {
+      const next = yield* BridgeConfig.decode(input)
+      const changes = Reconfigure.diff(live, next.servers)
+      const gone = [...changes.removed, ...changes.changed].map((name) => live.get(name)!)
+      const had = new Map(gone.map((server) => {
+        const lists = new Set<"resources" | "prompts">()
+        if (surface.holds(server.name, "resources")) lists.add("resources")
+        if (surface.holds(server.name, "prompts")) lists.add("prompts")
+        return [server.name, lists] as const
+      }))
+      // The switch: from here on, calls are routed by the new configuration (the map keeps its order of names).
+      for (const name of changes.removed) live.delete(name)
+      for (const name of [...changes.changed, ...changes.added]) live.set(name, next.servers.get(name)!)
+      yield* Effect.forEach(gone, (server) => forget(server.name), { discard: true })
+      for (const name of [...changes.removed, ...changes.changed, ...changes.added]) {
+        surface.publish({ _tag: "ListChanged", server: name, list: "tools" })
+      }
+      const drained = yield* Effect.forkIn(
+        Effect.andThen(
+          Effect.forEach(gone, (server) => pool.drain(server), { concurrency: "unbounded", discard: true }),
+          // Results cached meanwhile by the old servers' last calls are dropped too.
+          Effect.forEach(gone, (server) => Effect.ignore(cache.invalidateServer(server.name)), { discard: true })
+        ),
+        scope,
+        { startImmediately: true }
+      )
+      yield* Effect.forkIn(announce(changes, had), scope, { startImmediately: true })
+      return { ...changes, drained: Fiber.join(drained) } satisfies Reconfigured
+    }))
+
   return {
-    servers,
+    get servers() {
+      return serverNames()
+    },
     listTools,
     listServerTools,
     callTool,
     metrics,
     callMany,
+    reconfigure,
     dropToolLists: (server) =>
       Effect.sync(() => {
-        for (const name of server === undefined ? servers : [server]) index.invalidate(name)
+        for (const name of server === undefined ? serverNames() : [server]) index.invalidate(name)
       }),
     ...surface.service
   } satisfies McpBridge.Service
@@ -813,11 +910,15 @@ export const layerProduction = (
 ): Layer.Layer<Services, BridgeConfigError> =>
   Layer.unwrap(Effect.gen(function*() {
     const env = yield* Production.read.pipe(Effect.mapError(Production.environmentError))
-    const user = config as { readonly bridge?: Record<string, any> }
-    const bridge = {
-      ...user.bridge,
-      pool: { ...productionDefaults.pool, ...user.bridge?.pool, ...env.pool },
-      throttle: { ...productionDefaults.throttle, ...user.bridge?.throttle, ...env.throttle }
+    // The production settings under a configuration: at start, and for each `reconfigure`.
+    const withDefaults = (input: object) => {
+      const user = input as { readonly bridge?: Record<string, any> }
+      const bridge = {
+        ...user.bridge,
+        pool: { ...productionDefaults.pool, ...user.bridge?.pool, ...env.pool },
+        throttle: { ...productionDefaults.throttle, ...user.bridge?.throttle, ...env.throttle }
+      }
+      return { ...input, bridge }
     }
     const cache = options.cache === false
       ? false as const
@@ -827,6 +928,13 @@ export const layerProduction = (
     const telemetry = options.telemetry === false
       ? false as const
       : yield* Telemetry.optionsFromConfig(options.telemetry).pipe(Effect.mapError(Production.environmentError))
-    const bridgeLayer = layer({ ...config, bridge }, { ...options, cache, telemetry })
-    return exportOn ? TelemetryExport.layerOtlp().pipe(Layer.provideMerge(bridgeLayer)) : bridgeLayer
+    const bridgeLayer = layer(withDefaults(config), { ...options, cache, telemetry })
+    const built = exportOn ? TelemetryExport.layerOtlp().pipe(Layer.provideMerge(bridgeLayer)) : bridgeLayer
+    return Layer.effectContext(Effect.map(Effect.context<Services>(), (context) => {
+      const inner = Context.get(context, McpBridge)
+      const bridge: McpBridge.Service = Object.assign(Object.create(inner) as McpBridge.Service, {
+        reconfigure: (next: object) => inner.reconfigure(withDefaults(next))
+      })
+      return Context.add(context, McpBridge, bridge)
+    })).pipe(Layer.provide(built))
   }))

@@ -180,7 +180,10 @@ export declare namespace BridgeConfig {
    * @since 0.1.0
    */
   export interface Service {
-    /** Every configured server, by name, with its settings resolved. */
+    /**
+     * Every configured server, by name, with its settings resolved. The servers in force: a bridge's `reconfigure`
+     * changes this map in place.
+     */
     readonly servers: ReadonlyMap<string, ResolvedServer>
   }
 }
@@ -497,4 +500,5 @@ export const layer: {
  * @since 0.1.0
  */
 export const layerResolved = (config: BridgeConfig.Service): Layer.Layer<BridgeConfig> =>
-  Layer.succeed(BridgeConfig, config)
+  // A map of its own: a bridge's `reconfigure` changes it in place, never the caller's.
+  Layer.sync(BridgeConfig, () => ({ ...config, servers: new Map(config.servers) }))

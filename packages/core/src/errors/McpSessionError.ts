@@ -49,7 +49,13 @@ export class Closed extends Schema.TaggedClass<Closed>()("Closed", {
    * The session that died (`McpSession.id`), when it was open: the failures of calls in flight on one dead session
    * are one event for the server's circuit breaker, not one each.
    */
-  session: Schema.optionalKey(Schema.Finite)
+  session: Schema.optionalKey(Schema.Finite),
+  /**
+   * The server refused the request unread because it no longer knows the session (HTTP 404 or 410 for its
+   * `Mcp-Session-Id`: it restarted, or expired the session): the request did not run, so it may be sent again on a
+   * new session whatever its side effects.
+   */
+  notExecuted: Schema.optionalKey(Schema.Boolean)
 }) {}
 
 /**

@@ -105,6 +105,11 @@ export declare namespace Resilience {
       server: ResolvedServer,
       effect: Effect.Effect<A, E, R>
     ) => Effect.Effect<A, E | ResilienceError, R>
+    /**
+     * Forgets `server`'s breaker and retry budget (a reconfiguration removed or replaced it): its next call starts
+     * from a closed circuit with the settings then in force. Calls in flight keep the state they started with.
+     */
+    readonly forget?: ((server: string) => Effect.Effect<void>) | undefined
   }
 }
 
@@ -163,6 +168,8 @@ const retryAfterOf = (error: unknown): number | undefined =>
 const stateName = { Closed: "closed", Open: "open", HalfOpen: "half_open" } as const
 
 interface ServerState {
+  /** Where the breaker and its transitions' fiber live: closed when the server is forgotten. */
+  readonly scope: Scope.Closeable
   readonly breaker: CircuitBreaker.CircuitBreaker | undefined
   /** Runs one attempt through the breaker (built once per server, right after the state it updates). */
   guarded: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | ResilienceError, R>
@@ -238,6 +245,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}, privateSt
 
   const newState = (server: ResolvedServer): Effect.Effect<ServerState> =>
     Effect.gen(function*() {
+      const own = yield* Scope.fork(scope)
       const settings = server.circuitBreaker
       const breaker = settings === false ? undefined : yield* CircuitBreaker.make({
         tripPolicy: settings.failureRate === undefined
@@ -253,7 +261,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}, privateSt
         )
       }).pipe(
         Effect.provideService(CircuitBreaker.CircuitBreakerStore, storeOf(server) ?? store),
-        Scope.provide(scope)
+        Scope.provide(own)
       )
       if (breaker !== undefined) {
         // The breaker's state and transitions, as metrics (nothing is recorded per call).
@@ -269,11 +277,12 @@ export const make = Effect.fnUntraced(function*(options: Options = {}, privateSt
               )
             )
           ),
-          Effect.forkIn(scope, { startImmediately: true })
+          Effect.forkIn(own, { startImmediately: true })
         )
       }
       const retry = server.retry
       const state: ServerState = {
+        scope: own,
         breaker,
         guarded: (effect) => effect,
         fastPath: privateStore && storeOf(server) === undefined && settings !== false &&
@@ -315,11 +324,11 @@ export const make = Effect.fnUntraced(function*(options: Options = {}, privateSt
     Effect.suspend(() => {
       const state = states.get(server.name)
       if (state !== undefined) return Effect.succeed(state)
-      return Effect.map(newState(server), (made) => {
+      return Effect.flatMap(newState(server), (made) => {
         const existing = states.get(server.name)
-        if (existing !== undefined) return existing
+        if (existing !== undefined) return Effect.as(Scope.close(made.scope, Exit.void), existing)
         states.set(server.name, made)
-        return made
+        return Effect.succeed(made)
       })
     })
 
@@ -432,7 +441,15 @@ export const make = Effect.fnUntraced(function*(options: Options = {}, privateSt
   const guard = <A, E, R>(server: ResolvedServer, effect: Effect.Effect<A, E, R>) =>
     protect(server, "tools/list", true, effect, undefined)
 
-  return { wrap, guard } satisfies Resilience.Service
+  const forget = (server: string): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      const state = states.get(server)
+      if (state === undefined) return Effect.void
+      states.delete(server)
+      return Scope.close(state.scope, Exit.void)
+    })
+
+  return { wrap, guard, forget } satisfies Resilience.Service
 })
 
 /**

@@ -159,6 +159,11 @@ export declare namespace Throttler {
    */
   export interface Service {
     readonly wrap: <E>(next: ToolCaller<E>) => ToolCaller<E | ThrottlerError | McpBridgeError>
+    /**
+     * Forgets `server`'s limits (a reconfiguration removed or replaced it): its next call is admitted under the limits
+     * then in force. Calls admitted or waiting keep the gates they started with.
+     */
+    readonly forget?: ((server: string) => Effect.Effect<void>) | undefined
   }
 }
 
@@ -715,7 +720,14 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     return withSlots(ticket, 0, Effect.ensuring(admitted, stamp))
   }
 
-  return { wrap } satisfies Throttler.Service
+  const forget = (server: string): Effect.Effect<void> =>
+    Effect.sync(() => {
+      const ofServer = (key: string) => key === server || key.startsWith(`${server}\u0000`)
+      for (const key of Array.from(rateGates.keys())) if (ofServer(key)) rateGates.delete(key)
+      for (const key of Array.from(slots.keys())) if (ofServer(key)) slots.delete(key)
+    })
+
+  return { wrap, forget } satisfies Throttler.Service
 })
 
 /**

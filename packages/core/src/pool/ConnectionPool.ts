@@ -17,7 +17,7 @@ import { CallerIdentity } from "../auth/CallerIdentity.ts"
 import * as McpAuth from "../auth/McpAuth.ts"
 import { BridgeConfig, type ResolvedServer } from "../config/BridgeConfig.ts"
 import type { ConnectionPoolError } from "../errors/ConnectionPoolError.ts"
-import { McpBridgeError } from "../errors/McpBridgeError.ts"
+import { McpBridgeError, UnknownServer } from "../errors/McpBridgeError.ts"
 import { McpSessionError } from "../errors/McpSessionError.ts"
 import * as Metrics from "../internal/metrics.ts"
 import type { CallRequest, ToolCaller } from "../pipeline/ToolCaller.ts"
@@ -104,6 +104,14 @@ export declare namespace ConnectionPool {
     ) => Effect.Effect<A, E | McpSessionError | ConnectionPoolError | McpBridgeError, R>
     /** The state of every pool. */
     readonly stats: Effect.Effect<ReadonlyArray<PoolStats>>
+    /**
+     * Takes `server`'s pools out of service and closes them once the work on them has ended: calls already leasing
+     * (or waiting for) one of its sessions finish on it, then its sessions close (a stdio server's process ends). From
+     * the start of the drain, a lease for a newer configuration of the same name opens new pools; a late lease for
+     * `server` itself goes to the newer configuration, or fails with `UnknownServer` when the name is gone. Completes
+     * when the pools are closed. What `McpBridge`'s `reconfigure` uses for removed and changed servers.
+     */
+    readonly drain: (server: ResolvedServer) => Effect.Effect<void>
   }
 }
 
@@ -183,6 +191,13 @@ const parsePoolKey = (key: string): { readonly server: string; readonly identity
 const isTransportFailure = (error: unknown): error is McpSessionError =>
   error instanceof McpSessionError && error.isTransportFailure
 
+// An open session the server no longer knows (HTTP 404/410 for its id): the request never ran, and the session is
+// retired by the failure; the work goes again once on another session (a new one, initialized afresh, when it was
+// the only one), as the MCP transport specification asks of a client.
+const isUnexecuted = (error: unknown): boolean =>
+  error instanceof McpSessionError && error.reason._tag === "Closed" && error.reason.notExecuted === true &&
+  error.reason.session !== undefined
+
 // The `McpAuth` of the layer, if any, for the transports of OAuth-protected servers.
 const authContext = Effect.map(
   Effect.serviceOption(McpAuth.McpAuth),
@@ -228,6 +243,12 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const pools = new Map<string, SessionPool>()
   const gates = new Map<string, Gates>()
   const suspects = new WeakSet<McpSession.McpSession>()
+  // Pools of servers being drained (taken out of `pools` and the `RcMap`), by the server configuration they serve.
+  const draining = new WeakMap<ResolvedServer, Map<string, SessionPool>>()
+  const detached = new WeakSet<SessionPool>()
+  const scopes = new WeakMap<SessionPool, Scope.Closeable>()
+  const unknownServer = (name: string) =>
+    new McpBridgeError({ reason: new UnknownServer({ server: name, available: Array.from(config.servers.keys()) }) })
   // Sessions are numbered per pool layer (for logs and errors), never per process.
   let sessionCount = 0
 
@@ -430,18 +451,30 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const map = yield* RcMap.make({
     lookup: (id: string) =>
       Effect.gen(function*() {
-        const server = config.servers.get(parsePoolKey(id).server)!
+        const server = config.servers.get(parsePoolKey(id).server)
+        if (server === undefined) return yield* unknownServer(parsePoolKey(id).server)
+        observe(server.name)
         const ref: { current: SessionPool | undefined } = { current: undefined }
+        // The pool lives in a scope of its own: a drain closes it once its work has ended, after the map let it go.
+        const poolScope = yield* Scope.fork(layerScope)
         const pool = yield* Pool.makeWithStrategy({
           acquire: acquireOf(server, id, ref),
           min: server.pool.min,
           max: server.pool.max,
           concurrency: server.pool.concurrency,
           strategy: SessionStrategy.make(server, probeTimeout, retire(id))
-        })
+        }).pipe(Scope.provide(poolScope))
         ref.current = pool
         pools.set(id, pool)
-        yield* Effect.addFinalizer(() => Effect.sync(() => pools.delete(id)))
+        scopes.set(pool, poolScope)
+        yield* Effect.addFinalizer(() =>
+          detached.has(pool) ? Effect.void : Effect.andThen(
+            Effect.sync(() => {
+              if (pools.get(id) === pool) pools.delete(id)
+            }),
+            Scope.close(poolScope, Exit.void)
+          )
+        )
         return pool
       }),
     idleTimeToLive: (id: string) => id.includes("\u0000") ? identityTtl : unusedTtl
@@ -458,9 +491,16 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     for (const item of pool.state.items) if (item.exit._tag === "Success" && (item.refCount > 0) === used) n++
     return n
   }
-  if (recorder.enabled) {
+  // Each server's gauges, from its first pool on (servers added by a reconfiguration included).
+  const observed = new Set<string>()
+  const removers: Array<() => void> = []
+  yield* Effect.addFinalizer(() => Effect.sync(() => removers.forEach((remove) => remove())))
+  const observe = (name: string) => {
+    if (!recorder.enabled || observed.has(name)) return
+    observed.add(name)
     const d = Metrics.definitions
-    for (const server of config.servers.values()) {
+    {
+      const server = { name }
       const attrs = { [Metrics.Attr.server]: server.name }
       const remove = recorder.observe([
         [
@@ -472,16 +512,17 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
           poolGauge(server.name, (pool) => countItems(pool, true))
         ],
         [Metrics.gaugeOf(d.poolPending, attrs), poolGauge(server.name, (pool) => pool.state.waiters.size)],
-        [Metrics.gaugeOf(d.poolMax, attrs), () => server.pool.max]
+        [Metrics.gaugeOf(d.poolMax, attrs), () => config.servers.get(name)?.pool.max ?? 0]
       ])
-      yield* Effect.addFinalizer(() => Effect.sync(remove))
+      removers.push(remove)
     }
   }
+  for (const server of config.servers.values()) observe(server.name)
 
   // Warm `min` sessions of every shared pool from start-up.
   for (const server of config.servers.values()) {
     if (server.pool.min > 0 && server.pool.isolation === "shared") {
-      yield* RcMap.get(map, poolKey(server.name, undefined))
+      yield* Effect.orDie(RcMap.get(map, poolKey(server.name, undefined)))
     }
   }
 
@@ -607,6 +648,64 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     server: ResolvedServer,
     f: (session: McpSession.McpSession) => Effect.Effect<A, E, R>,
     call?: CallRequest
+  ): Effect.Effect<A, E | McpSessionError | ConnectionPoolError | McpBridgeError, R> => {
+    const once = draining.has(server) ? leaseDraining(server, f, call) : leaseOnce(server, f, call)
+    return Effect.catchIf(once, isUnexecuted, () => once)
+  }
+
+  // A lease for a server being drained: on its own pools while they are open; after that, on the newer configuration
+  // of its name, if there is one.
+  const leaseDraining = <A, E, R>(
+    server: ResolvedServer,
+    f: (session: McpSession.McpSession) => Effect.Effect<A, E, R>,
+    call: CallRequest | undefined
+  ): Effect.Effect<A, E | McpSessionError | ConnectionPoolError | McpBridgeError, R> =>
+    Effect.withFiber((fiber) => {
+      const perIdentity = server.pool.isolation === "per-identity"
+      const id = poolKey(server.name, perIdentity ? fiber.getRef(CallerIdentity) ?? "" : undefined)
+      const pool = draining.get(server)?.get(id)
+      if (pool !== undefined && !pool.state.isShuttingDown) return lease(server, id, pool, f, call)
+      const current = config.servers.get(server.name)
+      return current === undefined || current === server
+        ? Effect.fail(unknownServer(server.name))
+        : withSession(current, f, call)
+    })
+
+  const drain = (server: ResolvedServer): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      if (draining.has(server)) return Effect.void
+      const own = new Map<string, SessionPool>()
+      for (const [id, pool] of pools) if (parsePoolKey(id).server === server.name) own.set(id, pool)
+      draining.set(server, own)
+      for (const [id, pool] of own) {
+        detached.add(pool)
+        pools.delete(id)
+      }
+      // The next lease of this name opens pools of the configuration in force; these end with their work.
+      gates.delete(server.name)
+      priors.delete(server.name)
+      asking.delete(server.name)
+      for (const id of own.keys()) counters.delete(id)
+      return Effect.forEach(own, ([id, pool]) =>
+        Effect.andThen(
+          RcMap.invalidate(map, id),
+          Effect.andThen(noWaiters(pool), Effect.suspend(() => Scope.close(scopes.get(pool)!, Exit.void)))
+        ), { concurrency: "unbounded", discard: true })
+    })
+
+  // Callers queued for a session of a pool being drained get one before it closes (closing would interrupt them);
+  // leases in progress are waited for by the pool's own shutdown.
+  const noWaiters = (pool: SessionPool): Effect.Effect<void> =>
+    Effect.suspend(() =>
+      pool.state.waiters.size === 0
+        ? Effect.void
+        : Effect.andThen(Effect.sleep(Duration.millis(10)), noWaiters(pool))
+    )
+
+  const leaseOnce = <A, E, R>(
+    server: ResolvedServer,
+    f: (session: McpSession.McpSession) => Effect.Effect<A, E, R>,
+    call: CallRequest | undefined
   ): Effect.Effect<A, E | McpSessionError | ConnectionPoolError | McpBridgeError, R> =>
     Effect.withFiber((fiber) => {
       const perIdentity = server.pool.isolation === "per-identity"
@@ -647,7 +746,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     return out
   })
 
-  return { withSession, stats } satisfies ConnectionPool.Service
+  return { withSession, stats, drain } satisfies ConnectionPool.Service
 })
 
 /**
@@ -678,7 +777,9 @@ export const layerUnpooled: Layer.Layer<ConnectionPool, never, McpTransport> = L
             Effect.flatMap(f)
           )
         ),
-      stats: Effect.succeed([])
+      stats: Effect.succeed([]),
+      // Every session ends with its call: nothing to drain.
+      drain: () => Effect.void
     } satisfies ConnectionPool.Service
   })
 )

@@ -63,6 +63,7 @@ export const startHttpServer = async (
   const mode = options?.mode ?? "stateful"
   const dual = (spec.era ?? "dual") === "dual"
   const sessions = new Map<string, LegacySession>()
+  const forgotten: Array<LegacySession> = []
   let opened = 0
   let terminated = 0
   let closed = false
@@ -188,7 +189,7 @@ export const startHttpServer = async (
   const close = async (): Promise<void> => {
     if (closed) return
     closed = true
-    const open = [...sessions.values()]
+    const open = [...sessions.values(), ...forgotten.splice(0)]
     sessions.clear()
     changed(state)
     await Promise.all(open.map((s) => s.server.close().catch(() => undefined)))
@@ -203,6 +204,15 @@ export const startHttpServer = async (
     sessionsOpened: () => opened,
     sessionsTerminated: () => terminated,
     openSessions: () => sessions.size,
+    forgetSessions: () => {
+      const open = [...sessions.values()]
+      forgotten.push(...open)
+      sessions.clear()
+      changed(state)
+      // Their streams stay open (closed with the server), as a restarted process behind a load balancer would leave
+      // them: only requests naming them fail.
+      return open.length
+    },
     close
   }
 }

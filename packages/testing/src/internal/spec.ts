@@ -240,6 +240,12 @@ export interface HttpTestServer {
   /** sessions the client ended (HTTP: a DELETE of the session; SSE: the client closed its event stream) */
   readonly sessionsTerminated: () => number
   readonly openSessions: () => number
+  /**
+   * Forgets every open session without telling its client, as a server that restarted behind a proxy would: requests
+   * naming a forgotten session get 404 "Session not found" (stateful HTTP; a no-op for SSE and stateless servers).
+   * Returns how many were forgotten.
+   */
+  readonly forgetSessions: () => number
   /** stops listening and destroys open connections; idempotent */
   readonly close: () => Promise<void>
 }

@@ -139,6 +139,7 @@ export const startSseServer = async (spec: TestServerSpec, options?: SseOptions)
     sessionsOpened: () => opened,
     sessionsTerminated: () => terminated,
     openSessions: () => sessions.size,
+    forgetSessions: () => 0,
     close
   }
 }

@@ -83,7 +83,8 @@ export const make = <E>(env: Env<E>): Effect.Effect<ReturnType<typeof build<E>>,
 
 const build = <E>(env: Env<E>, pubsub: PubSub.PubSub<Change>, scope: Scope.Scope) => {
   const { servers } = env
-  const names = Array.from(servers.keys())
+  // The servers in force: `servers` is the bridge's live map (a reconfiguration changes it).
+  const names = () => Array.from(servers.keys())
   const ttlMillis = Duration.toMillis(env.timeToLive)
   const publish = (change: Change) => void PubSub.publishUnsafe(pubsub, change)
 
@@ -217,7 +218,7 @@ const build = <E>(env: Env<E>, pubsub: PubSub.PubSub<Change>, scope: Scope.Scope
     })
 
   const unknownServer = (name: string) =>
-    new McpBridgeError({ reason: new UnknownServer({ server: name, available: names }) })
+    new McpBridgeError({ reason: new UnknownServer({ server: name, available: names() }) })
   const serverOf = (name: string) => {
     const server = servers.get(name)
     return server === undefined ? Effect.fail(unknownServer(name)) : Effect.succeed(server)
@@ -233,7 +234,7 @@ const build = <E>(env: Env<E>, pubsub: PubSub.PubSub<Change>, scope: Scope.Scope
   const listAll =
     <B>(what: string, one: (name: string) => Effect.Effect<ReadonlyArray<B>, McpBridgeError | McpSessionError | E>) =>
     () =>
-      Effect.forEach(names, (name) =>
+      Effect.forEach(names(), (name) =>
         one(name).pipe(
           Effect.catch((error) =>
             Effect.logWarning(`MCP server "${name}" left out of the ${what} list: ${(error as Error).message}`).pipe(
@@ -513,8 +514,32 @@ const build = <E>(env: Env<E>, pubsub: PubSub.PubSub<Change>, scope: Scope.Scope
         )
     ) as Effect.Effect<void, McpBridgeError | McpSessionError | E>
 
+  // Whether a list of `server` known now has items (any identity's): what a removal changes for downstream clients.
+  const holds = (server: string, list: "resources" | "prompts"): boolean => {
+    const kinds: ReadonlyArray<Kind> = list === "resources" ? ["resources", "templates"] : ["prompts"]
+    for (const [key, entry] of kept) {
+      for (const kind of kinds) {
+        const prefix = `${kind}\u0000${server}`
+        if ((key === prefix || key.startsWith(`${prefix}\u0000`)) && entry.items.length > 0) return true
+      }
+    }
+    return false
+  }
+
+  // A server removed or replaced: its lists, their scopes and pending news are forgotten.
+  const forget = (server: string): void => {
+    for (const kind of ["resources", "templates", "prompts"] as const) {
+      invalidate(server, kind)
+      scopes.delete(`${kind}\u0000${server}`)
+    }
+    for (const list of ["tools", "resources", "prompts"] as const) dirty.delete(`${list}\u0000${server}`)
+  }
+
   return {
     watch,
+    forget,
+    holds,
+    publish,
     toolsFetched: (server: string, differs: boolean) => fetched(server, "tools", differs),
     service: {
       listResources: listAll("resource", listServerResources),

@@ -54,6 +54,8 @@ export interface ToolIndex<T, E> {
   ) => Effect.Effect<IndexedList<T>, E>
   /** Drops every list of `server` (all identities) at once. */
   readonly invalidate: (server: string) => void
+  /** Forgets all it knew of `server` (its lists and their scope): the server was removed or replaced. */
+  readonly forget: (server: string) => void
   /**
    * The list the router may use now without any effect (a warm call's fast path), or `undefined`: then use `route`.
    */
@@ -121,10 +123,9 @@ export const make = <T, E>(options: {
       session.onToolsChanged(() => invalidate(session.server))
     }
 
-    const lookup = (key: string): Effect.Effect<IndexedList<T>, E> =>
+    const lookup = (key: string, server: BridgeConfig.ResolvedServer): Effect.Effect<IndexedList<T>, E> =>
       Effect.gen(function*() {
-        const name = serverOfKey(key)
-        const server = servers.get(name)!
+        const name = server.name
         const generation = generationOf(name)
         const { era, list } = yield* options.listTools(server, watch).pipe(
           Effect.withSpan("tools/list", listSpanOptions(name))
@@ -163,16 +164,16 @@ export const make = <T, E>(options: {
         return indexed
       })
 
-    const fetch = (key: string) => flights.run(key, lookup(key))
+    const fetch = (key: string, server: BridgeConfig.ResolvedServer) => flights.run(key, lookup(key, server))
 
     // One background refresh per key: marked before the fork starts, so that the calls routed meanwhile add none.
     const refreshing = new Set<string>()
-    const revalidate = (key: string): Effect.Effect<void> =>
+    const revalidate = (key: string, server: BridgeConfig.ResolvedServer): Effect.Effect<void> =>
       Effect.suspend(() => {
         if (flights.has(key) || refreshing.has(key)) return Effect.void
         refreshing.add(key)
         return Effect.asVoid(Effect.forkIn(
-          Effect.ignore(fetch(key)).pipe(Effect.ensuring(Effect.sync(() => refreshing.delete(key)))),
+          Effect.ignore(fetch(key, server)).pipe(Effect.ensuring(Effect.sync(() => refreshing.delete(key)))),
           scope
         ))
       })
@@ -185,8 +186,8 @@ export const make = <T, E>(options: {
         const key = keyOf(server.name, identity)
         const list = lists.get(key)
         const now = clock.currentTimeMillisUnsafe()
-        if (!usable(list, now)) return fetch(key)
-        return now >= list!.routeUntil ? Effect.as(revalidate(key), list!) : Effect.succeed(list!)
+        if (!usable(list, now)) return fetch(key, server)
+        return now >= list!.routeUntil ? Effect.as(revalidate(key, server), list!) : Effect.succeed(list!)
       })
 
     const peek = (server: string, identity: string | undefined, nowMillis: number) => {
@@ -201,15 +202,20 @@ export const make = <T, E>(options: {
         const key = keyOf(server.name, identity)
         const cached = lists.get(key)
         const now = clock.currentTimeMillisUnsafe()
-        return usable(cached, now) && now < cached!.freshUntil ? Effect.succeed(cached!) : fetch(key)
+        return usable(cached, now) && now < cached!.freshUntil ? Effect.succeed(cached!) : fetch(key, server)
       })
 
     const reload = (server: BridgeConfig.ResolvedServer, identity: string | undefined) =>
       Effect.suspend(() => {
         const key = keyOf(server.name, identity)
         lists.delete(key)
-        return fetch(key)
+        return fetch(key, server)
       })
 
-    return { watch, route, list, reload, invalidate, peek } satisfies ToolIndex<T, E>
+    const forget = (server: string): void => {
+      invalidate(server)
+      scopes.delete(server)
+    }
+
+    return { watch, route, list, reload, invalidate, forget, peek } satisfies ToolIndex<T, E>
   })

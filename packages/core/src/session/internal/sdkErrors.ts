@@ -65,7 +65,12 @@ export const reasonFromSdk = (
   }
   if (error instanceof SdkHttpError) {
     return error.status === 404 || error.status === 410
-      ? new Closed({ server, message: `HTTP ${error.status}: the server no longer knows this session`, ...withStderr })
+      ? new Closed({
+        server,
+        message: `HTTP ${error.status}: the server no longer knows this session`,
+        notExecuted: true,
+        ...withStderr
+      })
       : error.status >= 500
       ? new Protocol({ server, code: error.status, message: `HTTP ${error.status} ${error.statusText ?? ""}`.trim() })
       : new Protocol({ server, code: error.status, message: error.message })

@@ -28,6 +28,7 @@ import * as NodeTransport from "../../NodeTransport.ts"
 import * as RedisStores from "../../replica/RedisStores.ts"
 import * as ConfigFile from "./configFile.ts"
 import * as Progress from "./progress.ts"
+import * as Reload from "./reload.ts"
 import {
   type ErrorJson,
   errorJson,
@@ -589,6 +590,14 @@ const serve = Command.make(
         if (redis !== undefined) {
           yield* io.err(`mcp-bridge: sharing state through Redis at ${RedisStores.printableUrl(redis.url)}`)
         }
+        // The file is reloaded when it changes and on SIGHUP; the configuration in force is the one to scrub.
+        yield* Reload.watchAndReload({
+          path: flags.config.pipe(Option.getOrThrow),
+          file: file.file,
+          started: { redis: file.served.redis },
+          gateway,
+          log: (...lines) => makeIo(false, secretsOf(config)).err(...lines)
+        })
         if (input.stdio) {
           yield* io.err(`mcp-bridge: serving ${count} of ${file.file} over stdio`)
           yield* stdinEnded
@@ -597,7 +606,7 @@ const serve = Command.make(
           if (input.dashboard) yield* io.out(`mcp-bridge: dashboard at ${gateway.url.replace(/\/mcp$/, "/")}`)
           return yield* Effect.never
         }
-      }).pipe(Effect.provide(live))
+      }).pipe(Effect.scoped, Effect.provide(live))
     }).pipe(
       Effect.catchTag("BridgeConfigError", (error) => reportConfigError(flags, error)),
       Effect.catchTag(
@@ -623,8 +632,9 @@ const serve = Command.make(
   Command.withDescription(
     "Serve the configured servers as one MCP server, through the bridge (pool, cache, limits, breakers): over " +
       "Streamable HTTP at http://HOST:PORT/mcp for 2026-07-28 and 2025-era clients, with /healthz, /readyz and " +
-      "/metrics beside it, or over stdio with --stdio. Tool names follow the file's \"gateway\" section. Stops on " +
-      "SIGINT or SIGTERM after the calls in flight end."
+      "/metrics beside it, or over stdio with --stdio. Tool names follow the file's \"gateway\" section. The file is " +
+      "reloaded when it changes and on SIGHUP, without dropping calls in flight (an invalid file is refused and the " +
+      "previous configuration keeps serving). Stops on SIGINT or SIGTERM after the calls in flight end."
   ),
   Command.withExamples([
     { command: "mcp-bridge serve --config mcp.json --port 8080", description: "Serve at http://127.0.0.1:8080/mcp" },
