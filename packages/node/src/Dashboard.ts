@@ -317,10 +317,12 @@ const makeShared = Effect.fnUntraced(function*(input: {
   const self = replica?.id ?? `${hostname()}:${process.pid}`
   const everyMillis = Math.max(100, Duration.toMillis(Duration.fromInputUnsafe(options.sharedInterval ?? "2 seconds")))
 
-  // The rate limits and remote circuits the configuration names, in the stores' keys.
-  const limits: Array<DashboardState.LimitRow> = []
-  const remote: Array<string> = []
-  if (Option.isSome(config)) {
+  // The rate limits and remote circuits the configuration names, in the stores' keys (read each time: a reload
+  // changes the servers in force).
+  const configured = () => {
+    const limits: Array<DashboardState.LimitRow> = []
+    const remote: Array<string> = []
+    if (Option.isNone(config)) return { limits, remote }
     for (const server of config.value.servers.values()) {
       const push = (tool: string | undefined, throttle: BridgeConfig.ResolvedServer["throttle"]) => {
         const base = tool === undefined ? server.name : `${server.name}\u0000${tool}`
@@ -350,9 +352,9 @@ const makeShared = Effect.fnUntraced(function*(input: {
       const kind = BridgeConfig.transportKind(server.transport)
       if (server.circuitBreaker !== false && (kind === "http" || kind === "sse")) remote.push(server.name)
     }
+    return { limits, remote }
   }
 
-  const limitKeys = limits.map((l) => ({ key: l.key, window: Duration.millis(l.windowMillis) }))
   if (stats !== undefined) {
     yield* stats.serve(
       self,
@@ -366,26 +368,29 @@ const makeShared = Effect.fnUntraced(function*(input: {
     )
   }
 
-  const readCircuits = circuits === undefined ? Effect.succeed([]) : Effect.forEach(
-    remote,
-    (server) =>
-      circuits.state(server).pipe(
-        Effect.map((state): DashboardState.CircuitRow => ({
-          server,
-          state: state._tag === "Closed" ? "closed" : state._tag === "Open" ? "open" : "half_open",
-          retryAfterMillis: state._tag === "Open" ? Duration.toMillis(state.retryAfter) : null
-        })),
-        Effect.orElseSucceed((): DashboardState.CircuitRow => ({ server, state: null, retryAfterMillis: null }))
-      ),
-    { concurrency: "unbounded" }
-  )
+  const readCircuits = (remote: ReadonlyArray<string>) =>
+    circuits === undefined ? Effect.succeed([]) : Effect.forEach(
+      remote,
+      (server) =>
+        circuits.state(server).pipe(
+          Effect.map((state): DashboardState.CircuitRow => ({
+            server,
+            state: state._tag === "Closed" ? "closed" : state._tag === "Open" ? "open" : "half_open",
+            retryAfterMillis: state._tag === "Open" ? Duration.toMillis(state.retryAfter) : null
+          })),
+          Effect.orElseSucceed((): DashboardState.CircuitRow => ({ server, state: null, retryAfterMillis: null }))
+        ),
+      { concurrency: "unbounded" }
+    )
   const read = Effect.gen(function*() {
     const at = yield* Clock.currentTimeMillis
+    const { limits, remote } = configured()
+    const limitKeys = limits.map((l) => ({ key: l.key, window: Duration.millis(l.windowMillis) }))
     const [result, circuitRows] = yield* Effect.all([
       stats === undefined
         ? Effect.succeed(undefined)
         : Effect.result(Effect.andThen(Effect.ignore(stats.ask), stats.read(limitKeys))),
-      readCircuits
+      readCircuits(remote)
     ], { concurrency: "unbounded" })
     return DashboardState.sharedView({
       at,
