@@ -20,23 +20,29 @@ interface Stored {
 
 /** A store for one session that keeps its last `maxEvents` events, of all its streams together. @internal */
 export const make = (maxEvents = 1000): EventStore => {
-  const events: Array<Stored> = []
+  // A ring: storing an event is O(1) however many the session has sent.
+  const ring: Array<Stored | undefined> = []
+  let stored = 0
   let counter = 0
   const streamOf = (eventId: string) => {
     const at = eventId.lastIndexOf(SEPARATOR)
     return at > 0 ? eventId.slice(0, at) : undefined
   }
+  // The events kept, oldest first.
+  const kept = function*(): Generator<Stored> {
+    for (let i = Math.max(0, stored - maxEvents); i < stored; i++) yield ring[i % maxEvents]!
+  }
   return {
     storeEvent: (streamId, message) => {
       const id = `${streamId}${SEPARATOR}${(counter++).toString(36)}`
-      events.push({ streamId, id, message })
-      if (events.length > maxEvents) events.splice(0, events.length - maxEvents)
+      ring[stored++ % maxEvents] = { streamId, id, message }
       return Promise.resolve(id)
     },
     getStreamIdForEventId: (eventId) => Promise.resolve(streamOf(eventId)),
     replayEventsAfter: async (lastEventId, { send }) => {
       const streamId = streamOf(lastEventId)
       if (streamId === undefined) throw new Error("Invalid event ID format")
+      const events = [...kept()]
       const from = events.findIndex((event) => event.id === lastEventId)
       // An event already forgotten: replay what is left of the stream (better a duplicate than a gap).
       for (const event of from < 0 ? events : events.slice(from + 1)) {
