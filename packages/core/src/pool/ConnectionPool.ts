@@ -12,7 +12,20 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Duration, Effect, Exit, Layer, Option, Pool, RcMap, Scope, Semaphore } from "effect"
+import {
+  Clock,
+  Context,
+  Duration,
+  Effect,
+  Exit,
+  type Fiber,
+  Layer,
+  Option,
+  Pool,
+  RcMap,
+  Scope,
+  Semaphore
+} from "effect"
 import { CallerIdentity } from "../auth/CallerIdentity.ts"
 import * as McpAuth from "../auth/McpAuth.ts"
 import { BridgeConfig, type ResolvedServer } from "../config/BridgeConfig.ts"
@@ -653,6 +666,10 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     return Effect.catchIf(once, isUnexecuted, () => once)
   }
 
+  // The pool a call on `fiber` leases from: the server's shared one, or its caller's own.
+  const poolIdOf = (server: ResolvedServer, perIdentity: boolean, fiber: Fiber.Fiber<unknown, unknown>) =>
+    poolKey(server.name, perIdentity ? fiber.getRef(CallerIdentity) ?? "" : undefined)
+
   // A lease for a server being drained: on its own pools while they are open; after that, on the newer configuration
   // of its name, if there is one.
   const leaseDraining = <A, E, R>(
@@ -662,7 +679,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   ): Effect.Effect<A, E | McpSessionError | ConnectionPoolError | McpBridgeError, R> =>
     Effect.withFiber((fiber) => {
       const perIdentity = server.pool.isolation === "per-identity"
-      const id = poolKey(server.name, perIdentity ? fiber.getRef(CallerIdentity) ?? "" : undefined)
+      const id = poolIdOf(server, perIdentity, fiber)
       const pool = draining.get(server)?.get(id)
       if (pool !== undefined && !pool.state.isShuttingDown) return lease(server, id, pool, f, call)
       const current = config.servers.get(server.name)
@@ -709,7 +726,7 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
   ): Effect.Effect<A, E | McpSessionError | ConnectionPoolError | McpBridgeError, R> =>
     Effect.withFiber((fiber) => {
       const perIdentity = server.pool.isolation === "per-identity"
-      const id = poolKey(server.name, perIdentity ? fiber.getRef(CallerIdentity) ?? "" : undefined)
+      const id = poolIdOf(server, perIdentity, fiber)
       const open = sharedPoolsStay && !perIdentity ? pools.get(id) : undefined
       if (open !== undefined) return lease(server, id, open, f, call)
       const leased = Effect.scoped(Effect.flatMap(RcMap.get(map, id), (pool) => lease(server, id, pool, f, call)))
