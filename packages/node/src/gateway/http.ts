@@ -9,13 +9,12 @@
  *   later requests find it by `Mcp-Session-Id` (an unknown id answers 404, so the client initializes again).
  * - Host and Origin checks against DNS rebinding when the gateway listens on a loopback address (or on the hosts and
  *   origins the operator allows), API keys or OAuth access tokens when configured (a 2025-era session serves only
- *   the principal that opened it), then the request body is read and parsed once.
+ *   the principal that opened it), then the request body is read and parsed once (`nodeHttp.ts`: the SDK's handlers
+ *   get it parsed, and answers that are not event streams are written whole).
  * - Drain: `close` stops new requests (503), waits for those in flight, then closes every session.
  *
  * @internal
  */
-import type { NodeMcpRequestHandler } from "@modelcontextprotocol/node"
-import { toNodeHandler } from "@modelcontextprotocol/node"
 import type { AuthInfo, McpHttpHandler, ServerEvent } from "@modelcontextprotocol/server"
 import {
   createMcpHandler,
@@ -33,6 +32,7 @@ import type { GatewayReplicas } from "../replica/GatewayReplicas.ts"
 import { replayInitialize } from "../replica/revive.ts"
 import * as EventStore from "./eventStore.ts"
 import { notify as notifySession } from "./mcpServer.ts"
+import { inbound, maxBodyBytes, respond } from "./nodeHttp.ts"
 import type { OAuthGate } from "./oauth.ts"
 
 /** An API key as the configuration stores it: the SHA-256 hex of the key, and who it is. @internal */
@@ -233,7 +233,8 @@ export const make = (options: HttpOptions): HttpGateway => {
     return attempt
   }
 
-  const mcp = async (request: Request, view: string | undefined): Promise<Response> => {
+  /** `parsed`: the request's body as JSON (`undefined`: none, or not JSON, and then the body is in `request`). */
+  const mcp = async (request: Request, view: string | undefined, parsed: unknown): Promise<Response> => {
     if (allowed !== undefined) {
       const rejected = hostHeaderValidationResponse(request, allowed) ?? originValidationResponse(request, allowed)
       if (rejected !== undefined) return rejected
@@ -248,15 +249,14 @@ export const make = (options: HttpOptions): HttpGateway => {
         return jsonRpcError(404, -32001, "Session not found")
       }
       session.lastSeen = Date.now()
-      return session.transport.handleRequest(request, handleOptions)
+      return session.transport.handleRequest(
+        request,
+        parsed === undefined ? handleOptions : { ...handleOptions, parsedBody: parsed }
+      )
     }
     if (request.method !== "POST") return modern.get(view)!.fetch(request, handleOptions)
-    let body: unknown
-    try {
-      body = JSON.parse(await request.text())
-    } catch {
-      return jsonRpcError(400, -32700, "Parse error: the body is not JSON")
-    }
+    if (parsed === undefined) return jsonRpcError(400, -32700, "Parse error: the body is not JSON")
+    const body = parsed
     if (await isLegacyRequest(request, body)) return legacy(request, body, view, auth)
     const checked = options.checkModern?.(request, body, view, auth)
     const refused = checked instanceof Promise ? await checked : checked
@@ -273,12 +273,30 @@ export const make = (options: HttpOptions): HttpGateway => {
     return null
   }
 
-  const handlers = new Map<string | undefined, NodeMcpRequestHandler>()
-  for (const view of [undefined, ...options.views]) {
-    handlers.set(
-      view,
-      toNodeHandler({ fetch: (request) => mcp(request, view) }, { onerror: (error) => options.onError(error) })
+  // The request's signal aborts when the client goes away before its answer is written.
+  const serveMcp = async (req: IncomingMessage, res: ServerResponse, view: string | undefined): Promise<void> => {
+    const abort = new AbortController()
+    let finished = false
+    const closed = new Promise<void>((resolve) =>
+      res.once("close", () => {
+        if (!finished) abort.abort()
+        resolve()
+      })
     )
+    let response: Response
+    try {
+      const read = await inbound(req, abort.signal)
+      response = read === "too-large"
+        ? jsonRpcError(413, -32000, `Payload Too Large: Request body must not exceed ${maxBodyBytes} bytes`, {
+          connection: "close"
+        })
+        : await mcp(read.request, view, read.parsed)
+    } catch (error) {
+      options.onError(error instanceof Error ? error : new Error(String(error)))
+      response = jsonRpcError(500, -32603, "Internal server error")
+    }
+    await respond(response, res, closed)
+    finished = true
   }
 
   const text = (res: ServerResponse, status: number, body: string, type = "text/plain; charset=utf-8") => {
@@ -304,7 +322,7 @@ export const make = (options: HttpOptions): HttpGateway => {
     const view = viewOf(path)
     if (view !== null) {
       if (closing) return text(res, 503, "the gateway is shutting down\n")
-      return handlers.get(view)!(req as Parameters<NodeMcpRequestHandler>[0], res)
+      return serveMcp(req, res, view)
     }
     if (options.extraRoutes !== undefined && await options.extraRoutes(req, res)) return
     text(res, 404, "not found\n")
