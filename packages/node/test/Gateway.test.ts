@@ -144,7 +144,7 @@ describe("Gateway", () => {
     }
   })
 
-  it("makes a 2025-11-25 session's streams resumable: a priming event, a retry field, a replay after Last-Event-ID", async () => {
+  it("answers a 2025-11-25 call as JSON when nothing precedes its answer, and makes its streams resumable: a priming event, a retry field, a replay after Last-Event-ID", async () => {
     const post = (body: unknown, session?: string) =>
       fetch(one.url, {
         method: "POST",
@@ -164,12 +164,24 @@ describe("Gateway", () => {
     const session = init.headers.get("mcp-session-id")!
     await init.text()
     await (await post({ jsonrpc: "2.0", method: "notifications/initialized" }, session)).text()
-    const call = await (await post({
+    // A call whose answer is the first thing sent about it is answered as JSON, in one piece.
+    const quick = await post(
+      { jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "echo", arguments: {} } },
+      session
+    )
+    assert.strictEqual(quick.headers.get("content-type"), "application/json")
+    assert.strictEqual(quick.headers.get("mcp-session-id"), session)
+    assert.strictEqual(((await quick.json()) as { id: number }).id, 2)
+    // A call that reports progress before its answer gets the stream.
+    const streamed = await post({
       jsonrpc: "2.0",
-      id: 2,
+      id: 3,
       method: "tools/call",
-      params: { name: "echo", arguments: { r: 1 } }
-    }, session)).text()
+      params: { name: "progress", arguments: {}, _meta: { progressToken: "p-3" } }
+    }, session)
+    assert.strictEqual(streamed.headers.get("content-type"), "text/event-stream")
+    const call = await streamed.text()
+    assert.include(call, "notifications/progress")
     // The stream opens with an event that carries an id, a retry field and no data.
     const priming = /^id: (\S+)\nretry: (\d+)\ndata: *\n/m.exec(call)
     assert.isNotNull(priming, call)
@@ -186,14 +198,15 @@ describe("Gateway", () => {
     assert.strictEqual(replay.status, 200)
     const reader = replay.body!.getReader()
     let seen = ""
-    while (!seen.includes("\"id\":2")) {
+    while (!seen.includes("\"id\":3")) {
       const { done, value } = await reader.read()
       if (done) break
       seen += new TextDecoder().decode(value)
     }
     await reader.cancel()
-    const answer = JSON.parse(seen.split("\n").find((l) => l.startsWith("data: {"))!.slice(6))
-    assert.deepStrictEqual(JSON.parse(answer.result.content[0].text), { r: 1 })
+    const answer = JSON.parse(seen.split("\n").filter((l) => l.startsWith("data: {")).at(-1)!.slice(6))
+    assert.strictEqual(answer.id, 3)
+    assert.isArray(answer.result.content)
     await fetch(one.url, {
       method: "DELETE",
       headers: { "mcp-session-id": session, "mcp-protocol-version": "2025-11-25" }

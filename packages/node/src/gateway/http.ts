@@ -6,7 +6,9 @@
  *   "reject"`), which builds a server per request from the factory.
  * - 2025-era requests (2025-11-25 back to 2024-11-05) are routed by the SDK's own predicate, `isLegacyRequest`, to
  *   sessions: an `initialize` opens one (`WebStandardStreamableHTTPServerTransport` + a server from the factory), and
- *   later requests find it by `Mcp-Session-Id` (an unknown id answers 404, so the client initializes again).
+ *   later requests find it by `Mcp-Session-Id` (an unknown id answers 404, so the client initializes again). A
+ *   request whose answer is the first thing sent about it is answered as JSON, others as event streams
+ *   (`jsonAnswers.ts`).
  * - Host and Origin checks against DNS rebinding when the gateway listens on a loopback address (or on the hosts and
  *   origins the operator allows), API keys or OAuth access tokens when configured (a 2025-era session serves only
  *   the principal that opened it), then the request body is read and parsed once (`nodeHttp.ts`: the SDK's handlers
@@ -31,6 +33,7 @@ import type { IncomingMessage, ServerResponse } from "node:http"
 import type { GatewayReplicas } from "../replica/GatewayReplicas.ts"
 import { replayInitialize } from "../replica/revive.ts"
 import * as EventStore from "./eventStore.ts"
+import { JsonAnswers, singleRequestId } from "./jsonAnswers.ts"
 import { notify as notifySession } from "./mcpServer.ts"
 import { inbound, maxBodyBytes, respond } from "./nodeHttp.ts"
 import type { OAuthGate } from "./oauth.ts"
@@ -89,6 +92,8 @@ export interface HttpGateway {
 
 interface Session {
   readonly transport: WebStandardStreamableHTTPServerTransport
+  /** What the server is connected to: the transport, with answers sent as JSON when nothing else came first. */
+  readonly answers: JsonAnswers
   readonly server: Server
   /** The principal that opened the session: only it may use the session's id. */
   readonly principal: string | undefined
@@ -189,11 +194,12 @@ export const make = (options: HttpOptions): HttpGateway => {
       }
     })
     const server = options.factory(view, authInfo)
-    session = { transport, server, principal: authInfo?.clientId, lastSeen: Date.now() }
+    const answers = new JsonAnswers(transport)
+    session = { transport, answers, server, principal: authInfo?.clientId, lastSeen: Date.now() }
     transport.onclose = () => {
       if (transport.sessionId !== undefined) sessions.delete(transport.sessionId)
     }
-    await server.connect(transport)
+    await server.connect(answers)
     return transport.handleRequest(request, handleOptions)
   }
 
@@ -217,11 +223,12 @@ export const make = (options: HttpOptions): HttpGateway => {
         }
       })
       const server = options.factory(view, authInfo)
-      const session: Session = { transport, server, principal: authInfo?.clientId, lastSeen: Date.now() }
+      const answers = new JsonAnswers(transport)
+      const session: Session = { transport, answers, server, principal: authInfo?.clientId, lastSeen: Date.now() }
       transport.onclose = () => {
         if (sessions.get(id) === session) sessions.delete(id)
       }
-      await server.connect(transport)
+      await server.connect(answers)
       if (!(await replayInitialize(transport, id, initialize))) {
         await transport.close()
         return undefined
@@ -249,10 +256,12 @@ export const make = (options: HttpOptions): HttpGateway => {
         return jsonRpcError(404, -32001, "Session not found")
       }
       session.lastSeen = Date.now()
-      return session.transport.handleRequest(
-        request,
-        parsed === undefined ? handleOptions : { ...handleOptions, parsedBody: parsed }
-      )
+      if (parsed === undefined) return session.transport.handleRequest(request, handleOptions)
+      const withBody = { ...handleOptions, parsedBody: parsed }
+      const id = request.method === "POST" ? singleRequestId(parsed) : undefined
+      return id === undefined
+        ? session.transport.handleRequest(request, withBody)
+        : session.answers.handle(request, withBody, id)
     }
     if (request.method !== "POST") return modern.get(view)!.fetch(request, handleOptions)
     if (parsed === undefined) return jsonRpcError(400, -32700, "Parse error: the body is not JSON")
