@@ -2,7 +2,7 @@
  * A load generator on its own thread: `sessions` warm SDK v2 client sessions on `url`, each with `concurrency` calls
  * of `tool` in flight, so that one event loop's client cost does not cap the rate a gateway is driven at. The parent
  * sends `{ run: millis }` and gets back the latencies of the calls completed in that time; `{ stop: true }` closes the
- * sessions and ends the thread.
+ * sessions and ends the thread. Its POSTs carry no abort signal (see `posting`).
  */
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
 import { parentPort, workerData } from "node:worker_threads"
@@ -25,10 +25,16 @@ export interface LoadWorkerResult {
 const data = workerData as LoadWorkerData
 const port = parentPort!
 
+// The load's own cost, kept off the gateway's CPU: the SDK hands `fetch` the transport's long-lived signal for every
+// POST of a 2025-era session, and undici adds a listener to it per request that only garbage collection removes
+// (each fetch then walks all earlier ones). A POST here gets no signal (it ends with its answer); the GET stream keeps
+// its own, so that closing the session ends it.
+const posting: typeof fetch = (input, init) => fetch(input, init?.method === "POST" ? { ...init, signal: null } : init)
+
 const open = async () => {
   for (let attempt = 0;; attempt++) {
     const client = new Client({ name: "mcp-bridge-bench-load", version: "0.1.0" })
-    const transport = new StreamableHTTPClientTransport(new URL(data.url))
+    const transport = new StreamableHTTPClientTransport(new URL(data.url), { fetch: posting })
     try {
       await client.connect(transport)
       return { client, transport }

@@ -9,8 +9,9 @@
  * - the hop: the echo server over Streamable HTTP called directly, and through `mcp-bridge serve` in front of it;
  * - a stdio server served over Streamable HTTP by `mcp-bridge serve`, `supergateway --stateful` and `mcp-proxy`.
  *
- * Per round: p50 of a chunk of calls at c=1, and calls/s of a chunk at c=50 (one session, 50 requests in flight); the
- * table shows the median over rounds and each variant's ratio to the first of its group, round by round. Then the
+ * Per round: p50 of a chunk of calls at c=1, and calls/s of a chunk at c=50 (one session, 50 requests in flight), with
+ * the CPU time the serving process spent per call in that chunk (from `/proc`, Linux); the table shows the median over
+ * rounds and each variant's ratio to the first of its group, round by round. Then the
  * gateway's resident memory per idle 2025-era downstream session (RSS growth over 200 sessions). Last, the dashboard
  * under load from several sessions on load-generator threads, in phases with and without a page open.
  */
@@ -211,6 +212,17 @@ const rssKib = (pid: number): number => {
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN)
 }
 
+/** CPU time (user + system, ms) the process has used, from `/proc` (Linux; `NaN` elsewhere). */
+const cpuMillis = (pid: number): number => {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
+    // utime and stime, in clock ticks of 10 ms (USER_HZ = 100 on Linux).
+    return (Number(fields[11]) + Number(fields[12])) * 10
+  } catch {
+    return Number.NaN
+  }
+}
+
 interface Variant {
   readonly name: string
   readonly start: () => Promise<Served>
@@ -221,6 +233,8 @@ interface Measured {
   readonly error: string | undefined
   readonly p50: Array<number>
   readonly rate: Array<number>
+  /** CPU time of the serving process per call at c=50, µs. */
+  readonly cpu: Array<number>
   errors: number
 }
 
@@ -237,12 +251,12 @@ const measureGroup = async (
         const served = await v.start()
         const client = await openClient(served.url)
         running.push({ served, client })
-        results.push({ name: v.name, error: undefined, p50: [], rate: [], errors: 0 })
+        results.push({ name: v.name, error: undefined, p50: [], rate: [], cpu: [], errors: 0 })
       } catch (error) {
         running.push(undefined)
         const message = (error instanceof Error ? error.message : String(error)).slice(0, 160)
         options.log(`  ${v.name}: ${message}`)
-        results.push({ name: v.name, error: message, p50: [], rate: [], errors: 0 })
+        results.push({ name: v.name, error: message, p50: [], rate: [], cpu: [], errors: 0 })
       }
     }
     const c1 = options.quick ? 200 : 600
@@ -258,7 +272,9 @@ const measureGroup = async (
         const r = running[i]
         if (r === undefined) continue
         const one = summarize(await runLoad({ total: c1, concurrency: 1, call: r.client.call }))
+        const cpuBefore = cpuMillis(r.served.pid)
         const many = summarize(await runLoad({ total: c50, concurrency: 50, call: r.client.call }))
+        results[i]!.cpu.push((cpuMillis(r.served.pid) - cpuBefore) * 1000 / c50)
         results[i]!.p50.push(one.p50)
         results[i]!.rate.push(many.callsPerSecond)
         results[i]!.errors += one.errors + many.errors
@@ -278,7 +294,7 @@ const measureGroup = async (
 const groupTable = (results: ReadonlyArray<Measured>) => {
   const base = results[0]!
   const rows = results.map((r) => {
-    if (r.error !== undefined) return [r.name, "–", "–", "–", "–", `failed: ${r.error}`]
+    if (r.error !== undefined) return [r.name, "–", "–", "–", "–", "–", `failed: ${r.error}`]
     const p50Ratio = median(r.p50.map((x, i) => x / base.p50[i]!))
     const rateRatio = median(r.rate.map((x, i) => x / base.rate[i]!))
     const hop = median(r.p50.map((x, i) => (x - base.p50[i]!) * 1000))
@@ -288,16 +304,21 @@ const groupTable = (results: ReadonlyArray<Measured>) => {
       r === base ? "1×" : `${formatRate(p50Ratio)}× (${hop >= 0 ? "+" : ""}${hop.toFixed(0)} µs)`,
       formatRate(median(r.rate)),
       r === base ? "1×" : `${formatRate(rateRatio)}×`,
+      Number.isFinite(median(r.cpu)) ? `${median(r.cpu).toFixed(0)} µs` : "–",
       r.errors === 0 ? "0" : String(r.errors)
     ]
   })
   return {
-    markdown: markdownTable(["", "p50 c=1", "vs first", "calls/s c=50", "vs first", "errors"], rows),
+    markdown: markdownTable(
+      ["", "p50 c=1", "vs first", "calls/s c=50", "vs first", "serving process CPU/call", "errors"],
+      rows
+    ),
     json: results.map((r) => ({
       name: r.name,
       error: r.error,
       p50Millis: r.p50.map(round3),
       callsPerSecond: r.rate.map((x) => Math.round(x)),
+      cpuMicrosPerCall: r.cpu.map((x) => Math.round(x)),
       errors: r.errors
     }))
   }
@@ -430,8 +451,9 @@ export const dashboardUnderLoad = async (
   options: { readonly rounds: number; readonly phaseSeconds: number; readonly workers: number },
   log: (s: string) => void
 ) => {
-  const upstream = await echoServerHttp()
-  const served = await bridgeGateway({ url: upstream.url })
+  // The echo server over stdio, the gateway's cheapest upstream (its CPU per call is in the hop tables above): the
+  // load is the gateway's, not an HTTP upstream's.
+  const served = await bridgeGateway({ command: process.execPath, args: [serverPath, "stdio"] })
   const base = served.url.replace(/\/mcp$/, "")
   const heavy = await startWorkers(served.url, options.workers, { sessions: 2, concurrency: 16 })
   const light = await startWorkers(served.url, 1, { sessions: 1, concurrency: 1 })
@@ -495,7 +517,6 @@ export const dashboardUnderLoad = async (
     await light.close()
     await single.close()
     await served.close()
-    await upstream.close()
   }
   const sorted = fetches.sort((a, b) => a - b)
   const result = {
@@ -556,7 +577,9 @@ export const gateway: Section = async ({ log, quick }) => {
     title: "gateway: the hop, and a stdio server served over HTTP",
     markdown: [
       `Median over ${rounds} rounds; ratios are per round, to the first row of each table. One SDK v2 client session`,
-      "(2025-era), the SDK v1 echo server, every server and gateway in its own process.",
+      "(2025-era), the SDK v1 echo server, every server and gateway in its own process. \"Serving process CPU/call\": the",
+      "CPU time (user + system) of the process the client talks to (the echo server, or the gateway, not its upstream)",
+      "per call during the c=50 chunks: what a hop costs whatever else shares the machine.",
       "",
       a.markdown,
       "",
