@@ -341,6 +341,23 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
     )
   }
 
+  // A request other than a call, entered in the relay for its duration under each of `servers` (no tool: what those
+  // servers ask while it runs, and no call of theirs claims, goes to its client).
+  const relayed = async <A>(
+    servers: ReadonlyArray<string>,
+    principal: string | undefined,
+    target: RelayRegistry.Target,
+    request: () => Promise<A>
+  ): Promise<A> => {
+    if (Option.isNone(relay)) return request()
+    const leave = servers.map((server) => relay.value.register({ identity: principal, server, tool: "", target }))
+    try {
+      return await request()
+    } finally {
+      for (const left of leave) left()
+    }
+  }
+
   // What the upstreams offer besides tools, as found at start: a kind no server lists is not advertised.
   const [resources0, templates0, prompts0] = yield* Effect.all(
     [bridge.listResources(), bridge.listResourceTemplates(), bridge.listPrompts()],
@@ -430,12 +447,19 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
         all.filter((t) => inView(name)(t.server)).map(({ server: _, ...template }) => template)
       ),
     // A URI no server has, or one its server refuses as invalid: "not found", naming the URI in `data` (SEP-2164).
-    read: (uri, principal, signal, rounds) =>
-      ask(
-        bridge.readResource(uri, rounds === undefined ? {} : { rounds }),
+    // What an upstream asks while it reads goes to this request's client (the URI's server is the bridge's to find).
+    read: (uri, principal, signal, target, rounds) =>
+      relayed(
+        bridge.servers,
         principal,
-        signal,
-        Rounds.isRetry(rounds)
+        target,
+        () =>
+          ask(
+            bridge.readResource(uri, rounds === undefined ? {} : { rounds }),
+            principal,
+            signal,
+            Rounds.isRetry(rounds)
+          )
       ).catch((error: unknown) => {
         if (error instanceof ProtocolError && error.code === ProtocolErrorCode.InvalidParams) {
           throw new ResourceNotFoundError(uri, error.message)
@@ -452,17 +476,18 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
       ask(bridge.listPrompts(), undefined, signal).then((all) =>
         promptNamer(all.filter((p) => inView(name)(p.server)))
       ),
-    getPrompt: (prompt, args, principal, signal, rounds) =>
-      ask(
-        bridge.getPrompt(
-          { server: prompt.server, prompt: prompt.prompt },
-          args,
-          rounds === undefined ? {} : { rounds }
-        ),
-        principal,
-        signal,
-        Rounds.isRetry(rounds)
-      ),
+    getPrompt: (prompt, args, principal, signal, target, rounds) =>
+      relayed([prompt.server], principal, target, () =>
+        ask(
+          bridge.getPrompt(
+            { server: prompt.server, prompt: prompt.prompt },
+            args,
+            rounds === undefined ? {} : { rounds }
+          ),
+          principal,
+          signal,
+          Rounds.isRetry(rounds)
+        )),
     complete: (params, principal, signal) => ask(bridge.complete(params), principal, signal)
   }
   const info = {
@@ -524,6 +549,23 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
         const found = tool && ParamHeaders.mismatch(tool.definition, call.arguments, request.headers)
         return found === undefined ? undefined : ParamHeaders.refusal(call.id, found)
       })
+    },
+    // A `tools/call` of a tool outside the access token's scopes that another scope shows (see `gateway.oauth.scopes`):
+    // the first such scope in the configuration's order, for a 403 `insufficient_scope`. Unknown tools stay unknown.
+    stepUpScope: async (body: unknown, name: string | undefined, authInfo: AuthInfo | undefined) => {
+      const scopes = settings.oauth?.scopes
+      if (scopes === undefined || authInfo?.extra?.issuer !== settings.oauth?.issuer) return undefined
+      const call = ParamHeaders.toolsCall(body)
+      if (call === undefined) return undefined
+      const principal = McpServer.principalOf(authInfo)
+      if ((await backend.routing(principal, name, authInfo)).byName.has(call.name)) return undefined
+      const catalog = catalogs.get(principal) ?? await build(principal)
+      const scoped = name === undefined ? catalog : Naming.subset(catalog, views[name] ?? {})
+      if (!scoped.byName.has(call.name)) return undefined
+      for (const [scope, tools] of Object.entries(scopes)) {
+        if (Naming.subset(scoped, { tools }).byName.has(call.name)) return { tool: call.name, scope }
+      }
+      return undefined
     },
     views: Object.keys(views),
     onChanges: (to: {
@@ -670,7 +712,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     sessionIdleMillis: Duration.toMillis(Duration.fromInputUnsafe(options.sessionIdleTimeout ?? "30 minutes")),
     onError: (error) => void run(Effect.logDebug(`gateway: ${error.message}`)),
     replicas: Option.getOrUndefined(replicas),
-    checkModern: core.checkModern
+    checkModern: core.checkModern,
+    stepUpScope: core.stepUpScope
   })
   core.onChanges({ tools: gateway.toolsChanged, list: gateway.listChanged, updated: gateway.resourceUpdated })
   yield* Effect.forkScoped(core.watchChanges)

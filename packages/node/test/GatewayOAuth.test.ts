@@ -204,10 +204,32 @@ describe("GatewayOAuth", () => {
       "classified"
     )
     await all.client.close()
-    const some = await connect(gateway.url, { authorization: `Bearer ${token({ sub: "carol" })}` })
-    const refused = await some.client.callTool({ name: "secret", arguments: {} }).then(() => "called", (e) => String(e))
-    assert.include(refused, "Unknown tool")
-    await some.client.close()
+    // A tool outside the token's scopes that another scope shows: 403 `insufficient_scope` naming that scope (in both
+    // eras); a name no scope shows stays an unknown tool.
+    for (const mode of ["auto", "legacy"] as const) {
+      const some = await connect(gateway.url, { authorization: `Bearer ${token({ sub: "carol" })}` }, mode)
+      const refused = await some.client.callTool({ name: "secret", arguments: {} }).then(() => "called", String)
+      assert.include(refused, "InsufficientScopeError", mode)
+      const unknown = await some.client.callTool({ name: "nope", arguments: {} }).then(() => "called", String)
+      assert.include(unknown, "Unknown tool", mode)
+      await some.client.close()
+    }
+  })
+
+  it("asks a client to step up to the scope a tool needs, and a client with credentials does and calls it", async () => {
+    const provider = new ClientCredentialsProvider({
+      clientId: "agent",
+      clientSecret: "agent-secret-1",
+      expectedIssuer: as.issuer
+    })
+    const client = new Client({ name: "oauth-step-up", version: "1.0.0" }, { versionNegotiation: { mode: "auto" } })
+    await client.connect(new StreamableHTTPClientTransport(new URL(gateway.url), { authProvider: provider }))
+    const before = as.events().length
+    const result = await client.callTool({ name: "secret", arguments: {} }) as CallToolResult
+    assert.strictEqual(text(result), "classified")
+    const grants = as.events().slice(before).filter((e) => e.kind === "token" && e.grant === "client_credentials")
+    assert.deepStrictEqual(grants.map((e) => e.kind === "token" && [e.ok, e.scope]), [[true, "mcp tools:all"]])
+    await client.close()
   })
 
   it("serves a 2025-era session only to the user that opened it", async () => {

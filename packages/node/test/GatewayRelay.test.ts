@@ -77,7 +77,12 @@ describe.each(["2026-07-28", "legacy"] as const)("GatewayRelay (upstream %s)", (
   let gateway: Awaited<ReturnType<typeof serveGateway>>
 
   beforeAll(async () => {
-    upstream = await TestServer.startHttp({ name: "up", tools })
+    upstream = await TestServer.startHttp({
+      name: "up",
+      tools,
+      prompts: [{ name: "greet", text: "Hello", ask: "Greet whom?" }],
+      resources: [{ uri: "note://asked", name: "asked", text: "Note", ask: "Which note?" }]
+    })
     gateway = await serveGateway(
       { mcpServers: { up: { url: upstream.url, bridge: { protocol } } } },
       { port: 0, dashboard: false }
@@ -100,6 +105,29 @@ describe.each(["2026-07-28", "legacy"] as const)("GatewayRelay (upstream %s)", (
     assert.strictEqual(answer.content.confirm, true)
     await client.close()
   })
+
+  // The test server asks only on 2025-era sessions; a 2026-07-28 upstream's prompt answers without asking.
+  it.runIf(protocol === "legacy")(
+    "relays what an upstream asks during prompts/get and resources/read to the client that made the request",
+    async () => {
+      const { asked, client } = await downstream(gateway.url, full, { name: "Grace" })
+      const prompt = await client.getPrompt({ name: "greet" })
+      assert.strictEqual(
+        (prompt.messages[0]!.content as { text: string }).text,
+        "Hello (accept: {\"name\":\"Grace\"})"
+      )
+      const read = await client.readResource({ uri: "note://asked" })
+      assert.strictEqual((read.contents[0] as { text: string }).text, "Note (accept: {\"name\":\"Grace\"})")
+      assert.deepStrictEqual(asked.elicit, ["Greet whom?", "Which note?"])
+      // A client that did not declare elicitation is never asked: the upstream hears why.
+      const { asked: none, client: bare } = await downstream(gateway.url, {})
+      const refused = await bare.getPrompt({ name: "greet" })
+      assert.match((refused.messages[0]!.content as { text: string }).text, /^Hello \(.*did not declare/)
+      assert.deepStrictEqual(none.elicit, [])
+      await bare.close()
+      await client.close()
+    }
+  )
 
   it("relays sampling and roots", async () => {
     const { asked, client } = await downstream(gateway.url, full)

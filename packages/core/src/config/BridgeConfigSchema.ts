@@ -442,7 +442,10 @@ export const OAuthSettings = Schema.Struct({
   algorithms: Schema.optionalKey(Schema.Array(JwtAlgorithm).check(Schema.isMinLength(1))),
   /** Scopes every request needs. @default none */
   requiredScopes: Schema.optionalKey(Schema.Array(Scope)),
-  /** The tools each scope lets a caller see (globs of served names); a caller sees the union of its scopes'. */
+  /**
+   * The tools each scope lets a caller see (globs of served names); a caller sees the union of its scopes', and a
+   * call of a tool only another scope shows is answered `403 insufficient_scope` naming that scope (step-up).
+   */
   scopes: Schema.optionalKey(Schema.Record(Scope, Schema.Array(Schema.String))),
   /** The scope that opens the dashboard. @default none */
   adminScope: Schema.optionalKey(Scope),

@@ -66,6 +66,15 @@ export interface HttpOptions {
   readonly onError: (error: Error) => void
   /** Replicas behind one load balancer: sealed session ids any replica revives, a shared bus and event store. */
   readonly replicas?: GatewayReplicas.Service | undefined
+  /**
+   * The scope that would let an access token's caller make a `tools/call` it cannot make now (a tool outside the
+   * token's scopes that another scope shows): the request is answered 403 `insufficient_scope` naming it.
+   */
+  readonly stepUpScope?:
+    | ((body: unknown, view: string | undefined, authInfo: AuthInfo | undefined) => Promise<
+      { readonly tool: string; readonly scope: string } | undefined
+    >)
+    | undefined
   /** Checks a 2026-07-28 request's body against its headers (e.g. `Mcp-Param-*`): a `Response` refuses it. */
   readonly checkModern?:
     | ((request: Request, body: unknown, view: string | undefined, authInfo: AuthInfo | undefined) =>
@@ -240,6 +249,15 @@ export const make = (options: HttpOptions): HttpGateway => {
     return attempt
   }
 
+  // A call the token's scopes do not allow, which another scope would: 403 `insufficient_scope` (step-up).
+  const stepUp = async (parsed: unknown, view: string | undefined, auth: AuthInfo | undefined) => {
+    if (gate === undefined || options.stepUpScope === undefined || auth === undefined || parsed === undefined) {
+      return undefined
+    }
+    const needed = await options.stepUpScope(parsed, view, auth)
+    return needed === undefined ? undefined : gate.insufficientScope(auth, needed.tool, needed.scope)
+  }
+
   /** `parsed`: the request's body as JSON (`undefined`: none, or not JSON, and then the body is in `request`). */
   const mcp = async (request: Request, view: string | undefined, parsed: unknown): Promise<Response> => {
     if (allowed !== undefined) {
@@ -257,6 +275,8 @@ export const make = (options: HttpOptions): HttpGateway => {
       }
       session.lastSeen = Date.now()
       if (parsed === undefined) return session.transport.handleRequest(request, handleOptions)
+      const refused = await stepUp(parsed, view, auth)
+      if (refused !== undefined) return refused
       const withBody = { ...handleOptions, parsedBody: parsed }
       const id = request.method === "POST" ? singleRequestId(parsed) : undefined
       return id === undefined
@@ -267,6 +287,8 @@ export const make = (options: HttpOptions): HttpGateway => {
     if (parsed === undefined) return jsonRpcError(400, -32700, "Parse error: the body is not JSON")
     const body = parsed
     if (await isLegacyRequest(request, body)) return legacy(request, body, view, auth)
+    const stepped = await stepUp(body, view, auth)
+    if (stepped !== undefined) return stepped
     const checked = options.checkModern?.(request, body, view, auth)
     const refused = checked instanceof Promise ? await checked : checked
     if (refused !== undefined) return refused

@@ -76,23 +76,28 @@ export interface Backend {
   readonly resources: (view: string | undefined, signal: AbortSignal) => Promise<ReadonlyArray<Resource>>
   /** The resource templates of the servers `view` serves. */
   readonly templates: (view: string | undefined, signal: AbortSignal) => Promise<ReadonlyArray<ResourceTemplateType>>
-  /** Reads a resource (routed by its URI), as `principal`. */
+  /**
+   * Reads a resource (routed by its URI), as `principal`; what an upstream asks meanwhile goes to `target` (the
+   * request's client).
+   */
   readonly read: (
     uri: string,
     principal: string | undefined,
     signal: AbortSignal,
+    target: Target,
     rounds?: McpSession.ClientRounds
   ) => Promise<ReadResourceResult>
   /** Subscribes to (or, `false`, unsubscribes from) a resource's updates upstream. */
   readonly subscribe: (uri: string, on: boolean) => Promise<void>
   /** The prompts `view` serves, by served name. */
   readonly prompts: (view: string | undefined, signal: AbortSignal) => Promise<PromptCatalog>
-  /** Gets a prompt, as `principal`. */
+  /** Gets a prompt, as `principal`; what its upstream asks meanwhile goes to `target` (the request's client). */
   readonly getPrompt: (
     prompt: ExposedPrompt,
     args: Record<string, string>,
     principal: string | undefined,
     signal: AbortSignal,
+    target: Target,
     rounds?: McpSession.ClientRounds
   ) => Promise<GetPromptResult>
   /** `completion/complete` of a resource template's variable (`server` undefined: routed by the URI template). */
@@ -162,7 +167,8 @@ const forwardedMeta = (meta: Record<string, unknown> | undefined): Record<string
 }
 
 /**
- * What a downstream `tools/call` request can send its client, related to the request (so on its stream). A
+ * What a downstream request (`tools/call`, `prompts/get`, `resources/read`, the `tools/list` that may ask for a
+ * login) can send its client, related to the request (so on its stream). A
  * 2026-07-28 request has no server→client request channel (its needs are `input_required` results, see `rounds.ts`):
  * the relay asks its client nothing. A 2025-era one may be asked what it declared at `initialize`; its log messages
  * follow the level it set with `logging/setLevel` (the SDK's filter on this instance).
@@ -261,7 +267,14 @@ export const makeFactory = (backend: Backend, info: Info, view: string | undefin
       }))
       server.setRequestHandler(
         "resources/read",
-        (request, ctx) => backend.read(request.params.uri, callerOf(ctx), ctx.mcpReq.signal, Rounds.roundsOf(ctx))
+        (request, ctx) =>
+          backend.read(
+            request.params.uri,
+            callerOf(ctx),
+            ctx.mcpReq.signal,
+            targetOf(server, ctx),
+            Rounds.roundsOf(ctx)
+          )
       )
       if (caps.resources.subscribe === true) {
         const mine = new Set<string>()
@@ -303,6 +316,7 @@ export const makeFactory = (backend: Backend, info: Info, view: string | undefin
           request.params.arguments ?? {},
           callerOf(ctx),
           ctx.mcpReq.signal,
+          targetOf(server, ctx),
           Rounds.roundsOf(ctx)
         )
       })

@@ -80,6 +80,11 @@ export const inbound = async (req: IncomingMessage, signal: AbortSignal): Promis
 
 /** Writes `response` to `res`: whole and in one write, or as an event stream until it ends or `res` closes. @internal */
 export const respond = async (response: Response, res: ServerResponse, closed: Promise<void>): Promise<void> => {
+  // The client left before its answer: nothing to write (the stream, if any, is released).
+  if (res.destroyed) {
+    response.body?.cancel().catch(() => undefined)
+    return
+  }
   const headers: Record<string, string> = {}
   response.headers.forEach((value, name) => {
     headers[name] = value

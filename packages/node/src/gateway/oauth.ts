@@ -44,6 +44,11 @@ export interface OAuthGate {
   readonly serveMetadata: (req: IncomingMessage, res: ServerResponse) => boolean
   /** Whether a request carries a valid access token with the admin scope (the dashboard). */
   readonly isAdmin: (req: IncomingMessage) => Promise<boolean>
+  /**
+   * The 403 `insufficient_scope` answer to a call of `tool`, which `scope` would let the caller make: the challenge
+   * asks for the token's scopes and that one (RFC 6750 §3.1), so that a client can step up and call again.
+   */
+  readonly insufficientScope: (authInfo: AuthInfo, tool: string, scope: string) => Response
 }
 
 /** The algorithms accepted when the configuration names none. */
@@ -402,5 +407,13 @@ export const make = (
     return verdict._tag === "Ok" && verdict.authInfo.scopes.includes(settings.adminScope)
   }
 
-  return { authenticate, serveMetadata, isAdmin }
+  const insufficientScope = (authInfo: AuthInfo, tool: string, scope: string) =>
+    challenge(
+      403,
+      "insufficient_scope",
+      `The token lacks the scope the tool ${JSON.stringify(tool)} needs`,
+      [...new Set([...authInfo.scopes, scope])]
+    )
+
+  return { authenticate, serveMetadata, isAdmin, insufficientScope }
 }

@@ -138,6 +138,8 @@ export interface TestResource {
   /** default "text/plain" */
   readonly mimeType?: string
   readonly text: string
+  /** Before answering, asks the client as a prompt's `ask` does (2025-era sessions), and ends `text` the same way. */
+  readonly ask?: string
 }
 
 /**
@@ -171,6 +173,12 @@ export interface TestPrompt {
     readonly complete?: ReadonlyArray<string>
   }>
   readonly text: string
+  /**
+   * Before answering, a 2025-era session asks its client a form elicitation with this message (one string field,
+   * `name`), and the message's text ends with ` (<action>: <content as JSON>)`, or ` (<error>)` when the client
+   * could not be asked. A 2026-07-28 request answers without asking.
+   */
+  readonly ask?: string
 }
 
 /**

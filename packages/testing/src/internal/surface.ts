@@ -8,7 +8,13 @@
  * @internal
  */
 import { fromJsonSchema, ProtocolError, ProtocolErrorCode, ResourceTemplate } from "@modelcontextprotocol/server"
-import type { CompleteResult, JsonSchemaType, McpServer, ServerCapabilities } from "@modelcontextprotocol/server"
+import type {
+  CompleteResult,
+  JsonSchemaType,
+  McpServer,
+  ServerCapabilities,
+  ServerContext
+} from "@modelcontextprotocol/server"
 import type { TestPrompt, TestServerSpec } from "./spec.ts"
 import { changed, type ServerState } from "./state.ts"
 
@@ -36,6 +42,21 @@ const isModern = (server: McpServer): boolean =>
 const fill = (text: string, args: Readonly<Record<string, string | undefined>> | undefined): string =>
   text.replace(/\{(\w+)\}/g, (whole, name: string) => args?.[name] ?? whole)
 
+// `text`, after asking the client `ask` (a 2025-era session), ended with what it answered.
+const asking = async (server: McpServer, ctx: ServerContext, ask: string | undefined, text: string) => {
+  if (ask === undefined || isModern(server)) return text
+  try {
+    const asked = await ctx.mcpReq.elicitInput({
+      mode: "form",
+      message: ask,
+      requestedSchema: { type: "object", properties: { name: { type: "string" } }, required: ["name"] }
+    })
+    return `${text} (${asked.action}: ${JSON.stringify(asked.content ?? {})})`
+  } catch (error) {
+    return `${text} (${error instanceof Error ? error.message : String(error)})`
+  }
+}
+
 const registerPrompt = (server: McpServer, prompt: TestPrompt): void => {
   const args = prompt.arguments ?? []
   const schema = {
@@ -45,12 +66,19 @@ const registerPrompt = (server: McpServer, prompt: TestPrompt): void => {
     ),
     required: args.filter((arg) => arg.required === true).map((arg) => arg.name)
   }
-  const answer = (values: Readonly<Record<string, string | undefined>> | undefined) => ({
-    ...(prompt.description ? { description: prompt.description } : {}),
-    messages: [{ role: "user" as const, content: { type: "text" as const, text: fill(prompt.text, values) } }]
-  })
+  const answer = async (values: Readonly<Record<string, string | undefined>> | undefined, ctx: ServerContext) => {
+    const text = await asking(server, ctx, prompt.ask, fill(prompt.text, values))
+    return {
+      ...(prompt.description ? { description: prompt.description } : {}),
+      messages: [{ role: "user" as const, content: { type: "text" as const, text } }]
+    }
+  }
   if (args.length === 0) {
-    server.registerPrompt(prompt.name, prompt.description ? { description: prompt.description } : {}, () => answer({}))
+    server.registerPrompt(
+      prompt.name,
+      prompt.description ? { description: prompt.description } : {},
+      (ctx) => answer({}, ctx)
+    )
   } else {
     server.registerPrompt(
       prompt.name,
@@ -58,7 +86,7 @@ const registerPrompt = (server: McpServer, prompt: TestPrompt): void => {
         ...(prompt.description ? { description: prompt.description } : {}),
         argsSchema: fromJsonSchema<Record<string, string>>(schema as JsonSchemaType)
       },
-      (values) => answer(values)
+      (values, ctx) => answer(values, ctx)
     )
   }
 }
@@ -71,6 +99,7 @@ const registerText = (
     readonly text: string
     readonly description?: string
     readonly mimeType?: string
+    readonly ask?: string
   }
 ) => {
   server.registerResource(
@@ -80,7 +109,13 @@ const registerText = (
       ...(resource.description ? { description: resource.description } : {}),
       mimeType: resource.mimeType ?? "text/plain"
     },
-    (uri) => ({ contents: [{ uri: uri.toString(), mimeType: resource.mimeType ?? "text/plain", text: resource.text }] })
+    async (uri, ctx) => ({
+      contents: [{
+        uri: uri.toString(),
+        mimeType: resource.mimeType ?? "text/plain",
+        text: await asking(server, ctx, resource.ask, resource.text)
+      }]
+    })
   )
 }
 
