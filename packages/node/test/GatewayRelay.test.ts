@@ -108,7 +108,7 @@ describe.each(["2026-07-28", "legacy"] as const)("GatewayRelay (upstream %s)", (
 
   // The test server asks only on 2025-era sessions; a 2026-07-28 upstream's prompt answers without asking.
   it.runIf(protocol === "legacy")(
-    "relays what an upstream asks during prompts/get and resources/read to the client that made the request",
+    "relays what an upstream asks during prompts/get and resources/read to the client that made the request, in both eras",
     async () => {
       const { asked, client } = await downstream(gateway.url, full, { name: "Grace" })
       const prompt = await client.getPrompt({ name: "greet" })
@@ -126,6 +126,27 @@ describe.each(["2026-07-28", "legacy"] as const)("GatewayRelay (upstream %s)", (
       assert.deepStrictEqual(none.elicit, [])
       await bare.close()
       await client.close()
+      // A 2026-07-28 client is asked the same through `input_required` rounds of the gateway's own.
+      const modern = new Client({ name: "relay-test", version: "1.0.0" }, {
+        versionNegotiation: { mode: "auto" },
+        capabilities: full
+      })
+      const modernAsked: Array<string> = []
+      modern.setRequestHandler("elicitation/create", (request) => {
+        modernAsked.push(request.params.message)
+        return Promise.resolve({ action: "accept" as const, content: { name: "Ada" } })
+      })
+      await modern.connect(new StreamableHTTPClientTransport(new URL(gateway.url)))
+      assert.strictEqual(modern.getNegotiatedProtocolVersion(), "2026-07-28")
+      const modernPrompt = await modern.getPrompt({ name: "greet" })
+      assert.strictEqual(
+        (modernPrompt.messages[0]!.content as { text: string }).text,
+        "Hello (accept: {\"name\":\"Ada\"})"
+      )
+      const modernRead = await modern.readResource({ uri: "note://asked" })
+      assert.strictEqual((modernRead.contents[0] as { text: string }).text, "Note (accept: {\"name\":\"Ada\"})")
+      assert.deepStrictEqual(modernAsked, ["Greet whom?", "Which note?"])
+      await modern.close()
     }
   )
 

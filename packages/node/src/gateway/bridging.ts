@@ -1,5 +1,6 @@
 /**
- * Calls of 2026-07-28 downstream clients whose upstream asks with 2025-era requests (elicitation, sampling, roots):
+ * Calls (and `prompts/get`, `resources/read`) of 2026-07-28 downstream clients whose upstream asks with 2025-era
+ * requests (elicitation, sampling, roots):
  * the eras bridged with the gateway's own `input_required` rounds. The upstream's request is parked, the call goes on
  * upstream, and the downstream request is answered with an `input_required` result carrying the parked requests and
  * a `requestState` of the gateway's own, sealed with AES-256-GCM under a key of this process (it names the parked
@@ -13,12 +14,7 @@
  *
  * @internal
  */
-import type {
-  CallToolResult,
-  ClientCapabilities,
-  InputRequest,
-  InputRequiredResult
-} from "@modelcontextprotocol/server"
+import type { ClientCapabilities, InputRequest, InputRequiredResult } from "@modelcontextprotocol/server"
 import { ProtocolError, ProtocolErrorCode } from "@modelcontextprotocol/server"
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto"
 import type { Target } from "./relay.ts"
@@ -34,7 +30,7 @@ interface Ask {
 }
 
 type Outcome =
-  | { readonly _tag: "Done"; readonly result: CallToolResult | InputRequiredResult }
+  | { readonly _tag: "Done"; readonly result: unknown }
   | { readonly _tag: "Failed"; readonly error: unknown }
 
 /** One downstream call whose upstream may ask: parked between rounds. @internal */
@@ -43,13 +39,16 @@ export interface Call {
   readonly target: (capabilities: ClientCapabilities, log: Target["log"]) => Target
   /** Aborted when the call is abandoned (no retry in time) or cancelled by its client. */
   readonly signal: AbortSignal
-  /** Hands the call's outcome to the rounds. */
-  readonly settle: (call: Promise<CallToolResult | InputRequiredResult>) => void
+  /** Hands the call's outcome (its result, or a 2026-07-28 upstream's own `input_required`) to the rounds. */
+  readonly settle: (call: Promise<unknown>) => void
 }
 
 /** The parked calls of one gateway view. @internal */
 export interface Bridging {
-  /** A new call of `principal` to `tool`. */
+  /**
+   * A new call of `principal` to `tool` (a served tool's name; `prompts/get <name>` or `resources/read <uri>` for the
+   * other requests bridged the same way).
+   */
   readonly start: (principal: string | undefined, tool: string) => Call
   /**
    * The parked call a retry's `requestState` names, its answers handed over: `undefined` when the state is not the
@@ -63,7 +62,7 @@ export interface Bridging {
     inputResponses: Readonly<Record<string, unknown>> | undefined
   ) => Call | undefined
   /** The call's result, or the next round when its upstream asked first; `signal` (the downstream request's) ends it. */
-  readonly next: (call: Call, signal: AbortSignal) => Promise<CallToolResult | InputRequiredResult>
+  readonly next: <R>(call: Call, signal: AbortSignal) => Promise<R | InputRequiredResult>
 }
 
 interface State {
@@ -207,9 +206,9 @@ export const make = (maxIdleMillis: number): Bridging => {
     return state.call
   }
 
-  const next: Bridging["next"] = (call, signal) => {
+  const next = <R>(call: Call, signal: AbortSignal) => {
     const state = states.get(call)!
-    return new Promise<CallToolResult | InputRequiredResult>((resolve, reject) => {
+    return new Promise<R | InputRequiredResult>((resolve, reject) => {
       let timer: ReturnType<typeof setImmediate> | undefined
       const finish = () => {
         state.wake = undefined
@@ -225,7 +224,7 @@ export const make = (maxIdleMillis: number): Bridging => {
         const outcome = state.outcome
         if (outcome !== undefined) {
           finish()
-          return outcome._tag === "Done" ? resolve(outcome.result) : reject(outcome.error)
+          return outcome._tag === "Done" ? resolve(outcome.result as R) : reject(outcome.error)
         }
         // Requests the upstream sends at once go in one round: answered on the next turn of the event loop.
         if (state.asks.size > 0 && timer === undefined) {

@@ -193,6 +193,26 @@ const targetOf = (server: Server, ctx: ServerContext): Target => {
 export const makeFactory = (backend: Backend, info: Info, view: string | undefined) => {
   // The calls of 2026-07-28 clients parked between the rounds that bridge a 2025-era upstream's requests.
   const bridging = Bridging.make(BRIDGED_IDLE_MILLIS)
+  // A 2026-07-28 request (`rounds`) has no server→client channel: a 2025-era upstream's requests during it come back
+  // as rounds of the gateway's own (a retry naming one resumes the parked request), a 2026-07-28 upstream's
+  // `input_required` as it was sent. `subject` binds the rounds to what was asked (a tool, a prompt, a URI).
+  const bridged = <R>(
+    caller: string | undefined,
+    subject: string,
+    rounds: McpSession.ClientRounds,
+    signal: AbortSignal,
+    log: Target["log"],
+    request: (signal: AbortSignal, target: Target) => Promise<unknown>
+  ): Promise<R | InputRequiredResult> => {
+    let call = rounds.requestState === undefined
+      ? undefined
+      : bridging.resume(rounds.requestState, caller, subject, rounds.inputResponses)
+    if (call === undefined) {
+      call = bridging.start(caller, subject)
+      call.settle(request(call.signal, call.target(rounds.clientCapabilities, log)))
+    }
+    return bridging.next<R>(call, signal)
+  }
   return (context: { readonly authInfo?: AuthInfo | undefined } = {}): Server => {
     const server = new Server(
       { name: info.name, version: info.version },
@@ -232,25 +252,17 @@ export const makeFactory = (backend: Backend, info: Info, view: string | undefin
         target,
         rounds
       }
-      let result: CallToolResult | InputRequiredResult
-      if (rounds === undefined) {
-        result = await backend.call(tool, args as Record<string, unknown>, options)
-      } else {
-        // A 2026-07-28 request: a 2025-era upstream's requests come back as rounds of the gateway's own (a retry
-        // naming one resumes its call), a 2026-07-28 upstream's `input_required` as it was sent.
-        let call = rounds.requestState === undefined
-          ? undefined
-          : bridging.resume(rounds.requestState, caller, name, rounds.inputResponses)
-        if (call === undefined) {
-          call = bridging.start(caller, name)
-          call.settle(backend.call(tool, args as Record<string, unknown>, {
-            ...options,
-            signal: call.signal,
-            target: call.target(rounds.clientCapabilities, options.target.log)
-          }))
-        }
-        result = await bridging.next(call, ctx.mcpReq.signal)
-      }
+      const result = rounds === undefined
+        ? await backend.call(tool, args as Record<string, unknown>, options)
+        : await bridged<CallToolResult>(
+          caller,
+          name,
+          rounds,
+          ctx.mcpReq.signal,
+          target.log,
+          (signal, bridgedTarget) =>
+            backend.call(tool, args as Record<string, unknown>, { ...options, signal, target: bridgedTarget })
+        )
       // An `input_required` goes to the client as is (the SDK checks it against the capabilities the request declares).
       if (isInputRequiredResult(result)) return result
       return server.projectCallToolResult(result, tool.definition.outputSchema)
@@ -267,14 +279,21 @@ export const makeFactory = (backend: Backend, info: Info, view: string | undefin
       }))
       server.setRequestHandler(
         "resources/read",
-        (request, ctx) =>
-          backend.read(
-            request.params.uri,
-            callerOf(ctx),
+        (request, ctx) => {
+          const uri = request.params.uri
+          const caller = callerOf(ctx)
+          const target = targetOf(server, ctx)
+          const rounds = Rounds.roundsOf(ctx)
+          if (rounds === undefined) return backend.read(uri, caller, ctx.mcpReq.signal, target)
+          return bridged<ReadResourceResult>(
+            caller,
+            `resources/read ${uri}`,
+            rounds,
             ctx.mcpReq.signal,
-            targetOf(server, ctx),
-            Rounds.roundsOf(ctx)
-          )
+            target.log,
+            (signal, bridgedTarget) => backend.read(uri, caller, signal, bridgedTarget, rounds)
+          ) as Promise<ReadResourceResult>
+        }
       )
       if (caps.resources.subscribe === true) {
         const mine = new Set<string>()
@@ -311,14 +330,19 @@ export const makeFactory = (backend: Backend, info: Info, view: string | undefin
       }))
       server.setRequestHandler("prompts/get", async (request, ctx) => {
         const prompt = await promptOf(request.params.name, ctx.mcpReq.signal)
-        return backend.getPrompt(
-          prompt,
-          request.params.arguments ?? {},
-          callerOf(ctx),
+        const args = request.params.arguments ?? {}
+        const caller = callerOf(ctx)
+        const target = targetOf(server, ctx)
+        const rounds = Rounds.roundsOf(ctx)
+        if (rounds === undefined) return backend.getPrompt(prompt, args, caller, ctx.mcpReq.signal, target)
+        return bridged<GetPromptResult>(
+          caller,
+          `prompts/get ${request.params.name}`,
+          rounds,
           ctx.mcpReq.signal,
-          targetOf(server, ctx),
-          Rounds.roundsOf(ctx)
-        )
+          target.log,
+          (signal, bridgedTarget) => backend.getPrompt(prompt, args, caller, signal, bridgedTarget, rounds)
+        ) as Promise<GetPromptResult>
       })
     }
     if (caps.completions !== undefined) {
