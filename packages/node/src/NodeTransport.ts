@@ -20,7 +20,8 @@ import { StdioTransport } from "./internal/stdioTransport.ts"
 
 /**
  * Options of `make` and `layer` (and of `createBridge`): those of `McpTransport.make` for HTTP, SSE and in-memory
- * servers, plus how much of a stdio server's stderr to keep.
+ * servers, plus how much of a stdio server's stderr to keep. Without a `fetch`, HTTP sessions fetch over `node:http`
+ * and `node:https` (the global `fetch` when `HTTP_PROXY` or `HTTPS_PROXY` is set).
  *
  * @since 0.1.0
  */

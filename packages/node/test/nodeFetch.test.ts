@@ -107,6 +107,11 @@ describe("nodeFetch", () => {
     }
   })
 
+  it("leaves a proxied environment to the global fetch", () => {
+    assert.strictEqual(NodeFetch.make({ HTTPS_PROXY: "http://proxy.internal:3128" }), globalThis.fetch)
+    assert.notStrictEqual(NodeFetch.make({}), globalThis.fetch)
+  })
+
   it("rejects a refused connection as the global fetch does, and an aborted request with the signal's reason", async () => {
     const { server, url } = await listen(() => {
       // Never answers.

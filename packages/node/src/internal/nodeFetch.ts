@@ -52,8 +52,17 @@ const headersOf = (res: IncomingMessage, decompressed: boolean): Headers => {
 
 const fetchFailed = (cause: unknown) => new TypeError("fetch failed", { cause })
 
-/** A `fetch` over `node:http` and `node:https` with agents of its own (see the module header). @internal */
-export const make = (): typeof globalThis.fetch => {
+const proxyVariables = ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"]
+
+/**
+ * A `fetch` over `node:http` and `node:https` with agents of its own (see the module header); the global `fetch` when
+ * the environment names a proxy (`HTTP_PROXY`, `HTTPS_PROXY`), which Node's own `fetch` can be told to use and these
+ * agents would not.
+ *
+ * @internal
+ */
+export const make = (env: Readonly<Record<string, string | undefined>> = process.env): typeof globalThis.fetch => {
+  if (proxyVariables.some((name) => (env[name] ?? "") !== "")) return globalThis.fetch
   const http = new HttpAgent({ keepAlive: true })
   const https = new HttpsAgent({ keepAlive: true })
   const fetch = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
