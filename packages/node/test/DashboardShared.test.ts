@@ -7,7 +7,7 @@
  */
 import { McpBridge } from "@mcp-bridge/core"
 import { Dashboard, NodeTransport } from "@mcp-bridge/node"
-import { TestServer } from "@mcp-bridge/testing"
+import { TestRedis, TestServer } from "@mcp-bridge/testing"
 import { type Context, Effect, Exit, Layer, Redacted, Scope } from "effect"
 import { randomUUID } from "node:crypto"
 import { createServer, type Server } from "node:http"
@@ -15,7 +15,6 @@ import type { AddressInfo } from "node:net"
 import { createClient } from "redis"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
 import * as RedisStores from "../src/replica/RedisStores.ts"
-import { type RedisServer, startRedis } from "./replica/redisServer.ts"
 
 const listen = (server: Server) =>
   new Promise<string>((resolve) =>
@@ -88,14 +87,14 @@ const stateUntil = async (replica: Replica, ok: (s: SharedState) => boolean): Pr
 }
 
 describe("Dashboard, shared by replicas", () => {
-  let redis: RedisServer
+  let redis: TestRedis.RedisServer
   let upstream: TestServer.HttpTestServer
   let refusing: { url: string; close: () => Promise<void> }
   let a: Replica
   let b: Replica
 
   beforeAll(async () => {
-    redis = await startRedis()
+    redis = await TestRedis.start()
     upstream = await TestServer.startHttp({
       tools: [{ name: "search", annotations: { readOnlyHint: true }, respond: { kind: "echo" } }]
     })

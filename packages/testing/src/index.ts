@@ -24,6 +24,13 @@ export * as TestAuthServer from "./TestAuthServer.ts"
 export * as TestBridge from "./TestBridge.ts"
 
 /**
+ * A `redis-server` of a test's own on a free loopback port, with the faults tests inject, and `MONITOR`.
+ *
+ * @since 0.1.0
+ */
+export * as TestRedis from "./TestRedis.ts"
+
+/**
  * @since 0.1.0
  */
 export * as TestServer from "./TestServer.ts"

@@ -15,7 +15,7 @@
 import { NodeRedis } from "@effect/platform-node"
 import { McpBridge, McpTransport, ResultStore } from "@mcp-bridge/core"
 import { RedisStores } from "@mcp-bridge/node"
-import { TestServer } from "@mcp-bridge/testing"
+import { TestRedis, TestServer } from "@mcp-bridge/testing"
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
 import { Effect, Layer, ManagedRuntime } from "effect"
 import { Redis } from "effect/persistence"
@@ -30,8 +30,6 @@ import { promisify } from "node:util"
 import { startBalancer } from "../internal/balancer.ts"
 import type { Balancer } from "../internal/balancer.ts"
 import { formatRate, markdownTable, micros, percentile, round3, runLoad, summarize } from "../internal/measure.ts"
-import { monitor, startRedis } from "../internal/redisServer.ts"
-import type { Monitored, RedisServer } from "../internal/redisServer.ts"
 import type { Section } from "../internal/section.ts"
 
 const serverPath = fileURLToPath(new URL("../bin/peer-echo-server.ts", import.meta.url))
@@ -343,19 +341,19 @@ interface Counted {
   readonly inScripts: Record<string, number>
 }
 
-const countCommands = async (redis: RedisServer, url: string, perKind: number, log: (s: string) => void) => {
-  const watch = await monitor(redis.port)
+const countCommands = async (redis: TestRedis.RedisServer, url: string, perKind: number, log: (s: string) => void) => {
+  const watch = await TestRedis.monitor(redis.port)
   const marker = async (name: string) => {
     await execFileAsync("redis-cli", ["-h", "127.0.0.1", "-p", String(redis.port), "ECHO", name])
     await watch.waitFor(name)
   }
-  const between = (start: string, end: string): ReadonlyArray<Monitored> => {
+  const between = (start: string, end: string): ReadonlyArray<TestRedis.Monitored> => {
     const from = watch.seen.findIndex((m) => m.args.includes(start))
     const to = watch.seen.findIndex((m) => m.args.includes(end))
     const probe = watch.seen[from]!.client
     return watch.seen.slice(from + 1, to).filter((m) => m.client !== probe)
   }
-  const tally = (commands: ReadonlyArray<Monitored>, calls: number) => {
+  const tally = (commands: ReadonlyArray<TestRedis.Monitored>, calls: number) => {
     const sent: Record<string, number> = {}
     const inScripts: Record<string, number> = {}
     for (const m of commands) {
@@ -418,7 +416,7 @@ const describeCommands = (counts: Record<string, number>): string =>
 
 export const replicas: Section = async ({ log, quick }) => {
   const rounds = quick ? 3 : 5
-  const redis = await startRedis()
+  const redis = await TestRedis.start()
   const dir = mkdtempSync(join(tmpdir(), "mcp-bridge-bench-replicas-"))
   const closing: Array<() => Promise<void>> = []
   try {

@@ -1,18 +1,17 @@
 import { NodeRedis } from "@effect/platform-node"
 import { McpBridge } from "@mcp-bridge/core"
 import { Gateway, NodeTransport } from "@mcp-bridge/node"
-import { TestServer } from "@mcp-bridge/testing"
+import { TestRedis, TestServer } from "@mcp-bridge/testing"
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { randomUUID } from "node:crypto"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as GatewayReplicas from "../../src/replica/GatewayReplicas.ts"
-import { type RedisServer, startRedis } from "./redisServer.ts"
 
-let redis: RedisServer
+let redis: TestRedis.RedisServer
 let upstream: TestServer.HttpTestServer
 beforeAll(async () => {
-  redis = await startRedis()
+  redis = await TestRedis.start()
   upstream = await TestServer.startHttp({ name: "up", tools: [{ name: "echo", respond: { kind: "echo" } }] })
 }, 60_000)
 afterAll(async () => {

@@ -1,15 +1,15 @@
 import { NodeRedis } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
+import { TestRedis } from "@mcp-bridge/testing"
 import type { JSONRPCMessage } from "@modelcontextprotocol/server"
 import { Effect, Layer, Schedule } from "effect"
 import { randomUUID } from "node:crypto"
 import { afterAll, beforeAll } from "vitest"
 import * as RedisEventStore from "../../src/replica/RedisEventStore.ts"
-import { type RedisServer, startRedis } from "./redisServer.ts"
 
-let redis: RedisServer
+let redis: TestRedis.RedisServer
 beforeAll(async () => {
-  redis = await startRedis()
+  redis = await TestRedis.start()
 })
 afterAll(() => redis?.stop())
 

@@ -1,17 +1,17 @@
 import { NodeRedis } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { RateLimitStore, ResultStore } from "@mcp-bridge/core"
+import { TestRedis } from "@mcp-bridge/testing"
 import { rateLimitStoreSuite, resultStoreSuite } from "@mcp-bridge/testing/StoreSuites"
 import { type Duration, Effect, Layer, Option, Schedule } from "effect"
 import { randomUUID } from "node:crypto"
 import { afterAll, beforeAll } from "vitest"
 import * as RedisRateLimitStore from "../../src/replica/RedisRateLimitStore.ts"
 import * as RedisResultStore from "../../src/replica/RedisResultStore.ts"
-import { type RedisServer, startRedis } from "./redisServer.ts"
 
-let redis: RedisServer
+let redis: TestRedis.RedisServer
 beforeAll(async () => {
-  redis = await startRedis()
+  redis = await TestRedis.start()
 }, 60_000)
 afterAll(() => redis?.stop())
 
@@ -69,7 +69,7 @@ describe("Redis unreachable", () => {
     () =>
       Effect.gen(function*() {
         const own = yield* Effect.acquireRelease(
-          Effect.promise(() => startRedis()),
+          Effect.promise(() => TestRedis.start()),
           (r) => Effect.promise(() => r.stop())
         )
         const p = prefix()

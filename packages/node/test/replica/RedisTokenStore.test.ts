@@ -1,18 +1,17 @@
 import { NodeRedis } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { CallerIdentity, McpAuth, McpBridge, type TokenStore } from "@mcp-bridge/core"
-import { TestAuthServer } from "@mcp-bridge/testing"
+import { TestAuthServer, TestRedis } from "@mcp-bridge/testing"
 import { Clock, Deferred, Effect, Fiber, Layer, Redacted } from "effect"
 import { Redis } from "effect/persistence"
 import { randomUUID } from "node:crypto"
 import { afterAll, beforeAll } from "vitest"
 import * as RedisTokenStore from "../../src/replica/RedisTokenStore.ts"
 import * as SessionSeal from "../../src/replica/SessionSeal.ts"
-import { type RedisServer, startRedis } from "./redisServer.ts"
 
-let redis: RedisServer
+let redis: TestRedis.RedisServer
 beforeAll(async () => {
-  redis = await startRedis()
+  redis = await TestRedis.start()
 }, 60_000)
 afterAll(() => redis?.stop())
 

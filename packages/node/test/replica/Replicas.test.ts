@@ -1,6 +1,6 @@
 // Three `mcp-bridge serve --redis` replicas as child processes, one redis-server, and a small round-robin balancer in
 // front, driven by the official SDK client over Streamable HTTP: what one Redis makes of several replicas.
-import { TestAuthServer, TestServer } from "@mcp-bridge/testing"
+import { TestAuthServer, TestRedis, TestServer } from "@mcp-bridge/testing"
 import { type CallToolResult, Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
 import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
@@ -10,7 +10,6 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { createClient } from "redis"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
-import { type RedisServer, startRedis } from "./redisServer.ts"
 
 const bin = fileURLToPath(new URL("../../src/bin/mcp-bridge.ts", import.meta.url))
 const LIMIT = 5
@@ -209,7 +208,7 @@ const startDeafProxy = (target: string) =>
 
 const text = (result: CallToolResult) => result.content.map((c) => c.type === "text" ? c.text : "").join("")
 
-let redis: RedisServer
+let redis: TestRedis.RedisServer
 let upstream: TestServer.HttpTestServer
 let feed: TestServer.HttpTestServer
 let deaf: Awaited<ReturnType<typeof startDeafProxy>>
@@ -219,7 +218,7 @@ let replicas: Array<Replica> = []
 let balancer: Balancer
 
 beforeAll(async () => {
-  redis = await startRedis()
+  redis = await TestRedis.start()
   upstream = await TestServer.startHttp({
     name: "up",
     tools: [

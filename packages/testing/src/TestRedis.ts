@@ -1,59 +1,67 @@
 /**
- * A redis-server of the bench's own on a free loopback port (no persistence), stopped with the section, and what
- * Redis itself says it ran: `redis-cli MONITOR` read line by line, each command with the client that sent it (an
- * address, or `lua` for a command a script ran).
+ * A `redis-server` of a test's own (or a benchmark's) on a free loopback port, without persistence, with the faults
+ * tests inject (pause, resume, kill, restart on the same port), and a `redis-cli MONITOR` to see what Redis itself ran.
+ * It waits on the server's own "Ready to accept connections" line, never on time. `redis-server` and `redis-cli` come
+ * from `PATH` (Debian's `redis-server` package).
  *
- * Waits on the server's own "Ready to accept connections" line, never on time.
+ * @since 0.1.0
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { createServer } from "node:net"
 import { createInterface } from "node:readline"
 
-/** A running redis-server. */
+/**
+ * A running `redis-server`.
+ *
+ * @since 0.1.0
+ */
 export interface RedisServer {
+  /** `redis://127.0.0.1:<port>` */
   readonly url: string
   readonly port: number
+  /** Freezes the server (SIGSTOP): connections stay open, nothing is answered. */
+  readonly pause: () => void
+  /** Thaws a paused server (SIGCONT). */
+  readonly resume: () => void
+  /** Kills the server (SIGKILL): what it held is gone. */
+  readonly kill: () => Promise<void>
+  /** Starts a new, empty server on the same port (after `kill`). */
+  readonly restart: () => Promise<void>
+  /** Ends the server, paused or not. */
   readonly stop: () => Promise<void>
 }
 
-/** A free TCP port on 127.0.0.1. */
-export const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const probe = createServer()
-    probe.once("error", reject)
-    probe.listen(0, "127.0.0.1", () => {
-      const port = (probe.address() as { port: number }).port
-      probe.close(() => resolve(port))
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
     })
   })
 
-const exited = (child: ChildProcess): Promise<void> =>
-  new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve()
-    else child.once("exit", () => resolve())
-  })
-
-/** Starts redis-server (from `PATH`) on a free loopback port. */
-export const startRedis = async (): Promise<RedisServer> => {
-  const port = await freePort()
-  const child = spawn("redis-server", [
-    "--port",
-    String(port),
-    "--bind",
-    "127.0.0.1",
-    "--save",
-    "",
-    "--appendonly",
-    "no"
-  ], { stdio: ["ignore", "pipe", "pipe"] })
-  await new Promise<void>((resolve, reject) => {
+const launch = (port: number) =>
+  new Promise<ChildProcess>((resolve, reject) => {
+    const child = spawn("redis-server", [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--protected-mode",
+      "no"
+    ], { stdio: ["ignore", "pipe", "pipe"] })
     let out = ""
     const onData = (chunk: Buffer) => {
       out += chunk.toString()
       if (out.includes("Ready to accept connections")) {
         child.stdout!.off("data", onData)
         child.stdout!.resume()
-        resolve()
+        resolve(child)
       }
     }
     child.stdout!.on("data", onData)
@@ -61,17 +69,46 @@ export const startRedis = async (): Promise<RedisServer> => {
     child.once("error", (error) => reject(new Error(`redis-server did not start (is it installed?): ${error.message}`)))
     child.once("exit", (code) => reject(new Error(`redis-server exited (${code}) before it was ready: ${out}`)))
   })
+
+const exited = (child: ChildProcess) =>
+  new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve()
+    else child.once("exit", () => resolve())
+  })
+
+/**
+ * Starts `redis-server` on a free loopback port.
+ *
+ * @since 0.1.0
+ */
+export const start = async (): Promise<RedisServer> => {
+  const port = await freePort()
+  let child = await launch(port)
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
+    pause: () => void child.kill("SIGSTOP"),
+    resume: () => void child.kill("SIGCONT"),
+    kill: async () => {
+      child.kill("SIGKILL")
+      await exited(child)
+    },
+    restart: async () => {
+      child = await launch(port)
+    },
     stop: async () => {
+      child.kill("SIGCONT")
       child.kill("SIGKILL")
       await exited(child)
     }
   }
 }
 
-/** One command as MONITOR shows it. */
+/**
+ * One command as `MONITOR` shows it.
+ *
+ * @since 0.1.0
+ */
 export interface Monitored {
   /** `lua` for a command run by a script, else the sending client's address */
   readonly client: string
@@ -89,10 +126,14 @@ const parseMonitorLine = (line: string): Monitored | undefined => {
   return { client: match[1]!, command: words[0]!.toUpperCase(), args: words.slice(1) }
 }
 
-/** A `redis-cli MONITOR` on `port`: every command Redis runs from now on, until `stop`. */
+/**
+ * A `redis-cli MONITOR` of the server on `port`: every command Redis runs from now on, until `stop`.
+ *
+ * @since 0.1.0
+ */
 export const monitor = async (port: number): Promise<{
   readonly seen: Array<Monitored>
-  /** resolves once MONITOR has printed a command whose arguments include `marker` */
+  /** Resolves once MONITOR has printed a command whose arguments include `marker`. */
   readonly waitFor: (marker: string) => Promise<void>
   readonly stop: () => Promise<void>
 }> => {
