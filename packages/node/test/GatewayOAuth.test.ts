@@ -92,6 +92,19 @@ describe("GatewayOAuth", () => {
     await as?.close()
   })
 
+  // An SDK v2 client with the SDK's client-credentials provider: it finds the authorization server from the gateway's
+  // 401, and asks for more scopes on a 403 `insufficient_scope`.
+  const credentialsClient = async () => {
+    const provider = new ClientCredentialsProvider({
+      clientId: "agent",
+      clientSecret: "agent-secret-1",
+      expectedIssuer: as.issuer
+    })
+    const client = new Client({ name: "oauth-test", version: "1.0.0" }, { versionNegotiation: { mode: "auto" } })
+    await client.connect(new StreamableHTTPClientTransport(new URL(gateway.url), { authProvider: provider }))
+    return client
+  }
+
   const token = (claims: Record<string, unknown>, options?: Parameters<TestAuthServer.TestAuthServer["signJwt"]>[1]) =>
     as.signJwt({ aud: gateway.url, scope: "mcp", ...claims }, options)
 
@@ -156,13 +169,7 @@ describe("GatewayOAuth", () => {
   })
 
   it("lets an SDK client with client credentials find the authorization server from the 401 and call", async () => {
-    const provider = new ClientCredentialsProvider({
-      clientId: "agent",
-      clientSecret: "agent-secret-1",
-      expectedIssuer: as.issuer
-    })
-    const client = new Client({ name: "oauth-test", version: "1.0.0" }, { versionNegotiation: { mode: "auto" } })
-    await client.connect(new StreamableHTTPClientTransport(new URL(gateway.url), { authProvider: provider }))
+    const client = await credentialsClient()
     // The scope `mcp` sees the tools it maps to, not `secret`.
     assert.deepStrictEqual(names((await client.listTools()).tools), ["counter", "echo"])
     const result = await client.callTool({ name: "echo", arguments: { via: "oauth" } }) as CallToolResult
@@ -217,13 +224,7 @@ describe("GatewayOAuth", () => {
   })
 
   it("asks a client to step up to the scope a tool needs, and a client with credentials does and calls it", async () => {
-    const provider = new ClientCredentialsProvider({
-      clientId: "agent",
-      clientSecret: "agent-secret-1",
-      expectedIssuer: as.issuer
-    })
-    const client = new Client({ name: "oauth-step-up", version: "1.0.0" }, { versionNegotiation: { mode: "auto" } })
-    await client.connect(new StreamableHTTPClientTransport(new URL(gateway.url), { authProvider: provider }))
+    const client = await credentialsClient()
     const before = as.events().length
     const result = await client.callTool({ name: "secret", arguments: {} }) as CallToolResult
     assert.strictEqual(text(result), "classified")

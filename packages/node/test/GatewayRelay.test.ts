@@ -71,6 +71,23 @@ const downstream = async (
 
 const full: ClientCapabilities = { elicitation: { form: {} }, sampling: {}, roots: {} }
 
+// A 2026-07-28 downstream client (no sessions, no server→client requests: it is asked through `input_required`),
+// answering elicitations as Ada.
+const modernClient = async (url: string) => {
+  const client = new Client({ name: "relay-test", version: "1.0.0" }, {
+    versionNegotiation: { mode: "auto" },
+    capabilities: full
+  })
+  const asked: Array<string> = []
+  client.setRequestHandler("elicitation/create", (request) => {
+    asked.push(request.params.message)
+    return Promise.resolve({ action: "accept" as const, content: { name: "Ada" } })
+  })
+  await client.connect(new StreamableHTTPClientTransport(new URL(url)))
+  assert.strictEqual(client.getNegotiatedProtocolVersion(), "2026-07-28")
+  return { client, asked }
+}
+
 // The upstream in both eras: 2026-07-28 (`input_required`, fulfilled by the session) and 2025-11-25 (requests).
 describe.each(["2026-07-28", "legacy"] as const)("GatewayRelay (upstream %s)", (protocol) => {
   let upstream: TestServer.HttpTestServer
@@ -110,14 +127,15 @@ describe.each(["2026-07-28", "legacy"] as const)("GatewayRelay (upstream %s)", (
   it.runIf(protocol === "legacy")(
     "relays what an upstream asks during prompts/get and resources/read to the client that made the request, in both eras",
     async () => {
+      // The upstream's prompt and resource end their text with what the client answered.
+      const answeredAs = async (client: Client, name: string) => {
+        const prompt = await client.getPrompt({ name: "greet" })
+        assert.strictEqual((prompt.messages[0]!.content as { text: string }).text, `Hello (accept: {"name":"${name}"})`)
+        const read = await client.readResource({ uri: "note://asked" })
+        assert.strictEqual((read.contents[0] as { text: string }).text, `Note (accept: {"name":"${name}"})`)
+      }
       const { asked, client } = await downstream(gateway.url, full, { name: "Grace" })
-      const prompt = await client.getPrompt({ name: "greet" })
-      assert.strictEqual(
-        (prompt.messages[0]!.content as { text: string }).text,
-        "Hello (accept: {\"name\":\"Grace\"})"
-      )
-      const read = await client.readResource({ uri: "note://asked" })
-      assert.strictEqual((read.contents[0] as { text: string }).text, "Note (accept: {\"name\":\"Grace\"})")
+      await answeredAs(client, "Grace")
       assert.deepStrictEqual(asked.elicit, ["Greet whom?", "Which note?"])
       // A client that did not declare elicitation is never asked: the upstream hears why.
       const { asked: none, client: bare } = await downstream(gateway.url, {})
@@ -127,24 +145,8 @@ describe.each(["2026-07-28", "legacy"] as const)("GatewayRelay (upstream %s)", (
       await bare.close()
       await client.close()
       // A 2026-07-28 client is asked the same through `input_required` rounds of the gateway's own.
-      const modern = new Client({ name: "relay-test", version: "1.0.0" }, {
-        versionNegotiation: { mode: "auto" },
-        capabilities: full
-      })
-      const modernAsked: Array<string> = []
-      modern.setRequestHandler("elicitation/create", (request) => {
-        modernAsked.push(request.params.message)
-        return Promise.resolve({ action: "accept" as const, content: { name: "Ada" } })
-      })
-      await modern.connect(new StreamableHTTPClientTransport(new URL(gateway.url)))
-      assert.strictEqual(modern.getNegotiatedProtocolVersion(), "2026-07-28")
-      const modernPrompt = await modern.getPrompt({ name: "greet" })
-      assert.strictEqual(
-        (modernPrompt.messages[0]!.content as { text: string }).text,
-        "Hello (accept: {\"name\":\"Ada\"})"
-      )
-      const modernRead = await modern.readResource({ uri: "note://asked" })
-      assert.strictEqual((modernRead.contents[0] as { text: string }).text, "Note (accept: {\"name\":\"Ada\"})")
+      const { asked: modernAsked, client: modern } = await modernClient(gateway.url)
+      await answeredAs(modern, "Ada")
       assert.deepStrictEqual(modernAsked, ["Greet whom?", "Which note?"])
       await modern.close()
     }
@@ -176,17 +178,7 @@ describe.each(["2026-07-28", "legacy"] as const)("GatewayRelay (upstream %s)", (
   })
 
   it("asks a 2026-07-28 downstream request only through input_required (it has no server→client channel)", async () => {
-    const client = new Client({ name: "relay-test", version: "1.0.0" }, {
-      versionNegotiation: { mode: "auto" },
-      capabilities: full
-    })
-    const asked: Array<string> = []
-    client.setRequestHandler("elicitation/create", (request) => {
-      asked.push(request.params.message)
-      return Promise.resolve({ action: "accept" as const, content: { name: "Ada" } })
-    })
-    await client.connect(new StreamableHTTPClientTransport(new URL(gateway.url)))
-    assert.strictEqual(client.getNegotiatedProtocolVersion(), "2026-07-28")
+    const { asked, client } = await modernClient(gateway.url)
     const result = await client.callTool({ name: "elicit", arguments: {} }) as CallToolResult
     // The upstream's `input_required` (2026-07-28), or its request as a round of the gateway's own (2025 era), reached
     // the client, whose SDK answered it and retried.

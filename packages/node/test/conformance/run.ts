@@ -23,11 +23,10 @@
  *
  * Nothing here is a vitest test: the suite drives whole processes, and its scenarios bind their own ports.
  */
-import { spawn } from "node:child_process"
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
-import { createRequire } from "node:module"
-import { dirname, join, relative, resolve } from "node:path"
+import { dirname, join, relative } from "node:path"
 import { fileURLToPath } from "node:url"
+import { loadSuites, outRoot, parseOptions, runCli as run, type Suite } from "./suites.ts"
 
 interface Check {
   readonly id: string
@@ -53,89 +52,14 @@ interface ScenarioResult {
   readonly output: string
 }
 
-/** One release of the suite: where its CLI is, and which scenarios are expected to fail, and why. */
-interface Suite {
-  readonly name: "current" | "next"
-  readonly version: string
-  readonly bin: string
-  readonly baseline: ReadonlyMap<string, string>
-}
-
-const here = dirname(fileURLToPath(import.meta.url))
-const root = resolve(here, "../../../..")
-const clientScript = join(here, "client.ts")
-const require = createRequire(import.meta.url)
-const outRoot = join(root, ".conformance")
+const clientScript = join(dirname(fileURLToPath(import.meta.url)), "client.ts")
 /** How long the suite lets a client run before it fails the scenario (see `runScenario`). */
 const clientTimeoutMillis = 120_000
 
-// --- arguments ---------------------------------------------------------------
-
-const args = process.argv.slice(2)
-const only: Array<string> = []
-const suites: Array<string> = []
-let concurrency = 4
-let useBaseline = true
-let verbose = false
-for (let i = 0; i < args.length; i++) {
-  const arg = args[i]
-  if (arg === "--only") only.push(args[++i] ?? "")
-  else if (arg === "--suite") suites.push(args[++i] ?? "")
-  else if (arg === "--concurrency") concurrency = Math.max(1, Number(args[++i]) || 1)
-  else if (arg === "--no-baseline") useBaseline = false
-  else if (arg === "--verbose") verbose = true
-  else {
-    console.error(`unknown option ${arg}`)
-    process.exit(2)
-  }
-}
-
-const readBaseline = (file: string): ReadonlyMap<string, string> => {
-  if (!useBaseline || !existsSync(file)) return new Map()
-  const entries = JSON.parse(readFileSync(file, "utf8")) as Record<string, string>
-  for (const [scenario, reason] of Object.entries(entries)) {
-    if (typeof reason !== "string" || reason.trim().length === 0) {
-      throw new Error(`${relative(root, file)}: "${scenario}" needs a reason`)
-    }
-  }
-  return new Map(Object.entries(entries))
-}
-
-const suiteOf = (name: Suite["name"], pkg: string, baselineFile: string): Suite => {
-  const manifest = require.resolve(`${pkg}/package.json`)
-  return {
-    name,
-    version: (JSON.parse(readFileSync(manifest, "utf8")) as { version: string }).version,
-    bin: join(dirname(manifest), "dist/index.js"),
-    baseline: readBaseline(join(here, baselineFile))
-  }
-}
-
-const allSuites: ReadonlyArray<Suite> = [
-  suiteOf("current", "@modelcontextprotocol/conformance", "expected-failures.json"),
-  suiteOf("next", "conformance-next", "expected-failures-next.json")
-]
-for (const name of suites) {
-  if (!allSuites.some((suite) => suite.name === name)) {
-    console.error(`unknown suite ${name} (current or next)`)
-    process.exit(2)
-  }
-}
-
-// --- processes ---------------------------------------------------------------
-
-const run = (suite: Suite, argv: ReadonlyArray<string>, timeoutMillis: number) =>
-  new Promise<{ code: number | null; output: string }>((resolvePromise) => {
-    const child = spawn(process.execPath, [suite.bin, ...argv], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
-    let output = ""
-    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")))
-    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")))
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMillis)
-    child.on("close", (code) => {
-      clearTimeout(timer)
-      resolvePromise({ code, output })
-    })
-  })
+const options = parseOptions(process.argv.slice(2), { valued: ["--concurrency"] })
+const { only, suites, verbose } = options
+const concurrency = Math.max(1, Number(options.values.get("--concurrency") ?? 4) || 1)
+const allSuites = loadSuites(options, { current: "expected-failures.json", next: "expected-failures-next.json" })
 
 /** The client scenarios of a release, each marked when the suite lists it as an extension's. */
 const listScenarios = async (suite: Suite): Promise<Array<{ name: string; extension: boolean }>> => {

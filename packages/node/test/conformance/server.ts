@@ -26,11 +26,9 @@
  */
 import { serveGateway } from "@mcp-bridge/node"
 import { ConformanceServer } from "@mcp-bridge/testing"
-import { spawn } from "node:child_process"
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { createRequire } from "node:module"
-import { dirname, join, relative, resolve } from "node:path"
-import { fileURLToPath } from "node:url"
+import { join, relative } from "node:path"
+import { loadSuites, outRoot, parseOptions, runCli as run, type Suite } from "./suites.ts"
 
 interface Check {
   readonly id: string
@@ -52,85 +50,13 @@ interface ScenarioResult {
   readonly output: string
 }
 
-interface Suite {
-  readonly name: "current" | "next"
-  readonly version: string
-  readonly bin: string
-  readonly baseline: ReadonlyMap<string, string>
-}
-
-const here = dirname(fileURLToPath(import.meta.url))
-const root = resolve(here, "../../../..")
-const require = createRequire(import.meta.url)
-const outRoot = join(root, ".conformance")
-
-// --- arguments ---------------------------------------------------------------
-
-const args = process.argv.slice(2)
-const only: Array<string> = []
-const suites: Array<string> = []
-let useBaseline = true
-let verbose = false
-let direct = false
-for (let i = 0; i < args.length; i++) {
-  const arg = args[i]
-  if (arg === "--only") only.push(args[++i] ?? "")
-  else if (arg === "--suite") suites.push(args[++i] ?? "")
-  else if (arg === "--no-baseline") useBaseline = false
-  else if (arg === "--verbose") verbose = true
-  else if (arg === "--direct") direct = true
-  else {
-    console.error(`unknown option ${arg}`)
-    process.exit(2)
-  }
-}
-
-const readBaseline = (file: string): ReadonlyMap<string, string> => {
-  if (!useBaseline || !existsSync(file)) return new Map()
-  const entries = JSON.parse(readFileSync(file, "utf8")) as Record<string, string>
-  for (const [scenario, reason] of Object.entries(entries)) {
-    if (typeof reason !== "string" || reason.trim().length === 0) {
-      throw new Error(`${relative(root, file)}: "${scenario}" needs a reason`)
-    }
-  }
-  return new Map(Object.entries(entries))
-}
-
-const suiteOf = (name: Suite["name"], pkg: string, baselineFile: string): Suite => {
-  const manifest = require.resolve(`${pkg}/package.json`)
-  return {
-    name,
-    version: (JSON.parse(readFileSync(manifest, "utf8")) as { version: string }).version,
-    bin: join(dirname(manifest), "dist/index.js"),
-    baseline: readBaseline(join(here, baselineFile))
-  }
-}
-
-const allSuites: ReadonlyArray<Suite> = [
-  suiteOf("current", "@modelcontextprotocol/conformance", "expected-failures-server.json"),
-  suiteOf("next", "conformance-next", "expected-failures-server-next.json")
-]
-for (const name of suites) {
-  if (!allSuites.some((suite) => suite.name === name)) {
-    console.error(`unknown suite ${name} (current or next)`)
-    process.exit(2)
-  }
-}
-
-// --- processes ---------------------------------------------------------------
-
-const run = (suite: Suite, argv: ReadonlyArray<string>, timeoutMillis: number) =>
-  new Promise<{ code: number | null; output: string }>((resolvePromise) => {
-    const child = spawn(process.execPath, [suite.bin, ...argv], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
-    let output = ""
-    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")))
-    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")))
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMillis)
-    child.on("close", (code) => {
-      clearTimeout(timer)
-      resolvePromise({ code, output })
-    })
-  })
+const options = parseOptions(process.argv.slice(2), { flags: ["--direct"] })
+const { only, suites, verbose } = options
+const direct = options.flags.has("--direct")
+const allSuites = loadSuites(options, {
+  current: "expected-failures-server.json",
+  next: "expected-failures-server-next.json"
+})
 
 /** The server scenarios of a release, each marked when the suite lists it as an extension's. */
 const listScenarios = async (suite: Suite): Promise<Array<{ readonly name: string; readonly extension: boolean }>> => {
