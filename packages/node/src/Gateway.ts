@@ -390,18 +390,32 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
     if (before !== undefined && !sameNames(before, catalog)) onChanged()
     return catalog
   }
-  // What a caller sees: its API key's tools, or its access token's scopes' (see `gateway.oauth.scopes`).
+  // What a caller sees: its API key's tools, or its access token's scopes' (see `gateway.oauth.scopes`). Every call
+  // routes through it (and a token's call checks it once more for step-up), so each view is kept with its catalog,
+  // by virtual server and allowed globs: filtering every tool is done once per catalog, not per call.
+  const viewsOf = new WeakMap<Naming.Catalog, Map<string, Naming.Catalog>>()
   const view = (
     catalog: Naming.Catalog,
     principal: string | undefined,
     name: string | undefined,
     authInfo: AuthInfo | undefined
   ) => {
-    const scoped = name === undefined ? catalog : Naming.subset(catalog, views[name] ?? {})
     const allowed = principal === undefined
       ? undefined
       : keyTools.get(principal) ?? (oauth === undefined ? undefined : OAuth.toolsOf(oauth, authInfo))
-    return allowed === undefined ? scoped : Naming.subset(scoped, { tools: allowed })
+    if (name === undefined && allowed === undefined) return catalog
+    const key = `${name ?? ""}\u0000${allowed === undefined ? "\u0001" : allowed.join("\u0000")}`
+    let kept = viewsOf.get(catalog)
+    if (kept === undefined) viewsOf.set(catalog, kept = new Map())
+    let seen = kept.get(key)
+    if (seen === undefined) {
+      const scoped = name === undefined ? catalog : Naming.subset(catalog, views[name] ?? {})
+      seen = allowed === undefined ? scoped : Naming.subset(scoped, { tools: allowed })
+      // Bounded: as many entries as virtual servers times the distinct scope sets seen, cleared past 256.
+      if (kept.size >= 256) kept.clear()
+      kept.set(key, seen)
+    }
+    return seen
   }
 
   const backend: McpServer.Backend = {

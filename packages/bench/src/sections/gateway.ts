@@ -298,13 +298,14 @@ const groupTable = (results: ReadonlyArray<Measured>) => {
     const p50Ratio = median(r.p50.map((x, i) => x / base.p50[i]!))
     const rateRatio = median(r.rate.map((x, i) => x / base.rate[i]!))
     const hop = median(r.p50.map((x, i) => (x - base.p50[i]!) * 1000))
+    const cpu = median(r.cpu)
     return [
       r.name,
       `${round3(median(r.p50))} ms`,
       r === base ? "1×" : `${formatRate(p50Ratio)}× (${hop >= 0 ? "+" : ""}${hop.toFixed(0)} µs)`,
       formatRate(median(r.rate)),
       r === base ? "1×" : `${formatRate(rateRatio)}×`,
-      Number.isFinite(median(r.cpu)) ? `${median(r.cpu).toFixed(0)} µs` : "–",
+      Number.isFinite(cpu) ? `${cpu.toFixed(0)} µs` : "–",
       r.errors === 0 ? "0" : String(r.errors)
     ]
   })

@@ -22,8 +22,8 @@ interface Stored {
 export const make = (maxEvents = 1000): EventStore => {
   // A ring: storing an event is O(1) however many the session has sent.
   const ring: Array<Stored | undefined> = []
+  // Events stored so far: the next one's slot in the ring, and its number in its id.
   let stored = 0
-  let counter = 0
   const streamOf = (eventId: string) => {
     const at = eventId.lastIndexOf(SEPARATOR)
     return at > 0 ? eventId.slice(0, at) : undefined
@@ -34,7 +34,7 @@ export const make = (maxEvents = 1000): EventStore => {
   }
   return {
     storeEvent: (streamId, message) => {
-      const id = `${streamId}${SEPARATOR}${(counter++).toString(36)}`
+      const id = `${streamId}${SEPARATOR}${stored.toString(36)}`
       ring[stored++ % maxEvents] = { streamId, id, message }
       return Promise.resolve(id)
     },

@@ -193,25 +193,27 @@ const targetOf = (server: Server, ctx: ServerContext): Target => {
 export const makeFactory = (backend: Backend, info: Info, view: string | undefined) => {
   // The calls of 2026-07-28 clients parked between the rounds that bridge a 2025-era upstream's requests.
   const bridging = Bridging.make(BRIDGED_IDLE_MILLIS)
-  // A 2026-07-28 request (`rounds`) has no server→client channel: a 2025-era upstream's requests during it come back
-  // as rounds of the gateway's own (a retry naming one resumes the parked request), a 2026-07-28 upstream's
-  // `input_required` as it was sent. `subject` binds the rounds to what was asked (a tool, a prompt, a URI).
-  const bridged = <R>(
+  // A request to the backend, with the signal and target what the upstream asks goes to: the request's own for a
+  // 2025-era request. A 2026-07-28 request (`rounds`) has no server→client channel: a 2025-era upstream's requests
+  // during it come back as rounds of the gateway's own (a retry naming one resumes the parked request), a 2026-07-28
+  // upstream's `input_required` as it was sent. `subject` binds the rounds to what was asked (a tool, a prompt, a URI).
+  const served = <R>(
+    ctx: ServerContext,
     caller: string | undefined,
     subject: string,
-    rounds: McpSession.ClientRounds,
-    signal: AbortSignal,
-    log: Target["log"],
-    request: (signal: AbortSignal, target: Target) => Promise<unknown>
+    target: Target,
+    request: (signal: AbortSignal, target: Target, rounds: McpSession.ClientRounds | undefined) => Promise<unknown>
   ): Promise<R | InputRequiredResult> => {
+    const rounds = Rounds.roundsOf(ctx)
+    if (rounds === undefined) return request(ctx.mcpReq.signal, target, undefined) as Promise<R>
     let call = rounds.requestState === undefined
       ? undefined
       : bridging.resume(rounds.requestState, caller, subject, rounds.inputResponses)
     if (call === undefined) {
       call = bridging.start(caller, subject)
-      call.settle(request(call.signal, call.target(rounds.clientCapabilities, log)))
+      call.settle(request(call.signal, call.target(rounds.clientCapabilities, target.log), rounds))
     }
-    return bridging.next<R>(call, signal)
+    return bridging.next<R>(call, ctx.mcpReq.signal)
   }
   return (context: { readonly authInfo?: AuthInfo | undefined } = {}): Server => {
     const server = new Server(
@@ -243,26 +245,22 @@ export const makeFactory = (backend: Backend, info: Info, view: string | undefin
             () => undefined
           )
         }
-      const rounds = Rounds.roundsOf(ctx)
-      const options = {
-        principal: caller,
-        signal: ctx.mcpReq.signal,
-        meta: forwardedMeta(_meta as Record<string, unknown> | undefined),
-        onProgress,
+      const meta = forwardedMeta(_meta as Record<string, unknown> | undefined)
+      const result = await served<CallToolResult>(
+        ctx,
+        caller,
+        name,
         target,
-        rounds
-      }
-      const result = rounds === undefined
-        ? await backend.call(tool, args as Record<string, unknown>, options)
-        : await bridged<CallToolResult>(
-          caller,
-          name,
-          rounds,
-          ctx.mcpReq.signal,
-          target.log,
-          (signal, bridgedTarget) =>
-            backend.call(tool, args as Record<string, unknown>, { ...options, signal, target: bridgedTarget })
-        )
+        (signal, callTarget, rounds) =>
+          backend.call(tool, args as Record<string, unknown>, {
+            principal: caller,
+            signal,
+            meta,
+            onProgress,
+            target: callTarget,
+            rounds
+          })
+      )
       // An `input_required` goes to the client as is (the SDK checks it against the capabilities the request declares).
       if (isInputRequiredResult(result)) return result
       return server.projectCallToolResult(result, tool.definition.outputSchema)
@@ -282,16 +280,12 @@ export const makeFactory = (backend: Backend, info: Info, view: string | undefin
         (request, ctx) => {
           const uri = request.params.uri
           const caller = callerOf(ctx)
-          const target = targetOf(server, ctx)
-          const rounds = Rounds.roundsOf(ctx)
-          if (rounds === undefined) return backend.read(uri, caller, ctx.mcpReq.signal, target)
-          return bridged<ReadResourceResult>(
+          return served<ReadResourceResult>(
+            ctx,
             caller,
             `resources/read ${uri}`,
-            rounds,
-            ctx.mcpReq.signal,
-            target.log,
-            (signal, bridgedTarget) => backend.read(uri, caller, signal, bridgedTarget, rounds)
+            targetOf(server, ctx),
+            (signal, target, rounds) => backend.read(uri, caller, signal, target, rounds)
           ) as Promise<ReadResourceResult>
         }
       )
@@ -332,16 +326,12 @@ export const makeFactory = (backend: Backend, info: Info, view: string | undefin
         const prompt = await promptOf(request.params.name, ctx.mcpReq.signal)
         const args = request.params.arguments ?? {}
         const caller = callerOf(ctx)
-        const target = targetOf(server, ctx)
-        const rounds = Rounds.roundsOf(ctx)
-        if (rounds === undefined) return backend.getPrompt(prompt, args, caller, ctx.mcpReq.signal, target)
-        return bridged<GetPromptResult>(
+        return served<GetPromptResult>(
+          ctx,
           caller,
           `prompts/get ${request.params.name}`,
-          rounds,
-          ctx.mcpReq.signal,
-          target.log,
-          (signal, bridgedTarget) => backend.getPrompt(prompt, args, caller, signal, bridgedTarget, rounds)
+          targetOf(server, ctx),
+          (signal, target, rounds) => backend.getPrompt(prompt, args, caller, signal, target, rounds)
         ) as Promise<GetPromptResult>
       })
     }

@@ -85,12 +85,20 @@ export const make = (env: Readonly<Record<string, string | undefined>> = process
     })
     if (typeof body === "string") headers["content-length"] = Buffer.byteLength(body)
     return new Promise<Response>((resolve, reject) => {
+      // Settled once: by the answer, a failure, or the signal; the signal's listener goes when the request is done.
       let settled = false
+      const settle = (outcome: () => void) => {
+        if (settled) return
+        settled = true
+        outcome()
+      }
+      const release = () => signal?.removeEventListener("abort", onAbort)
+      const fail = (error: unknown) => {
+        release()
+        settle(() => reject(fetchFailed(error)))
+      }
       const onAbort = () => {
-        if (!settled) {
-          settled = true
-          reject(signal!.reason)
-        }
+        settle(() => reject(signal!.reason))
         request.destroy()
       }
       const request = (secure ? httpsRequest : httpRequest)(
@@ -98,48 +106,31 @@ export const make = (env: Readonly<Record<string, string | undefined>> = process
         { method, headers, agent: secure ? https : http },
         (res) => {
           const status = res.statusCode ?? 0
-          const empty = nullBodyStatus.has(status) || method === "HEAD"
-          const stream = empty ? res : decoded(res)
-          const responseHeaders = headersOf(res, stream !== res)
-          if (empty || status < 200 || status > 599) res.resume()
-          const init = { status: status < 200 || status > 599 ? 502 : status, headers: responseHeaders }
-          const answer = (response: Response) => {
-            if (settled) return
-            settled = true
-            resolve(response)
-          }
-          if (empty || status < 200 || status > 599) {
-            signal?.removeEventListener("abort", onAbort)
-            return answer(new Response(null, init))
+          const valid = status >= 200 && status <= 599
+          const bodiless = !valid || nullBodyStatus.has(status) || method === "HEAD"
+          const stream = bodiless ? res : decoded(res)
+          const init = { status: valid ? status : 502, headers: headersOf(res, stream !== res) }
+          if (bodiless) {
+            res.resume()
+            release()
+            return settle(() => resolve(new Response(null, init)))
           }
           // An event stream is handed over as it arrives (the signal still ends it); any other answer is read whole.
           if ((res.headers["content-type"] ?? "").includes("text/event-stream")) {
-            stream.once("close", () => signal?.removeEventListener("abort", onAbort))
-            return answer(new Response(Readable.toWeb(stream) as ReadableStream<Uint8Array>, init))
+            stream.once("close", release)
+            return settle(() => resolve(new Response(Readable.toWeb(stream) as ReadableStream<Uint8Array>, init)))
           }
           const chunks: Array<Buffer> = []
           stream.on("data", (chunk: Buffer) => chunks.push(chunk))
           stream.once("end", () => {
-            signal?.removeEventListener("abort", onAbort)
+            release()
             const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
-            answer(new Response(whole as Uint8Array<ArrayBuffer>, init))
+            settle(() => resolve(new Response(whole as Uint8Array<ArrayBuffer>, init)))
           })
-          stream.once("error", (error) => {
-            signal?.removeEventListener("abort", onAbort)
-            if (!settled) {
-              settled = true
-              reject(fetchFailed(error))
-            }
-          })
+          stream.once("error", fail)
         }
       )
-      request.once("error", (error) => {
-        signal?.removeEventListener("abort", onAbort)
-        if (!settled) {
-          settled = true
-          reject(fetchFailed(error))
-        }
-      })
+      request.once("error", fail)
       signal?.addEventListener("abort", onAbort, { once: true })
       request.end(body ?? undefined)
     })
