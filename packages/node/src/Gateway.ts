@@ -379,17 +379,25 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
   // The catalog per principal, rebuilt from the bridge's tool index when asked for by a list, or by a call that
   // names a tool it does not have; a change of names is announced to downstream clients.
   const catalogs = new Map<string | undefined, Naming.Catalog>()
-  const build = async (principal: string | undefined): Promise<Naming.Catalog> => {
-    const exit = await run(bridge.listTools().pipe(Effect.provideService(CallerIdentity, principal)))
+  // Without the servers in `skip` (their login waits for the user): such a catalog is not announced as a change.
+  const build = async (principal: string | undefined, skip?: ReadonlySet<string>): Promise<Naming.Catalog> => {
+    const listing = skip === undefined || skip.size === 0 ? bridge.listTools() : Effect.forEach(
+      bridge.servers.filter((server) => !skip.has(server)),
+      (server) => bridge.listServerTools(server).pipe(Effect.orElseSucceed(() => [])),
+      { concurrency: "unbounded" }
+    ).pipe(Effect.map((lists) => lists.flat()))
+    const exit = await run(listing.pipe(Effect.provideService(CallerIdentity, principal)))
     const catalog = namer(Exit.isSuccess(exit) ? exit.value : [])
     for (const d of catalog.duplicates) {
       await run(Effect.logWarning(`gateway: "${d.name}" is served by ${d.tools.join(" and ")}: only the first is`))
     }
     const before = catalogs.get(principal)
     catalogs.set(principal, catalog)
-    if (before !== undefined && !sameNames(before, catalog)) onChanged()
+    if (before !== undefined && (skip === undefined || skip.size === 0) && !sameNames(before, catalog)) onChanged()
     return catalog
   }
+  // The servers each caller was offered a sign-in tool for (see `catalogModern`).
+  const signInNeeded = new Map<string | undefined, Set<string>>()
   // What a caller sees: its API key's tools, or its access token's scopes' (see `gateway.oauth.scopes`). Every call
   // routes through it (and a token's call checks it once more for step-up), so each view is kept with its catalog,
   // by virtual server and allowed globs: filtering every tool is done once per catalog, not per call.
@@ -421,14 +429,77 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
   const backend: McpServer.Backend = {
     // While a `tools/list` builds the caller's catalog, what an upstream needs of the user to list (its login) is
     // asked of that request's client.
-    catalog: async (principal, name, authInfo, target) => {
-      const leave = Option.isSome(relay) && target !== undefined
-        ? bridge.servers.map((server) => relay.value.register({ identity: principal, server, tool: "", target }))
-        : []
+    catalog: async (principal, name, authInfo, target) =>
+      view(
+        await (target === undefined
+          ? build(principal)
+          : relayed(bridge.servers, principal, target, () => build(principal))),
+        principal,
+        name,
+        authInfo
+      ),
+    // A server whose login for the caller waits for the user is not waited for; one that asks for a login now is
+    // refused at once (this request cannot ask): each is served as a sign-in tool to a client that can follow it.
+    catalogModern: async (principal, name, authInfo, declared) => {
+      const servers = bridge.servers.filter(inView(name))
+      const login = Option.isSome(relay) ? logins.get(relay.value) : undefined
+      const waiting = new Set(login?.pendingOf(principal, servers) ?? [])
+      const asked = new Set<string>()
+      const refuse = () => Promise.reject(new Error("offered to the client as a sign-in tool"))
+      const leave = Option.isNone(relay) ?
+        [] :
+        servers.filter((server) => !waiting.has(server)).map((server) =>
+          relay.value.register({
+            identity: principal,
+            server,
+            tool: "",
+            target: {
+              capabilities: declared.elicitation?.url === undefined ? {} : { elicitation: { url: {} } },
+              elicit: () => {
+                asked.add(server)
+                return refuse()
+              },
+              sample: refuse,
+              listRoots: refuse,
+              log: () => Promise.resolve()
+            }
+          })
+        )
+      let catalog: Naming.Catalog
       try {
-        return view(await build(principal), principal, name, authInfo)
+        catalog = await build(principal, waiting)
       } finally {
         for (const left of leave) left()
+      }
+      // Remembered until a sign-in succeeds or the server is listed: a refused login may not be tried on every list.
+      const needed = signInNeeded.get(principal) ?? new Set<string>()
+      for (const server of [...waiting, ...asked]) needed.add(server)
+      for (const tool of catalog.tools) needed.delete(tool.server)
+      if (needed.size > 0) signInNeeded.set(principal, needed)
+      else signInNeeded.delete(principal)
+      const seen = view(catalog, principal, name, authInfo)
+      return declared.elicitation?.url === undefined
+        ? seen
+        : Naming.withSignIn(seen, settings, servers.filter((server) => needed.has(server)))
+    },
+    signInTool: (name, tool) =>
+      Naming.withSignIn(Naming.empty, settings, bridge.servers.filter(inView(name))).byName.get(tool),
+    signIn: async (server, principal, signal, target) => {
+      const exit = await relayed(
+        [server],
+        principal,
+        target,
+        () => run(bridge.listServerTools(server).pipe(Effect.provideService(CallerIdentity, principal)), { signal })
+      )
+      if (Exit.isFailure(exit)) return failureResult(exit.cause, false)
+      signInNeeded.get(principal)?.delete(server)
+      // The server's tools join the caller's catalog (announced to its clients as a list change).
+      await build(principal)
+      return {
+        content: [{
+          type: "text",
+          text: `Signed in to "${server}": list the tools again to see its ${exit.value.length}.`
+        }]
       }
     },
     // A call looks its tool up in the last catalog built; a miss rebuilds it once (a tool just added).

@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Gateway, serveGateway } from "@mcp-bridge/node"
 import { TestAuthServer, TestServer } from "@mcp-bridge/testing"
 import { Client, ClientCredentialsProvider, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
-import type { CallToolResult } from "@modelcontextprotocol/client"
+import type { CallToolResult, ClientCapabilities } from "@modelcontextprotocol/client"
 import { createHash } from "node:crypto"
 import { afterAll, beforeAll } from "vitest"
 
@@ -319,7 +319,13 @@ describe("GatewayOAuth upstream login", () => {
     gateway = await serveGateway({
       mcpServers: { login: { url: login.url, auth: {} } },
       gateway: {
-        apiKeys: [{ principal: "alice", sha256: digest("k-alice-1") }, { principal: "bob", sha256: digest("k-bob-22") }]
+        apiKeys: [
+          { principal: "alice", sha256: digest("k-alice-1") },
+          { principal: "bob", sha256: digest("k-bob-22") },
+          { principal: "carol", sha256: digest("k-carol-3") },
+          { principal: "dave", sha256: digest("k-dave-44") },
+          { principal: "erin", sha256: digest("k-erin-55") }
+        ]
       }
     }, { port: 0, dashboard: false })
   }, 60_000)
@@ -365,5 +371,72 @@ describe("GatewayOAuth upstream login", () => {
     assert.strictEqual(bob.asked.length, 1)
     await alice.client.close()
     await bob.client.close()
+  })
+
+  // A 2026-07-28 request has no server→client channel, and a `tools/list` no rounds: the login is offered as a tool.
+  const modern = async (key: string, capabilities: ClientCapabilities, name: string) => {
+    const client = new Client({ name: "login-test-2026", version: "1.0.0" }, {
+      capabilities,
+      versionNegotiation: { mode: "auto" }
+    })
+    const asked: Array<string> = []
+    if (capabilities.elicitation !== undefined) {
+      client.setRequestHandler("elicitation/create", async (request) => {
+        if (request.params.mode !== "url") return { action: "decline" as const }
+        asked.push(request.params.url)
+        const back = await TestAuthServer.approveAs(name)({ url: new URL(request.params.url), identity: undefined })
+        await (await fetch(back)).text()
+        return { action: "accept" as const }
+      })
+    }
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(gateway.url), { requestInit: { headers: { "x-api-key": key } } })
+    )
+    assert.strictEqual(client.getNegotiatedProtocolVersion(), "2026-07-28")
+    return { client, asked }
+  }
+
+  it("offers a 2026-07-28 client a sign-in tool that asks in an input_required round, then lists the server", async () => {
+    const carol = await modern("k-carol-3", { elicitation: { url: {} } }, "carol")
+    const before = (await carol.client.listTools()).tools
+    assert.deepStrictEqual(before.map((t) => t.name), ["login_sign_in"])
+    assert.strictEqual(carol.asked.length, 0)
+    const signedIn = await carol.client.callTool({ name: "login_sign_in", arguments: {} }) as CallToolResult
+    assert.notStrictEqual(signedIn.isError, true, text(signedIn))
+    assert.strictEqual(carol.asked.length, 1)
+    const url = new URL(carol.asked[0]!)
+    assert.strictEqual(`${url.origin}${url.pathname}`, `${login.issuer}/authorize`)
+    assert.strictEqual(url.searchParams.get("redirect_uri"), gateway.url.replace(/\/mcp$/, "/oauth/callback"))
+    const after = (await carol.client.listTools()).tools.map((t) => t.name)
+    assert.include(after, "whoami")
+    assert.notInclude(after, "login_sign_in")
+    const result = await carol.client.callTool({ name: "whoami", arguments: {} }) as CallToolResult
+    assert.strictEqual(JSON.parse(text(result)).user, "carol", text(result))
+    assert.strictEqual(carol.asked.length, 1)
+    await carol.client.close()
+  })
+
+  it("reports a sign-in the user declined as a tool error, and offers it again", async () => {
+    const client = new Client({ name: "login-test-2026", version: "1.0.0" }, {
+      capabilities: { elicitation: { url: {} } },
+      versionNegotiation: { mode: "auto" }
+    })
+    client.setRequestHandler("elicitation/create", async () => ({ action: "decline" as const }))
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(gateway.url), {
+        requestInit: { headers: { "x-api-key": "k-erin-55" } }
+      })
+    )
+    const declined = await client.callTool({ name: "login_sign_in", arguments: {} }) as CallToolResult
+    assert.strictEqual(declined.isError, true)
+    assert.include(text(declined), "declined")
+    assert.deepStrictEqual((await client.listTools()).tools.map((t) => t.name), ["login_sign_in"])
+    await client.close()
+  })
+
+  it("lists tools for a 2026-07-28 client without URL-mode elicitation, without the server it cannot sign in to", async () => {
+    const { client } = await modern("k-dave-44", {}, "dave")
+    assert.deepStrictEqual((await client.listTools()).tools, [])
+    await client.close()
   })
 })

@@ -511,14 +511,17 @@ export const make = Effect.fnUntraced(function*(
         Object.keys(filter).length > 0
           ? client.listen(filter, { signal, timeout: connectMillis })
           : client.discover({ signal, timeout: connectMillis }),
-      catch: (error) =>
-        new McpSessionError({
-          reason: new ConnectFailed({
+      catch: (error) => {
+        // A login refused here is the caller's, not the server's failure (it does not count for the circuit).
+        const reason = reasonFromSdk(server.name, error, "connect", connectMillis, stderr())
+        return new McpSessionError({
+          reason: reason._tag === "Unauthorized" ? reason : new ConnectFailed({
             server: server.name,
             message: clean(error instanceof Error ? error.message : String(error)),
             ...(stderr() ? { stderr: stderr()! } : {})
           })
         })
+      }
     }).pipe(
       Effect.timeoutOrElse({
         duration: server.connectTimeout,

@@ -9,6 +9,11 @@
  * elicitation: a client that declines, or lacks URL-mode elicitation, or a call that is not in flight, fails the
  * login at once with an error saying why. The code never reaches a log or a page.
  *
+ * A 2026-07-28 `tools/list` has neither a server→client channel nor rounds (and 2026-07-28 has no -32042
+ * `URLElicitationRequiredError`): a server that needs its user's login is listed as a sign-in tool instead (see
+ * `Gateway.ts`), whose call asks for the login in an `input_required` round; `pendingOf` names the servers whose login
+ * waits for the user, which such a list does not wait for.
+ *
  * @internal
  */
 import { McpAuth, McpAuthError } from "@mcp-bridge/core"
@@ -28,6 +33,8 @@ export interface Login {
   readonly callback: (req: IncomingMessage, res: ServerResponse) => boolean
   /** The gateway's public origin, once it listens: the redirect URI is on it. */
   readonly listening: (origin: string) => void
+  /** Those of `servers` whose login for `identity` waits for the user to come back. */
+  readonly pendingOf: (identity: string | undefined, servers: ReadonlyArray<string>) => ReadonlyArray<string>
 }
 
 const page = (res: ServerResponse, status: number, text: string) => {
@@ -43,7 +50,12 @@ const page = (res: ServerResponse, status: number, text: string) => {
 export const make = (relay: Relay): Login => {
   // Unset until an HTTP gateway serves the callback (a stdio gateway never does: its logins fail at once).
   let origin: string | undefined
-  const pending = new Map<string, (url: URL) => void>()
+  interface Pending {
+    readonly identity: string | undefined
+    readonly server: string
+    readonly complete: (url: URL) => void
+  }
+  const pending = new Map<string, Pending>()
 
   const authorize = (request: McpAuth.AuthorizationRequest) =>
     Effect.gen(function*() {
@@ -53,7 +65,11 @@ export const make = (relay: Relay): Login => {
         })
       if (origin === undefined) return yield* refused("no HTTP gateway serves the login callback")
       const back = yield* Deferred.make<URL>()
-      pending.set(request.state, (url) => Deferred.doneUnsafe(back, Effect.succeed(url)))
+      pending.set(request.state, {
+        identity: request.identity,
+        server: request.server,
+        complete: (url) => Deferred.doneUnsafe(back, Effect.succeed(url))
+      })
       const asked = relay.handlers.elicit!({
         mode: "url",
         message: `"${request.server}" needs you to sign in: open the link, then come back.`,
@@ -80,7 +96,7 @@ export const make = (relay: Relay): Login => {
   const callback = (req: IncomingMessage, res: ServerResponse): boolean => {
     const url = new URL(req.url ?? "/", "http://gateway")
     if (url.pathname !== CALLBACK_PATH) return false
-    const complete = pending.get(url.searchParams.get("state") ?? "")
+    const complete = pending.get(url.searchParams.get("state") ?? "")?.complete
     if (req.method !== "GET" || complete === undefined) {
       page(res, 400, "This sign-in link is not expected (it expired, or was already used).")
       return true
@@ -96,5 +112,13 @@ export const make = (relay: Relay): Login => {
     return true
   }
 
-  return { interaction, callback, listening: (at) => void (origin = at) }
+  const pendingOf = (identity: string | undefined, servers: ReadonlyArray<string>) => {
+    const out = new Set<string>()
+    for (const entry of pending.values()) {
+      if (entry.identity === identity && servers.includes(entry.server)) out.add(entry.server)
+    }
+    return [...out]
+  }
+
+  return { interaction, callback, listening: (at) => void (origin = at), pendingOf }
 }

@@ -19,6 +19,7 @@ import type { McpSession } from "@mcp-bridge/core"
 import type {
   AuthInfo,
   CallToolResult,
+  ClientCapabilities,
   CompleteResult,
   GetPromptResult,
   InputRequiredResult,
@@ -49,6 +50,26 @@ export interface Backend {
     authInfo: AuthInfo | undefined,
     target?: Target | undefined
   ) => Promise<Catalog>
+  /**
+   * The catalog of a 2026-07-28 `tools/list` (no server→client channel, no rounds): what an upstream needs of the user
+   * to list (a login) is not waited for, and, when the client declared URL-mode elicitation (`declared`), each such
+   * server is served as a sign-in tool (see `signIn`).
+   */
+  readonly catalogModern: (
+    principal: string | undefined,
+    view: string | undefined,
+    authInfo: AuthInfo | undefined,
+    declared: ClientCapabilities
+  ) => Promise<Catalog>
+  /** The sign-in tool `tool` names on `view`, if any: callable whether it is listed or not. */
+  readonly signInTool: (view: string | undefined, tool: string) => Exposed | undefined
+  /** The call of a sign-in tool: lists `server` as `principal`, its login asked of `target` (the request's client). */
+  readonly signIn: (
+    server: string,
+    principal: string | undefined,
+    signal: AbortSignal,
+    target: Target
+  ) => Promise<CallToolResult>
   /** The catalog a call routes with: the last one built (a call naming a tool it lacks rebuilds it once). */
   readonly routing: (
     principal: string | undefined,
@@ -223,19 +244,25 @@ export const makeFactory = (backend: Backend, info: Info, view: string | undefin
         ...(info.instructions === undefined ? {} : { instructions: info.instructions })
       }
     )
+    // The caller's catalog, built now. What an upstream needs of the user to list (a login) is asked of a 2025-era
+    // request's client; a 2026-07-28 request's client is offered a sign-in tool instead.
+    const listed = (ctx: ServerContext, caller: string | undefined, authInfo: AuthInfo | undefined) =>
+      Rounds.isModern(ctx)
+        ? backend.catalogModern(caller, view, authInfo, Rounds.declaredOf(ctx))
+        : backend.catalog(caller, view, authInfo, targetOf(server, ctx))
     server.setRequestHandler("tools/list", async (_request, ctx) => {
       const authInfo = ctx.http?.authInfo ?? context.authInfo
-      const catalog = await backend.catalog(principalOf(authInfo), view, authInfo, targetOf(server, ctx))
+      const catalog = await listed(ctx, principalOf(authInfo), authInfo)
       return { tools: catalog.tools.map((t) => t.definition) }
     })
     server.setRequestHandler("tools/call", async (request, ctx) => {
       const { name, arguments: args = {}, _meta } = request.params
       const authInfo = ctx.http?.authInfo ?? context.authInfo
       const caller = principalOf(authInfo)
-      // The last catalog built routes the call (no listing per call); a name it lacks rebuilds it once.
-      const target = targetOf(server, ctx)
+      // The last catalog built routes the call (no listing per call); a name it lacks rebuilds it once. A sign-in tool
+      // stays callable once the server is listed (the retry of its round comes after the login).
       const tool = (await backend.routing(caller, view, authInfo)).byName.get(name) ??
-        (await backend.catalog(caller, view, authInfo, target)).byName.get(name)
+        (await listed(ctx, caller, authInfo)).byName.get(name) ?? backend.signInTool(view, name)
       if (tool === undefined) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${name}`)
       const progressToken = _meta?.progressToken
       const onProgress = progressToken === undefined
@@ -250,16 +277,18 @@ export const makeFactory = (backend: Backend, info: Info, view: string | undefin
         ctx,
         caller,
         name,
-        target,
+        targetOf(server, ctx),
         (signal, callTarget, rounds) =>
-          backend.call(tool, args as Record<string, unknown>, {
-            principal: caller,
-            signal,
-            meta,
-            onProgress,
-            target: callTarget,
-            rounds
-          })
+          tool.signIn === true ?
+            backend.signIn(tool.server, caller, signal, callTarget) :
+            backend.call(tool, args as Record<string, unknown>, {
+              principal: caller,
+              signal,
+              meta,
+              onProgress,
+              target: callTarget,
+              rounds
+            })
       )
       // An `input_required` goes to the client as is (the SDK checks it against the capabilities the request declares).
       if (isInputRequiredResult(result)) return result

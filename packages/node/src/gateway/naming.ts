@@ -7,6 +7,8 @@
  *   outside letters, digits, `_` and `-` (what the major model APIs accept) becomes `_`.
  * - Every name fits in 64 characters: a longer one keeps its first 55 characters, then `_` and the first 8 hex digits
  *   of the SHA-256 of the whole (unshortened) name. The same name always shortens the same way.
+ * - A server that needs its user's login before it can be listed is served to a 2026-07-28 client as one tool of the
+ *   gateway's own, `prefix + separator + "sign_in"` (see `withSignIn`).
  * - Per server: `include` and `exclude` globs (`*`, `?`) over the server's own tool names; per tool: `name` and
  *   `description` overrides.
  *
@@ -33,6 +35,8 @@ export interface Exposed {
   readonly tool: string
   /** The definition downstream clients see (name and description replaced). */
   readonly definition: Tool
+  /** A tool of the gateway's own (see `withSignIn`): its call signs the user in to `server`. */
+  readonly signIn?: true | undefined
 }
 
 /** The tools the gateway serves, and the names two servers (or two tools) ended up sharing. @internal */
@@ -133,6 +137,42 @@ export const subset = (
   const tools = catalog.tools.filter((t) =>
     (servers === undefined || servers.has(t.server)) && (globs === undefined || matchesAny(globs, t.name))
   )
+  return { tools, byName: new Map(tools.map((t) => [t.name, t])), duplicates: catalog.duplicates }
+}
+
+/** A catalog of no tool. @internal */
+export const empty: Catalog = { tools: [], byName: new Map(), duplicates: [] }
+
+/**
+ * `catalog` with a sign-in tool for each of `servers` (`prefix + separator + "sign_in"`, whatever the prefix mode: the
+ * server's own tools are not listed yet); a name the catalog already serves keeps its tool. @internal
+ */
+export const withSignIn = (
+  catalog: Catalog,
+  settings: Settings | undefined,
+  servers: ReadonlyArray<string>
+): Catalog => {
+  const added: Array<Exposed> = []
+  for (const server of servers) {
+    const prefix = settings?.servers?.[server]?.prefix ?? server
+    const name = shorten(sanitize(`${prefix}${settings?.separator ?? "_"}sign_in`))
+    if (catalog.byName.has(name) || added.some((t) => t.name === name)) continue
+    added.push({
+      name,
+      server,
+      tool: "",
+      signIn: true,
+      definition: {
+        name,
+        title: `Sign in to ${server}`,
+        description:
+          `Sign in to the MCP server "${server}": opens its sign-in page. Its tools are listed once you have.`,
+        inputSchema: { type: "object", properties: {} }
+      }
+    })
+  }
+  if (added.length === 0) return catalog
+  const tools = [...catalog.tools, ...added]
   return { tools, byName: new Map(tools.map((t) => [t.name, t])), duplicates: catalog.duplicates }
 }
 

@@ -21,17 +21,21 @@ import { CLIENT_CAPABILITIES_META_KEY, PROTOCOL_VERSION_META_KEY, ProtocolError 
 export const isModern = (ctx: ServerContext): boolean =>
   (ctx.mcpReq.envelope as Record<string, unknown> | undefined)?.[PROTOCOL_VERSION_META_KEY] !== undefined
 
+/** The client capabilities a 2026-07-28 request declares in its envelope (none: `{}`). @internal */
+export const declaredOf = (ctx: ServerContext): ClientCapabilities => {
+  const declared = (ctx.mcpReq.envelope as Record<string, unknown> | undefined)?.[CLIENT_CAPABILITIES_META_KEY]
+  return (typeof declared === "object" && declared !== null ? declared : {}) as ClientCapabilities
+}
+
 /**
  * The downstream client's own rounds of a 2026-07-28 request (`tools/call`, `prompts/get`, `resources/read`); none for
  * a 2025-era request, whose client the relay asks instead. @internal
  */
 export const roundsOf = (ctx: ServerContext): McpSession.ClientRounds | undefined => {
   if (!isModern(ctx)) return undefined
-  const envelope = ctx.mcpReq.envelope as Record<string, unknown> | undefined
-  const declared = envelope?.[CLIENT_CAPABILITIES_META_KEY]
   const requestState = ctx.mcpReq.requestState()
   return {
-    clientCapabilities: (typeof declared === "object" && declared !== null ? declared : {}) as ClientCapabilities,
+    clientCapabilities: declaredOf(ctx),
     // The answers as the client sent them (the SDK has set aside entries that are not answers at all).
     inputResponses: ctx.mcpReq.inputResponses as InputResponses | undefined,
     requestState: typeof requestState === "string" ? requestState : undefined
