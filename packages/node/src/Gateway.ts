@@ -36,6 +36,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net"
 import { hostname } from "node:os"
 import * as Dashboard from "./Dashboard.ts"
+import * as Bridging from "./gateway/bridging.ts"
 import * as Http from "./gateway/http.ts"
 import * as Login from "./gateway/login.ts"
 import * as McpServer from "./gateway/mcpServer.ts"
@@ -579,9 +580,18 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
     name: options.serverInfo?.name ?? "mcp-bridge",
     version: options.serverInfo?.version ?? "0.1.0"
   }
+  // One registry of bridged calls for every view; with replicas, a retry whose call another replica holds goes there.
+  const replicas = Option.getOrUndefined(yield* Effect.serviceOption(GatewayReplicas))
+  const bridging = Bridging.make(
+    McpServer.BRIDGED_IDLE_MILLIS,
+    replicas === undefined ? {} : { keys: replicas.roundKeys, replica: replicas.rounds.replica }
+  )
+  yield* Effect.addFinalizer(() => Effect.sync(bridging.close))
+  replicas?.rounds.serve((retry, signal) => Bridging.answer(bridging, retry, signal))
+  const parking: McpServer.Parking = { bridging, forward: replicas?.rounds.forward }
   const factories = new Map<string | undefined, ReturnType<typeof McpServer.makeFactory>>()
   for (const name of [undefined, ...Object.keys(views)]) {
-    factories.set(name, McpServer.makeFactory(backend, info, name))
+    factories.set(name, McpServer.makeFactory(backend, info, name, parking))
   }
   const factory = (name: string | undefined, authInfo: AuthInfo | undefined) =>
     factories.get(name)!(authInfo === undefined ? {} : { authInfo })

@@ -8,8 +8,10 @@
  * The client's retry hands its `inputResponses` to the upstream's requests, and is answered with the call's result,
  * or with the next round.
  *
- * A parked call lives in this process only, for as long as its upstream call (its deadline) and at most `maxIdle`
- * between rounds; a retry that finds none (expired, or sent to another replica) is refused with -32602.
+ * A parked call lives in the process that parked it, for as long as its upstream call (its deadline) and at most
+ * `maxIdle` between rounds; a retry that finds none (expired) is refused with -32602. Replicas seal with keys they
+ * share and name the replica in the state: a retry that reaches another replica is `Remote`, for the gateway to
+ * forward to the one that holds the call (see `RedisRounds`).
  * A state that is not the gateway's (a 2026-07-28 upstream's own) is not touched: the retry goes upstream.
  *
  * @internal
@@ -43,7 +45,19 @@ export interface Call {
   readonly settle: (call: Promise<unknown>) => void
 }
 
-/** The parked calls of one gateway view. @internal */
+/** A retry whose call another replica holds. @internal */
+export interface Remote {
+  readonly _tag: "Remote"
+  readonly replica: string
+}
+
+/** How the states are sealed: keys shared by the replicas (the first seals), and this replica's name. @internal */
+export interface Options {
+  readonly keys?: ReadonlyArray<Uint8Array> | undefined
+  readonly replica?: string | undefined
+}
+
+/** The parked calls of a gateway (every view: `tool` names the view too). @internal */
 export interface Bridging {
   /**
    * A new call of `principal` to `tool` (a served tool's name; `prompts/get <name>` or `resources/read <uri>` for the
@@ -52,17 +66,19 @@ export interface Bridging {
   readonly start: (principal: string | undefined, tool: string) => Call
   /**
    * The parked call a retry's `requestState` names, its answers handed over: `undefined` when the state is not the
-   * gateway's. Throws -32602 for a state of the gateway's that does not open, names another caller or tool, or whose
-   * call is gone.
+   * gateway's, `Remote` when another replica holds the call. Throws -32602 for a state of the gateway's that does not
+   * open, names another caller or tool, or whose call is gone.
    */
   readonly resume: (
     requestState: string,
     principal: string | undefined,
     tool: string,
     inputResponses: Readonly<Record<string, unknown>> | undefined
-  ) => Call | undefined
+  ) => Call | Remote | undefined
   /** The call's result, or the next round when its upstream asked first; `signal` (the downstream request's) ends it. */
   readonly next: <R>(call: Call, signal: AbortSignal) => Promise<R | InputRequiredResult>
+  /** Ends every call (the gateway stops): their upstream calls are cancelled, their states open no more. */
+  readonly close: () => void
 }
 
 interface State {
@@ -80,30 +96,42 @@ interface State {
 }
 
 /** A new registry; parked calls idle at most `maxIdleMillis` between rounds. @internal */
-export const make = (maxIdleMillis: number): Bridging => {
-  const key = randomBytes(32)
+export const make = (maxIdleMillis: number, options: Options = {}): Bridging => {
+  const keys = options.keys !== undefined && options.keys.length > 0 ? options.keys : [randomBytes(32)]
+  const replica = options.replica ?? null
   const parked = new Map<string, State>()
   const states = new WeakMap<Call, State>()
+  // The calls not settled yet (parked or running): `close` ends them.
+  const live = new Set<State>()
 
   const seal = (state: State): string => {
     const nonce = randomBytes(NONCE)
-    const cipher = createCipheriv("aes-256-gcm", key, nonce)
-    const plain = Buffer.from(JSON.stringify([state.id, state.principal ?? null, state.tool]))
+    const cipher = createCipheriv("aes-256-gcm", keys[0]!, nonce)
+    const plain = Buffer.from(JSON.stringify([state.id, state.principal ?? null, state.tool, replica]))
     return PREFIX +
       Buffer.concat([nonce, cipher.update(plain), cipher.final(), cipher.getAuthTag()]).toString("base64url")
   }
 
-  const open = (text: string): [string, string | null, string] | undefined => {
+  type Sealed = [id: string, principal: string | null, tool: string, replica: string | null]
+  const openWith = (key: Uint8Array, body: Buffer): Sealed | undefined => {
     try {
-      const body = Buffer.from(text.slice(PREFIX.length), "base64url")
       const decipher = createDecipheriv("aes-256-gcm", key, body.subarray(0, NONCE))
       decipher.setAuthTag(body.subarray(body.length - TAG))
       const plain = Buffer.concat([decipher.update(body.subarray(NONCE, body.length - TAG)), decipher.final()])
       const parts = JSON.parse(plain.toString("utf8")) as unknown
-      return Array.isArray(parts) && parts.length === 3 ? parts as [string, string | null, string] : undefined
+      return Array.isArray(parts) && parts.length === 4 ? parts as Sealed : undefined
     } catch {
       return undefined
     }
+  }
+  const open = (text: string): Sealed | undefined => {
+    const body = Buffer.from(text.slice(PREFIX.length), "base64url")
+    if (body.length < NONCE + TAG) return undefined
+    for (const key of keys) {
+      const opened = openWith(key, body)
+      if (opened !== undefined) return opened
+    }
+    return undefined
   }
 
   const refused = (why: string) => new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid requestState: ${why}`)
@@ -167,6 +195,7 @@ export const make = (maxIdleMillis: number): Bridging => {
           (error: unknown) => (state.outcome = { _tag: "Failed", error })
         ).finally(() => {
           forget(state)
+          live.delete(state)
           state.wake?.()
         })
       }
@@ -184,6 +213,7 @@ export const make = (maxIdleMillis: number): Bridging => {
       idle: undefined
     }
     states.set(call, state)
+    live.add(state)
     return call
   }
 
@@ -191,8 +221,9 @@ export const make = (maxIdleMillis: number): Bridging => {
     if (!requestState.startsWith(PREFIX)) return undefined
     const opened = open(requestState)
     if (opened === undefined) throw refused("it failed verification")
-    const [id, owner, named] = opened
+    const [id, owner, named, holder] = opened
     if (owner !== (principal ?? null) || named !== tool) throw refused("it belongs to another caller or tool")
+    if (holder !== replica && holder !== null) return { _tag: "Remote", replica: holder }
     const state = parked.get(id)
     if (state === undefined) throw refused("its call ended or expired")
     // One retry per round: the same state sent again meanwhile finds nothing (the next round parks it again).
@@ -249,5 +280,27 @@ export const make = (maxIdleMillis: number): Bridging => {
     })
   }
 
-  return { start, resume, next }
+  const close = () => {
+    for (const state of live) abandon(state, "the gateway is stopping")
+    live.clear()
+  }
+
+  return { start, resume, next, close }
+}
+
+/** A retry another replica forwards here: what `resume` takes. @internal */
+export interface Forwarded {
+  readonly requestState: string
+  readonly principal: string | undefined
+  readonly tool: string
+  readonly inputResponses: Readonly<Record<string, unknown>> | undefined
+}
+
+/** Answers a retry forwarded by another replica: the call's result or next round, as for one that came here. @internal */
+export const answer = <R>(bridging: Bridging, retry: Forwarded, signal: AbortSignal) => {
+  const call = bridging.resume(retry.requestState, retry.principal, retry.tool, retry.inputResponses)
+  if (call === undefined || "_tag" in call) {
+    throw new ProtocolError(ProtocolErrorCode.InvalidParams, "Invalid requestState: its call ended or expired")
+  }
+  return bridging.next<R>(call, signal)
 }

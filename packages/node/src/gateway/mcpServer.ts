@@ -137,8 +137,19 @@ export interface Backend {
   ) => Promise<CompleteResult>
 }
 
-// How long a bridged call waits for its client's next round.
-const BRIDGED_IDLE_MILLIS = 5 * 60_000
+/** How long a bridged call waits for its client's next round. @internal */
+export const BRIDGED_IDLE_MILLIS = 5 * 60_000
+
+/**
+ * Where the gateway's servers park the calls they bridge (one registry for every view), and how a retry whose call
+ * another replica holds reaches it (none without replicas: such a retry is refused with -32602). @internal
+ */
+export interface Parking {
+  readonly bridging: Bridging.Bridging
+  readonly forward?:
+    | ((replica: string, retry: Bridging.Forwarded, signal: AbortSignal) => Promise<unknown>)
+    | undefined
+}
 
 const subscriptions = new WeakMap<Server, Set<string>>()
 
@@ -211,9 +222,14 @@ const targetOf = (server: Server, ctx: ServerContext): Target => {
  *
  * @internal
  */
-export const makeFactory = (backend: Backend, info: Info, view: string | undefined) => {
+export const makeFactory = (
+  backend: Backend,
+  info: Info,
+  view: string | undefined,
   // The calls of 2026-07-28 clients parked between the rounds that bridge a 2025-era upstream's requests.
-  const bridging = Bridging.make(BRIDGED_IDLE_MILLIS)
+  parking: Parking = { bridging: Bridging.make(BRIDGED_IDLE_MILLIS) }
+) => {
+  const { bridging, forward } = parking
   // A request to the backend, with the signal and target what the upstream asks goes to: the request's own for a
   // 2025-era request. A 2026-07-28 request (`rounds`) has no server→client channel: a 2025-era upstream's requests
   // during it come back as rounds of the gateway's own (a retry naming one resumes the parked request), a 2026-07-28
@@ -227,11 +243,19 @@ export const makeFactory = (backend: Backend, info: Info, view: string | undefin
   ): Promise<R | InputRequiredResult> => {
     const rounds = Rounds.roundsOf(ctx)
     if (rounds === undefined) return request(ctx.mcpReq.signal, target, undefined) as Promise<R>
-    let call = rounds.requestState === undefined
-      ? undefined
-      : bridging.resume(rounds.requestState, caller, subject, rounds.inputResponses)
+    // Bound to the view too: one registry parks the calls of every view.
+    const bound = `${view ?? ""}\u0000${subject}`
+    const { inputResponses, requestState } = rounds
+    let call = requestState === undefined ? undefined : bridging.resume(requestState, caller, bound, inputResponses)
+    if (call !== undefined && "_tag" in call) {
+      if (forward === undefined || requestState === undefined) {
+        throw new ProtocolError(ProtocolErrorCode.InvalidParams, "Invalid requestState: its call ended or expired")
+      }
+      const retry = { requestState, principal: caller, tool: bound, inputResponses }
+      return forward(call.replica, retry, ctx.mcpReq.signal) as Promise<R | InputRequiredResult>
+    }
     if (call === undefined) {
-      call = bridging.start(caller, subject)
+      call = bridging.start(caller, bound)
       call.settle(request(call.signal, call.target(rounds.clientCapabilities, target.log), rounds))
     }
     return bridging.next<R>(call, ctx.mcpReq.signal)

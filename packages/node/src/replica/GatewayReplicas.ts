@@ -7,6 +7,8 @@
  * - List changes and `resources/updated` on every replica: one `RedisEventBus`, given to `createMcpHandler` (2026
  *   `subscriptions/listen`) and fanned out to this replica's 2025 sessions.
  * - Resumable streams after a reconnect to another replica: `RedisEventStore`, one `EventStore` per session.
+ * - A 2026-07-28 client's retry of a round the gateway bridged, on any replica: its state is sealed with a key derived
+ *   from the session keys and names the replica that holds the call, and `RedisRounds` forwards it there.
  *
  * Session keys: `keys`, else `MCP_BRIDGE_SESSION_KEYS` (comma-separated base64url, newest first), else one key
  * the first replica stores in Redis (`SET NX`) and every other replica reads, so replicas agree without setup.
@@ -19,10 +21,12 @@ import type * as NodeRedis from "@effect/platform-node/NodeRedis"
 import type { MetricsRecorder } from "@mcp-bridge/core"
 import { Context, Duration, Effect, Exit, Layer, Metric, Option, Redacted } from "effect"
 import { Redis } from "effect/persistence"
+import { hkdfSync } from "node:crypto"
 import * as RedisGuard from "./internal/redisGuard.ts"
 import * as SessionKeys from "./internal/sessionKeys.ts"
 import * as RedisEventBus from "./RedisEventBus.ts"
 import * as RedisEventStore from "./RedisEventStore.ts"
+import * as RedisRounds from "./RedisRounds.ts"
 import * as SessionSeal from "./SessionSeal.ts"
 
 /**
@@ -50,6 +54,10 @@ export declare namespace GatewayReplicas {
     readonly bus: RedisEventBus.RedisEventBus
     /** Event stores for resumable streams, one per session. */
     readonly events: RedisEventStore.RedisEventStore
+    /** Bridged rounds: retries forwarded to the replica that holds their call. */
+    readonly rounds: RedisRounds.RedisRounds
+    /** The keys the replicas seal bridged rounds' states with (derived from the session keys), newest first. */
+    readonly roundKeys: ReadonlyArray<Uint8Array>
     /** A new session id holding `initialize` and bound to `binding` (the view and principal it serves). */
     readonly sealSessionId: (initialize: SessionSeal.SessionState["initialize"], binding: string) => string
     /**
@@ -118,6 +126,13 @@ export const layerRedis = (
       const seal = yield* SessionSeal.make({ keys, maxAge: options.sessionMaxAge })
       const bus = yield* RedisEventBus.make({ channel: `${prefix}events` })
       const events = yield* RedisEventStore.make({ prefix })
+      const rounds = yield* RedisRounds.make({ prefix })
+      const roundKeys = keys.map((key) => {
+        const raw = Redacted.value(key)
+        return new Uint8Array(
+          hkdfSync("sha256", typeof raw === "string" ? Buffer.from(raw) : raw, "", "mcp-bridge rounds", 32)
+        )
+      })
       const runSync = Effect.runSyncExitWith(yield* Effect.context<never>())
       const run = Effect.runPromiseWith(yield* Effect.context<never>())
       const stores = yield* Effect.serviceOption(RedisGuard.RedisHealth)
@@ -138,6 +153,8 @@ export const layerRedis = (
       return {
         bus,
         events,
+        rounds,
+        roundKeys,
         sealSessionId: (initialize, binding) => {
           const exit = runSync(seal.seal({ initialize, principal: binding }))
           if (Exit.isSuccess(exit)) return exit.value
