@@ -20,6 +20,7 @@ import type { ServerEvent, ServerEventBus } from "@modelcontextprotocol/server"
 import { Duration, Effect, Queue, Schedule, Scope } from "effect"
 import { Redis } from "effect/persistence"
 import { randomUUID } from "node:crypto"
+import * as Subscriber from "./internal/subscriber.ts"
 
 /**
  * Options of `make`.
@@ -93,11 +94,6 @@ export const make = (
 ): Effect.Effect<RedisEventBus, never, Redis.Redis | NodeRedis.NodeRedis | Scope.Scope> =>
   Effect.gen(function*() {
     const redis = yield* Redis.Redis
-    // node-redis is loaded when a bus is made, not by importing this package.
-    const { client } = yield* Effect.flatMap(
-      Effect.promise(() => import("@effect/platform-node/NodeRedis")),
-      (module) => Effect.service(module.NodeRedis)
-    )
     const channel = options.channel ?? "mcpgw:events"
     const timeout = Duration.fromInputUnsafe(options.commandTimeout ?? "2 seconds")
     const origin = randomUUID()
@@ -105,8 +101,6 @@ export const make = (
     const remoteListeners = new Set<(event: ServerEvent) => void>()
     const owed = new Map<string, { readonly event: ServerEvent; generation: number }>()
     let generation = 0
-    let subscribed = false
-    let readies = 0
     let resyncs = 0
 
     const deliver = (event: ServerEvent, remote = false) => {
@@ -142,29 +136,7 @@ export const make = (
     )
 
     // Subscriber: a connection of its own; node-redis re-subscribes after a reconnect, and each `ready` after the
-    // first marks a gap.
-    // Never give up reconnecting (the shared client's default stops on a connect timeout, e.g. under load).
-    const socket = (client as { readonly options?: { readonly socket?: object } }).options?.socket
-    const subscriber = client.duplicate(
-      {
-        socket: { ...socket, reconnectStrategy: (retries: number) => Math.min(2 ** retries * 50, 2000) }
-      } as Parameters<typeof client.duplicate>[0]
-    )
-    subscriber.on("error", () => {
-      subscribed = false
-    })
-    subscriber.on("ready", () => {
-      readies++
-      if (readies > 1) {
-        // node-redis has re-subscribed the channel on the new connection.
-        subscribed = true
-        resyncs++
-        for (const event of listChanges) deliver(event, true)
-      }
-    })
-    subscriber.on("end", () => {
-      subscribed = false
-    })
+    // first marks a gap: this replica's listeners get one of each list change.
     const onMessage = (raw: string) => {
       let envelope: unknown
       try {
@@ -174,23 +146,14 @@ export const make = (
       }
       if (isEvent(envelope) && envelope.o !== origin) deliver(envelope.e, true)
     }
-    yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
-        subscribed = false
-        if (subscriber.isOpen) subscriber.destroy()
-      })
-    )
-    const connect = Effect.tryPromise(async () => {
-      if (!subscriber.isOpen) await subscriber.connect()
-      await subscriber.subscribe(channel, onMessage)
-      subscribed = true
+    const subscriber = yield* Subscriber.subscribe(channel, onMessage)
+    let readies = 0
+    subscriber.connection.on("ready", () => {
+      if (++readies > 1) {
+        resyncs++
+        for (const event of listChanges) deliver(event, true)
+      }
     })
-    // The first connection may fail (Redis not up yet): retry in the background, never fail the layer.
-    yield* connect.pipe(
-      Effect.retry(Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("2 seconds")])),
-      Effect.ignore,
-      Effect.forkScoped
-    )
 
     const bus: RedisEventBus = {
       publish: (event) => {
@@ -212,7 +175,7 @@ export const make = (
           remoteListeners.delete(wrapped)
         }
       },
-      healthy: () => subscribed && subscriber.isReady && owed.size === 0,
+      healthy: () => subscriber.subscribed() && owed.size === 0,
       owed: () => owed.size,
       resyncs: () => resyncs
     }

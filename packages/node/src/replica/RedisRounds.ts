@@ -17,9 +17,10 @@
  */
 import type * as NodeRedis from "@effect/platform-node/NodeRedis"
 import { ProtocolError, ProtocolErrorCode } from "@modelcontextprotocol/server"
-import { Duration, Effect, Schedule, Scope } from "effect"
+import { Duration, Effect, Scope } from "effect"
 import { Redis } from "effect/persistence"
 import { randomUUID } from "node:crypto"
+import * as Subscriber from "./internal/subscriber.ts"
 
 /**
  * A retry as it travels: the round's sealed `requestState`, the caller and what the round is bound to, and the
@@ -98,10 +99,6 @@ export const make = (
 ): Effect.Effect<RedisRounds, never, Redis.Redis | NodeRedis.NodeRedis | Scope.Scope> =>
   Effect.gen(function*() {
     const redis = yield* Redis.Redis
-    const { client } = yield* Effect.flatMap(
-      Effect.promise(() => import("@effect/platform-node/NodeRedis")),
-      (module) => Effect.service(module.NodeRedis)
-    )
     const prefix = options.prefix ?? "mcpgw:"
     const heartbeat = Duration.toMillis(Duration.fromInputUnsafe(options.heartbeat ?? "5 seconds"))
     const replica = randomUUID()
@@ -126,7 +123,6 @@ export const make = (
       string,
       { readonly abort: AbortController; readonly alive: ReturnType<typeof setInterval> }
     >()
-    let subscribed = false
     let handler: ((retry: Retry, signal: AbortSignal) => Promise<unknown>) | undefined
 
     const work = (id: string, from: string, retry: Retry) => {
@@ -166,35 +162,15 @@ export const make = (
       waiting.get(message.id)?.settle(message)
     }
 
-    const subscriber = client.duplicate(
-      {
-        socket: {
-          ...(client as { readonly options?: { readonly socket?: object } }).options?.socket,
-          reconnectStrategy: (retries: number) => Math.min(2 ** retries * 50, 2000)
-        }
-      } as Parameters<typeof client.duplicate>[0]
-    )
-    subscriber.on("error", () => undefined)
+    const subscriber = yield* Subscriber.subscribe(channelOf(replica), onMessage)
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
-        subscribed = false
         for (const { abort, alive } of working.values()) {
           clearInterval(alive)
           abort.abort(new Error("the replica is stopping"))
         }
         working.clear()
-        if (subscriber.isOpen) subscriber.destroy()
       })
-    )
-    // The first connection may fail (Redis not up yet): retry in the background, never fail the layer.
-    yield* Effect.tryPromise(async () => {
-      if (!subscriber.isOpen) await subscriber.connect()
-      await subscriber.subscribe(channelOf(replica), onMessage)
-      subscribed = true
-    }).pipe(
-      Effect.retry(Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("2 seconds")])),
-      Effect.ignore,
-      Effect.forkScoped
     )
 
     const forward: RedisRounds["forward"] = (to, retry, signal) =>
@@ -245,7 +221,7 @@ export const make = (
 
     return {
       replica,
-      ready: () => subscribed && subscriber.isReady,
+      ready: subscriber.subscribed,
       forward,
       serve: (answer) => void (handler = answer)
     } satisfies RedisRounds

@@ -8,6 +8,7 @@
 import type * as NodeRedis from "@effect/platform-node/NodeRedis"
 import { Clock, Context, Duration, Effect, Layer, Queue, Schedule } from "effect"
 import { Redis } from "effect/persistence"
+import { nodeRedisClient } from "./subscriber.ts"
 
 /** Why a guarded command did not answer. */
 export interface GuardFailure {
@@ -107,10 +108,7 @@ export const layerHealth = (
     RedisHealth,
     Effect.gen(function*() {
       const redis = yield* Redis.Redis
-      const { client } = yield* Effect.flatMap(
-        Effect.promise(() => import("@effect/platform-node/NodeRedis")),
-        (module) => Effect.service(module.NodeRedis)
-      )
+      const client = yield* nodeRedisClient
       const guards = new Map<string, RedisGuard>()
       const wake = yield* Queue.sliding<void>(1)
       const every = Duration.fromInputUnsafe(options.probeEvery ?? "500 millis")
