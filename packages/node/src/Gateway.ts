@@ -478,13 +478,14 @@ const makeCore = Effect.fnUntraced(function*(options: Options) {
       for (const tool of catalog.tools) needed.delete(tool.server)
       if (needed.size > 0) signInNeeded.set(principal, needed)
       else signInNeeded.delete(principal)
-      const seen = view(catalog, principal, name, authInfo)
-      return declared.elicitation?.url === undefined
-        ? seen
-        : Naming.withSignIn(seen, settings, servers.filter((server) => needed.has(server)))
+      // A sign-in tool is seen like any tool: its name passes the caller's and the view's filters.
+      const offered = declared.elicitation?.url === undefined || needed.size === 0
+        ? catalog
+        : Naming.withSignIn(catalog, settings, servers.filter((server) => needed.has(server)))
+      return view(offered, principal, name, authInfo)
     },
-    signInTool: (name, tool) =>
-      Naming.withSignIn(Naming.empty, settings, bridge.servers.filter(inView(name))).byName.get(tool),
+    signInTool: (principal, name, authInfo, tool) =>
+      view(Naming.withSignIn(Naming.empty, settings, bridge.servers), principal, name, authInfo).byName.get(tool),
     signIn: async (server, principal, signal, target) => {
       const exit = await relayed(
         [server],

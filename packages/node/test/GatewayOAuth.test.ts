@@ -324,7 +324,8 @@ describe("GatewayOAuth upstream login", () => {
           { principal: "bob", sha256: digest("k-bob-22") },
           { principal: "carol", sha256: digest("k-carol-3") },
           { principal: "dave", sha256: digest("k-dave-44") },
-          { principal: "erin", sha256: digest("k-erin-55") }
+          { principal: "erin", sha256: digest("k-erin-55") },
+          { principal: "frank", sha256: digest("k-frank-6"), tools: ["who*"] }
         ]
       }
     }, { port: 0, dashboard: false })
@@ -438,5 +439,12 @@ describe("GatewayOAuth upstream login", () => {
     const { client } = await modern("k-dave-44", {}, "dave")
     assert.deepStrictEqual((await client.listTools()).tools, [])
     await client.close()
+    // A key whose tools the sign-in tool's name is not one of neither sees nor calls it.
+    const frank = await modern("k-frank-6", { elicitation: { url: {} } }, "frank")
+    assert.deepStrictEqual((await frank.client.listTools()).tools, [])
+    const refused = await frank.client.callTool({ name: "login_sign_in", arguments: {} }).catch((e: unknown) => e)
+    assert.instanceOf(refused, Error)
+    assert.include((refused as Error).message, "Unknown tool")
+    await frank.client.close()
   })
 })

@@ -61,8 +61,13 @@ export interface Backend {
     authInfo: AuthInfo | undefined,
     declared: ClientCapabilities
   ) => Promise<Catalog>
-  /** The sign-in tool `tool` names on `view`, if any: callable whether it is listed or not. */
-  readonly signInTool: (view: string | undefined, tool: string) => Exposed | undefined
+  /** The sign-in tool `tool` names on `view` that `principal` may see, if any: callable whether listed or not. */
+  readonly signInTool: (
+    principal: string | undefined,
+    view: string | undefined,
+    authInfo: AuthInfo | undefined,
+    tool: string
+  ) => Exposed | undefined
   /** The call of a sign-in tool: lists `server` as `principal`, its login asked of `target` (the request's client). */
   readonly signIn: (
     server: string,
@@ -286,7 +291,7 @@ export const makeFactory = (
       // The last catalog built routes the call (no listing per call); a name it lacks rebuilds it once. A sign-in tool
       // stays callable once the server is listed (the retry of its round comes after the login).
       const tool = (await backend.routing(caller, view, authInfo)).byName.get(name) ??
-        (await listed(ctx, caller, authInfo)).byName.get(name) ?? backend.signInTool(view, name)
+        (await listed(ctx, caller, authInfo)).byName.get(name) ?? backend.signInTool(caller, view, authInfo, name)
       if (tool === undefined) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${name}`)
       const progressToken = _meta?.progressToken
       const onProgress = progressToken === undefined
