@@ -6,7 +6,9 @@
  * starts it), and the client is the official SDK v2 client with one warm session, so the bench's event loop carries
  * only the client. Two comparisons, each in interleaved rounds (the variants' order rotates every round):
  *
- * - the hop: the echo server over Streamable HTTP called directly, and through `mcp-bridge serve` in front of it;
+ * - the hop: the echo server over Streamable HTTP called directly, through `mcp-bridge serve` in front of it, and
+ *   through a reverse proxy that forwards bytes and reads nothing of MCP (`bin/byte-forwarder.ts`: the floor of any
+ *   Node hop);
  * - a stdio server served over Streamable HTTP by `mcp-bridge serve`, `supergateway --stateful` and `mcp-proxy`.
  *
  * Per round: p50 of a chunk of calls at c=1, and calls/s of a chunk at c=50 (one session, 50 requests in flight), with
@@ -39,6 +41,8 @@ import {
 import type { Section } from "../internal/section.ts"
 
 const serverPath = fileURLToPath(new URL("../bin/peer-echo-server.ts", import.meta.url))
+const forwarderPath = fileURLToPath(new URL("../bin/byte-forwarder.ts", import.meta.url))
+const compareCli = process.env["MCP_BRIDGE_BENCH_COMPARE"] || undefined
 const cliPath = fileURLToPath(new URL("../../../node/src/bin/mcp-bridge.ts", import.meta.url))
 const require = createRequire(import.meta.url)
 
@@ -103,12 +107,12 @@ const spawnServing = async (
 
 const echoServerHttp = () => spawnServing([serverPath, "http"], /"url":"([^"]+)"/, (m) => m[1]!)
 
-const bridgeGateway = (server: object) => {
+const bridgeGateway = (server: object, cli = cliPath) => {
   const dir = mkdtempSync(join(tmpdir(), "mcp-bridge-bench-"))
   const config = join(dir, "mcp.json")
   writeFileSync(config, JSON.stringify({ mcpServers: { echo: server } }))
   return spawnServing(
-    ["--conditions=@mcp-bridge/source", cliPath, "serve", "--config", config, "--port", "0"],
+    ["--conditions=@mcp-bridge/source", cli, "serve", "--config", config, "--port", "0"],
     /serving .* at (http:\/\/\S+\/mcp)/,
     (m) => m[1]!
   )
@@ -559,7 +563,17 @@ export const gateway: Section = async ({ log, quick }) => {
     {
       name: "SDK v2 client → `mcp-bridge serve` → echo server (HTTP)",
       start: () => bridgeGateway({ url: upstream!.url })
-    }
+    },
+    {
+      name: "SDK v2 client → a byte forwarder (`node:http`, no MCP) → echo server (HTTP)",
+      start: () => spawnServing([forwarderPath, upstream!.url], /"url":"([^"]+)"/, (m) => m[1]!)
+    },
+    // Another build of the CLI side by side (e.g. a checkout of an earlier commit): `MCP_BRIDGE_BENCH_COMPARE=<path of
+    // its packages/node/src/bin/mcp-bridge.ts>`.
+    ...(compareCli === undefined ? [] : [{
+      name: `SDK v2 client → \`mcp-bridge serve\` (${compareCli}) → echo server (HTTP)`,
+      start: () => bridgeGateway({ url: upstream!.url }, compareCli)
+    }])
   ], { quick, rounds, log }).finally(() => upstream?.close())
   log("  a stdio server over HTTP: mcp-bridge serve, supergateway, mcp-proxy")
   const stdio = await measureGroup([
