@@ -274,3 +274,31 @@ describe("GatewayInputRequired: a 2025-era upstream", () => {
     assert.match(text(refused), /did not declare/)
   })
 })
+
+describe("GatewayInputRequired: shutdown", () => {
+  it("ends a parked call when the gateway stops", async () => {
+    const upstream = await TestServer.startHttp({ name: "up", tools })
+    const gateway = await serveGateway(
+      { mcpServers: { up: { url: upstream.url, bridge: { protocol: "legacy" } } } },
+      { port: 0, dashboard: false }
+    )
+    const client = new Client({ name: "shutdown-test", version: "1.0.0" }, {
+      versionNegotiation: { mode: "auto" },
+      capabilities: full
+    })
+    try {
+      await client.connect(new StreamableHTTPClientTransport(new URL(gateway.url)))
+      const first = await client.callTool({ name: "elicit", arguments: {} }, { allowInputRequired: true })
+      assert.isTrue(isInputRequiredResult(first))
+      // The upstream call is parked on the gateway, waiting for the client's answer.
+      assert.strictEqual(upstream.inFlight(), 1)
+      await gateway.close()
+      // The gateway's close ended the parked call: the upstream's request was answered, its call is over.
+      await upstream.until(() => upstream.inFlight() === 0)
+    } finally {
+      await client.close().catch(() => undefined)
+      await gateway.close()
+      await upstream.close()
+    }
+  })
+})
