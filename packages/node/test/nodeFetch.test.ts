@@ -132,4 +132,124 @@ describe("nodeFetch", () => {
     assert.strictEqual((refused as TypeError).message, "fetch failed")
     assert.strictEqual(((refused as TypeError).cause as { code?: string }).code, "ECONNREFUSED")
   })
+
+  describe("a POST's event stream", () => {
+    const answer = { jsonrpc: "2.0", id: 7, result: { content: [{ type: "text", text: "héllo ✓" }] } }
+    const progress = { jsonrpc: "2.0", method: "notifications/progress", params: { progressToken: 1, progress: 1 } }
+    const readAll = async (body: ReadableStream<Uint8Array>): Promise<{ text: string; error: unknown }> => {
+      const reader = body.getReader()
+      const decoder = new TextDecoder()
+      let text = ""
+      try {
+        for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+          text += decoder.decode(chunk.value, { stream: true })
+        }
+        return { text, error: undefined }
+      } catch (error) {
+        return { text, error }
+      }
+    }
+    const post = (fetch: typeof globalThis.fetch, url: string) =>
+      fetch(url, { ...manual, method: "POST", body: JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call" }) })
+
+    it("that carries only its answer is handed over as that answer in JSON, whatever its chunks", async () => {
+      const event = Buffer.from(`id: e-1\ndata: ${JSON.stringify(answer)}\n\n`)
+      // The answer's multi-byte characters split across writes.
+      const cut = event.indexOf(Buffer.from("✓")) + 1
+      const { server, url } = await listen((_req, res) => {
+        res.writeHead(200, { "content-type": "text/event-stream", "mcp-session-id": "s-2" })
+        res.write(": priming\r\nid: e-0\r\ndata:\r\n\r\n")
+        res.write(event.subarray(0, cut))
+        setTimeout(() => res.end(event.subarray(cut)), 5)
+      })
+      try {
+        const response = await post(NodeFetch.make(), url)
+        assert.strictEqual(response.headers.get("content-type"), "application/json")
+        assert.strictEqual(response.headers.get("mcp-session-id"), "s-2")
+        assert.deepStrictEqual(await response.json(), answer)
+      } finally {
+        await close(server)
+      }
+    })
+
+    it("that carries a long answer in many chunks is handed over as that answer", async () => {
+      const long = { jsonrpc: "2.0", id: 7, result: { content: [{ type: "text", text: "é✓".repeat(300_000) }] } }
+      const event = Buffer.from(`data: ${JSON.stringify(long)}\r\n\r\n`)
+      const { server, url } = await listen((_req, res) => {
+        res.writeHead(200, { "content-type": "text/event-stream" })
+        // Pieces of 64 KiB and 1 byte: boundaries fall inside characters and inside the blank line.
+        const write = (at: number, piece: number): void => {
+          if (at >= event.length) return void res.end()
+          const size = piece % 2 === 0 ? 65_536 : 1
+          res.write(event.subarray(at, at + size), () => write(at + size, piece + 1))
+        }
+        write(0, 0)
+      })
+      try {
+        const response = await post(NodeFetch.make(), url)
+        assert.strictEqual(response.headers.get("content-type"), "application/json")
+        assert.deepStrictEqual(await response.json(), long)
+      } finally {
+        await close(server)
+      }
+    })
+
+    it("that carries anything before its answer is handed over at once, as the event stream it is", async () => {
+      let finish: (() => void) | undefined
+      const { server, url } = await listen((req, res) => {
+        res.writeHead(200, { "content-type": "text/event-stream" })
+        if (req.url === "/retry") res.write("retry: 500\n\n")
+        else res.write(`data: ${JSON.stringify(progress)}\n\n`)
+        finish = () => res.end(`data: ${JSON.stringify(answer)}\n\n`)
+      })
+      try {
+        for (const path of ["/progress", "/retry"]) {
+          // Handed over while the server still holds the stream open: the answer is not there yet.
+          const response = await post(NodeFetch.make(), `${url}${path}`)
+          assert.strictEqual(response.headers.get("content-type"), "text/event-stream")
+          finish!()
+          const { error, text } = await readAll(response.body!)
+          assert.isUndefined(error)
+          const first = path === "/retry" ? "retry: 500\n\n" : `data: ${JSON.stringify(progress)}\n\n`
+          assert.strictEqual(text, `${first}data: ${JSON.stringify(answer)}\n\n`)
+        }
+      } finally {
+        await close(server)
+      }
+    })
+
+    it("still open after its answer, or ended without one, or broken, is handed over as an event stream", async () => {
+      const held: Array<() => void> = []
+      const { server, url } = await listen((req, res) => {
+        res.writeHead(200, { "content-type": "text/event-stream" })
+        res.write("id: e-0\ndata:\n\n")
+        if (req.url === "/open") {
+          res.write(`data: ${JSON.stringify(answer)}\n\n`)
+          held.push(() => res.end())
+        } else if (req.url === "/empty") res.end()
+        else setTimeout(() => res.destroy(), 5)
+      })
+      try {
+        const fetch = NodeFetch.make()
+        // The answer is read although the server never ends the stream.
+        const open = await post(fetch, `${url}/open`)
+        assert.strictEqual(open.headers.get("content-type"), "text/event-stream")
+        const reader = open.body!.getReader()
+        let text = ""
+        while (!text.includes("result")) text += new TextDecoder().decode((await reader.read()).value)
+        assert.strictEqual(text, `id: e-0\ndata:\n\ndata: ${JSON.stringify(answer)}\n\n`)
+        held.forEach((end) => end())
+
+        const empty = await readAll((await post(fetch, `${url}/empty`)).body!)
+        assert.deepStrictEqual(empty, { text: "id: e-0\ndata:\n\n", error: undefined })
+
+        // The event id before the break is still read (the SDK resumes from it), then the break.
+        const broken = await readAll((await post(fetch, `${url}/broken`)).body!)
+        assert.strictEqual(broken.text, "id: e-0\ndata:\n\n")
+        assert.isDefined(broken.error)
+      } finally {
+        await close(server)
+      }
+    })
+  })
 })

@@ -28,6 +28,7 @@ import type {
   TransportSendOptions,
   WebStandardStreamableHTTPServerTransport
 } from "@modelcontextprotocol/server"
+import * as NodeHttp from "./nodeHttp.ts"
 
 /** How long a request's answer may take before its stream is sent anyway (headers, priming event). @internal */
 export const streamAfterMillis = 1_000
@@ -136,6 +137,6 @@ export class JsonAnswers implements Transport {
     const headers: Record<string, string> = { "content-type": "application/json" }
     const session = response.headers.get("mcp-session-id")
     if (session !== null) headers["mcp-session-id"] = session
-    return new Response(JSON.stringify(answer), { status: 200, headers })
+    return NodeHttp.answer(JSON.stringify(answer), { status: 200, headers })
   }
 }

@@ -78,6 +78,19 @@ export const inbound = async (req: IncomingMessage, signal: AbortSignal): Promis
   }
 }
 
+/** The bodies of the answers made by {@link answer}, written as they are. */
+const texts = new WeakMap<Response, string>()
+
+/**
+ * An answer of the gateway's own whose body is `text`: {@link respond} writes the text without reading a body stream
+ * (the `Response` itself carries no body: it is for `respond` only). @internal
+ */
+export const answer = (text: string, init: { readonly status: number; readonly headers: Record<string, string> }) => {
+  const response = new Response(null, init)
+  texts.set(response, text)
+  return response
+}
+
 /** Writes `response` to `res`: whole and in one write, or as an event stream until it ends or `res` closes. @internal */
 export const respond = async (response: Response, res: ServerResponse, closed: Promise<void>): Promise<void> => {
   // The client left before its answer: nothing to write (the stream, if any, is released).
@@ -89,6 +102,13 @@ export const respond = async (response: Response, res: ServerResponse, closed: P
   response.headers.forEach((value, name) => {
     headers[name] = value
   })
+  const text = texts.get(response)
+  if (text !== undefined) {
+    headers["content-length"] = String(Buffer.byteLength(text))
+    res.writeHead(response.status, headers)
+    res.end(text)
+    return
+  }
   if (response.body === null) {
     res.writeHead(response.status, headers)
     res.end()

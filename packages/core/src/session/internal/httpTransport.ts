@@ -49,7 +49,30 @@ export class BridgeHttpTransport extends StreamableHTTPClientTransport {
         return () => clearTimeout(timer)
       }
     })
+    // Answers leave `awaiting` on their way to the SDK's client (which sets `onmessage` when it connects).
+    let deliver: ((message: JSONRPCMessage, extra?: never) => void) | undefined
+    const received = (message: JSONRPCMessage, extra?: never) => {
+      if ("id" in message && !("method" in message) && message.id !== undefined && message.id !== null) {
+        this.awaiting.delete(message.id)
+      }
+      deliver?.(message, extra)
+    }
+    Object.defineProperty(this, "onmessage", {
+      configurable: true,
+      enumerable: true,
+      get: () => deliver === undefined ? undefined : received,
+      set: (handler: typeof deliver) => {
+        deliver = handler
+      }
+    })
   }
+
+  /**
+   * The ids of requests sent and not yet answered: the SDK reports the end of every response stream, answered or
+   * not, and only an unanswered one is failed (an answered id would reach the SDK's client as a response to an
+   * unknown request: an `Error` built and reported per call).
+   */
+  private readonly awaiting = new Set<string | number>()
 
   override send(
     message: JSONRPCMessage | Array<JSONRPCMessage>,
@@ -60,17 +83,29 @@ export class BridgeHttpTransport extends StreamableHTTPClientTransport {
       return super.send(message as JSONRPCMessage, { ...options, requestSignal })
     }
     const id = message.id
+    this.awaiting.add(id)
+    // A request given up (a 2026-07-28 cancellation aborts its signal) is answered by no one.
+    options?.requestSignal?.addEventListener("abort", () => this.awaiting.delete(id), { once: true })
     return super.send(message, {
       ...options,
       requestSignal,
       onRequestStreamEnd: () => {
         options?.onRequestStreamEnd?.()
+        if (!this.awaiting.delete(id)) return
         this.onmessage?.({
           jsonrpc: "2.0",
           id,
           error: { code: streamEndedCode, message: "the response stream ended before the answer" }
         } as JSONRPCMessage)
       }
+    }).catch((error: unknown) => {
+      this.awaiting.delete(id)
+      throw error
     })
+  }
+
+  override close(): Promise<void> {
+    this.awaiting.clear()
+    return super.close()
   }
 }
