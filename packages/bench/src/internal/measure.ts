@@ -42,6 +42,14 @@ export const percentile = (sorted: ReadonlyArray<number>, p: number): number => 
   return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (rank - lo)
 }
 
+/** The median of `xs`, non-finite values left out (`NaN` when none is left). */
+export const median = (xs: ReadonlyArray<number>): number => {
+  const sorted = xs.filter(Number.isFinite).sort((a, b) => a - b)
+  if (sorted.length === 0) return Number.NaN
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
 export const summarize = (samples: Samples): Summary => {
   const sorted = [...samples.latencies].sort((a, b) => a - b)
   const sum = sorted.reduce((acc, x) => acc + x, 0)

@@ -18,14 +18,10 @@
  * under load from several sessions on load-generator threads, in phases with and without a page open.
  */
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
-import { spawn } from "node:child_process"
-import type { ChildProcess } from "node:child_process"
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
-import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
 import { Worker } from "node:worker_threads"
 import type { LoadWorkerResult } from "../internal/loadWorker.ts"
@@ -33,12 +29,15 @@ import {
   emptySamples,
   formatRate,
   markdownTable,
+  median,
   round3,
   runLoad,
   type Samples,
   summarize
 } from "../internal/measure.ts"
 import type { Section } from "../internal/section.ts"
+import { freePort, openSession, spawnServing } from "../internal/serving.ts"
+import type { Served } from "../internal/serving.ts"
 
 const serverPath = fileURLToPath(new URL("../bin/peer-echo-server.ts", import.meta.url))
 const forwarderPath = fileURLToPath(new URL("../bin/byte-forwarder.ts", import.meta.url))
@@ -50,62 +49,7 @@ const benchPackage = JSON.parse(
   readFileSync(fileURLToPath(new URL("../../package.json", import.meta.url)), "utf8")
 ) as { devDependencies: Record<string, string> }
 
-/** A running process serving MCP at `url`. */
-interface Served {
-  readonly url: string
-  readonly pid: number
-  readonly close: () => Promise<void>
-}
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const probe = createServer()
-    probe.once("error", reject)
-    probe.listen(0, "127.0.0.1", () => {
-      const port = (probe.address() as { port: number }).port
-      probe.close(() => resolve(port))
-    })
-  })
-
-const stop = async (child: ChildProcess): Promise<void> => {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
-  child.kill("SIGTERM")
-  const timer = setTimeout(() => child.kill("SIGKILL"), 5_000)
-  await exited
-  clearTimeout(timer)
-}
-
-/** Spawns `args` and resolves once a line of its output matches `ready` (its URL in group 1, when it prints one). */
-const spawnServing = async (
-  args: ReadonlyArray<string>,
-  ready: RegExp,
-  url: (match: RegExpMatchArray) => string
-): Promise<Served> => {
-  const child = spawn(process.execPath, [...args], { stdio: ["pipe", "pipe", "pipe"] })
-  const lines = [createInterface({ input: child.stdout! }), createInterface({ input: child.stderr! })]
-  const seen: Array<string> = []
-  const found = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`not ready in 60 s: ${seen.slice(-5).join(" | ")}`)), 60_000)
-    for (const input of lines) {
-      input.on("line", (line) => {
-        if (seen.length < 50) seen.push(line)
-        const match = line.match(ready)
-        if (match !== null) {
-          clearTimeout(timer)
-          resolve(url(match))
-        }
-      })
-    }
-    child.once("exit", (code) => {
-      clearTimeout(timer)
-      reject(new Error(`exited (${code}) before serving: ${seen.slice(-5).join(" | ")}`))
-    })
-  })
-  return { url: found, pid: child.pid!, close: () => stop(child) }
-}
-
-const echoServerHttp = () => spawnServing([serverPath, "http"], /"url":"([^"]+)"/, (m) => m[1]!)
+const echoServerHttp = () => spawnServing([serverPath, "http"], /"url":"([^"]+)"/)
 
 const bridgeGateway = (server: object, cli = cliPath) => {
   const dir = mkdtempSync(join(tmpdir(), "mcp-bridge-bench-"))
@@ -113,8 +57,7 @@ const bridgeGateway = (server: object, cli = cliPath) => {
   writeFileSync(config, JSON.stringify({ mcpServers: { echo: server } }))
   return spawnServing(
     ["--conditions=@mcp-bridge/source", cli, "serve", "--config", config, "--port", "0"],
-    /serving .* at (http:\/\/\S+\/mcp)/,
-    (m) => m[1]!
+    /serving .* at (http:\/\/\S+\/mcp)/
   )
 }
 
@@ -175,40 +118,10 @@ const mcpProxy = async (): Promise<Served> => {
   )
 }
 
-/** A warm SDK v2 session on `url`, retried while the server finishes starting. */
-const openClient = async (
-  url: string
-): Promise<{ call: (i: number) => Promise<boolean>; close: () => Promise<void> }> => {
-  let lastError: unknown
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const client = new Client({ name: "mcp-bridge-bench", version: "0.1.0" })
-    const transport = new StreamableHTTPClientTransport(new URL(url))
-    try {
-      await client.connect(transport)
-      return {
-        call: async (i) => {
-          const result = await client.callTool({ name: "echo", arguments: { i } })
-          return (result as { isError?: boolean }).isError !== true
-        },
-        close: async () => {
-          await transport.terminateSession().catch(() => undefined)
-          await client.close().catch(() => undefined)
-        }
-      }
-    } catch (error) {
-      lastError = error
-      await client.close().catch(() => undefined)
-      await new Promise((r) => setTimeout(r, 200))
-    }
-  }
-  throw lastError
-}
-
-const median = (xs: ReadonlyArray<number>): number => {
-  const sorted = xs.filter(Number.isFinite).sort((a, b) => a - b)
-  if (sorted.length === 0) return Number.NaN
-  const mid = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+/** A warm SDK v2 session on `url` calling the echo tool. */
+const openClient = async (url: string) => {
+  const session = await openSession(url)
+  return { call: (i: number) => session.call("echo", { i }), close: session.close }
 }
 
 const rssKib = (pid: number): number => {

@@ -13,7 +13,7 @@ import { readFileSync } from "node:fs"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
 import { openBridge } from "../internal/bridgePeer.ts"
-import { formatRate, markdownTable, round3, runLoad, summarize } from "../internal/measure.ts"
+import { formatRate, markdownTable, median, round3, runLoad, summarize } from "../internal/measure.ts"
 import type { Call, Summary } from "../internal/measure.ts"
 import {
   guardNetwork,
@@ -119,13 +119,6 @@ const shuffle = <A>(items: ReadonlyArray<A>, random: () => number): Array<A> => 
     ;[out[i], out[j]] = [out[j]!, out[i]!]
   }
   return out
-}
-
-const median = (xs: ReadonlyArray<number>): number => {
-  const sorted = xs.filter(Number.isFinite).sort((a, b) => a - b)
-  if (sorted.length === 0) return Number.NaN
-  const mid = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
 
 const spread = (xs: ReadonlyArray<number>): readonly [number, number] => {

@@ -16,67 +16,32 @@ import { NodeRedis } from "@effect/platform-node"
 import { McpBridge, McpTransport, ResultStore } from "@mcp-bridge/core"
 import { RedisStores } from "@mcp-bridge/node"
 import { TestRedis, TestServer } from "@mcp-bridge/testing"
-import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
 import { Effect, Layer, ManagedRuntime } from "effect"
 import { Redis } from "effect/persistence"
-import { execFile, spawn } from "node:child_process"
-import type { ChildProcess } from "node:child_process"
+import { execFile } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
 import { promisify } from "node:util"
 import { startBalancer } from "../internal/balancer.ts"
 import type { Balancer } from "../internal/balancer.ts"
-import { formatRate, markdownTable, micros, percentile, round3, runLoad, summarize } from "../internal/measure.ts"
+import {
+  formatRate,
+  markdownTable,
+  median,
+  micros,
+  percentile,
+  round3,
+  runLoad,
+  summarize
+} from "../internal/measure.ts"
 import type { Section } from "../internal/section.ts"
+import { openSession, spawnServing } from "../internal/serving.ts"
+import type { Session } from "../internal/serving.ts"
 
 const serverPath = fileURLToPath(new URL("../bin/peer-echo-server.ts", import.meta.url))
 const cliPath = fileURLToPath(new URL("../../../node/src/bin/mcp-bridge.ts", import.meta.url))
-
-const median = (xs: ReadonlyArray<number>): number => {
-  const sorted = xs.filter(Number.isFinite).sort((a, b) => a - b)
-  if (sorted.length === 0) return Number.NaN
-  const mid = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
-}
-
-const stop = async (child: ChildProcess): Promise<void> => {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
-  child.kill("SIGTERM")
-  const timer = setTimeout(() => child.kill("SIGKILL"), 5_000)
-  await exited
-  clearTimeout(timer)
-}
-
-/** Spawns `args` under this Node and resolves with group 1 of the first output line matching `ready`. */
-const spawnServing = async (
-  args: ReadonlyArray<string>,
-  ready: RegExp
-): Promise<{ readonly url: string; readonly close: () => Promise<void> }> => {
-  const child = spawn(process.execPath, [...args], { stdio: ["pipe", "pipe", "pipe"] })
-  const seen: Array<string> = []
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`not ready in 60 s: ${seen.slice(-5).join(" | ")}`)), 60_000)
-    for (const input of [child.stdout!, child.stderr!]) {
-      createInterface({ input }).on("line", (line) => {
-        if (seen.length < 50) seen.push(line)
-        const match = ready.exec(line)
-        if (match !== null) {
-          clearTimeout(timer)
-          resolve(match[1]!)
-        }
-      })
-    }
-    child.once("exit", (code) => {
-      clearTimeout(timer)
-      reject(new Error(`exited (${code}) before serving: ${seen.slice(-5).join(" | ")}`))
-    })
-  })
-  return { url, close: () => stop(child) }
-}
 
 // -----------------------------------------------------------------------------
 // 1. a Redis-backed hit vs one GET
@@ -202,40 +167,7 @@ const startReplica = (config: string, redis: string | undefined) =>
     /serving .* at (http:\/\/\S+\/mcp)/
   )
 
-type Era = "2025" | "2026"
-
-/** A warm SDK v2 client on `url`, retried while the server finishes starting. */
-const openClient = async (url: string, era: Era = "2025") => {
-  let lastError: unknown
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const client = new Client(
-      { name: "mcp-bridge-bench", version: "0.1.0" },
-      era === "2026" ? { versionNegotiation: { mode: "auto" } } : {}
-    )
-    const transport = new StreamableHTTPClientTransport(new URL(url))
-    try {
-      await client.connect(transport)
-      const call = (name: string) => async (args: Record<string, unknown>) => {
-        const result = await client.callTool({ name, arguments: args })
-        return (result as { isError?: boolean }).isError !== true
-      }
-      return {
-        call,
-        close: async () => {
-          await transport.terminateSession().catch(() => undefined)
-          await client.close().catch(() => undefined)
-        }
-      }
-    } catch (error) {
-      lastError = error
-      await client.close().catch(() => undefined)
-      await new Promise((r) => setTimeout(r, 200))
-    }
-  }
-  throw lastError
-}
-
-type Opened = Awaited<ReturnType<typeof openClient>>
+type Opened = Session
 
 interface ReplicaVariant {
   readonly name: string
@@ -257,12 +189,12 @@ const measureReplicas = async (
   log: (s: string) => void
 ) => {
   for (const v of variants) {
-    v.clients = await Promise.all(Array.from({ length: sessions }, () => openClient(v.balancer.url)))
+    v.clients = await Promise.all(Array.from({ length: sessions }, () => openSession(v.balancer.url)))
   }
   const c1 = quick ? 200 : 500
   const c50 = quick ? 500 : 1_500
-  const uncached = (v: ReplicaVariant) => (i: number) => v.clients[i % sessions]!.call("up_echo")({ i })
-  const hit = (v: ReplicaVariant) => () => v.clients[0]!.call("cached_echo")({ q: "same" })
+  const uncached = (v: ReplicaVariant) => (i: number) => v.clients[i % sessions]!.call("up_echo", { i })
+  const hit = (v: ReplicaVariant) => () => v.clients[0]!.call("cached_echo", { q: "same" })
   for (const v of variants) {
     await runLoad({ total: 300, concurrency: 1, call: uncached(v) })
     await runLoad({ total: 500, concurrency: 50, call: uncached(v) })
@@ -292,7 +224,7 @@ const measureReplicas = async (
 
 interface Kind {
   readonly name: string
-  readonly era: Era
+  readonly era: "2025" | "2026"
   /** one call (warm-up runs it once with index -1) */
   readonly call: (client: Opened, i: number) => Promise<boolean>
   /** calls before counting (warm session, filled cache, used-up limit) */
@@ -300,32 +232,32 @@ interface Kind {
 }
 
 const kinds: ReadonlyArray<Kind> = [
-  { name: "warm uncached call, stdio server", era: "2026", warm: 2, call: (c, i) => c.call("local_echo")({ i }) },
+  { name: "warm uncached call, stdio server", era: "2026", warm: 2, call: (c, i) => c.call("local_echo", { i }) },
   {
     name: "the same, 2025-era session (sealed id)",
     era: "2025",
     warm: 2,
-    call: (c, i) => c.call("local_echo")({ i })
+    call: (c, i) => c.call("local_echo", { i })
   },
   {
     name: "uncached call, HTTP server (shared circuit)",
     era: "2026",
     warm: 2,
-    call: (c, i) => c.call("up_echo")({ i })
+    call: (c, i) => c.call("up_echo", { i })
   },
-  { name: "cache hit", era: "2026", warm: 2, call: (c) => c.call("cached_echo")({ q: "counted" }) },
+  { name: "cache hit", era: "2026", warm: 2, call: (c) => c.call("cached_echo", { q: "counted" }) },
   {
     name: "cache miss that stores (HTTP server)",
     era: "2026",
     warm: 0,
-    call: (c, i) => c.call("cached_echo")({ miss: i })
+    call: (c, i) => c.call("cached_echo", { miss: i })
   },
-  { name: "rate-limited call, admitted (stdio)", era: "2026", warm: 2, call: (c, i) => c.call("limited_echo")({ i }) },
+  { name: "rate-limited call, admitted (stdio)", era: "2026", warm: 2, call: (c, i) => c.call("limited_echo", { i }) },
   {
     name: "rate-limited call, refused (stdio)",
     era: "2026",
     warm: 2,
-    call: async (c, i) => !(await c.call("refused_echo")({ i }))
+    call: async (c, i) => !(await c.call("refused_echo", { i }))
   }
 ]
 
@@ -371,7 +303,7 @@ const countCommands = async (redis: TestRedis.RedisServer, url: string, perKind:
     const idle = between("idle:start", "idle:end").length
     log(`  commands while idle for 1 s: ${idle}`)
     for (const [k, kind] of kinds.entries()) {
-      const client = await openClient(url, kind.era)
+      const client = await openSession(url, kind.era)
       try {
         for (let i = 0; i < kind.warm; i++) await kind.call(client, -1 - i)
         await marker(`kind${k}:start`)
