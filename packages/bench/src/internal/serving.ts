@@ -5,6 +5,7 @@
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
 import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
+import { readFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { createInterface } from "node:readline"
 
@@ -65,6 +66,17 @@ export const spawnServing = async (
     })
   })
   return { url: found, pid: child.pid!, close: () => stop(child) }
+}
+
+/** CPU time (user + system, ms) the process has used, from `/proc` (Linux; `NaN` elsewhere). */
+export const cpuMillis = (pid: number): number => {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
+    // utime and stime, in clock ticks of 10 ms (USER_HZ = 100 on Linux).
+    return (Number(fields[11]) + Number(fields[12])) * 10
+  } catch {
+    return Number.NaN
+  }
 }
 
 /** A warm SDK v2 client session. */

@@ -10,14 +10,13 @@
  * The profile covers the whole process (start-up and 3,000 warm-up calls included): compare shares between runs of
  * the same options, and take latencies from `npm run bench -- --only gateway`.
  */
-import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import { runLoad, summarize } from "../internal/measure.ts"
-import { spawnServing } from "../internal/serving.ts"
+import { cpuMillis, openSession, spawnServing } from "../internal/serving.ts"
 
 const { values } = parseArgs({
   options: {
@@ -37,12 +36,6 @@ const concurrency = Number(values.concurrency)
 const name = `gateway-${values.upstream}-c${concurrency}`
 const dir = resolve(process.cwd(), ".bench/profiles")
 mkdirSync(dir, { recursive: true })
-
-/** CPU time (user + system, ms) the process has used, from `/proc`. */
-const cpuMillis = (pid: number): number => {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
-  return (Number(fields[11]) + Number(fields[12])) * 10
-}
 
 const echo = values.upstream === "http"
   ? await spawnServing([serverPath, "http"], /"url":"([^"]+)"/)
@@ -70,10 +63,8 @@ const gateway = await spawnServing(
   /serving .* at (http:\/\/\S+\/mcp)/
 )
 try {
-  const client = new Client({ name: "mcp-bridge-profile", version: "0.1.0" })
-  await client.connect(new StreamableHTTPClientTransport(new URL(gateway.url)))
-  const call = async (i: number) =>
-    (await client.callTool({ name: "echo", arguments: { i } }) as { isError?: boolean }).isError !== true
+  const session = await openSession(gateway.url)
+  const call = (i: number) => session.call("echo", { i })
   await runLoad({ total: 3_000, concurrency: 50, call })
   const before = cpuMillis(gateway.pid)
   const measured = summarize(await runLoad({ total: calls, concurrency, call }))
@@ -82,7 +73,7 @@ try {
     `${name}: p50 ${measured.p50.toFixed(3)} ms, ${measured.callsPerSecond.toFixed(0)} calls/s, ` +
       `${measured.errors} errors, gateway CPU ${cpu.toFixed(0)} µs/call`
   )
-  await client.close()
+  await session.close()
 } finally {
   // The profile is written when the gateway exits.
   await gateway.close()

@@ -36,7 +36,7 @@ import {
   summarize
 } from "../internal/measure.ts"
 import type { Section } from "../internal/section.ts"
-import { freePort, openSession, spawnServing } from "../internal/serving.ts"
+import { cpuMillis, freePort, openSession, spawnServing } from "../internal/serving.ts"
 import type { Served } from "../internal/serving.ts"
 
 const serverPath = fileURLToPath(new URL("../bin/peer-echo-server.ts", import.meta.url))
@@ -127,17 +127,6 @@ const openClient = async (url: string) => {
 const rssKib = (pid: number): number => {
   const status = readFileSync(`/proc/${pid}/status`, "utf8")
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN)
-}
-
-/** CPU time (user + system, ms) the process has used, from `/proc` (Linux; `NaN` elsewhere). */
-const cpuMillis = (pid: number): number => {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
-    // utime and stime, in clock ticks of 10 ms (USER_HZ = 100 on Linux).
-    return (Number(fields[11]) + Number(fields[12])) * 10
-  } catch {
-    return Number.NaN
-  }
 }
 
 interface Variant {

@@ -53,6 +53,12 @@ const headersOf = (res: IncomingMessage, decompressed: boolean): Headers => {
 
 const fetchFailed = (cause: unknown) => new TypeError("fetch failed", { cause })
 
+/** `stream` as the body of an answer, handed over as it arrives; the request's signal is released when it closes. */
+const streamed = (stream: Readable, init: ResponseInit, release: () => void): Response => {
+  stream.once("close", release)
+  return new Response(Readable.toWeb(stream) as ReadableStream<Uint8Array>, init)
+}
+
 /** How long a held event stream may stay open after its answer before it is handed over as a stream. */
 const endGraceMillis = 10
 
@@ -128,8 +134,7 @@ const held = (
     stop()
     stream.pause()
     if (chunks.length > 0) stream.unshift(bytes())
-    stream.once("close", release)
-    resolve(new Response(Readable.toWeb(stream) as ReadableStream<Uint8Array>, init))
+    resolve(streamed(stream, init, release))
   }
   const onData = (chunk: Buffer) => {
     chunks.push(chunk)
@@ -246,8 +251,7 @@ export const make = (env: Readonly<Record<string, string | undefined>> = process
           // handed over as it arrives (the signal still ends it); any other answer is read whole.
           if ((res.headers["content-type"] ?? "").includes("text/event-stream")) {
             if (method === "POST") return held(stream, init, release, (response) => settle(() => resolve(response)))
-            stream.once("close", release)
-            return settle(() => resolve(new Response(Readable.toWeb(stream) as ReadableStream<Uint8Array>, init)))
+            return settle(() => resolve(streamed(stream, init, release)))
           }
           const chunks: Array<Buffer> = []
           stream.on("data", (chunk: Buffer) => chunks.push(chunk))
